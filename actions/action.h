@@ -1,0 +1,75 @@
+// The interface every action type implements. An action only acts and
+// reports what happened; the guard (pause, mutex, cooldown, budget,
+// dry-run) and the bookkeeping around it live in daemon/guard and
+// daemon/executor.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "daemon/options.h"
+#include "daemon/runtime.h"
+#include "daemon/units.h"
+
+namespace warden {
+
+// Why an action runs.
+struct Trigger {
+  std::string kind;    // "check", "job" or "ctl"
+  std::string name;    // the check, job or "wardenctl"
+  std::string state;   // for checks: the state entered ("crit", "ok" on recover)
+  std::string value;   // for checks: the value that tripped it
+};
+
+struct ActionOutcome {
+  bool ok = false;
+  std::string error;          // why it failed, for an operator
+  int exit_code = -1;         // processes: exit status, -1 if none
+  int signal = 0;             // processes: the signal that ended it
+  std::string stdout_tail;    // at most 4 KB, valid UTF-8, secrets redacted
+  std::string stderr_tail;
+  nlohmann::json extra = nlohmann::json::object();  // type-specific fields for action.finish
+};
+
+struct ActionCommon {
+  std::string name;
+  std::string type;
+  Duration timeout{60'000};
+  std::optional<Duration> cooldown;
+  std::optional<Budget> budget;
+  bool dry_run = false;
+  std::string connection;     // uses_mysql types: "" means [mysql]
+};
+
+class Action {
+ public:
+  Action() = default;
+  virtual ~Action() = default;
+  Action(const Action&) = delete;
+  Action& operator=(const Action&) = delete;
+
+  using Done = std::function<void(ActionOutcome)>;
+  // Loop thread only; must not block. Calls `done` exactly once on the loop
+  // thread (possibly from inside Run). `common` holds the timeout.
+  virtual void Run(Runtime& rt, const ActionCommon& common, const Trigger& trigger, Done done) = 0;
+};
+
+struct ActionType {
+  const char* name;
+  const char* summary;
+  bool guarded;      // changes something: passes the guard first (notify: false)
+  bool uses_mysql;   // accepts `connection = NAME`
+  // Validates the type's own keys through `opts`; no I/O.
+  std::unique_ptr<Action> (*make)(OptionReader& opts, const ActionCommon& common);
+};
+
+const std::vector<ActionType>& ActionTypes();   // actions/registry.cc
+const ActionType* FindActionType(std::string_view name);
+
+}  // namespace warden

@@ -1,0 +1,122 @@
+#include "actions/exec.h"
+
+#include <cctype>
+
+#include "daemon/words.h"
+
+namespace warden {
+
+ActionOutcome ProcessOutcome(const ProcessResult& result) {
+  ActionOutcome out;
+  out.ok = result.success();
+  out.exit_code = result.exit_code;
+  out.signal = result.signal;
+  if (!out.ok) out.error = result.Describe();
+  out.stdout_tail = result.stdout_tail;
+  out.stderr_tail = result.stderr_tail;
+  if (result.timed_out) out.extra["timed_out"] = true;
+  return out;
+}
+
+std::vector<std::string> TriggerEnvironment(const ActionCommon& common, const Trigger& trigger) {
+  return {
+      "WARDEN_ACTION=" + common.name,        "WARDEN_TRIGGER=" + trigger.kind,
+      "WARDEN_TRIGGER_NAME=" + trigger.name, "WARDEN_STATE=" + trigger.state,
+      "WARDEN_VALUE=" + trigger.value,
+  };
+}
+
+namespace {
+
+bool IsEnvName(std::string_view name) {
+  if (name.empty() || std::isdigit(static_cast<unsigned char>(name[0]))) return false;
+  for (char c : name) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') return false;
+  }
+  return true;
+}
+
+class ExecAction final : public Action {
+ public:
+  ExecAction(std::vector<std::string> argv, std::vector<std::string> env)
+      : argv_(std::move(argv)), env_(std::move(env)) {}
+
+  void Run(Runtime& rt, const ActionCommon& common, const Trigger& trigger, Done done) override {
+    if (!rt.processes) {
+      ActionOutcome out;
+      out.error = "internal error: no process runner in this runtime";
+      done(std::move(out));
+      return;
+    }
+    ProcessSpec spec;
+    spec.argv = argv_;
+    spec.env = TriggerEnvironment(common, trigger);
+    spec.env.insert(spec.env.end(), env_.begin(), env_.end());
+    spec.timeout = common.timeout;
+    spec.capture_limit = kActionCaptureLimit;
+    rt.processes->Spawn(std::move(spec), [done = std::move(done)](ProcessResult r) {
+      done(ProcessOutcome(r));
+    });
+  }
+
+ private:
+  const std::vector<std::string> argv_;
+  const std::vector<std::string> env_;
+};
+
+std::unique_ptr<Action> MakeExec(OptionReader& opts, const ActionCommon& /*common*/) {
+  const size_t errors_before = opts.diag().errors().size();
+  bool shell = opts.GetBool("shell").value_or(false);
+
+  std::vector<std::string> argv;
+  if (!opts.Has("command")) {
+    (void)opts.Required("command", "the program and its arguments");
+  } else if (auto text = opts.MultiLineText("command")) {
+    const ConfigEntry& entry = *opts.Find("command");
+    if (shell) {
+      argv = {"/bin/sh", "-c", *text};
+    } else if (auto words = SplitWords(*text)) {
+      argv = std::move(*words);
+      size_t eq = argv[0].find('=');
+      if (eq != std::string::npos && IsEnvName(std::string_view(argv[0]).substr(0, eq))) {
+        opts.Error(entry, "command: '" + argv[0] +
+                              "' would set an environment variable in a shell: use env = " +
+                              QuoteWord(argv[0]) + ", or set shell = yes");
+      }
+    } else {
+      opts.Error(entry, "command: " + words.error());
+    }
+  }
+
+  std::vector<std::string> env;
+  if (auto text = opts.MultiLineText("env")) {
+    const ConfigEntry& entry = *opts.Find("env");
+    if (auto words = SplitWords(*text, "quote it")) {
+      for (auto& w : *words) {
+        size_t eq = w.find('=');
+        if (eq == std::string::npos) {
+          opts.Error(entry, "env: '" + w + "' is not NAME=VALUE");
+        } else if (!IsEnvName(std::string_view(w).substr(0, eq))) {
+          opts.Error(entry, "env: '" + w.substr(0, eq) +
+                                "' is not a variable name (letters, digits and _, not starting "
+                                "with a digit)");
+        } else {
+          env.push_back(std::move(w));
+        }
+      }
+    } else {
+      opts.Error(entry, "env: " + words.error());
+    }
+  }
+
+  if (opts.diag().errors().size() != errors_before) return nullptr;
+  return std::make_unique<ExecAction>(std::move(argv), std::move(env));
+}
+
+}  // namespace
+
+const ActionType kExecActionType = {
+    "exec", "runs a command (argv split like a shell, no shell unless shell = yes)",
+    /*guarded=*/true, /*uses_mysql=*/false, &MakeExec};
+
+}  // namespace warden

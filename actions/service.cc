@@ -1,0 +1,118 @@
+#include "actions/service.h"
+
+#include <cctype>
+
+#include "actions/exec.h"
+#include "daemon/config.h"
+#include "daemon/process.h"
+#include "daemon/words.h"
+
+namespace warden {
+namespace {
+
+constexpr const char* kDefaultServiceCommand = "systemctl";
+
+void ReplaceAll(std::string& s, std::string_view what, std::string_view with) {
+  for (size_t pos = s.find(what); pos != std::string::npos; pos = s.find(what, pos + with.size())) {
+    s.replace(pos, what.size(), with);
+  }
+}
+
+bool ValidServiceName(std::string_view name) {
+  if (name.empty() || name.front() == '-') return false;
+  for (char c : name) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) &&
+        std::string_view(":_.@\\-").find(c) == std::string_view::npos) {
+      return false;
+    }
+  }
+  return true;
+}
+
+class ServiceAction final : public Action {
+ public:
+  ServiceAction(std::string name, std::string op) : name_(std::move(name)), op_(std::move(op)) {}
+
+  void Run(Runtime& rt, const ActionCommon& common, const Trigger& trigger, Done done) override {
+    ActionOutcome out;
+    if (!rt.processes) {
+      out.error = "internal error: no process runner in this runtime";
+      done(std::move(out));
+      return;
+    }
+    std::string command = kDefaultServiceCommand;
+    if (rt.config && !rt.config->daemon.service_command.empty()) {
+      command = rt.config->daemon.service_command;
+    }
+    auto argv = ServiceArgv(command, op_, name_);
+    if (!argv) {
+      out.error = argv.error();
+      done(std::move(out));
+      return;
+    }
+    ProcessSpec spec;
+    spec.argv = std::move(*argv);
+    spec.env = TriggerEnvironment(common, trigger);
+    spec.timeout = common.timeout;
+    spec.capture_limit = kActionCaptureLimit;
+    rt.processes->Spawn(std::move(spec),
+                        [service = name_, op = op_, done = std::move(done)](ProcessResult r) {
+                          ActionOutcome o = ProcessOutcome(r);
+                          o.extra["service"] = service;
+                          o.extra["op"] = op;
+                          done(std::move(o));
+                        });
+  }
+
+ private:
+  const std::string name_;
+  const std::string op_;
+};
+
+std::unique_ptr<Action> MakeService(OptionReader& opts, const ActionCommon& /*common*/) {
+  const size_t errors_before = opts.diag().errors().size();
+  std::string name = opts.Required("name", "the service to act on, e.g. mariadb");
+  if (!name.empty() && !ValidServiceName(name)) {
+    opts.Error(*opts.Find("name"), "name: '" + name +
+                                       "' is not a service name (letters, digits and : _ . @ \\ "
+                                       "-, not starting with '-')");
+  }
+  std::optional<std::string> op;
+  if (opts.Has("op")) {
+    op = opts.GetChoice("op", {"start", "stop", "restart", "reload"});
+  } else {
+    (void)opts.Required("op", "start, stop, restart or reload");
+  }
+  if (opts.diag().errors().size() != errors_before || !op) return nullptr;
+  return std::make_unique<ServiceAction>(std::move(name), std::move(*op));
+}
+
+}  // namespace
+
+Expected<std::vector<std::string>> ServiceArgv(const std::string& service_command,
+                                               const std::string& op, const std::string& name) {
+  auto words = SplitWords(service_command, "quote it");
+  if (!words) return Status::Error("service_command: " + words.error());
+  bool placeholders = false;
+  for (const auto& w : *words) {
+    if (w.find("{op}") != std::string::npos || w.find("{name}") != std::string::npos) {
+      placeholders = true;
+    }
+  }
+  if (!placeholders) {
+    words->push_back(op);
+    words->push_back(name);
+    return words;
+  }
+  for (auto& w : *words) {
+    ReplaceAll(w, "{op}", op);
+    ReplaceAll(w, "{name}", name);
+  }
+  return words;
+}
+
+const ActionType kServiceActionType = {
+    "service", "starts, stops, restarts or reloads a system service (systemctl by default)",
+    /*guarded=*/true, /*uses_mysql=*/false, &MakeService};
+
+}  // namespace warden

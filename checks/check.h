@@ -1,0 +1,74 @@
+// The interface every check type implements. A check only measures: it
+// returns a value or an error. Thresholds, trip/recover, state and what to
+// fire live in the evaluator (daemon/evaluator.h).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "daemon/options.h"
+#include "daemon/runtime.h"
+#include "daemon/units.h"
+
+namespace warden {
+
+// What one run of a check produced.
+struct Measurement {
+  enum class Kind { kValue, kError, kNotYet };
+  Kind kind = Kind::kError;
+  std::string value;   // kValue: the value as text ("12", "12.5", "Yes")
+  std::string error;   // kError: what went wrong, for an operator; kNotYet: why
+
+  static Measurement Value(std::string v) { return {Kind::kValue, std::move(v), {}}; }
+  static Measurement Number(double v);   // formatted without needless digits
+  static Measurement Error(std::string e) { return {Kind::kError, {}, std::move(e)}; }
+  // No value yet (a rate needs two samples); the state does not change.
+  static Measurement NotYet(std::string why) { return {Kind::kNotYet, {}, std::move(why)}; }
+};
+
+// Settings every check has, already validated, handed to the factory.
+struct CheckCommon {
+  std::string name;
+  std::string type;
+  Duration every{30'000};
+  Duration timeout{10'000};
+  std::string connection;  // mysql_* only: "" means [mysql]
+};
+
+class Check {
+ public:
+  Check() = default;
+  virtual ~Check() = default;
+  Check(const Check&) = delete;
+  Check& operator=(const Check&) = delete;
+
+  using Done = std::function<void(Measurement)>;
+  // Starts one run. Loop thread only; must not block. Calls `done` exactly
+  // once on the loop thread (possibly from inside Run). The scheduler never
+  // starts a check again while its previous run is in flight.
+  virtual void Run(Runtime& rt, Done done) = 0;
+};
+
+struct CheckType {
+  const char* name;      // the `type = ...` word
+  const char* summary;   // one line for docs and errors
+  bool uses_mysql;       // accepts `connection = NAME`
+  // Validates the type's own keys through `opts` (reporting problems there)
+  // and builds the check. Does no I/O. May return nullptr after reporting.
+  std::unique_ptr<Check> (*make)(OptionReader& opts, const CheckCommon& common);
+};
+
+// The built-in check types (checks/registry.cc).
+const std::vector<CheckType>& CheckTypes();
+const CheckType* FindCheckType(std::string_view name);
+
+// Runs `measure` on the worker pool (lane `lane`), with `timeout` as its
+// queueing deadline, and delivers the result on the loop. If the job could
+// not start before the deadline, delivers an error saying so.
+void RunBlocking(Runtime& rt, std::string lane, Duration timeout,
+                 std::function<Measurement()> measure, Check::Done done);
+
+}  // namespace warden

@@ -1,0 +1,69 @@
+#include "checks/file.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+
+namespace warden {
+namespace {
+
+Measurement MeasureFile(const std::string& path, const std::string& metric) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) {
+    int err = errno;
+    bool missing = err == ENOENT || err == ENOTDIR;
+    if (missing && metric == "exists") return Measurement::Value("0");
+    if (missing) return Measurement::Error("no such file: " + path);
+    return Measurement::Error("stat " + path + ": " + std::strerror(err));
+  }
+  if (metric == "exists") return Measurement::Value("1");
+  if (metric == "size") return Measurement::Number(static_cast<double>(st.st_size));
+  auto mtime = std::chrono::system_clock::time_point(
+      std::chrono::duration_cast<std::chrono::system_clock::duration>(
+          std::chrono::seconds(st.st_mtim.tv_sec) + std::chrono::nanoseconds(st.st_mtim.tv_nsec)));
+  double age = std::chrono::duration<double>(std::chrono::system_clock::now() - mtime).count();
+  return Measurement::Number(std::round(age * 1000) / 1000);
+}
+
+class FileCheck final : public Check {
+ public:
+  FileCheck(std::string path, std::string metric, Duration timeout)
+      : path_(std::move(path)), metric_(std::move(metric)), timeout_(timeout) {}
+
+  void Run(Runtime& rt, Done done) override {
+    RunBlocking(
+        rt, "file", timeout_, [path = path_, metric = metric_] { return MeasureFile(path, metric); },
+        std::move(done));
+  }
+
+ private:
+  const std::string path_;
+  const std::string metric_;
+  const Duration timeout_;
+};
+
+std::unique_ptr<Check> Make(OptionReader& opts, const CheckCommon& common) {
+  std::string path = opts.Required("path", "the file to look at");
+  std::string metric = "exists";
+  bool bad = false;
+  if (opts.Has("metric")) {
+    auto m = opts.GetChoice("metric", {"exists", "age", "size"});
+    if (m) metric = *m;
+    else bad = true;
+  }
+  if (!path.empty() && path[0] != '/') {
+    opts.Error(*opts.Find("path"), "path must be absolute");
+    bad = true;
+  }
+  if (bad || path.empty()) return nullptr;
+  return std::make_unique<FileCheck>(path, metric, common.timeout);
+}
+
+}  // namespace
+
+const CheckType kFileCheckType = {"file", "whether a file exists, its age or its size", false, &Make};
+
+}  // namespace warden

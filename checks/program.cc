@@ -1,0 +1,120 @@
+#include "checks/program.h"
+
+#include <cctype>
+
+#include "daemon/process.h"
+#include "daemon/words.h"
+
+namespace warden {
+
+std::optional<std::string> FirstNumber(std::string_view text) {
+  auto digit = [&](size_t i) { return i < text.size() && std::isdigit(static_cast<unsigned char>(text[i])); };
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (i > 0) {
+      unsigned char before = static_cast<unsigned char>(text[i - 1]);
+      // Inside a word ("db-17", "v1.2", "x_3"): not a number of its own.
+      if (std::isalnum(before) || before == '_' || before == '.' || before == '-' || before == '+') {
+        continue;
+      }
+    }
+    size_t j = i;
+    if (text[j] == '-' || text[j] == '+') ++j;
+    if (!digit(j)) continue;
+    while (digit(j)) ++j;
+    if (j + 1 < text.size() && text[j] == '.' && digit(j + 1)) {
+      ++j;
+      while (digit(j)) ++j;
+    }
+    std::string number(text.substr(i, j - i));
+    if (number[0] == '+') number.erase(0, 1);
+    if (ParseNumber(number)) return number;
+  }
+  return std::nullopt;
+}
+
+namespace {
+
+// The last line of stderr, short, for an error message.
+std::string StderrHint(const std::string& tail) {
+  std::string_view t = Trim(tail);
+  if (t.empty()) return {};
+  auto nl = t.rfind('\n');
+  if (nl != std::string_view::npos) t = Trim(t.substr(nl + 1));
+  if (t.size() > 300) t = t.substr(t.size() - 300);
+  return ": " + std::string(t);
+}
+
+class ProgramCheck final : public Check {
+ public:
+  ProgramCheck(std::vector<std::string> argv, bool stdout_value, Duration timeout)
+      : argv_(std::move(argv)), stdout_value_(stdout_value), timeout_(timeout) {}
+
+  void Run(Runtime& rt, Done done) override {
+    if (!rt.processes) {
+      done(Measurement::Error("internal error: no process runner in this runtime"));
+      return;
+    }
+    ProcessSpec spec;
+    spec.argv = argv_;
+    spec.timeout = timeout_;
+    spec.kill_grace = std::min(spec.kill_grace, std::max(timeout_, Duration(1000)));
+    rt.processes->Spawn(std::move(spec), [program = argv_[0], stdout_value = stdout_value_,
+                                          done = std::move(done)](ProcessResult r) {
+      if (!r.started) {
+        done(Measurement::Error("cannot run " + program + ": " + r.error));
+      } else if (r.timed_out || r.signal != 0) {
+        done(Measurement::Error(program + ": " + r.Describe()));
+      } else if (!stdout_value) {
+        done(Measurement::Number(r.exit_code));
+      } else if (r.exit_code != 0) {
+        done(Measurement::Error(program + ": " + r.Describe() + StderrHint(r.stderr_tail)));
+      } else if (auto n = FirstNumber(r.stdout_head)) {
+        done(Measurement::Number(*ParseNumber(*n)));
+      } else {
+        std::string shown(Trim(r.stdout_head).substr(0, 80));
+        done(Measurement::Error(program + " printed no number" +
+                                (shown.empty() ? std::string(" (no output)") : ": '" + shown + "'")));
+      }
+    });
+  }
+
+ private:
+  const std::vector<std::string> argv_;
+  const bool stdout_value_;
+  const Duration timeout_;
+};
+
+std::unique_ptr<Check> Make(OptionReader& opts, const CheckCommon& common) {
+  std::vector<std::string> argv;
+  bool bad = false;
+  if (!opts.Has("command")) {
+    opts.Required("command", "the program and its arguments");
+    bad = true;
+  } else if (auto text = opts.MultiLineText("command")) {
+    auto words = SplitWords(*text, "quote it; program checks run no shell (use command = sh -c '...')");
+    if (!words) {
+      opts.Error(*opts.Find("command"), "command: " + words.error());
+      bad = true;
+    } else {
+      argv = std::move(*words);
+    }
+  } else {
+    bad = true;
+  }
+  bool stdout_value = false;
+  if (opts.Has("value")) {
+    auto v = opts.GetChoice("value", {"exit", "stdout"});
+    if (!v) bad = true;
+    stdout_value = v && *v == "stdout";
+  }
+  if (bad || argv.empty()) return nullptr;
+  return std::make_unique<ProgramCheck>(std::move(argv), stdout_value, common.timeout);
+}
+
+}  // namespace
+
+const CheckType kProgramCheckType = {
+    "program", "exit status of a command, or the first number it prints (value = stdout)", false,
+    &Make};
+
+}  // namespace warden

@@ -1,0 +1,470 @@
+#include "daemon/config.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <map>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <set>
+#include <sstream>
+
+#include "daemon/options.h"
+
+namespace warden {
+namespace {
+
+// FNV-1a, 64 bit: a stable digest for events and reload comparisons.
+class Digest {
+ public:
+  void Add(std::string_view s) {
+    for (unsigned char c : s) {
+      h_ ^= c;
+      h_ *= 1099511628211ULL;
+    }
+    h_ ^= 0xff;  // separator
+    h_ *= 1099511628211ULL;
+  }
+  std::string Hex() const {
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h_));
+    return buf;
+  }
+
+ private:
+  std::uint64_t h_ = 14695981039346656037ULL;
+};
+
+std::string SectionDigest(const RawSection& s) {
+  Digest d;
+  d.Add(s.kind);
+  d.Add(s.name);
+  for (const auto& e : s.entries) {
+    d.Add(e.key);
+    d.Add(e.value);
+  }
+  return d.Hex();
+}
+
+bool ReadSecretFile(const std::string& path, std::string* out, std::string* error) {
+  std::ifstream in(path);
+  if (!in) {
+    *error = "cannot read " + path + ": " + std::strerror(errno);
+    return false;
+  }
+  std::string line;
+  std::getline(in, line);
+  while (!line.empty() && (line.back() == '\r' || line.back() == '\n' || line.back() == ' ')) {
+    line.pop_back();
+  }
+  *out = line;
+  return true;
+}
+
+bool ValidName(const std::string& name) {
+  if (name.empty()) return false;
+  for (char c : name) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.')) {
+      return false;
+    }
+  }
+  return true;
+}
+
+class Loader {
+ public:
+  Loader(const LoadOptions& options, Diagnostics& diag) : options_(options), diag_(diag) {}
+
+  std::shared_ptr<const Config> Load(const std::string& path) {
+    auto config = std::make_shared<Config>();
+    config->path = path;
+    IniOptions ini;
+    ini.check_ownership = options_.check_ownership;
+    std::vector<RawSection> sections = ReadIniFiles(path, ini, diag_);
+    Digest all;
+    for (const auto& s : sections) all.Add(SectionDigest(s));
+    config->digest = all.Hex();
+
+    // [daemon] first: its interval is the default `every` of checks.
+    for (const auto& s : sections) {
+      if (s.kind == "daemon") LoadDaemon(s, *config);
+    }
+    bool have_mutex = false;
+    for (const auto& s : sections) {
+      if (s.kind == "daemon") continue;
+      if (s.kind == "log") LoadLog(s, *config);
+      else if (s.kind == "control") LoadControl(s, *config);
+      else if (s.kind == "mysql") LoadMysql(s, *config);
+      else if (s.kind == "mutex") { have_mutex = true; LoadMutex(s, *config); }
+      else if (s.kind == "check") LoadCheck(s, *config);
+      else if (s.kind == "action") LoadAction(s, *config);
+      else if (s.kind == "fleet" || s.kind == "fluentd" || s.kind == "job" || s.kind == "wait")
+        diag_.Error(s.where, s.title() + " is not supported by this version of wardend (" +
+                                 std::string(kVersionNote) + ")");
+      else
+        diag_.Error(s.where, "unknown section " + s.title() +
+                                 " (known: daemon, log, control, mysql, mutex, check, action)");
+    }
+    if (!have_mutex && !sections.empty()) {
+      diag_.Error(path + ": no [mutex] section: set url=…, backend=etcd or mode=off "
+                         "(automation without a kill switch must be a decision)");
+    }
+    CrossCheck(*config);
+    if (!diag_.ok()) return nullptr;
+    return config;
+  }
+
+ private:
+  static constexpr const char* kVersionNote = "fluentd, fleet slots and jobs come in later releases";
+
+  void NoName(const RawSection& s) {
+    if (!s.name.empty()) diag_.Error(s.where, "[" + s.kind + "] takes no name (got '" + s.name + "')");
+  }
+
+  void LoadDaemon(const RawSection& s, Config& c) {
+    NoName(s);
+    OptionReader r(s, diag_);
+    r.Find("include");  // handled while reading files
+    if (auto v = r.Text("host_id")) c.daemon.host_id = *v;
+    if (auto v = r.Text("state_dir")) c.daemon.state_dir = *v;
+    if (auto v = r.GetDuration("interval")) {
+      if (v->count() < 100) r.Error(*r.Find("interval"), "interval must be at least 100ms");
+      else c.daemon.interval = *v;
+    }
+    if (auto v = r.GetPercent("jitter")) c.daemon.jitter = *v;
+    if (auto v = r.GetInteger("workers", 1, 64)) c.daemon.workers = static_cast<int>(*v);
+    if (auto v = r.Text("service_command")) c.daemon.service_command = *v;
+    r.Finish("[daemon]");
+  }
+
+  void LoadLog(const RawSection& s, Config& c) {
+    NoName(s);
+    OptionReader r(s, diag_);
+    if (auto v = r.GetChoice("level", {"trace", "debug", "info", "warn", "error"})) c.log.level = *v;
+    if (auto v = r.Text("file")) c.log.file = *v;
+    if (auto v = r.Text("events")) c.log.events = *v;
+    r.Finish("[log]");
+  }
+
+  void LoadControl(const RawSection& s, Config& c) {
+    NoName(s);
+    OptionReader r(s, diag_);
+    if (auto v = r.Text("socket")) c.control.socket = *v;
+    if (auto v = r.Text("group")) c.control.group = *v;
+    r.Finish("[control]");
+  }
+
+  void LoadMysql(const RawSection& s, Config& c) {
+    OptionReader r(s, diag_);
+    MysqlConnConfig m;
+    m.name = s.name;
+    if (auto v = r.Text("socket")) m.socket = *v;
+    if (auto v = r.Text("host")) m.host = *v;
+    if (auto v = r.GetInteger("port", 1, 65535)) m.port = static_cast<int>(*v);
+    if (auto v = r.Text("user")) m.user = *v;
+    if (auto v = r.Text("database")) m.database = *v;
+    if (auto v = r.GetDuration("connect_timeout")) m.connect_timeout = *v;
+    if (auto v = r.GetDuration("query_timeout")) m.query_timeout = *v;
+    if (const ConfigEntry* e = r.Find("password_file")) {
+      std::string error;
+      if (options_.read_secrets && !ReadSecretFile(std::string(Trim(e->value)), &m.password, &error)) {
+        r.Error(*e, "password_file: " + error);
+      }
+      if (!m.password.empty()) c.secrets.push_back(m.password);
+    }
+    if (const ConfigEntry* e = r.Find("password")) {
+      r.Error(*e, "passwords are read from a file: use password_file = PATH (mode 0600)");
+    }
+    if (m.user.empty()) r.Error(s.title() + " needs 'user'");
+    if (m.socket.empty() && m.host.empty()) {
+      r.Error(s.title() + " needs 'socket' or 'host'");
+    } else if (!m.socket.empty() && !m.host.empty()) {
+      r.Error(s.title() + " sets both 'socket' and 'host': choose one");
+    }
+    if (m.host == "localhost") {
+      r.Error(*r.Find("host"), "host = localhost means the default unix socket to the MySQL "
+                               "client library: use host = 127.0.0.1 or socket = PATH");
+    }
+    if (!s.name.empty() && !ValidName(s.name)) {
+      r.Error("invalid connection name '" + s.name + "' (letters, digits, _ - .)");
+    }
+    r.Finish(s.title());
+    c.mysql[m.name] = std::move(m);
+  }
+
+  void LoadMutex(const RawSection& s, Config& c) {
+    NoName(s);
+    OptionReader r(s, diag_);
+    auto mode = r.GetChoice("mode", {"off", "on"});
+    auto url = r.Text("url");
+    if (const ConfigEntry* e = r.Find("backend")) {
+      if (Trim(e->value) == "etcd") {
+        r.Error(*e, "backend = etcd is not supported by this version of wardend; use url = …");
+      } else if (Trim(e->value) != "http") {
+        r.Error(*e, "backend: '" + e->value + "' is not http or etcd");
+      }
+    }
+    r.Find("endpoints");
+    r.Find("prefix");
+    if (auto v = r.GetDuration("timeout")) c.mutex.timeout = *v;
+    if (auto v = r.GetDuration("cache")) c.mutex.cache = *v;
+    if (auto v = r.GetDuration("poll")) c.mutex.poll = *v;
+    if (auto v = r.Text("ca_file")) c.mutex.ca_file = *v;
+    if (const ConfigEntry* e = r.Find("token_file")) {
+      std::string error;
+      if (options_.read_secrets &&
+          !ReadSecretFile(std::string(Trim(e->value)), &c.mutex.token, &error)) {
+        r.Error(*e, "token_file: " + error);
+      }
+      if (!c.mutex.token.empty()) c.secrets.push_back(c.mutex.token);
+    }
+    if (mode && *mode == "off") {
+      c.mutex.mode = MutexConfig::Mode::kOff;
+      if (url) r.Error(*r.Find("url"), "mode = off and a url contradict each other: keep one");
+    } else if (url) {
+      c.mutex.url = *url;
+      if (url->rfind("http://", 0) != 0 && url->rfind("https://", 0) != 0 &&
+          url->rfind("file://", 0) != 0) {
+        r.Error(*r.Find("url"), "url must start with http://, https:// or file://");
+      }
+    } else if (!r.Has("backend")) {
+      r.Error("[mutex] needs url = …, backend = etcd or mode = off");
+    }
+    if (c.mutex.timeout.count() <= 0) r.Error("[mutex] timeout must be longer than 0");
+    if (c.mutex.poll.count() < 100) r.Error("[mutex] poll must be at least 100ms");
+    r.Finish("[mutex]");
+  }
+
+  // Keys every check has; fills `common` and the evaluation rules.
+  void LoadCheck(const RawSection& s, Config& c) {
+    OptionReader r(s, diag_);
+    CheckConfig cc;
+    cc.where = s.where;
+    cc.digest = SectionDigest(s);
+    cc.common.name = s.name;
+    if (!ValidName(s.name)) {
+      r.Error("check name '" + s.name + "' is invalid (letters, digits, _ - .)");
+    }
+    std::string type = r.Required("type", "one of " + CheckTypeList());
+    cc.common.type = type;
+    cc.type = type.empty() ? nullptr : FindCheckType(type);
+    if (!type.empty() && !cc.type) {
+      r.Error(*r.Find("type"), "unknown check type '" + type + "' (known: " + CheckTypeList() + ")");
+    }
+    cc.common.every = c.daemon.interval;
+    if (auto v = r.GetDuration("every")) {
+      if (v->count() < 100) r.Error(*r.Find("every"), "every must be at least 100ms");
+      else cc.common.every = *v;
+    }
+    cc.common.timeout = std::min(cc.common.every, Duration(10'000));
+    if (auto v = r.GetDuration("timeout")) {
+      if (v->count() <= 0) r.Error(*r.Find("timeout"), "timeout must be longer than 0");
+      else cc.common.timeout = *v;
+    }
+    cc.rules.warn = r.GetThreshold("warn");
+    cc.rules.crit = r.GetThreshold("crit");
+    if (auto v = r.GetTrip("trip")) cc.rules.trip = *v;
+    if (auto v = r.GetInteger("recover", 1, 1000)) cc.rules.recover = static_cast<int>(*v);
+    cc.rules.repeat = r.GetDuration("repeat");
+    if (cc.rules.repeat && cc.rules.repeat->count() <= 0) {
+      r.Error(*r.Find("repeat"), "repeat must be longer than 0 (leave it out to fire once)");
+      cc.rules.repeat.reset();
+    }
+    cc.depends = r.GetList("depends");
+    cc.on_warn = r.GetList("on_warn");
+    cc.on_crit = r.GetList("on_crit");
+    cc.on_error = r.GetList("on_error");
+    cc.on_recover = r.GetList("on_recover");
+    if (!cc.on_warn.empty() && !cc.rules.warn) {
+      r.Error(*r.Find("on_warn"), "on_warn can never fire: the check has no warn threshold");
+    }
+    if (!cc.on_crit.empty() && !cc.rules.crit) {
+      r.Error(*r.Find("on_crit"), "on_crit can never fire: the check has no crit threshold");
+    }
+    if (cc.type && cc.type->uses_mysql) {
+      if (auto v = r.Text("connection")) cc.common.connection = *v;
+      connection_refs_.push_back({cc.common.connection, r.Find("connection")
+                                                            ? r.Find("connection")->where
+                                                            : s.where, s.title()});
+    }
+    if (cc.type) {
+      std::unique_ptr<Check> impl = cc.type->make(r, cc.common);
+      cc.impl = std::move(impl);
+      r.Finish("check type " + type);
+    }
+    for (const auto& other : c.checks) {
+      if (other.common.name == s.name) return;  // duplicate already reported by ReadIniFiles
+    }
+    c.checks.push_back(std::move(cc));
+  }
+
+  void LoadAction(const RawSection& s, Config& c) {
+    OptionReader r(s, diag_);
+    ActionConfig ac;
+    ac.where = s.where;
+    ac.common.name = s.name;
+    if (!ValidName(s.name)) {
+      r.Error("action name '" + s.name + "' is invalid (letters, digits, _ - .)");
+    }
+    std::string type = r.Required("type", "one of " + ActionTypeList());
+    ac.common.type = type;
+    ac.type = type.empty() ? nullptr : FindActionType(type);
+    if (!type.empty() && !ac.type) {
+      r.Error(*r.Find("type"), "unknown action type '" + type + "' (known: " + ActionTypeList() + ")");
+    }
+    if (auto v = r.GetDuration("timeout")) {
+      if (v->count() <= 0) r.Error(*r.Find("timeout"), "timeout must be longer than 0");
+      else ac.common.timeout = *v;
+    }
+    ac.common.cooldown = r.GetDuration("cooldown");
+    ac.common.budget = r.GetBudget("budget");
+    if (auto v = r.GetBool("dry_run")) ac.common.dry_run = *v;
+    if (ac.type && ac.type->uses_mysql) {
+      if (auto v = r.Text("connection")) ac.common.connection = *v;
+      connection_refs_.push_back({ac.common.connection,
+                                  r.Find("connection") ? r.Find("connection")->where : s.where,
+                                  s.title()});
+    }
+    if (ac.type) {
+      if (!ac.type->guarded && (ac.common.cooldown || ac.common.budget || ac.common.dry_run)) {
+        r.Error("action type " + type + " changes nothing and is not guarded: "
+                "cooldown, budget and dry_run do not apply");
+      }
+      ac.impl = ac.type->make(r, ac.common);
+      r.Finish("action type " + type);
+    }
+    for (const auto& other : c.actions) {
+      if (other.common.name == s.name) return;
+    }
+    c.actions.push_back(std::move(ac));
+  }
+
+  void CrossCheck(Config& c) {
+    for (const auto& ref : connection_refs_) {
+      if (!c.mysql.count(ref.name)) {
+        if (ref.name.empty()) {
+          diag_.Error(ref.where, ref.owner + " uses the default MySQL connection, but there is "
+                                              "no [mysql] section (or set connection = NAME)");
+        } else {
+          diag_.Error(ref.where, ref.owner + ": connection '" + ref.name +
+                                     "' names no [mysql " + ref.name + "] section");
+        }
+      }
+    }
+    std::map<std::string, const CheckConfig*> checks;
+    for (const auto& cc : c.checks) checks[cc.common.name] = &cc;
+    for (const auto& cc : c.checks) {
+      for (const auto& d : cc.depends) {
+        if (!checks.count(d)) {
+          diag_.Error(cc.where, "[check " + cc.common.name + "] depends on '" + d +
+                                    "', which is not a check");
+        } else if (d == cc.common.name) {
+          diag_.Error(cc.where, "[check " + cc.common.name + "] depends on itself");
+        }
+      }
+      auto refs = [&](const std::vector<std::string>& names, const char* key) {
+        for (const auto& n : names) {
+          if (!c.FindAction(n)) {
+            diag_.Error(cc.where, "[check " + cc.common.name + "] " + key + " names '" + n +
+                                      "', which is not an action");
+          }
+        }
+      };
+      refs(cc.on_warn, "on_warn");
+      refs(cc.on_crit, "on_crit");
+      refs(cc.on_error, "on_error");
+      refs(cc.on_recover, "on_recover");
+    }
+    // depends cycles: depth-first search with colours.
+    std::map<std::string, int> colour;  // 0 white, 1 grey, 2 black
+    std::set<std::string> reported;
+    std::function<void(const CheckConfig*, std::vector<std::string>&)> visit =
+        [&](const CheckConfig* cc, std::vector<std::string>& path) {
+          colour[cc->common.name] = 1;
+          path.push_back(cc->common.name);
+          for (const auto& d : cc->depends) {
+            auto it = checks.find(d);
+            if (it == checks.end() || d == cc->common.name) continue;
+            if (colour[d] == 1) {
+              std::string cycle;
+              bool in = false;
+              for (const auto& p : path) {
+                if (p == d) in = true;
+                if (in) cycle += p + " -> ";
+              }
+              cycle += d;
+              if (reported.insert(d).second) {
+                diag_.Error(it->second->where, "depends cycle: " + cycle);
+              }
+            } else if (colour[d] == 0) {
+              visit(it->second, path);
+            }
+          }
+          path.pop_back();
+          colour[cc->common.name] = 2;
+        };
+    for (const auto& cc : c.checks) {
+      if (colour[cc.common.name] == 0) {
+        std::vector<std::string> path;
+        visit(&cc, path);
+      }
+    }
+    if (c.daemon.host_id.empty()) {
+      char buf[256] = {};
+      if (::gethostname(buf, sizeof buf - 1) == 0) c.daemon.host_id = buf;
+      if (c.daemon.host_id.empty()) c.daemon.host_id = "localhost";
+    }
+  }
+
+  static std::string CheckTypeList() {
+    std::string out;
+    for (const auto& t : CheckTypes()) out += (out.empty() ? "" : ", ") + std::string(t.name);
+    return out;
+  }
+  static std::string ActionTypeList() {
+    std::string out;
+    for (const auto& t : ActionTypes()) out += (out.empty() ? "" : ", ") + std::string(t.name);
+    return out;
+  }
+
+  struct ConnectionRef {
+    std::string name;
+    Location where;
+    std::string owner;
+  };
+  const LoadOptions& options_;
+  Diagnostics& diag_;
+  std::vector<ConnectionRef> connection_refs_;
+};
+
+}  // namespace
+
+const CheckConfig* Config::FindCheck(const std::string& name) const {
+  for (const auto& c : checks) {
+    if (c.common.name == name) return &c;
+  }
+  return nullptr;
+}
+
+const ActionConfig* Config::FindAction(const std::string& name) const {
+  for (const auto& a : actions) {
+    if (a.common.name == name) return &a;
+  }
+  return nullptr;
+}
+
+std::string Config::EventsPath() const {
+  return log.events.empty() ? daemon.state_dir + "/events.jsonl" : log.events;
+}
+
+std::shared_ptr<const Config> LoadConfig(const std::string& path, const LoadOptions& options,
+                                         Diagnostics& diag) {
+  Loader loader(options, diag);
+  return loader.Load(path);
+}
+
+}  // namespace warden

@@ -1,0 +1,97 @@
+// The validated configuration: an immutable snapshot built from the INI
+// files in one pass that reports every problem as "file:line: message".
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "actions/action.h"
+#include "checks/check.h"
+#include "daemon/evaluator.h"
+#include "daemon/ini.h"
+#include "daemon/mysql.h"
+#include "daemon/units.h"
+
+namespace warden {
+
+struct DaemonConfig {
+  std::string host_id;                       // default: hostname
+  std::string state_dir = "/var/lib/warden";
+  Duration interval{30'000};                 // default `every`
+  double jitter = 0.10;                      // fraction of `every`
+  int workers = 4;
+  std::string service_command = "systemctl"; // service action: argv prefix, or with {op} {name}
+};
+
+struct LogConfig {
+  std::string level = "info";
+  std::string file;    // "" = stderr
+  std::string events;  // "" = <state_dir>/events.jsonl
+};
+
+struct ControlConfig {
+  std::string socket = "/run/warden/wardend.sock";
+  std::string group;
+};
+
+struct MutexConfig {
+  enum class Mode { kHttp, kOff };
+  Mode mode = Mode::kHttp;
+  std::string url;                 // http(s):// or file://
+  Duration timeout{2000};
+  Duration cache{5000};
+  Duration poll{15'000};
+  std::string token;               // from token_file; never logged
+  std::string ca_file;
+};
+
+struct CheckConfig {
+  CheckCommon common;
+  const CheckType* type = nullptr;
+  std::shared_ptr<Check> impl;     // holds per-check run state (e.g. rate samples)
+  EvalRules rules;
+  std::vector<std::string> depends;
+  std::vector<std::string> on_warn, on_crit, on_error, on_recover;
+  Location where;
+  std::string digest;              // changes when any key of the section changes
+};
+
+struct ActionConfig {
+  ActionCommon common;
+  const ActionType* type = nullptr;
+  std::shared_ptr<Action> impl;
+  Location where;
+};
+
+struct Config {
+  std::string path;
+  DaemonConfig daemon;
+  LogConfig log;
+  ControlConfig control;
+  std::map<std::string, MysqlConnConfig> mysql;   // "" is [mysql]
+  MutexConfig mutex;
+  std::vector<CheckConfig> checks;                // in file order
+  std::vector<ActionConfig> actions;
+  std::string digest;                             // of all files' bytes, for events
+  std::vector<std::string> secrets;               // passwords, tokens: redacted from tails
+
+  const CheckConfig* FindCheck(const std::string& name) const;
+  const ActionConfig* FindAction(const std::string& name) const;
+  std::string EventsPath() const;
+};
+
+struct LoadOptions {
+  bool check_ownership = true;
+  // Read password_file / token_file. `wardenctl validate` run by a user who
+  // cannot read them still validates the rest, reporting the read error.
+  bool read_secrets = true;
+};
+
+// Parses and validates. On any problem returns nullptr and fills diag.
+std::shared_ptr<const Config> LoadConfig(const std::string& path, const LoadOptions& options,
+                                         Diagnostics& diag);
+
+}  // namespace warden

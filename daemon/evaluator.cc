@@ -1,0 +1,130 @@
+#include "daemon/evaluator.h"
+
+namespace warden {
+
+const char* StateName(CheckState s) {
+  switch (s) {
+    case CheckState::kPending: return "pending";
+    case CheckState::kOk: return "ok";
+    case CheckState::kWarn: return "warn";
+    case CheckState::kCrit: return "crit";
+    case CheckState::kError: return "error";
+    case CheckState::kSkipped: return "skipped";
+  }
+  return "?";
+}
+
+std::optional<CheckState> StateFromName(std::string_view name) {
+  for (auto s : {CheckState::kPending, CheckState::kOk, CheckState::kWarn, CheckState::kCrit,
+                 CheckState::kError, CheckState::kSkipped}) {
+    if (name == StateName(s)) return s;
+  }
+  return std::nullopt;
+}
+
+namespace {
+bool IsBad(CheckState s) {
+  return s == CheckState::kWarn || s == CheckState::kCrit || s == CheckState::kError;
+}
+}  // namespace
+
+Verdict Evaluator::Enter(CheckState next, Clock::time_point now, Verdict v) {
+  v.prev = state_;
+  v.state = next;
+  if (next != state_) {
+    v.changed = true;
+    if (IsBad(next)) {
+      v.fire = Verdict::Fire::kState;
+      last_fire_ = now;
+    } else if (next == CheckState::kOk && IsBad(state_)) {
+      v.fire = Verdict::Fire::kRecover;
+      last_fire_.reset();
+    } else {
+      last_fire_.reset();
+    }
+    state_ = next;
+    since_ = now;
+    window_.clear();
+    ok_streak_ = 0;
+  } else if (IsBad(state_) && rules_.repeat && last_fire_ && now - *last_fire_ >= *rules_.repeat) {
+    v.fire = Verdict::Fire::kState;
+    v.repeat = true;
+    last_fire_ = now;
+  }
+  return v;
+}
+
+Verdict Evaluator::Observe(const Measurement& m, Clock::time_point now) {
+  Verdict v;
+  v.prev = v.state = state_;
+  if (m.kind == Measurement::Kind::kNotYet) return v;
+
+  Level level = Level::kOk;
+  std::string threshold;
+  std::string error;
+  if (m.kind == Measurement::Kind::kError) {
+    level = Level::kError;
+    error = m.error;
+  } else {
+    // crit first: a value past both thresholds is crit.
+    auto classify = [&](const std::optional<Threshold>& t, Level l) {
+      if (!t || level != Level::kOk) return;
+      auto hit = t->Matches(m.value);
+      if (!hit) {
+        level = Level::kError;
+        error = hit.error();
+      } else if (*hit) {
+        level = l;
+        threshold = t->ToString();
+      }
+    };
+    classify(rules_.crit, Level::kCrit);
+    classify(rules_.warn, Level::kWarn);
+  }
+  last_value_ = m.kind == Measurement::Kind::kValue ? m.value : std::string();
+  last_error_ = error;
+  if (!threshold.empty()) last_threshold_ = threshold;
+  v.value = last_value_;
+  v.error = error;
+  v.threshold = threshold;
+
+  window_.push_back(level);
+  while (static_cast<int>(window_.size()) > rules_.trip.window) window_.pop_front();
+  ok_streak_ = level == Level::kOk ? ok_streak_ + 1 : 0;
+
+  int errors = 0, crits = 0, warns = 0;
+  for (Level l : window_) {
+    if (l == Level::kError) ++errors;
+    if (l == Level::kCrit) ++crits;
+    if (l == Level::kCrit || l == Level::kWarn) ++warns;
+  }
+  const int need = rules_.trip.need;
+  CheckState next = state_;
+  if (errors >= need) {
+    next = CheckState::kError;
+  } else if (crits >= need) {
+    next = CheckState::kCrit;
+  } else if (warns >= need && state_ != CheckState::kCrit) {
+    next = CheckState::kWarn;
+  } else if (warns >= need && state_ == CheckState::kCrit && level == Level::kWarn) {
+    // Down from crit to warn once the warn level itself has tripped.
+    next = CheckState::kWarn;
+  } else if (level == Level::kOk) {
+    bool bad = IsBad(state_);
+    if (!bad || ok_streak_ >= rules_.recover) next = CheckState::kOk;
+  }
+  // A state entered for a reason other than a threshold keeps the reason
+  // that put it there in the event.
+  if (next == CheckState::kWarn || next == CheckState::kCrit) {
+    if (v.threshold.empty()) v.threshold = last_threshold_;
+  }
+  return Enter(next, now, v);
+}
+
+Verdict Evaluator::Skip(Clock::time_point now) {
+  Verdict v;
+  v.prev = v.state = state_;
+  return Enter(CheckState::kSkipped, now, v);
+}
+
+}  // namespace warden

@@ -1,0 +1,83 @@
+// Thresholds, trip and recover for one check. Pure logic, no I/O, no clock
+// of its own: the scheduler feeds it results and the time.
+//
+// Rules (also in docs/checks.md):
+//  * Each result is classified: error (the check failed, or the value could
+//    not be compared), crit (crit matches), warn (warn matches), else ok.
+//  * Bad results are counted over a window of the last M results since the
+//    last state change (trip = N of M; trip = N means N in a row).
+//    error wins over crit, crit over warn when several trip at once.
+//  * From a bad state, `recover` ok results in a row return to ok.
+//    From pending or skipped, one ok result is ok.
+//  * on_warn/on_crit/on_error fire when that state is entered, and again
+//    every `repeat` while it lasts (if set); on_recover fires on entering ok
+//    from warn, crit or error.
+#pragma once
+
+#include <chrono>
+#include <deque>
+#include <optional>
+#include <string>
+
+#include "checks/check.h"
+#include "daemon/units.h"
+
+namespace warden {
+
+enum class CheckState { kPending, kOk, kWarn, kCrit, kError, kSkipped };
+const char* StateName(CheckState s);
+std::optional<CheckState> StateFromName(std::string_view name);
+
+struct EvalRules {
+  std::optional<Threshold> warn;
+  std::optional<Threshold> crit;
+  TripRule trip;
+  int recover = 1;
+  std::optional<Duration> repeat;
+};
+
+struct Verdict {
+  bool changed = false;
+  CheckState prev = CheckState::kPending;
+  CheckState state = CheckState::kPending;
+  // Which hook to fire now, if any: the state's own (on_warn, on_crit,
+  // on_error) or on_recover.
+  enum class Fire { kNone, kState, kRecover };
+  Fire fire = Fire::kNone;
+  bool repeat = false;          // fire because of `repeat`, not a change
+  std::string value;            // the last value (may be empty)
+  std::string threshold;        // "> 600" for warn/crit
+  std::string error;            // for error
+};
+
+class Evaluator {
+ public:
+  using Clock = std::chrono::steady_clock;
+  explicit Evaluator(EvalRules rules) : rules_(std::move(rules)) {}
+
+  Verdict Observe(const Measurement& m, Clock::time_point now);
+  // A dependency is not ok: the check did not run.
+  Verdict Skip(Clock::time_point now);
+
+  CheckState state() const { return state_; }
+  Clock::time_point since() const { return since_; }
+  const std::string& last_value() const { return last_value_; }
+  const std::string& last_error() const { return last_error_; }
+  const EvalRules& rules() const { return rules_; }
+
+ private:
+  enum class Level { kOk, kWarn, kCrit, kError };
+  Verdict Enter(CheckState next, Clock::time_point now, Verdict v);
+
+  EvalRules rules_;
+  CheckState state_ = CheckState::kPending;
+  Clock::time_point since_{};
+  std::deque<Level> window_;
+  int ok_streak_ = 0;
+  std::optional<Clock::time_point> last_fire_;
+  std::string last_value_;
+  std::string last_error_;
+  std::string last_threshold_;
+};
+
+}  // namespace warden

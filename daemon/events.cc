@@ -1,0 +1,202 @@
+#include "daemon/events.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+
+#include <spdlog/spdlog.h>
+
+#include "daemon/atomic_file.h"
+#include "version.h"
+
+namespace warden {
+namespace {
+
+constexpr std::uint64_t kSeqBlock = 1000;
+
+// The seq of the last complete line of the events file, if any.
+std::optional<std::uint64_t> LastSeqInFile(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  struct stat sb {};
+  std::optional<std::uint64_t> result;
+  if (::fstat(fd, &sb) == 0 && sb.st_size > 0) {
+    // Read the tail; an event line is far below 64 KB.
+    off_t len = std::min<off_t>(sb.st_size, 256 * 1024);
+    std::string buf(static_cast<size_t>(len), '\0');
+    ssize_t n = ::pread(fd, buf.data(), buf.size(), sb.st_size - len);
+    if (n > 0) {
+      buf.resize(static_cast<size_t>(n));
+      // Lines end with '\n'; a torn last line (crash mid-write) is ignored.
+      size_t end = buf.rfind('\n');
+      while (end != std::string::npos && !result) {
+        size_t start = end == 0 ? std::string::npos : buf.rfind('\n', end - 1);
+        std::string line = buf.substr(start == std::string::npos ? 0 : start + 1,
+                                      end - (start == std::string::npos ? 0 : start + 1));
+        auto j = nlohmann::json::parse(line, nullptr, false);
+        if (!j.is_discarded() && j.is_object() && j.contains("seq") &&
+            j["seq"].is_number_unsigned()) {
+          result = j["seq"].get<std::uint64_t>();
+        }
+        if (start == std::string::npos) break;
+        end = start;
+      }
+    }
+  }
+  ::close(fd);
+  return result;
+}
+
+}  // namespace
+
+EventLog::~EventLog() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Status EventLog::Open(const std::string& events_path, const std::string& state_dir,
+                      std::string host) {
+  host_ = std::move(host);
+  path_ = events_path;
+  seq_path_ = state_dir + "/seq";
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(events_path).parent_path(), ec);
+  fd_ = ::open(events_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+  if (fd_ < 0) {
+    return Status::Error("cannot open events file " + events_path + ": " + std::strerror(errno));
+  }
+  // The events file is authoritative: every seq is written there when it
+  // is assigned, so its last complete line is the last seq used. When the
+  // file is empty (rotated, removed) the reservation in state_dir, kept
+  // ahead in blocks, guarantees no seq is used twice (a gap at worst).
+  std::uint64_t next = 1;
+  if (auto last = LastSeqInFile(events_path)) {
+    next = *last + 1;
+  } else if (auto reserved = ReadSmallFile(seq_path_); reserved.ok()) {
+    try {
+      next = std::max<std::uint64_t>(1, std::stoull(*reserved));
+    } catch (const std::exception&) {
+      spdlog::warn("ignoring unreadable seq reservation {}", seq_path_);
+    }
+  }
+  next_seq_ = next;
+  reserved_ = next;  // force a reservation write before the first event
+  return Reserve(next_seq_ + kSeqBlock);
+}
+
+Status EventLog::Reserve(std::uint64_t upto) {
+  Status s = WriteFileAtomically(seq_path_, std::to_string(upto) + "\n", 0600);
+  if (s.ok()) reserved_ = upto;
+  return s;
+}
+
+nlohmann::json EventLog::Emit(const std::string& event, nlohmann::json fields) {
+  if (next_seq_ >= reserved_) {
+    Status s = Reserve(next_seq_ + kSeqBlock);
+    if (!s.ok()) spdlog::error("cannot persist event seq: {}", s.message());
+  }
+  nlohmann::json e = nlohmann::json::object();
+  e["host"] = host_;
+  e["event"] = event;
+  e["seq"] = next_seq_++;
+  e["time"] = Rfc3339Now();
+  e["version"] = kVersion;
+  for (auto& [k, v] : fields.items()) e[k] = std::move(v);
+  std::string line = e.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  line += '\n';
+  if (fd_ >= 0) {
+    const char* p = line.data();
+    size_t left = line.size();
+    while (left > 0) {
+      ssize_t n = ::write(fd_, p, left);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        spdlog::error("cannot write event to {}: {}", path_, std::strerror(errno));
+        break;
+      }
+      p += n;
+      left -= static_cast<size_t>(n);
+    }
+  }
+  for (auto& s : subscribers_) s(e);
+  return e;
+}
+
+std::string Rfc3339Now() {
+  auto now = std::chrono::system_clock::now();
+  auto secs = std::chrono::time_point_cast<std::chrono::seconds>(now);
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - secs).count();
+  std::time_t t = std::chrono::system_clock::to_time_t(secs);
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char buf[80];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
+  return buf;
+}
+
+namespace {
+
+// Length of the valid UTF-8 sequence at s[i], or 0 if invalid.
+size_t Utf8SeqLen(std::string_view s, size_t i) {
+  auto c = static_cast<unsigned char>(s[i]);
+  size_t len = 0;
+  std::uint32_t cp = 0;
+  if (c < 0x80) return 1;
+  if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; }
+  else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; }
+  else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; }
+  else return 0;
+  if (i + len > s.size()) return 0;
+  for (size_t k = 1; k < len; ++k) {
+    auto cc = static_cast<unsigned char>(s[i + k]);
+    if ((cc & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (cc & 0x3F);
+  }
+  if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+      cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+    return 0;
+  }
+  return len;
+}
+
+}  // namespace
+
+std::string Utf8Tail(std::string_view text, size_t limit) {
+  std::string clean;
+  clean.reserve(text.size());
+  for (size_t i = 0; i < text.size();) {
+    size_t n = Utf8SeqLen(text, i);
+    if (n == 0) {
+      clean += "\xEF\xBF\xBD";
+      ++i;
+    } else {
+      clean.append(text.substr(i, n));
+      i += n;
+    }
+  }
+  if (clean.size() <= limit) return clean;
+  size_t start = clean.size() - limit;
+  while (start < clean.size() && (static_cast<unsigned char>(clean[start]) & 0xC0) == 0x80) ++start;
+  return clean.substr(start);
+}
+
+std::string Redact(std::string text, const std::vector<std::string>& secrets) {
+  for (const auto& s : secrets) {
+    if (s.empty()) continue;
+    size_t pos = 0;
+    while ((pos = text.find(s, pos)) != std::string::npos) {
+      text.replace(pos, s.size(), "****");
+      pos += 4;
+    }
+  }
+  return text;
+}
+
+}  // namespace warden

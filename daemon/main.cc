@@ -1,0 +1,84 @@
+// wardend: the per-host daemon. Usage: wardend [-c FILE] [--version]
+#include <ev.h>
+#include <signal.h>
+
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#include "daemon/config.h"
+#include "daemon/daemon.h"
+#include "version.h"
+
+namespace {
+
+void Usage(std::FILE* out) {
+  std::fprintf(out, "usage: wardend [-c FILE] [--version]\n"
+                    "  -c FILE    config file (default /etc/warden/warden.ini)\n");
+}
+
+bool SetupLogging(const warden::Config& c) {
+  try {
+    std::shared_ptr<spdlog::logger> logger;
+    if (c.log.file.empty()) {
+      logger = spdlog::stderr_logger_mt("wardend");
+    } else {
+      logger = spdlog::basic_logger_mt("wardend", c.log.file);
+    }
+    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+    logger->set_level(spdlog::level::from_str(c.log.level));
+    logger->flush_on(spdlog::level::info);
+    spdlog::set_default_logger(logger);
+  } catch (const spdlog::spdlog_ex& e) {
+    std::fprintf(stderr, "wardend: cannot open log %s: %s\n", c.log.file.c_str(), e.what());
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string path = "/etc/warden/warden.ini";
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if ((a == "-c" || a == "--config") && i + 1 < argc) {
+      path = argv[++i];
+    } else if (a == "--version") {
+      std::printf("wardend %s\n", warden::kVersion);
+      return 0;
+    } else if (a == "-h" || a == "--help") {
+      Usage(stdout);
+      return 0;
+    } else {
+      std::fprintf(stderr, "wardend: unknown argument '%s'\n", a.c_str());
+      Usage(stderr);
+      return 2;
+    }
+  }
+  ::signal(SIGPIPE, SIG_IGN);
+
+  warden::Diagnostics diag;
+  auto config = warden::LoadConfig(path, warden::LoadOptions{}, diag);
+  if (!config) {
+    for (const auto& e : diag.errors()) std::fprintf(stderr, "%s\n", e.c_str());
+    std::fprintf(stderr, "wardend: %zu problem(s) in the configuration; not starting\n",
+                 diag.errors().size());
+    return 1;
+  }
+  if (!SetupLogging(*config)) return 1;
+
+  struct ev_loop* loop = EV_DEFAULT;
+  warden::Daemon daemon(loop, config);
+  warden::Status s = daemon.Start();
+  if (!s.ok()) {
+    spdlog::critical("cannot start: {}", s.message());
+    return 1;
+  }
+  return daemon.Run();
+}

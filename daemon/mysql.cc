@@ -1,0 +1,583 @@
+#include "daemon/mysql.h"
+
+#include <mysql.h>
+
+#include <algorithm>
+#include <cctype>
+#include <exception>
+#include <mutex>
+#include <utility>
+
+#include "daemon/worker_pool.h"
+
+namespace warden {
+
+// ---------------------------------------------------------------------------
+// Configuration helpers
+
+namespace {
+
+bool UsesSocket(const MysqlConnConfig& c) { return c.host.empty() || c.host == "localhost"; }
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (auto& ch : out) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return out;
+}
+
+}  // namespace
+
+std::string MysqlConnConfig::Describe() const {
+  std::string title = name.empty() ? "[mysql]" : "[mysql " + name + "]";
+  if (UsesSocket(*this)) {
+    // libmariadb treats "localhost" as the unix socket whatever the port.
+    return title + " socket " + (socket.empty() ? std::string("(client default)") : socket);
+  }
+  bool v6 = host.find(':') != std::string::npos;
+  return title + " " + (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+std::string MysqlConnConfig::Key() const {
+  // The password enters only as a hash: keys are plain strings that might
+  // end up in a debugger or a log line.
+  const char sep = '\x1f';
+  return name + sep + host + sep + std::to_string(port) + sep + socket + sep + user + sep +
+         std::to_string(std::hash<std::string>{}(password)) + sep + database + sep +
+         std::to_string(connect_timeout.count()) + sep + std::to_string(query_timeout.count());
+}
+
+int MysqlRows::Column(std::string_view name) const {
+  for (size_t i = 0; i < columns.size(); ++i) {
+    const std::string& c = columns[i];
+    if (c.size() != name.size()) continue;
+    bool same = true;
+    for (size_t j = 0; j < c.size() && same; ++j) {
+      same = std::tolower(static_cast<unsigned char>(c[j])) ==
+             std::tolower(static_cast<unsigned char>(name[j]));
+    }
+    if (same) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+// ---------------------------------------------------------------------------
+// Worker side. Everything in this section runs on worker threads only and
+// touches nothing but the thread's own connection cache and the copy of the
+// connection's settings that came with the job.
+
+namespace {
+
+constexpr unsigned kErParseError = 1064;         // ER_PARSE_ERROR
+constexpr unsigned kCrServerGoneError = 2006;    // CR_SERVER_GONE_ERROR
+constexpr unsigned kCrServerLost = 2013;         // CR_SERVER_LOST
+constexpr unsigned kCrServerLostExtended = 2055; // CR_SERVER_LOST_EXTENDED
+constexpr unsigned kErConnectionKilled = 1927;   // MariaDB: KILL, or the server's idle timeout
+constexpr unsigned kErClientInteractionTimeout = 4031;  // MySQL 8.0.24+: wait_timeout
+// A connection not used for this long is closed (a reload that changed the
+// settings leaves the old ones unused).
+constexpr std::chrono::minutes kIdleClose{5};
+
+std::once_flag g_library_once;
+
+void InitLibrary() {
+  std::call_once(g_library_once, [] { mysql_library_init(0, nullptr, nullptr); });
+}
+
+unsigned TimeoutSeconds(Duration d) {
+  long long ms = d.count();
+  if (ms <= 1000) return 1;
+  return static_cast<unsigned>((ms + 999) / 1000);
+}
+
+// "ERROR 1045 (28000): Access denied for user ..."
+std::string ServerError(MYSQL* m) {
+  return "ERROR " + std::to_string(mysql_errno(m)) + " (" + mysql_sqlstate(m) +
+         "): " + mysql_error(m);
+}
+
+// The connection is gone (the server restarted, killed it or timed it out).
+bool IsConnectionLoss(unsigned err) {
+  return err == kCrServerGoneError || err == kCrServerLost || err == kCrServerLostExtended ||
+         err == kErConnectionKilled || err == kErClientInteractionTimeout;
+}
+
+struct CachedConn {
+  MYSQL* mysql = nullptr;
+  std::chrono::steady_clock::time_point last_used{};
+  std::string replica_statement;  // the one this server understood
+};
+
+// One per worker thread (thread_local): connections by MysqlConnConfig::Key(),
+// and the per-thread init/end of the client library.
+class WorkerConnections {
+ public:
+  WorkerConnections() = default;
+  ~WorkerConnections() {
+    for (auto& entry : conns_) mysql_close(entry.second.mysql);
+    conns_.clear();
+    if (thread_ready_) mysql_thread_end();
+  }
+  WorkerConnections(const WorkerConnections&) = delete;
+  WorkerConnections& operator=(const WorkerConnections&) = delete;
+
+  // The cached connection for `cfg`, connecting when there is none.
+  // `reused` tells whether it was cached (it may have gone stale).
+  Expected<CachedConn*> Get(const MysqlConnConfig& cfg, bool* reused) {
+    if (!thread_ready_) {
+      InitLibrary();
+      mysql_thread_init();
+      thread_ready_ = true;
+    }
+    auto now = std::chrono::steady_clock::now();
+    CloseIdle(now);
+    std::string key = cfg.Key();
+    auto it = conns_.find(key);
+    if (it != conns_.end()) {
+      *reused = true;
+      it->second.last_used = now;
+      return &it->second;
+    }
+    *reused = false;
+    auto m = Connect(cfg);
+    if (!m) return m.status();
+    CachedConn& c = conns_[key];
+    c.mysql = *m;
+    c.last_used = now;
+    return &c;
+  }
+
+  void Drop(const MysqlConnConfig& cfg) {
+    auto it = conns_.find(cfg.Key());
+    if (it == conns_.end()) return;
+    mysql_close(it->second.mysql);
+    conns_.erase(it);
+  }
+
+ private:
+  static Expected<MYSQL*> Connect(const MysqlConnConfig& cfg) {
+    MYSQL* m = mysql_init(nullptr);
+    if (!m) return Expected<MYSQL*>::Error("cannot connect to " + cfg.Describe() + ": out of memory");
+    unsigned connect_s = TimeoutSeconds(cfg.connect_timeout);
+    unsigned query_s = TimeoutSeconds(cfg.query_timeout);
+    my_bool no = 0;
+    unsigned int no_infile = 0;
+    mysql_optionsv(m, MYSQL_OPT_CONNECT_TIMEOUT, &connect_s);
+    mysql_optionsv(m, MYSQL_OPT_READ_TIMEOUT, &query_s);
+    mysql_optionsv(m, MYSQL_OPT_WRITE_TIMEOUT, &query_s);
+    mysql_optionsv(m, MYSQL_OPT_RECONNECT, &no);          // we reconnect ourselves
+    mysql_optionsv(m, MYSQL_OPT_LOCAL_INFILE, &no_infile);
+    unsigned int protocol = UsesSocket(cfg) ? MYSQL_PROTOCOL_SOCKET : MYSQL_PROTOCOL_TCP;
+    mysql_optionsv(m, MYSQL_OPT_PROTOCOL, &protocol);
+
+    const char* host = UsesSocket(cfg) ? "localhost" : cfg.host.c_str();
+    const char* user = cfg.user.empty() ? nullptr : cfg.user.c_str();
+    const char* password = cfg.password.empty() ? nullptr : cfg.password.c_str();
+    const char* db = cfg.database.empty() ? nullptr : cfg.database.c_str();
+    const char* sock = cfg.socket.empty() ? nullptr : cfg.socket.c_str();
+    unsigned port = UsesSocket(cfg) ? 0 : static_cast<unsigned>(cfg.port);
+    if (!mysql_real_connect(m, host, user, password, db, port, sock, CLIENT_MULTI_RESULTS)) {
+      std::string error = "cannot connect to " + cfg.Describe() + ": " + ServerError(m);
+      mysql_close(m);
+      return Expected<MYSQL*>::Error(std::move(error));
+    }
+    return m;
+  }
+
+  void CloseIdle(std::chrono::steady_clock::time_point now) {
+    for (auto it = conns_.begin(); it != conns_.end();) {
+      if (now - it->second.last_used > kIdleClose) {
+        mysql_close(it->second.mysql);
+        it = conns_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  std::map<std::string, CachedConn> conns_;
+  bool thread_ready_ = false;
+};
+
+thread_local WorkerConnections t_connections;
+
+// Runs `sql` and reads every result it produces (CALL returns several);
+// the first result set with columns is returned. On error, mysql_errno(m)
+// is set and the message carries the server's answer.
+Expected<MysqlRows> RunQuery(MYSQL* m, const std::string& sql) {
+  if (mysql_real_query(m, sql.data(), static_cast<unsigned long>(sql.size())) != 0) {
+    return Expected<MysqlRows>::Error(ServerError(m));
+  }
+  MysqlRows out;
+  bool have = false;
+  for (;;) {
+    MYSQL_RES* res = mysql_store_result(m);
+    if (res) {
+      if (!have) {
+        have = true;
+        unsigned n = mysql_num_fields(res);
+        MYSQL_FIELD* fields = mysql_fetch_fields(res);
+        for (unsigned i = 0; i < n; ++i) out.columns.emplace_back(fields[i].name);
+        while (MYSQL_ROW row = mysql_fetch_row(res)) {
+          unsigned long* lengths = mysql_fetch_lengths(res);
+          std::vector<std::optional<std::string>> values;
+          values.reserve(n);
+          for (unsigned i = 0; i < n; ++i) {
+            if (row[i]) {
+              values.emplace_back(std::string(row[i], lengths[i]));
+            } else {
+              values.emplace_back(std::nullopt);
+            }
+          }
+          out.rows.push_back(std::move(values));
+        }
+      }
+      mysql_free_result(res);
+    } else if (mysql_field_count(m) != 0) {
+      return Expected<MysqlRows>::Error(ServerError(m));
+    }
+    int next = mysql_next_result(m);  // 0: more, -1: done, >0: error
+    if (next > 0) return Expected<MysqlRows>::Error(ServerError(m));
+    if (next < 0) break;
+  }
+  return out;
+}
+
+// What an operation on one connection does. `reused` says the connection
+// came from the cache; set `*retryable` to false once a retry could repeat
+// something that changed the server.
+template <typename T>
+using Op = std::function<Expected<T>(CachedConn& conn, bool reused, bool* retryable)>;
+
+// Runs `op` on this thread's connection for `cfg`. After a MySQL error the
+// connection is closed so that the next call reconnects. A cached
+// connection found dead (server restarted, killed) is replaced once, if
+// the op allows it. `healthy` becomes false when the server could not be
+// reached or stopped answering (the worker pool then limits its lane).
+template <typename T>
+Expected<T> WithConnection(const MysqlConnConfig& cfg, const Op<T>& op, bool* healthy) {
+  for (int attempt = 0;; ++attempt) {
+    bool reused = false;
+    auto conn = t_connections.Get(cfg, &reused);
+    if (!conn) {
+      *healthy = false;
+      return conn.status();
+    }
+    bool retryable = true;
+    Expected<T> result = op(**conn, reused, &retryable);
+    if (result) return result;
+    unsigned err = mysql_errno((*conn)->mysql);
+    if (err == 0) return result;  // not a MySQL error ("not a replica"): keep the connection
+    t_connections.Drop(cfg);
+    if (IsConnectionLoss(err) && reused && retryable && attempt == 0) continue;
+    if (err >= 2000) {
+      // Client-side errors (lost connection, read timeout): the server is
+      // not answering. Name the connection, the server's text does not.
+      *healthy = false;
+      return Expected<T>::Error(cfg.Describe() + ": " + result.error());
+    }
+    return result;
+  }
+}
+
+using Clock = std::chrono::steady_clock;
+
+Expected<double> WorkerPing(const MysqlConnConfig& cfg, bool* healthy) {
+  return WithConnection<double>(
+      cfg,
+      [](CachedConn& c, bool, bool*) -> Expected<double> {
+        auto start = Clock::now();
+        if (mysql_ping(c.mysql) != 0) return Expected<double>::Error(ServerError(c.mysql));
+        std::chrono::duration<double, std::milli> ms = Clock::now() - start;
+        return ms.count();
+      },
+      healthy);
+}
+
+Expected<MysqlRows> WorkerQuery(const MysqlConnConfig& cfg, const std::string& sql, bool* healthy) {
+  return WithConnection<MysqlRows>(
+      cfg, [&sql](CachedConn& c, bool, bool*) { return RunQuery(c.mysql, sql); }, healthy);
+}
+
+Expected<bool> WorkerExecute(const MysqlConnConfig& cfg, const std::vector<std::string>& statements,
+                             bool* healthy) {
+  return WithConnection<bool>(
+      cfg,
+      [&statements](CachedConn& c, bool reused, bool* retryable) -> Expected<bool> {
+        // Statements change things: never resend one. Find a dead cached
+        // connection before sending anything instead.
+        if (reused && mysql_ping(c.mysql) != 0) return Expected<bool>::Error(ServerError(c.mysql));
+        *retryable = false;
+        for (size_t i = 0; i < statements.size(); ++i) {
+          auto r = RunQuery(c.mysql, statements[i]);
+          if (!r) {
+            std::string where = statements.size() > 1
+                                    ? " (statement " + std::to_string(i + 1) + " of " +
+                                          std::to_string(statements.size()) + ")"
+                                    : "";
+            return Expected<bool>::Error(r.error() + where);
+          }
+        }
+        return true;
+      },
+      healthy);
+}
+
+Expected<std::shared_ptr<const MysqlMap>> WorkerShowMap(const MysqlConnConfig& cfg,
+                                                        const std::string& sql, bool* healthy) {
+  return WithConnection<std::shared_ptr<const MysqlMap>>(
+      cfg,
+      [&sql](CachedConn& c, bool, bool*) -> Expected<std::shared_ptr<const MysqlMap>> {
+        auto rows = RunQuery(c.mysql, sql);
+        if (!rows) return rows.status();
+        if (rows->columns.size() < 2) {
+          return Expected<std::shared_ptr<const MysqlMap>>::Error(sql + " returned " +
+                                                                  std::to_string(rows->columns.size()) +
+                                                                  " columns, expected 2");
+        }
+        auto map = std::make_shared<MysqlMap>();
+        for (const auto& row : rows->rows) {
+          if (!row[0]) continue;
+          (*map)[Lower(*row[0])] = row[1].value_or("");
+        }
+        return std::shared_ptr<const MysqlMap>(std::move(map));
+      },
+      healthy);
+}
+
+Expected<std::shared_ptr<const MysqlRows>> WorkerReplicaStatus(const MysqlConnConfig& cfg,
+                                                               bool* healthy) {
+  using Result = Expected<std::shared_ptr<const MysqlRows>>;
+  return WithConnection<std::shared_ptr<const MysqlRows>>(
+      cfg,
+      [](CachedConn& c, bool, bool*) -> Result {
+        // MariaDB lists all its replication connections (multi-source, with
+        // Connection_name) only with SHOW ALL ...; MySQL lists every channel
+        // in SHOW REPLICA STATUS. Servers older than MySQL 8.0.22 / MariaDB
+        // 10.5 know only the SLAVE spelling (a syntax error otherwise);
+        // MySQL 8.4 only the REPLICA one. What worked is remembered per
+        // connection.
+        std::string stmt = c.replica_statement;
+        bool mariadb = std::string_view(mysql_get_server_info(c.mysql)).find("MariaDB") !=
+                       std::string_view::npos;
+        if (stmt.empty()) stmt = mariadb ? "SHOW ALL REPLICAS STATUS" : "SHOW REPLICA STATUS";
+        auto rows = RunQuery(c.mysql, stmt);
+        if (!rows && mysql_errno(c.mysql) == kErParseError && stmt.find("REPLICAS") != std::string::npos) {
+          stmt = "SHOW ALL SLAVES STATUS";
+          rows = RunQuery(c.mysql, stmt);
+        } else if (!rows && mysql_errno(c.mysql) == kErParseError && stmt == "SHOW REPLICA STATUS") {
+          stmt = "SHOW SLAVE STATUS";
+          rows = RunQuery(c.mysql, stmt);
+        }
+        if (!rows) return rows.status();
+        c.replica_statement = stmt;
+        if (rows->rows.empty()) return Result::Error("not a replica: " + stmt + " returned no rows");
+        return std::shared_ptr<const MysqlRows>(std::make_shared<MysqlRows>(std::move(*rows)));
+      },
+      healthy);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Loop side
+
+namespace {
+
+// One shared read per connection: callbacks waiting for the read in flight,
+// and the last result with the time it arrived.
+template <typename T>
+struct SharedRead {
+  using Result = Expected<std::shared_ptr<const T>>;
+  bool in_flight = false;
+  std::vector<std::function<void(Result)>> waiters;
+  std::optional<Result> last;
+  Clock::time_point finished{};
+};
+
+}  // namespace
+
+namespace {
+
+// The loop-side state of MysqlReads (its Impl), shared with completions.
+struct ReadsState {
+  ReadsState(WorkerPool& w, std::map<std::string, MysqlConnConfig> c)
+      : workers(w), connections(std::move(c)) {}
+
+  // Constant after construction.
+  WorkerPool& workers;
+  const std::map<std::string, MysqlConnConfig> connections;
+
+  // Loop thread only. Entries are never erased: completions keep pointers.
+  std::map<std::string, SharedRead<MysqlMap>> status;
+  std::map<std::string, SharedRead<MysqlMap>> variables;
+  std::map<std::string, SharedRead<MysqlRows>> replica;
+
+  const MysqlConnConfig* Find(const std::string& name) const {
+    auto it = connections.find(name);
+    return it == connections.end() ? nullptr : &it->second;
+  }
+};
+
+}  // namespace
+
+struct MysqlReads::Impl : ReadsState {
+  using ReadsState::ReadsState;
+};
+
+namespace {
+
+template <typename T>
+using WorkerFn = std::function<Expected<T>(const MysqlConnConfig&, bool* healthy)>;
+
+std::string UnknownConnection(const std::string& name) {
+  return name.empty() ? "no [mysql] section configured"
+                      : "unknown mysql connection '" + name + "' (no [mysql " + name + "] section)";
+}
+
+// Submits `work` on lane mysql:<name> with the connection's timeouts as its
+// deadline. The worker gets its own copy of the settings.
+template <typename T>
+void SubmitWork(const std::shared_ptr<ReadsState>& impl, const std::string& name,
+                const MysqlConnConfig& cfg, WorkerFn<T> work, std::function<void(Expected<T>)> done) {
+  auto config = std::make_shared<const MysqlConnConfig>(cfg);
+  Duration budget = cfg.connect_timeout + cfg.query_timeout;
+  auto result = std::make_shared<std::optional<Expected<T>>>();
+  impl->workers.Submit(
+      "mysql:" + name, Clock::now() + budget,
+      [config, work = std::move(work), result]() -> bool {
+        bool healthy = true;
+        try {
+          result->emplace(work(*config, &healthy));
+        } catch (const std::exception& e) {
+          result->emplace(Expected<T>::Error(std::string("internal error: ") + e.what()));
+          healthy = false;
+        } catch (...) {
+          result->emplace(Expected<T>::Error("internal error: unknown exception"));
+          healthy = false;
+        }
+        return healthy;
+      },
+      [impl, result, budget, done = std::move(done)](bool ran) {
+        if (!ran) {
+          done(Expected<T>::Error("not started within " + FormatDuration(budget) +
+                                  ": all workers busy"));
+        } else if (!*result) {
+          done(Expected<T>::Error("internal error: MySQL call ended without a result"));
+        } else {
+          done(std::move(**result));
+        }
+      });
+}
+
+template <typename T>
+void SharedReadOf(const std::shared_ptr<ReadsState>& impl,
+                  std::map<std::string, SharedRead<T>>& table, const std::string& name,
+                  Duration window, WorkerFn<std::shared_ptr<const T>> work,
+                  std::function<void(Expected<std::shared_ptr<const T>>)> done) {
+  const MysqlConnConfig* cfg = impl->Find(name);
+  if (!cfg) {
+    done(Expected<std::shared_ptr<const T>>::Error(UnknownConnection(name)));
+    return;
+  }
+  SharedRead<T>* shared = &table[name];
+  if (shared->in_flight) {
+    shared->waiters.push_back(std::move(done));
+    return;
+  }
+  if (shared->last && Clock::now() - shared->finished < window) {
+    done(*shared->last);
+    return;
+  }
+  shared->in_flight = true;
+  shared->waiters.push_back(std::move(done));
+  SubmitWork<std::shared_ptr<const T>>(
+      impl, name, *cfg, std::move(work), [shared](Expected<std::shared_ptr<const T>> r) {
+        shared->in_flight = false;
+        shared->last = r;
+        shared->finished = Clock::now();
+        // A waiter may ask again from inside its callback: it is then
+        // served from `last`, not added to the list being walked.
+        auto waiters = std::move(shared->waiters);
+        shared->waiters.clear();
+        for (auto& w : waiters) w(r);
+      });
+}
+
+}  // namespace
+
+MysqlReads::MysqlReads(WorkerPool& workers, std::map<std::string, MysqlConnConfig> connections)
+    : impl_(std::make_shared<Impl>(workers, std::move(connections))) {
+  // Before any worker thread uses the client library.
+  InitLibrary();
+}
+
+const MysqlConnConfig* MysqlReads::Find(const std::string& connection) const {
+  return impl_->Find(connection);
+}
+
+void MysqlReads::Query(const std::string& connection, const std::string& sql,
+                       std::function<void(Expected<MysqlRows>)> done) {
+  const MysqlConnConfig* cfg = impl_->Find(connection);
+  if (!cfg) {
+    done(Expected<MysqlRows>::Error(UnknownConnection(connection)));
+    return;
+  }
+  SubmitWork<MysqlRows>(
+      impl_, connection, *cfg,
+      [sql](const MysqlConnConfig& c, bool* healthy) { return WorkerQuery(c, sql, healthy); },
+      std::move(done));
+}
+
+void MysqlReads::Execute(const std::string& connection, std::vector<std::string> statements,
+                         std::function<void(Status)> done) {
+  const MysqlConnConfig* cfg = impl_->Find(connection);
+  if (!cfg) {
+    done(Status::Error(UnknownConnection(connection)));
+    return;
+  }
+  SubmitWork<bool>(
+      impl_, connection, *cfg,
+      [statements = std::move(statements)](const MysqlConnConfig& c, bool* healthy) {
+        return WorkerExecute(c, statements, healthy);
+      },
+      [done = std::move(done)](Expected<bool> r) { done(r.status()); });
+}
+
+void MysqlReads::Ping(const std::string& connection, std::function<void(Expected<double>)> done) {
+  const MysqlConnConfig* cfg = impl_->Find(connection);
+  if (!cfg) {
+    done(Expected<double>::Error(UnknownConnection(connection)));
+    return;
+  }
+  SubmitWork<double>(impl_, connection, *cfg, WorkerPing, std::move(done));
+}
+
+void MysqlReads::GlobalStatus(const std::string& connection,
+                              std::function<void(Expected<std::shared_ptr<const MysqlMap>>)> done) {
+  SharedReadOf<MysqlMap>(
+      impl_, impl_->status, connection, share_window,
+      [](const MysqlConnConfig& c, bool* healthy) {
+        return WorkerShowMap(c, "SHOW GLOBAL STATUS", healthy);
+      },
+      std::move(done));
+}
+
+void MysqlReads::GlobalVariables(
+    const std::string& connection,
+    std::function<void(Expected<std::shared_ptr<const MysqlMap>>)> done) {
+  SharedReadOf<MysqlMap>(
+      impl_, impl_->variables, connection, share_window,
+      [](const MysqlConnConfig& c, bool* healthy) {
+        return WorkerShowMap(c, "SHOW GLOBAL VARIABLES", healthy);
+      },
+      std::move(done));
+}
+
+void MysqlReads::ReplicaStatus(
+    const std::string& connection,
+    std::function<void(Expected<std::shared_ptr<const MysqlRows>>)> done) {
+  SharedReadOf<MysqlRows>(impl_, impl_->replica, connection, share_window, WorkerReplicaStatus,
+                          std::move(done));
+}
+
+}  // namespace warden

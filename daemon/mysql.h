@@ -1,0 +1,94 @@
+// MySQL/MariaDB access. Two halves:
+//
+//  * MysqlSession (worker threads): blocking C API calls on a connection
+//    that each worker keeps per [mysql] section and reuses, reconnecting
+//    after an error. Connect and read timeouts come from the section.
+//  * MysqlReads (loop thread): what checks and actions call. Submits work
+//    to the WorkerPool on lane "mysql:<name>" and calls back on the loop.
+//    SHOW GLOBAL STATUS / SHOW GLOBAL VARIABLES / replica status reads on
+//    one connection that are asked for within `share_window` (100 ms) of
+//    each other are served by one snapshot.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "daemon/status.h"
+#include "daemon/units.h"
+
+namespace warden {
+
+class WorkerPool;
+
+struct MysqlConnConfig {
+  std::string name;               // "" for [mysql]
+  std::string host;               // empty: use socket
+  int port = 3306;
+  std::string socket;
+  std::string user;
+  std::string password;           // read from password_file; never logged
+  std::string database;
+  Duration connect_timeout{2000};
+  Duration query_timeout{5000};
+
+  std::string Describe() const;   // "[mysql replica_src] 10.0.0.5:3306" (no password)
+  std::string Key() const;        // changes when any setting changes
+};
+
+// A result set read by column name. NULL is nullopt.
+struct MysqlRows {
+  std::vector<std::string> columns;
+  std::vector<std::vector<std::optional<std::string>>> rows;
+  // Index of the column with this name (case-insensitive), or -1.
+  int Column(std::string_view name) const;
+};
+
+using MysqlMap = std::map<std::string, std::string>;  // lower-cased name -> value
+
+class MysqlReads {
+ public:
+  using Clock = std::chrono::steady_clock;
+  MysqlReads(WorkerPool& workers, std::map<std::string, MysqlConnConfig> connections);
+
+  // Loop thread only. Each callback runs on the loop thread exactly once:
+  // later, from a worker's completion, or before the call returns when the
+  // connection name is unknown or a shared read is served from the window.
+  // Errors carry the server's message and number ("ERROR 1045 (28000):
+  // Access denied ..."); a failed connect says "cannot connect to
+  // <Describe()>: ..."; client-side failures (lost connection, read
+  // timeout) are prefixed with Describe(). A job that could not start
+  // within connect_timeout + query_timeout (workers busy) is the error
+  // "not started within Ns: all workers busy".
+  void Query(const std::string& connection, const std::string& sql,
+             std::function<void(Expected<MysqlRows>)> done);
+  // Runs statements one after another, stopping at the first error.
+  void Execute(const std::string& connection, std::vector<std::string> statements,
+               std::function<void(Status)> done);
+  // Round trip of mysql_ping in ms (connects first if needed).
+  void Ping(const std::string& connection, std::function<void(Expected<double>)> done);
+  void GlobalStatus(const std::string& connection,
+                    std::function<void(Expected<std::shared_ptr<const MysqlMap>>)> done);
+  void GlobalVariables(const std::string& connection,
+                       std::function<void(Expected<std::shared_ptr<const MysqlMap>>)> done);
+  // SHOW REPLICA STATUS, falling back to SHOW SLAVE STATUS on a syntax
+  // error (1064: MySQL < 8.0.22, MariaDB < 10.5); on MariaDB the ALL form
+  // (SHOW ALL REPLICAS STATUS / SHOW ALL SLAVES STATUS), so that every
+  // multi-source connection is listed with its Connection_name. An empty
+  // result is an error "not a replica: <statement> returned no rows".
+  void ReplicaStatus(const std::string& connection,
+                     std::function<void(Expected<std::shared_ptr<const MysqlRows>>)> done);
+
+  const MysqlConnConfig* Find(const std::string& connection) const;
+  Duration share_window{100};
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace warden

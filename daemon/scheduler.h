@@ -1,0 +1,79 @@
+// Runs every check on its own cadence (an ev_timer each, first run spread
+// by `jitter`), feeds results to its Evaluator, emits check.state on every
+// change and hands what to fire to the Executor.
+//
+// Cadence: the timer repeats every `every` whatever the check does. A check
+// whose previous run is still in flight is not started again (the tick is
+// counted as overrun). Checks never block the loop: blocking work goes to
+// the worker pool, processes to the ProcessRunner.
+//
+// depends: while a dependency is pending the check waits (retrying within a
+// second); while it is in any other state but ok, the check is skipped.
+//
+// Threads: loop thread only.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "daemon/config.h"
+#include "daemon/evaluator.h"
+
+struct ev_timer;
+
+namespace warden {
+
+class Executor;
+class EventLog;
+
+class Scheduler {
+ public:
+  using Clock = std::chrono::steady_clock;
+  Scheduler(Runtime& rt, Executor& executor, EventLog& events);
+  ~Scheduler();
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  void Start(std::shared_ptr<const Config> config);
+  // Stops the timers; runs in flight complete but fire nothing.
+  void Stop();
+
+  struct CheckStatus {
+    std::string name;
+    std::string type;
+    CheckState state;
+    std::string value;
+    std::string error;
+    Clock::time_point since;
+    std::uint64_t runs = 0;
+    std::uint64_t overruns = 0;
+    bool in_flight = false;
+  };
+  std::vector<CheckStatus> Status() const;
+  std::uint64_t runs() const { return runs_; }
+  int in_flight() const;
+
+ private:
+  struct Entry;
+  static void OnTimer(struct ev_loop* loop, ev_timer* w, int revents);
+  void Due(Entry& e);
+  void Finish(Entry& e, const Measurement& m);
+  void Apply(Entry& e, const Verdict& v);
+
+  Runtime& rt_;
+  Executor& executor_;
+  EventLog& events_;
+  std::shared_ptr<const Config> config_;
+  std::vector<std::unique_ptr<Entry>> entries_;
+  std::map<std::string, Entry*> by_name_;
+  std::mt19937_64 rng_{std::random_device{}()};
+  bool stopped_ = false;
+  std::uint64_t runs_ = 0;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace warden

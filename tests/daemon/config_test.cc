@@ -1,0 +1,303 @@
+#include "daemon/config.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+
+#include "support/temp_dir.h"
+
+using namespace warden;
+using warden::testing::TempDir;
+
+namespace {
+
+const char* kMinimal = R"([daemon]
+host_id = db-test
+state_dir = /tmp/warden-state
+[mutex]
+mode = off
+)";
+
+struct Loaded {
+  std::shared_ptr<const Config> config;
+  std::vector<std::string> errors;
+  bool Has(const std::string& needle) const {
+    return std::any_of(errors.begin(), errors.end(),
+                       [&](const std::string& e) { return e.find(needle) != std::string::npos; });
+  }
+  std::string All() const {
+    std::string s;
+    for (const auto& e : errors) s += e + "\n";
+    return s;
+  }
+};
+
+Loaded Load(const TempDir& dir, const std::string& text, const std::string& name = "warden.ini") {
+  std::string path = dir.Write(name, text);
+  Diagnostics diag;
+  Loaded l;
+  l.config = LoadConfig(path, LoadOptions{}, diag);
+  l.errors = diag.errors();
+  return l;
+}
+
+}  // namespace
+
+TEST_CASE("a minimal config loads", "[config]") {
+  TempDir dir;
+  Loaded l = Load(dir, kMinimal);
+  INFO(l.All());
+  REQUIRE(l.config);
+  CHECK(l.config->daemon.host_id == "db-test");
+  CHECK(l.config->mutex.mode == MutexConfig::Mode::kOff);
+  CHECK(l.config->EventsPath() == "/tmp/warden-state/events.jsonl");
+  CHECK(l.config->digest.size() == 16);
+}
+
+TEST_CASE("a missing [mutex] is an error that says what to set", "[config]") {
+  TempDir dir;
+  Loaded l = Load(dir, "[daemon]\nhost_id = x\n");
+  CHECK_FALSE(l.config);
+  CHECK(l.Has("no [mutex] section: set url=…, backend=etcd or mode=off"));
+}
+
+TEST_CASE("every problem is reported with file:line in one run", "[config]") {
+  TempDir dir;
+  Loaded l = Load(dir, std::string(kMinimal) + R"([check a]
+type = tcp
+host = 127.0.0.1
+port = 3306
+every = 10
+warn = bigger than 5
+trip = 5 of 3
+colour = blue
+[action b]
+type = exec
+command = /bin/true
+cooldown = 10 minutes
+[bogus thing]
+x = 1
+)");
+  CHECK_FALSE(l.config);
+  INFO(l.All());
+  std::string f = dir / "warden.ini";
+  CHECK(l.Has(f + ":10: every: duration '10' needs a unit"));
+  CHECK(l.Has(f + ":11: warn: "));
+  CHECK(l.Has(f + ":12: trip: "));
+  CHECK(l.Has(f + ":13: unknown key 'colour' for check type tcp"));
+  CHECK(l.Has(f + ":17: cooldown: "));
+  CHECK(l.Has(f + ":18: unknown section [bogus thing]"));
+  CHECK(l.errors.size() >= 6);
+}
+
+TEST_CASE("syntax errors name the line", "[config]") {
+  TempDir dir;
+  Loaded l = Load(dir, std::string(kMinimal) + "this line has no equals sign\n[unclosed\n" +
+                           "[action x]\ntype = exec\ncommand = " + std::string(300, 'a') + "\n");
+  CHECK_FALSE(l.config);
+  INFO(l.All());
+  std::string f = dir / "warden.ini";
+  CHECK(l.Has(f + ":6: expected 'key = value'"));
+  CHECK(l.Has(f + ":7: section header '[unclosed' has no closing ']'"));
+  CHECK(l.Has(f + ":10: line is longer than"));
+}
+
+TEST_CASE("a key set twice and a section defined twice are errors", "[config]") {
+  TempDir dir;
+  Loaded l = Load(dir, std::string(kMinimal) +
+                           "[action x]\ntype = exec\ntype = exec\ncommand = /bin/true\n"
+                           "[check c]\ntype = file\npath = /\n[action x]\ntype = notify\nmessage = m\n");
+  CHECK_FALSE(l.config);
+  INFO(l.All());
+  CHECK(l.Has(":8: key 'type' is set twice in [action x] (first at line 7)"));
+  CHECK(l.Has(":13: [action x] is defined twice (first at "));
+}
+
+TEST_CASE("references between objects are checked", "[config]") {
+  TempDir dir;
+  Loaded l = Load(dir, std::string(kMinimal) + R"([check a]
+type = file
+path = /
+crit = == 0
+depends = b
+on_crit = missing_action
+on_warn = notify_me
+[check b]
+type = file
+path = /
+depends = c
+[check c]
+type = file
+path = /
+depends = a
+[check d]
+type = file
+path = /
+depends = nope, d
+[action notify_me]
+type = notify
+message = hi
+)");
+  CHECK_FALSE(l.config);
+  INFO(l.All());
+  CHECK(l.Has("on_crit names 'missing_action', which is not an action"));
+  CHECK(l.Has("on_warn can never fire: the check has no warn threshold"));
+  CHECK(l.Has("depends cycle: "));
+  CHECK(l.Has("depends on 'nope', which is not a check"));
+  CHECK(l.Has("[check d] depends on itself"));
+}
+
+TEST_CASE("mysql connections are validated and referenced", "[config]") {
+  TempDir dir;
+  std::string pass = dir.Write("mysql.pass", "s3cret\n");
+  Loaded l = Load(dir, std::string(kMinimal) + "[mysql]\nsocket = /run/mysqld/mysqld.sock\nuser = warden\n"
+                           "password_file = " + pass + "\n"
+                           "[mysql other]\nhost = localhost\nuser = x\n"
+                           "[mysql third]\nuser = x\npassword = plain\n"
+                           "[check a]\ntype = mysql_ping\nconnection = nowhere\n");
+  CHECK_FALSE(l.config);
+  INFO(l.All());
+  CHECK(l.Has("host = localhost means the default unix socket"));
+  CHECK(l.Has("[mysql third] needs 'socket' or 'host'"));
+  CHECK(l.Has("passwords are read from a file"));
+  CHECK(l.Has("connection 'nowhere' names no [mysql nowhere] section"));
+}
+
+TEST_CASE("the default connection is required when used", "[config]") {
+  TempDir dir;
+  Loaded l = Load(dir, std::string(kMinimal) + "[check a]\ntype = mysql_ping\n");
+  CHECK_FALSE(l.config);
+  CHECK(l.Has("uses the default MySQL connection, but there is no [mysql] section"));
+}
+
+TEST_CASE("passwords are read and kept as secrets", "[config]") {
+  TempDir dir;
+  std::string pass = dir.Write("mysql.pass", "s3cret\n");
+  Loaded l = Load(dir, std::string(kMinimal) + "[mysql]\nhost = 127.0.0.1\nport = 3307\nuser = warden\n"
+                           "password_file = " + pass + "\n[check a]\ntype = mysql_ping\n");
+  INFO(l.All());
+  REQUIRE(l.config);
+  CHECK(l.config->mysql.at("").password == "s3cret");
+  CHECK(l.config->mysql.at("").port == 3307);
+  CHECK(std::find(l.config->secrets.begin(), l.config->secrets.end(), "s3cret") !=
+        l.config->secrets.end());
+  Loaded missing = Load(dir, std::string(kMinimal) + "[mysql]\nhost = 127.0.0.1\nuser = warden\n"
+                                 "password_file = /nonexistent/pass\n", "b.ini");
+  CHECK(missing.Has("password_file: cannot read /nonexistent/pass"));
+}
+
+TEST_CASE("checks get defaults from [daemon]", "[config]") {
+  TempDir dir;
+  Loaded l = Load(dir, "[daemon]\ninterval = 7s\njitter = 0%\n[mutex]\nurl = http://127.0.0.1:1/m\n"
+                       "[check a]\ntype = file\npath = /\nwarn = > 1\ntrip = 3 of 5\nrecover = 2\n"
+                       "repeat = 30m\n");
+  INFO(l.All());
+  REQUIRE(l.config);
+  const CheckConfig* a = l.config->FindCheck("a");
+  REQUIRE(a);
+  CHECK(a->common.every.count() == 7000);
+  CHECK(a->common.timeout.count() == 7000);
+  CHECK(a->rules.trip.need == 3);
+  CHECK(a->rules.trip.window == 5);
+  CHECK(a->rules.recover == 2);
+  CHECK(a->rules.repeat->count() == 1'800'000);
+  CHECK(l.config->daemon.jitter == 0);
+  CHECK(l.config->mutex.url == "http://127.0.0.1:1/m");
+}
+
+TEST_CASE("mutex settings", "[config]") {
+  TempDir dir;
+  Loaded both = Load(dir, "[mutex]\nmode = off\nurl = http://x/\n");
+  CHECK(both.Has("mode = off and a url contradict"));
+  Loaded none = Load(dir, "[mutex]\ntimeout = 2s\n", "b.ini");
+  CHECK(none.Has("[mutex] needs url = …, backend = etcd or mode = off"));
+  Loaded scheme = Load(dir, "[mutex]\nurl = ftp://x/\n", "c.ini");
+  CHECK(scheme.Has("url must start with http://, https:// or file://"));
+  std::string token = dir.Write("token", "tok-123\n");
+  Loaded ok = Load(dir, "[mutex]\nurl = https://ops/m.json\ntoken_file = " + token +
+                            "\ncache = 1s\npoll = 3s\ntimeout = 500ms\n", "d.ini");
+  INFO(ok.All());
+  REQUIRE(ok.config);
+  CHECK(ok.config->mutex.token == "tok-123");
+  CHECK(ok.config->mutex.cache.count() == 1000);
+  CHECK(ok.config->mutex.poll.count() == 3000);
+  CHECK(ok.config->mutex.timeout.count() == 500);
+}
+
+TEST_CASE("include globs are relative to the including file", "[config]") {
+  TempDir dir;
+  dir.Write("conf.d/10-a.ini", "[action a]\ntype = notify\nmessage = hello\n");
+  dir.Write("conf.d/20-b.ini", "[check b]\ntype = file\npath = /\non_error = a\n");
+  dir.Write("conf.d/ignored.txt", "garbage");
+  Loaded l = Load(dir, "[daemon]\ninclude = conf.d/*.ini\n[mutex]\nmode = off\n");
+  INFO(l.All());
+  REQUIRE(l.config);
+  CHECK(l.config->FindAction("a"));
+  CHECK(l.config->FindCheck("b"));
+  // Errors in included files name the included file.
+  dir.Write("conf.d/30-bad.ini", "[check c]\ntype = nope\n");
+  Loaded bad = Load(dir, "[daemon]\ninclude = conf.d/*.ini\n[mutex]\nmode = off\n", "w2.ini");
+  CHECK(bad.Has(dir / "conf.d/30-bad.ini" + ":2: unknown check type 'nope'"));
+  Loaded missing = Load(dir, "[daemon]\ninclude = nothere.ini\n[mutex]\nmode = off\n", "w3.ini");
+  CHECK(missing.Has(":2: include 'nothere.ini': no such file"));
+}
+
+TEST_CASE("config files writable by others or owned by others are refused", "[config]") {
+  TempDir dir;
+  std::string path = dir.Write("warden.ini", kMinimal, 0664);
+  Diagnostics diag;
+  CHECK_FALSE(LoadConfig(path, LoadOptions{}, diag));
+  REQUIRE(diag.errors().size() == 1);
+  CHECK_THAT(diag.errors()[0], Catch::Contains("writable by group or others"));
+
+  dir.Write("conf.d/x.ini", "[action a]\ntype = notify\nmessage = m\n", 0666);
+  std::string main = dir.Write("w2.ini", "[daemon]\ninclude = conf.d/*.ini\n[mutex]\nmode = off\n");
+  Diagnostics d2;
+  CHECK_FALSE(LoadConfig(main, LoadOptions{}, d2));
+  REQUIRE(d2.errors().size() == 1);
+  CHECK_THAT(d2.errors()[0], Catch::Contains(":2: refusing config file") &&
+                                 Catch::Contains("x.ini"));
+
+  if (::geteuid() == 0) {
+    std::string theirs = dir.Write("theirs.ini", kMinimal);
+    REQUIRE(::chown(theirs.c_str(), 12345, 12345) == 0);
+    Diagnostics d3;
+    CHECK_FALSE(LoadConfig(theirs, LoadOptions{}, d3));
+    REQUIRE(d3.errors().size() == 1);
+    CHECK_THAT(d3.errors()[0], Catch::Contains("owned by uid 12345"));
+  }
+}
+
+TEST_CASE("multi-line values only where allowed", "[config]") {
+  TempDir dir;
+  Loaded l = Load(dir, std::string(kMinimal) + "[action a]\ntype = notify\nseverity = info\n"
+                                               "  more\nmessage = one\n  two\n");
+  CHECK_FALSE(l.config);
+  INFO(l.All());
+  CHECK(l.Has(":9: this indented line continues the value of 'severity'"));
+}
+
+TEST_CASE("sections not in this version are named as such", "[config]") {
+  TempDir dir;
+  Loaded l = Load(dir, std::string(kMinimal) + "[fluentd]\naddress = 127.0.0.1:24224\n");
+  CHECK(l.Has("[fluentd] is not supported by this version"));
+}
+
+TEST_CASE("every sample config in etc/ validates", "[config]") {
+  // The samples name real paths (/etc/warden/mysql.pass); validate their
+  // structure without reading secrets or checking ownership.
+  for (const char* name : {"warden.ini", "demo/warden.ini"}) {
+    std::string path = std::string(WARDEN_SOURCE_DIR) + "/etc/" + name;
+    Diagnostics diag;
+    LoadOptions opts;
+    opts.check_ownership = false;
+    opts.read_secrets = false;
+    auto c = LoadConfig(path, opts, diag);
+    std::string all;
+    for (const auto& e : diag.errors()) all += e + "\n";
+    INFO(path << "\n" << all);
+    CHECK(c);
+  }
+}

@@ -1,0 +1,230 @@
+#include "daemon/evaluator.h"
+
+#include <catch2/catch.hpp>
+
+using namespace warden;
+using Clock = Evaluator::Clock;
+using namespace std::chrono_literals;
+
+namespace {
+
+EvalRules Rules(const char* warn, const char* crit, const char* trip = "1", int recover = 1) {
+  EvalRules r;
+  if (warn) r.warn = *ParseThreshold(warn);
+  if (crit) r.crit = *ParseThreshold(crit);
+  r.trip = *ParseTrip(trip);
+  r.recover = recover;
+  return r;
+}
+
+struct Driver {
+  Evaluator eval;
+  Clock::time_point now = Clock::time_point{} + 1h;
+  int fired_state = 0;
+  int fired_recover = 0;
+  int changes = 0;
+
+  explicit Driver(EvalRules r) : eval(std::move(r)) {}
+
+  Verdict Feed(const Measurement& m, std::chrono::milliseconds step = 10s) {
+    now += step;
+    Verdict v = eval.Observe(m, now);
+    if (v.fire == Verdict::Fire::kState) ++fired_state;
+    if (v.fire == Verdict::Fire::kRecover) ++fired_recover;
+    if (v.changed) ++changes;
+    return v;
+  }
+  Verdict Value(const char* v) { return Feed(Measurement::Value(v)); }
+};
+
+}  // namespace
+
+TEST_CASE("pending until the first result, then ok", "[evaluator]") {
+  Driver d(Rules("> 60", "> 600"));
+  CHECK(d.eval.state() == CheckState::kPending);
+  Verdict v = d.Value("5");
+  CHECK(v.changed);
+  CHECK(v.prev == CheckState::kPending);
+  CHECK(v.state == CheckState::kOk);
+  CHECK(v.fire == Verdict::Fire::kNone);  // ok from pending is no recovery
+}
+
+TEST_CASE("warn and crit fire on entry only", "[evaluator]") {
+  Driver d(Rules("> 60", "> 600"));
+  d.Value("5");
+  Verdict w = d.Value("61");
+  CHECK(w.state == CheckState::kWarn);
+  CHECK(w.fire == Verdict::Fire::kState);
+  CHECK(w.threshold == "> 60");
+  CHECK(d.Value("70").fire == Verdict::Fire::kNone);  // still warn: no re-fire
+  Verdict c = d.Value("601");
+  CHECK(c.state == CheckState::kCrit);
+  CHECK(c.prev == CheckState::kWarn);
+  CHECK(c.threshold == "> 600");
+  CHECK(c.fire == Verdict::Fire::kState);
+  // Down from crit to warn.
+  Verdict back = d.Value("100");
+  CHECK(back.state == CheckState::kWarn);
+  CHECK(back.fire == Verdict::Fire::kState);
+  Verdict ok = d.Value("1");
+  CHECK(ok.state == CheckState::kOk);
+  CHECK(ok.fire == Verdict::Fire::kRecover);
+  CHECK(d.fired_state == 3);
+  CHECK(d.fired_recover == 1);
+}
+
+TEST_CASE("a value past both thresholds is crit", "[evaluator]") {
+  Driver d(Rules("> 60", "> 600"));
+  CHECK(d.Value("1000").state == CheckState::kCrit);
+}
+
+TEST_CASE("trip N in a row", "[evaluator]") {
+  Driver d(Rules(nullptr, "> 10", "3"));
+  d.Value("1");
+  CHECK(d.Value("11").state == CheckState::kOk);
+  CHECK(d.Value("11").state == CheckState::kOk);
+  Verdict v = d.Value("11");
+  CHECK(v.state == CheckState::kCrit);
+  CHECK(v.fire == Verdict::Fire::kState);
+}
+
+TEST_CASE("a flapping value never trips N in a row", "[evaluator]") {
+  Driver d(Rules(nullptr, "> 10", "3"));
+  for (int i = 0; i < 100; ++i) d.Value(i % 2 ? "11" : "1");
+  CHECK(d.eval.state() == CheckState::kOk);
+  CHECK(d.fired_state == 0);
+  CHECK(d.changes == 1);  // pending -> ok only
+}
+
+TEST_CASE("trip N of M counts within the window", "[evaluator]") {
+  Driver d(Rules(nullptr, "> 10", "3 of 5"));
+  d.Value("1");
+  // bad, ok, bad, ok: 2 of the last 5.
+  d.Value("11");
+  d.Value("1");
+  d.Value("11");
+  d.Value("1");
+  CHECK(d.eval.state() == CheckState::kOk);
+  Verdict v = d.Value("11");  // 3 bad of the last 5
+  CHECK(v.state == CheckState::kCrit);
+  CHECK(d.fired_state == 1);
+}
+
+TEST_CASE("a flapping value fires at most once per trip under N of M", "[evaluator]") {
+  // Alternating with recover = 2: after crit it needs two oks in a row,
+  // which an alternating value never gives, so it fires exactly once.
+  Driver d(Rules(nullptr, "> 10", "3 of 5", 2));
+  for (int i = 0; i < 200; ++i) d.Value(i % 2 ? "11" : "1");
+  CHECK(d.eval.state() == CheckState::kCrit);
+  CHECK(d.fired_state == 1);
+  CHECK(d.fired_recover == 0);
+}
+
+TEST_CASE("one bad value in each window never trips 2 of 5", "[evaluator]") {
+  Driver d(Rules(nullptr, "> 10", "2 of 5"));
+  for (int i = 0; i < 100; ++i) d.Value(i % 5 == 0 ? "11" : "1");
+  CHECK(d.fired_state == 0);
+  CHECK(d.eval.state() == CheckState::kOk);
+}
+
+TEST_CASE("recover needs N ok results in a row", "[evaluator]") {
+  Driver d(Rules(nullptr, "> 10", "1", 3));
+  d.Value("11");
+  CHECK(d.eval.state() == CheckState::kCrit);
+  d.Value("1");
+  d.Value("1");
+  d.Value("11");  // resets the streak (and stays crit, no new fire)
+  d.Value("1");
+  d.Value("1");
+  CHECK(d.eval.state() == CheckState::kCrit);
+  Verdict v = d.Value("1");
+  CHECK(v.state == CheckState::kOk);
+  CHECK(v.fire == Verdict::Fire::kRecover);
+  CHECK(d.fired_state == 1);
+}
+
+TEST_CASE("errors enter error and recover like any bad state", "[evaluator]") {
+  Driver d(Rules("> 60", "> 600"));
+  d.Value("1");
+  Verdict e = d.Feed(Measurement::Error("connection refused"));
+  CHECK(e.state == CheckState::kError);
+  CHECK(e.error == "connection refused");
+  CHECK(e.fire == Verdict::Fire::kState);
+  Verdict ok = d.Value("1");
+  CHECK(ok.state == CheckState::kOk);
+  CHECK(ok.fire == Verdict::Fire::kRecover);
+}
+
+TEST_CASE("errors also obey trip", "[evaluator]") {
+  Driver d(Rules(nullptr, "> 600", "2"));
+  d.Value("1");
+  CHECK(d.Feed(Measurement::Error("timeout")).state == CheckState::kOk);
+  CHECK(d.Feed(Measurement::Error("timeout")).state == CheckState::kError);
+}
+
+TEST_CASE("a word against a numeric threshold is an error", "[evaluator]") {
+  Driver d(Rules(nullptr, "> 600"));
+  Verdict v = d.Value("Connecting");
+  CHECK(v.state == CheckState::kError);
+  CHECK_THAT(v.error, Catch::Contains("not a number"));
+}
+
+TEST_CASE("word thresholds", "[evaluator]") {
+  Driver d(Rules(nullptr, "!= Yes"));
+  CHECK(d.Value("Yes").state == CheckState::kOk);
+  Verdict v = d.Value("No");
+  CHECK(v.state == CheckState::kCrit);
+  CHECK(v.threshold == "!= Yes");
+}
+
+TEST_CASE("not-yet results change nothing", "[evaluator]") {
+  Driver d(Rules(nullptr, "> 10"));
+  Verdict v = d.Feed(Measurement::NotYet("first sample"));
+  CHECK_FALSE(v.changed);
+  CHECK(d.eval.state() == CheckState::kPending);
+}
+
+TEST_CASE("repeat re-fires while the state lasts", "[evaluator]") {
+  EvalRules r = Rules(nullptr, "> 10");
+  r.repeat = Duration(60'000);
+  Driver d(r);
+  d.Value("11");          // enter crit, fire
+  CHECK(d.fired_state == 1);
+  d.Value("11");          // +10 s
+  CHECK(d.fired_state == 1);
+  for (int i = 0; i < 5; ++i) d.Value("11");  // +60 s since the fire
+  CHECK(d.fired_state == 2);
+  Verdict v = d.Feed(Measurement::Value("11"), 61s);
+  CHECK(v.repeat);
+  CHECK(d.fired_state == 3);
+}
+
+TEST_CASE("without repeat a lasting state fires once", "[evaluator]") {
+  Driver d(Rules(nullptr, "> 10"));
+  for (int i = 0; i < 50; ++i) d.Feed(Measurement::Value("11"), 1h);
+  CHECK(d.fired_state == 1);
+}
+
+TEST_CASE("skipped and back", "[evaluator]") {
+  Driver d(Rules(nullptr, "> 10"));
+  d.Value("11");
+  CHECK(d.eval.state() == CheckState::kCrit);
+  Verdict s = d.eval.Skip(d.now);
+  CHECK(s.changed);
+  CHECK(s.state == CheckState::kSkipped);
+  CHECK(s.fire == Verdict::Fire::kNone);
+  CHECK_FALSE(d.eval.Skip(d.now).changed);
+  Verdict ok = d.Value("1");
+  CHECK(ok.state == CheckState::kOk);
+  CHECK(ok.fire == Verdict::Fire::kNone);  // on_recover is for leaving warn/crit/error
+  Verdict crit = d.Value("11");
+  CHECK(crit.fire == Verdict::Fire::kState);
+}
+
+TEST_CASE("state names round-trip", "[evaluator]") {
+  for (auto s : {CheckState::kPending, CheckState::kOk, CheckState::kWarn, CheckState::kCrit,
+                 CheckState::kError, CheckState::kSkipped}) {
+    CHECK(StateFromName(StateName(s)) == s);
+  }
+  CHECK_FALSE(StateFromName("bogus"));
+}

@@ -1,0 +1,409 @@
+"""Helpers for warden's integration tests (python3 standard library only).
+
+Each test starts what it needs, in its own temporary directory, on port 0:
+
+    with MariaDB() as db, Wardend() as wd:
+        wd.start(CONFIG.format(**wd.paths, socket=db.socket))
+        wd.wait_event("check.state", check="alive", state="ok")
+
+- MariaDB: a private server (scripts/mariadb-sandbox); .socket .port .user
+  .password .password_file .dir; .sql(stmt) -> rows; .stop() / .start().
+- HungPeer: a TCP port that accepts and never answers; .port.
+- MutexServer: tests/data/mutex_server.py; .url; .set("held:maintenance").
+- Wardend: the daemon under test; .paths, .start(config), .events(),
+  .wait_for(pred), .wait_event(name, **fields), .ctl(...), .stop(), .kill().
+
+Environment (set by CTest): WARDEND, WARDENCTL, WARDEN_SOURCE_DIR.
+WARDEN_KEEP_TMP=1 keeps the temporary directories for a post-mortem.
+"""
+
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+SOURCE_DIR = os.environ.get("WARDEN_SOURCE_DIR") or os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SANDBOX = os.path.join(SOURCE_DIR, "scripts", "mariadb-sandbox")
+MUTEX_SERVER = os.path.join(SOURCE_DIR, "tests", "data", "mutex_server.py")
+
+
+def _binary(var, name):
+    return os.environ.get(var) or os.path.join(SOURCE_DIR, "build", name)
+
+
+WARDEND = _binary("WARDEND", "wardend")
+WARDENCTL = _binary("WARDENCTL", "wardenctl")
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run(cmd, check=True, timeout=60, **kwargs):
+    """Runs cmd (a list), returns CompletedProcess with text stdout/stderr.
+
+    check=True raises AssertionError showing the command and its output."""
+    kwargs.setdefault("stdin", subprocess.DEVNULL)
+    p = subprocess.run([str(c) for c in cmd], capture_output=True, text=True,
+                       timeout=timeout, **kwargs)
+    if check and p.returncode != 0:
+        raise AssertionError("command failed (exit %d): %s\n--- stdout\n%s--- stderr\n%s"
+                             % (p.returncode, " ".join(map(str, cmd)), p.stdout, p.stderr))
+    return p
+
+
+def _tail(path, lines=40):
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-lines:])
+    except OSError as e:
+        return "(%s)" % e
+
+
+def _remove(path):
+    if os.environ.get("WARDEN_KEEP_TMP"):
+        print("kept %s" % path, file=sys.stderr)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def write_file(path, text, mode=0o600):
+    """Writes text to path atomically, with mode (0600 by default)."""
+    tmp = "%s.tmp%d" % (path, os.getpid())
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+    return path
+
+
+def match(events, event=None, **fields):
+    """The events named `event` (any if None) whose fields equal **fields."""
+    return [e for e in events
+            if (event is None or e.get("event") == event)
+            and all(e.get(k) == v for k, v in fields.items())]
+
+
+class MariaDB:
+    """A private MariaDB server in a temporary directory (~1-2 s to start).
+
+    args: extra mariadbd options, e.g. ["--log-bin", "--server-id=2"]."""
+
+    def __init__(self, args=()):
+        self.args = list(args)
+        self.dir = None
+
+    def __enter__(self):
+        self.dir = tempfile.mkdtemp(prefix="warden-db-")
+        try:
+            self.start()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        if self.dir:
+            run([SANDBOX, "stop", self.dir], check=False)
+            _remove(self.dir)
+            self.dir = None
+
+    def start(self):
+        """Starts (or restarts) the server on the same data dir and port."""
+        run([SANDBOX, "start", self.dir, "--"] + self.args, timeout=90)
+        env = {}
+        with open(os.path.join(self.dir, "env")) as f:
+            for line in f:
+                key, _, value = line.rstrip("\n").partition("=")
+                env[key] = value
+        self.socket = env["MYSQL_SOCKET"]
+        self.host = env["MYSQL_HOST"]
+        self.port = int(env["MYSQL_PORT"])
+        self.user = env["MYSQL_USER"]
+        self.password_file = env["MYSQL_PASSWORD_FILE"]
+        self.admin_user = env["MYSQL_ADMIN_USER"]
+        self.pid = int(env["MYSQL_PID"])
+        with open(self.password_file) as f:
+            self.password = f.read()
+
+    def stop(self):
+        run([SANDBOX, "stop", self.dir], timeout=60)
+
+    def sql(self, statement, as_warden=False):
+        """Runs statement(s); returns the rows as lists of strings.
+
+        As the admin over the socket, or as_warden over TCP with the password.
+        Values are as `mariadb --batch` prints them (NULL, \\t, \\n escaped)."""
+        if as_warden:
+            who = ["-h127.0.0.1", "-P%d" % self.port, "-u" + self.user,
+                   "-p" + self.password]
+        else:
+            who = ["--socket=" + self.socket, "-u" + self.admin_user]
+        p = run(["mariadb", "--no-defaults"] + who +
+                ["--batch", "--skip-column-names", "-e", statement])
+        return [line.split("\t") for line in p.stdout.splitlines()]
+
+
+class HungPeer:
+    """Listens on 127.0.0.1 (port 0), accepts connections, never answers."""
+
+    def __init__(self):
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(64)
+        self.port = self._listener.getsockname()[1]
+        self.connections = []
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self):
+        while not self._stopping.is_set():
+            ready, _, _ = select.select([self._listener], [], [], 0.1)
+            if ready:
+                conn, _ = self._listener.accept()
+                self.connections.append(conn)   # held open, never read or written
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        self._stopping.set()
+        self._thread.join()
+        self._listener.close()
+        for conn in self.connections:
+            conn.close()
+
+
+class MutexServer:
+    """The HTTP mutex double (tests/data/mutex_server.py) on a free port.
+
+    .url; .set(mode) with mode "clear", "held:REASON", "status:CODE",
+    "slow:SECONDS", "close", "malformed", ...; .requests() the request log."""
+
+    def __init__(self, mode="clear", script=MUTEX_SERVER):
+        self.mode = mode
+        self.script = script
+        self.dir = None
+        self.proc = None
+
+    def __enter__(self):
+        self.dir = tempfile.mkdtemp(prefix="warden-mutex-")
+        self.control = os.path.join(self.dir, "control")
+        self.request_log = os.path.join(self.dir, "requests.log")
+        self.output = os.path.join(self.dir, "output.log")
+        self.set(self.mode)
+        try:
+            with open(self.output, "w") as out:
+                self.proc = subprocess.Popen(
+                    [sys.executable, self.script, self.control, self.request_log],
+                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+            self.port = self._read_port(timeout=10)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        self.url = "http://127.0.0.1:%d/mutex.json" % self.port
+        return self
+
+    def _read_port(self, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with open(self.output) as f:
+                first = f.readline()
+            if first.endswith("\n"):
+                return int(first)
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        raise AssertionError("mutex server did not print its port (exit %s):\n%s"
+                             % (self.proc.poll(), _tail(self.output)))
+
+    def __exit__(self, *exc):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.dir:
+            _remove(self.dir)
+            self.dir = None
+
+    def set(self, mode):
+        """Sets the answer to the following requests (atomic file replace)."""
+        self.mode = mode
+        write_file(self.control, mode + "\n", 0o644)
+
+    def requests(self):
+        """The request log: one entry per line, JSON-decoded when it is JSON."""
+        try:
+            with open(self.request_log) as f:
+                lines = f.read().splitlines()
+        except FileNotFoundError:
+            return []
+        out = []
+        for line in lines:
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                out.append(line)
+        return out
+
+
+class Wardend:
+    """The daemon under test, in its own temporary directory.
+
+    wd.paths (usable before start, for config placeholders):
+      dir, config, state_dir, events, control (socket path), log ([log] file).
+    The daemon's stdout/stderr go to dir/wardend.out."""
+
+    def __init__(self, config=None, args=()):
+        self.dir = tempfile.mkdtemp(prefix="warden-wd-")
+        self.paths = {
+            "dir": self.dir,
+            "config": os.path.join(self.dir, "warden.ini"),
+            "state_dir": os.path.join(self.dir, "state"),
+            "events": os.path.join(self.dir, "state", "events.jsonl"),
+            "control": os.path.join(self.dir, "wardend.sock"),
+            "log": os.path.join(self.dir, "wardend.log"),
+        }
+        os.makedirs(self.paths["state_dir"], mode=0o700)
+        self.output = os.path.join(self.dir, "wardend.out")
+        self.config = config
+        self.args = list(args)
+        self.proc = None
+        self.started_at = 0    # number of events before the latest start
+
+    def __enter__(self):
+        if self.config is not None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.running():
+            try:
+                self.stop(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        _remove(self.dir)
+
+    def write(self, name, text, mode=0o600):
+        """Writes a file in the test's directory (includes, pidfiles...)."""
+        path = os.path.join(self.dir, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return write_file(path, text, mode)
+
+    def write_config(self, text):
+        self.config = text
+        return self.write("warden.ini", text)
+
+    def start(self, config=None):
+        """Writes config (if given) and starts wardend; does not wait."""
+        assert not self.running(), "wardend already running"
+        if config is not None:
+            self.write_config(config)
+        elif self.config is not None and not os.path.exists(self.paths["config"]):
+            self.write_config(self.config)
+        self.started_at = len(self.events())
+        with open(self.output, "a") as out:
+            self.proc = subprocess.Popen([WARDEND, "-c", self.paths["config"]] + self.args,
+                                         stdin=subprocess.DEVNULL, stdout=out,
+                                         stderr=subprocess.STDOUT)
+        return self
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout=30):
+        """SIGTERM, wait; returns the exit code (negative: killed by signal)."""
+        if self.running():
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def kill(self):
+        if self.running():
+            self.proc.kill()
+        return self.proc.wait()
+
+    def ctl(self, *args, check=False, timeout=30):
+        """Runs `wardenctl -c CONFIG ARGS...`; returns CompletedProcess."""
+        return run([WARDENCTL, "-c", self.paths["config"]] + list(args),
+                   check=check, timeout=timeout)
+
+    def events(self):
+        """All events so far, parsed; a partly written last line is left out."""
+        try:
+            with open(self.paths["events"], errors="replace") as f:
+                data = f.read()
+        except FileNotFoundError:
+            return []
+        lines = data.split("\n")
+        complete, partial = lines[:-1], lines[-1]
+        out = [json.loads(line) for line in complete if line.strip()]
+        if partial.strip():
+            try:
+                out.append(json.loads(partial))
+            except ValueError:
+                pass
+        return out
+
+    def log(self):
+        """The daemon's output (and its [log] file, when it wrote one)."""
+        text = ""
+        for path in (self.output, self.paths["log"]):
+            if os.path.exists(path):
+                with open(path, errors="replace") as f:
+                    text += f.read()
+        return text
+
+    def wait_for(self, predicate, timeout=30, since=0):
+        """Polls until predicate(events[since:]) is truthy and returns it (or
+        the events when it is not a list). Raises AssertionError with the last
+        events and the daemon's log on timeout or when wardend exits."""
+        deadline = time.monotonic() + timeout
+        while True:
+            exited = self.proc is not None and self.proc.poll() is not None
+            events = self.events()[since:]
+            result = predicate(events)
+            if result:
+                return result if isinstance(result, list) else events
+            if exited or time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
+        why = ("wardend exited with %s" % self.proc.returncode if exited
+               else "timeout after %ss" % timeout)
+        raise AssertionError(
+            "%s waiting for %s\n--- last events\n%s\n--- wardend log\n%s"
+            % (why, getattr(predicate, "__name__", predicate),
+               "\n".join(json.dumps(e) for e in events[-30:]),
+               "".join(self.log().splitlines(True)[-40:])))
+
+    def wait_event(self, event, timeout=30, since=None, **fields):
+        """Waits for an event named `event` with **fields; returns the matches.
+        since defaults to the events of the latest start."""
+        if since is None:
+            since = self.started_at
+
+        def has_event(events):
+            return match(events, event, **fields)
+        has_event.__name__ = " ".join([event] + ["%s=%r" % kv for kv in fields.items()])
+        return self.wait_for(has_event, timeout=timeout, since=since)
