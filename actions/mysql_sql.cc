@@ -220,6 +220,7 @@ std::unique_ptr<Action> MakeMysqlSql(OptionReader& opts, const ActionCommon& /*c
   bool has_sql = opts.Has("sql");
   bool has_file = opts.Has("file");
   if (has_sql && has_file) {
+    opts.Find("sql");
     opts.Error(*opts.Find("file"), "set either sql or file, not both");
   } else if (!has_sql && !has_file) {
     opts.Find("sql");

@@ -1,0 +1,142 @@
+#include "actions/mysql_sql.h"
+
+#include <catch2/catch.hpp>
+
+#include "daemon/mysql.h"
+#include "tests/actions/action_test_util.h"
+#include "tests/support/temp_dir.h"
+
+using namespace warden;
+using namespace warden::action_test;
+using Statements = std::vector<std::string>;
+
+namespace {
+
+Statements Split(std::string_view sql) {
+  auto s = SplitSqlStatements(sql);
+  INFO("sql: " << sql << " error: " << (s.ok() ? "" : s.error()));
+  REQUIRE(s.ok());
+  return *s;
+}
+
+std::string SplitError(std::string_view sql) {
+  auto s = SplitSqlStatements(sql);
+  INFO("sql: " << sql);
+  REQUIRE_FALSE(s.ok());
+  return s.error();
+}
+
+}  // namespace
+
+TEST_CASE("mysql_sql: statements split on ';'", "[actions][mysql_sql]") {
+  CHECK(Split("STOP REPLICA; START REPLICA") == Statements{"STOP REPLICA", "START REPLICA"});
+  CHECK(Split("SELECT 1") == Statements{"SELECT 1"});
+  CHECK(Split("SELECT 1;") == Statements{"SELECT 1"});
+  CHECK(Split("  SELECT 1 ;; ;\n SELECT 2;  \n") == Statements{"SELECT 1", "SELECT 2"});
+  CHECK(Split("SET GLOBAL x = 1;\n  FLUSH LOGS") == Statements{"SET GLOBAL x = 1", "FLUSH LOGS"});
+}
+
+TEST_CASE("mysql_sql: ';' inside quotes and backticks does not split", "[actions][mysql_sql]") {
+  CHECK(Split("SELECT 'a;b'; SELECT 2") == Statements{"SELECT 'a;b'", "SELECT 2"});
+  CHECK(Split("SELECT \"a;b\"; SELECT 2") == Statements{"SELECT \"a;b\"", "SELECT 2"});
+  CHECK(Split("SELECT `we;ird` FROM t; SELECT 2") ==
+        Statements{"SELECT `we;ird` FROM t", "SELECT 2"});
+  CHECK(Split("SELECT 'it''s;'; SELECT 2") == Statements{"SELECT 'it''s;'", "SELECT 2"});
+  CHECK(Split("SELECT 'back\\';slash'; SELECT 2") ==
+        Statements{"SELECT 'back\\';slash'", "SELECT 2"});
+  CHECK(Split("SELECT \"q\\\";\"; SELECT 2") == Statements{"SELECT \"q\\\";\"", "SELECT 2"});
+  CHECK(Split("SELECT `a``;b`; SELECT 2") == Statements{"SELECT `a``;b`", "SELECT 2"});
+  CHECK(Split("SELECT 'a\"b`c;'") == Statements{"SELECT 'a\"b`c;'"});
+}
+
+TEST_CASE("mysql_sql: comments", "[actions][mysql_sql]") {
+  CHECK(Split("SELECT 1; -- a comment; with a semicolon\nSELECT 2") ==
+        Statements{"SELECT 1", "-- a comment; with a semicolon\nSELECT 2"});
+  CHECK(Split("SELECT 1 # hash; comment\n; SELECT 2") ==
+        Statements{"SELECT 1 # hash; comment", "SELECT 2"});
+  CHECK(Split("SELECT /* a; b */ 1; SELECT 2") == Statements{"SELECT /* a; b */ 1", "SELECT 2"});
+  CHECK(Split("SELECT 1 /* multi\nline; */; SELECT 2") ==
+        Statements{"SELECT 1 /* multi\nline; */", "SELECT 2"});
+  // "--" without a blank after it is not a comment in MySQL: 1--1 is 1 - (-1).
+  CHECK(Split("SELECT 1--1; SELECT 2") == Statements{"SELECT 1--1", "SELECT 2"});
+  CHECK(Split("SELECT 1;--\nSELECT 2") == Statements{"SELECT 1", "--\nSELECT 2"});
+  // Only comments between two ';': no empty statement is sent.
+  CHECK(Split("SELECT 1; -- just a note\n; /* and this */ ; # and this") == Statements{"SELECT 1"});
+  // Executable comments are statements.
+  CHECK(Split("/*!40101 SET NAMES utf8 */; SELECT 2") ==
+        Statements{"/*!40101 SET NAMES utf8 */", "SELECT 2"});
+  CHECK(Split("/*M!100100 SET x=1 */") == Statements{"/*M!100100 SET x=1 */"});
+  CHECK(Split("SELECT '--'; SELECT '#'; SELECT '/*'") ==
+        Statements{"SELECT '--'", "SELECT '#'", "SELECT '/*'"});
+}
+
+TEST_CASE("mysql_sql: split errors", "[actions][mysql_sql]") {
+  CHECK(SplitError("SELECT 'abc") == "unterminated single quote (opened on line 1)");
+  CHECK(SplitError("SELECT 1;\nSELECT \"abc") == "unterminated double quote (opened on line 2)");
+  CHECK(SplitError("SELECT `abc") == "unterminated backtick (opened on line 1)");
+  CHECK(SplitError("SELECT 'abc\\'") == "unterminated single quote (opened on line 1)");
+  CHECK(SplitError("SELECT 1 /* never\nclosed") == "unterminated /* comment (opened on line 1)");
+  CHECK(SplitError("") == "no SQL statement (only blanks, comments or ';')");
+  CHECK(SplitError(" ; ;\n -- nothing") == "no SQL statement (only blanks, comments or ';')");
+  CHECK(SplitError("SELECT 1;\ndelimiter //\nCREATE PROCEDURE p() BEGIN SELECT 1; END //") ==
+        "DELIMITER (line 2) is a command of the mysql client, not SQL: run such a script with "
+        "the mysql client from an exec action");
+}
+
+TEST_CASE("mysql_sql: config", "[actions][mysql_sql]") {
+  CHECK(MakeAction("mysql_sql", {{"sql", "STOP REPLICA;\n  START REPLICA"}}).errors.empty());
+  CHECK(MakeAction("mysql_sql", {{"file", "/etc/warden/fix.sql"}}).errors.empty());
+  CHECK(MakeAction("mysql_sql", {{"sql", "SELECT 1"}, {"file", "x.sql"}}).error() ==
+        "test.ini:3: set either sql or file, not both");
+  CHECK(MakeAction("mysql_sql", {}).error() ==
+        "test.ini:1: [action t] needs 'sql' (statements separated by ';') or 'file'");
+  CHECK(MakeAction("mysql_sql", {{"sql", "SELECT 'x"}}).error() ==
+        "test.ini:2: sql: unterminated single quote (opened on line 1)");
+  CHECK(MakeAction("mysql_sql", {{"sql", "SELECT 1"}, {"sqll", "x"}}).error() ==
+        "test.ini:3: unknown key 'sqll' for action type mysql_sql");
+  const ActionType* t = FindActionType("mysql_sql");
+  REQUIRE(t);
+  CHECK(t->uses_mysql);
+  CHECK(t->guarded);
+}
+
+TEST_CASE("mysql_sql: run-time errors without a server", "[actions][mysql_sql]") {
+  warden::testing::TempDir dir;
+  Harness h;
+  MysqlConnConfig conn;
+  conn.socket = dir / "no-such.sock";
+  conn.user = "warden";
+  conn.connect_timeout = std::chrono::milliseconds(500);
+  MysqlReads mysql(h.workers, {{"", conn}});
+  h.rt.mysql = &mysql;
+
+  // A file that does not exist is read (and reported) when the action runs.
+  Built missing = MakeAction("mysql_sql", {{"file", dir / "missing.sql"}});
+  REQUIRE(missing.action);
+  auto out = h.Run(*missing.action, Common("mysql_sql"));
+  CHECK_FALSE(out.ok);
+  CHECK(out.error == "cannot read " + (dir / "missing.sql") + ": No such file or directory");
+
+  dir.Write("bad.sql", "SELECT 1;\nSELECT 'unterminated\n");
+  Built bad = MakeAction("mysql_sql", {{"file", dir / "bad.sql"}});
+  REQUIRE(bad.action);
+  out = h.Run(*bad.action, Common("mysql_sql"));
+  CHECK(out.error == dir / "bad.sql" + ": unterminated single quote (opened on line 2)");
+
+  // Read, split, and sent to the connection, whose error is the outcome's.
+  dir.Write("good.sql", "SELECT 1;\nSELECT 2;\n");
+  Built good = MakeAction("mysql_sql", {{"file", dir / "good.sql"}});
+  REQUIRE(good.action);
+  out = h.Run(*good.action, Common("mysql_sql"));
+  CHECK_FALSE(out.ok);
+  CHECK_FALSE(out.error.empty());
+  CHECK(out.extra["statements"] == 2);
+
+  Built inline_sql = MakeAction("mysql_sql", {{"sql", "SELECT 1"}});
+  REQUIRE(inline_sql.action);
+  ActionCommon other = Common("mysql_sql");
+  other.connection = "nowhere";
+  out = h.Run(*inline_sql.action, other);
+  CHECK_FALSE(out.ok);
+  CHECK(out.error.find("nowhere") != std::string::npos);
+}

@@ -1,0 +1,670 @@
+// MysqlReads and the mysql_* checks against a real MariaDB started by the
+// test in a temporary directory (see TOOLCHAIN.md), plus the replica status
+// normalization on rows shaped like each server version's.
+#include "daemon/mysql.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "check_test_util.h"
+#include "checks/mysql_replica.h"
+
+using warden::Duration;
+using warden::Expected;
+using warden::Measurement;
+using warden::MysqlConnConfig;
+using warden::MysqlMap;
+using warden::MysqlReads;
+using warden::MysqlRows;
+using warden::test::Harness;
+using warden::test::MakeCheck;
+using warden::test::PumpUntil;
+using warden::test::Show;
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr const char* kUser = "warden_t";
+constexpr const char* kPassword = "t3st-Pa55";
+constexpr int kMaxConnections = 77;  // set on the server's command line, read back by a check
+
+bool HaveProgram(const char* name) {
+  return std::system(("command -v " + std::string(name) + " >/dev/null 2>&1").c_str()) == 0;
+}
+
+// A free TCP port on 127.0.0.1 (bound then released).
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+bool SocketAnswers(const std::string& path) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+  bool ok = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  close(fd);
+  return ok;
+}
+
+// One MariaDB server per test process, started on first use and stopped
+// (SIGTERM, then the directory removed) at exit. PR_SET_PDEATHSIG kills it
+// if the test process dies first.
+class Sandbox {
+ public:
+  // nullptr (after a WARN) when MariaDB is not installed.
+  static Sandbox* Get() {
+    static std::unique_ptr<Sandbox> instance = Start();
+    return instance.get();
+  }
+
+  ~Sandbox() {
+    if (pid_ > 0) {
+      kill(pid_, SIGTERM);
+      // The libev default loop may reap it for us (it waits for any child).
+      auto deadline = Clock::now() + 30s;
+      bool gone = false;
+      while (!gone && Clock::now() < deadline) {
+        pid_t r = waitpid(pid_, nullptr, WNOHANG);
+        gone = r == pid_ || (r < 0 && errno == ECHILD);
+        if (!gone) std::this_thread::sleep_for(20ms);
+      }
+      if (!gone) {
+        kill(pid_, SIGKILL);
+        waitpid(pid_, nullptr, 0);
+      }
+    }
+    std::error_code ec;
+    if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
+  }
+
+  std::string socket() const { return dir_ + "/mysqld.sock"; }
+  int port() const { return port_; }
+
+  // The password user over TCP.
+  MysqlConnConfig Tcp(const std::string& name = "") const {
+    MysqlConnConfig c;
+    c.name = name;
+    c.host = "127.0.0.1";
+    c.port = port_;
+    c.user = kUser;
+    c.password = kPassword;
+    return c;
+  }
+  // root over the unix socket (unix_socket authentication).
+  MysqlConnConfig RootSocket(const std::string& name) const {
+    MysqlConnConfig c;
+    c.name = name;
+    c.socket = socket();
+    c.user = "root";
+    return c;
+  }
+
+  // Runs SQL as root with the mariadb client; returns its exit status.
+  int Client(const std::string& sql) const {
+    std::string cmd = "mariadb --no-defaults --socket=" + socket() + " -uroot -e \"" + sql +
+                      "\" >>" + dir_ + "/client.log 2>&1";
+    return std::system(cmd.c_str());
+  }
+
+ private:
+  static std::unique_ptr<Sandbox> Start() {
+    if (!HaveProgram("mariadbd") || !HaveProgram("mariadb-install-db") || !HaveProgram("mariadb")) {
+      WARN("mariadbd / mariadb-install-db / mariadb not installed: MySQL tests skipped");
+      return nullptr;
+    }
+    auto sb = std::unique_ptr<Sandbox>(new Sandbox);
+    char tmpl[] = "/tmp/warden-mysql-test-XXXXXX";
+    REQUIRE(mkdtemp(tmpl) != nullptr);
+    sb->dir_ = tmpl;
+    const std::string& d = sb->dir_;
+    int rc = std::system(("mariadb-install-db --no-defaults --skip-test-db --user=root --datadir=" + d +
+                          "/db >" + d + "/install.log 2>&1")
+                             .c_str());
+    INFO(ReadFile(d + "/install.log"));
+    REQUIRE(rc == 0);
+
+    sb->port_ = FreePort();
+    std::vector<std::string> args = {
+        "mariadbd",
+        "--no-defaults",
+        "--datadir=" + d + "/db",
+        "--socket=" + sb->socket(),
+        "--port=" + std::to_string(sb->port_),
+        "--bind-address=127.0.0.1",
+        "--user=root",
+        "--pid-file=" + d + "/mysqld.pid",
+        "--log-error=" + d + "/error.log",
+        "--skip-name-resolve",
+        "--max-connections=" + std::to_string(kMaxConnections),
+        "--innodb-buffer-pool-size=32M",
+    };
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    std::string out = d + "/stdout.log";
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      int fd = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      if (fd >= 0) {
+        dup2(fd, 1);
+        dup2(fd, 2);
+      }
+      execvp("mariadbd", argv.data());
+      _exit(127);
+    }
+    sb->pid_ = pid;
+
+    auto deadline = Clock::now() + 60s;
+    bool up = false;
+    while (!up && Clock::now() < deadline) {
+      if (waitpid(pid, nullptr, WNOHANG) == pid) {
+        sb->pid_ = -1;
+        FAIL("mariadbd exited at start:\n" << ReadFile(d + "/error.log") << ReadFile(out));
+      }
+      up = SocketAnswers(sb->socket());
+      if (!up) std::this_thread::sleep_for(50ms);
+    }
+    INFO(ReadFile(d + "/error.log"));
+    REQUIRE(up);
+    std::string create = std::string("CREATE USER '") + kUser + "'@'%' IDENTIFIED BY '" + kPassword +
+                         "'; GRANT ALL ON *.* TO '" + kUser + "'@'%';";
+    REQUIRE(sb->Client(create) == 0);
+    return sb;
+  }
+
+  Sandbox() = default;
+  std::string dir_;
+  int port_ = 0;
+  pid_t pid_ = -1;
+};
+
+// A loop with workers and MysqlReads over the given connections.
+struct MysqlHarness : Harness {
+  std::unique_ptr<MysqlReads> reads;
+  explicit MysqlHarness(std::map<std::string, MysqlConnConfig> conns) {
+    reads = std::make_unique<MysqlReads>(workers, std::move(conns));
+    rt.mysql = reads.get();
+  }
+
+  Measurement RunCheck(const std::string& type,
+                       const std::vector<std::pair<std::string, std::string>>& keys,
+                       const std::string& connection = "") {
+    warden::CheckCommon common;
+    common.connection = connection;
+    auto built = MakeCheck(type, keys, common);
+    INFO(type);
+    REQUIRE(built.errors.empty());
+    return Run(*built.check);
+  }
+
+  Expected<MysqlRows> Query(const std::string& conn, const std::string& sql) {
+    std::optional<Expected<MysqlRows>> got;
+    reads->Query(conn, sql, [&got](Expected<MysqlRows> r) { got = std::move(r); });
+    REQUIRE(PumpUntil(loop, [&] { return got.has_value(); }));
+    return std::move(*got);
+  }
+
+  warden::Status Execute(const std::string& conn, std::vector<std::string> statements) {
+    std::optional<warden::Status> got;
+    reads->Execute(conn, std::move(statements), [&got](warden::Status s) { got = std::move(s); });
+    REQUIRE(PumpUntil(loop, [&] { return got.has_value(); }));
+    return *got;
+  }
+
+  Expected<double> Ping(const std::string& conn) {
+    std::optional<Expected<double>> got;
+    reads->Ping(conn, [&got](Expected<double> r) { got = std::move(r); });
+    REQUIRE(PumpUntil(loop, [&] { return got.has_value(); }));
+    return std::move(*got);
+  }
+
+  Expected<std::shared_ptr<const MysqlMap>> Status(const std::string& conn) {
+    std::optional<Expected<std::shared_ptr<const MysqlMap>>> got;
+    reads->GlobalStatus(conn, [&got](Expected<std::shared_ptr<const MysqlMap>> r) { got = std::move(r); });
+    REQUIRE(PumpUntil(loop, [&] { return got.has_value(); }));
+    return std::move(*got);
+  }
+};
+
+std::string Scalar(const Expected<MysqlRows>& r) {
+  REQUIRE(r.ok());
+  REQUIRE(!r->rows.empty());
+  REQUIRE(r->rows[0][0].has_value());
+  return *r->rows[0][0];
+}
+
+long long StatusNumber(const std::shared_ptr<const MysqlMap>& m, const std::string& name) {
+  auto it = m->find(name);
+  REQUIRE(it != m->end());
+  auto n = warden::ParseNumber(it->second);
+  REQUIRE(n);
+  return static_cast<long long>(*n);
+}
+
+}  // namespace
+
+TEST_CASE("mysql checks measure a real MariaDB", "[checks][mysql]") {
+  Sandbox* sb = Sandbox::Get();
+  if (!sb) return;
+  MysqlHarness h({{"", sb->Tcp()}, {"root", sb->RootSocket("root")}});
+
+  Measurement ping = h.RunCheck("mysql_ping", {});
+  INFO(Show(ping));
+  REQUIRE(ping.kind == Measurement::Kind::kValue);
+  REQUIRE(warden::ParseNumber(ping.value));
+  CHECK(*warden::ParseNumber(ping.value) >= 0);
+  CHECK(*warden::ParseNumber(ping.value) < 1000);
+
+  // root over the socket works too.
+  Measurement root_ping = h.RunCheck("mysql_ping", {}, "root");
+  CHECK(root_ping.kind == Measurement::Kind::kValue);
+
+  Measurement uptime = h.RunCheck("mysql_status", {{"variable", "Uptime"}});
+  INFO(Show(uptime));
+  REQUIRE(uptime.kind == Measurement::Kind::kValue);
+  auto uptime_s = warden::ParseNumber(uptime.value);
+  REQUIRE(uptime_s);
+  CHECK(*uptime_s >= 0);
+  CHECK(*uptime_s < 3600);
+
+  // Any case works for the name.
+  CHECK(h.RunCheck("mysql_status", {{"variable", "UPTIME"}}).kind == Measurement::Kind::kValue);
+  Measurement unknown = h.RunCheck("mysql_status", {{"variable", "No_such_status"}});
+  CHECK(Show(unknown) == "error no status variable 'No_such_status' in SHOW GLOBAL STATUS");
+
+  Measurement max_conn = h.RunCheck("mysql_variable", {{"variable", "max_connections"}});
+  CHECK(Show(max_conn) == "value " + std::to_string(kMaxConnections));
+  Measurement ver = h.RunCheck("mysql_variable", {{"variable", "version"}});
+  CHECK_THAT(ver.value, Catch::Contains("MariaDB"));
+
+  CHECK(Show(h.RunCheck("mysql_query", {{"sql", "SELECT 6 * 7"}})) == "value 42");
+  CHECK(Show(h.RunCheck("mysql_query", {{"sql", "SELECT 'x', 2;"}})) == "value x");
+  CHECK(Show(h.RunCheck("mysql_query", {{"sql", "SELECT 1 FROM DUAL WHERE 1 = 0"}})) ==
+        "error query returned no rows");
+  CHECK(Show(h.RunCheck("mysql_query", {{"sql", "SELECT NULL"}})) == "error query returned NULL");
+  Measurement sql_error = h.RunCheck("mysql_query", {{"sql", "SELECT * FROM mysql.no_such_table"}});
+  CHECK(Show(sql_error) ==
+        "error ERROR 1146 (42S02): Table 'mysql.no_such_table' doesn't exist");
+  // The connection is usable after the error.
+  CHECK(Show(h.RunCheck("mysql_query", {{"sql", "SELECT CURRENT_USER()"}})) ==
+        std::string("value ") + kUser + "@%");
+
+  Measurement replica = h.RunCheck("mysql_replica", {{"field", "lag"}});
+  CHECK(replica.kind == Measurement::Kind::kError);
+  CHECK_THAT(replica.error, Catch::StartsWith("not a replica: SHOW ") &&
+                                Catch::EndsWith("STATUS returned no rows"));
+
+  Measurement nope = h.RunCheck("mysql_ping", {}, "nope");
+  CHECK(Show(nope) == "error unknown mysql connection 'nope' (no [mysql nope] section)");
+}
+
+TEST_CASE("mysql_status rate = yes needs two samples", "[checks][mysql]") {
+  Sandbox* sb = Sandbox::Get();
+  if (!sb) return;
+  MysqlHarness h({{"", sb->Tcp()}});
+  warden::CheckCommon common;
+  // Com_show_status grows by one with each snapshot the check itself takes.
+  auto built = MakeCheck("mysql_status", {{"variable", "Com_show_status"}, {"rate", "yes"}}, common);
+  REQUIRE(built.errors.empty());
+  Measurement first = h.Run(*built.check);
+  CHECK(first.kind == Measurement::Kind::kNotYet);
+  std::this_thread::sleep_for(300ms);  // beyond the share window
+  Measurement second = h.Run(*built.check);
+  INFO(Show(second));
+  REQUIRE(second.kind == Measurement::Kind::kValue);
+  auto rate = warden::ParseNumber(second.value);
+  REQUIRE(rate);
+  CHECK(*rate > 0.5);   // one per ~0.3 s
+  CHECK(*rate < 10);
+
+  // FLUSH STATUS sets the counter back: no rate, no negative value.
+  REQUIRE(h.Execute("", {"FLUSH STATUS"}).ok());
+  std::this_thread::sleep_for(150ms);
+  Measurement after_flush = h.Run(*built.check);
+  INFO(Show(after_flush));
+  CHECK(after_flush.kind == Measurement::Kind::kNotYet);
+  CHECK_THAT(after_flush.error, Catch::Contains("went down"));
+  // ... and the next one is a rate again.
+  std::this_thread::sleep_for(150ms);
+  CHECK(h.Run(*built.check).kind == Measurement::Kind::kValue);
+
+  // A text status with rate = yes is an error, not a 0.
+  auto text = MakeCheck("mysql_status", {{"variable", "Ssl_cipher"}, {"rate", "yes"}});
+  REQUIRE(text.errors.empty());
+  Measurement m = h.Run(*text.check);
+  CHECK(m.kind == Measurement::Kind::kError);
+}
+
+TEST_CASE("mysql errors carry the server's answer and name the connection", "[checks][mysql]") {
+  Sandbox* sb = Sandbox::Get();
+  if (!sb) return;
+  MysqlConnConfig bad = sb->Tcp("bad");
+  bad.password = "Wr0ng-Secret";
+  MysqlConnConfig down = sb->Tcp("down");
+  down.port = FreePort();
+  MysqlHarness h({{"bad", bad}, {"down", down}});
+
+  Measurement denied = h.RunCheck("mysql_ping", {}, "bad");
+  CHECK(denied.kind == Measurement::Kind::kError);
+  CHECK_THAT(denied.error,
+             Catch::StartsWith("cannot connect to [mysql bad] 127.0.0.1:" + std::to_string(sb->port()) +
+                               ": ERROR 1045 (28000): Access denied for user '" + kUser + "'@"));
+  CHECK_THAT(denied.error, !Catch::Contains("Wr0ng-Secret"));
+
+  Measurement refused = h.RunCheck("mysql_status", {{"variable", "Uptime"}}, "down");
+  CHECK(refused.kind == Measurement::Kind::kError);
+  CHECK_THAT(refused.error, Catch::StartsWith("cannot connect to [mysql down] 127.0.0.1:" +
+                                              std::to_string(down.port) + ": ERROR 2002 (HY000): "));
+}
+
+TEST_CASE("Execute runs statements in order, stops at the first error, consumes CALL results",
+          "[checks][mysql]") {
+  Sandbox* sb = Sandbox::Get();
+  if (!sb) return;
+  MysqlHarness h({{"", sb->Tcp()}});
+  REQUIRE(h.Execute("", {"DROP DATABASE IF EXISTS wt", "CREATE DATABASE wt",
+                         "CREATE TABLE wt.t (id INT PRIMARY KEY, v VARCHAR(20))",
+                         "INSERT INTO wt.t VALUES (1, 'a'), (2, NULL)",
+                         "CREATE PROCEDURE wt.two() BEGIN SELECT 'first'; SELECT 'second'; END"})
+              .ok());
+  // A CALL returns two result sets and a status: all read, the connection
+  // stays in sync for the next statement.
+  CHECK(Scalar(h.Query("", "CALL wt.two()")) == "first");
+  CHECK(Scalar(h.Query("", "SELECT COUNT(*) FROM wt.t")) == "2");
+  REQUIRE(h.Execute("", {"CALL wt.two()", "INSERT INTO wt.t VALUES (5, 'e')"}).ok());
+
+  warden::Status dup = h.Execute("", {"INSERT INTO wt.t VALUES (3, 'c')",
+                                      "INSERT INTO wt.t VALUES (3, 'again')",
+                                      "INSERT INTO wt.t VALUES (4, 'never')"});
+  CHECK_FALSE(dup.ok());
+  CHECK(dup.message() ==
+        "ERROR 1062 (23000): Duplicate entry '3' for key 'PRIMARY' (statement 2 of 3)");
+  CHECK(Scalar(h.Query("", "SELECT GROUP_CONCAT(id ORDER BY id) FROM wt.t")) == "1,2,3,5");
+
+  // Multi-line SQL as the config gives it, NULL and values through the check.
+  CHECK(Show(h.RunCheck("mysql_query", {{"sql", "SELECT v\n  FROM wt.t\n  WHERE id = 1"}})) ==
+        "value a");
+  CHECK(Show(h.RunCheck("mysql_query", {{"sql", "SELECT v FROM wt.t WHERE id = 2"}})) ==
+        "error query returned NULL");
+}
+
+TEST_CASE("a connection killed on the server is replaced without an error", "[checks][mysql]") {
+  Sandbox* sb = Sandbox::Get();
+  if (!sb) return;
+  MysqlHarness h({{"", sb->Tcp()}, {"root", sb->RootSocket("root")}});
+  // Both workers get a cached connection.
+  std::set<std::string> ids;
+  for (int i = 0; i < 10; ++i) ids.insert(Scalar(h.Query("", "SELECT CONNECTION_ID()")));
+  REQUIRE(!ids.empty());
+  std::vector<std::string> kills;
+  for (const auto& id : ids) kills.push_back("KILL CONNECTION " + id);
+  REQUIRE(h.Execute("root", kills).ok());
+  for (int i = 0; i < 4; ++i) {
+    auto r = h.Query("", "SELECT CONNECTION_ID()");
+    INFO(r.ok() ? std::string("ok") : r.error());
+    REQUIRE(r.ok());
+    CHECK(ids.count(Scalar(r)) == 0);
+  }
+}
+
+TEST_CASE("GlobalStatus asked for within the window runs one SHOW GLOBAL STATUS", "[checks][mysql]") {
+  Sandbox* sb = Sandbox::Get();
+  if (!sb) return;
+  MysqlHarness h({{"", sb->Tcp()}});
+  h.reads->share_window = 100ms;
+
+  auto before = h.Status("");
+  REQUIRE(before.ok());
+  std::this_thread::sleep_for(150ms);
+
+  std::vector<Expected<std::shared_ptr<const MysqlMap>>> got;
+  for (int i = 0; i < 50; ++i) {
+    h.reads->GlobalStatus("", [&got](Expected<std::shared_ptr<const MysqlMap>> r) { got.push_back(r); });
+  }
+  REQUIRE(PumpUntil(h.loop, [&] { return got.size() == 50; }));
+  for (const auto& r : got) {
+    REQUIRE(r.ok());
+    CHECK(r->get() == got[0]->get());  // one snapshot for all
+  }
+  std::this_thread::sleep_for(150ms);
+  auto after = h.Status("");
+  REQUIRE(after.ok());
+  CHECK(after->get() != got[0]->get());
+  // On the server: the batch and `after` itself, not 51 statements.
+  CHECK(StatusNumber(*after, "com_show_status") - StatusNumber(*before, "com_show_status") == 2);
+
+  // A finished read is reused while it is younger than the window ...
+  h.reads->share_window = 10s;
+  auto reused = h.Status("");
+  REQUIRE(reused.ok());
+  CHECK(reused->get() == after->get());
+  // ... and not once the window is over.
+  h.reads->share_window = 0ms;
+  auto fresh = h.Status("");
+  REQUIRE(fresh.ok());
+  CHECK(fresh->get() != after->get());
+
+  // Variables are shared the same way, and keyed lower-case.
+  h.reads->share_window = 10s;
+  std::vector<std::shared_ptr<const MysqlMap>> vars;
+  for (int i = 0; i < 3; ++i) {
+    h.reads->GlobalVariables("", [&vars](Expected<std::shared_ptr<const MysqlMap>> r) {
+      REQUIRE(r.ok());
+      vars.push_back(*r);
+    });
+  }
+  REQUIRE(PumpUntil(h.loop, [&] { return vars.size() == 3; }));
+  CHECK(vars[0] == vars[2]);
+  CHECK(vars[0]->count("max_connections") == 1);
+  CHECK(vars[0]->count("MAX_CONNECTIONS") == 0);
+}
+
+TEST_CASE("a hung server holds one worker for its timeout; other connections go on",
+          "[checks][mysql]") {
+  Sandbox* sb = Sandbox::Get();
+  if (!sb) return;
+  // Accepts (the kernel completes the handshake) and never says a word.
+  int hung = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(bind(hung, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  socklen_t len = sizeof addr;
+  REQUIRE(getsockname(hung, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  REQUIRE(listen(hung, 64) == 0);
+  MysqlConnConfig stuck = sb->Tcp("stuck");
+  stuck.port = ntohs(addr.sin_port);
+  stuck.connect_timeout = 1s;
+  stuck.query_timeout = 1s;
+
+  MysqlHarness h({{"", sb->Tcp()}, {"stuck", stuck}});
+  auto start = Clock::now();
+  std::optional<Expected<double>> stuck_result;
+  Clock::time_point stuck_at;
+  h.reads->Ping("stuck", [&](Expected<double> r) {
+    stuck_result = std::move(r);
+    stuck_at = Clock::now();
+  });
+  // Meanwhile the healthy connection answers, one query after another.
+  int healthy_done = 0;
+  Clock::time_point last_healthy_at;
+  std::function<void()> next = [&] {
+    h.reads->Query("", "SELECT 1", [&](Expected<MysqlRows> r) {
+      REQUIRE(r.ok());
+      ++healthy_done;
+      last_healthy_at = Clock::now();
+      if (healthy_done < 20) next();
+    });
+  };
+  next();
+  REQUIRE(PumpUntil(h.loop, [&] { return stuck_result.has_value() && healthy_done == 20; }, 15s));
+  double stuck_s = std::chrono::duration<double>(stuck_at - start).count();
+  INFO("stuck after " << stuck_s << " s");
+  REQUIRE_FALSE(stuck_result->ok());
+  CHECK_THAT(stuck_result->error(),
+             Catch::StartsWith("cannot connect to [mysql stuck] 127.0.0.1:" +
+                               std::to_string(stuck.port) + ": ERROR 2013 (HY000): "));
+  CHECK(stuck_s >= 0.8);
+  CHECK(stuck_s < 3.5);
+  CHECK(last_healthy_at < stuck_at);
+  close(hung);
+}
+
+TEST_CASE("a read that cannot start before its deadline says the workers are busy",
+          "[checks][mysql]") {
+  Sandbox* sb = Sandbox::Get();
+  if (!sb) return;
+  int hung = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(bind(hung, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  socklen_t len = sizeof addr;
+  REQUIRE(getsockname(hung, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  REQUIRE(listen(hung, 64) == 0);
+  MysqlConnConfig stuck = sb->Tcp("stuck");
+  stuck.port = ntohs(addr.sin_port);
+  stuck.connect_timeout = 1s;
+  MysqlConnConfig quick = sb->Tcp("quick");
+  quick.connect_timeout = 100ms;
+  quick.query_timeout = 100ms;
+
+  // One worker, held by the hung peer for a second.
+  struct ev_loop* loop = EV_DEFAULT;
+  warden::WorkerPool one(loop, 1);
+  MysqlReads reads(one, {{"stuck", stuck}, {"quick", quick}});
+  std::optional<Expected<double>> stuck_result, quick_result;
+  reads.Ping("stuck", [&](Expected<double> r) { stuck_result = std::move(r); });
+  std::this_thread::sleep_for(50ms);  // the worker has picked the stuck job
+  reads.Ping("quick", [&](Expected<double> r) { quick_result = std::move(r); });
+  REQUIRE(PumpUntil(loop, [&] { return stuck_result && quick_result; }, 15s));
+  REQUIRE_FALSE(quick_result->ok());
+  CHECK(quick_result->error() == "not started within 200ms: all workers busy");
+  close(hung);
+}
+
+// ---------------------------------------------------------------------------
+// Replica status normalization, on rows shaped as each server returns them.
+
+namespace {
+
+MysqlRows Rows(std::vector<std::string> columns,
+               std::vector<std::vector<std::optional<std::string>>> rows) {
+  MysqlRows r;
+  r.columns = std::move(columns);
+  r.rows = std::move(rows);
+  return r;
+}
+
+const std::vector<std::string> kMysql57 = {
+    "Slave_IO_State", "Slave_IO_Running", "Slave_SQL_Running", "Last_Errno", "Last_Error",
+    "Seconds_Behind_Master", "Last_IO_Errno", "Last_IO_Error", "Last_SQL_Errno", "Last_SQL_Error",
+    "Channel_Name"};
+const std::vector<std::string> kMysql80 = {
+    "Replica_IO_State", "Replica_IO_Running", "Replica_SQL_Running", "Last_Errno", "Last_Error",
+    "Seconds_Behind_Source", "Last_IO_Errno", "Last_IO_Error", "Last_SQL_Errno", "Last_SQL_Error",
+    "Channel_Name"};
+const std::vector<std::string> kMariaDbAll = {
+    "Connection_name", "Slave_SQL_State", "Slave_IO_State", "Slave_IO_Running", "Slave_SQL_Running",
+    "Last_Errno", "Last_Error", "Seconds_Behind_Master", "Last_IO_Errno", "Last_IO_Error",
+    "Last_SQL_Errno", "Last_SQL_Error"};
+
+}  // namespace
+
+TEST_CASE("replica fields read the same from MySQL 5.7, 8.0.22+ and MariaDB rows", "[checks][mysql]") {
+  auto healthy57 = Rows(kMysql57, {{"Waiting", "Yes", "Yes", "0", "", "17", "0", "", "0", "", ""}});
+  auto healthy80 = Rows(kMysql80, {{"Waiting", "Yes", "Yes", "0", "", "17", "0", "", "0", "", ""}});
+  auto healthy_maria =
+      Rows(kMariaDbAll, {{"", "Slave has read all", "Waiting", "Yes", "Yes", "0", "", "17", "0", "",
+                          "0", ""}});
+  for (const auto* rows : {&healthy57, &healthy80, &healthy_maria}) {
+    CHECK(Show(warden::ReplicaField(*rows, "lag", "")) == "value 17");
+    CHECK(Show(warden::ReplicaField(*rows, "io_running", "")) == "value Yes");
+    CHECK(Show(warden::ReplicaField(*rows, "sql_running", "")) == "value Yes");
+    CHECK(Show(warden::ReplicaField(*rows, "last_errno", "")) == "value 0");
+    CHECK(Show(warden::ReplicaField(*rows, "last_error", "")) == "value ");
+  }
+}
+
+TEST_CASE("replica lag NULL is an error carrying the replication errors", "[checks][mysql]") {
+  auto broken = Rows(kMysql80, {{"", "No", "Yes", "0", "", std::nullopt, "1045",
+                                 "error connecting to master 'repl@10.0.0.5:3306'", "0", "", ""}});
+  Measurement lag = warden::ReplicaField(broken, "lag", "");
+  CHECK(lag.kind == Measurement::Kind::kError);
+  CHECK_THAT(lag.error, Catch::Contains("Seconds_Behind_Source is NULL") &&
+                            Catch::Contains("IO thread No, SQL thread Yes") &&
+                            Catch::Contains("Last_IO_Error (1045): error connecting to master"));
+  CHECK(Show(warden::ReplicaField(broken, "io_running", "")) == "value No");
+  CHECK(Show(warden::ReplicaField(broken, "last_errno", "")) == "value 1045");
+  CHECK(Show(warden::ReplicaField(broken, "last_error", "")) ==
+        "value error connecting to master 'repl@10.0.0.5:3306'");
+
+  auto sql_broken = Rows(kMariaDbAll, {{"", "", "", "Yes", "No", "1062", "Duplicate entry '3'",
+                                        std::nullopt, "0", "", "1062", "Duplicate entry '3'"}});
+  Measurement lag2 = warden::ReplicaField(sql_broken, "lag", "");
+  CHECK(lag2.kind == Measurement::Kind::kError);
+  CHECK_THAT(lag2.error, Catch::Contains("Seconds_Behind_Master is NULL") &&
+                             Catch::Contains("Last_SQL_Error (1062): Duplicate entry '3'"));
+  CHECK(Show(warden::ReplicaField(sql_broken, "last_errno", "")) == "value 1062");
+
+  auto stopped = Rows(kMysql57, {{"", "No", "No", "0", "", std::nullopt, "0", "", "0", "", ""}});
+  Measurement lag3 = warden::ReplicaField(stopped, "lag", "");
+  CHECK(lag3.kind == Measurement::Kind::kError);
+  CHECK_THAT(lag3.error, Catch::Contains("no error reported"));
+}
+
+TEST_CASE("replica channel picks a row of a multi-source replica", "[checks][mysql]") {
+  auto multi = Rows(kMysql80, {{"", "Yes", "Yes", "0", "", "3", "0", "", "0", "", "east"},
+                               {"", "Connecting", "Yes", "0", "", "900", "2003", "cannot reach", "0",
+                                "", "west"}});
+  CHECK(Show(warden::ReplicaField(multi, "lag", "")) == "value 3");
+  CHECK(Show(warden::ReplicaField(multi, "lag", "west")) == "value 900");
+  CHECK(Show(warden::ReplicaField(multi, "io_running", "WEST")) == "value Connecting");
+  CHECK(Show(warden::ReplicaField(multi, "lag", "north")) ==
+        "error no replication channel 'north' (there are 'east', 'west')");
+
+  auto maria = Rows(kMariaDbAll, {{"", "", "", "Yes", "Yes", "0", "", "1", "0", "", "0", ""},
+                                  {"src2", "", "", "No", "Yes", "0", "", std::nullopt, "0", "", "0", ""}});
+  CHECK(Show(warden::ReplicaField(maria, "io_running", "src2")) == "value No");
+  CHECK(warden::ReplicaField(maria, "lag", "src2").kind == Measurement::Kind::kError);
+
+  auto odd = Rows({"Something_else"}, {{"x"}});
+  CHECK(Show(warden::ReplicaField(odd, "lag", "")) ==
+        "error replica status has no column Seconds_Behind_Source or Seconds_Behind_Master");
+}
