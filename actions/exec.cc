@@ -54,9 +54,8 @@ class ExecAction final : public Action {
     spec.env.insert(spec.env.end(), env_.begin(), env_.end());
     spec.timeout = common.timeout;
     spec.capture_limit = kActionCaptureLimit;
-    rt.processes->Spawn(std::move(spec), [done = std::move(done)](ProcessResult r) {
-      done(ProcessOutcome(r));
-    });
+    rt.processes->Spawn(std::move(spec),
+                        [done = std::move(done)](ProcessResult r) { done(ProcessOutcome(r)); });
   }
 
  private:

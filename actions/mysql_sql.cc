@@ -40,8 +40,8 @@ Expected<std::vector<std::string>> SplitSqlStatements(std::string_view sql) {
   using Result = Expected<std::vector<std::string>>;
   std::vector<std::string> out;
   const size_t n = sql.size();
-  size_t start = 0;                             // of the current statement
-  std::optional<size_t> content;                // first character that is not blank or comment
+  size_t start = 0;               // of the current statement
+  std::optional<size_t> content;  // first character that is not blank or comment
   auto mark = [&](size_t i) {
     if (!content) content = i;
   };
@@ -81,9 +81,9 @@ Expected<std::vector<std::string>> SplitSqlStatements(std::string_view sql) {
           ++i;
         }
       }
-    } else if (c == '#' ||
-               (c == '-' && i + 1 < n && sql[i + 1] == '-' &&
-                (i + 2 >= n || IsSpace(sql[i + 2]) || std::iscntrl(static_cast<unsigned char>(sql[i + 2]))))) {
+    } else if (c == '#' || (c == '-' && i + 1 < n && sql[i + 1] == '-' &&
+                            (i + 2 >= n || IsSpace(sql[i + 2]) ||
+                             std::iscntrl(static_cast<unsigned char>(sql[i + 2]))))) {
       size_t nl = sql.find('\n', i);
       i = nl == std::string_view::npos ? n : nl + 1;
     } else if (c == '/' && i + 1 < n && sql[i + 1] == '*') {
@@ -188,8 +188,7 @@ class MysqlSqlAction final : public Action {
       done(Failed("internal error: no worker pool in this runtime"));
       return;
     }
-    auto loaded = std::make_shared<Expected<std::vector<std::string>>>(
-        Status::Error("not read"));
+    auto loaded = std::make_shared<Expected<std::vector<std::string>>>(Status::Error("not read"));
     rt.workers->Submit(
         "file", WorkerPool::Clock::now() + common.timeout,
         [loaded, path = file_] {

@@ -44,11 +44,11 @@ Measurement Missing(std::initializer_list<std::string_view> names) {
 
 Measurement FieldOfRow(const MysqlRows& rows, size_t r, std::string_view field) {
   if (field == "io_running" || field == "sql_running") {
-    auto names = field == "io_running"
-                     ? std::initializer_list<std::string_view>{"Replica_IO_Running", "Slave_IO_Running"}
-                     : std::initializer_list<std::string_view>{"Replica_SQL_Running", "Slave_SQL_Running"};
-    Cell c = Get(rows, r, names);
-    if (!c.present) return Missing(names);
+    bool io = field == "io_running";
+    std::string_view current = io ? "Replica_IO_Running" : "Replica_SQL_Running";
+    std::string_view old = io ? "Slave_IO_Running" : "Slave_SQL_Running";
+    Cell c = Get(rows, r, {current, old});
+    if (!c.present) return Missing({current, old});
     if (!c.value) return Measurement::Error(c.column + " is NULL");
     return Measurement::Value(*c.value);
   }

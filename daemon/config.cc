@@ -13,6 +13,7 @@
 #include <set>
 #include <sstream>
 
+#include "actions/service.h"
 #include "daemon/options.h"
 
 namespace warden {
@@ -137,7 +138,11 @@ class Loader {
     }
     if (auto v = r.GetPercent("jitter")) c.daemon.jitter = *v;
     if (auto v = r.GetInteger("workers", 1, 64)) c.daemon.workers = static_cast<int>(*v);
-    if (auto v = r.Text("service_command")) c.daemon.service_command = *v;
+    if (auto v = r.Text("service_command")) {
+      c.daemon.service_command = *v;
+      auto argv = ServiceArgv(*v, "start", "unit");
+      if (!argv) r.Error(*r.Find("service_command"), "service_command: " + argv.error());
+    }
     r.Finish("[daemon]");
   }
 
@@ -292,8 +297,11 @@ class Loader {
                                                             : s.where, s.title()});
     }
     if (cc.type) {
-      std::unique_ptr<Check> impl = cc.type->make(r, cc.common);
-      cc.impl = std::move(impl);
+      size_t before = diag_.errors().size();
+      cc.impl = cc.type->make(r, cc.common);
+      if (!cc.impl && diag_.errors().size() == before) {
+        r.Error(s.title() + ": the check could not be built from these settings");
+      }
       r.Finish("check type " + type);
     }
     for (const auto& other : c.checks) {
@@ -334,7 +342,11 @@ class Loader {
         r.Error("action type " + type + " changes nothing and is not guarded: "
                 "cooldown, budget and dry_run do not apply");
       }
+      size_t before = diag_.errors().size();
       ac.impl = ac.type->make(r, ac.common);
+      if (!ac.impl && diag_.errors().size() == before) {
+        r.Error(s.title() + ": the action could not be built from these settings");
+      }
       r.Finish("action type " + type);
     }
     for (const auto& other : c.actions) {

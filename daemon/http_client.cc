@@ -108,8 +108,8 @@ HttpClient::RequestId HttpClient::Start(const HttpRequest& request, Callback don
   t->done = std::move(done);
   t->method = request.method;
   t->timeout = request.timeout;
-  t->connect_timeout = request.connect_timeout.count() > 0 ? request.connect_timeout
-                                                          : request.timeout;
+  t->connect_timeout =
+      request.connect_timeout.count() > 0 ? request.connect_timeout : request.timeout;
   t->max_body = request.max_body;
   RequestId id = t->id;
 
@@ -301,8 +301,9 @@ void HttpClient::Finish(Transfer& t, int curl_code) {
   switch (code) {
     case CURLE_WRITE_ERROR:
     case CURLE_FILESIZE_EXCEEDED:
-      r.error = t.over_limit || code == CURLE_FILESIZE_EXCEEDED ? "body over " + SizeText(t.max_body)
-                                                                : detail;
+      r.error = t.over_limit || code == CURLE_FILESIZE_EXCEEDED
+                    ? "body over " + SizeText(t.max_body)
+                    : detail;
       break;
     case CURLE_OPERATION_TIMEDOUT: {
       curl_off_t connected = 0;

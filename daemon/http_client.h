@@ -36,6 +36,9 @@ struct HttpRequest {
   enum class Method { kGet, kPost };
   Method method = Method::kGet;
   // http://, https:// or file://; any other scheme fails the request.
+  // libcurl reads a file:// inside the loop: meant for a small regular local
+  // file (never a FIFO or a slow network file system).
+  // Proxy environment variables (http_proxy, ...) apply as in libcurl.
   std::string url;
   // Extra header lines, each "Name: value". Never logged by this client.
   std::vector<std::string> headers;
@@ -109,12 +112,12 @@ class HttpClient {
   void FailLater(std::unique_ptr<Transfer> t, std::string error);
 
   struct ev_loop* loop_;
-  void* multi_;                         // CURLM*
-  std::unique_ptr<ev_timer> timer_;     // curl's single timeout
-  std::unique_ptr<ev_timer> kick_;      // 0 s: runs Deliver for requests that never started
+  void* multi_;                      // CURLM*
+  std::unique_ptr<ev_timer> timer_;  // curl's single timeout
+  std::unique_ptr<ev_timer> kick_;   // 0 s: runs Deliver for requests that never started
   std::map<int, std::unique_ptr<Socket>> sockets_;
   std::map<RequestId, std::unique_ptr<Transfer>> transfers_;
-  std::vector<RequestId> finished_;     // completed, callback not yet run
+  std::vector<RequestId> finished_;  // completed, callback not yet run
   RequestId next_id_ = 1;
   // Set to false by the destructor, so Deliver notices a callback that
   // destroyed the client.

@@ -107,13 +107,13 @@ class MutexClient {
 
   Callback on_change_;
   std::optional<MutexAnswer> last_;
-  Clock::time_point last_sent_{};        // when last_'s request was sent
-  HttpClient::RequestId request_ = 0;    // in flight, or 0
-  Clock::time_point sent_{};             // when request_ was sent
-  std::vector<Callback> waiters_;        // for request_
+  Clock::time_point last_sent_{};      // when last_'s request was sent
+  HttpClient::RequestId request_ = 0;  // in flight, or 0
+  Clock::time_point sent_{};           // when request_ was sent
+  std::vector<Callback> waiters_;      // for request_
   std::vector<std::function<void()>> deferred_;
   std::uint64_t requests_ = 0;
-  std::shared_ptr<bool> alive_;          // reset on destruction, for re-entrancy
+  std::shared_ptr<bool> alive_;  // reset on destruction, for re-entrancy
 };
 
 }  // namespace warden

@@ -188,7 +188,8 @@ Expected<std::string> ResolveProgram(const std::string& name, const std::vector<
 std::string ProcessResult::Describe() const {
   if (!started) return error.empty() ? "not started" : error;
   if (timed_out) return error.empty() ? "timed out" : error;
-  if (signal != 0) return "killed by signal " + std::to_string(signal) + " (" + SignalName(signal) + ")";
+  if (signal != 0)
+    return "killed by signal " + std::to_string(signal) + " (" + SignalName(signal) + ")";
   return "exit status " + std::to_string(exit_code);
 }
 
@@ -207,10 +208,12 @@ struct ProcessRunner::Child {
   Capture out;
   Capture err;
   ev_child child_w{};
-  ev_timer timer_w{};   // timeout, then the kill grace
-  ev_timer fail_w{};    // reports a spawn failure on the next iteration
+  ev_timer timer_w{};  // timeout, then the kill grace
+  ev_timer fail_w{};   // reports a spawn failure on the next iteration
 
-  struct ev_loop* loop() const { return runner->loop_; }
+  struct ev_loop* loop() const {
+    return runner->loop_;
+  }
 
   void Signal(int sig) {
     if (pid > 0 && !exited) ::kill(-pid, sig);
@@ -364,8 +367,7 @@ struct ProcessRunner::Child {
       if (rc == ENOENT) {
         error = "command not found: " + *program;
       } else if (rc == ENOEXEC) {
-        error = "cannot run " + *program + ": " + std::strerror(rc) +
-                " (a script needs a #! line)";
+        error = "cannot run " + *program + ": " + std::strerror(rc) + " (a script needs a #! line)";
       } else if (rc != 0) {
         error = "cannot run " + *program + ": " + std::strerror(rc);
       }

@@ -4,6 +4,18 @@
 // tail of at most `capture_limit` bytes each). At the timeout the whole
 // group gets SIGTERM, then SIGKILL after `kill_grace`. Never a zombie: the
 // completion runs after the child was reaped.
+//
+// The child: argv[0] without a '/' is looked up in the PATH of the child's
+// environment (empty PATH entries, i.e. the current directory, are
+// skipped); no signal blocked, every disposition default; every descriptor
+// but 0, 1, 2 closed. Completion comes when the child itself exits: what it
+// wrote is read without blocking, and a background grandchild that still
+// holds the pipes does not delay it (it keeps running, in the child's group,
+// unless the timeout had fired: then the group gets SIGKILL).
+//
+// Process-wide: libev reaps children of the default loop with
+// waitpid(-1, ...), so nothing else in the process may wait for children of
+// its own (std::system, popen, a second waitpid loop): run them here.
 #pragma once
 
 #include <sys/types.h>
@@ -46,8 +58,11 @@ struct ProcessResult {
 
 class ProcessRunner {
  public:
+  // `loop` must be the default loop (EV_DEFAULT); aborts otherwise.
   explicit ProcessRunner(struct ev_loop* loop);
-  ~ProcessRunner();  // kills (SIGKILL) and reaps what still runs
+  // Kills (SIGKILL to each group) and reaps what still runs; their `done`
+  // callbacks are not called.
+  ~ProcessRunner();
   ProcessRunner(const ProcessRunner&) = delete;
   ProcessRunner& operator=(const ProcessRunner&) = delete;
 

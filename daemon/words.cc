@@ -156,7 +156,7 @@ class Splitter {
   size_t i_ = 0;
   std::string cur_;
   bool in_word_ = false;
-  bool quoted_ = false;        // the current word used a quote or an escape
+  bool quoted_ = false;  // the current word used a quote or an escape
   bool first_quoted_ = false;
   std::vector<std::string> words_;
 };

@@ -1,7 +1,7 @@
 // Splitting a command line into argv the way a POSIX shell splits words,
 // without running a shell and without any expansion. Pure functions, no I/O.
 //
-// Rules (also in docs/actions.md):
+// Rules:
 //  * Unquoted blanks (space, tab, newline, CR) separate words; so a command
 //    may continue on indented lines of the config file.
 //  * '...' is literal. "..." is literal except that a backslash escapes

@@ -80,8 +80,8 @@ TEST_CASE("exec: env and the trigger's variables", "[actions][exec]") {
 }
 
 TEST_CASE("exec: shell = yes runs /bin/sh -c", "[actions][exec]") {
-  auto out = RunExec({{"command", "echo \"$WARDEN_ACTION\" | tr a-z A-Z; exit 4"},
-                      {"shell", "yes"}});
+  auto out =
+      RunExec({{"command", "echo \"$WARDEN_ACTION\" | tr a-z A-Z; exit 4"}, {"shell", "yes"}});
   CHECK(out.stdout_tail == "T\n");
   CHECK(out.exit_code == 4);
   CHECK(out.error == "exit status 4");

@@ -1,6 +1,10 @@
 #include "actions/mysql_sql.h"
 
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
+#include <cstdlib>
+#include <optional>
 
 #include "daemon/mysql.h"
 #include "tests/actions/action_test_util.h"
@@ -139,4 +143,76 @@ TEST_CASE("mysql_sql: run-time errors without a server", "[actions][mysql_sql]")
   out = h.Run(*inline_sql.action, other);
   CHECK_FALSE(out.ok);
   CHECK(out.error.find("nowhere") != std::string::npos);
+}
+
+TEST_CASE("mysql_sql: runs statements on a real server and reports its errors",
+          "[actions][mysql_sql][mariadb]") {
+  if (::access("/usr/sbin/mariadbd", X_OK) != 0) {
+    WARN("mariadbd is not installed: skipped");
+    return;
+  }
+  warden::testing::TempDir dir;
+  Harness h;
+  const std::string sandbox = std::string(WARDEN_SOURCE_DIR) + "/scripts/mariadb-sandbox";
+  auto run_script = [&](const std::string& verb) {
+    ProcessSpec spec;
+    spec.argv = {sandbox, verb, dir.path()};
+    spec.timeout = std::chrono::seconds(60);
+    std::optional<ProcessResult> r;
+    h.processes.Spawn(spec, [&](ProcessResult res) { r = std::move(res); });
+    REQUIRE(PumpUntil(
+        h.loop, [&] { return r.has_value(); }, std::chrono::seconds(70)));
+    INFO(r->stderr_tail);
+    return r->success();
+  };
+  REQUIRE(run_script("start"));
+  struct Stop {
+    std::function<void()> f;
+    ~Stop() { f(); }
+  } stop{[&] { run_script("stop"); }};
+
+  MysqlConnConfig conn;
+  conn.socket = dir / "mysqld.sock";
+  conn.user = "root";  // the sandbox's socket-authenticated superuser when run as root
+  if (::geteuid() != 0) conn.user = std::getenv("USER") ? std::getenv("USER") : "root";
+  MysqlReads mysql(h.workers, {{"", conn}});
+  h.rt.mysql = &mysql;
+
+  Built setup = MakeAction("mysql_sql",
+                           {{"sql",
+                             "CREATE DATABASE IF NOT EXISTS wt; -- a comment; still one statement\n"
+                             "CREATE TABLE wt.t (a INT, b VARCHAR(20));\n"
+                             "INSERT INTO wt.t VALUES (1, 'x;y'), (2, \"it's\");"}});
+  REQUIRE(setup.action);
+  auto out = h.Run(*setup.action, Common("mysql_sql"));
+  INFO(out.error);
+  CHECK(out.ok);
+  CHECK(out.extra["statements"] == 3);
+
+  std::optional<Expected<MysqlRows>> rows;
+  mysql.Query("", "SELECT COUNT(*), GROUP_CONCAT(b ORDER BY a) FROM wt.t",
+              [&](Expected<MysqlRows> r) { rows = std::move(r); });
+  REQUIRE(PumpUntil(h.loop, [&] { return rows.has_value(); }));
+  REQUIRE(rows->ok());
+  REQUIRE((*rows)->rows.size() == 1);
+  CHECK((*rows)->rows[0][0] == std::optional<std::string>("2"));
+  CHECK((*rows)->rows[0][1] == std::optional<std::string>("x;y,it's"));
+
+  // Stops at the first error, which carries the server's message.
+  dir.Write("fail.sql",
+            "INSERT INTO wt.t VALUES (3, 'z');\nSELECT * FROM wt.nope;\n"
+            "INSERT INTO wt.t VALUES (4, 'never');\n");
+  Built failing = MakeAction("mysql_sql", {{"file", dir / "fail.sql"}});
+  REQUIRE(failing.action);
+  out = h.Run(*failing.action, Common("mysql_sql"));
+  CHECK_FALSE(out.ok);
+  CHECK(out.error.find("1146") != std::string::npos);
+  CHECK(out.error.find("wt.nope") != std::string::npos);
+  CHECK(out.extra["statements"] == 3);
+
+  rows.reset();
+  mysql.Query("", "SELECT COUNT(*) FROM wt.t", [&](Expected<MysqlRows> r) { rows = std::move(r); });
+  REQUIRE(PumpUntil(h.loop, [&] { return rows.has_value(); }));
+  REQUIRE(rows->ok());
+  CHECK((*rows)->rows[0][0] == std::optional<std::string>("3"));
 }

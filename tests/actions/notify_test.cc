@@ -27,8 +27,9 @@ TEST_CASE("notify: placeholder expansion", "[actions][notify]") {
 }
 
 TEST_CASE("notify: runs with the trigger's values", "[actions][notify]") {
-  Built b = MakeAction("notify", {{"severity", "critical"},
-                                  {"message", "{host}: {check} is {state} ({value})\nby {action}"}});
+  Built b = MakeAction(
+      "notify",
+      {{"severity", "critical"}, {"message", "{host}: {check} is {state} ({value})\nby {action}"}});
   INFO(b.error());
   REQUIRE(b.errors.empty());
   REQUIRE(b.action);

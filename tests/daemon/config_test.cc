@@ -301,3 +301,15 @@ TEST_CASE("every sample config in etc/ validates", "[config]") {
     CHECK(c);
   }
 }
+
+TEST_CASE("service_command is checked at load", "[config]") {
+  TempDir dir;
+  Loaded l = Load(dir, "[daemon]\nservice_command = /usr/bin/svc 'unterminated\n[mutex]\nmode = off\n");
+  CHECK_FALSE(l.config);
+  INFO(l.All());
+  CHECK(l.Has(":2: service_command: "));
+  Loaded ok = Load(dir, "[daemon]\nservice_command = /usr/sbin/service {name} {op}\n[mutex]\nmode = off\n",
+                   "b.ini");
+  INFO(ok.All());
+  CHECK(ok.config);
+}

@@ -135,7 +135,8 @@ int UnusedPort() {
 bool RunUntil(struct ev_loop* loop, const std::function<bool()>& done, double seconds) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
   ev_timer tick;
-  ev_timer_init(&tick, [](struct ev_loop*, ev_timer*, int) {}, 0.02, 0.02);
+  ev_timer_init(
+      &tick, [](struct ev_loop*, ev_timer*, int) {}, 0.02, 0.02);
   ev_timer_start(loop, &tick);
   while (!done() && std::chrono::steady_clock::now() < deadline) ev_run(loop, EVRUN_ONCE);
   ev_timer_stop(loop, &tick);
@@ -143,7 +144,8 @@ bool RunUntil(struct ev_loop* loop, const std::function<bool()>& done, double se
 }
 
 void RunFor(struct ev_loop* loop, double seconds) {
-  RunUntil(loop, [] { return false; }, seconds);
+  RunUntil(
+      loop, [] { return false; }, seconds);
 }
 
 // Starts one request and waits for its response.
@@ -157,7 +159,8 @@ HttpResponse Fetch(HttpClient& client, const HttpRequest& req) {
   });
   returned = true;
   CHECK_FALSE(called_inside_start);
-  REQUIRE(RunUntil(EV_DEFAULT, [&] { return got.has_value(); }, 30));
+  REQUIRE(RunUntil(
+      EV_DEFAULT, [&] { return got.has_value(); }, 30));
   return *got;
 }
 
@@ -228,8 +231,9 @@ TEST_CASE("http_client: timeout, and the loop keeps running meanwhile", "[http]"
   HttpClient client(EV_DEFAULT);
   int ticks = 0;
   ev_timer ticker;
-  ev_timer_init(&ticker, [](struct ev_loop*, ev_timer* w, int) { ++*static_cast<int*>(w->data); },
-                0.05, 0.05);
+  ev_timer_init(
+      &ticker, [](struct ev_loop*, ev_timer* w, int) { ++*static_cast<int*>(w->data); }, 0.05,
+      0.05);
   ticker.data = &ticks;
   ev_timer_start(EV_DEFAULT, &ticker);
   HttpRequest req = Get(server.Url());
@@ -310,7 +314,8 @@ TEST_CASE("http_client: many requests at once", "[http]") {
     });
   }
   CHECK(client.in_flight() == 8);
-  REQUIRE(RunUntil(EV_DEFAULT, [&] { return done == 8; }, 30));
+  REQUIRE(RunUntil(
+      EV_DEFAULT, [&] { return done == 8; }, 30));
   CHECK(good == 8);
   CHECK(server.Requests().size() == 8);
 }
@@ -323,7 +328,8 @@ TEST_CASE("http_client: Cancel and destruction drop callbacks", "[http]") {
     HttpClient client(EV_DEFAULT);
     auto id = client.Start(Get(server.Url()), [&](HttpResponse) { ++calls; });
     client.Start(Get(server.Url()), [&](HttpResponse) { ++calls; });
-    RunUntil(EV_DEFAULT, [&] { return server.Requests().size() == 2; }, 20);
+    RunUntil(
+        EV_DEFAULT, [&] { return server.Requests().size() == 2; }, 20);
     CHECK(client.Cancel(id));
     CHECK_FALSE(client.Cancel(id));
     CHECK(client.in_flight() == 1);
@@ -348,7 +354,8 @@ TEST_CASE("http_client: a callback may start a request or destroy the client", "
         CHECK(r2.ok);
       });
     });
-    REQUIRE(RunUntil(EV_DEFAULT, [&] { return calls == 2; }, 10));
+    REQUIRE(RunUntil(
+        EV_DEFAULT, [&] { return calls == 2; }, 10));
   }
   SECTION("destroy from a callback") {
     auto client = std::make_unique<HttpClient>(EV_DEFAULT);
@@ -359,7 +366,8 @@ TEST_CASE("http_client: a callback may start a request or destroy the client", "
         client.reset();
       });
     }
-    REQUIRE(RunUntil(EV_DEFAULT, [&] { return calls > 0; }, 10));
+    REQUIRE(RunUntil(
+        EV_DEFAULT, [&] { return calls > 0; }, 10));
     RunFor(EV_DEFAULT, 0.2);
     CHECK(calls == 1);
   }

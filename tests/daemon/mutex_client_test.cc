@@ -138,7 +138,8 @@ bool RunUntil(const std::function<bool()>& done, double seconds) {
   struct ev_loop* loop = EV_DEFAULT;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
   ev_timer tick;
-  ev_timer_init(&tick, [](struct ev_loop*, ev_timer*, int) {}, 0.02, 0.02);
+  ev_timer_init(
+      &tick, [](struct ev_loop*, ev_timer*, int) {}, 0.02, 0.02);
   ev_timer_start(loop, &tick);
   while (!done() && std::chrono::steady_clock::now() < deadline) ev_run(loop, EVRUN_ONCE);
   ev_timer_stop(loop, &tick);
@@ -221,16 +222,14 @@ TEST_CASE("mutex_client: HTTP answers", "[mutex]") {
 }
 
 TEST_CASE("mutex_client: connection refused is held", "[mutex]") {
-  MutexClient client(EV_DEFAULT,
-                     HttpConfig("http://127.0.0.1:" + std::to_string(UnusedPort()) + "/m"),
-                     "db-17");
+  MutexClient client(
+      EV_DEFAULT, HttpConfig("http://127.0.0.1:" + std::to_string(UnusedPort()) + "/m"), "db-17");
   MutexAnswer a = Ask(client);
   CHECK(a.held);
   CHECK_THAT(a.reason, Catch::StartsWith("connection refused"));
 }
 
-TEST_CASE("mutex_client: a slow server is held at the timeout; the loop keeps running",
-          "[mutex]") {
+TEST_CASE("mutex_client: a slow server is held at the timeout; the loop keeps running", "[mutex]") {
   TestServer server;
   server.SetMode("slow:5");
   MutexConfig cfg = HttpConfig(server.Url());
@@ -238,8 +237,9 @@ TEST_CASE("mutex_client: a slow server is held at the timeout; the loop keeps ru
   MutexClient client(EV_DEFAULT, cfg, "db-17");
   int ticks = 0;
   ev_timer ticker;
-  ev_timer_init(&ticker, [](struct ev_loop*, ev_timer* w, int) { ++*static_cast<int*>(w->data); },
-                0.05, 0.05);
+  ev_timer_init(
+      &ticker, [](struct ev_loop*, ev_timer* w, int) { ++*static_cast<int*>(w->data); }, 0.05,
+      0.05);
   ticker.data = &ticks;
   ev_timer_start(EV_DEFAULT, &ticker);
   MutexAnswer a = Ask(client);
@@ -296,8 +296,8 @@ TEST_CASE("mutex_client: file:// answers", "[mutex]") {
 }
 
 TEST_CASE("mutex_client: a long or binary reason is bounded and printable", "[mutex]") {
-  MutexAnswer a = AskFile(R"({"held": true, "reason": "line1\nline2)" + std::string(1000, 'y') +
-                          "\"}");
+  MutexAnswer a =
+      AskFile(R"({"held": true, "reason": "line1\nline2)" + std::string(1000, 'y') + "\"}");
   CHECK(a.held);
   CHECK(a.reason.size() <= 260);
   CHECK_THAT(a.reason, Catch::StartsWith("line1 line2yyy"));
@@ -307,9 +307,10 @@ TEST_CASE("mutex_client: TLS is verified; ca_file trusts a private CA", "[mutex]
   ScratchDir dir;
   std::string cert = dir.File("cert.pem");
   std::string key = dir.File("key.pem");
-  std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1"
-                    " -addext subjectAltName=IP:127.0.0.1 -keyout " + key + " -out " + cert +
-                    " >/dev/null 2>&1";
+  std::string cmd =
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1"
+      " -addext subjectAltName=IP:127.0.0.1 -keyout " +
+      key + " -out " + cert + " >/dev/null 2>&1";
   REQUIRE(std::system(cmd.c_str()) == 0);
   TestServer server(cert, key);
   MutexConfig cfg = HttpConfig(server.Url("https"));

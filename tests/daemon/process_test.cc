@@ -29,7 +29,8 @@ using Clock = std::chrono::steady_clock;
 template <typename Pred>
 bool RunUntil(struct ev_loop* loop, Pred pred, std::chrono::milliseconds limit = 20s) {
   ev_timer tick;
-  ev_timer_init(&tick, [](struct ev_loop*, ev_timer*, int) {}, 0.02, 0.02);
+  ev_timer_init(
+      &tick, [](struct ev_loop*, ev_timer*, int) {}, 0.02, 0.02);
   ev_timer_start(loop, &tick);
   auto deadline = Clock::now() + limit;
   while (!pred() && Clock::now() < deadline) ev_run(loop, EVRUN_ONCE);
@@ -151,7 +152,8 @@ TEST_CASE("process: timeout kills the whole process group", "[process]") {
   CHECK(took < 2s);
   pid_t grandchild = std::atoi(r.stdout_head.c_str());
   REQUIRE(grandchild > 0);
-  CHECK(RunUntil(EV_DEFAULT, [&] { return !Alive(grandchild); }, 3s));
+  CHECK(RunUntil(
+      EV_DEFAULT, [&] { return !Alive(grandchild); }, 3s));
 }
 
 TEST_CASE("process: SIGKILL after the grace when SIGTERM is ignored", "[process]") {
@@ -168,7 +170,8 @@ TEST_CASE("process: SIGKILL after the grace when SIGTERM is ignored", "[process]
   CHECK(took < 3s);
   pid_t grandchild = std::atoi(r.stdout_head.c_str());
   REQUIRE(grandchild > 0);
-  CHECK(RunUntil(EV_DEFAULT, [&] { return !Alive(grandchild); }, 3s));
+  CHECK(RunUntil(
+      EV_DEFAULT, [&] { return !Alive(grandchild); }, 3s));
 }
 
 TEST_CASE("process: big output keeps only head and tail", "[process]") {
@@ -243,7 +246,8 @@ TEST_CASE("process: PATH lookup uses the child's PATH", "[process]") {
 TEST_CASE("process: command not found is reported on the next iteration", "[process]") {
   ProcessRunner runner(EV_DEFAULT);
   std::optional<ProcessResult> result;
-  runner.Spawn(Argv({"warden-no-such-command", "x"}), [&](ProcessResult r) { result = std::move(r); });
+  runner.Spawn(Argv({"warden-no-such-command", "x"}),
+               [&](ProcessResult r) { result = std::move(r); });
   CHECK_FALSE(result.has_value());  // never from inside Spawn
   REQUIRE(RunUntil(EV_DEFAULT, [&] { return result.has_value(); }));
   CHECK_FALSE(result->started);
@@ -281,7 +285,8 @@ TEST_CASE("process: child environment of descriptors, group and signals", "[proc
   sigemptyset(&block);
   sigaddset(&block, SIGUSR1);
   REQUIRE(pthread_sigmask(SIG_BLOCK, &block, &old_mask) == 0);
-  struct sigaction ignore {}, old_action {};
+  struct sigaction ignore {
+  }, old_action{};
   ignore.sa_handler = SIG_IGN;
   REQUIRE(sigaction(SIGUSR2, &ignore, &old_action) == 0);
 
@@ -356,7 +361,8 @@ TEST_CASE("process: TerminateAll sends SIGTERM to every group", "[process]") {
     runner.Spawn(Sh("sleep 100"), [&](ProcessResult r) { results.push_back(std::move(r)); });
   }
   runner.TerminateAll();
-  REQUIRE(RunUntil(EV_DEFAULT, [&] { return results.size() == 3; }, 5s));
+  REQUIRE(RunUntil(
+      EV_DEFAULT, [&] { return results.size() == 3; }, 5s));
   for (auto& r : results) {
     CHECK(r.signal == SIGTERM);
     CHECK_FALSE(r.timed_out);

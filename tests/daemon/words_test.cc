@@ -63,7 +63,7 @@ TEST_CASE("SplitWords backslash outside quotes", "[words]") {
   CHECK(Split(R"(echo \\)") == Words{"echo", "\\"});
   CHECK(Split(R"(echo \')") == Words{"echo", "'"});
   CHECK(Split(R"(echo \a)") == Words{"echo", "a"});
-  CHECK(Split("echo one\\\ntwo") == Words{"echo", "onetwo"});      // continuation
+  CHECK(Split("echo one\\\ntwo") == Words{"echo", "onetwo"});  // continuation
   CHECK(Split("echo one \\\n two") == Words{"echo", "one", "two"});
   CHECK(Split("\\\necho") == Words{"echo"});
   CHECK(Split(R"(echo \$HOME)") == Words{"echo", "$HOME"});
@@ -154,8 +154,8 @@ TEST_CASE("SplitWords uses the caller's remedy", "[words]") {
 }
 
 TEST_CASE("QuoteWord round-trips through SplitWords", "[words]") {
-  Words words = {"plain", "a b", "it's", "", "$HOME", "~x", "#c", "|", "\"q\"", "back\\slash",
-                 "new\nline", "!"};
+  Words words = {"plain", "a b",   "it's",        "",          "$HOME", "~x", "#c",
+                 "|",     "\"q\"", "back\\slash", "new\nline", "!"};
   auto back = SplitWords(warden::JoinWords(words));
   REQUIRE(back.ok());
   CHECK(*back == words);
