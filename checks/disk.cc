@@ -26,7 +26,8 @@ Measurement MeasureDisk(const std::string& path, const std::string& metric) {
     return Measurement::Number(
         Round2(100.0 * static_cast<double>(fs.f_favail) / static_cast<double>(fs.f_files)));
   }
-  if (fs.f_blocks == 0) return Measurement::Error("the file system of " + path + " reports no size");
+  if (fs.f_blocks == 0)
+    return Measurement::Error("the file system of " + path + " reports no size");
   return Measurement::Number(
       Round2(100.0 * static_cast<double>(fs.f_bavail) / static_cast<double>(fs.f_blocks)));
 }
@@ -38,8 +39,8 @@ class DiskCheck final : public Check {
 
   void Run(Runtime& rt, Done done) override {
     RunBlocking(
-        rt, "disk", timeout_, [path = path_, metric = metric_] { return MeasureDisk(path, metric); },
-        std::move(done));
+        rt, "disk", timeout_,
+        [path = path_, metric = metric_] { return MeasureDisk(path, metric); }, std::move(done));
   }
 
  private:
@@ -54,8 +55,10 @@ std::unique_ptr<Check> Make(OptionReader& opts, const CheckCommon& common) {
   bool bad = false;
   if (opts.Has("metric")) {
     auto m = opts.GetChoice("metric", {"free_pct", "free_bytes", "inodes_free_pct"});
-    if (m) metric = *m;
-    else bad = true;
+    if (m)
+      metric = *m;
+    else
+      bad = true;
   }
   if (!path.empty() && path[0] != '/') {
     opts.Error(*opts.Find("path"), "path must be absolute");

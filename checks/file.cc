@@ -35,8 +35,8 @@ class FileCheck final : public Check {
 
   void Run(Runtime& rt, Done done) override {
     RunBlocking(
-        rt, "file", timeout_, [path = path_, metric = metric_] { return MeasureFile(path, metric); },
-        std::move(done));
+        rt, "file", timeout_,
+        [path = path_, metric = metric_] { return MeasureFile(path, metric); }, std::move(done));
   }
 
  private:
@@ -51,8 +51,10 @@ std::unique_ptr<Check> Make(OptionReader& opts, const CheckCommon& common) {
   bool bad = false;
   if (opts.Has("metric")) {
     auto m = opts.GetChoice("metric", {"exists", "age", "size"});
-    if (m) metric = *m;
-    else bad = true;
+    if (m)
+      metric = *m;
+    else
+      bad = true;
   }
   if (!path.empty() && path[0] != '/') {
     opts.Error(*opts.Find("path"), "path must be absolute");
@@ -64,6 +66,7 @@ std::unique_ptr<Check> Make(OptionReader& opts, const CheckCommon& common) {
 
 }  // namespace
 
-const CheckType kFileCheckType = {"file", "whether a file exists, its age or its size", false, &Make};
+const CheckType kFileCheckType = {"file", "whether a file exists, its age or its size", false,
+                                  &Make};
 
 }  // namespace warden

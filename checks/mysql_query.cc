@@ -43,7 +43,8 @@ std::unique_ptr<Check> Make(OptionReader& opts, const CheckCommon& common) {
   auto sql = opts.MultiLineText("sql");
   if (!sql) return nullptr;
   std::string text(Trim(*sql));
-  while (!text.empty() && text.back() == ';') text = std::string(Trim(text.substr(0, text.size() - 1)));
+  while (!text.empty() && text.back() == ';')
+    text = std::string(Trim(text.substr(0, text.size() - 1)));
   if (text.empty()) {
     opts.Error(*opts.Find("sql"), "sql holds no statement");
     return nullptr;

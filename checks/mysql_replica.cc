@@ -9,8 +9,7 @@ namespace warden {
 namespace {
 
 bool SameName(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
            return std::tolower(static_cast<unsigned char>(x)) ==
                   std::tolower(static_cast<unsigned char>(y));
          });
@@ -28,7 +27,8 @@ Cell Get(const MysqlRows& rows, size_t row, std::initializer_list<std::string_vi
   for (auto name : names) {
     int i = rows.Column(name);
     if (i >= 0 && static_cast<size_t>(i) < rows.rows[row].size()) {
-      return Cell{true, rows.rows[row][static_cast<size_t>(i)], rows.columns[static_cast<size_t>(i)]};
+      return Cell{true, rows.rows[row][static_cast<size_t>(i)],
+                  rows.columns[static_cast<size_t>(i)]};
     }
   }
   return Cell{};
@@ -104,21 +104,24 @@ Measurement FieldOfRow(const MysqlRows& rows, size_t r, std::string_view field) 
 class MysqlReplicaCheck final : public Check {
  public:
   MysqlReplicaCheck(std::string connection, std::string field, std::string channel)
-      : connection_(std::move(connection)), field_(std::move(field)), channel_(std::move(channel)) {}
+      : connection_(std::move(connection)),
+        field_(std::move(field)),
+        channel_(std::move(channel)) {}
 
   void Run(Runtime& rt, Done done) override {
     if (!rt.mysql) {
       done(Measurement::Error("internal error: no MySQL access in this runtime"));
       return;
     }
-    rt.mysql->ReplicaStatus(connection_, [field = field_, channel = channel_, done = std::move(done)](
-                                             Expected<std::shared_ptr<const MysqlRows>> rows) {
-      if (!rows) {
-        done(Measurement::Error(rows.error()));
-        return;
-      }
-      done(ReplicaField(**rows, field, channel));
-    });
+    rt.mysql->ReplicaStatus(
+        connection_, [field = field_, channel = channel_,
+                      done = std::move(done)](Expected<std::shared_ptr<const MysqlRows>> rows) {
+          if (!rows) {
+            done(Measurement::Error(rows.error()));
+            return;
+          }
+          done(ReplicaField(**rows, field, channel));
+        });
   }
 
  private:

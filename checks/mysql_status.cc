@@ -100,7 +100,8 @@ class MysqlStatusCheck final : public Check {
 };
 
 std::unique_ptr<Check> Make(OptionReader& opts, const CheckCommon& common) {
-  std::string variable = opts.Required("variable", "a SHOW GLOBAL STATUS name, e.g. Threads_running");
+  std::string variable =
+      opts.Required("variable", "a SHOW GLOBAL STATUS name, e.g. Threads_running");
   bool rate = opts.GetBool("rate").value_or(false);
   if (variable.empty()) return nullptr;
   return std::make_unique<MysqlStatusCheck>(common.connection, variable, rate);

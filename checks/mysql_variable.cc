@@ -19,20 +19,19 @@ class MysqlVariableCheck final : public Check {
     }
     std::string key = variable_;
     for (auto& ch : key) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    rt.mysql->GlobalVariables(
-        connection_, [key, variable = variable_,
-                      done = std::move(done)](Expected<std::shared_ptr<const MysqlMap>> vars) {
-          if (!vars) {
-            done(Measurement::Error(vars.error()));
-            return;
-          }
-          auto it = (*vars)->find(key);
-          if (it == (*vars)->end()) {
-            done(Measurement::Error("no variable '" + variable + "' in SHOW GLOBAL VARIABLES"));
-            return;
-          }
-          done(Measurement::Value(it->second));
-        });
+    rt.mysql->GlobalVariables(connection_, [key, variable = variable_, done = std::move(done)](
+                                               Expected<std::shared_ptr<const MysqlMap>> vars) {
+      if (!vars) {
+        done(Measurement::Error(vars.error()));
+        return;
+      }
+      auto it = (*vars)->find(key);
+      if (it == (*vars)->end()) {
+        done(Measurement::Error("no variable '" + variable + "' in SHOW GLOBAL VARIABLES"));
+        return;
+      }
+      done(Measurement::Value(it->second));
+    });
   }
 
  private:

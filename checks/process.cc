@@ -56,7 +56,8 @@ std::string ExeBasename(pid_t pid) {
   if (n <= 0) return {};
   std::string exe(buf, static_cast<size_t>(n));
   const std::string deleted = " (deleted)";  // the binary was replaced (upgrade)
-  if (exe.size() > deleted.size() && exe.compare(exe.size() - deleted.size(), deleted.size(), deleted) == 0) {
+  if (exe.size() > deleted.size() &&
+      exe.compare(exe.size() - deleted.size(), deleted.size(), deleted) == 0) {
     exe.resize(exe.size() - deleted.size());
   }
   return Basename(exe);
@@ -73,7 +74,8 @@ Measurement MeasurePidfile(const std::string& pidfile, const std::string& name) 
   ssize_t n = read(fd, buf, sizeof buf);
   int err = errno;
   close(fd);
-  if (n < 0) return Measurement::Error("cannot read pidfile " + pidfile + ": " + std::strerror(err));
+  if (n < 0)
+    return Measurement::Error("cannot read pidfile " + pidfile + ": " + std::strerror(err));
   std::string text(buf, static_cast<size_t>(n));
   auto pid = ParseInteger(Trim(text), 1, 4'194'304);  // PID_MAX_LIMIT
   if (!pid) {

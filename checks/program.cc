@@ -8,12 +8,15 @@
 namespace warden {
 
 std::optional<std::string> FirstNumber(std::string_view text) {
-  auto digit = [&](size_t i) { return i < text.size() && std::isdigit(static_cast<unsigned char>(text[i])); };
+  auto digit = [&](size_t i) {
+    return i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]));
+  };
   for (size_t i = 0; i < text.size(); ++i) {
     if (i > 0) {
       unsigned char before = static_cast<unsigned char>(text[i - 1]);
       // Inside a word ("db-17", "v1.2", "x_3"): not a number of its own.
-      if (std::isalnum(before) || before == '_' || before == '.' || before == '-' || before == '+') {
+      if (std::isalnum(before) || before == '_' || before == '.' || before == '-' ||
+          before == '+') {
         continue;
       }
     }
@@ -61,7 +64,10 @@ class ProgramCheck final : public Check {
     rt.processes->Spawn(std::move(spec), [program = argv_[0], stdout_value = stdout_value_,
                                           done = std::move(done)](ProcessResult r) {
       if (!r.started) {
-        done(Measurement::Error("cannot run " + program + ": " + r.error));
+        // The runner's error names the program already ("command not found: x").
+        done(Measurement::Error(r.error.find(program) != std::string::npos
+                                    ? r.error
+                                    : "cannot run " + program + ": " + r.error));
       } else if (r.timed_out || r.signal != 0) {
         done(Measurement::Error(program + ": " + r.Describe()));
       } else if (!stdout_value) {
@@ -72,8 +78,9 @@ class ProgramCheck final : public Check {
         done(Measurement::Number(*ParseNumber(*n)));
       } else {
         std::string shown(Trim(r.stdout_head).substr(0, 80));
-        done(Measurement::Error(program + " printed no number" +
-                                (shown.empty() ? std::string(" (no output)") : ": '" + shown + "'")));
+        done(Measurement::Error(
+            program + " printed no number" +
+            (shown.empty() ? std::string(" (no output)") : ": '" + shown + "'")));
       }
     });
   }
@@ -91,7 +98,8 @@ std::unique_ptr<Check> Make(OptionReader& opts, const CheckCommon& common) {
     opts.Required("command", "the program and its arguments");
     bad = true;
   } else if (auto text = opts.MultiLineText("command")) {
-    auto words = SplitWords(*text, "quote it; program checks run no shell (use command = sh -c '...')");
+    auto words =
+        SplitWords(*text, "quote it; program checks run no shell (use command = sh -c '...')");
     if (!words) {
       opts.Error(*opts.Find("command"), "command: " + words.error());
       bad = true;

@@ -15,12 +15,21 @@
 namespace warden {
 
 const std::vector<CheckType>& CheckTypes() {
+  // One line per type, in the order of DESIGN.md's table.
+  // clang-format off
   static const std::vector<CheckType> types = {
-      kMysqlPingCheckType,  kMysqlStatusCheckType, kMysqlVariableCheckType,
-      kMysqlQueryCheckType, kMysqlReplicaCheckType, kProcessCheckType,
-      kTcpCheckType,        kDiskCheckType,         kProgramCheckType,
+      kMysqlPingCheckType,
+      kMysqlStatusCheckType,
+      kMysqlVariableCheckType,
+      kMysqlQueryCheckType,
+      kMysqlReplicaCheckType,
+      kProcessCheckType,
+      kTcpCheckType,
+      kDiskCheckType,
+      kProgramCheckType,
       kFileCheckType,
   };
+  // clang-format on
   return types;
 }
 

@@ -84,7 +84,8 @@ Expected<double> TcpConnectTime(const std::string& host, int port, Duration time
       if (err == EINPROGRESS) {
         err = 0;
         for (;;) {
-          auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+          auto left =
+              std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
           if (left.count() <= 0) {
             err = ETIMEDOUT;
             break;
@@ -109,7 +110,8 @@ Expected<double> TcpConnectTime(const std::string& host, int port, Duration time
       freeaddrinfo(list);
       return elapsed.count();
     }
-    last_error = err == ETIMEDOUT ? "timed out after " + FormatDuration(timeout) : std::strerror(err);
+    last_error =
+        err == ETIMEDOUT ? "timed out after " + FormatDuration(timeout) : std::strerror(err);
     if (Clock::now() >= deadline) break;
   }
   freeaddrinfo(list);

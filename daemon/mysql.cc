@@ -67,11 +67,11 @@ int MysqlRows::Column(std::string_view name) const {
 
 namespace {
 
-constexpr unsigned kErParseError = 1064;         // ER_PARSE_ERROR
-constexpr unsigned kCrServerGoneError = 2006;    // CR_SERVER_GONE_ERROR
-constexpr unsigned kCrServerLost = 2013;         // CR_SERVER_LOST
-constexpr unsigned kCrServerLostExtended = 2055; // CR_SERVER_LOST_EXTENDED
-constexpr unsigned kErConnectionKilled = 1927;   // MariaDB: KILL, or the server's idle timeout
+constexpr unsigned kErParseError = 1064;          // ER_PARSE_ERROR
+constexpr unsigned kCrServerGoneError = 2006;     // CR_SERVER_GONE_ERROR
+constexpr unsigned kCrServerLost = 2013;          // CR_SERVER_LOST
+constexpr unsigned kCrServerLostExtended = 2055;  // CR_SERVER_LOST_EXTENDED
+constexpr unsigned kErConnectionKilled = 1927;    // MariaDB: KILL, or the server's idle timeout
 constexpr unsigned kErClientInteractionTimeout = 4031;  // MySQL 8.0.24+: wait_timeout
 // A connection not used for this long is closed (a reload that changed the
 // settings leaves the old ones unused).
@@ -156,7 +156,8 @@ class WorkerConnections {
  private:
   static Expected<MYSQL*> Connect(const MysqlConnConfig& cfg) {
     MYSQL* m = mysql_init(nullptr);
-    if (!m) return Expected<MYSQL*>::Error("cannot connect to " + cfg.Describe() + ": out of memory");
+    if (!m)
+      return Expected<MYSQL*>::Error("cannot connect to " + cfg.Describe() + ": out of memory");
     unsigned connect_s = TimeoutSeconds(cfg.connect_timeout);
     unsigned query_s = TimeoutSeconds(cfg.query_timeout);
     my_bool no = 0;
@@ -164,7 +165,7 @@ class WorkerConnections {
     mysql_optionsv(m, MYSQL_OPT_CONNECT_TIMEOUT, &connect_s);
     mysql_optionsv(m, MYSQL_OPT_READ_TIMEOUT, &query_s);
     mysql_optionsv(m, MYSQL_OPT_WRITE_TIMEOUT, &query_s);
-    mysql_optionsv(m, MYSQL_OPT_RECONNECT, &no);          // we reconnect ourselves
+    mysql_optionsv(m, MYSQL_OPT_RECONNECT, &no);  // we reconnect ourselves
     mysql_optionsv(m, MYSQL_OPT_LOCAL_INFILE, &no_infile);
     unsigned int protocol = UsesSocket(cfg) ? MYSQL_PROTOCOL_SOCKET : MYSQL_PROTOCOL_TCP;
     mysql_optionsv(m, MYSQL_OPT_PROTOCOL, &protocol);
@@ -263,12 +264,17 @@ Expected<T> WithConnection(const MysqlConnConfig& cfg, const Op<T>& op, bool* he
       return conn.status();
     }
     bool retryable = true;
+    auto start = std::chrono::steady_clock::now();
     Expected<T> result = op(**conn, reused, &retryable);
     if (result) return result;
     unsigned err = mysql_errno((*conn)->mysql);
     if (err == 0) return result;  // not a MySQL error ("not a replica"): keep the connection
     t_connections.Drop(cfg);
-    if (IsConnectionLoss(err) && reused && retryable && attempt == 0) continue;
+    // A dead cached connection fails at once (EOF, or the server's "killed"
+    // packet). A read timeout also says "lost connection" but only after a
+    // second or more: that query is not sent again.
+    bool at_once = std::chrono::steady_clock::now() - start < std::chrono::milliseconds(500);
+    if (IsConnectionLoss(err) && reused && retryable && at_once && attempt == 0) continue;
     if (err >= 2000) {
       // Client-side errors (lost connection, read timeout): the server is
       // not answering. Name the connection, the server's text does not.
@@ -330,9 +336,8 @@ Expected<std::shared_ptr<const MysqlMap>> WorkerShowMap(const MysqlConnConfig& c
         auto rows = RunQuery(c.mysql, sql);
         if (!rows) return rows.status();
         if (rows->columns.size() < 2) {
-          return Expected<std::shared_ptr<const MysqlMap>>::Error(sql + " returned " +
-                                                                  std::to_string(rows->columns.size()) +
-                                                                  " columns, expected 2");
+          return Expected<std::shared_ptr<const MysqlMap>>::Error(
+              sql + " returned " + std::to_string(rows->columns.size()) + " columns, expected 2");
         }
         auto map = std::make_shared<MysqlMap>();
         for (const auto& row : rows->rows) {
@@ -361,16 +366,19 @@ Expected<std::shared_ptr<const MysqlRows>> WorkerReplicaStatus(const MysqlConnCo
                        std::string_view::npos;
         if (stmt.empty()) stmt = mariadb ? "SHOW ALL REPLICAS STATUS" : "SHOW REPLICA STATUS";
         auto rows = RunQuery(c.mysql, stmt);
-        if (!rows && mysql_errno(c.mysql) == kErParseError && stmt.find("REPLICAS") != std::string::npos) {
+        if (!rows && mysql_errno(c.mysql) == kErParseError &&
+            stmt.find("REPLICAS") != std::string::npos) {
           stmt = "SHOW ALL SLAVES STATUS";
           rows = RunQuery(c.mysql, stmt);
-        } else if (!rows && mysql_errno(c.mysql) == kErParseError && stmt == "SHOW REPLICA STATUS") {
+        } else if (!rows && mysql_errno(c.mysql) == kErParseError &&
+                   stmt == "SHOW REPLICA STATUS") {
           stmt = "SHOW SLAVE STATUS";
           rows = RunQuery(c.mysql, stmt);
         }
         if (!rows) return rows.status();
         c.replica_statement = stmt;
-        if (rows->rows.empty()) return Result::Error("not a replica: " + stmt + " returned no rows");
+        if (rows->rows.empty())
+          return Result::Error("not a replica: " + stmt + " returned no rows");
         return std::shared_ptr<const MysqlRows>(std::make_shared<MysqlRows>(std::move(*rows)));
       },
       healthy);
@@ -438,7 +446,8 @@ std::string UnknownConnection(const std::string& name) {
 // deadline. The worker gets its own copy of the settings.
 template <typename T>
 void SubmitWork(const std::shared_ptr<ReadsState>& impl, const std::string& name,
-                const MysqlConnConfig& cfg, WorkerFn<T> work, std::function<void(Expected<T>)> done) {
+                const MysqlConnConfig& cfg, WorkerFn<T> work,
+                std::function<void(Expected<T>)> done) {
   auto config = std::make_shared<const MysqlConnConfig>(cfg);
   Duration budget = cfg.connect_timeout + cfg.query_timeout;
   auto result = std::make_shared<std::optional<Expected<T>>>();
@@ -490,17 +499,18 @@ void SharedReadOf(const std::shared_ptr<ReadsState>& impl,
   }
   shared->in_flight = true;
   shared->waiters.push_back(std::move(done));
-  SubmitWork<std::shared_ptr<const T>>(
-      impl, name, *cfg, std::move(work), [shared](Expected<std::shared_ptr<const T>> r) {
-        shared->in_flight = false;
-        shared->last = r;
-        shared->finished = Clock::now();
-        // A waiter may ask again from inside its callback: it is then
-        // served from `last`, not added to the list being walked.
-        auto waiters = std::move(shared->waiters);
-        shared->waiters.clear();
-        for (auto& w : waiters) w(r);
-      });
+  SubmitWork<std::shared_ptr<const T>>(impl, name, *cfg, std::move(work),
+                                       [shared](Expected<std::shared_ptr<const T>> r) {
+                                         shared->in_flight = false;
+                                         shared->last = r;
+                                         shared->finished = Clock::now();
+                                         // A waiter may ask again from inside its callback: it is
+                                         // then served from `last`, not added to the list being
+                                         // walked.
+                                         auto waiters = std::move(shared->waiters);
+                                         shared->waiters.clear();
+                                         for (auto& w : waiters) w(r);
+                                       });
 }
 
 }  // namespace

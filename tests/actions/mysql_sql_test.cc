@@ -32,7 +32,7 @@ std::string SplitError(std::string_view sql) {
 
 }  // namespace
 
-TEST_CASE("mysql_sql: statements split on ';'", "[actions][mysql_sql]") {
+TEST_CASE("mysql_sql: statements split on semicolons", "[actions][mysql_sql]") {
   CHECK(Split("STOP REPLICA; START REPLICA") == Statements{"STOP REPLICA", "START REPLICA"});
   CHECK(Split("SELECT 1") == Statements{"SELECT 1"});
   CHECK(Split("SELECT 1;") == Statements{"SELECT 1"});
@@ -40,7 +40,7 @@ TEST_CASE("mysql_sql: statements split on ';'", "[actions][mysql_sql]") {
   CHECK(Split("SET GLOBAL x = 1;\n  FLUSH LOGS") == Statements{"SET GLOBAL x = 1", "FLUSH LOGS"});
 }
 
-TEST_CASE("mysql_sql: ';' inside quotes and backticks does not split", "[actions][mysql_sql]") {
+TEST_CASE("mysql_sql: a semicolon inside quotes and backticks does not split", "[actions][mysql_sql]") {
   CHECK(Split("SELECT 'a;b'; SELECT 2") == Statements{"SELECT 'a;b'", "SELECT 2"});
   CHECK(Split("SELECT \"a;b\"; SELECT 2") == Statements{"SELECT \"a;b\"", "SELECT 2"});
   CHECK(Split("SELECT `we;ird` FROM t; SELECT 2") ==

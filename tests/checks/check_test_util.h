@@ -44,7 +44,8 @@ inline RawSection Section(const std::vector<std::pair<std::string, std::string>>
   s.name = "t";
   s.where = Location{"test.ini", 1};
   int line = 2;
-  for (const auto& [k, v] : keys) s.entries.push_back(ConfigEntry{k, v, Location{"test.ini", line++}, 0});
+  for (const auto& [k, v] : keys)
+    s.entries.push_back(ConfigEntry{k, v, Location{"test.ini", line++}, 0});
   return s;
 }
 
@@ -89,7 +90,8 @@ struct Harness {
   Measurement Run(Check& check, std::chrono::milliseconds limit = std::chrono::seconds(20)) {
     std::optional<Measurement> got;
     check.Run(rt, [&got](Measurement m) { got = std::move(m); });
-    if (!PumpUntil(loop, [&got] { return got.has_value(); }, limit)) {
+    if (!PumpUntil(
+            loop, [&got] { return got.has_value(); }, limit)) {
       return Measurement::Error("test harness: the check did not finish in time");
     }
     return std::move(*got);
@@ -98,16 +100,20 @@ struct Harness {
 
 inline const char* KindName(Measurement::Kind k) {
   switch (k) {
-    case Measurement::Kind::kValue: return "value";
-    case Measurement::Kind::kError: return "error";
-    case Measurement::Kind::kNotYet: return "not-yet";
+    case Measurement::Kind::kValue:
+      return "value";
+    case Measurement::Kind::kError:
+      return "error";
+    case Measurement::Kind::kNotYet:
+      return "not-yet";
   }
   return "?";
 }
 
 // For INFO/CAPTURE: "value 12" / "error ...".
 inline std::string Show(const Measurement& m) {
-  return std::string(KindName(m.kind)) + " " + (m.kind == Measurement::Kind::kValue ? m.value : m.error);
+  return std::string(KindName(m.kind)) + " " +
+         (m.kind == Measurement::Kind::kValue ? m.value : m.error);
 }
 
 }  // namespace warden::test

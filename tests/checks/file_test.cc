@@ -73,8 +73,6 @@ TEST_CASE("file on a missing path: exists is 0, age and size are errors", "[chec
   CHECK(Show(RunFile(h, path, "age")) == "error no such file: " + path);
   CHECK(Show(RunFile(h, path, "size")) == "error no such file: " + path);
   // A path through a regular file (ENOTDIR) is missing too.
-  {
-    std::ofstream out(dir.path + "/plain");
-  }
+  { std::ofstream out(dir.path + "/plain"); }
   CHECK(Show(RunFile(h, dir.path + "/plain/x", "exists")) == "value 0");
 }

@@ -152,8 +152,11 @@ class Sandbox {
     REQUIRE(mkdtemp(tmpl) != nullptr);
     sb->dir_ = tmpl;
     const std::string& d = sb->dir_;
-    int rc = std::system(("mariadb-install-db --no-defaults --skip-test-db --user=root --datadir=" + d +
-                          "/db >" + d + "/install.log 2>&1")
+    // Each server gets its own tmpdir: bootstrap servers sharing /tmp clash
+    // on their temporary table names when tests run in parallel.
+    std::filesystem::create_directory(d + "/tmp");
+    int rc = std::system(("TMPDIR=" + d + "/tmp mariadb-install-db --no-defaults --skip-test-db " +
+                          "--user=root --datadir=" + d + "/db >" + d + "/install.log 2>&1")
                              .c_str());
     INFO(ReadFile(d + "/install.log"));
     REQUIRE(rc == 0);
@@ -169,6 +172,7 @@ class Sandbox {
         "--user=root",
         "--pid-file=" + d + "/mysqld.pid",
         "--log-error=" + d + "/error.log",
+        "--tmpdir=" + d + "/tmp",
         "--skip-name-resolve",
         "--max-connections=" + std::to_string(kMaxConnections),
         "--innodb-buffer-pool-size=32M",
@@ -203,8 +207,8 @@ class Sandbox {
     }
     INFO(ReadFile(d + "/error.log"));
     REQUIRE(up);
-    std::string create = std::string("CREATE USER '") + kUser + "'@'%' IDENTIFIED BY '" + kPassword +
-                         "'; GRANT ALL ON *.* TO '" + kUser + "'@'%';";
+    std::string create = std::string("CREATE USER '") + kUser + "'@'%' IDENTIFIED BY '" +
+                         kPassword + "'; GRANT ALL ON *.* TO '" + kUser + "'@'%';";
     REQUIRE(sb->Client(create) == 0);
     return sb;
   }
@@ -257,7 +261,8 @@ struct MysqlHarness : Harness {
 
   Expected<std::shared_ptr<const MysqlMap>> Status(const std::string& conn) {
     std::optional<Expected<std::shared_ptr<const MysqlMap>>> got;
-    reads->GlobalStatus(conn, [&got](Expected<std::shared_ptr<const MysqlMap>> r) { got = std::move(r); });
+    reads->GlobalStatus(
+        conn, [&got](Expected<std::shared_ptr<const MysqlMap>> r) { got = std::move(r); });
     REQUIRE(PumpUntil(loop, [&] { return got.has_value(); }));
     return std::move(*got);
   }
@@ -320,8 +325,7 @@ TEST_CASE("mysql checks measure a real MariaDB", "[checks][mysql]") {
         "error query returned no rows");
   CHECK(Show(h.RunCheck("mysql_query", {{"sql", "SELECT NULL"}})) == "error query returned NULL");
   Measurement sql_error = h.RunCheck("mysql_query", {{"sql", "SELECT * FROM mysql.no_such_table"}});
-  CHECK(Show(sql_error) ==
-        "error ERROR 1146 (42S02): Table 'mysql.no_such_table' doesn't exist");
+  CHECK(Show(sql_error) == "error ERROR 1146 (42S02): Table 'mysql.no_such_table' doesn't exist");
   // The connection is usable after the error.
   CHECK(Show(h.RunCheck("mysql_query", {{"sql", "SELECT CURRENT_USER()"}})) ==
         std::string("value ") + kUser + "@%");
@@ -330,6 +334,32 @@ TEST_CASE("mysql checks measure a real MariaDB", "[checks][mysql]") {
   CHECK(replica.kind == Measurement::Kind::kError);
   CHECK_THAT(replica.error, Catch::StartsWith("not a replica: SHOW ") &&
                                 Catch::EndsWith("STATUS returned no rows"));
+
+  // Made a replica of a source that refuses connections: the IO thread
+  // fails, lag is NULL and must be an error carrying the IO error.
+  REQUIRE(h.Execute("root", {"CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=" +
+                                 std::to_string(FreePort()) +
+                                 ", MASTER_USER='nobody', MASTER_CONNECT_RETRY=1",
+                             "START SLAVE"})
+              .ok());
+  Measurement errno_now;
+  for (int i = 0; i < 50; ++i) {
+    errno_now = h.RunCheck("mysql_replica", {{"field", "last_errno"}});
+    if (errno_now.kind == Measurement::Kind::kValue && errno_now.value != "0") break;
+    std::this_thread::sleep_for(200ms);
+  }
+  CHECK(Show(errno_now) == "value 2003");
+  Measurement lag = h.RunCheck("mysql_replica", {{"field", "lag"}});
+  CHECK(lag.kind == Measurement::Kind::kError);
+  CHECK_THAT(lag.error, Catch::Contains("Seconds_Behind_Master is NULL") &&
+                            Catch::Contains("Last_IO_Error (2003): ") &&
+                            Catch::Contains("nobody@127.0.0.1"));
+  Measurement io = h.RunCheck("mysql_replica", {{"field", "io_running"}});
+  CHECK((io.value == "Connecting" || io.value == "No"));
+  CHECK(Show(h.RunCheck("mysql_replica", {{"field", "sql_running"}})) == "value Yes");
+  CHECK_THAT(h.RunCheck("mysql_replica", {{"field", "last_error"}}).value,
+             Catch::Contains("error connecting to master"));
+  REQUIRE(h.Execute("root", {"STOP SLAVE", "RESET SLAVE ALL"}).ok());
 
   Measurement nope = h.RunCheck("mysql_ping", {}, "nope");
   CHECK(Show(nope) == "error unknown mysql connection 'nope' (no [mysql nope] section)");
@@ -341,7 +371,8 @@ TEST_CASE("mysql_status rate = yes needs two samples", "[checks][mysql]") {
   MysqlHarness h({{"", sb->Tcp()}});
   warden::CheckCommon common;
   // Com_show_status grows by one with each snapshot the check itself takes.
-  auto built = MakeCheck("mysql_status", {{"variable", "Com_show_status"}, {"rate", "yes"}}, common);
+  auto built =
+      MakeCheck("mysql_status", {{"variable", "Com_show_status"}, {"rate", "yes"}}, common);
   REQUIRE(built.errors.empty());
   Measurement first = h.Run(*built.check);
   CHECK(first.kind == Measurement::Kind::kNotYet);
@@ -351,7 +382,7 @@ TEST_CASE("mysql_status rate = yes needs two samples", "[checks][mysql]") {
   REQUIRE(second.kind == Measurement::Kind::kValue);
   auto rate = warden::ParseNumber(second.value);
   REQUIRE(rate);
-  CHECK(*rate > 0.5);   // one per ~0.3 s
+  CHECK(*rate > 0.5);  // one per ~0.3 s
   CHECK(*rate < 10);
 
   // A text status with rate = yes is an error, not a 0.
@@ -383,15 +414,44 @@ TEST_CASE("mysql errors carry the server's answer and name the connection", "[ch
 
   Measurement denied = h.RunCheck("mysql_ping", {}, "bad");
   CHECK(denied.kind == Measurement::Kind::kError);
-  CHECK_THAT(denied.error,
-             Catch::StartsWith("cannot connect to [mysql bad] 127.0.0.1:" + std::to_string(sb->port()) +
-                               ": ERROR 1045 (28000): Access denied for user '" + kUser + "'@"));
+  CHECK_THAT(
+      denied.error,
+      Catch::StartsWith("cannot connect to [mysql bad] 127.0.0.1:" + std::to_string(sb->port()) +
+                        ": ERROR 1045 (28000): Access denied for user '" + kUser + "'@"));
   CHECK_THAT(denied.error, !Catch::Contains("Wr0ng-Secret"));
 
   Measurement refused = h.RunCheck("mysql_status", {{"variable", "Uptime"}}, "down");
   CHECK(refused.kind == Measurement::Kind::kError);
-  CHECK_THAT(refused.error, Catch::StartsWith("cannot connect to [mysql down] 127.0.0.1:" +
-                                              std::to_string(down.port) + ": ERROR 2002 (HY000): "));
+  CHECK_THAT(refused.error,
+             Catch::StartsWith("cannot connect to [mysql down] 127.0.0.1:" +
+                               std::to_string(down.port) + ": ERROR 2002 (HY000): "));
+}
+
+TEST_CASE("a query longer than query_timeout fails once, after the timeout", "[checks][mysql]") {
+  Sandbox* sb = Sandbox::Get();
+  if (!sb) return;
+  MysqlConnConfig slow = sb->Tcp("slow");
+  slow.query_timeout = 1s;
+  struct ev_loop* loop = EV_DEFAULT;
+  warden::WorkerPool one(loop, 1);  // one worker: the second query reuses the connection
+  MysqlReads reads(one, {{"slow", slow}});
+  auto query = [&](const std::string& sql) {
+    std::optional<Expected<MysqlRows>> got;
+    reads.Query("slow", sql, [&got](Expected<MysqlRows> r) { got = std::move(r); });
+    REQUIRE(PumpUntil(loop, [&] { return got.has_value(); }));
+    return std::move(*got);
+  };
+  REQUIRE(query("SELECT 1").ok());
+  auto start = Clock::now();
+  auto r = query("SELECT SLEEP(4)");
+  double took = std::chrono::duration<double>(Clock::now() - start).count();
+  REQUIRE_FALSE(r.ok());
+  CHECK_THAT(r.error(), Catch::StartsWith("[mysql slow] 127.0.0.1:" + std::to_string(sb->port()) +
+                                          ": ERROR 2013 (HY000): "));
+  CHECK(took >= 0.9);
+  CHECK(took < 1.9);  // not sent a second time
+  // The next query reconnects.
+  CHECK(Scalar(query("SELECT 2")) == "2");
 }
 
 TEST_CASE("Execute runs statements in order, stops at the first error, consumes CALL results",
@@ -410,9 +470,9 @@ TEST_CASE("Execute runs statements in order, stops at the first error, consumes 
   CHECK(Scalar(h.Query("", "SELECT COUNT(*) FROM wt.t")) == "2");
   REQUIRE(h.Execute("", {"CALL wt.two()", "INSERT INTO wt.t VALUES (5, 'e')"}).ok());
 
-  warden::Status dup = h.Execute("", {"INSERT INTO wt.t VALUES (3, 'c')",
-                                      "INSERT INTO wt.t VALUES (3, 'again')",
-                                      "INSERT INTO wt.t VALUES (4, 'never')"});
+  warden::Status dup =
+      h.Execute("", {"INSERT INTO wt.t VALUES (3, 'c')", "INSERT INTO wt.t VALUES (3, 'again')",
+                     "INSERT INTO wt.t VALUES (4, 'never')"});
   CHECK_FALSE(dup.ok());
   CHECK(dup.message() ==
         "ERROR 1062 (23000): Duplicate entry '3' for key 'PRIMARY' (statement 2 of 3)");
@@ -444,7 +504,8 @@ TEST_CASE("a connection killed on the server is replaced without an error", "[ch
   }
 }
 
-TEST_CASE("GlobalStatus asked for within the window runs one SHOW GLOBAL STATUS", "[checks][mysql]") {
+TEST_CASE("GlobalStatus asked for within the window runs one SHOW GLOBAL STATUS",
+          "[checks][mysql]") {
   Sandbox* sb = Sandbox::Get();
   if (!sb) return;
   MysqlHarness h({{"", sb->Tcp()}});
@@ -456,7 +517,8 @@ TEST_CASE("GlobalStatus asked for within the window runs one SHOW GLOBAL STATUS"
 
   std::vector<Expected<std::shared_ptr<const MysqlMap>>> got;
   for (int i = 0; i < 50; ++i) {
-    h.reads->GlobalStatus("", [&got](Expected<std::shared_ptr<const MysqlMap>> r) { got.push_back(r); });
+    h.reads->GlobalStatus(
+        "", [&got](Expected<std::shared_ptr<const MysqlMap>> r) { got.push_back(r); });
   }
   REQUIRE(PumpUntil(h.loop, [&] { return got.size() == 50; }));
   for (const auto& r : got) {
@@ -534,7 +596,8 @@ TEST_CASE("a hung server holds one worker for its timeout while other connection
     });
   };
   next();
-  REQUIRE(PumpUntil(h.loop, [&] { return stuck_result.has_value() && healthy_done == 20; }, 15s));
+  REQUIRE(PumpUntil(
+      h.loop, [&] { return stuck_result.has_value() && healthy_done == 20; }, 15s));
   double stuck_s = std::chrono::duration<double>(stuck_at - start).count();
   INFO("stuck after " << stuck_s << " s");
   REQUIRE_FALSE(stuck_result->ok());
@@ -574,7 +637,8 @@ TEST_CASE("a read that cannot start before its deadline says the workers are bus
   reads.Ping("stuck", [&](Expected<double> r) { stuck_result = std::move(r); });
   std::this_thread::sleep_for(50ms);  // the worker has picked the stuck job
   reads.Ping("quick", [&](Expected<double> r) { quick_result = std::move(r); });
-  REQUIRE(PumpUntil(loop, [&] { return stuck_result && quick_result; }, 15s));
+  REQUIRE(PumpUntil(
+      loop, [&] { return stuck_result && quick_result; }, 15s));
   REQUIRE_FALSE(quick_result->ok());
   CHECK(quick_result->error() == "not started within 200ms: all workers busy");
   close(hung);
@@ -594,26 +658,27 @@ MysqlRows Rows(std::vector<std::string> columns,
 }
 
 const std::vector<std::string> kMysql57 = {
-    "Slave_IO_State", "Slave_IO_Running", "Slave_SQL_Running", "Last_Errno", "Last_Error",
-    "Seconds_Behind_Master", "Last_IO_Errno", "Last_IO_Error", "Last_SQL_Errno", "Last_SQL_Error",
-    "Channel_Name"};
+    "Slave_IO_State", "Slave_IO_Running",      "Slave_SQL_Running", "Last_Errno",
+    "Last_Error",     "Seconds_Behind_Master", "Last_IO_Errno",     "Last_IO_Error",
+    "Last_SQL_Errno", "Last_SQL_Error",        "Channel_Name"};
 const std::vector<std::string> kMysql80 = {
-    "Replica_IO_State", "Replica_IO_Running", "Replica_SQL_Running", "Last_Errno", "Last_Error",
-    "Seconds_Behind_Source", "Last_IO_Errno", "Last_IO_Error", "Last_SQL_Errno", "Last_SQL_Error",
-    "Channel_Name"};
+    "Replica_IO_State", "Replica_IO_Running",    "Replica_SQL_Running", "Last_Errno",
+    "Last_Error",       "Seconds_Behind_Source", "Last_IO_Errno",       "Last_IO_Error",
+    "Last_SQL_Errno",   "Last_SQL_Error",        "Channel_Name"};
 const std::vector<std::string> kMariaDbAll = {
-    "Connection_name", "Slave_SQL_State", "Slave_IO_State", "Slave_IO_Running", "Slave_SQL_Running",
-    "Last_Errno", "Last_Error", "Seconds_Behind_Master", "Last_IO_Errno", "Last_IO_Error",
-    "Last_SQL_Errno", "Last_SQL_Error"};
+    "Connection_name",   "Slave_SQL_State", "Slave_IO_State", "Slave_IO_Running",
+    "Slave_SQL_Running", "Last_Errno",      "Last_Error",     "Seconds_Behind_Master",
+    "Last_IO_Errno",     "Last_IO_Error",   "Last_SQL_Errno", "Last_SQL_Error"};
 
 }  // namespace
 
-TEST_CASE("replica fields read the same from MySQL 5.7, 8.0.22+ and MariaDB rows", "[checks][mysql]") {
+TEST_CASE("replica fields read the same from MySQL 5.7, 8.0.22+ and MariaDB rows",
+          "[checks][mysql]") {
   auto healthy57 = Rows(kMysql57, {{"Waiting", "Yes", "Yes", "0", "", "17", "0", "", "0", "", ""}});
   auto healthy80 = Rows(kMysql80, {{"Waiting", "Yes", "Yes", "0", "", "17", "0", "", "0", "", ""}});
   auto healthy_maria =
-      Rows(kMariaDbAll, {{"", "Slave has read all", "Waiting", "Yes", "Yes", "0", "", "17", "0", "",
-                          "0", ""}});
+      Rows(kMariaDbAll,
+           {{"", "Slave has read all", "Waiting", "Yes", "Yes", "0", "", "17", "0", "", "0", ""}});
   for (const auto* rows : {&healthy57, &healthy80, &healthy_maria}) {
     CHECK(Show(warden::ReplicaField(*rows, "lag", "")) == "value 17");
     CHECK(Show(warden::ReplicaField(*rows, "io_running", "")) == "value Yes");
@@ -651,17 +716,19 @@ TEST_CASE("replica lag NULL is an error carrying the replication errors", "[chec
 }
 
 TEST_CASE("replica channel picks a row of a multi-source replica", "[checks][mysql]") {
-  auto multi = Rows(kMysql80, {{"", "Yes", "Yes", "0", "", "3", "0", "", "0", "", "east"},
-                               {"", "Connecting", "Yes", "0", "", "900", "2003", "cannot reach", "0",
-                                "", "west"}});
+  auto multi =
+      Rows(kMysql80,
+           {{"", "Yes", "Yes", "0", "", "3", "0", "", "0", "", "east"},
+            {"", "Connecting", "Yes", "0", "", "900", "2003", "cannot reach", "0", "", "west"}});
   CHECK(Show(warden::ReplicaField(multi, "lag", "")) == "value 3");
   CHECK(Show(warden::ReplicaField(multi, "lag", "west")) == "value 900");
   CHECK(Show(warden::ReplicaField(multi, "io_running", "WEST")) == "value Connecting");
   CHECK(Show(warden::ReplicaField(multi, "lag", "north")) ==
         "error no replication channel 'north' (there are 'east', 'west')");
 
-  auto maria = Rows(kMariaDbAll, {{"", "", "", "Yes", "Yes", "0", "", "1", "0", "", "0", ""},
-                                  {"src2", "", "", "No", "Yes", "0", "", std::nullopt, "0", "", "0", ""}});
+  auto maria =
+      Rows(kMariaDbAll, {{"", "", "", "Yes", "Yes", "0", "", "1", "0", "", "0", ""},
+                         {"src2", "", "", "No", "Yes", "0", "", std::nullopt, "0", "", "0", ""}});
   CHECK(Show(warden::ReplicaField(maria, "io_running", "src2")) == "value No");
   CHECK(warden::ReplicaField(maria, "lag", "src2").kind == Measurement::Kind::kError);
 

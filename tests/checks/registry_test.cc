@@ -31,9 +31,9 @@ bool AnyContains(const std::vector<std::string>& errors, const std::string& part
 }  // namespace
 
 TEST_CASE("every documented check type is registered once and buildable", "[checks][registry]") {
-  const std::vector<std::string> documented = {"mysql_ping", "mysql_status", "mysql_variable",
-                                               "mysql_query", "mysql_replica", "process",
-                                               "tcp", "disk", "program", "file"};
+  const std::vector<std::string> documented = {
+      "mysql_ping", "mysql_status", "mysql_variable", "mysql_query", "mysql_replica",
+      "process",    "tcp",          "disk",           "program",     "file"};
   std::set<std::string> seen;
   for (const auto& t : warden::CheckTypes()) {
     INFO(t.name);
@@ -78,7 +78,9 @@ TEST_CASE("a missing required option is reported with file:line", "[checks][regi
 TEST_CASE("bad option values are reported at their line", "[checks][registry]") {
   auto metric = MakeCheck("disk", {{"path", "/"}, {"metric", "used_pct"}});
   CHECK(metric.check == nullptr);
-  CHECK(AnyContains(metric.errors, "test.ini:3: metric: 'used_pct' is not one of free_pct, free_bytes, inodes_free_pct"));
+  CHECK(AnyContains(
+      metric.errors,
+      "test.ini:3: metric: 'used_pct' is not one of free_pct, free_bytes, inodes_free_pct"));
 
   auto relative = MakeCheck("file", {{"path", "var/log/x"}});
   CHECK(relative.check == nullptr);
@@ -114,8 +116,10 @@ TEST_CASE("bad option values are reported at their line", "[checks][registry]") 
 TEST_CASE("optional keys are accepted", "[checks][registry]") {
   CHECK(MakeCheck("mysql_replica", {{"field", "io_running"}, {"channel", "src2"}}).errors.empty());
   CHECK(MakeCheck("mysql_status", {{"variable", "Questions"}, {"rate", "yes"}}).errors.empty());
-  CHECK(MakeCheck("process", {{"pidfile", "/run/mysqld/mysqld.pid"}, {"name", "mariadbd"}}).errors.empty());
-  CHECK(MakeCheck("program", {{"command", "check_x --warn 3"}, {"value", "stdout"}}).errors.empty());
+  CHECK(MakeCheck("process", {{"pidfile", "/run/mysqld/mysqld.pid"}, {"name", "mariadbd"}})
+            .errors.empty());
+  CHECK(
+      MakeCheck("program", {{"command", "check_x --warn 3"}, {"value", "stdout"}}).errors.empty());
   CHECK(MakeCheck("file", {{"path", "/tmp"}, {"metric", "age"}}).errors.empty());
   CHECK(MakeCheck("disk", {{"path", "/"}, {"metric", "inodes_free_pct"}}).errors.empty());
 }

@@ -72,8 +72,8 @@ TEST_CASE("tcp to a port nobody listens on is an error naming host:port", "[chec
     LocalSocket bound(-1);  // bound, not listening: connects are refused
     port = bound.port;
     Measurement m = RunTcp(h, port);
-    CHECK(Show(m) == "error cannot connect to 127.0.0.1:" + std::to_string(port) +
-                         ": Connection refused");
+    CHECK(Show(m) ==
+          "error cannot connect to 127.0.0.1:" + std::to_string(port) + ": Connection refused");
   }
 }
 
