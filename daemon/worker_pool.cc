@@ -2,6 +2,7 @@
 
 #include <ev.h>
 
+#include <algorithm>
 #include <exception>
 
 namespace warden {
@@ -57,8 +58,7 @@ void WorkerPool::ThreadMain() {
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     auto pick = queue_.end();
-    // Wake now and then: a job held back by its lane limit must still
-    // expire at its deadline.
+    // A job held back by its lane limit must still expire at its deadline.
     auto ready = [&] {
       if (stopping_) return true;
       auto now = Clock::now();
@@ -70,7 +70,15 @@ void WorkerPool::ThreadMain() {
       }
       return false;
     };
-    while (!cv_.wait_for(lock, std::chrono::milliseconds(100), ready)) {
+    while (!ready()) {
+      if (queue_.empty()) {
+        cv_.wait(lock);  // idle: sleep until a job or stop arrives
+      } else {
+        // Jobs are held back by their lane: wake at the earliest deadline.
+        auto next = queue_.front().deadline;
+        for (const auto& j : queue_) next = std::min(next, j.deadline);
+        cv_.wait_until(lock, next);
+      }
     }
     if (stopping_) return;
     Job job = std::move(*pick);
