@@ -228,3 +228,42 @@ TEST_CASE("state names round-trip", "[evaluator]") {
   }
   CHECK_FALSE(StateFromName("bogus"));
 }
+
+TEST_CASE("every move between bad states fires the new state's hook", "[evaluator]") {
+  Driver d(Rules("> 60", "> 600"));
+  d.Value("1");
+  struct Step {
+    Measurement m;
+    CheckState want;
+  };
+  std::vector<Step> steps = {
+      {Measurement::Error("lost connection"), CheckState::kError},
+      {Measurement::Value("700"), CheckState::kCrit},     // error -> crit
+      {Measurement::Error("timeout"), CheckState::kError},  // crit -> error
+      {Measurement::Value("61"), CheckState::kWarn},      // error -> warn
+      {Measurement::Error("timeout"), CheckState::kError},  // warn -> error
+      {Measurement::Value("5"), CheckState::kOk},         // error -> ok
+  };
+  int fires = 0;
+  for (const auto& s : steps) {
+    Verdict v = d.Feed(s.m);
+    INFO(StateName(v.prev) << " -> " << StateName(v.state));
+    CHECK(v.state == s.want);
+    CHECK(v.changed);
+    if (v.fire != Verdict::Fire::kNone) ++fires;
+  }
+  CHECK(fires == 6);
+  CHECK(d.fired_recover == 1);
+}
+
+TEST_CASE("skipped from pending and from ok", "[evaluator]") {
+  Driver d(Rules(nullptr, "> 10"));
+  Verdict s = d.eval.Skip(d.now);
+  CHECK(s.prev == CheckState::kPending);
+  CHECK(s.state == CheckState::kSkipped);
+  d.Value("1");
+  CHECK(d.eval.state() == CheckState::kOk);
+  Verdict s2 = d.eval.Skip(d.now);
+  CHECK(s2.prev == CheckState::kOk);
+  CHECK(s2.fire == Verdict::Fire::kNone);
+}
