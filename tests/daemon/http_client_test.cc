@@ -2,6 +2,8 @@
 // loopback, driven on EV_DEFAULT.
 #include "daemon/http_client.h"
 
+#include "support/mutex_test_server.h"
+
 #include <ev.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -29,106 +31,11 @@ extern char** environ;
 namespace warden {
 namespace {
 
+using testing::ScratchDir;
+using testing::TestServer;
+using testing::UnusedPort;
+
 namespace fs = std::filesystem;
-
-// A scratch directory removed with its contents.
-class ScratchDir {
- public:
-  ScratchDir() {
-    std::string tmpl = (fs::temp_directory_path() / "warden-http-XXXXXX").string();
-    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-    path_ = tmpl;
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string File(const std::string& name) const { return (path_ / name).string(); }
-  void Write(const std::string& name, const std::string& text) const {
-    std::string tmp = File(name + ".tmp");
-    {
-      std::ofstream out(tmp, std::ios::trunc);
-      out << text;
-    }
-    fs::rename(tmp, File(name));  // atomic for a server reading concurrently
-  }
-
- private:
-  fs::path path_;
-};
-
-// tests/data/mutex_server.py as a child process; killed on destruction.
-class TestServer {
- public:
-  TestServer() {
-    dir_.Write("control", "clear");
-    int out[2];
-    REQUIRE(pipe2(out, O_CLOEXEC) == 0);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-    std::string script = std::string(WARDEN_TEST_DATA) + "/mutex_server.py";
-    std::string control = dir_.File("control");
-    std::string log = dir_.File("requests.log");
-    std::vector<char*> argv = {const_cast<char*>("python3"), script.data(), control.data(),
-                               log.data(), nullptr};
-    int rc = posix_spawnp(&pid_, "python3", &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    close(out[1]);
-    REQUIRE(rc == 0);
-    std::string line;
-    pollfd p{out[0], POLLIN, 0};
-    while (line.find('\n') == std::string::npos && poll(&p, 1, 20'000) == 1) {
-      char buf[64];
-      ssize_t n = read(out[0], buf, sizeof buf);
-      if (n <= 0) break;
-      line.append(buf, static_cast<size_t>(n));
-    }
-    close(out[0]);
-    port_ = std::atoi(line.c_str());
-    REQUIRE(port_ > 0);
-  }
-  ~TestServer() {
-    kill(pid_, SIGTERM);
-    int status = 0;
-    waitpid(pid_, &status, 0);  // ECHILD if libev's SIGCHLD watcher reaped it
-  }
-  TestServer(const TestServer&) = delete;
-  TestServer& operator=(const TestServer&) = delete;
-
-  void SetMode(const std::string& mode) { dir_.Write("control", mode); }
-  std::string Url(const std::string& path = "/mutex.json") const {
-    return "http://127.0.0.1:" + std::to_string(port_) + path;
-  }
-  std::vector<nlohmann::json> Requests() const {
-    std::vector<nlohmann::json> out;
-    std::ifstream in(dir_.File("requests.log"));
-    std::string line;
-    while (std::getline(in, line)) {
-      if (!line.empty()) out.push_back(nlohmann::json::parse(line));
-    }
-    return out;
-  }
-
- private:
-  ScratchDir dir_;
-  pid_t pid_ = -1;
-  int port_ = 0;
-};
-
-// A port on loopback where nothing listens (bound, then closed).
-int UnusedPort() {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
 
 // Runs the loop until `done` or `seconds` pass; a 20 ms ticker keeps each
 // iteration short.
@@ -193,7 +100,7 @@ TEST_CASE("http_client: GET returns status and body, callback from the loop", "[
 TEST_CASE("http_client: POST sends its body", "[http]") {
   TestServer server;
   HttpClient client(EV_DEFAULT);
-  HttpRequest req = Get(server.Url("/v3/kv/range"));
+  HttpRequest req = Get(server.Url("http", "/v3/kv/range"));
   req.method = HttpRequest::Method::kPost;
   req.headers = {"Content-Type: application/json"};
   req.body = std::string(5000, 'a');  // large enough for curl's Expect: 100-continue
