@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "actions/service.h"
+#include "daemon/fluentd_config.h"
 #include "daemon/options.h"
 
 namespace warden {
@@ -103,12 +104,13 @@ class Loader {
       else if (s.kind == "mutex") { have_mutex = true; LoadMutex(s, *config); }
       else if (s.kind == "check") LoadCheck(s, *config);
       else if (s.kind == "action") LoadAction(s, *config);
-      else if (s.kind == "fleet" || s.kind == "fluentd" || s.kind == "job" || s.kind == "wait")
+      else if (s.kind == "fluentd") { NoName(s); LoadFluentdSection(s, config->fluentd, diag_); }
+      else if (s.kind == "fleet" || s.kind == "job" || s.kind == "wait")
         diag_.Error(s.where, s.title() + " is not supported by this version of wardend (" +
                                  std::string(kVersionNote) + ")");
       else
         diag_.Error(s.where, "unknown section " + s.title() +
-                                 " (known: daemon, log, control, mysql, mutex, check, action)");
+                                 " (known: daemon, log, control, mysql, mutex, fluentd, check, action)");
     }
     if (!have_mutex && !sections.empty()) {
       diag_.Error(path + ": no [mutex] section: set url=…, backend=etcd or mode=off "

@@ -48,6 +48,20 @@ struct MutexConfig {
   std::string ca_file;
 };
 
+// [fluentd]: ship every event with the forward protocol (daemon/forward_sender.h).
+struct FluentdConfig {
+  bool enabled = false;              // a [fluentd] section is present
+  std::string address;               // as written: "host:port" or "unix:/path"
+  std::string host;                  // numeric IP (localhost means 127.0.0.1); "" for unix
+  int port = 0;
+  std::string unix_path;             // set for unix: addresses
+  std::string tag = "warden";        // tag prefix: <tag>.<family>
+  bool ack = true;
+  std::uint64_t buffer_limit = 256ull << 20;
+  std::uint64_t chunk_limit = 1ull << 20;
+  Duration ack_timeout{60'000};      // no ack this long: reconnect and resend
+};
+
 struct CheckConfig {
   CheckCommon common;
   const CheckType* type = nullptr;
@@ -73,6 +87,7 @@ struct Config {
   ControlConfig control;
   std::map<std::string, MysqlConnConfig> mysql;   // "" is [mysql]
   MutexConfig mutex;
+  FluentdConfig fluentd;
   std::vector<CheckConfig> checks;                // in file order
   std::vector<ActionConfig> actions;
   std::string digest;                             // of all files' bytes, for events

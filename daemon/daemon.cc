@@ -7,13 +7,17 @@
 
 #include <filesystem>
 
+#include "daemon/commands.h"
+#include "daemon/control.h"
 #include "daemon/events.h"
 #include "daemon/executor.h"
+#include "daemon/forward_sender.h"
 #include "daemon/guard.h"
 #include "daemon/mutex_client.h"
 #include "daemon/mysql.h"
 #include "daemon/process.h"
 #include "daemon/scheduler.h"
+#include "daemon/state.h"
 #include "daemon/worker_pool.h"
 #include "version.h"
 
@@ -29,6 +33,9 @@ Daemon::~Daemon() {
   if (stop_poll_) ev_timer_stop(loop_, stop_poll_.get());
   if (watchdog_) ev_timer_stop(loop_, watchdog_.get());
   if (scheduler_) scheduler_->Stop();
+  if (state_timer_) ev_timer_stop(loop_, state_timer_.get());
+  control_.reset();   // no request may reach commands_ any more
+  commands_.reset();
   // Threads and children first: nothing may call back into what follows.
   workers_.reset();
   processes_.reset();
@@ -36,7 +43,9 @@ Daemon::~Daemon() {
   executor_.reset();
   guard_.reset();
   mutex_.reset();
+  old_mutexes_.clear();
   mysql_.reset();
+  old_mysql_.clear();
 }
 
 Status Daemon::Start() {
@@ -53,6 +62,18 @@ Status Daemon::Start() {
   events_ = std::make_unique<EventLog>();
   Status s = events_->Open(c.EventsPath(), c.daemon.state_dir, c.daemon.host_id);
   if (!s.ok()) return s;
+  if (c.fluentd.enabled) {
+    // Subscribed before the first event, so daemon.start is shipped too.
+    fluentd_ = std::make_unique<ForwardSender>(loop_, c.fluentd);
+    s = fluentd_->Open(c.daemon.state_dir + "/buffer");
+    if (!s.ok()) return s;
+    ForwardSender* f = fluentd_.get();
+    EventLog* log = events_.get();
+    events_->Subscribe([f](const nlohmann::json& e) { f->OnEvent(e); });
+    fluentd_->SetOnDropped(
+        [log](std::uint64_t n) { log->Emit("events.dropped", {{"count", n}}); });
+    fluentd_->Start();
+  }
 
   workers_ = std::make_unique<WorkerPool>(loop_, c.daemon.workers);
   processes_ = std::make_unique<ProcessRunner>(loop_);
@@ -68,10 +89,52 @@ Status Daemon::Start() {
   runtime_->config = config_.get();
   executor_ = std::make_unique<Executor>(*runtime_, *guard_, *events_);
   scheduler_ = std::make_unique<Scheduler>(*runtime_, *executor_, *events_);
+  started_ms_ = WallMsNow();
+
+  // Persisted state: pause and guard history now, checks once they exist.
+  // A corrupt file is set aside and reported, never fatal.
+  state_file_ = std::make_unique<StateFile>(c.daemon.state_dir + "/state.json");
+  StateFile::Loaded loaded = state_file_->Load();
+  state_ = std::make_unique<PersistedState>(std::move(loaded.state));
+  if (!loaded.error.empty()) {
+    state_error_ = loaded.error;
+    if (!loaded.set_aside.empty()) state_error_ += "; set aside as " + loaded.set_aside;
+    spdlog::error("state file unusable, starting without it: {}", state_error_);
+  }
+  guard_->SetPaused(state_->paused, state_->pause_reason);
+  RestoreGuard(*state_, *guard_);
+  if (state_->paused) spdlog::warn("host is paused ({}), by {}", state_->pause_reason, state_->paused_by);
+
+  // Control socket. Failing to serve it is reported, not fatal: the
+  // watchdog keeps watching without its command line.
+  commands_ = std::make_unique<ControlCommands>(*this);
+  ControlServer::Options copts;
+  copts.path = c.control.socket;
+  copts.group = c.control.group;
+  ControlCommands* cmds = commands_.get();
+  control_ = std::make_unique<ControlServer>(
+      loop_, copts,
+      [cmds](const nlohmann::json& req, const Peer& peer, Access access, ControlServer::Reply r) {
+        cmds->Handle(req, peer, access, std::move(r));
+      });
+  if (Status cs = control_->Start(); !cs.ok()) {
+    control_error_ = cs.message();
+    control_.reset();
+    spdlog::error("control socket not served: {}", control_error_);
+  }
+  events_->Subscribe([this](const nlohmann::json& e) {
+    const std::string name = e.value("event", "");
+    if (commands_) commands_->OnEvent(e);
+    // Budget and cooldown must survive kill -9: saved when they change.
+    if (name == "action.start" || name == "action.finish" || name == "check.state") SaveState();
+  });
 
   nlohmann::json start = {{"version", kVersion}, {"config_digest", c.digest},
                           {"config", c.path}, {"checks", c.checks.size()},
                           {"actions", c.actions.size()}};
+  if (!state_error_.empty()) start["state_error"] = state_error_;
+  if (!control_error_.empty()) start["control_error"] = control_error_;
+  if (state_->paused) start["paused"] = state_->pause_reason;
   events_->Emit("daemon.start", std::move(start));
   spdlog::info("wardend {} starting on {}: {} checks, {} actions, config {} ({})", kVersion,
                c.daemon.host_id, c.checks.size(), c.actions.size(), c.path, c.digest);
@@ -84,6 +147,13 @@ Status Daemon::Start() {
   });
   mutex_->Start();
   scheduler_->Start(config_);
+  scheduler_->Restore(*state_);
+  SaveState();
+  // Counters (runs) change too often to save on each; every minute will do.
+  state_timer_ = std::make_unique<ev_timer>();
+  ev_timer_init(state_timer_.get(), &Daemon::OnStateTimer, 60, 60);
+  state_timer_->data = this;
+  ev_timer_start(loop_, state_timer_.get());
 
   auto signal = [this](int signum) {
     auto w = std::make_unique<ev_signal>();
@@ -117,10 +187,8 @@ int Daemon::Run() {
 void Daemon::OnSignal(struct ev_loop*, ev_signal* w, int) {
   auto* d = static_cast<Daemon*>(w->data);
   if (w->signum == SIGHUP) {
-    // Reload comes with the control socket (wardenctl reload); until then
-    // a SIGHUP must not kill a daemon that hosts rely on.
-    spdlog::warn("SIGHUP received: reload is not supported by this version; restart wardend "
-                 "to apply a new config");
+    spdlog::info("SIGHUP received: reloading the configuration");
+    d->Reload("SIGHUP");
     return;
   }
   d->RequestStop(w->signum == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -146,6 +214,7 @@ void Daemon::OnStopPoll(struct ev_loop* loop, ev_timer* w, int) {
   auto* d = static_cast<Daemon*>(w->data);
   if (d->executor_->running() > 0) return;
   ev_timer_stop(loop, w);
+  d->SaveState();
   d->events_->Emit("daemon.stop", {{"version", kVersion}, {"config_digest", d->config_->digest},
                                    {"reason", d->stop_reason_}});
   spdlog::info("stopped");
@@ -153,5 +222,157 @@ void Daemon::OnStopPoll(struct ev_loop* loop, ev_timer* w, int) {
 }
 
 void Daemon::OnWatchdog(struct ev_loop*, ev_timer*, int) { sd_notify(0, "WATCHDOG=1"); }
+
+// --- persisted state, pause, reload (daemon/state.h, daemon/commands.h) ---
+
+void Daemon::SaveState() {
+  if (!state_file_ || !state_) return;
+  scheduler_->Capture(*state_);
+  CaptureGuard(*guard_, *state_);
+  Status s = state_file_->Save(*state_);
+  if (!s.ok() && state_saved_) spdlog::error("cannot save state: {}", s.message());
+  state_saved_ = s.ok();
+}
+
+void Daemon::SetPaused(bool paused, std::string reason, std::string by) {
+  guard_->SetPaused(paused, reason);
+  state_->paused = paused;
+  state_->pause_reason = paused ? reason : "";
+  state_->paused_by = paused ? by : "";
+  state_->paused_at_ms = paused ? WallMsNow() : 0;
+  if (paused) {
+    spdlog::warn("host paused by {}: {}", by, reason);
+  } else {
+    spdlog::warn("host unpaused by {}", by);
+  }
+  SaveState();
+}
+
+void Daemon::OnStateTimer(struct ev_loop*, ev_timer* w, int) {
+  auto* d = static_cast<Daemon*>(w->data);
+  d->ReapRetired();
+  d->SaveState();
+}
+
+void Daemon::ReapRetired() {
+  std::erase_if(old_mutexes_, [](const std::unique_ptr<MutexClient>& m) { return !m->busy(); });
+}
+
+namespace {
+
+bool SameMutex(const MutexConfig& a, const MutexConfig& b) {
+  return a.mode == b.mode && a.url == b.url && a.timeout == b.timeout && a.cache == b.cache &&
+         a.poll == b.poll && a.token == b.token && a.ca_file == b.ca_file;
+}
+
+bool SameMysql(const std::map<std::string, MysqlConnConfig>& a,
+               const std::map<std::string, MysqlConnConfig>& b) {
+  if (a.size() != b.size()) return false;
+  for (const auto& [name, conn] : a) {
+    auto it = b.find(name);
+    if (it == b.end() || it->second.Key() != conn.Key()) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+nlohmann::json Daemon::Reload(const std::string& trigger) {
+  if (stopping_) return {{"ok", false}, {"error", "wardend is stopping"}};
+  ReapRetired();
+  const std::shared_ptr<const Config> old = config_;
+  Diagnostics diag;
+  auto next = LoadConfig(old->path, LoadOptions{}, diag);
+  if (!next) {
+    const auto& errors = diag.errors();
+    std::string summary;
+    for (size_t i = 0; i < errors.size() && i < 20; ++i) summary += (i ? "\n" : "") + errors[i];
+    for (const auto& e : errors) spdlog::error("reload: {}", e);
+    spdlog::error("reload ({}) refused: {} problem(s); the running config stays", trigger,
+                  errors.size());
+    events_->Emit("daemon.reload", {{"version", kVersion},
+                                    {"config_digest", old->digest},
+                                    {"result", "fail"},
+                                    {"trigger", trigger},
+                                    {"errors", errors.size()},
+                                    {"error", Redact(summary, old->secrets)}});
+    last_reload_ = {{"result", "fail"}, {"time", Rfc3339Now()}, {"errors", errors}};
+    return {{"ok", false},
+            {"error", std::to_string(errors.size()) +
+                          " problem(s) in the new configuration; the running one stays"},
+            {"errors", errors},
+            {"config_digest", old->digest}};
+  }
+  // Settings that only a restart applies.
+  std::vector<std::string> restart;
+  const Config& n = *next;
+  if (n.daemon.host_id != old->daemon.host_id) restart.push_back("[daemon] host_id");
+  if (n.daemon.state_dir != old->daemon.state_dir) restart.push_back("[daemon] state_dir");
+  if (n.daemon.workers != old->daemon.workers) restart.push_back("[daemon] workers");
+  if (n.log.level != old->log.level || n.log.file != old->log.file ||
+      n.EventsPath() != old->EventsPath()) {
+    restart.push_back("[log]");
+  }
+  if (n.control.socket != old->control.socket || n.control.group != old->control.group) {
+    restart.push_back("[control]");
+  }
+  size_t kept = 0;
+  for (const auto& c : n.checks) {
+    const CheckConfig* prev = old->FindCheck(c.common.name);
+    if (prev && prev->digest == c.digest) ++kept;
+  }
+  if (!SameMysql(old->mysql, n.mysql)) {
+    // Calls in flight keep using the old reader; it is kept alive.
+    old_mysql_.push_back(std::move(mysql_));
+    mysql_ = std::make_unique<MysqlReads>(*workers_, n.mysql);
+    runtime_->mysql = mysql_.get();
+  }
+  if (!SameMutex(old->mutex, n.mutex)) {
+    auto fresh = std::make_unique<MutexClient>(loop_, n.mutex, n.daemon.host_id);
+    EventLog* ev = events_.get();
+    fresh->SetOnChange([ev](MutexAnswer a) {
+      ev->Emit("mutex.state", {{"held", a.held}, {"reason", a.reason}});
+      if (a.held) spdlog::warn("mutex held: {}", a.reason);
+      else spdlog::info("mutex clear ({})", a.reason);
+    });
+    mutex_->Stop();
+    guard_->SetMutex(fresh.get());
+    // The old client may still owe answers to guard queries: kept until
+    // it has given them (its destructor would drop them).
+    old_mutexes_.push_back(std::move(mutex_));
+    mutex_ = std::move(fresh);
+    mutex_->Start();
+  }
+  config_ = next;
+  runtime_->config = config_.get();
+  scheduler_->Reload(config_);
+  nlohmann::json f = {{"version", kVersion},
+                      {"config_digest", n.digest},
+                      {"prev_config_digest", old->digest},
+                      {"result", "ok"},
+                      {"trigger", trigger},
+                      {"checks", n.checks.size()},
+                      {"checks_kept", kept},
+                      {"actions", n.actions.size()}};
+  if (!restart.empty()) f["restart_needed"] = restart;
+  events_->Emit("daemon.reload", f);
+  spdlog::info("reloaded ({}): config {} -> {}, {} checks ({} kept their state), {} actions",
+               trigger, old->digest, n.digest, n.checks.size(), kept, n.actions.size());
+  if (!restart.empty()) {
+    std::string list;
+    for (const auto& r : restart) list += (list.empty() ? "" : ", ") + r;
+    spdlog::warn("reload: changes to {} take effect only after a restart", list);
+  }
+  last_reload_ = {{"result", "ok"}, {"time", Rfc3339Now()}, {"config_digest", n.digest}};
+  SaveState();
+  nlohmann::json reply = {{"ok", true},
+                          {"config_digest", n.digest},
+                          {"prev_config_digest", old->digest},
+                          {"checks", n.checks.size()},
+                          {"checks_kept", kept},
+                          {"actions", n.actions.size()}};
+  if (!restart.empty()) reply["restart_needed"] = restart;
+  return reply;
+}
 
 }  // namespace warden

@@ -7,8 +7,12 @@
 // needs the default loop); only the worker pool has threads of its own.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "daemon/config.h"
 #include "daemon/status.h"
@@ -27,6 +31,11 @@ class Guard;
 class Executor;
 class Scheduler;
 class EventLog;
+class ForwardSender;
+class ControlServer;
+class ControlCommands;
+class StateFile;
+struct PersistedState;
 
 class Daemon {
  public:
@@ -44,8 +53,23 @@ class Daemon {
   // Graceful stop (SIGTERM): no new checks or actions; running actions
   // finish or hit their timeout; then daemon.stop.
   void RequestStop(const std::string& why);
+  // fluentd delivery (counters via stats()), null without [fluentd].
+  const ForwardSender* fluentd() const { return fluentd_.get(); }
+
+  // SIGHUP / wardenctl reload: parses the whole config again. Invalid: the
+  // running config stays and the reply carries every error (file:line:
+  // message). Valid: the snapshot is swapped; unchanged checks keep their
+  // state. Either way a daemon.reload event. Returns the control reply.
+  nlohmann::json Reload(const std::string& trigger);
+  // Host pause (wardenctl pause/unpause), persisted at once.
+  void SetPaused(bool paused, std::string reason, std::string by);
+  // Writes <state_dir>/state.json now (pause, checks, guard history).
+  void SaveState();
 
  private:
+  friend class ControlCommands;   // daemon/commands.cc: reads the services for status
+  static void OnStateTimer(struct ev_loop* loop, ev_timer* w, int revents);
+  void ReapRetired();
   static void OnSignal(struct ev_loop* loop, ev_signal* w, int revents);
   static void OnStopPoll(struct ev_loop* loop, ev_timer* w, int revents);
   static void OnWatchdog(struct ev_loop* loop, ev_timer* w, int revents);
@@ -53,6 +77,7 @@ class Daemon {
   struct ev_loop* loop_;
   std::shared_ptr<const Config> config_;
   std::unique_ptr<EventLog> events_;
+  std::unique_ptr<ForwardSender> fluentd_;   // null without [fluentd]; destroyed before events_
   std::unique_ptr<WorkerPool> workers_;
   std::unique_ptr<ProcessRunner> processes_;
   std::unique_ptr<MysqlReads> mysql_;
@@ -65,6 +90,22 @@ class Daemon {
   std::unique_ptr<ev_timer> stop_poll_, watchdog_;
   bool stopping_ = false;
   std::string stop_reason_;
+
+  // Control socket, persisted state, reload (daemon/control.h, state.h).
+  std::unique_ptr<ControlCommands> commands_;
+  std::unique_ptr<ControlServer> control_;     // destroyed before commands_
+  std::string control_error_;                  // the socket could not be served
+  std::unique_ptr<StateFile> state_file_;
+  std::unique_ptr<PersistedState> state_;
+  bool state_saved_ = true;                    // the last save worked
+  std::string state_error_;                    // the state file was corrupt at start
+  std::int64_t started_ms_ = 0;
+  nlohmann::json last_reload_;                 // null before the first reload
+  std::unique_ptr<ev_timer> state_timer_;
+  // Replaced by a reload while still answering (kept until !busy()), and
+  // MySQL readers replaced by a reload (kept: calls may be in flight).
+  std::vector<std::unique_ptr<MutexClient>> old_mutexes_;
+  std::vector<std::unique_ptr<MysqlReads>> old_mysql_;
 };
 
 }  // namespace warden

@@ -58,6 +58,23 @@ class Evaluator {
   Verdict Observe(const Measurement& m, Clock::time_point now);
   // A dependency is not ok: the check did not run.
   Verdict Skip(Clock::time_point now);
+  // Restores a state persisted before a restart (daemon/state.h): no hook
+  // fires for it; `repeat` counts from `now`, and the return to ok needs
+  // `recover` ok results and fires on_recover as usual.
+  void Restore(CheckState state, Clock::time_point since, std::string value, std::string error,
+               Clock::time_point now) {
+    state_ = state;
+    since_ = since;
+    last_value_ = std::move(value);
+    last_error_ = std::move(error);
+    window_.clear();
+    ok_streak_ = 0;
+    if (state == CheckState::kWarn || state == CheckState::kCrit || state == CheckState::kError) {
+      last_fire_ = now;
+    } else {
+      last_fire_.reset();
+    }
+  }
 
   CheckState state() const { return state_; }
   Clock::time_point since() const { return since_; }

@@ -34,7 +34,7 @@ class Guard {
   using Clock = std::chrono::steady_clock;
   explicit Guard(MutexClient* mutex) : mutex_(mutex) {}
 
-  // Host-local switches (persisted by the daemon's state, later).
+  // Host-local switches (the daemon persists the pause: daemon/state.h).
   void SetPaused(bool paused, std::string reason) {
     paused_ = paused;
     pause_reason_ = std::move(reason);
@@ -44,6 +44,12 @@ class Guard {
     halt_reason_ = std::move(reason);
   }
   bool paused() const { return paused_; }
+  const std::string& pause_reason() const { return pause_reason_; }
+  bool halted() const { return halted_; }
+  const std::string& halt_reason() const { return halt_reason_; }
+  // Reload may replace the mutex client (the old one is kept alive by the
+  // daemon until its pending queries have answered).
+  void SetMutex(MutexClient* mutex) { mutex_ = mutex; }
 
   void Consult(const ActionCommon& action, std::function<void(GuardDecision)> done);
 
@@ -55,12 +61,21 @@ class Guard {
   // For tests and status: a fixed clock.
   void SetClock(std::function<Clock::time_point()> now) { now_ = std::move(now); }
 
- private:
   struct History {
     bool running = false;
     std::optional<Clock::time_point> last_end;
     std::deque<Clock::time_point> starts;   // within the budget window
   };
+  // Persisted state (daemon/state.h): what cooldown and budget count on.
+  const std::map<std::string, History>& history() const { return history_; }
+  void RestoreHistory(const std::string& action, std::optional<Clock::time_point> last_end,
+                      std::deque<Clock::time_point> starts) {
+    History& h = history_[action];
+    h.last_end = last_end;
+    h.starts = std::move(starts);
+  }
+
+ private:
   GuardDecision Local(const ActionCommon& action);   // running, cooldown, budget, dry_run
 
   MutexClient* mutex_;   // not owned; nullptr: no mutex (tests)

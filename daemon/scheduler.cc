@@ -3,8 +3,11 @@
 #include <ev.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "daemon/events.h"
 #include "daemon/executor.h"
+#include "daemon/state.h"
 
 namespace warden {
 
@@ -17,6 +20,10 @@ struct Scheduler::Entry {
   bool in_flight = false;
   std::uint64_t runs = 0;
   std::uint64_t overruns = 0;
+  std::optional<Clock::time_point> last_run;
+  std::vector<RunDone> waiters;   // wardenctl check: the result of the run in flight
+  bool retired = false;           // of an older snapshot (Reload)
+  Entry* successor = nullptr;     // retired: the same check in the new snapshot
 
   explicit Entry(const CheckConfig* c) : cfg(c), eval(c->rules) {}
 };
@@ -43,13 +50,117 @@ void Scheduler::Start(std::shared_ptr<const Config> config) {
       std::uniform_real_distribution<double> d(0, every * config_->daemon.jitter);
       first = d(rng_);
     }
-    ev_timer_init(&e->timer, &Scheduler::OnTimer, first, every);
-    e->timer.data = e.get();
-    ev_timer_start(rt_.loop, &e->timer);
-    ev_timer_init(&e->retry, &Scheduler::OnTimer, 0, 0);
-    e->retry.data = e.get();
+    Arm(*e, first);
     by_name_[c.common.name] = e.get();
     entries_.push_back(std::move(e));
+  }
+}
+
+void Scheduler::Arm(Entry& e, double first) {
+  double every = std::chrono::duration<double>(e.cfg->common.every).count();
+  ev_timer_init(&e.timer, &Scheduler::OnTimer, first, every);
+  e.timer.data = &e;
+  ev_timer_start(rt_.loop, &e.timer);
+  ev_timer_init(&e.retry, &Scheduler::OnTimer, 0, 0);
+  e.retry.data = &e;
+}
+
+void Scheduler::Reload(std::shared_ptr<const Config> config) {
+  std::map<std::string, std::unique_ptr<Entry>> old;
+  for (auto& e : entries_) {
+    ev_timer_stop(rt_.loop, &e->timer);
+    ev_timer_stop(rt_.loop, &e->retry);
+    std::string name = e->cfg->common.name;
+    old[name] = std::move(e);
+  }
+  // Remaining time of each old timer, to keep an unchanged check's cadence.
+  std::map<std::string, double> remaining;
+  for (auto& [name, e] : old) remaining[name] = ev_timer_remaining(rt_.loop, &e->timer);
+  Retired retired{config_, {}};
+  entries_.clear();
+  by_name_.clear();
+  config_ = std::move(config);
+  for (const auto& c : config_->checks) {
+    auto e = std::make_unique<Entry>(&c);
+    e->owner = this;
+    double every = std::chrono::duration<double>(c.common.every).count();
+    double first = 0;
+    auto it = old.find(c.common.name);
+    if (it != old.end() && it->second->cfg->digest == c.digest) {
+      Entry& prev = *it->second;
+      e->eval = std::move(prev.eval);
+      e->runs = prev.runs;
+      e->overruns = prev.overruns;
+      e->last_run = prev.last_run;
+      first = std::clamp(remaining[c.common.name], 0.0, every);
+      if (prev.in_flight) {
+        e->in_flight = true;
+        e->waiters = std::move(prev.waiters);
+        prev.successor = e.get();
+      }
+    } else if (config_->daemon.jitter > 0) {
+      std::uniform_real_distribution<double> d(0, every * config_->daemon.jitter);
+      first = d(rng_);
+    }
+    Arm(*e, first);
+    by_name_[c.common.name] = e.get();
+    entries_.push_back(std::move(e));
+  }
+  for (auto& [name, e] : old) {
+    if (!e->in_flight) continue;   // nothing refers to it any more
+    e->retired = true;
+    retired.entries.push_back(std::move(e));
+  }
+  if (!retired.entries.empty()) retired_.push_back(std::move(retired));
+  stopped_ = false;
+}
+
+void Scheduler::ReapRetired() {
+  for (auto& r : retired_) {
+    std::erase_if(r.entries, [](const std::unique_ptr<Entry>& e) { return !e->in_flight; });
+  }
+  std::erase_if(retired_, [](const Retired& r) { return r.entries.empty(); });
+}
+
+bool Scheduler::RunNow(const std::string& name, RunDone done) {
+  auto it = by_name_.find(name);
+  if (stopped_ || it == by_name_.end()) return false;
+  Entry& e = *it->second;
+  e.waiters.push_back(std::move(done));
+  if (!e.in_flight) Launch(e);
+  return true;
+}
+
+void Scheduler::Capture(PersistedState& state) const {
+  state.checks.clear();
+  for (const auto& e : entries_) {
+    CheckRecord r;
+    r.state = StateName(e->eval.state());
+    r.value = e->eval.last_value();
+    r.error = Redact(e->eval.last_error(), config_->secrets);
+    r.since_ms = e->eval.since() == Clock::time_point{} ? 0 : SteadyToWallMs(e->eval.since());
+    r.last_run_ms = e->last_run ? SteadyToWallMs(*e->last_run) : 0;
+    r.runs = e->runs;
+    r.overruns = e->overruns;
+    r.digest = e->cfg->digest;
+    state.checks[e->cfg->common.name] = std::move(r);
+  }
+}
+
+void Scheduler::Restore(const PersistedState& state) {
+  auto now = Clock::now();
+  for (auto& e : entries_) {
+    auto it = state.checks.find(e->cfg->common.name);
+    if (it == state.checks.end() || it->second.digest != e->cfg->digest) continue;
+    const CheckRecord& r = it->second;
+    e->runs = r.runs;
+    e->overruns = r.overruns;
+    if (r.last_run_ms > 0) e->last_run = WallMsToSteady(r.last_run_ms);
+    auto st = StateFromName(r.state);
+    if (!st || !(*st == CheckState::kWarn || *st == CheckState::kCrit || *st == CheckState::kError)) {
+      continue;
+    }
+    e->eval.Restore(*st, r.since_ms > 0 ? WallMsToSteady(r.since_ms) : now, r.value, r.error, now);
   }
 }
 
@@ -73,6 +184,7 @@ void Scheduler::OnTimer(struct ev_loop*, ev_timer* w, int) {
 }
 
 void Scheduler::Due(Entry& e) {
+  ReapRetired();
   if (stopped_) return;
   if (e.in_flight) {
     ++e.overruns;
@@ -96,6 +208,10 @@ void Scheduler::Due(Entry& e) {
     Apply(e, e.eval.Skip(Clock::now()));
     return;
   }
+  Launch(e);
+}
+
+void Scheduler::Launch(Entry& e) {
   e.in_flight = true;
   ++e.runs;
   ++runs_;
@@ -109,11 +225,31 @@ void Scheduler::Due(Entry& e) {
 
 void Scheduler::Finish(Entry& e, const Measurement& m) {
   e.in_flight = false;
-  if (stopped_) return;
+  if (e.retired) {
+    // Freed later (ReapRetired, from a timer): we are inside its check's
+    // callback here.
+    Entry* next = e.successor;
+    if (next) {
+      Finish(*next, m);
+    } else {
+      auto waiters = std::move(e.waiters);
+      for (auto& w : waiters) w(m, Verdict{});
+    }
+    return;
+  }
+  e.last_run = Clock::now();
+  auto waiters = std::move(e.waiters);
+  e.waiters.clear();
+  if (stopped_) {
+    for (auto& w : waiters) w(m, Verdict{});
+    return;
+  }
   if (m.kind == Measurement::Kind::kError) {
     spdlog::debug("check {}: error: {}", e.cfg->common.name, m.error);
   }
-  Apply(e, e.eval.Observe(m, Clock::now()));
+  Verdict v = e.eval.Observe(m, Clock::now());
+  Apply(e, v);
+  for (auto& w : waiters) w(m, v);
 }
 
 void Scheduler::Apply(Entry& e, const Verdict& v) {
@@ -155,7 +291,7 @@ std::vector<Scheduler::CheckStatus> Scheduler::Status() const {
   for (const auto& e : entries_) {
     out.push_back(CheckStatus{e->cfg->common.name, e->cfg->common.type, e->eval.state(),
                               e->eval.last_value(), e->eval.last_error(), e->eval.since(), e->runs,
-                              e->overruns, e->in_flight});
+                              e->overruns, e->in_flight, e->last_run});
   }
   return out;
 }

@@ -14,8 +14,10 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -29,6 +31,7 @@ namespace warden {
 
 class Executor;
 class EventLog;
+struct PersistedState;
 
 class Scheduler {
  public:
@@ -41,6 +44,25 @@ class Scheduler {
   void Start(std::shared_ptr<const Config> config);
   // Stops the timers; runs in flight complete but fire nothing.
   void Stop();
+  // Swaps in a new snapshot. A check whose definition did not change
+  // (same name and CheckConfig::digest) keeps its state, counters and
+  // cadence, and a run of it still in flight reports into the new entry.
+  // Other runs in flight finish against the old snapshot (kept alive until
+  // they do) and are then dropped.
+  void Reload(std::shared_ptr<const Config> config);
+
+  // Runs one check now (wardenctl check), whatever its depends say; its
+  // result counts like any other run. If a run is in flight, `done` gets
+  // that run's result. Returns false when there is no such check or the
+  // scheduler is stopped.
+  using RunDone = std::function<void(const Measurement&, const Verdict&)>;
+  bool RunNow(const std::string& name, RunDone done);
+
+  // Persisted state (daemon/state.h). Restore only takes states of checks
+  // whose digest matches, and only bad ones (warn, crit, error): a restart
+  // neither re-fires their hooks nor forgets that they must recover.
+  void Capture(PersistedState& state) const;
+  void Restore(const PersistedState& state);
 
   struct CheckStatus {
     std::string name;
@@ -52,6 +74,7 @@ class Scheduler {
     std::uint64_t runs = 0;
     std::uint64_t overruns = 0;
     bool in_flight = false;
+    std::optional<Clock::time_point> last_run;
   };
   std::vector<CheckStatus> Status() const;
   std::uint64_t runs() const { return runs_; }
@@ -63,12 +86,22 @@ class Scheduler {
   void Due(Entry& e);
   void Finish(Entry& e, const Measurement& m);
   void Apply(Entry& e, const Verdict& v);
+  void Launch(Entry& e);
+  void Arm(Entry& e, double first);
+  void ReapRetired();
 
   Runtime& rt_;
   Executor& executor_;
   EventLog& events_;
   std::shared_ptr<const Config> config_;
   std::vector<std::unique_ptr<Entry>> entries_;
+  // Entries of older snapshots whose run is still in flight, with the
+  // snapshot their CheckConfig pointers point into.
+  struct Retired {
+    std::shared_ptr<const Config> config;
+    std::vector<std::unique_ptr<Entry>> entries;
+  };
+  std::vector<Retired> retired_;
   std::map<std::string, Entry*> by_name_;
   std::mt19937_64 rng_{std::random_device{}()};
   bool stopped_ = false;

@@ -281,8 +281,8 @@ TEST_CASE("multi-line values only where allowed", "[config]") {
 
 TEST_CASE("sections not in this version are named as such", "[config]") {
   TempDir dir;
-  Loaded l = Load(dir, std::string(kMinimal) + "[fluentd]\naddress = 127.0.0.1:24224\n");
-  CHECK(l.Has("[fluentd] is not supported by this version"));
+  Loaded l = Load(dir, std::string(kMinimal) + "[fleet]\nendpoints = http://10.0.0.1:2379\n");
+  CHECK(l.Has("[fleet] is not supported by this version"));
 }
 
 TEST_CASE("every sample config in etc/ validates", "[config]") {

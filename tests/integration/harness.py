@@ -10,7 +10,7 @@ Each test starts what it needs, in its own temporary directory, on port 0:
   .password .password_file .dir; .sql(stmt) -> rows; .stop() / .start().
 - HungPeer: a TCP port that accepts and never answers; .port.
 - MutexServer: tests/data/mutex_server.py; .url; .set("held:maintenance").
-- Wardend: the daemon under test; .paths, .start(config), .events(),
+- Wardend: the daemon under test; .paths, .start(config, env=), .events(),
   .wait_for(pred), .wait_event(name, **fields), .ctl(...), .stop(), .kill().
 
 Environment (set by CTest): WARDEND, WARDENCTL, WARDEN_SOURCE_DIR.
@@ -310,12 +310,27 @@ class Wardend:
         return write_file(path, text, mode)
 
     def write_config(self, text):
+        """Writes the config. One without a [control] section gets the test's
+        own socket, so that parallel tests never share /run/warden."""
         self.config = text
+        if "[control]" not in text:
+            text = text + "\n[control]\nsocket = %s\n" % self.paths["control"]
         return self.write("warden.ini", text)
 
-    def start(self, config=None):
-        """Writes config (if given) and starts wardend; does not wait."""
+    def start(self, config=None, env=None):
+        """Writes config (if given) and starts wardend; does not wait.
+
+        env: variables added to (or, with value None, removed from) the
+        daemon's environment, e.g. {"NOTIFY_SOCKET": path}."""
         assert not self.running(), "wardend already running"
+        child_env = None
+        if env:
+            child_env = dict(os.environ)
+            for key, value in env.items():
+                if value is None:
+                    child_env.pop(key, None)
+                else:
+                    child_env[key] = str(value)
         if config is not None:
             self.write_config(config)
         elif self.config is not None and not os.path.exists(self.paths["config"]):
@@ -324,7 +339,7 @@ class Wardend:
         with open(self.output, "a") as out:
             self.proc = subprocess.Popen([WARDEND, "-c", self.paths["config"]] + self.args,
                                          stdin=subprocess.DEVNULL, stdout=out,
-                                         stderr=subprocess.STDOUT)
+                                         stderr=subprocess.STDOUT, env=child_env)
         return self
 
     def running(self):

@@ -1,0 +1,367 @@
+#include "daemon/commands.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include "daemon/daemon.h"
+#include "daemon/events.h"
+#include "daemon/executor.h"
+#include "daemon/forward_sender.h"
+#include "daemon/guard.h"
+#include "daemon/mutex_client.h"
+#include "daemon/scheduler.h"
+#include "daemon/state.h"
+#include "version.h"
+
+namespace warden {
+
+using nlohmann::json;
+
+namespace {
+
+json Error(const std::string& message) { return {{"ok", false}, {"error", message}}; }
+
+json Time(std::optional<std::chrono::steady_clock::time_point> tp) {
+  if (!tp || *tp == std::chrono::steady_clock::time_point{}) return nullptr;
+  return Rfc3339FromMs(SteadyToWallMs(*tp));
+}
+
+// How one measurement compares with the check's thresholds.
+std::string Classify(const Measurement& m, const CheckConfig* c) {
+  if (m.kind == Measurement::Kind::kError) return "error";
+  if (m.kind == Measurement::Kind::kNotYet) return "no_value";
+  if (!c) return "ok";
+  for (auto [t, name] : {std::pair{&c->rules.crit, "crit"}, std::pair{&c->rules.warn, "warn"}}) {
+    if (!*t) continue;
+    auto hit = (*t)->Matches(m.value);
+    if (!hit) return "error";
+    if (*hit) return name;
+  }
+  return "ok";
+}
+
+}  // namespace
+
+std::vector<std::string> LastLines(const std::string& path, size_t n, size_t max_bytes) {
+  std::vector<std::string> out;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || n == 0) {
+    if (fd >= 0) ::close(fd);
+    return out;
+  }
+  struct stat sb {};
+  if (::fstat(fd, &sb) != 0 || sb.st_size == 0) {
+    ::close(fd);
+    return out;
+  }
+  // Read backwards in blocks until n newlines (+ the last line's) are seen.
+  std::string data;
+  off_t end = sb.st_size;
+  const off_t block = 64 * 1024;
+  size_t newlines = 0;
+  while (end > 0 && data.size() < max_bytes && newlines <= n) {
+    off_t start = end > block ? end - block : 0;
+    std::string chunk(static_cast<size_t>(end - start), '\0');
+    ssize_t got = ::pread(fd, chunk.data(), chunk.size(), start);
+    if (got <= 0) break;
+    chunk.resize(static_cast<size_t>(got));
+    for (char ch : chunk) newlines += ch == '\n' ? 1 : 0;
+    data.insert(0, chunk);
+    end = start;
+  }
+  ::close(fd);
+  // Only complete lines: drop a torn last one, and the first one when the
+  // read did not start at the beginning of the file.
+  size_t last_nl = data.rfind('\n');
+  if (last_nl == std::string::npos) return out;
+  data.resize(last_nl + 1);
+  size_t pos = 0;
+  if (end > 0) {
+    size_t first = data.find('\n');
+    pos = first == std::string::npos ? data.size() : first + 1;
+  }
+  std::deque<std::string> lines;
+  while (pos < data.size()) {
+    size_t nl = data.find('\n', pos);
+    lines.push_back(data.substr(pos, nl - pos));
+    if (lines.size() > n) lines.pop_front();
+    pos = nl + 1;
+  }
+  out.assign(lines.begin(), lines.end());
+  return out;
+}
+
+ControlCommands::ControlCommands(Daemon& daemon) : d_(daemon) {}
+
+ControlCommands::~ControlCommands() = default;
+
+void ControlCommands::Handle(const json& request, const Peer& peer, Access access,
+                             ControlServer::Reply reply) {
+  const std::string cmd = request.value("cmd", "");
+  const bool reading = cmd == "status" || cmd == "events" || cmd == "ping";
+  const bool known = reading || cmd == "check" || cmd == "run" || cmd == "pause" ||
+                     cmd == "unpause" || cmd == "reload";
+  if (!known) {
+    reply(Error("unknown command '" + cmd + "'"));
+    return;
+  }
+  if (!reading && access != Access::kAdmin) {
+    reply(Error("permission denied: '" + cmd + "' changes the host; only root or the daemon's "
+                "user may do that (you are " + peer.Describe() + ", allowed to read status)"));
+    return;
+  }
+  auto text = [&](const char* key) -> std::optional<std::string> {
+    auto it = request.find(key);
+    if (it == request.end() || !it->is_string()) return std::nullopt;
+    return it->get<std::string>();
+  };
+  auto flag = [&](const char* key) {
+    auto it = request.find(key);
+    return it != request.end() && it->is_boolean() && it->get<bool>();
+  };
+  if (cmd == "ping") {
+    reply({{"ok", true}, {"version", kVersion}});
+  } else if (cmd == "status") {
+    reply(Status());
+  } else if (cmd == "events") {
+    std::int64_t n = 20;
+    auto it = request.find("n");
+    if (it != request.end()) {
+      if (!it->is_number_integer() || it->get<std::int64_t>() < 0) {
+        reply(Error("events: n must be a non-negative integer"));
+        return;
+      }
+      n = std::min<std::int64_t>(it->get<std::int64_t>(), 10000);
+    }
+    Events(n, std::move(reply));
+  } else if (cmd == "check") {
+    auto name = text("name");
+    if (!name || name->empty()) {
+      reply(Error("check: a check name is needed"));
+      return;
+    }
+    Check(*name, std::move(reply));
+  } else if (cmd == "run") {
+    auto name = text("name");
+    if (!name || name->empty()) {
+      reply(Error("run: an action name is needed"));
+      return;
+    }
+    spdlog::info("wardenctl run {}{}{} by {}", *name, flag("dry_run") ? " --dry-run" : "",
+                 flag("wait") ? " --wait" : "", peer.Describe());
+    Run(*name, flag("dry_run"), flag("wait"), std::move(reply));
+  } else if (cmd == "pause") {
+    auto reason = text("reason");
+    if (!reason || reason->find_first_not_of(" \t") == std::string::npos) {
+      reply(Error("pause: a reason is needed (--reason TEXT)"));
+      return;
+    }
+    if (reason->size() > 1024) reason->resize(1024);
+    d_.SetPaused(true, *reason, peer.Describe());
+    reply({{"ok", true}, {"paused", true}, {"reason", *reason}, {"persisted", d_.state_saved_}});
+  } else if (cmd == "unpause") {
+    bool was = d_.guard_->paused();
+    d_.SetPaused(false, "", peer.Describe());
+    reply({{"ok", true}, {"paused", false}, {"was_paused", was}, {"persisted", d_.state_saved_}});
+  } else if (cmd == "reload") {
+    spdlog::info("reload requested by {}", peer.Describe());
+    reply(d_.Reload("wardenctl"));
+  }
+}
+
+json ControlCommands::Status() const {
+  const Config& c = *d_.config_;
+  json j = json::object();
+  j["ok"] = true;
+  j["host"] = c.daemon.host_id;
+  j["version"] = kVersion;
+  j["pid"] = ::getpid();
+  j["started"] = Rfc3339FromMs(d_.started_ms_);
+  j["config"] = c.path;
+  j["config_digest"] = c.digest;
+  json checks = json::array();
+  for (const auto& s : d_.scheduler_->Status()) {
+    checks.push_back({{"name", s.name},
+                      {"type", s.type},
+                      {"state", StateName(s.state)},
+                      {"value", s.value},
+                      {"since", Time(s.since)},
+                      {"last_run", Time(s.last_run)},
+                      {"last_error", Redact(s.error, c.secrets)},
+                      {"runs", s.runs},
+                      {"overruns", s.overruns},
+                      {"running", s.in_flight}});
+  }
+  j["checks"] = std::move(checks);
+  json actions = json::array();
+  const auto& history = d_.guard_->history();
+  for (const auto& a : c.actions) {
+    json one = {{"name", a.common.name}, {"type", a.common.type}};
+    auto it = history.find(a.common.name);
+    one["running"] = it != history.end() && it->second.running;
+    one["last_end"] = it != history.end() ? Time(it->second.last_end) : json(nullptr);
+    if (a.common.budget) {
+      size_t used = 0;
+      if (it != history.end()) {
+        auto now = std::chrono::steady_clock::now();
+        for (auto tp : it->second.starts) used += now - tp < a.common.budget->window ? 1 : 0;
+      }
+      one["budget"] = {{"used", used}, {"count", a.common.budget->count},
+                       {"window", FormatDuration(a.common.budget->window)}};
+    }
+    actions.push_back(std::move(one));
+  }
+  j["actions"] = std::move(actions);
+  j["pause"] = {{"paused", d_.guard_->paused()},
+                {"reason", d_.guard_->pause_reason()},
+                {"by", d_.state_->paused ? json(d_.state_->paused_by) : json(nullptr)},
+                {"since", d_.state_->paused && d_.state_->paused_at_ms > 0
+                              ? json(Rfc3339FromMs(d_.state_->paused_at_ms))
+                              : json(nullptr)}};
+  j["halt"] = {{"halted", d_.guard_->halted()}, {"reason", d_.guard_->halt_reason()}};
+  json mutex = json::object();
+  if (c.mutex.mode == MutexConfig::Mode::kOff) {
+    mutex = {{"state", "off"}, {"reason", "mode = off"}};
+  } else if (const auto& last = d_.mutex_->last()) {
+    mutex["state"] = last->held ? "held" : "clear";
+    mutex["reason"] = last->reason;
+    auto age = d_.mutex_->last_age();
+    mutex["age_ms"] = age ? json(age->count()) : json(nullptr);
+  } else {
+    mutex = {{"state", "unknown"}, {"reason", "no answer yet"}, {"age_ms", nullptr}};
+  }
+  mutex["url"] = c.mutex.url;
+  j["mutex"] = std::move(mutex);
+  // Jobs arrive with their own issue: nothing is ever queued in this version.
+  j["jobs"] = json::array();
+  j["events"] = {{"file", c.EventsPath()}, {"last_seq", d_.events_->last_seq()}};
+  if (const ForwardSender* f = d_.fluentd()) j["events"]["fluentd"] = f->stats().ToJson();
+  if (!d_.state_error_.empty()) j["state_error"] = d_.state_error_;
+  if (!d_.control_error_.empty()) j["control_error"] = d_.control_error_;
+  if (!d_.last_reload_.is_null()) j["last_reload"] = d_.last_reload_;
+  return j;
+}
+
+void ControlCommands::Events(std::int64_t n, ControlServer::Reply reply) {
+  json events = json::array();
+  for (const auto& line : LastLines(d_.config_->EventsPath(), static_cast<size_t>(n))) {
+    json e = json::parse(line, nullptr, false);
+    if (!e.is_discarded()) events.push_back(std::move(e));
+  }
+  reply({{"ok", true}, {"events", std::move(events)}});
+}
+
+void ControlCommands::Check(const std::string& name, ControlServer::Reply reply) {
+  if (!d_.config_->FindCheck(name)) {
+    reply(Error("no check named '" + name + "'"));
+    return;
+  }
+  Daemon* d = &d_;
+  bool ok = d_.scheduler_->RunNow(name, [d, name, reply](const Measurement& m, const Verdict& v) {
+    const CheckConfig* c = d->config_->FindCheck(name);
+    std::string result = Classify(m, c);
+    json r = {{"ok", true},
+              {"check", name},
+              {"type", c ? c->common.type : std::string()},
+              {"result", result},
+              {"value", m.kind == Measurement::Kind::kValue ? m.value : std::string()},
+              {"error", Redact(m.error, d->config_->secrets)},
+              {"state", StateName(v.state)},
+              {"changed", v.changed}};
+    if (c && c->rules.warn) r["warn"] = c->rules.warn->ToString();
+    if (c && c->rules.crit) r["crit"] = c->rules.crit->ToString();
+    reply(std::move(r));
+  });
+  if (!ok) reply(Error("check " + name + " cannot run now (wardend is stopping)"));
+}
+
+void ControlCommands::Run(const std::string& name, bool dry_run, bool wait,
+                          ControlServer::Reply reply) {
+  std::shared_ptr<const Config> config = d_.config_;
+  const ActionConfig* a = config->FindAction(name);
+  if (!a) {
+    reply(Error("no action named '" + name + "'"));
+    return;
+  }
+  if (d_.stopping_) {
+    reply(Error("wardend is stopping: no new actions"));
+    return;
+  }
+  if (dry_run) {
+    // Ask the guard without running anything (nothing is recorded).
+    json would = {{"ok", true},
+                  {"dry_run", true},
+                  {"action", name},
+                  {"type", a->common.type},
+                  {"defined_at", a->where.str()},
+                  {"timeout", FormatDuration(a->common.timeout)},
+                  {"guarded", a->type->guarded}};
+    if (a->common.cooldown) would["cooldown"] = FormatDuration(*a->common.cooldown);
+    if (a->common.budget) {
+      would["budget"] = std::to_string(a->common.budget->count) + " per " +
+                        FormatDuration(a->common.budget->window);
+    }
+    if (!a->type->guarded) {
+      would["guard"] = {{"allowed", true}, {"reason", ""}, {"detail", "not guarded"}};
+      reply(std::move(would));
+      return;
+    }
+    d_.guard_->Consult(a->common, [reply, would, config](GuardDecision g) mutable {
+      would["guard"] = {{"allowed", g.allowed}, {"reason", g.reason}, {"detail", g.detail}};
+      reply(std::move(would));
+    });
+    return;
+  }
+  runs_[name].push_back(PendingRun{wait, false, std::move(reply)});
+  d_.executor_->Fire(config, *a, Trigger{"ctl", "wardenctl", "", ""});
+}
+
+void ControlCommands::OnEvent(const json& e) {
+  if (runs_.empty() || e.value("trigger", "") != "ctl") return;
+  const std::string event = e.value("event", "");
+  auto it = runs_.find(e.value("action", ""));
+  if (it == runs_.end()) return;
+  auto& q = it->second;
+  if (event == "action.blocked") {
+    for (auto p = q.begin(); p != q.end(); ++p) {
+      if (p->started) continue;
+      auto reply = std::move(p->reply);
+      q.erase(p);
+      reply({{"ok", false},
+             {"error", "action " + e.value("action", "") + " blocked (" + e.value("reason", "") +
+                           "): " + e.value("detail", "")},
+             {"blocked", e.value("reason", "")},
+             {"event", e}});
+      break;
+    }
+  } else if (event == "action.start") {
+    for (auto p = q.begin(); p != q.end(); ++p) {
+      if (p->started) continue;
+      if (p->wait) {
+        p->started = true;
+      } else {
+        auto reply = std::move(p->reply);
+        q.erase(p);
+        reply({{"ok", true}, {"started", true}, {"event", e}});
+      }
+      break;
+    }
+  } else if (event == "action.finish") {
+    for (auto p = q.begin(); p != q.end(); ++p) {
+      if (!p->started) continue;
+      auto reply = std::move(p->reply);
+      q.erase(p);
+      bool ok = e.value("result", "") == "ok";
+      json r = {{"ok", ok}, {"finished", true}, {"event", e}};
+      if (!ok) r["error"] = "action " + e.value("action", "") + " failed: " + e.value("error", "");
+      reply(std::move(r));
+      break;
+    }
+  }
+  if (q.empty()) runs_.erase(it);
+}
+
+}  // namespace warden

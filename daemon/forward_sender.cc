@@ -1,0 +1,470 @@
+#include "daemon/forward_sender.h"
+
+#include <arpa/inet.h>
+#include <ev.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+
+#include <spdlog/spdlog.h>
+
+namespace warden {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr double kBackoffBase = 0.25;       // seconds
+constexpr double kBackoffCap = 30.0;
+constexpr double kConnectTimeout = 5.0;
+constexpr double kTick = 0.1;
+constexpr auto kSaveEvery = std::chrono::milliseconds(500);
+constexpr std::size_t kMaxInFlightChunks = 512;
+constexpr std::size_t kChunkOverhead = 512;  // tag, options, framing
+constexpr std::size_t kMaxAnswer = 64 * 1024;
+
+// "2026-11-25T17:02:44.854Z" -> seconds and nanoseconds since the epoch.
+bool ParseTime(const std::string& text, std::uint32_t* sec, std::uint32_t* nsec) {
+  std::tm tm{};
+  int ms = 0;
+  char z = 0;
+  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d.%3d%c", &tm.tm_year, &tm.tm_mon,
+                  &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms, &z) != 8 ||
+      z != 'Z') {
+    return false;
+  }
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  std::time_t t = ::timegm(&tm);
+  if (t < 0) return false;
+  *sec = static_cast<std::uint32_t>(t);
+  *nsec = static_cast<std::uint32_t>(ms) * 1'000'000u;
+  return true;
+}
+
+}  // namespace
+
+nlohmann::json FluentdStats::ToJson() const {
+  auto iso = [](const std::optional<std::chrono::system_clock::time_point>& t) -> nlohmann::json {
+    if (!t) return nullptr;
+    return std::chrono::duration_cast<std::chrono::milliseconds>(t->time_since_epoch()).count();
+  };
+  return {{"connected", connected},         {"backlog_events", backlog_events},
+          {"backlog_bytes", backlog_bytes}, {"in_flight_chunks", in_flight_chunks},
+          {"chunks_sent", chunks_sent},     {"chunks_acked", chunks_acked},
+          {"events_acked", events_acked},   {"dropped_total", dropped_total},
+          {"connects", connects},           {"last_ack_ms", iso(last_ack)},
+          {"last_error", last_error},       {"last_error_ms", iso(last_error_time)}};
+}
+
+std::string ForwardSender::Family(const nlohmann::json& event) {
+  std::string name = event.value("event", std::string("unknown"));
+  return name.substr(0, name.find('.'));
+}
+
+std::string ForwardSender::EncodeEntry(const nlohmann::json& event) {
+  std::uint32_t sec = 0, nsec = 0;
+  auto it = event.find("time");
+  if (it == event.end() || !it->is_string() || !ParseTime(it->get<std::string>(), &sec, &nsec)) {
+    timespec ts{};
+    ::clock_gettime(CLOCK_REALTIME, &ts);
+    sec = static_cast<std::uint32_t>(ts.tv_sec);
+    nsec = static_cast<std::uint32_t>(ts.tv_nsec);
+  }
+  std::vector<std::uint8_t> t(8);
+  for (int i = 0; i < 4; ++i) {
+    t[static_cast<size_t>(i)] = static_cast<std::uint8_t>(sec >> (24 - 8 * i));
+    t[static_cast<size_t>(4 + i)] = static_cast<std::uint8_t>(nsec >> (24 - 8 * i));
+  }
+  // A binary with subtype 0 is written as msgpack ext type 0 (fixext 8):
+  // fluentd's EventTime.
+  nlohmann::json entry = nlohmann::json::array({nlohmann::json::binary(std::move(t), 0), event});
+  std::string out;
+  nlohmann::json::to_msgpack(entry, nlohmann::detail::output_adapter<char>(out));
+  return out;
+}
+
+ForwardSender::ForwardSender(struct ev_loop* loop, FluentdConfig config)
+    : loop_(loop), config_(std::move(config)), rng_(std::random_device{}()) {
+  char prefix[24];
+  std::snprintf(prefix, sizeof prefix, "%016llx", static_cast<unsigned long long>(rng_()));
+  id_prefix_ = prefix;
+  io_ = std::make_unique<ev_io>();
+  ev_init(io_.get(), &ForwardSender::OnIo);
+  io_->data = this;
+  retry_ = std::make_unique<ev_timer>();
+  ev_init(retry_.get(), &ForwardSender::OnRetry);
+  retry_->data = this;
+  kick_ = std::make_unique<ev_timer>();
+  ev_timer_init(kick_.get(), &ForwardSender::OnKick, 0, 0);
+  kick_->data = this;
+  tick_ = std::make_unique<ev_timer>();
+  ev_timer_init(tick_.get(), &ForwardSender::OnTick, kTick, kTick);
+  tick_->data = this;
+}
+
+ForwardSender::~ForwardSender() {
+  Stop();
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Status ForwardSender::Open(const std::string& buffer_dir) {
+  return buffer_.Open(buffer_dir, config_.buffer_limit);
+}
+
+void ForwardSender::Start() {
+  started_ = true;
+  ev_timer_start(loop_, tick_.get());
+  Connect();
+}
+
+void ForwardSender::Stop() {
+  if (!started_) return;
+  started_ = false;
+  ev_io_stop(loop_, io_.get());
+  ev_timer_stop(loop_, retry_.get());
+  ev_timer_stop(loop_, kick_.get());
+  ev_timer_stop(loop_, tick_.get());
+  if (Status s = buffer_.Sync(); !s.ok()) spdlog::error("fluentd: {}", s.message());
+  if (Status s = buffer_.SaveAck(); !s.ok()) spdlog::error("fluentd: {}", s.message());
+}
+
+void ForwardSender::OnEvent(const nlohmann::json& event) {
+  Status s = buffer_.Append(Family(event), EncodeEntry(event));
+  if (!s.ok()) {
+    SetError(s.message());
+    spdlog::error("fluentd: event seq {} not buffered: {}", event.value("seq", 0ull), s.message());
+  }
+  Kick();
+}
+
+void ForwardSender::Kick() {
+  if (started_ && !ev_is_active(kick_.get())) ev_timer_start(loop_, kick_.get());
+}
+
+void ForwardSender::OnKick(struct ev_loop*, ev_timer* w, int) {
+  auto* self = static_cast<ForwardSender*>(w->data);
+  if (Status s = self->buffer_.Sync(); !s.ok()) self->SetError(s.message());
+  if (std::uint64_t dropped = self->buffer_.TakeDropped(); dropped > 0) {
+    self->stats_.dropped_total += dropped;
+    if (self->on_dropped_) self->on_dropped_(dropped);  // may re-enter OnEvent: fine
+  }
+  self->Pump();
+}
+
+void ForwardSender::SetError(const std::string& error) {
+  stats_.last_error = error;
+  stats_.last_error_time = std::chrono::system_clock::now();
+}
+
+void ForwardSender::Connect() {
+  if (!started_ || state_ != State::kIdle) return;
+  int family = AF_UNIX;
+  sockaddr_storage addr{};
+  socklen_t len = 0;
+  if (!config_.unix_path.empty()) {
+    auto* un = reinterpret_cast<sockaddr_un*>(&addr);
+    un->sun_family = AF_UNIX;
+    std::strncpy(un->sun_path, config_.unix_path.c_str(), sizeof un->sun_path - 1);
+    len = sizeof(sockaddr_un);
+  } else if (config_.host.find(':') != std::string::npos) {
+    family = AF_INET6;
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&addr);
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(static_cast<std::uint16_t>(config_.port));
+    ::inet_pton(AF_INET6, config_.host.c_str(), &in6->sin6_addr);
+    len = sizeof(sockaddr_in6);
+  } else {
+    family = AF_INET;
+    auto* in4 = reinterpret_cast<sockaddr_in*>(&addr);
+    in4->sin_family = AF_INET;
+    in4->sin_port = htons(static_cast<std::uint16_t>(config_.port));
+    ::inet_pton(AF_INET, config_.host.c_str(), &in4->sin_addr);
+    len = sizeof(sockaddr_in);
+  }
+  fd_ = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd_ < 0) {
+    Fail(std::string("socket: ") + std::strerror(errno));
+    return;
+  }
+  if (family != AF_UNIX) {
+    int one = 1;
+    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    ::setsockopt(fd_, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+  }
+  state_ = State::kConnecting;
+  connect_started_ = Clock::now();
+  int rc = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), len);
+  if (rc == 0) {
+    Connected();
+    return;
+  }
+  if (errno != EINPROGRESS && errno != EAGAIN) {
+    Fail("connect to " + config_.address + ": " + std::strerror(errno));
+    return;
+  }
+  ev_io_set(io_.get(), fd_, EV_WRITE);
+  ev_io_start(loop_, io_.get());
+}
+
+void ForwardSender::Connected() {
+  state_ = State::kConnected;
+  stats_.connects++;
+  spdlog::info("fluentd: connected to {} ({} events to send)", config_.address,
+               buffer_.backlog_events());
+  cursor_ = buffer_.start();
+  in_flight_.clear();
+  out_.clear();
+  out_off_ = 0;
+  stream_written_ = stream_queued_ = acked_stream_ = 0;
+  in_.clear();
+  Pump();
+  UpdateIo();
+}
+
+void ForwardSender::Fail(const std::string& error) {
+  if (fd_ >= 0) {
+    ev_io_stop(loop_, io_.get());
+    ::close(fd_);
+    fd_ = -1;
+  }
+  bool was_connected = state_ == State::kConnected;
+  state_ = State::kIdle;
+  in_flight_.clear();
+  out_.clear();
+  out_off_ = 0;
+  in_.clear();
+  SetError(error);
+  double delay = std::min(kBackoffCap, kBackoffBase * static_cast<double>(1ull << std::min(attempt_, 20)));
+  delay = delay / 2 + std::uniform_real_distribution<double>(0, delay / 2)(rng_);
+  ++attempt_;
+  if (was_connected || attempt_ <= 1) {
+    spdlog::warn("fluentd: {}; retrying in {:.1f}s ({} events waiting)", error, delay,
+                 buffer_.backlog_events());
+  } else {
+    spdlog::debug("fluentd: {}; retrying in {:.1f}s", error, delay);
+  }
+  if (!started_) return;
+  ev_timer_set(retry_.get(), delay, 0);
+  ev_timer_start(loop_, retry_.get());
+}
+
+void ForwardSender::OnRetry(struct ev_loop*, ev_timer* w, int) {
+  static_cast<ForwardSender*>(w->data)->Connect();
+}
+
+void ForwardSender::OnTick(struct ev_loop*, ev_timer* w, int) {
+  auto* self = static_cast<ForwardSender*>(w->data);
+  auto now = Clock::now();
+  if (self->state_ == State::kConnecting &&
+      now - self->connect_started_ > std::chrono::duration<double>(kConnectTimeout)) {
+    self->Fail("connect to " + self->config_.address + ": timed out");
+  } else if (self->state_ == State::kConnected && self->config_.ack && !self->in_flight_.empty() &&
+             now - self->in_flight_.front().queued > self->config_.ack_timeout) {
+    self->Fail("no ack for chunk " + self->in_flight_.front().id + " within " +
+               FormatDuration(self->config_.ack_timeout));
+  }
+  if (now - self->last_save_ >= kSaveEvery) {
+    self->last_save_ = now;
+    if (Status s = self->buffer_.SaveAck(); !s.ok()) self->SetError(s.message());
+  }
+}
+
+void ForwardSender::OnIo(struct ev_loop*, ev_io* w, int revents) {
+  auto* self = static_cast<ForwardSender*>(w->data);
+  if (self->state_ == State::kConnecting) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    ::getsockopt(self->fd_, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err != 0) {
+      self->Fail("connect to " + self->config_.address + ": " + std::strerror(err));
+      return;
+    }
+    self->Connected();
+    return;
+  }
+  if (revents & EV_READ) {
+    self->ReadAcks();
+    if (self->state_ != State::kConnected) return;
+  }
+  if (revents & EV_WRITE) self->Flush();
+}
+
+void ForwardSender::UpdateIo() {
+  if (state_ != State::kConnected) return;
+  int want = EV_READ | (out_off_ < out_.size() ? EV_WRITE : 0);
+  if (ev_is_active(io_.get()) && io_->events == want) return;  // NOLINT: libev field
+  ev_io_stop(loop_, io_.get());
+  ev_io_set(io_.get(), fd_, want);
+  ev_io_start(loop_, io_.get());
+}
+
+void ForwardSender::Pump() {
+  if (state_ != State::kConnected) return;
+  std::size_t max_entries = static_cast<std::size_t>(config_.chunk_limit) - kChunkOverhead -
+                            config_.tag.size();
+  std::vector<BufferedRecord> records;
+  while (in_flight_.size() < kMaxInFlightChunks &&
+         stream_queued_ - acked_stream_ < 4 * config_.chunk_limit) {
+    std::string error;
+    if (!buffer_.Read(cursor_, max_entries, &records, &error)) {
+      SetError(error);
+      spdlog::error("fluentd: {}", error);
+      break;
+    }
+    if (records.empty()) break;
+    Chunk c;
+    c.begin = buffer_.Normalize(cursor_);
+    c.end = records.back().end;
+    c.count = records.size();
+    std::vector<std::uint8_t> entries;
+    std::size_t total = 0;
+    for (const auto& r : records) total += r.entry.size();
+    entries.reserve(total);
+    for (const auto& r : records) entries.insert(entries.end(), r.entry.begin(), r.entry.end());
+    nlohmann::json option = {{"size", records.size()}};
+    if (config_.ack) {
+      c.id = id_prefix_ + "-" + std::to_string(next_chunk_++);
+      option["chunk"] = c.id;
+    }
+    nlohmann::json message = nlohmann::json::array(
+        {config_.tag + "." + records.front().family, nlohmann::json::binary(std::move(entries)),
+         std::move(option)});
+    std::size_t before = out_.size();
+    nlohmann::json::to_msgpack(message, nlohmann::detail::output_adapter<char>(out_));
+    stream_queued_ += out_.size() - before;
+    c.stream_end = stream_queued_;
+    c.queued = Clock::now();
+    cursor_ = c.end;
+    in_flight_.push_back(std::move(c));
+    stats_.chunks_sent++;
+    if (total + kChunkOverhead > config_.chunk_limit) {
+      spdlog::warn("fluentd: one event of {} bytes exceeds chunk_limit", total);
+    }
+  }
+  Flush();
+}
+
+void ForwardSender::Flush() {
+  if (state_ != State::kConnected) return;
+  while (out_off_ < out_.size()) {
+    ssize_t n = ::send(fd_, out_.data() + out_off_, out_.size() - out_off_, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    if (n <= 0) {
+      Fail("send to " + config_.address + ": " + std::strerror(errno));
+      return;
+    }
+    out_off_ += static_cast<std::size_t>(n);
+    stream_written_ += static_cast<std::uint64_t>(n);
+  }
+  if (out_off_ == out_.size()) {
+    out_.clear();
+    out_off_ = 0;
+  } else if (out_off_ > (1u << 20)) {
+    out_.erase(0, out_off_);
+    out_off_ = 0;
+  }
+  if (!config_.ack) {
+    // Without ack a chunk is delivered once it was written to the socket.
+    bool any = false;
+    while (!in_flight_.empty() && in_flight_.front().stream_end <= stream_written_) {
+      Delivered(in_flight_.front());
+      in_flight_.pop_front();
+      any = true;
+    }
+    if (any) {
+      Pump();
+      return;
+    }
+  }
+  UpdateIo();
+}
+
+void ForwardSender::Delivered(const Chunk& c) {
+  buffer_.Ack(c.begin, c.end, c.count);
+  acked_stream_ = c.stream_end;
+  stats_.chunks_acked++;
+  stats_.events_acked += c.count;
+  stats_.last_ack = std::chrono::system_clock::now();
+  attempt_ = 0;
+}
+
+void ForwardSender::ReadAcks() {
+  char buf[16384];
+  for (;;) {
+    ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    if (n == 0) {
+      Fail("fluentd at " + config_.address + " closed the connection" +
+           (in_flight_.empty() ? "" : " with " + std::to_string(in_flight_.size()) +
+                                          " chunk(s) unacknowledged"));
+      return;
+    }
+    if (n < 0) {
+      Fail("receive from " + config_.address + ": " + std::strerror(errno));
+      return;
+    }
+    in_.append(buf, static_cast<std::size_t>(n));
+    if (in_.size() > kMaxAnswer) {
+      Fail("fluentd sent more than 64 KB that is not an ack");
+      return;
+    }
+  }
+  bool progress = false;
+  while (!in_.empty()) {
+    nlohmann::json answer = nlohmann::json::from_msgpack(in_, /*strict=*/false,
+                                                         /*allow_exceptions=*/false);
+    if (answer.is_discarded()) break;  // incomplete: wait for more bytes
+    // nlohmann does not say how many bytes it read: re-encode (fluentd
+    // writes the shortest form, as nlohmann does) and check the prefix.
+    std::string again;
+    nlohmann::json::to_msgpack(answer, nlohmann::detail::output_adapter<char>(again));
+    if (in_.compare(0, again.size(), again) != 0) {
+      Fail("cannot frame fluentd's answer (not a plain {\"ack\": id} map)");
+      return;
+    }
+    in_.erase(0, again.size());
+    if (!answer.is_object() || !answer.contains("ack")) {
+      spdlog::warn("fluentd: ignoring an answer that is not an ack: {}", answer.dump());
+      continue;
+    }
+    const nlohmann::json& id = answer["ack"];
+    if (!in_flight_.empty() && id == in_flight_.front().id) {
+      Delivered(in_flight_.front());
+      in_flight_.pop_front();
+      progress = true;
+    } else {
+      // Acks come in order on a connection: an ack for a later chunk means
+      // fluentd lost the earlier ones (dropped, e.g. over its
+      // chunk_size_limit). Resend from the oldest on a new connection
+      // rather than wait for ack_timeout. An unknown id is ignored.
+      for (const auto& c : in_flight_) {
+        if (id == c.id) {
+          Fail("fluentd acked chunk " + c.id + " before " + in_flight_.front().id +
+               ": resending from the oldest");
+          return;
+        }
+      }
+      spdlog::warn("fluentd: ignoring ack {} for no chunk in flight", id.dump());
+    }
+  }
+  if (progress) Pump();
+}
+
+FluentdStats ForwardSender::stats() const {
+  FluentdStats s = stats_;
+  s.connected = state_ == State::kConnected;
+  s.backlog_events = buffer_.backlog_events();
+  s.backlog_bytes = buffer_.backlog_bytes();
+  s.in_flight_chunks = in_flight_.size();
+  return s;
+}
+
+}  // namespace warden

@@ -1,0 +1,145 @@
+// Ships every event to fluentd with the Forward protocol (spec v1), on the
+// loop, without loss: events go to an on-disk EventBuffer first and leave it
+// only when fluentd acknowledged them (ack = yes: the `chunk` option and an
+// {"ack": id} answer per chunk) or, with ack = no, when they were written to
+// the socket.
+//
+// Wire format: PackedForward, [tag, bin(entries), {"chunk": id, "size": n}],
+// one message per run of consecutive events of one family (tag
+// <tag>.<family>), in seq order, under chunk_limit; each entry is
+// [EventTime (ext 0: u32 seconds, u32 ns), record map], all encoded by
+// nlohmann-json's to_msgpack. Several chunks are in flight at once
+// (fluentd acks them in order on a connection).
+//
+// Faults: a refused or failed connect, a reset, EOF, an ack that does not
+// come within ack_timeout, or garbage from fluentd close the connection;
+// everything not yet acknowledged is resent on the next one. Reconnects
+// back off exponentially (250 ms doubling to 30 s) with jitter (each wait
+// drawn from [d/2, d]).
+//
+// Threads: the loop's only. Nothing blocks: non-blocking connect, ev_io for
+// the socket; the address is numeric (config.cc refuses names).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "daemon/config.h"
+#include "daemon/event_buffer.h"
+#include "daemon/status.h"
+
+struct ev_loop;
+struct ev_io;
+struct ev_timer;
+
+namespace warden {
+
+// What `wardenctl status` shows about delivery.
+struct FluentdStats {
+  bool connected = false;
+  std::uint64_t backlog_events = 0;   // in the buffer, not yet acknowledged
+  std::uint64_t backlog_bytes = 0;
+  std::uint64_t in_flight_chunks = 0;
+  std::uint64_t chunks_sent = 0;
+  std::uint64_t chunks_acked = 0;
+  std::uint64_t events_acked = 0;     // since start (resends count again)
+  std::uint64_t dropped_total = 0;    // since start, for the buffer limit
+  std::uint64_t connects = 0;
+  std::optional<std::chrono::system_clock::time_point> last_ack;
+  std::optional<std::chrono::system_clock::time_point> last_error_time;
+  std::string last_error;
+  nlohmann::json ToJson() const;
+};
+
+class ForwardSender {
+ public:
+  ForwardSender(struct ev_loop* loop, FluentdConfig config);
+  ~ForwardSender();
+  ForwardSender(const ForwardSender&) = delete;
+  ForwardSender& operator=(const ForwardSender&) = delete;
+
+  // Opens (recovers) the buffer in `buffer_dir`. Call once, before Start.
+  Status Open(const std::string& buffer_dir);
+  // Connects and starts shipping the backlog.
+  void Start();
+  // Stops the watchers; what is buffered stays for the next start.
+  void Stop();
+
+  // An EventLog subscriber: encodes and buffers one event, then schedules a
+  // send (on the next loop iteration, so a burst is one fdatasync).
+  void OnEvent(const nlohmann::json& event);
+  // Called (from the loop, never inside OnEvent) with the number of events
+  // the buffer dropped for its limit; the daemon emits events.dropped.
+  void SetOnDropped(std::function<void(std::uint64_t)> f) { on_dropped_ = std::move(f); }
+
+  FluentdStats stats() const;
+  const EventBuffer& buffer() const { return buffer_; }
+
+  // The msgpack entry [EventTime, record] for an event; the time comes from
+  // its `time` field (RFC 3339), else now. Exposed for tests.
+  static std::string EncodeEntry(const nlohmann::json& event);
+  // "check" for "check.state".
+  static std::string Family(const nlohmann::json& event);
+
+ private:
+  struct Chunk {
+    std::string id;
+    BufferPos begin, end;
+    std::uint64_t count = 0;
+    std::uint64_t stream_end = 0;           // bytes written on this connection when done
+    std::chrono::steady_clock::time_point queued;
+  };
+  enum class State { kIdle, kConnecting, kConnected };
+
+  static void OnIo(struct ev_loop* loop, ev_io* w, int revents);
+  static void OnRetry(struct ev_loop* loop, ev_timer* w, int revents);
+  static void OnKick(struct ev_loop* loop, ev_timer* w, int revents);
+  static void OnTick(struct ev_loop* loop, ev_timer* w, int revents);
+
+  void Connect();
+  void Connected();
+  void Fail(const std::string& error);
+  void Kick();
+  void Pump();
+  void Flush();
+  void ReadAcks();
+  void Delivered(const Chunk& c);
+  void UpdateIo();
+  void SetError(const std::string& error);
+
+  struct ev_loop* loop_;
+  FluentdConfig config_;
+  EventBuffer buffer_;
+  std::function<void(std::uint64_t)> on_dropped_;
+  std::unique_ptr<ev_io> io_;
+  std::unique_ptr<ev_timer> retry_, kick_, tick_;
+  bool started_ = false;
+  State state_ = State::kIdle;
+  int fd_ = -1;
+  int attempt_ = 0;
+  std::chrono::steady_clock::time_point connect_started_;
+  BufferPos cursor_;                       // next record to send on this connection
+  std::deque<Chunk> in_flight_;
+  std::string out_;                        // bytes queued, from out_off_
+  std::size_t out_off_ = 0;
+  std::uint64_t stream_written_ = 0;
+  std::uint64_t stream_queued_ = 0;
+  std::uint64_t acked_stream_ = 0;         // stream_end of the last delivered chunk
+  std::string in_;
+  std::string id_prefix_;
+  std::uint64_t next_chunk_ = 1;
+  std::chrono::steady_clock::time_point last_save_;
+  std::mt19937_64 rng_;
+  FluentdStats stats_;
+};
+
+}  // namespace warden

@@ -1,0 +1,220 @@
+#include "daemon/state.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+
+#include "daemon/atomic_file.h"
+#include "daemon/guard.h"
+
+namespace warden {
+
+using nlohmann::json;
+
+std::int64_t WallMsNow() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::int64_t SteadyToWallMs(std::chrono::steady_clock::time_point tp) {
+  auto age = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - tp);
+  return WallMsNow() - age.count();
+}
+
+std::chrono::steady_clock::time_point WallMsToSteady(std::int64_t ms) {
+  std::int64_t age = WallMsNow() - ms;
+  return std::chrono::steady_clock::now() - std::chrono::milliseconds(age);
+}
+
+std::string Rfc3339FromMs(std::int64_t ms) {
+  std::time_t t = static_cast<std::time_t>(ms / 1000);
+  int frac = static_cast<int>(ms % 1000);
+  if (frac < 0) {
+    frac += 1000;
+    --t;
+  }
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char buf[80];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+  return buf;
+}
+
+json StateToJson(const PersistedState& s) {
+  json j = json::object();
+  j["format"] = kStateFormat;
+  j["saved"] = Rfc3339FromMs(WallMsNow());
+  j["pause"] = {{"paused", s.paused},
+                {"reason", s.pause_reason},
+                {"by", s.paused_by},
+                {"at_ms", s.paused_at_ms}};
+  json checks = json::object();
+  for (const auto& [name, c] : s.checks) {
+    checks[name] = {{"state", c.state},       {"value", c.value},
+                    {"error", c.error},       {"since_ms", c.since_ms},
+                    {"last_run_ms", c.last_run_ms}, {"runs", c.runs},
+                    {"overruns", c.overruns}, {"digest", c.digest}};
+  }
+  j["checks"] = std::move(checks);
+  json actions = json::object();
+  for (const auto& [name, a] : s.actions) {
+    json one = json::object();
+    one["last_end_ms"] = a.last_end_ms ? json(*a.last_end_ms) : json(nullptr);
+    one["starts_ms"] = a.starts_ms;
+    actions[name] = std::move(one);
+  }
+  j["actions"] = std::move(actions);
+  return j;
+}
+
+namespace {
+
+// Typed access with the field's path in the error.
+template <typename T>
+T Field(const json& obj, const char* key, const std::string& where) {
+  auto it = obj.find(key);
+  if (it == obj.end()) throw std::runtime_error(where + "." + key + " is missing");
+  if constexpr (std::is_same_v<T, bool>) {
+    if (!it->is_boolean()) throw std::runtime_error(where + "." + key + " is not a boolean");
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    if (!it->is_string()) throw std::runtime_error(where + "." + key + " is not a string");
+  } else if constexpr (std::is_same_v<T, std::uint64_t>) {
+    if (!it->is_number_unsigned()) {
+      throw std::runtime_error(where + "." + key + " is not a non-negative integer");
+    }
+  } else {
+    if (!it->is_number_integer()) throw std::runtime_error(where + "." + key + " is not an integer");
+  }
+  return it->get<T>();
+}
+
+const json& Object(const json& obj, const char* key, const std::string& where) {
+  auto it = obj.find(key);
+  if (it == obj.end()) throw std::runtime_error(where + "." + key + " is missing");
+  if (!it->is_object()) throw std::runtime_error(where + "." + key + " is not an object");
+  return *it;
+}
+
+}  // namespace
+
+Expected<PersistedState> StateFromJson(std::string_view text) {
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded()) return Expected<PersistedState>::Error("not valid JSON (truncated?)");
+  if (!j.is_object()) return Expected<PersistedState>::Error("not a JSON object");
+  PersistedState s;
+  try {
+    auto format = Field<std::int64_t>(j, "format", "state");
+    if (format != kStateFormat) {
+      return Expected<PersistedState>::Error("unknown format " + std::to_string(format) +
+                                             " (this version reads " +
+                                             std::to_string(kStateFormat) + ")");
+    }
+    const json& pause = Object(j, "pause", "state");
+    s.paused = Field<bool>(pause, "paused", "pause");
+    s.pause_reason = Field<std::string>(pause, "reason", "pause");
+    s.paused_by = Field<std::string>(pause, "by", "pause");
+    s.paused_at_ms = Field<std::int64_t>(pause, "at_ms", "pause");
+    for (const auto& [name, c] : Object(j, "checks", "state").items()) {
+      std::string where = "checks." + name;
+      if (!c.is_object()) throw std::runtime_error(where + " is not an object");
+      CheckRecord r;
+      r.state = Field<std::string>(c, "state", where);
+      r.value = Field<std::string>(c, "value", where);
+      r.error = Field<std::string>(c, "error", where);
+      r.since_ms = Field<std::int64_t>(c, "since_ms", where);
+      r.last_run_ms = Field<std::int64_t>(c, "last_run_ms", where);
+      r.runs = Field<std::uint64_t>(c, "runs", where);
+      r.overruns = Field<std::uint64_t>(c, "overruns", where);
+      r.digest = Field<std::string>(c, "digest", where);
+      s.checks[name] = std::move(r);
+    }
+    for (const auto& [name, a] : Object(j, "actions", "state").items()) {
+      std::string where = "actions." + name;
+      if (!a.is_object()) throw std::runtime_error(where + " is not an object");
+      ActionRecord r;
+      auto le = a.find("last_end_ms");
+      if (le == a.end()) throw std::runtime_error(where + ".last_end_ms is missing");
+      if (le->is_number_integer()) {
+        r.last_end_ms = le->get<std::int64_t>();
+      } else if (!le->is_null()) {
+        throw std::runtime_error(where + ".last_end_ms is not an integer or null");
+      }
+      auto st = a.find("starts_ms");
+      if (st == a.end() || !st->is_array()) throw std::runtime_error(where + ".starts_ms is not a list");
+      for (const auto& v : *st) {
+        if (!v.is_number_integer()) throw std::runtime_error(where + ".starts_ms holds a non-integer");
+        r.starts_ms.push_back(v.get<std::int64_t>());
+      }
+      s.actions[name] = std::move(r);
+    }
+  } catch (const std::exception& e) {
+    return Expected<PersistedState>::Error(e.what());
+  }
+  return s;
+}
+
+void CaptureGuard(const Guard& guard, PersistedState& state) {
+  state.actions.clear();
+  for (const auto& [name, h] : guard.history()) {
+    ActionRecord r;
+    if (h.last_end) r.last_end_ms = SteadyToWallMs(*h.last_end);
+    for (auto tp : h.starts) r.starts_ms.push_back(SteadyToWallMs(tp));
+    if (!r.last_end_ms && r.starts_ms.empty()) continue;
+    state.actions[name] = std::move(r);
+  }
+}
+
+void RestoreGuard(const PersistedState& state, Guard& guard) {
+  for (const auto& [name, r] : state.actions) {
+    std::optional<std::chrono::steady_clock::time_point> last_end;
+    if (r.last_end_ms) last_end = WallMsToSteady(*r.last_end_ms);
+    std::deque<std::chrono::steady_clock::time_point> starts;
+    for (auto ms : r.starts_ms) starts.push_back(WallMsToSteady(ms));
+    guard.RestoreHistory(name, last_end, std::move(starts));
+  }
+}
+
+StateFile::Loaded StateFile::Load() {
+  Loaded out;
+  if (::access(path_.c_str(), F_OK) != 0 && errno == ENOENT) return out;
+  out.existed = true;
+  auto text = ReadSmallFile(path_, 16 << 20);
+  std::string error;
+  if (!text.ok()) {
+    error = text.error();
+  } else {
+    auto parsed = StateFromJson(*text);
+    if (parsed.ok()) {
+      out.state = std::move(*parsed);
+      return out;
+    }
+    error = parsed.error();
+  }
+  out.error = path_ + ": " + error;
+  // Set it aside so the next start does not trip over it again, and keep
+  // it for a post-mortem.
+  std::string stamp = Rfc3339FromMs(WallMsNow());
+  for (char& ch : stamp) {
+    if (ch == ':') ch = '-';
+  }
+  std::string aside = path_ + ".corrupt-" + stamp;
+  if (::rename(path_.c_str(), aside.c_str()) == 0) {
+    out.set_aside = aside;
+  } else {
+    out.error += " (and it could not be set aside: " + std::string(std::strerror(errno)) + ")";
+  }
+  return out;
+}
+
+Status StateFile::Save(const PersistedState& state) {
+  return WriteFileAtomically(path_, StateToJson(state).dump(1) + "\n", 0600);
+}
+
+}  // namespace warden

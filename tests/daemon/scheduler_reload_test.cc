@@ -1,0 +1,175 @@
+// Scheduler::Reload / RunNow / Capture+Restore with a check whose runs the
+// test finishes by hand.
+#include <ev.h>
+
+#include <catch2/catch.hpp>
+
+#include "daemon/events.h"
+#include "daemon/executor.h"
+#include "daemon/guard.h"
+#include "daemon/scheduler.h"
+#include "daemon/state.h"
+#include "support/temp_dir.h"
+
+using namespace warden;
+using warden::testing::TempDir;
+
+namespace {
+
+class ManualCheck : public Check {
+ public:
+  void Run(Runtime&, Done done) override { pending.push_back(std::move(done)); }
+  std::vector<Done> pending;
+};
+
+CheckConfig MakeCheck(const std::string& name, const std::string& digest,
+                      std::shared_ptr<ManualCheck> impl) {
+  CheckConfig c;
+  c.common.name = name;
+  c.common.type = "manual";
+  c.common.every = Duration(3'600'000);   // one run at start (jitter 0), then none
+  c.impl = std::move(impl);
+  c.digest = digest;
+  auto crit = ParseThreshold("> 10");
+  REQUIRE(crit.ok());
+  c.rules.crit = *crit;
+  return c;
+}
+
+struct Rig {
+  TempDir dir;
+  struct ev_loop* loop = ev_loop_new(EVFLAG_AUTO);
+  EventLog events;
+  Runtime rt;
+  Guard guard{nullptr};
+  std::unique_ptr<Executor> executor;
+  std::unique_ptr<Scheduler> scheduler;
+  Rig() {
+    REQUIRE(events.Open(dir / "events.jsonl", dir.path(), "test").ok());
+    rt.loop = loop;
+    rt.events = &events;
+    executor = std::make_unique<Executor>(rt, guard, events);
+    scheduler = std::make_unique<Scheduler>(rt, *executor, events);
+  }
+  ~Rig() {
+    scheduler.reset();
+    ev_loop_destroy(loop);
+  }
+  void Spin() {
+    for (int i = 0; i < 5; ++i) ev_run(loop, EVRUN_NOWAIT);
+  }
+  Scheduler::CheckStatus Get(const std::string& name) {
+    for (auto& s : scheduler->Status()) {
+      if (s.name == name) return s;
+    }
+    FAIL("no check " << name);
+    return {};
+  }
+};
+
+std::shared_ptr<Config> OneCheck(const std::string& name, const std::string& digest,
+                                 std::shared_ptr<ManualCheck> impl) {
+  auto c = std::make_shared<Config>();
+  c->daemon.jitter = 0;
+  c->checks.push_back(MakeCheck(name, digest, std::move(impl)));
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("reload keeps an unchanged check's state and delivers its run in flight",
+          "[scheduler][reload]") {
+  Rig rig;
+  auto old_impl = std::make_shared<ManualCheck>();
+  auto old_config = OneCheck("lag", "d1", old_impl);
+  std::weak_ptr<const Config> old_weak = old_config;
+  rig.scheduler->Start(old_config);
+  rig.Spin();
+  REQUIRE(old_impl->pending.size() == 1);
+  old_impl->pending[0](Measurement::Value("50"));   // crit
+  old_impl->pending.clear();
+  REQUIRE(rig.Get("lag").state == CheckState::kCrit);
+
+  // A second run in flight when the reload comes.
+  bool waited = false;
+  REQUIRE(rig.scheduler->RunNow("lag", [&](const Measurement& m, const Verdict&) {
+    waited = true;
+    CHECK(m.value == "3");
+  }));
+  REQUIRE(old_impl->pending.size() == 1);
+
+  auto new_impl = std::make_shared<ManualCheck>();
+  auto next = OneCheck("lag", "d1", new_impl);            // unchanged
+  next->checks.push_back(MakeCheck("fresh", "d9", new_impl));
+  rig.scheduler->Reload(next);
+  old_config.reset();
+  CHECK_FALSE(old_weak.expired());   // the run in flight keeps its snapshot alive
+  auto lag = rig.Get("lag");
+  CHECK(lag.state == CheckState::kCrit);   // state kept
+  CHECK(lag.in_flight);
+  CHECK(lag.runs == 2);
+  CHECK(rig.Get("fresh").state == CheckState::kPending);
+
+  // The old run's result lands in the new entry.
+  old_impl->pending[0](Measurement::Value("3"));
+  CHECK(waited);
+  lag = rig.Get("lag");
+  CHECK_FALSE(lag.in_flight);
+  CHECK(lag.value == "3");
+  CHECK(lag.state == CheckState::kOk);
+}
+
+TEST_CASE("reload resets a changed check", "[scheduler][reload]") {
+  Rig rig;
+  auto impl = std::make_shared<ManualCheck>();
+  rig.scheduler->Start(OneCheck("lag", "d1", impl));
+  rig.Spin();
+  REQUIRE(impl->pending.size() == 1);
+  impl->pending[0](Measurement::Value("50"));
+  impl->pending.clear();
+  REQUIRE(rig.Get("lag").state == CheckState::kCrit);
+  rig.scheduler->Reload(OneCheck("lag", "d2", impl));   // definition changed
+  CHECK(rig.Get("lag").state == CheckState::kPending);
+  CHECK(rig.Get("lag").runs == 0);
+}
+
+TEST_CASE("check states are captured and restored by digest, bad states only",
+          "[scheduler][state]") {
+  PersistedState saved;
+  {
+    Rig rig;
+    auto impl = std::make_shared<ManualCheck>();
+    auto c = OneCheck("lag", "d1", impl);
+    c->checks.push_back(MakeCheck("okay", "d2", impl));
+    rig.scheduler->Start(c);
+    rig.Spin();
+    REQUIRE(impl->pending.size() == 2);
+    impl->pending[0](Measurement::Value("50"));
+    impl->pending[1](Measurement::Value("1"));
+    rig.scheduler->Capture(saved);
+  }
+  REQUIRE(saved.checks.at("lag").state == "crit");
+  REQUIRE(saved.checks.at("okay").state == "ok");
+  CHECK(saved.checks.at("lag").runs == 1);
+
+  Rig rig;
+  auto impl = std::make_shared<ManualCheck>();
+  auto c = OneCheck("lag", "d1", impl);
+  c->checks.push_back(MakeCheck("okay", "d2", impl));
+  c->checks.push_back(MakeCheck("changed", "new", impl));
+  saved.checks["changed"] = saved.checks.at("lag");   // a crit state under another digest
+  rig.scheduler->Start(c);
+  rig.scheduler->Restore(saved);
+  CHECK(rig.Get("lag").state == CheckState::kCrit);
+  CHECK(rig.Get("lag").value == "50");
+  CHECK(rig.Get("lag").runs == 1);
+  CHECK(rig.Get("okay").state == CheckState::kPending);     // ok is measured afresh
+  CHECK(rig.Get("changed").state == CheckState::kPending);  // other definition
+  // Still crit: no check.state event, so no hook fires again.
+  rig.Spin();
+  REQUIRE(impl->pending.size() == 3);
+  auto before = rig.events.last_seq();
+  impl->pending[0](Measurement::Value("60"));
+  CHECK(rig.events.last_seq() == before);
+  CHECK(rig.Get("lag").state == CheckState::kCrit);
+}
