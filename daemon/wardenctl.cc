@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -245,7 +246,22 @@ void PrintStatus(const json& s) {
   std::printf("events    last seq %s  (%s)\n", Str(events, "last_seq").c_str(),
               Str(events, "file").c_str());
   if (events.contains("fluentd")) {
-    std::printf("fluentd   %s\n", events["fluentd"].dump().c_str());
+    const json& f = events["fluentd"];
+    auto when = [](const json& ms) -> std::string {
+      if (!ms.is_number()) return "never";
+      std::time_t t = static_cast<std::time_t>(ms.get<long long>() / 1000);
+      std::tm tm{};
+      ::gmtime_r(&t, &tm);
+      char buf[32];
+      std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+      return buf;
+    };
+    std::printf("fluentd   %s, backlog %s events (%s bytes), last ack %s%s\n",
+                f.value("connected", false) ? "connected" : "NOT CONNECTED",
+                Str(f, "backlog_events").c_str(), Str(f, "backlog_bytes").c_str(),
+                when(f.value("last_ack_ms", json())).c_str(),
+                Str(f, "last_error").empty() ? ""
+                                              : ("; last error: " + Str(f, "last_error")).c_str());
   }
   std::printf("jobs      none queued or running (jobs are not supported by this version)\n");
   if (s.contains("state_error")) std::printf("STATE     %s\n", Str(s, "state_error").c_str());

@@ -3,6 +3,7 @@ receiver (tests/fluentd/receiver.cc, a msgpack-cxx decoder) through every
 fault in issue 4, and every event of events.jsonl arrives, in seq order."""
 
 import calendar
+import json
 import os
 import signal
 import subprocess
@@ -199,8 +200,20 @@ class FluentdDelivery(unittest.TestCase):
         self.assertGreater(len(self.wd.events()), 20)
         self.assertEqual(self.rx.records(), [])
         self.assertIn("fluentd", self.wd.log())
+        # wardenctl status shows the backlog and why it is not shipping.
+        st = self.wd.ctl("status", "--json", check=True)
+        fl = json.loads(st.stdout)["events"]["fluentd"]
+        self.assertFalse(fl["connected"])
+        self.assertGreater(fl["backlog_events"], 20)
+        self.assertGreater(fl["backlog_bytes"], 0)
+        self.assertTrue(fl["last_error"])
+        table = self.wd.ctl("status", check=True).stdout
+        self.assertRegex(table, r"fluentd   NOT CONNECTED, backlog \d+ events \(\d+ bytes\), "
+                                r"last ack never; last error: ")
         self.rx.start()
         self.assert_delivered(timeout=90)   # the backoff is capped at 30 s
+        table = self.wd.ctl("status", check=True).stdout
+        self.assertRegex(table, r"fluentd   connected, backlog \d+ events .*last ack \d{4}-")
 
     def test_fluentd_restarted_mid_stream(self):
         self.rx.start()
