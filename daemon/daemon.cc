@@ -70,6 +70,10 @@ Status Daemon::Start() {
     ForwardSender* f = fluentd_.get();
     EventLog* log = events_.get();
     events_->Subscribe([f](const nlohmann::json& e) { f->OnEvent(e); });
+    // A SIGKILL between writing the last event to the file and buffering it
+    // would lose it for fluentd: buffer it again (a duplicate at worst,
+    // dropped by consumers on host+seq).
+    if (const auto& last = events_->last_event_at_open()) f->OnEvent(*last);
     fluentd_->SetOnDropped(
         [log](std::uint64_t n) { log->Emit("events.dropped", {{"count", n}}); });
     fluentd_->Start();

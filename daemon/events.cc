@@ -21,12 +21,12 @@ namespace {
 
 constexpr std::uint64_t kSeqBlock = 1000;
 
-// The seq of the last complete line of the events file, if any.
-std::optional<std::uint64_t> LastSeqInFile(const std::string& path) {
+// The last complete line of the events file that is an event with a seq.
+std::optional<nlohmann::json> LastEventInFile(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return std::nullopt;
   struct stat sb {};
-  std::optional<std::uint64_t> result;
+  std::optional<nlohmann::json> result;
   if (::fstat(fd, &sb) == 0 && sb.st_size > 0) {
     // Read the tail; an event line is far below 64 KB.
     off_t len = std::min<off_t>(sb.st_size, 256 * 1024);
@@ -43,7 +43,7 @@ std::optional<std::uint64_t> LastSeqInFile(const std::string& path) {
         auto j = nlohmann::json::parse(line, nullptr, false);
         if (!j.is_discarded() && j.is_object() && j.contains("seq") &&
             j["seq"].is_number_unsigned()) {
-          result = j["seq"].get<std::uint64_t>();
+          result = std::move(j);
         }
         if (start == std::string::npos) break;
         end = start;
@@ -76,8 +76,9 @@ Status EventLog::Open(const std::string& events_path, const std::string& state_d
   // file is empty (rotated, removed) the reservation in state_dir, kept
   // ahead in blocks, guarantees no seq is used twice (a gap at worst).
   std::uint64_t next = 1;
-  if (auto last = LastSeqInFile(events_path)) {
-    next = *last + 1;
+  last_event_at_open_ = LastEventInFile(events_path);
+  if (last_event_at_open_) {
+    next = (*last_event_at_open_)["seq"].get<std::uint64_t>() + 1;
   } else if (auto reserved = ReadSmallFile(seq_path_); reserved.ok()) {
     try {
       next = std::max<std::uint64_t>(1, std::stoull(*reserved));

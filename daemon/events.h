@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,11 @@ class EventLog {
   void Subscribe(Subscriber s) { subscribers_.push_back(std::move(s)); }
 
   std::uint64_t last_seq() const { return next_seq_ - 1; }
+  // The last complete event of the events file when it was opened (none for
+  // a new or rotated file). A crash can land between writing an event here
+  // and handing it to subscribers; a subscriber that must not lose one (the
+  // fluentd buffer) takes this again at start: at worst a duplicate.
+  const std::optional<nlohmann::json>& last_event_at_open() const { return last_event_at_open_; }
   const std::string& host() const { return host_; }
 
  private:
@@ -46,7 +52,8 @@ class EventLog {
   std::string seq_path_;
   std::string host_;
   std::uint64_t next_seq_ = 1;
-  std::uint64_t reserved_ = 0;   // seq values below this are on disk as reserved
+  std::uint64_t reserved_ = 0;
+  std::optional<nlohmann::json> last_event_at_open_;   // seq values below this are on disk as reserved
   std::vector<Subscriber> subscribers_;
 };
 

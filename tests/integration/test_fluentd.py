@@ -269,6 +269,26 @@ class FluentdDelivery(unittest.TestCase):
         events, _ = self.assert_delivered(timeout=90)
         self.assertTrue(before <= {e["seq"] for e in events})
 
+    def test_event_written_but_not_buffered_before_a_crash_is_shipped(self):
+        # The crash window between the events file and the buffer: an event
+        # that reached events.jsonl but not the buffer must still arrive.
+        self.rx.start()
+        self.start()
+        self.wait_events(5)
+        self.assertEqual(self.wd.stop(), 0)
+        last = self.wd.events()[-1]
+        orphan = dict(last, event="check.state", seq=last["seq"] + 1, check="orphan",
+                      state="crit", prev_state="ok", value="1", threshold="> 0", error="",
+                      type="file")
+        with open(self.wd.paths["events"], "a") as f:
+            f.write(json.dumps(orphan) + "\n")
+        self.start()
+        self.wd.wait_event("daemon.start")
+        events, records = self.assert_delivered(timeout=90)
+        got = [r["record"] for r in records if r["record"]["seq"] == orphan["seq"]]
+        self.assertTrue(got, "the orphaned event was not shipped")
+        self.assertEqual(got[0]["check"], "orphan")
+
     def test_unix_socket_without_ack(self):
         self.rx.unix = os.path.join(self.wd.dir, "fluentd.sock")
         self.rx.start()
