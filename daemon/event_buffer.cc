@@ -281,6 +281,12 @@ void EventBuffer::DropFront() {
   dropped_total_ += lost;
   spdlog::warn("fluentd buffer over its limit ({} bytes): dropping {} undelivered events "
                "(segment {})", limit_, lost, front.id);
+  PopFront();
+}
+
+// Forgets the oldest segment (dropped or fully acked) and deletes its file.
+void EventBuffer::PopFront() {
+  const Segment& front = segments_.front();
   total_records_ -= front.records;
   total_bytes_ -= front.size;
   if (read_fd_ >= 0 && read_fd_seg_ == front.id) {
@@ -297,18 +303,7 @@ void EventBuffer::DropFront() {
 void EventBuffer::RemoveAckedFront() {
   while (segments_.size() > 1 && start_.segment == segments_.front().id &&
          start_.offset >= segments_.front().size) {
-    const Segment& front = segments_.front();
-    total_records_ -= front.records;
-    total_bytes_ -= front.size;
-    if (read_fd_ >= 0 && read_fd_seg_ == front.id) {
-      ::close(read_fd_);
-      read_fd_ = -1;
-    }
-    if (cache_seg_ == front.id) cache_.clear();
-    ::unlink(SegmentPath(front.id).c_str());
-    segments_.pop_front();
-    acked_in_front_ = 0;
-    start_ = {segments_.front().id, 0};
+    PopFront();
   }
 }
 

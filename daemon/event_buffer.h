@@ -102,6 +102,7 @@ class EventBuffer {
   Status StartSegment(std::uint64_t id);
   void DropFront();
   void RemoveAckedFront();
+  void PopFront();
   bool Fill(std::uint64_t segment, std::uint64_t offset, std::size_t want, std::string* error);
 
   std::string dir_;
