@@ -2,6 +2,7 @@
 // actions/, one line here, its tests and a commented example in etc/.
 #include "actions/action.h"
 #include "actions/exec.h"
+#include "actions/haproxy.h"
 #include "actions/mysql_sql.h"
 #include "actions/notify.h"
 #include "actions/service.h"
@@ -13,6 +14,7 @@ const std::vector<ActionType>& ActionTypes() {
       kExecActionType,
       kServiceActionType,
       kMysqlSqlActionType,
+      kHaproxyActionType,
       kNotifyActionType,
   };
   return types;

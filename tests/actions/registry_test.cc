@@ -14,6 +14,10 @@ Keys MinimalKeys(const std::string& type) {
   if (type == "service") return {{"name", "mariadb"}, {"op", "restart"}};
   if (type == "mysql_sql") return {{"sql", "SELECT 1"}};
   if (type == "notify") return {{"message", "hello"}};
+  if (type == "haproxy") {
+    return {{"socket", "/run/haproxy/admin.sock"}, {"backend", "mysql"}, {"server", "db1"},
+            {"state", "drain"}};
+  }
   return {};
 }
 
@@ -27,7 +31,7 @@ TEST_CASE("action registry lists every type once", "[actions][registry]") {
     CHECK(t.make != nullptr);
     CHECK(std::string(t.summary).size() > 10);
   }
-  CHECK(names == std::set<std::string>{"exec", "service", "mysql_sql", "notify"});
+  CHECK(names == std::set<std::string>{"exec", "service", "mysql_sql", "notify", "haproxy"});
   CHECK(FindActionType("nope") == nullptr);
   CHECK(FindActionType("EXEC") == nullptr);
 }

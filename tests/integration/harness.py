@@ -422,3 +422,198 @@ class Wardend:
             return match(events, event, **fields)
         has_event.__name__ = " ".join([event] + ["%s=%r" % kv for kv in fields.items()])
         return self.wait_for(has_event, timeout=timeout, since=since)
+
+
+class HAProxy:
+    """A real HAProxy (/usr/sbin/haproxy -db) in a temporary directory, with a
+    python TCP echo server behind it that the test controls.
+
+    Runtime API: .socket (DIR/admin.sock, level admin), .user_socket
+    (DIR/user.sock, level user), .address ("127.0.0.1:P", level admin).
+    Traffic: frontend on 127.0.0.1:.frontend_port -> backend .backend
+    ("mysql") -> server .server ("db1") -> the echo server (or target_port,
+    e.g. a MariaDB's); no health checks.
+    .command(text, socket=None) -> HAProxy's answer; .admin_state() ->
+    srv_admin_state of db1 as HAProxy reports it; .sessions() -> its scur;
+    .set_state("ready"); .connect() -> a client socket whose session has
+    reached the echo server (close it to end the session)."""
+
+    BINARY = "/usr/sbin/haproxy"
+
+    def __init__(self, backend="mysql", server="db1", target_port=None):
+        self.backend = backend
+        self.server = server
+        self.target_port = target_port   # the server's port instead of the echo server's
+        self.dir = None
+        self.proc = None
+        self._clients = []
+        self._echo_conns = []
+        self._echo = None
+        self._stopping = threading.Event()
+
+    def __enter__(self):
+        self.dir = tempfile.mkdtemp(prefix="warden-haproxy-")
+        try:
+            self._start_echo()
+            self.socket = os.path.join(self.dir, "admin.sock")
+            self.user_socket = os.path.join(self.dir, "user.sock")
+            self.frontend_port = free_port()
+            self.address = "127.0.0.1:%d" % free_port()
+            self.config = write_file(os.path.join(self.dir, "haproxy.cfg"), """\
+global
+  stats socket {socket} mode 600 level admin
+  stats socket {user_socket} mode 600 level user
+  stats socket ipv4@{address} level admin
+
+defaults
+  mode tcp
+  timeout connect 2s
+  timeout client 120s
+  timeout server 120s
+
+frontend fe
+  bind 127.0.0.1:{frontend_port}
+  default_backend {backend}
+
+backend {backend}
+  server {server} 127.0.0.1:{echo_port}
+""".format(socket=self.socket, user_socket=self.user_socket, address=self.address,
+           frontend_port=self.frontend_port, backend=self.backend, server=self.server,
+           echo_port=self.target_port or self.echo_port), 0o644)
+            self.output = os.path.join(self.dir, "haproxy.out")
+            with open(self.output, "w") as out:
+                self.proc = subprocess.Popen([self.BINARY, "-db", "-f", self.config],
+                                             stdin=subprocess.DEVNULL, stdout=out,
+                                             stderr=subprocess.STDOUT)
+            deadline = time.monotonic() + 15
+            while True:
+                try:
+                    if "srv_admin_state" in self.command("show servers state"):
+                        break
+                except OSError:
+                    pass
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError("haproxy did not start (exit %s):\n%s"
+                                         % (self.proc.poll(), _tail(self.output)))
+                time.sleep(0.05)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        for c in self._clients:
+            c.close()
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._stopping.set()
+        if self._echo:
+            self._echo.join()
+            self._listener.close()
+        for c in self._echo_conns:
+            c.close()
+        if self.dir:
+            _remove(self.dir)
+            self.dir = None
+
+    def _start_echo(self):
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(64)
+        self.echo_port = self._listener.getsockname()[1]
+        self._echo = threading.Thread(target=self._serve_echo, daemon=True)
+        self._echo.start()
+
+    def _serve_echo(self):
+        conns = []
+        while not self._stopping.is_set():
+            ready, _, _ = select.select([self._listener] + conns, [], [], 0.1)
+            for s in ready:
+                if s is self._listener:
+                    conn, _ = self._listener.accept()
+                    conns.append(conn)
+                    self._echo_conns.append(conn)
+                    continue
+                try:
+                    data = s.recv(65536)
+                except OSError:
+                    data = b""
+                if data:
+                    s.sendall(data)
+                else:
+                    conns.remove(s)
+                    s.close()
+
+    def command(self, text, socket_path=None, timeout=10):
+        """Sends one runtime-API command; returns the whole answer (str).
+        socket_path: a unix socket path or "HOST:PORT"; default the admin one."""
+        where = socket_path or self.socket
+        if where.startswith("/"):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            target = where
+        else:
+            host, _, port = where.rpartition(":")
+            s = socket.socket()
+            target = (host, int(port))
+        with s:
+            s.settimeout(timeout)
+            s.connect(target)
+            s.sendall(text.encode() + b"\n")
+            chunks = []
+            while True:
+                data = s.recv(65536)
+                if not data:
+                    break
+                chunks.append(data)
+        return b"".join(chunks).decode(errors="replace")
+
+    def _row(self, answer, separator, header_prefix, key, name):
+        lines = [l for l in answer.splitlines() if l.strip()]
+        header = [l for l in lines if l.startswith(header_prefix)]
+        if not header:
+            raise AssertionError("no table in HAProxy's answer: %r" % answer)
+        columns = header[0][len(header_prefix):].split(separator)
+        for line in lines:
+            if line.startswith("#"):
+                continue
+            row = dict(zip(columns, line.split(separator)))
+            if row.get(key) == name:
+                return row
+        raise AssertionError("no row for %s in HAProxy's answer: %r" % (name, answer))
+
+    def admin_state(self, server=None):
+        """srv_admin_state (0 ready, bit 0x01 maint, bit 0x08 drain)."""
+        answer = self.command("show servers state " + self.backend)
+        row = self._row(answer, " ", "# ", "srv_name", server or self.server)
+        return int(row["srv_admin_state"])
+
+    def sessions(self, server=None):
+        """The server's current sessions (scur)."""
+        answer = self.command("show stat")
+        row = self._row(answer, ",", "# ", "svname", server or self.server)
+        return int(row["scur"])
+
+    def set_state(self, state, server=None):
+        answer = self.command("set server %s/%s state %s"
+                              % (self.backend, server or self.server, state))
+        if answer.strip():
+            raise AssertionError("set server %s: %s" % (state, answer.strip()))
+
+    def connect(self, timeout=10):
+        """A client connection through the frontend whose session reached the
+        echo server (one round trip done). Closed at exit if still open."""
+        c = socket.create_connection(("127.0.0.1", self.frontend_port), timeout=timeout)
+        self._clients.append(c)
+        c.sendall(b"ping\n")
+        got = b""
+        while len(got) < 5:
+            data = c.recv(64)
+            if not data:
+                raise AssertionError("the session through haproxy closed: %r" % got)
+            got += data
+        return c
