@@ -60,6 +60,7 @@ struct FluentdConfig {
   std::uint64_t buffer_limit = 256ull << 20;
   std::uint64_t chunk_limit = 1ull << 20;
   Duration ack_timeout{60'000};      // no ack this long: reconnect and resend
+  Duration stop_flush{5'000};        // at stop, wait this long for the backlog; 0: no wait
 };
 
 struct CheckConfig {

@@ -221,8 +221,14 @@ void Daemon::OnStopPoll(struct ev_loop* loop, ev_timer* w, int) {
   d->SaveState();
   d->events_->Emit("daemon.stop", {{"version", kVersion}, {"config_digest", d->config_->digest},
                                    {"reason", d->stop_reason_}});
-  spdlog::info("stopped");
-  ev_break(loop, EVBREAK_ALL);
+  auto stopped = [loop](bool) {
+    spdlog::info("stopped");
+    ev_break(loop, EVBREAK_ALL);
+  };
+  // The loop (and the watchdog timer) runs on until fluentd has daemon.stop
+  // and the rest of the backlog, or [fluentd] stop_flush has passed.
+  if (d->fluentd_) d->fluentd_->Drain(d->fluentd_->config().stop_flush, stopped);
+  else stopped(true);
 }
 
 void Daemon::OnWatchdog(struct ev_loop*, ev_timer*, int) { sd_notify(0, "WATCHDOG=1"); }

@@ -96,6 +96,15 @@ void LoadFluentdSection(const RawSection& s, FluentdConfig& c, Diagnostics& diag
     if (v->count() < 100) r.Error(*r.Find("ack_timeout"), "ack_timeout must be at least 100ms");
     else c.ack_timeout = *v;
   }
+  // Bounded well below the unit's TimeoutStopSec (15min, which must also
+  // cover the longest action timeout): what is not shipped stays buffered.
+  if (auto v = r.GetDuration("stop_flush")) {
+    if (v->count() > 60'000) {
+      r.Error(*r.Find("stop_flush"), "stop_flush must be at most 1m (0: no wait at stop)");
+    } else {
+      c.stop_flush = *v;
+    }
+  }
   if (c.buffer_limit < 2 * c.chunk_limit && r.Has("buffer_limit")) {
     r.Error(*r.Find("buffer_limit"), "buffer_limit must be at least twice chunk_limit");
   }

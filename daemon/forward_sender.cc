@@ -58,7 +58,8 @@ nlohmann::json FluentdStats::ToJson() const {
           {"backlog_bytes", backlog_bytes}, {"in_flight_chunks", in_flight_chunks},
           {"chunks_sent", chunks_sent},     {"chunks_acked", chunks_acked},
           {"events_acked", events_acked},   {"dropped_total", dropped_total},
-          {"connects", connects},           {"last_ack_ms", iso(last_ack)},
+          {"connects", connects},           {"failed_attempts", failed_attempts},
+          {"last_ack_ms", iso(last_ack)},
           {"last_error", last_error},       {"last_error_ms", iso(last_error_time)}};
 }
 
@@ -132,6 +133,49 @@ void ForwardSender::Stop() {
   ev_timer_stop(loop_, tick_.get());
   if (Status s = buffer_.Sync(); !s.ok()) spdlog::error("fluentd: {}", s.message());
   if (Status s = buffer_.SaveAck(); !s.ok()) spdlog::error("fluentd: {}", s.message());
+}
+
+void ForwardSender::Drain(Duration within, std::function<void(bool drained)> done) {
+  drain_done_ = std::move(done);
+  drain_started_ = Clock::now();
+  drain_deadline_ = drain_started_ + within;
+  if (!started_ || within.count() <= 0 || buffer_.backlog_events() == 0) {
+    FinishDrain();
+    return;
+  }
+  spdlog::info("fluentd: delivering {} buffered events before stopping (at most {})",
+               buffer_.backlog_events(), FormatDuration(within));
+  if (state_ == State::kIdle) {
+    // Backing off: one attempt now rather than sleeping through the deadline.
+    ev_timer_stop(loop_, retry_.get());
+    Connect();
+  }
+}
+
+// From OnTick only: never inside an I/O callback, so done() may Stop().
+void ForwardSender::CheckDrain(Clock::time_point now) {
+  if (!drain_done_) return;
+  bool hopeless = state_ == State::kIdle && ev_is_active(retry_.get()) &&
+                  now + std::chrono::duration<double>(ev_timer_remaining(loop_, retry_.get())) >=
+                      drain_deadline_;
+  if (buffer_.backlog_events() == 0 || now >= drain_deadline_ || hopeless) FinishDrain();
+}
+
+void ForwardSender::FinishDrain() {
+  std::function<void(bool)> done = std::move(drain_done_);
+  drain_done_ = nullptr;
+  if (!done) return;
+  std::uint64_t left = buffer_.backlog_events();
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - drain_started_);
+  if (left == 0) {
+    spdlog::info("fluentd: every event delivered before stopping ({} ms)", took.count());
+  } else {
+    spdlog::warn("fluentd: stopping with {} events unshipped; they stay in the buffer for the "
+                 "next start (waited {} ms{}{})",
+                 left, took.count(), stats_.last_error.empty() ? "" : "; last error: ",
+                 stats_.last_error);
+  }
+  done(left == 0);
 }
 
 void ForwardSender::OnEvent(const nlohmann::json& event) {
@@ -243,6 +287,7 @@ void ForwardSender::Fail(const std::string& error) {
   double delay = std::min(kBackoffCap, kBackoffBase * static_cast<double>(1ull << std::min(attempt_, 20)));
   delay = delay / 2 + std::uniform_real_distribution<double>(0, delay / 2)(rng_);
   ++attempt_;
+  stats_.failed_attempts = static_cast<std::uint64_t>(attempt_);
   if (was_connected || attempt_ <= 1) {
     spdlog::warn("fluentd: {}; retrying in {:.1f}s ({} events waiting)", error, delay,
                  buffer_.backlog_events());
@@ -273,6 +318,7 @@ void ForwardSender::OnTick(struct ev_loop*, ev_timer* w, int) {
     self->last_save_ = now;
     if (Status s = self->buffer_.SaveAck(); !s.ok()) self->SetError(s.message());
   }
+  self->CheckDrain(now);
 }
 
 void ForwardSender::OnIo(struct ev_loop*, ev_io* w, int revents) {
@@ -393,6 +439,7 @@ void ForwardSender::Delivered(const Chunk& c) {
   stats_.events_acked += c.count;
   stats_.last_ack = std::chrono::system_clock::now();
   attempt_ = 0;
+  stats_.failed_attempts = 0;
 }
 
 void ForwardSender::ReadAcks() {

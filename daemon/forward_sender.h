@@ -17,6 +17,11 @@
 // back off exponentially (250 ms doubling to 30 s) with jitter (each wait
 // drawn from [d/2, d]).
 //
+// Stop: Drain() keeps shipping for a bounded time (stop_flush) so that
+// daemon.stop and the rest of the backlog reach fluentd before wardend
+// exits; what is not delivered by then stays in the buffer for the next
+// start.
+//
 // Threads: the loop's only. Nothing blocks: non-blocking connect, ev_io for
 // the socket; the address is numeric (config.cc refuses names).
 #pragma once
@@ -54,6 +59,7 @@ struct FluentdStats {
   std::uint64_t events_acked = 0;     // since start (resends count again)
   std::uint64_t dropped_total = 0;    // since start, for the buffer limit
   std::uint64_t connects = 0;
+  std::uint64_t failed_attempts = 0;  // connections failed since the last ack (backoff step)
   std::optional<std::chrono::system_clock::time_point> last_ack;
   std::optional<std::chrono::system_clock::time_point> last_error_time;
   std::string last_error;
@@ -73,6 +79,16 @@ class ForwardSender {
   void Start();
   // Stops the watchers; what is buffered stays for the next start.
   void Stop();
+  // The bounded flush at stop: keeps shipping until the buffer holds
+  // nothing unacknowledged (nothing unwritten with ack = no) or `within`
+  // has passed, then calls done(drained) once and ships on as before until
+  // Stop(). A sender waiting out a reconnect backoff connects at once; when
+  // a connection fails and its next retry would come after the deadline,
+  // the wait ends early. What is left behind is logged and stays in the
+  // buffer. `done` runs from the sender's own timer (it may ev_break and
+  // Stop(), not destroy the sender), or at once inside Drain() when there
+  // is nothing to wait for (not started, empty backlog, `within` of 0).
+  void Drain(Duration within, std::function<void(bool drained)> done);
 
   // An EventLog subscriber: encodes and buffers one event, then schedules a
   // send (on the next loop iteration, so a burst is one fdatasync).
@@ -83,6 +99,9 @@ class ForwardSender {
 
   FluentdStats stats() const;
   const EventBuffer& buffer() const { return buffer_; }
+  // The [fluentd] settings in effect: those of the start (a reload does
+  // not rebuild the sender).
+  const FluentdConfig& config() const { return config_; }
 
   // The msgpack entry [EventTime, record] for an event; the time comes from
   // its `time` field (RFC 3339), else now. Exposed for tests.
@@ -115,6 +134,8 @@ class ForwardSender {
   void Delivered(const Chunk& c);
   void UpdateIo();
   void SetError(const std::string& error);
+  void CheckDrain(std::chrono::steady_clock::time_point now);
+  void FinishDrain();
 
   struct ev_loop* loop_;
   FluentdConfig config_;
@@ -140,6 +161,9 @@ class ForwardSender {
   std::chrono::steady_clock::time_point last_save_;
   std::mt19937_64 rng_;
   FluentdStats stats_;
+  // Drain(): set while a stop waits for the backlog.
+  std::function<void(bool)> drain_done_;
+  std::chrono::steady_clock::time_point drain_started_, drain_deadline_;
 };
 
 }  // namespace warden

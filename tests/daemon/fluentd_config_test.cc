@@ -52,6 +52,8 @@ TEST_CASE("fluentd: defaults with a TCP address", "[config][fluentd]") {
   CHECK(f.ack);
   CHECK(f.buffer_limit == 256ull * 1024 * 1024);
   CHECK(f.chunk_limit == 1024ull * 1024);
+  CHECK(f.ack_timeout == Duration(60'000));
+  CHECK(f.stop_flush == Duration(5'000));
 }
 
 TEST_CASE("fluentd: without the section delivery is off", "[config][fluentd]") {
@@ -64,7 +66,7 @@ TEST_CASE("fluentd: without the section delivery is off", "[config][fluentd]") {
 
 TEST_CASE("fluentd: every key is read", "[config][fluentd]") {
   Loaded l = Load("address = [::1]:24225\ntag = ops.db\nack = no\nbuffer_limit = 64MB\n"
-                  "chunk_limit = 512KB\nack_timeout = 5s\n");
+                  "chunk_limit = 512KB\nack_timeout = 5s\nstop_flush = 2500ms\n");
   INFO(l.All());
   REQUIRE(l.config);
   const FluentdConfig& f = l.config->fluentd;
@@ -75,6 +77,35 @@ TEST_CASE("fluentd: every key is read", "[config][fluentd]") {
   CHECK(f.buffer_limit == 64ull << 20);
   CHECK(f.chunk_limit == 512ull << 10);
   CHECK(f.ack_timeout == Duration(5000));
+  CHECK(f.stop_flush == Duration(2500));
+}
+
+TEST_CASE("fluentd: stop_flush = 0 means no wait at stop", "[config][fluentd]") {
+  Loaded l = Load("address = 127.0.0.1:24224\nstop_flush = 0\n");
+  INFO(l.All());
+  REQUIRE(l.config);
+  CHECK(l.config->fluentd.stop_flush == Duration(0));
+}
+
+TEST_CASE("fluentd: bad ack_timeout and stop_flush values name their line", "[config][fluentd]") {
+  struct Case {
+    const char* keys;
+    const char* error;
+  };
+  for (const Case& c : {
+           Case{"ack_timeout = 50ms\n", "warden.ini:8: ack_timeout must be at least 100ms"},
+           Case{"ack_timeout = 0\n", "warden.ini:8: ack_timeout must be at least 100ms"},
+           Case{"ack_timeout = soon\n", "warden.ini:8: ack_timeout:"},
+           Case{"ack_timeout = 60\n", "warden.ini:8: ack_timeout: duration '60' needs a unit"},
+           Case{"stop_flush = 2m\n", "warden.ini:8: stop_flush must be at most 1m (0: no wait"},
+           Case{"stop_flush = -1s\n", "warden.ini:8: stop_flush:"},
+           Case{"stop_flush = 5\n", "warden.ini:8: stop_flush: duration '5' needs a unit"},
+       }) {
+    Loaded l = Load(std::string("address = 127.0.0.1:24224\n") + c.keys);
+    INFO(c.keys << l.All());
+    CHECK_FALSE(l.config);
+    CHECK(l.Has(c.error));
+  }
 }
 
 TEST_CASE("fluentd: localhost is 127.0.0.1; other names are refused", "[config][fluentd]") {

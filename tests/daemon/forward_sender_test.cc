@@ -2,8 +2,11 @@
 // msgpack-cxx, independent of the nlohmann encoder the sender uses.
 #include "daemon/forward_sender.h"
 
+#include <arpa/inet.h>
 #include <ev.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,7 +14,9 @@
 #include <chrono>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <msgpack.hpp>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -24,13 +29,15 @@ namespace {
 
 class Receiver {
  public:
-  explicit Receiver(const TempDir& dir, const std::string& mode = "ack") : dir_(dir) {
+  explicit Receiver(const TempDir& dir, const std::string& mode = "ack", int port = 0)
+      : dir_(dir) {
     SetMode(mode);
     std::string out = dir / "receiver.stdout";
+    std::string port_arg = std::to_string(port);
     pid_ = ::fork();
     if (pid_ == 0) {
       std::freopen(out.c_str(), "w", stdout);
-      ::execl(FLUENTD_RECEIVER, FLUENTD_RECEIVER, "--port", "0", "--out",
+      ::execl(FLUENTD_RECEIVER, FLUENTD_RECEIVER, "--port", port_arg.c_str(), "--out",
               (dir / "received.jsonl").c_str(), "--control", (dir / "control").c_str(),
               static_cast<char*>(nullptr));
       ::_exit(127);
@@ -53,7 +60,10 @@ class Receiver {
     std::vector<nlohmann::json> out;
     std::ifstream in(dir_ / "received.jsonl");
     std::string line;
-    while (std::getline(in, line)) out.push_back(nlohmann::json::parse(line));
+    while (std::getline(in, line)) {
+      auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+      if (!j.is_discarded()) out.push_back(std::move(j));   // else: a line being written
+    }
     return out;
   }
 
@@ -79,6 +89,32 @@ bool RunUntil(struct ev_loop* loop, const std::function<bool()>& pred, double ti
   ev_run(loop, 0);
   ev_timer_stop(loop, &t);
   return pred();
+}
+
+// A TCP port on 127.0.0.1 that was free a moment ago.
+int FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+FluentdConfig ConfigFor(int port) {
+  FluentdConfig cfg;
+  cfg.enabled = true;
+  cfg.host = "127.0.0.1";
+  cfg.port = port;
+  cfg.address = "127.0.0.1:" + std::to_string(port);
+  return cfg;
+}
+
+double Seconds(std::chrono::steady_clock::time_point since) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
 }
 
 nlohmann::json Event(std::uint64_t seq, const std::string& name) {
@@ -247,6 +283,177 @@ TEST_CASE("forward: a full buffer drops the oldest and reports how many", "[flue
     CHECK(st.dropped_total == reported);
     CHECK(st.backlog_events + reported == 2000);
     CHECK(st.backlog_bytes <= (64u << 10));
+    s.Stop();
+  }
+  ev_loop_destroy(loop);
+}
+
+TEST_CASE("forward: a chunk fluentd does not ack within ack_timeout is resent on a new connection",
+          "[fluentd]") {
+  TempDir dir;
+  Receiver rx(dir, "store-noack");   // stores, never acks: a chunk fluentd silently lost
+  struct ev_loop* loop = ev_loop_new(0);
+  FluentdConfig cfg = ConfigFor(rx.port());
+  cfg.ack_timeout = Duration(300);
+  {
+    ForwardSender s(loop, cfg);
+    REQUIRE(s.Open(dir / "buffer").ok());
+    auto t0 = std::chrono::steady_clock::now();
+    s.Start();
+    for (std::uint64_t i = 1; i <= 10; ++i) s.OnEvent(Event(i, "check.state"));
+    CHECK(RunUntil(loop, [&] { return rx.Received().size() >= 20; }, 10));
+    // Not before ack_timeout: the first copy came on the first connection.
+    CHECK(Seconds(t0) >= 0.3);
+    FluentdStats st = s.stats();
+    CHECK(st.connects >= 2);
+    CHECK(st.events_acked == 0);
+    CHECK(st.backlog_events == 10);
+    CHECK(st.last_error.find("no ack for chunk") != std::string::npos);
+    CHECK(st.last_error.find("within 300ms") != std::string::npos);
+    rx.SetMode("ack");
+    CHECK(RunUntil(loop, [&] { return s.stats().backlog_events == 0; }, 20));
+    s.Stop();
+  }
+  ev_loop_destroy(loop);
+  // Every connection carried 1..10 in order, from the oldest unacked.
+  std::map<int, std::vector<std::uint64_t>> by_conn;
+  for (const auto& r : rx.Received()) {
+    by_conn[r["conn"].get<int>()].push_back(r["record"]["seq"].get<std::uint64_t>());
+  }
+  REQUIRE(by_conn.size() >= 2);
+  std::vector<std::uint64_t> all(10);
+  for (std::uint64_t i = 0; i < 10; ++i) all[i] = i + 1;
+  for (const auto& [conn, seqs] : by_conn) {
+    INFO("conn " << conn);
+    CHECK(seqs == all);
+  }
+}
+
+TEST_CASE("forward: Drain waits for the ack of everything buffered", "[fluentd][stop]") {
+  TempDir dir;
+  Receiver rx(dir);
+  struct ev_loop* loop = ev_loop_new(0);
+  {
+    ForwardSender s(loop, ConfigFor(rx.port()));
+    REQUIRE(s.Open(dir / "buffer").ok());
+    s.Start();
+    for (std::uint64_t i = 1; i <= 50; ++i) s.OnEvent(Event(i, "check.state"));
+    s.OnEvent(Event(51, "daemon.stop"));   // as wardend does, right before Drain
+    std::optional<bool> drained;
+    s.Drain(Duration(5000), [&](bool d) {
+      drained = d;
+      ev_break(loop, EVBREAK_ONE);
+    });
+    CHECK_FALSE(drained.has_value());        // asynchronous: there was a backlog
+    ev_run(loop, 0);
+    REQUIRE(drained.has_value());
+    CHECK(*drained);
+    CHECK(s.stats().backlog_events == 0);
+    s.Stop();
+  }
+  ev_loop_destroy(loop);
+  auto got = rx.Received();
+  REQUIRE(got.size() == 51);
+  CHECK(got.back()["record"]["event"] == "daemon.stop");
+}
+
+TEST_CASE("forward: Drain with nothing to wait for answers at once", "[fluentd][stop]") {
+  TempDir dir;
+  struct ev_loop* loop = ev_loop_new(0);
+  {
+    ForwardSender s(loop, ConfigFor(1));   // nothing listens
+    REQUIRE(s.Open(dir / "buffer").ok());
+    s.Start();
+    std::optional<bool> drained;
+    s.Drain(Duration(5000), [&](bool d) { drained = d; });
+    CHECK(drained == std::optional<bool>(true));   // an empty buffer
+    s.OnEvent(Event(1, "daemon.stop"));
+    drained.reset();
+    s.Drain(Duration(0), [&](bool d) { drained = d; });
+    CHECK(drained == std::optional<bool>(false));  // stop_flush = 0: no wait
+    CHECK(s.stats().backlog_events == 1);
+    s.Stop();
+  }
+  ev_loop_destroy(loop);
+}
+
+TEST_CASE("forward: Drain in a long backoff connects at once", "[fluentd][stop]") {
+  TempDir dir;
+  int port = FreePort();
+  struct ev_loop* loop = ev_loop_new(0);
+  {
+    ForwardSender s(loop, ConfigFor(port));
+    REQUIRE(s.Open(dir / "buffer").ok());
+    s.Start();
+    for (std::uint64_t i = 1; i <= 5; ++i) s.OnEvent(Event(i, "check.state"));
+    // The 5th failure in a row schedules the next attempt 2-4 s away.
+    REQUIRE(RunUntil(loop, [&] { return s.stats().failed_attempts >= 5; }, 15));
+    Receiver rx(dir, "ack", port);
+    auto t0 = std::chrono::steady_clock::now();
+    std::optional<bool> drained;
+    s.Drain(Duration(10'000), [&](bool d) {
+      drained = d;
+      ev_break(loop, EVBREAK_ONE);
+    });
+    ev_run(loop, 0);
+    INFO(s.stats().ToJson().dump());
+    CHECK(drained == std::optional<bool>(true));
+    CHECK(Seconds(t0) < 1.5);
+    CHECK(s.stats().failed_attempts == 0);   // reset by the ack
+    CHECK(rx.Received().size() == 5);
+    s.Stop();
+  }
+  ev_loop_destroy(loop);
+}
+
+TEST_CASE("forward: Drain gives up at once when the next retry is past the deadline",
+          "[fluentd][stop]") {
+  TempDir dir;
+  struct ev_loop* loop = ev_loop_new(0);
+  {
+    ForwardSender s(loop, ConfigFor(FreePort()));   // nothing listens
+    REQUIRE(s.Open(dir / "buffer").ok());
+    s.Start();
+    s.OnEvent(Event(1, "check.state"));
+    REQUIRE(RunUntil(loop, [&] { return s.stats().failed_attempts >= 5; }, 15));
+    auto t0 = std::chrono::steady_clock::now();
+    std::optional<bool> drained;
+    // One immediate attempt (refused); the next would come 4-8 s later.
+    s.Drain(Duration(3000), [&](bool d) {
+      drained = d;
+      ev_break(loop, EVBREAK_ONE);
+    });
+    ev_run(loop, 0);
+    CHECK(drained == std::optional<bool>(false));
+    CHECK(Seconds(t0) < 1.0);
+    CHECK(s.stats().failed_attempts >= 6);
+    CHECK(s.stats().backlog_events == 1);   // stays for the next start
+    s.Stop();
+  }
+  ev_loop_destroy(loop);
+}
+
+TEST_CASE("forward: Drain ends at its deadline when fluentd does not ack", "[fluentd][stop]") {
+  TempDir dir;
+  Receiver rx(dir, "noack");
+  struct ev_loop* loop = ev_loop_new(0);
+  {
+    ForwardSender s(loop, ConfigFor(rx.port()));   // ack_timeout 60 s: one connection
+    REQUIRE(s.Open(dir / "buffer").ok());
+    s.Start();
+    for (std::uint64_t i = 1; i <= 5; ++i) s.OnEvent(Event(i, "check.state"));
+    auto t0 = std::chrono::steady_clock::now();
+    std::optional<bool> drained;
+    s.Drain(Duration(600), [&](bool d) {
+      drained = d;
+      ev_break(loop, EVBREAK_ONE);
+    });
+    ev_run(loop, 0);
+    double took = Seconds(t0);
+    CHECK(drained == std::optional<bool>(false));
+    CHECK(took >= 0.6);
+    CHECK(took < 2.0);
+    CHECK(s.stats().backlog_events == 5);
     s.Stop();
   }
   ev_loop_destroy(loop);

@@ -11,6 +11,7 @@ import time
 import unittest
 
 from harness import Wardend, WARDEND, free_port, write_file, run, WARDENCTL, _tail
+from test_systemd import NotifySocket
 
 RECEIVER = os.environ.get("FLUENTD_RECEIVER") or os.path.join(
     os.path.dirname(WARDEND), "fluentd_receiver")
@@ -48,7 +49,8 @@ message  = {{check}} is {{state}}
 [fluentd]
 address     = {address}
 ack         = {ack}
-ack_timeout = 2s
+ack_timeout = {ack_timeout}
+stop_flush  = {stop_flush}
 """
 
 
@@ -131,9 +133,10 @@ class FluentdDelivery(unittest.TestCase):
         finally:
             self.rx.stop()
 
-    def start(self, address=None, ack="yes"):
+    def start(self, address=None, ack="yes", ack_timeout="2s", stop_flush="5s", env=None):
         address = address or "127.0.0.1:%d" % self.rx.port
-        self.wd.start(CONFIG.format(address=address, ack=ack, **self.wd.paths))
+        self.wd.start(CONFIG.format(address=address, ack=ack, ack_timeout=ack_timeout,
+                                    stop_flush=stop_flush, **self.wd.paths), env=env)
 
     def wait_events(self, n, timeout=60):
         self.wd.wait_for(lambda ev: len(ev) >= n, timeout=timeout)
@@ -186,12 +189,83 @@ class FluentdDelivery(unittest.TestCase):
             self.assertTrue(r["size_ok"])
             self.assertIsInstance(r["chunk"], str)
         self.assertTrue({"daemon", "check", "action"} <= families, families)
-        # daemon.stop is buffered at exit and shipped by the next start.
+        # A stop and a start: both lifecycle events arrive too.
         self.wd.stop()
         self.start()
         self.wd.wait_event("daemon.start")
         events, _ = self.assert_delivered()
         self.assertTrue(any(e["event"] == "daemon.stop" for e in events))
+
+    def stop_timed(self, timeout=30):
+        t0 = time.monotonic()
+        rc = self.wd.stop(timeout=timeout)
+        return rc, time.monotonic() - t0
+
+    def test_stop_waits_until_fluentd_has_daemon_stop(self):
+        self.rx.start()
+        self.start()
+        self.wait_events(10)
+        rc, took = self.stop_timed()
+        self.assertEqual(rc, 0, self.wd.log())
+        # Read once wardend has exited, with the same receiver running on:
+        # daemon.stop arrived before the exit, not at a next start.
+        stop = [e for e in self.wd.events() if e["event"] == "daemon.stop"]
+        self.assertEqual(len(stop), 1)
+        got = [r["record"] for r in self.rx.records() if r["record"]["seq"] == stop[0]["seq"]]
+        self.assertTrue(got, "daemon.stop not at the receiver when wardend exited\n"
+                        + self.wd.log()[-3000:])
+        self.assertEqual(got[0], stop[0])
+        self.assertLess(took, 5, "a flush with fluentd up should take a moment")
+        self.assertIn("every event delivered before stopping", self.wd.log())
+        self.assertTrue(self.rx.proc.poll() is None)
+        self.assert_delivered(timeout=1)   # everything else too, already there
+
+    def test_stop_with_fluentd_down_is_bounded_and_the_next_start_ships(self):
+        self.rx.port = free_port()          # nothing listens there yet
+        self.start(stop_flush="2s")
+        self.wait_events(10)
+        rc, took = self.stop_timed()
+        self.assertEqual(rc, 0, self.wd.log())
+        self.assertLess(took, 15, "stop_flush = 2s")
+        self.assertRegex(self.wd.log(), r"stopping with \d+ events unshipped; they stay in the "
+                                        r"buffer for the next start")
+        self.assertEqual(self.rx.records(), [])
+        stop = [e for e in self.wd.events() if e["event"] == "daemon.stop"]
+        self.assertEqual(len(stop), 1)
+        self.rx.start()
+        self.start()
+        self.wd.wait_event("daemon.start")
+        self.assert_delivered(timeout=90)
+        self.assertTrue([r for r in self.rx.records() if r["record"]["seq"] == stop[0]["seq"]])
+
+    def test_stop_flush_ends_at_its_deadline_and_feeds_the_watchdog(self):
+        # fluentd accepts and never acks (ack_timeout far away): the flush
+        # can only end at stop_flush; systemd's watchdog is fed meanwhile.
+        watchdog_usec = 1_000_000
+        notify = NotifySocket(self.wd.dir)
+        self.addCleanup(notify.close)
+        self.rx.set("noack")
+        self.rx.start()
+        self.start(ack_timeout="60s", stop_flush="3s",
+                   env={"NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": watchdog_usec,
+                        "WATCHDOG_PID": None})
+        notify.wait_for("READY=1", timeout=15)
+        self.wait_events(10)
+        self.wd.signal(signal.SIGTERM)
+        stopping_at = notify.wait_for("STOPPING=1", timeout=10)[0]
+        while self.wd.running():
+            notify.receive(0.05)
+        exited_at = time.monotonic()
+        self.assertEqual(self.wd.proc.returncode, 0, self.wd.log())
+        took = exited_at - stopping_at
+        self.assertGreaterEqual(took, 2.8, "left before stop_flush = 3s")
+        self.assertLess(took, 10)
+        pings = [t for t, _, f in notify.all if "WATCHDOG=1" in f and t > stopping_at]
+        self.assertGreaterEqual(len(pings), 4, notify.all)
+        times = [stopping_at] + pings + [exited_at]
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        self.assertLess(max(gaps), watchdog_usec / 1e6, "watchdog gap during the flush: %r" % gaps)
+        self.assertRegex(self.wd.log(), r"stopping with \d+ events unshipped")
 
     def test_fluentd_down_at_start_and_for_a_while(self):
         self.rx.port = free_port()
@@ -298,7 +372,8 @@ class FluentdDelivery(unittest.TestCase):
         self.assertTrue(all(r["chunk"] is None for r in records))
 
     def test_unix_socket_with_ack_is_refused(self):
-        self.wd.write_config(CONFIG.format(address="unix:/tmp/f.sock", ack="yes", **self.wd.paths))
+        self.wd.write_config(CONFIG.format(address="unix:/tmp/f.sock", ack="yes",
+                                           ack_timeout="2s", stop_flush="5s", **self.wd.paths))
         p = run([WARDENCTL, "-c", self.wd.paths["config"], "validate"], check=False)
         self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
         self.assertIn("fluentd never acks on a unix socket", p.stdout + p.stderr)
