@@ -11,6 +11,7 @@
 #include "daemon/executor.h"
 #include "daemon/forward_sender.h"
 #include "daemon/guard.h"
+#include "daemon/jobs.h"
 #include "daemon/mutex_client.h"
 #include "daemon/scheduler.h"
 #include "daemon/state.h"
@@ -103,7 +104,7 @@ void ControlCommands::Handle(const json& request, const Peer& peer, Access acces
   const std::string cmd = request.value("cmd", "");
   const bool reading = cmd == "status" || cmd == "events" || cmd == "ping";
   const bool known = reading || cmd == "check" || cmd == "run" || cmd == "pause" ||
-                     cmd == "unpause" || cmd == "reload";
+                     cmd == "unpause" || cmd == "reload" || cmd == "resume";
   if (!known) {
     reply(Error("unknown command '" + cmd + "'"));
     return;
@@ -147,7 +148,7 @@ void ControlCommands::Handle(const json& request, const Peer& peer, Access acces
   } else if (cmd == "run") {
     auto name = text("name");
     if (!name || name->empty()) {
-      reply(Error("run: an action name is needed"));
+      reply(Error("run: an action or job name is needed"));
       return;
     }
     spdlog::info("wardenctl run {}{}{} by {}", *name, flag("dry_run") ? " --dry-run" : "",
@@ -166,6 +167,8 @@ void ControlCommands::Handle(const json& request, const Peer& peer, Access acces
     bool was = d_.guard_->paused();
     d_.SetPaused(false, "", peer.Describe());
     reply({{"ok", true}, {"paused", false}, {"was_paused", was}, {"persisted", d_.state_saved_}});
+  } else if (cmd == "resume") {
+    reply(d_.jobs_->Resume(peer.Describe()));
   } else if (cmd == "reload") {
     spdlog::info("reload requested by {}", peer.Describe());
     reply(d_.Reload("wardenctl"));
@@ -235,8 +238,7 @@ json ControlCommands::Status() const {
   }
   mutex["url"] = c.mutex.url;
   j["mutex"] = std::move(mutex);
-  // Jobs arrive with their own issue: nothing is ever queued in this version.
-  j["jobs"] = json::array();
+  j["jobs"] = d_.jobs_->Status();
   j["events"] = {{"file", c.EventsPath()}, {"last_seq", d_.events_->last_seq()}};
   if (const ForwardSender* f = d_.fluentd()) j["events"]["fluentd"] = f->stats().ToJson();
   if (!d_.state_error_.empty()) j["state_error"] = d_.state_error_;
@@ -281,9 +283,13 @@ void ControlCommands::Check(const std::string& name, ControlServer::Reply reply)
 void ControlCommands::Run(const std::string& name, bool dry_run, bool wait,
                           ControlServer::Reply reply) {
   std::shared_ptr<const Config> config = d_.config_;
+  if (config->FindJob(name)) {
+    RunJob(name, dry_run, wait, std::move(reply));
+    return;
+  }
   const ActionConfig* a = config->FindAction(name);
   if (!a) {
-    reply(Error("no action named '" + name + "'"));
+    reply(Error("no action or job named '" + name + "'"));
     return;
   }
   if (d_.stopping_) {
@@ -317,6 +323,43 @@ void ControlCommands::Run(const std::string& name, bool dry_run, bool wait,
   }
   runs_[name].push_back(PendingRun{wait, false, std::move(reply)});
   d_.executor_->Fire(config, *a, Trigger{"ctl", "wardenctl", "", ""});
+}
+
+void ControlCommands::RunJob(const std::string& name, bool dry_run, bool wait,
+                             ControlServer::Reply reply) {
+  if (dry_run) {
+    d_.jobs_->Plan(name, std::move(reply));
+    return;
+  }
+  if (wait && d_.jobs_->halted()) {
+    reply(Error("the job queue is halted (" + d_.guard_->halt_reason() +
+                "): job " + name + " would wait until wardenctl resume; not queued"));
+    return;
+  }
+  JobRunner::Done done;
+  if (wait) {
+    done = [reply](const json& e) {
+      bool ok = e.value("event", "") == "job.finish";
+      json r = {{"ok", ok}, {"finished", true}, {"event", e}};
+      if (!ok) {
+        r["error"] = "job " + e.value("job", "") + " " +
+                     (e.value("result", "") == "interrupted" ? "was interrupted" : "failed") +
+                     (e.value("step", "").empty() ? "" : " at " + e.value("step", "")) + ": " +
+                     e.value("error", "");
+      }
+      reply(std::move(r));
+    };
+  }
+  JobRunner::Queued q = d_.jobs_->Enqueue(name, Trigger{"ctl", "wardenctl", "", ""}, done);
+  if (!q.ok) {
+    reply(Error(q.error));
+    return;
+  }
+  if (!wait) {
+    json r = {{"ok", true}, {"queued", true}, {"job", name}, {"position", q.position}};
+    if (d_.jobs_->halted()) r["halted"] = d_.guard_->halt_reason();
+    reply(std::move(r));
+  }
 }
 
 void ControlCommands::OnEvent(const json& e) {

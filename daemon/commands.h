@@ -3,10 +3,12 @@
 // of Daemon) and always uses the current config snapshot.
 //
 // Commands ("cmd") and who may use them:
-//   status                      read   checks, pause, halt, mutex, events, jobs (none yet)
+//   status                      read   checks, pause, halt, mutex, events, jobs
 //   events {"n": N}             read   the latest N (default 20, at most 10000) events
 //   check {"name"}              admin  runs a check now (its result counts like any run)
-//   run {"name","dry_run","wait"} admin an action through the guard, trigger "ctl"
+//   run {"name","dry_run","wait"} admin an action through the guard, trigger "ctl", or
+//                                      a job onto the queue (dry_run: its plan)
+//   resume                      admin  clears the queue's halt (daemon/jobs.h)
 //   pause {"reason"} / unpause  admin  host-local kill switch, persisted at once
 //   reload                      admin  re-reads the config (Daemon::Reload)
 //
@@ -45,6 +47,7 @@ class ControlCommands {
  private:
   void Check(const std::string& name, ControlServer::Reply reply);
   void Run(const std::string& name, bool dry_run, bool wait, ControlServer::Reply reply);
+  void RunJob(const std::string& name, bool dry_run, bool wait, ControlServer::Reply reply);
   void Events(std::int64_t n, ControlServer::Reply reply);
 
   struct PendingRun {

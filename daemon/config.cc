@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <map>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <functional>
 #include <set>
@@ -105,12 +106,15 @@ class Loader {
       else if (s.kind == "check") LoadCheck(s, *config);
       else if (s.kind == "action") LoadAction(s, *config);
       else if (s.kind == "fluentd") { NoName(s); LoadFluentdSection(s, config->fluentd, diag_); }
-      else if (s.kind == "fleet" || s.kind == "job" || s.kind == "wait")
+      else if (s.kind == "job") LoadJob(s, *config);
+      else if (s.kind == "wait") LoadWait(s, *config);
+      else if (s.kind == "fleet")
         diag_.Error(s.where, s.title() + " is not supported by this version of wardend (" +
                                  std::string(kVersionNote) + ")");
       else
         diag_.Error(s.where, "unknown section " + s.title() +
-                                 " (known: daemon, log, control, mysql, mutex, fluentd, check, action)");
+                                 " (known: daemon, log, control, mysql, mutex, fluentd, check, "
+                                 "action, wait, job)");
     }
     if (!have_mutex && !sections.empty()) {
       diag_.Error(path + ": no [mutex] section: set url=…, backend=etcd or mode=off "
@@ -122,7 +126,7 @@ class Loader {
   }
 
  private:
-  static constexpr const char* kVersionNote = "fluentd, fleet slots and jobs come in later releases";
+  static constexpr const char* kVersionNote = "fleet slots on etcd come in a later release";
 
   void NoName(const RawSection& s) {
     if (!s.name.empty()) diag_.Error(s.where, "[" + s.kind + "] takes no name (got '" + s.name + "')");
@@ -357,7 +361,110 @@ class Loader {
     c.actions.push_back(std::move(ac));
   }
 
+  void LoadWait(const RawSection& s, Config& c) {
+    OptionReader r(s, diag_);
+    WaitConfig w;
+    w.name = s.name;
+    w.where = s.where;
+    if (!ValidName(s.name)) r.Error("wait name '" + s.name + "' is invalid (letters, digits, _ - .)");
+    w.checks = r.GetList("checks");
+    if (w.checks.empty() && !r.Has("checks")) {
+      r.Error("missing key 'checks': the checks that must be ok, comma separated");
+    }
+    if (auto v = r.GetDuration("for")) w.hold = *v;
+    if (auto v = r.GetDuration("timeout")) {
+      if (v->count() <= 0) r.Error(*r.Find("timeout"), "timeout must be longer than 0");
+      else w.timeout = *v;
+    }
+    if (w.hold >= w.timeout) {
+      r.Error(r.Find("for") ? *r.Find("for") : *r.Find("timeout"),
+              "for (" + FormatDuration(w.hold) + ") must be shorter than timeout (" +
+                  FormatDuration(w.timeout) + "), or the wait can never succeed");
+    }
+    r.Finish("[wait]");
+    for (const auto& other : c.waits) {
+      if (other.name == s.name) return;
+    }
+    c.waits.push_back(std::move(w));
+  }
+
+  void LoadJob(const RawSection& s, Config& c) {
+    OptionReader r(s, diag_);
+    JobConfig j;
+    j.name = s.name;
+    j.where = s.where;
+    if (!ValidName(s.name)) r.Error("job name '" + s.name + "' is invalid (letters, digits, _ - .)");
+    j.steps = r.GetList("steps");
+    if (j.steps.empty() && !r.Has("steps")) {
+      r.Error("missing key 'steps': actions and waits, comma separated, run in order");
+    }
+    if (auto text = r.Text("schedule")) {
+      auto cron = ParseCron(*text);
+      if (!cron) {
+        r.Error(*r.Find("schedule"), cron.error());
+      } else if (!NextCronTime(*cron, static_cast<std::int64_t>(::time(nullptr)))) {
+        r.Error(*r.Find("schedule"), "schedule: '" + cron->text + "' never fires (no such date)");
+      } else {
+        j.schedule = std::move(*cron);
+      }
+    }
+    if (auto v = r.GetDuration("timeout")) {
+      if (v->count() <= 0) r.Error(*r.Find("timeout"), "timeout must be longer than 0");
+      else j.timeout = *v;
+    }
+    if (const ConfigEntry* e = r.Find("slot")) {
+      r.Error(*e, "slot needs [fleet] slots on etcd, which this version of wardend does not "
+                  "support yet; remove slot to run the job without fleet coordination");
+    }
+    if (const ConfigEntry* e = r.Find("slots")) {
+      r.Error(*e, "slots needs [fleet] slots on etcd, which this version of wardend does not "
+                  "support yet");
+    }
+    r.Finish("[job]");
+    for (const auto& other : c.jobs) {
+      if (other.name == s.name) return;
+    }
+    c.jobs.push_back(std::move(j));
+  }
+
+  // Actions, waits and jobs share one namespace: a check's on_crit and a
+  // job's steps name them without saying which kind.
+  void CrossCheckJobs(Config& c) {
+    std::map<std::string, std::pair<std::string, Location>> names;
+    auto claim = [&](const std::string& name, const std::string& kind, const Location& where) {
+      auto [it, fresh] = names.emplace(name, std::make_pair(kind, where));
+      if (!fresh) {
+        diag_.Error(where, "[" + kind + " " + name + "] has the name of [" + it->second.first +
+                               " " + name + "] (" + it->second.second.str() +
+                               "): actions, waits and jobs share one namespace");
+      }
+    };
+    for (const auto& a : c.actions) claim(a.common.name, "action", a.where);
+    for (const auto& w : c.waits) claim(w.name, "wait", w.where);
+    for (const auto& j : c.jobs) claim(j.name, "job", j.where);
+    for (const auto& w : c.waits) {
+      for (const auto& n : w.checks) {
+        if (!c.FindCheck(n)) {
+          diag_.Error(w.where, "[wait " + w.name + "] checks names '" + n +
+                                   "', which is not a check");
+        }
+      }
+    }
+    for (const auto& j : c.jobs) {
+      for (const auto& n : j.steps) {
+        if (c.FindJob(n)) {
+          diag_.Error(j.where, "[job " + j.name + "] step '" + n +
+                                   "' is a job; a job's steps are actions and waits");
+        } else if (!c.FindAction(n) && !c.FindWait(n)) {
+          diag_.Error(j.where, "[job " + j.name + "] step '" + n +
+                                   "' is neither an action nor a wait");
+        }
+      }
+    }
+  }
+
   void CrossCheck(Config& c) {
+    CrossCheckJobs(c);
     for (const auto& ref : connection_refs_) {
       if (!c.mysql.count(ref.name)) {
         if (ref.name.empty()) {
@@ -382,9 +489,10 @@ class Loader {
       }
       auto refs = [&](const std::vector<std::string>& names, const char* key) {
         for (const auto& n : names) {
-          if (!c.FindAction(n)) {
+          if (!c.FindAction(n) && !c.FindJob(n)) {
             diag_.Error(cc.where, "[check " + cc.common.name + "] " + key + " names '" + n +
-                                      "', which is not an action");
+                                      (c.FindWait(n) ? "', a wait: waits are steps of jobs"
+                                                     : "', which is neither an action nor a job"));
           }
         }
       };
@@ -467,6 +575,20 @@ const CheckConfig* Config::FindCheck(const std::string& name) const {
 const ActionConfig* Config::FindAction(const std::string& name) const {
   for (const auto& a : actions) {
     if (a.common.name == name) return &a;
+  }
+  return nullptr;
+}
+
+const WaitConfig* Config::FindWait(const std::string& name) const {
+  for (const auto& w : waits) {
+    if (w.name == name) return &w;
+  }
+  return nullptr;
+}
+
+const JobConfig* Config::FindJob(const std::string& name) const {
+  for (const auto& j : jobs) {
+    if (j.name == name) return &j;
   }
   return nullptr;
 }

@@ -10,6 +10,7 @@
 
 #include "actions/action.h"
 #include "checks/check.h"
+#include "daemon/cron.h"
 #include "daemon/evaluator.h"
 #include "daemon/ini.h"
 #include "daemon/mysql.h"
@@ -81,6 +82,28 @@ struct ActionConfig {
   Location where;
 };
 
+// [wait NAME]: a job step that succeeds once every named check has been ok
+// continuously for `for` (counted from the step's start at the earliest),
+// and fails at `timeout`.
+struct WaitConfig {
+  std::string name;
+  std::vector<std::string> checks;
+  Duration hold{30'000};            // `for`
+  Duration timeout{600'000};
+  Location where;
+};
+
+// [job NAME]: steps (actions or waits) run in order on the host's job
+// queue (daemon/jobs.h); the first failing step stops the job and halts
+// the queue.
+struct JobConfig {
+  std::string name;
+  std::vector<std::string> steps;
+  std::optional<CronSchedule> schedule;
+  Duration timeout{7'200'000};      // 2h: checked at step boundaries, paused time excluded
+  Location where;
+};
+
 struct Config {
   std::string path;
   DaemonConfig daemon;
@@ -91,11 +114,15 @@ struct Config {
   FluentdConfig fluentd;
   std::vector<CheckConfig> checks;                // in file order
   std::vector<ActionConfig> actions;
+  std::vector<WaitConfig> waits;
+  std::vector<JobConfig> jobs;
   std::string digest;                             // of all files' bytes, for events
   std::vector<std::string> secrets;               // passwords, tokens: redacted from tails
 
   const CheckConfig* FindCheck(const std::string& name) const;
   const ActionConfig* FindAction(const std::string& name) const;
+  const WaitConfig* FindWait(const std::string& name) const;
+  const JobConfig* FindJob(const std::string& name) const;
   std::string EventsPath() const;
 };
 

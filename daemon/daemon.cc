@@ -13,6 +13,7 @@
 #include "daemon/executor.h"
 #include "daemon/forward_sender.h"
 #include "daemon/guard.h"
+#include "daemon/jobs.h"
 #include "daemon/mutex_client.h"
 #include "daemon/mysql.h"
 #include "daemon/process.h"
@@ -39,6 +40,7 @@ Daemon::~Daemon() {
   // Threads and children first: nothing may call back into what follows.
   workers_.reset();
   processes_.reset();
+  jobs_.reset();
   scheduler_.reset();
   executor_.reset();
   guard_.reset();
@@ -93,6 +95,11 @@ Status Daemon::Start() {
   runtime_->config = config_.get();
   executor_ = std::make_unique<Executor>(*runtime_, *guard_, *events_);
   scheduler_ = std::make_unique<Scheduler>(*runtime_, *executor_, *events_);
+  jobs_ = std::make_unique<JobRunner>(loop_, *guard_, *executor_, *scheduler_, *events_,
+                                      c.daemon.state_dir + "/jobs.json");
+  JobRunner* jobs = jobs_.get();
+  executor_->SetJobQueue(
+      [jobs](const std::string& job, const Trigger& t) { (void)jobs->Enqueue(job, t); });
   started_ms_ = WallMsNow();
 
   // Persisted state: pause and guard history now, checks once they exist.
@@ -152,6 +159,9 @@ Status Daemon::Start() {
   mutex_->Start();
   scheduler_->Start(config_);
   scheduler_->Restore(*state_);
+  // The job journal: a job cut short is reported interrupted and halts
+  // the queue; nothing of it runs again by itself.
+  journal_error_ = jobs_->Start(config_);
   SaveState();
   // Counters (runs) change too often to save on each; every minute will do.
   state_timer_ = std::make_unique<ev_timer>();
@@ -205,6 +215,7 @@ void Daemon::RequestStop(const std::string& why) {
   sd_notify(0, "STOPPING=1");
   spdlog::info("stopping ({}): waiting for {} running action(s)", why, executor_->running());
   scheduler_->Stop();
+  jobs_->Stop(why);
   mutex_->Stop();
   // Running actions finish or are killed at their own timeout.
   processes_->TerminateAll();
@@ -356,6 +367,7 @@ nlohmann::json Daemon::Reload(const std::string& trigger) {
   config_ = next;
   runtime_->config = config_.get();
   scheduler_->Reload(config_);
+  jobs_->Reload(config_);
   nlohmann::json f = {{"version", kVersion},
                       {"config_digest", n.digest},
                       {"prev_config_digest", old->digest},

@@ -30,6 +30,7 @@ class MutexClient;
 class Guard;
 class Executor;
 class Scheduler;
+class JobRunner;
 class EventLog;
 class ForwardSender;
 class ControlServer;
@@ -85,6 +86,7 @@ class Daemon {
   std::unique_ptr<Guard> guard_;
   std::unique_ptr<Executor> executor_;
   std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<JobRunner> jobs_;
   std::unique_ptr<Runtime> runtime_;
   std::unique_ptr<ev_signal> sigterm_, sigint_, sighup_;
   std::unique_ptr<ev_timer> stop_poll_, watchdog_;
@@ -99,6 +101,7 @@ class Daemon {
   std::unique_ptr<PersistedState> state_;
   bool state_saved_ = true;                    // the last save worked
   std::string state_error_;                    // the state file was corrupt at start
+  std::string journal_error_;                  // the job journal was unusable at start
   std::int64_t started_ms_ = 0;
   nlohmann::json last_reload_;                 // null before the first reload
   std::unique_ptr<ev_timer> state_timer_;

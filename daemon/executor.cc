@@ -39,7 +39,7 @@ void Executor::Fire(std::shared_ptr<const Config> config, const ActionConfig& ac
       f["detail"] = d.detail;
       events_.Emit("action.blocked", std::move(f));
       spdlog::warn("action {} blocked ({}): {}", a->common.name, d.reason, d.detail);
-      if (done) done(Result{false, false, d.reason});
+      if (done) done(Result{false, false, d.reason, d.detail, "", ""});
       return;
     }
     Start(std::move(config), *a, std::move(trigger), std::move(done));
@@ -75,13 +75,17 @@ void Executor::Start(std::shared_ptr<const Config> config, const ActionConfig& a
     for (auto& [k, v] : out.extra.items()) {
       if (!fin.contains(k)) fin[k] = v;
     }
+    std::string stderr_tail = fin.value("stderr_tail", std::string());
     events_.Emit("action.finish", std::move(fin));
     if (out.ok) {
       spdlog::info("action {} finished ok", a->common.name);
     } else {
       spdlog::warn("action {} failed: {}", a->common.name, Redact(out.error, config->secrets));
     }
-    if (done) done(Result{true, out.ok, ""});
+    if (done) {
+      done(Result{true, out.ok, "", "", Redact(out.error, config->secrets),
+                  std::move(stderr_tail)});
+    }
   });
 }
 
@@ -93,6 +97,11 @@ void Executor::FireAll(std::shared_ptr<const Config> config, std::vector<std::st
   }
   std::string first = names.front();
   names.erase(names.begin());
+  if (config->FindJob(first) && job_queue_) {
+    job_queue_(first, trigger);
+    FireAll(std::move(config), std::move(names), std::move(trigger), std::move(done));
+    return;
+  }
   const ActionConfig* a = config->FindAction(first);
   if (!a) {  // validated at load; a reload could race only in later versions
     spdlog::error("unknown action {}", first);

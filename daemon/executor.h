@@ -30,6 +30,9 @@ class Executor {
     bool ran = false;
     bool ok = false;
     std::string blocked_reason;
+    std::string blocked_detail;
+    std::string error;          // why it failed (secrets redacted)
+    std::string stderr_tail;    // as in action.finish: for a failed job step's event
   };
   using Done = std::function<void(Result)>;
 
@@ -37,9 +40,13 @@ class Executor {
   void Fire(std::shared_ptr<const Config> config, const ActionConfig& action, Trigger trigger,
             Done done = nullptr);
   // Runs the named actions one after another (each guarded on its own; a
-  // blocked or failed one does not stop the rest).
+  // blocked or failed one does not stop the rest). A name that is a job is
+  // handed to the job queue (SetJobQueue) and the rest go on at once.
   void FireAll(std::shared_ptr<const Config> config, std::vector<std::string> names,
                Trigger trigger, std::function<void()> done = nullptr);
+
+  using JobQueue = std::function<void(const std::string& job, const Trigger& trigger)>;
+  void SetJobQueue(JobQueue queue) { job_queue_ = std::move(queue); }
 
   int running() const { return running_; }
   std::uint64_t started() const { return started_; }
@@ -51,6 +58,7 @@ class Executor {
   Runtime& rt_;
   Guard& guard_;
   EventLog& events_;
+  JobQueue job_queue_;
   int running_ = 0;
   std::uint64_t started_ = 0;
 };

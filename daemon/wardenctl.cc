@@ -40,9 +40,11 @@ void Usage(std::FILE* out) {
                "usage: wardenctl [-c FILE | -s SOCKET] COMMAND [ARGS]\n"
                "commands:\n"
                "  validate                     parse and check the config without a daemon\n"
-               "  status [--json]              checks, pause, halt, mutex, events\n"
+               "  status [--json]              checks, jobs, pause, halt, mutex, events\n"
                "  check NAME                   run one check now (exit 0 ok, 1 otherwise)\n"
-               "  run NAME [--dry-run] [--wait]  run an action through the guard\n"
+               "  run NAME [--dry-run] [--wait]  run an action through the guard, or queue a job\n"
+               "                               (--dry-run: what would run; --wait: its result)\n"
+               "  resume                       clear the halt a failed or interrupted job left\n"
                "  pause --reason TEXT          stop all actions on this host (persisted)\n"
                "  unpause                      let actions run again\n"
                "  reload                       re-read the config (the running one stays on error)\n"
@@ -221,6 +223,52 @@ std::string Cut(std::string s, size_t n) {
   return s;
 }
 
+std::string Seconds(const json& ms) {
+  if (!ms.is_number()) return "?";
+  long long total = ms.get<long long>() / 1000;
+  char buf[32];
+  if (total >= 3600) {
+    std::snprintf(buf, sizeof buf, "%lldh%02lldm%02llds", total / 3600, total / 60 % 60, total % 60);
+  } else if (total >= 60) {
+    std::snprintf(buf, sizeof buf, "%lldm%02llds", total / 60, total % 60);
+  } else {
+    std::snprintf(buf, sizeof buf, "%llds", total);
+  }
+  return buf;
+}
+
+void PrintJobs(const json& jobs) {
+  const json& run = jobs.value("running", json());
+  if (run.is_object()) {
+    std::printf("job       %s %s: step %s/%s %s", Str(run, "job").c_str(),
+                Str(run, "phase").c_str(), Str(run, "step_index").c_str(),
+                Str(run, "steps").c_str(), Str(run, "step").c_str());
+    if (run.contains("step_elapsed_ms")) {
+      std::printf(" for %s", Seconds(run["step_elapsed_ms"]).c_str());
+    }
+    std::printf(" (job %s of %s)\n", Seconds(run.value("elapsed_ms", json())).c_str(),
+                Str(run, "timeout").c_str());
+    if (run.contains("paused")) {
+      std::printf("          PAUSED %s (%s): %s\n", Seconds(run["paused"].value("for_ms", json())).c_str(),
+                  Str(run["paused"], "reason").c_str(), Str(run["paused"], "detail").c_str());
+    }
+    if (!Str(run, "waiting_for").empty()) {
+      std::printf("          waiting for: %s\n", Str(run, "waiting_for").c_str());
+    }
+  } else {
+    std::printf("job       none running\n");
+  }
+  std::string queue;
+  for (const auto& q : jobs.value("queue", json::array())) {
+    queue += (queue.empty() ? "" : ", ") + Str(q, "job") + " (" + Str(q, "trigger") + ")";
+  }
+  std::printf("queue     %s\n", queue.empty() ? "empty" : queue.c_str());
+  for (const auto& sc : jobs.value("schedules", json::array())) {
+    std::printf("schedule  %s: %s, next %s\n", Str(sc, "job").c_str(), Str(sc, "schedule").c_str(),
+                ShortTime(Str(sc, "next")).c_str());
+  }
+}
+
 void PrintStatus(const json& s) {
   std::printf("host      %s  (wardend %s, pid %s, since %s)\n", Str(s, "host").c_str(),
               Str(s, "version").c_str(), Str(s, "pid").c_str(),
@@ -263,7 +311,7 @@ void PrintStatus(const json& s) {
                 Str(f, "last_error").empty() ? ""
                                               : ("; last error: " + Str(f, "last_error")).c_str());
   }
-  std::printf("jobs      none queued or running (jobs are not supported by this version)\n");
+  PrintJobs(s.value("jobs", json::object()));
   if (s.contains("state_error")) std::printf("STATE     %s\n", Str(s, "state_error").c_str());
   if (s.contains("control_error")) std::printf("CONTROL   %s\n", Str(s, "control_error").c_str());
   std::printf("\n%-20s %-14s %-8s %-12s %-20s %-20s %s\n", "CHECK", "TYPE", "STATE", "VALUE",
@@ -305,6 +353,69 @@ void PrintFinish(const json& e) {
   if (e.contains("error")) std::printf("error: %s\n", Str(e, "error").c_str());
   if (e.contains("stdout_tail")) std::printf("--- stdout\n%s\n", Str(e, "stdout_tail").c_str());
   if (e.contains("stderr_tail")) std::printf("--- stderr\n%s\n", Str(e, "stderr_tail").c_str());
+}
+
+int PrintJobRun(const json& r, bool dry_run) {
+  const bool ok = r.value("ok", false);
+  if (dry_run) {
+    std::printf("job %s (timeout %s), defined at %s\n", Str(r, "job").c_str(),
+                Str(r, "timeout").c_str(), Str(r, "defined_at").c_str());
+    if (r.contains("schedule")) {
+      std::printf("schedule %s, next %s\n", Str(r, "schedule").c_str(), Str(r, "next").c_str());
+    }
+    if (r.value("running", false)) std::printf("running now\n");
+    if (r.value("queued", false)) std::printf("queued now\n");
+    std::printf("would run, stopping at the first failure:\n");
+    for (const auto& st : r.value("steps", json::array())) {
+      std::printf("  %s. %-20s %-10s", Str(st, "index").c_str(), Str(st, "step").c_str(),
+                  Str(st, "type").c_str());
+      if (Str(st, "kind") == "wait") {
+        std::string checks;
+        for (const auto& c : st.value("checks", json::array())) {
+          checks += (checks.empty() ? "" : ", ") + c.get<std::string>();
+        }
+        std::printf(" %s ok for %s, within %s", checks.c_str(), Str(st, "for").c_str(),
+                    Str(st, "timeout").c_str());
+      } else {
+        std::printf(" timeout %s%s", Str(st, "timeout").c_str(),
+                    st.value("dry_run", false) ? ", dry_run = yes (not run)" : "");
+      }
+      std::printf("\n");
+    }
+    const json& g = r.value("guard", json::object());
+    if (g.value("allowed", false)) {
+      std::printf("guard: allowed now\n");
+      return kExitOk;
+    }
+    std::printf("guard: would wait before the first step (%s): %s\n", Str(g, "reason").c_str(),
+                Str(g, "detail").c_str());
+    return kExitNo;
+  }
+  if (r.contains("event")) {   // --wait: the job's last event
+    const json& e = r["event"];
+    std::printf("job %s: %s in %s ms", Str(e, "job").c_str(), Str(e, "result").c_str(),
+                Str(e, "duration_ms").c_str());
+    if (!ok) {
+      std::printf(", at step %s/%s (%s)", Str(e, "step_index").c_str(), Str(e, "steps").c_str(),
+                  Str(e, "step").c_str());
+    }
+    std::printf("\n");
+    if (!ok) {
+      std::printf("error: %s\n", Str(e, "error").c_str());
+      if (e.contains("stderr_tail")) {
+        std::printf("--- stderr\n%s\n", Str(e, "stderr_tail").c_str());
+      }
+      std::printf("the queue is halted: look at the host, then wardenctl resume\n");
+    }
+    return ok ? kExitOk : kExitNo;
+  }
+  if (!ok) return Refused(r);
+  std::printf("queued %s at position %s\n", Str(r, "job").c_str(), Str(r, "position").c_str());
+  if (r.contains("halted")) {
+    std::printf("note: the queue is HALTED (%s); it runs after wardenctl resume\n",
+                Str(r, "halted").c_str());
+  }
+  return kExitOk;
 }
 
 }  // namespace
@@ -378,7 +489,7 @@ int main(int argc, char** argv) {
 
   json request = {{"cmd", cmd}};
   int timeout_ms = 60'000;
-  if (cmd == "status" || cmd == "unpause" || cmd == "reload") {
+  if (cmd == "status" || cmd == "unpause" || cmd == "reload" || cmd == "resume") {
     if (!args_are(1)) return UsageError(cmd + " takes no arguments");
   } else if (cmd == "events") {
     if (!args_are(1)) return UsageError("events takes no arguments but -n N");
@@ -392,7 +503,7 @@ int main(int argc, char** argv) {
     request["name"] = words[1];
     request["dry_run"] = dry_run;
     request["wait"] = wait;
-    if (wait && !dry_run) timeout_ms = 0;  // as long as the action takes
+    if (wait && !dry_run) timeout_ms = 0;  // as long as the action or job takes
   } else if (cmd == "pause") {
     if (!args_are(1)) return UsageError("usage: pause --reason TEXT");
     if (!reason || reason->empty()) return UsageError("pause needs --reason TEXT");
@@ -448,6 +559,10 @@ int main(int argc, char** argv) {
     if (!Str(r, "error").empty()) std::printf("error: %s\n", Str(r, "error").c_str());
     return result == "ok" ? kExitOk : kExitNo;
   }
+  if (cmd == "run" && (r.contains("job") || (r.contains("event") && r["event"].contains("job") &&
+                                              !r["event"].contains("action")))) {
+    return PrintJobRun(r, dry_run);
+  }
   if (cmd == "run") {
     if (dry_run) {
       if (!ok) return Refused(r);
@@ -487,6 +602,16 @@ int main(int argc, char** argv) {
   if (cmd == "unpause") {
     if (!ok) return Refused(r);
     std::printf(r.value("was_paused", false) ? "unpaused\n" : "was not paused\n");
+    return kExitOk;
+  }
+  if (cmd == "resume") {
+    if (!ok) return Refused(r);
+    if (r.value("was_halted", false)) {
+      std::printf("resumed: the queue was halted: %s\n", Str(r, "reason").c_str());
+    } else {
+      std::printf("was not halted\n");
+    }
+    std::printf("%s job(s) queued\n", Str(r, "queued").c_str());
     return kExitOk;
   }
   if (cmd == "reload") {

@@ -142,7 +142,7 @@ message = hi
 )");
   CHECK_FALSE(l.config);
   INFO(l.All());
-  CHECK(l.Has("on_crit names 'missing_action', which is not an action"));
+  CHECK(l.Has("on_crit names 'missing_action', which is neither an action nor a job"));
   CHECK(l.Has("on_warn can never fire: the check has no warn threshold"));
   CHECK(l.Has("depends cycle: "));
   CHECK(l.Has("depends on 'nope', which is not a check"));
@@ -312,4 +312,109 @@ TEST_CASE("service_command is checked at load", "[config]") {
                    "b.ini");
   INFO(ok.All());
   CHECK(ok.config);
+}
+
+TEST_CASE("jobs and waits load with their steps, schedule and timeouts", "[config][jobs]") {
+  TempDir dir;
+  Loaded l = Load(dir, std::string(kMinimal) + R"(
+[check alive]
+type = file
+path = /
+[action drain]
+type = notify
+message = draining
+[wait healthy]
+checks  = alive
+for     = 30s
+timeout = 10m
+[job upgrade]
+steps    = drain, healthy
+schedule = 0 3 * * sun
+timeout  = 90m
+[job adhoc]
+steps = drain
+)");
+  INFO(l.All());
+  REQUIRE(l.config);
+  const JobConfig* j = l.config->FindJob("upgrade");
+  REQUIRE(j);
+  CHECK(j->steps == std::vector<std::string>{"drain", "healthy"});
+  REQUIRE(j->schedule);
+  CHECK(j->schedule->text == "0 3 * * sun");
+  CHECK(j->timeout == Duration(90 * 60'000));
+  const JobConfig* adhoc = l.config->FindJob("adhoc");
+  REQUIRE(adhoc);
+  CHECK_FALSE(adhoc->schedule);
+  CHECK(adhoc->timeout == Duration(2 * 3'600'000));   // the default: 2h
+  const WaitConfig* w = l.config->FindWait("healthy");
+  REQUIRE(w);
+  CHECK(w->checks == std::vector<std::string>{"alive"});
+  CHECK(w->hold == Duration(30'000));
+  CHECK(w->timeout == Duration(600'000));
+  CHECK_FALSE(l.config->FindJob("drain"));
+}
+
+TEST_CASE("job and wait mistakes are named with file:line", "[config][jobs]") {
+  TempDir dir;
+  Loaded l = Load(dir, std::string(kMinimal) + R"(
+[check alive]
+type = file
+path = /
+on_crit = healthy
+[action drain]
+type = notify
+message = draining
+[wait healthy]
+checks  = alive, nosuch
+for     = 10m
+timeout = 5m
+[wait drain]
+checks = alive
+[job upgrade]
+steps    = drain, missing, other
+schedule = 0 25 * * *
+slot     = chain-a
+[job other]
+steps = drain
+schedule = 0 0 30 2 *
+[job empty]
+timeout = 0s
+colour = blue
+)");
+  CHECK_FALSE(l.config);
+  INFO(l.All());
+  CHECK(l.Has("[wait healthy] checks names 'nosuch', which is not a check"));
+  CHECK(l.Has("for (10m) must be shorter than timeout (5m)"));
+  CHECK(l.Has("[wait drain] has the name of [action drain]"));
+  CHECK(l.Has("actions, waits and jobs share one namespace"));
+  CHECK(l.Has("[job upgrade] step 'missing' is neither an action nor a wait"));
+  CHECK(l.Has("[job upgrade] step 'other' is a job; a job's steps are actions and waits"));
+  CHECK(l.Has("schedule: hour field '25' is out of range 0-23"));
+  CHECK(l.Has("slot needs [fleet] slots on etcd"));
+  CHECK(l.Has("schedule: '0 0 30 2 *' never fires"));
+  CHECK(l.Has("missing key 'steps'"));
+  CHECK(l.Has("timeout must be longer than 0"));
+  CHECK(l.Has("colour"));
+  CHECK(l.Has("on_crit names 'healthy', a wait: waits are steps of jobs"));
+  // Every message carries its place.
+  for (const auto& e : l.errors) CHECK(e.find("warden.ini:") != std::string::npos);
+}
+
+TEST_CASE("a check's on_crit may name a job", "[config][jobs]") {
+  TempDir dir;
+  Loaded l = Load(dir, std::string(kMinimal) + R"(
+[check alive]
+type = file
+path = /
+crit = == 0
+on_crit = repair
+[action fix]
+type = notify
+message = fixing
+[job repair]
+steps = fix
+)");
+  INFO(l.All());
+  REQUIRE(l.config);
+  CHECK(l.config->FindCheck("alive")->on_crit == std::vector<std::string>{"repair"});
 }

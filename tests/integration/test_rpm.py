@@ -29,6 +29,7 @@ EXPECTED = {
     "/etc/warden": (0o040750, "root", "root"),
     "/etc/warden/conf.d": (0o040750, "root", "root"),
     "/etc/warden/warden.ini": (0o100600, "root", "root"),
+    "/etc/warden/warmup.sql": (0o100600, "root", "root"),
     "/var/lib/warden": (0o040750, "root", "root"),
     "/var/log/warden": (0o040750, "root", "root"),
 }
@@ -44,6 +45,7 @@ FROM_TREE = {
     "/usr/lib/systemd/system/wardend.service": "etc/systemd/wardend.service",
     "/etc/logrotate.d/warden": "etc/logrotate.d/warden",
     "/etc/warden/warden.ini": "etc/warden.ini",
+    "/etc/warden/warmup.sql": "etc/warmup.sql",
 }
 for name in SAMPLES:
     FROM_TREE["/etc/warden/conf.d/" + name] = "etc/conf.d/" + name

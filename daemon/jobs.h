@@ -1,0 +1,161 @@
+// The host's job queue: one job at a time, FIFO, the same job never queued
+// twice, each step guarded, the first failure stopping everything.
+//
+// A job ([job NAME]) is a list of steps, each an action or a wait
+// ([wait NAME]). Before every step the guard is asked (paused, halted,
+// mutex): a "no" parks the job at that step boundary as `paused`, and it
+// goes on by itself once the guard says yes. A step that fails (non-zero
+// exit, signal, timeout, SQL error, a wait that times out, an action the
+// guard blocks for cooldown or budget) ends the job with job.fail, leaves
+// the host as it is and halts the queue (Guard::SetHalted: actions are
+// blocked too) until Resume().
+//
+// Crash safety: the journal, <state_dir>/jobs.json, holds the queue, the
+// halt and the running job with the start and end of each of its steps.
+// It is replaced atomically (write, fsync, rename, fsync of the directory)
+// before a step starts and after it ends. At Start() a job still in the
+// journal was cut short: it is reported job.interrupted with the step that
+// was in flight, the queue is halted, and nothing is run again.
+//
+// Triggers: Enqueue() (wardenctl run, a check's on_crit/on_warn/on_error
+// through Executor::SetJobQueue) and each job's `schedule` (cron, local
+// time, an ev_periodic so that wall-clock jumps are followed).
+//
+// Threads: loop thread only.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "actions/action.h"
+#include "daemon/config.h"
+
+struct ev_loop;
+struct ev_timer;
+struct ev_periodic;
+
+namespace warden {
+
+class Guard;
+class Executor;
+class Scheduler;
+class EventLog;
+
+class JobRunner {
+ public:
+  using Clock = std::chrono::steady_clock;
+  JobRunner(struct ev_loop* loop, Guard& guard, Executor& executor, Scheduler& scheduler,
+            EventLog& events, std::string journal_path);
+  ~JobRunner();
+  JobRunner(const JobRunner&) = delete;
+  JobRunner& operator=(const JobRunner&) = delete;
+
+  // Reads the journal (a job cut short becomes job.interrupted and halts the
+  // queue), arms the schedules and starts the queue. Returns a description
+  // of a journal that could not be used ("" when fine); such a file is set
+  // aside and the queue starts halted, because what ran is unknown.
+  std::string Start(std::shared_ptr<const Config> config);
+  // New snapshot: schedules are re-armed; queued jobs are looked up by name
+  // when they start; a running job finishes with the snapshot it began on.
+  void Reload(std::shared_ptr<const Config> config);
+  // Graceful stop: no new step starts. A wait or a paused job is
+  // interrupted now; an action step in flight reports interrupted when it
+  // ends (the daemon waits for it). The queue is halted and kept.
+  void Stop(const std::string& why);
+
+  // Called when a job has ended: its last event (job.finish, job.fail or
+  // job.interrupted).
+  using Done = std::function<void(const nlohmann::json& event)>;
+  struct Queued {
+    bool ok = false;
+    std::string error;   // why not: unknown job, already queued or running, stopping
+    size_t position = 0; // 1: next to run (or running now)
+  };
+  // trigger.kind: "ctl", "check" or "schedule".
+  Queued Enqueue(const std::string& job, const Trigger& trigger, Done done = nullptr);
+
+  // wardenctl resume: clears the halt and starts the queue again.
+  nlohmann::json Resume(const std::string& by);
+  // wardenctl run JOB --dry-run: the plan, the guard's answer now, nothing run.
+  void Plan(const std::string& job, std::function<void(nlohmann::json)> reply);
+
+  nlohmann::json Status() const;
+  bool halted() const { return halt_.has_value(); }
+  bool step_in_flight() const;
+
+ private:
+  struct Halt {
+    std::string reason;
+    std::string job;
+    std::string step;
+    std::int64_t since_ms = 0;
+  };
+  struct Entry {
+    std::string job;
+    std::string trigger;        // ctl, check, schedule
+    std::string trigger_name;   // the check, "wardenctl", the schedule text
+    std::int64_t queued_ms = 0;
+  };
+  struct StepRecord {
+    std::string step;
+    std::int64_t started_ms = 0;
+    std::int64_t ended_ms = 0;  // 0: in flight
+    std::string result;         // ok, fail, dry_run; "" while in flight
+  };
+  enum class Phase { kGuard, kPaused, kAction, kWait };
+  std::string failed_stderr_;   // the failing step's stderr tail, for job.fail
+  struct Run;
+
+  void Pump();
+  void NextStep();
+  void OnGuard(bool allowed, const std::string& reason, const std::string& detail);
+  void EnterPaused(const std::string& reason, const std::string& detail);
+  void StartStep();
+  void OnActionDone(bool ran, bool ok, const std::string& blocked, const std::string& detail,
+                    const std::string& error, const std::string& stderr_tail);
+  void PollWait();
+  void StepDone(const std::string& result, const std::string& error);
+  void Finish();
+  void Fail(const std::string& error);
+  void Interrupt(const std::string& why);
+  void EndRun(const nlohmann::json& event);
+  void SetHalt(Halt h);
+  nlohmann::json StepFields() const;
+
+  void ArmSchedules();
+  void DisarmSchedules();
+  static void OnTimer(struct ev_loop* loop, ev_timer* w, int revents);
+  static void OnPeriodic(struct ev_loop* loop, ev_periodic* w, int revents);
+  static double Reschedule(ev_periodic* w, double now) noexcept;
+
+  nlohmann::json JournalJson() const;
+  void Save();
+
+  struct ev_loop* loop_;
+  Guard& guard_;
+  Executor& executor_;
+  Scheduler& scheduler_;
+  EventLog& events_;
+  const std::string path_;
+  std::shared_ptr<const Config> config_;
+  std::deque<Entry> queue_;
+  std::optional<Halt> halt_;
+  std::unique_ptr<Run> run_;
+  std::map<std::string, std::vector<Done>> waiters_;   // by job name
+  struct Schedule;
+  std::vector<std::unique_ptr<Schedule>> schedules_;
+  bool stopping_ = false;
+  bool saved_ = true;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace warden
