@@ -283,6 +283,38 @@ steps = one, wait_healthy, two
             self.assertIn("healthy is crit (value 0)", fail["error"])
             self.assertEqual(ran(wd), ["one"])
 
+    def test_a_step_that_times_out_or_is_killed_fails_the_job(self):
+        with Wardend() as wd:
+            self.start(wd, """
+[action hang]
+type    = exec
+command = sleep 30
+timeout = 1s
+
+[action killed]
+type    = exec
+command = /bin/sh -c 'kill -KILL $$'
+shell   = no
+
+[job hangs]
+steps = one, hang, two
+
+[job dies]
+steps = killed, two
+""")
+            p = wd.ctl("run", "hangs", "--wait", timeout=60)
+            self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+            fail = match(wd.events(), "job.fail", job="hangs")[0]
+            self.assertEqual(fail["step"], "hang")
+            self.assertIn("timed out", fail["error"])
+            self.assertEqual(wd.ctl("resume").returncode, 0)
+            p = wd.ctl("run", "dies", "--wait", timeout=60)
+            self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+            fail = match(wd.events(), "job.fail", job="dies")[0]
+            self.assertEqual(fail["step"], "killed")
+            self.assertIn("signal 9", fail["error"])
+            self.assertEqual(ran(wd), ["one"])
+
     def test_fifo_queue_never_queues_the_same_job_twice(self):
         with Wardend() as wd:
             self.start(wd, """

@@ -256,6 +256,26 @@ class UpgradeTest(unittest.TestCase):
                 self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
                 self.assertEqual(hap.admin_state(), 0)
 
+    def test_an_sql_error_fails_the_step_with_the_servers_answer(self):
+        with MariaDB() as db:
+            with HAProxy(target_port=db.port) as hap, Wardend() as wd:
+                wd.start(self.config(wd, db, hap) + """
+[action bad_sql]
+type = mysql_sql
+sql  = SELECT 1; SELECT * FROM warden_demo.no_such_table
+
+[job sql]
+steps = bad_sql, ready
+""")
+                wd.wait_event("check.state", check="mysql_alive", state="ok")
+                p = wd.ctl("run", "sql", "--wait", timeout=120)
+                self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+                fail = match(wd.events(), "job.fail", job="sql")[0]
+                self.assertEqual(fail["step"], "bad_sql")
+                self.assertIn("no_such_table", fail["error"])
+                self.assertIn("doesn't exist", fail["error"])
+                self.assertEqual(match(wd.events(), "action.start", action="ready"), [])
+
 
 if __name__ == "__main__":
     unittest.main()
