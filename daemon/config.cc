@@ -129,6 +129,21 @@ class Loader {
   static constexpr const char* kVersionNote = "fleet slots on etcd come in a later release";
 
   void NoName(const RawSection& s) {
+  // Names of checks, actions, waits and jobs: letters, digits, _ - .
+  static void CheckName(OptionReader& r, const char* kind) {
+    const std::string& name = r.section().name;
+    if (!ValidName(name)) {
+      r.Error(std::string(kind) + " name '" + name + "' is invalid (letters, digits, _ - .)");
+    }
+  }
+  // `timeout`, when set, must be longer than 0; `out` keeps its default otherwise.
+  static void ReadTimeout(OptionReader& r, Duration& out) {
+    if (auto v = r.GetDuration("timeout")) {
+      if (v->count() <= 0) r.Error(*r.Find("timeout"), "timeout must be longer than 0");
+      else out = *v;
+    }
+  }
+
     if (!s.name.empty()) diag_.Error(s.where, "[" + s.kind + "] takes no name (got '" + s.name + "')");
   }
 
@@ -257,9 +272,7 @@ class Loader {
     cc.where = s.where;
     cc.digest = SectionDigest(s);
     cc.common.name = s.name;
-    if (!ValidName(s.name)) {
-      r.Error("check name '" + s.name + "' is invalid (letters, digits, _ - .)");
-    }
+    CheckName(r, "check");
     std::string type = r.Required("type", "one of " + CheckTypeList());
     cc.common.type = type;
     cc.type = type.empty() ? nullptr : FindCheckType(type);
@@ -272,10 +285,7 @@ class Loader {
       else cc.common.every = *v;
     }
     cc.common.timeout = std::min(cc.common.every, Duration(10'000));
-    if (auto v = r.GetDuration("timeout")) {
-      if (v->count() <= 0) r.Error(*r.Find("timeout"), "timeout must be longer than 0");
-      else cc.common.timeout = *v;
-    }
+    ReadTimeout(r, cc.common.timeout);
     cc.rules.warn = r.GetThreshold("warn");
     cc.rules.crit = r.GetThreshold("crit");
     if (auto v = r.GetTrip("trip")) cc.rules.trip = *v;
@@ -321,19 +331,14 @@ class Loader {
     ActionConfig ac;
     ac.where = s.where;
     ac.common.name = s.name;
-    if (!ValidName(s.name)) {
-      r.Error("action name '" + s.name + "' is invalid (letters, digits, _ - .)");
-    }
+    CheckName(r, "action");
     std::string type = r.Required("type", "one of " + ActionTypeList());
     ac.common.type = type;
     ac.type = type.empty() ? nullptr : FindActionType(type);
     if (!type.empty() && !ac.type) {
       r.Error(*r.Find("type"), "unknown action type '" + type + "' (known: " + ActionTypeList() + ")");
     }
-    if (auto v = r.GetDuration("timeout")) {
-      if (v->count() <= 0) r.Error(*r.Find("timeout"), "timeout must be longer than 0");
-      else ac.common.timeout = *v;
-    }
+    ReadTimeout(r, ac.common.timeout);
     ac.common.cooldown = r.GetDuration("cooldown");
     ac.common.budget = r.GetBudget("budget");
     if (auto v = r.GetBool("dry_run")) ac.common.dry_run = *v;
@@ -366,16 +371,13 @@ class Loader {
     WaitConfig w;
     w.name = s.name;
     w.where = s.where;
-    if (!ValidName(s.name)) r.Error("wait name '" + s.name + "' is invalid (letters, digits, _ - .)");
+    CheckName(r, "wait");
     w.checks = r.GetList("checks");
     if (w.checks.empty() && !r.Has("checks")) {
       r.Error("missing key 'checks': the checks that must be ok, comma separated");
     }
     if (auto v = r.GetDuration("for")) w.hold = *v;
-    if (auto v = r.GetDuration("timeout")) {
-      if (v->count() <= 0) r.Error(*r.Find("timeout"), "timeout must be longer than 0");
-      else w.timeout = *v;
-    }
+    ReadTimeout(r, w.timeout);
     if (w.hold >= w.timeout) {
       r.Error(r.Find("for") ? *r.Find("for") : *r.Find("timeout"),
               "for (" + FormatDuration(w.hold) + ") must be shorter than timeout (" +
@@ -393,7 +395,7 @@ class Loader {
     JobConfig j;
     j.name = s.name;
     j.where = s.where;
-    if (!ValidName(s.name)) r.Error("job name '" + s.name + "' is invalid (letters, digits, _ - .)");
+    CheckName(r, "job");
     j.steps = r.GetList("steps");
     if (j.steps.empty() && !r.Has("steps")) {
       r.Error("missing key 'steps': actions and waits, comma separated, run in order");
@@ -408,10 +410,7 @@ class Loader {
         j.schedule = std::move(*cron);
       }
     }
-    if (auto v = r.GetDuration("timeout")) {
-      if (v->count() <= 0) r.Error(*r.Find("timeout"), "timeout must be longer than 0");
-      else j.timeout = *v;
-    }
+    ReadTimeout(r, j.timeout);
     if (const ConfigEntry* e = r.Find("slot")) {
       r.Error(*e, "slot needs [fleet] slots on etcd, which this version of wardend does not "
                   "support yet; remove slot to run the job without fleet coordination");
