@@ -168,7 +168,7 @@ void ControlCommands::Handle(const json& request, const Peer& peer, Access acces
     d_.SetPaused(false, "", peer.Describe());
     reply({{"ok", true}, {"paused", false}, {"was_paused", was}, {"persisted", d_.state_saved_}});
   } else if (cmd == "resume") {
-    reply(d_.jobs_->Resume(peer.Describe()));
+    d_.jobs_->Resume(peer.Describe(), std::move(reply));
   } else if (cmd == "reload") {
     spdlog::info("reload requested by {}", peer.Describe());
     reply(d_.Reload("wardenctl"));
@@ -236,7 +236,13 @@ json ControlCommands::Status() const {
   } else {
     mutex = {{"state", "unknown"}, {"reason", "no answer yet"}, {"age_ms", nullptr}};
   }
-  mutex["url"] = c.mutex.url;
+  if (c.mutex.mode == MutexConfig::Mode::kEtcd) {
+    mutex["backend"] = "etcd";
+    mutex["endpoints"] = c.mutex.endpoints;
+    mutex["prefix"] = c.mutex.prefix;
+  } else {
+    mutex["url"] = c.mutex.url;
+  }
   j["mutex"] = std::move(mutex);
   j["jobs"] = d_.jobs_->Status();
   j["events"] = {{"file", c.EventsPath()}, {"last_seq", d_.events_->last_seq()}};

@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "actions/service.h"
+#include "daemon/etcd_client.h"
 #include "daemon/fluentd_config.h"
 #include "daemon/options.h"
 
@@ -108,9 +109,7 @@ class Loader {
       else if (s.kind == "fluentd") { NoName(s); LoadFluentdSection(s, config->fluentd, diag_); }
       else if (s.kind == "job") LoadJob(s, *config);
       else if (s.kind == "wait") LoadWait(s, *config);
-      else if (s.kind == "fleet")
-        diag_.Error(s.where, s.title() + " is not supported by this version of wardend (" +
-                                 std::string(kVersionNote) + ")");
+      else if (s.kind == "fleet") { NoName(s); LoadFleet(s, *config); }
       else
         diag_.Error(s.where, "unknown section " + s.title() +
                                  " (known: daemon, log, control, mysql, mutex, fluentd, check, "
@@ -126,9 +125,7 @@ class Loader {
   }
 
  private:
-  static constexpr const char* kVersionNote = "fleet slots on etcd come in a later release";
 
-  void NoName(const RawSection& s) {
   // Names of checks, actions, waits and jobs: letters, digits, _ - .
   static void CheckName(OptionReader& r, const char* kind) {
     const std::string& name = r.section().name;
@@ -144,6 +141,7 @@ class Loader {
     }
   }
 
+  void NoName(const RawSection& s) {
     if (!s.name.empty()) diag_.Error(s.where, "[" + s.kind + "] takes no name (got '" + s.name + "')");
   }
 
@@ -227,30 +225,47 @@ class Loader {
     OptionReader r(s, diag_);
     auto mode = r.GetChoice("mode", {"off", "on"});
     auto url = r.Text("url");
+    bool etcd = false;
     if (const ConfigEntry* e = r.Find("backend")) {
       if (Trim(e->value) == "etcd") {
-        r.Error(*e, "backend = etcd is not supported by this version of wardend; use url = …");
+        etcd = true;
       } else if (Trim(e->value) != "http") {
         r.Error(*e, "backend: '" + e->value + "' is not http or etcd");
       }
     }
-    r.Find("endpoints");
-    r.Find("prefix");
     if (auto v = r.GetDuration("timeout")) c.mutex.timeout = *v;
     if (auto v = r.GetDuration("cache")) c.mutex.cache = *v;
     if (auto v = r.GetDuration("poll")) c.mutex.poll = *v;
     if (auto v = r.Text("ca_file")) c.mutex.ca_file = *v;
     if (const ConfigEntry* e = r.Find("token_file")) {
       std::string error;
-      if (options_.read_secrets &&
-          !ReadSecretFile(std::string(Trim(e->value)), &c.mutex.token, &error)) {
+      if (etcd) {
+        r.Error(*e, "token_file is for url = … (HTTP); with backend = etcd use cert_file and "
+                    "key_file");
+      } else if (options_.read_secrets &&
+                 !ReadSecretFile(std::string(Trim(e->value)), &c.mutex.token, &error)) {
         r.Error(*e, "token_file: " + error);
       }
       if (!c.mutex.token.empty()) c.secrets.push_back(c.mutex.token);
     }
+    // backend = etcd only.
+    for (const char* key : {"endpoints", "prefix", "cert_file", "key_file", "cluster_id"}) {
+      if (const ConfigEntry* e = r.Find(key); e && !etcd) {
+        r.Error(*e, std::string(key) + " is for backend = etcd");
+      }
+    }
+    if (etcd) LoadEtcdMutex(r, c.mutex);
     if (mode && *mode == "off") {
       c.mutex.mode = MutexConfig::Mode::kOff;
       if (url) r.Error(*r.Find("url"), "mode = off and a url contradict each other: keep one");
+      if (etcd) {
+        r.Error(*r.Find("backend"), "mode = off and backend = etcd contradict each other: keep one");
+      }
+    } else if (etcd) {
+      c.mutex.mode = MutexConfig::Mode::kEtcd;
+      if (url) {
+        r.Error(*r.Find("url"), "url and backend = etcd are mutually exclusive: keep one");
+      }
     } else if (url) {
       c.mutex.url = *url;
       if (url->rfind("http://", 0) != 0 && url->rfind("https://", 0) != 0 &&
@@ -259,10 +274,60 @@ class Loader {
       }
     } else if (!r.Has("backend")) {
       r.Error("[mutex] needs url = …, backend = etcd or mode = off");
+    } else {
+      r.Error(*r.Find("backend"), "backend = http needs url = …");
     }
     if (c.mutex.timeout.count() <= 0) r.Error("[mutex] timeout must be longer than 0");
     if (c.mutex.poll.count() < 100) r.Error("[mutex] poll must be at least 100ms");
     r.Finish("[mutex]");
+  }
+
+  // The backend = etcd keys of [mutex].
+  void LoadEtcdMutex(OptionReader& r, MutexConfig& m) {
+    if (const ConfigEntry* e = r.Find("endpoints")) {
+      for (const auto& item : r.GetList("endpoints")) {
+        auto endpoint = ParseEtcdEndpoint(item);
+        if (!endpoint) r.Error(*e, "endpoints: " + endpoint.error());
+        else m.endpoints.push_back(*endpoint);
+      }
+    } else {
+      r.Error(*r.Find("backend"), "backend = etcd needs endpoints = http://HOST:PORT,… "
+                                  "(the etcd cluster's client URLs)");
+    }
+    if (const ConfigEntry* e = r.Find("prefix")) {
+      std::string p(Trim(e->value));
+      bool printable = std::all_of(p.begin(), p.end(), [](char ch) {
+        auto u = static_cast<unsigned char>(ch);
+        return u > 0x20 && u != 0x7f;
+      });
+      if (p.size() < 2 || p.front() != '/' || p.back() == '/' || !printable) {
+        r.Error(*e, "prefix must start with '/', not end with '/' and hold no spaces (e.g. "
+                    "/warden)");
+      } else {
+        m.prefix = p;
+      }
+    }
+    if (auto v = r.Text("cert_file")) m.cert_file = *v;
+    if (auto v = r.Text("key_file")) m.key_file = *v;
+    if (m.cert_file.empty() != m.key_file.empty()) {
+      r.Error(*r.Find(m.cert_file.empty() ? "key_file" : "cert_file"),
+              "cert_file and key_file go together (they may name the same PEM file)");
+    }
+    if (options_.read_secrets) {
+      for (const char* key : {"cert_file", "key_file"}) {
+        const ConfigEntry* e = r.Find(key);
+        if (e && !Trim(e->value).empty() &&
+            ::access(std::string(Trim(e->value)).c_str(), R_OK) != 0) {
+          r.Error(*e, std::string(key) + ": cannot read " + std::string(Trim(e->value)) + ": " +
+                          std::strerror(errno));
+        }
+      }
+    }
+    if (const ConfigEntry* e = r.Find("cluster_id")) {
+      auto id = ParseEtcdClusterId(Trim(e->value));
+      if (!id) r.Error(*e, id.error());
+      else m.cluster_id = *id;
+    }
   }
 
   // Keys every check has; fills `common` and the evaluation rules.
@@ -411,19 +476,65 @@ class Loader {
       }
     }
     ReadTimeout(r, j.timeout);
-    if (const ConfigEntry* e = r.Find("slot")) {
-      r.Error(*e, "slot needs [fleet] slots on etcd, which this version of wardend does not "
-                  "support yet; remove slot to run the job without fleet coordination");
+    if (auto v = r.Text("slot")) {
+      if (!ValidName(*v)) {
+        r.Error(*r.Find("slot"), "slot: '" + *v + "' is not a group name (letters, digits, _ - .)");
+      } else {
+        j.slot = *v;
+      }
     }
-    if (const ConfigEntry* e = r.Find("slots")) {
-      r.Error(*e, "slots needs [fleet] slots on etcd, which this version of wardend does not "
-                  "support yet");
+    if (auto v = r.GetInteger("slots", 1, 1000)) {
+      if (j.slot.empty()) r.Error(*r.Find("slots"), "slots without slot = GROUP means nothing");
+      j.slots = static_cast<int>(*v);
     }
     r.Finish("[job]");
     for (const auto& other : c.jobs) {
       if (other.name == s.name) return;
     }
     c.jobs.push_back(std::move(j));
+  }
+
+  void LoadFleet(const RawSection& s, Config& c) {
+    OptionReader r(s, diag_);
+    FleetConfig& f = c.fleet;
+    f.enabled = true;
+    for (const auto& e : r.GetList("endpoints")) {
+      auto ep = ParseEtcdEndpoint(e);
+      if (!ep) r.Error(*r.Find("endpoints"), "endpoints: " + ep.error());
+      else f.etcd.endpoints.push_back(*ep);
+    }
+    if (!r.Has("endpoints")) {
+      r.Error("[fleet] needs endpoints = http://HOST:2379, … (etcd's client URLs)");
+    }
+    if (auto v = r.Text("prefix")) {
+      if (v->empty() || (*v)[0] != '/' || v->back() == '/') {
+        r.Error(*r.Find("prefix"), "prefix must start with '/' and not end with it, e.g. /warden");
+      } else {
+        f.prefix = *v;
+      }
+    }
+    if (auto v = r.GetInteger("slots", 1, 1000)) f.slots = static_cast<int>(*v);
+    if (auto v = r.GetDuration("poll")) {
+      if (v->count() < 1000) r.Error(*r.Find("poll"), "poll must be at least 1s");
+      else f.poll = *v;
+    }
+    ReadTimeout(r, f.etcd.timeout);
+    if (auto v = r.GetDuration("connect_timeout")) {
+      if (v->count() <= 0) r.Error(*r.Find("connect_timeout"), "connect_timeout must be longer than 0");
+      else f.etcd.connect_timeout = *v;
+    }
+    if (auto v = r.Text("ca_file")) f.etcd.ca_file = *v;
+    if (auto v = r.Text("cert_file")) f.etcd.cert_file = *v;
+    if (auto v = r.Text("key_file")) f.etcd.key_file = *v;
+    if (f.etcd.cert_file.empty() != f.etcd.key_file.empty()) {
+      r.Error("cert_file and key_file go together (a client certificate and its key)");
+    }
+    if (auto v = r.Text("cluster_id")) {
+      auto id = ParseEtcdClusterId(*v);
+      if (!id) r.Error(*r.Find("cluster_id"), "cluster_id: " + id.error());
+      else f.etcd.cluster_id = *id;
+    }
+    r.Finish("[fleet]");
   }
 
   // Actions, waits and jobs share one namespace: a check's on_crit and a
@@ -450,6 +561,11 @@ class Loader {
       }
     }
     for (const auto& j : c.jobs) {
+      if (!j.slot.empty() && !c.fleet.enabled) {
+        diag_.Error(j.where, "[job " + j.name + "] slot = " + j.slot +
+                                 " needs a [fleet] section (the etcd endpoints that hold the "
+                                 "slots)");
+      }
       for (const auto& n : j.steps) {
         if (c.FindJob(n)) {
           diag_.Error(j.where, "[job " + j.name + "] step '" + n +

@@ -11,6 +11,7 @@
 #include "actions/action.h"
 #include "checks/check.h"
 #include "daemon/cron.h"
+#include "daemon/fleet.h"
 #include "daemon/evaluator.h"
 #include "daemon/ini.h"
 #include "daemon/mysql.h"
@@ -39,14 +40,21 @@ struct ControlConfig {
 };
 
 struct MutexConfig {
-  enum class Mode { kHttp, kOff };
+  enum class Mode { kHttp, kEtcd, kOff };
   Mode mode = Mode::kHttp;
-  std::string url;                 // http(s):// or file://
+  std::string url;                 // kHttp: http(s):// or file://
   Duration timeout{2000};
   Duration cache{5000};
   Duration poll{15'000};
-  std::string token;               // from token_file; never logged
+  std::string token;               // kHttp: from token_file; never logged
   std::string ca_file;
+  // kEtcd (backend = etcd): held while <prefix>/mutex exists, clear only
+  // while <prefix>/armed exists too (daemon/mutex_client.h).
+  std::vector<std::string> endpoints;  // http(s)://host:port, no trailing slash
+  std::string prefix = "/warden";
+  std::string cert_file;           // TLS client certificate and key
+  std::string key_file;
+  std::string cluster_id;          // decimal; "" = not checked
 };
 
 // [fluentd]: ship every event with the forward protocol (daemon/forward_sender.h).
@@ -101,6 +109,8 @@ struct JobConfig {
   std::vector<std::string> steps;
   std::optional<CronSchedule> schedule;
   Duration timeout{7'200'000};      // 2h: checked at step boundaries, paused time excluded
+  std::string slot;                 // fleet slot group ("" = none; needs [fleet])
+  int slots = 0;                    // the group's capacity; 0 = [fleet] slots
   Location where;
 };
 
@@ -112,6 +122,7 @@ struct Config {
   std::map<std::string, MysqlConnConfig> mysql;   // "" is [mysql]
   MutexConfig mutex;
   FluentdConfig fluentd;
+  FleetConfig fleet;
   std::vector<CheckConfig> checks;                // in file order
   std::vector<ActionConfig> actions;
   std::vector<WaitConfig> waits;

@@ -13,6 +13,7 @@
 #include "daemon/executor.h"
 #include "daemon/forward_sender.h"
 #include "daemon/guard.h"
+#include "daemon/fleet.h"
 #include "daemon/jobs.h"
 #include "daemon/mutex_client.h"
 #include "daemon/mysql.h"
@@ -41,6 +42,7 @@ Daemon::~Daemon() {
   workers_.reset();
   processes_.reset();
   jobs_.reset();
+  fleet_.reset();
   scheduler_.reset();
   executor_.reset();
   guard_.reset();
@@ -97,6 +99,10 @@ Status Daemon::Start() {
   scheduler_ = std::make_unique<Scheduler>(*runtime_, *executor_, *events_);
   jobs_ = std::make_unique<JobRunner>(loop_, *guard_, *executor_, *scheduler_, *events_,
                                       c.daemon.state_dir + "/jobs.json");
+  if (c.fleet.enabled) {
+    fleet_ = std::make_unique<FleetSlots>(loop_, c.fleet, c.daemon.host_id);
+    jobs_->SetFleet(fleet_.get());
+  }
   JobRunner* jobs = jobs_.get();
   executor_->SetJobQueue(
       [jobs](const std::string& job, const Trigger& t) { (void)jobs->Enqueue(job, t); });
@@ -283,7 +289,9 @@ namespace {
 
 bool SameMutex(const MutexConfig& a, const MutexConfig& b) {
   return a.mode == b.mode && a.url == b.url && a.timeout == b.timeout && a.cache == b.cache &&
-         a.poll == b.poll && a.token == b.token && a.ca_file == b.ca_file;
+         a.poll == b.poll && a.token == b.token && a.ca_file == b.ca_file &&
+         a.endpoints == b.endpoints && a.prefix == b.prefix && a.cert_file == b.cert_file &&
+         a.key_file == b.key_file && a.cluster_id == b.cluster_id;
 }
 
 bool SameMysql(const std::map<std::string, MysqlConnConfig>& a,
@@ -336,6 +344,10 @@ nlohmann::json Daemon::Reload(const std::string& trigger) {
   }
   if (n.control.socket != old->control.socket || n.control.group != old->control.group) {
     restart.push_back("[control]");
+  }
+  if (n.fleet.enabled != old->fleet.enabled || n.fleet.prefix != old->fleet.prefix ||
+      n.fleet.etcd.endpoints != old->fleet.etcd.endpoints || n.fleet.poll != old->fleet.poll) {
+    restart.push_back("[fleet]");
   }
   size_t kept = 0;
   for (const auto& c : n.checks) {

@@ -31,6 +31,7 @@ class Guard;
 class Executor;
 class Scheduler;
 class JobRunner;
+class FleetSlots;
 class EventLog;
 class ForwardSender;
 class ControlServer;
@@ -87,6 +88,7 @@ class Daemon {
   std::unique_ptr<Executor> executor_;
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<JobRunner> jobs_;
+  std::unique_ptr<FleetSlots> fleet_;        // null without [fleet]; outlives jobs_
   std::unique_ptr<Runtime> runtime_;
   std::unique_ptr<ev_signal> sigterm_, sigint_, sighup_;
   std::unique_ptr<ev_timer> stop_poll_, watchdog_;

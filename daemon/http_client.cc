@@ -168,6 +168,10 @@ HttpClient::RequestId HttpClient::Start(const HttpRequest& request, Callback don
   set(curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L));
   set(curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L));
   if (!request.ca_file.empty()) set(curl_easy_setopt(e, CURLOPT_CAINFO, request.ca_file.c_str()));
+  if (!request.cert_file.empty()) {
+    set(curl_easy_setopt(e, CURLOPT_SSLCERT, request.cert_file.c_str()));
+  }
+  if (!request.key_file.empty()) set(curl_easy_setopt(e, CURLOPT_SSLKEY, request.key_file.c_str()));
   if (t->headers != nullptr) set(curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers));
   if (request.method == HttpRequest::Method::kPost) {
     set(curl_easy_setopt(e, CURLOPT_POST, 1L));
@@ -288,6 +292,9 @@ void HttpClient::SocketAction(int fd, int events) {
 void HttpClient::Finish(Transfer& t, int curl_code) {
   auto code = static_cast<CURLcode>(curl_code);
   HttpResponse& r = t.response;
+  long request_bytes = 0;
+  curl_easy_getinfo(t.easy, CURLINFO_REQUEST_SIZE, &request_bytes);
+  r.sent = request_bytes > 0;
   if (code == CURLE_OK) {
     long status = 0;
     curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);

@@ -55,6 +55,11 @@ struct HttpRequest {
   // system bundle for this request (CURLOPT_CAINFO); "" keeps the system one.
   // Certificates and host names are always verified.
   std::string ca_file;
+  // PEM client certificate and its key (CURLOPT_SSLCERT / CURLOPT_SSLKEY)
+  // for servers that ask for one (etcd with --client-cert-auth); "" sends
+  // none. key_file may name the same file as cert_file.
+  std::string cert_file;
+  std::string key_file;
 };
 
 // Redirects are never followed: a 3xx is an ordinary completed response.
@@ -72,6 +77,11 @@ struct HttpResponse {
   // "TLS error: SSL certificate problem: self-signed certificate",
   // "body over 64 KB". Empty when ok.
   std::string error;
+  // Some of the request was written to the server, which may therefore have
+  // acted on it even when !ok (a timeout, a closed connection). False when
+  // nothing was sent (refused, DNS, connect timeout, TLS handshake failure,
+  // file://): the server saw no request.
+  bool sent = false;
 };
 
 class HttpClient {

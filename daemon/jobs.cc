@@ -13,6 +13,7 @@
 #include "daemon/atomic_file.h"
 #include "daemon/events.h"
 #include "daemon/executor.h"
+#include "daemon/fleet.h"
 #include "daemon/guard.h"
 #include "daemon/scheduler.h"
 #include "daemon/state.h"
@@ -63,10 +64,15 @@ struct JobRunner::Run {
   std::vector<StepRecord> steps;   // the journal of this run, one per step started
   Clock::time_point wait_deadline;
   std::string wait_detail;         // what the wait still waits for
+  Slot slot;                       // the fleet slot (group "" = none)
+  int slot_capacity = 0;
+  std::vector<SlotHolder> holders; // the group as last read
+  std::string slot_wait;           // why the job waits for its slot ("" = not waiting)
   ev_timer timer{};
   std::uint64_t generation = 0;
 
   const std::string& step_name() const { return job->steps[step]; }
+  bool needs_slot() const { return !slot.group.empty() && slot.key.empty(); }
   Clock::duration active(Clock::time_point now) const {
     Clock::duration d = now - started - paused_total;
     if (paused_since) d -= now - *paused_since;
@@ -108,11 +114,19 @@ json JobRunner::JournalJson() const {
                      {"queued_ms", e.queued_ms}});
   }
   j["queue"] = std::move(queue);
+  auto slot_json = [](const Slot& s) -> json {
+    if (s.key.empty()) return nullptr;
+    return {{"group", s.group}, {"key", s.key}, {"value", s.value}};
+  };
   j["halt"] = halt_ ? json{{"reason", halt_->reason},
                            {"job", halt_->job},
                            {"step", halt_->step},
-                           {"since_ms", halt_->since_ms}}
+                           {"since_ms", halt_->since_ms},
+                           {"slot", slot_json(halt_->slot)}}
                     : json(nullptr);
+  json releases = json::array();
+  for (const auto& r : releases_) releases.push_back(slot_json(r));
+  j["releases"] = std::move(releases);
   if (run_) {
     json steps = json::array();
     for (const auto& s : run_->steps) {
@@ -126,6 +140,7 @@ json JobRunner::JournalJson() const {
                     {"trigger_name", run_->entry.trigger_name},
                     {"started_ms", run_->started_ms},
                     {"step_count", run_->job->steps.size()},
+                    {"slot", slot_json(run_->slot)},
                     {"steps", std::move(steps)}};
   } else {
     j["running"] = nullptr;
@@ -163,9 +178,22 @@ std::string JobRunner::Start(std::shared_ptr<const Config> config) {
                                  e.at("trigger_name").get<std::string>(),
                                  e.at("queued_ms").get<std::int64_t>()});
         }
+        auto slot_from = [](const json& v) {
+          Slot s;
+          if (v.is_object()) {
+            s.group = v.at("group").get<std::string>();
+            s.key = v.at("key").get<std::string>();
+            s.value = v.at("value").get<std::string>();
+          }
+          return s;
+        };
         if (const json& h = j.at("halt"); !h.is_null()) {
           halt_ = Halt{h.at("reason").get<std::string>(), h.at("job").get<std::string>(),
-                       h.at("step").get<std::string>(), h.at("since_ms").get<std::int64_t>()};
+                       h.at("step").get<std::string>(), h.at("since_ms").get<std::int64_t>(),
+                       slot_from(h.value("slot", json()))};
+        }
+        for (const auto& r : j.value("releases", json::array())) {
+          releases_.push_back(slot_from(r));
         }
         running = j.at("running");
         if (!running.is_null()) {
@@ -187,29 +215,33 @@ std::string JobRunner::Start(std::shared_ptr<const Config> config) {
     // What ran before is unknown: nothing starts until an operator looked.
     SetHalt(Halt{"the job journal was unusable (" + problem +
                      "); check the host, then wardenctl resume",
-                 "", "", WallMsNow()});
+                 "", "", WallMsNow(), Slot{}});
   }
-  if (!running.is_null() && running.is_object()) {
+  if (!running.is_null() && running.is_object() &&
+      (!running["steps"].is_array() || running["steps"].empty())) {
+    // Stopped before its first step (waiting for the guard or a slot):
+    // nothing ran, so it simply goes back to the front of the queue. A
+    // slot it took is found again by its next acquire (held by this host).
+    const std::string job = running.value("job", "");
+    spdlog::warn("job {} had not started its first step when wardend stopped: queued again",
+                 job);
+    queue_.push_front(Entry{job, running.value("trigger", "ctl"),
+                            running.value("trigger_name", ""), WallMsNow()});
+  } else if (!running.is_null() && running.is_object()) {
     // Cut short by a crash or a kill: report it, halt, run nothing again.
     const std::string job = running.value("job", "");
     const json& steps = running["steps"];
-    std::string step;
-    size_t index = 0;
+    const json& last = steps.back();
+    const std::string step = last.value("step", "");
+    const size_t index = steps.size();
     std::string detail;
-    if (steps.is_array() && !steps.empty()) {
-      const json& last = steps.back();
-      step = last.value("step", "");
-      index = steps.size();
-      if (last.value("ended_ms", std::int64_t{0}) == 0) {
-        detail = "wardend stopped while " + step + " was in flight (started " +
-                 Rfc3339FromMs(last.value("started_ms", std::int64_t{0})) +
-                 "); it was not run again";
-      } else {
-        detail = "wardend stopped after " + step + " ended (" + last.value("result", "") +
-                 ") and before the next step started";
-      }
+    if (last.value("ended_ms", std::int64_t{0}) == 0) {
+      detail = "wardend stopped while " + step + " was in flight (started " +
+               Rfc3339FromMs(last.value("started_ms", std::int64_t{0})) +
+               "); it was not run again";
     } else {
-      detail = "wardend stopped before the first step started";
+      detail = "wardend stopped after " + step + " ended (" + last.value("result", "") +
+               ") and before the next step started";
     }
     size_t count = running.value("step_count", size_t{0});
     json f = {{"job", job},
@@ -219,15 +251,20 @@ std::string JobRunner::Start(std::shared_ptr<const Config> config) {
               {"result", "interrupted"},
               {"error", detail},
               {"started", Rfc3339FromMs(running.value("started_ms", std::int64_t{0}))}};
+    Slot slot;
+    if (const json& sj = running.value("slot", json()); sj.is_object()) {
+      slot = Slot{sj.value("group", ""), sj.value("key", ""), sj.value("value", "")};
+      f["slot"] = slot.group;   // kept until wardenctl resume
+    }
     events_.Emit("job.interrupted", f);
     spdlog::error("job {} was interrupted: {}", job, detail);
-    SetHalt(Halt{"job " + job + " was interrupted at " +
-                     (step.empty() ? std::string("its start") : StepLabel(index - 1, count, step)) +
+    SetHalt(Halt{"job " + job + " was interrupted at " + StepLabel(index - 1, count, step) +
                      ": " + detail + "; check the host, then wardenctl resume",
-                 job, step, WallMsNow()});
+                 job, step, WallMsNow(), slot});
   }
   if (halt_) guard_.SetHalted(true, halt_->reason);
   Save();
+  ReleaseSlots();   // left over from before a restart
   ArmSchedules();
   Pump();
   return problem;
@@ -308,6 +345,10 @@ void JobRunner::Pump() {
     run_->entry = e;
     run_->started = Clock::now();
     run_->started_ms = WallMsNow();
+    if (!job->slot.empty()) {
+      run_->slot.group = job->slot;
+      run_->slot_capacity = job->slots > 0 ? job->slots : config_->fleet.slots;
+    }
     ev_timer_init(&run_->timer, &JobRunner::OnTimer, 0, 0);
     run_->timer.data = this;
     Save();
@@ -317,6 +358,7 @@ void JobRunner::Pump() {
               {"steps", job->steps.size()},
               {"plan", job->steps},
               {"timeout", FormatDuration(job->timeout)}};
+    if (!job->slot.empty()) f["slot"] = job->slot;
     events_.Emit("job.start", f);
     spdlog::info("job {} started ({} steps, by {} {})", job->name, job->steps.size(), e.trigger,
                  e.trigger_name);
@@ -383,7 +425,90 @@ void JobRunner::OnGuard(bool allowed, const std::string& reason, const std::stri
     r.pause_reason.clear();
     r.pause_detail.clear();
   }
+  if (r.step == 0 && r.needs_slot()) {
+    AcquireSlot();
+    return;
+  }
   StartStep();
+}
+
+void JobRunner::AcquireSlot() {
+  Run& r = *run_;
+  r.phase = Phase::kSlot;
+  if (!fleet_) {   // validated: slot needs [fleet]
+    Fail("slot = " + r.slot.group + " but no [fleet] is configured");
+    return;
+  }
+  std::weak_ptr<bool> alive = alive_;
+  std::uint64_t gen = ++r.generation;
+  fleet_->Acquire(r.slot.group, r.slot_capacity, r.job->name,
+                  [this, alive, gen, run = run_.get()](SlotOutcome out) {
+    if (alive.expired() || run_.get() != run || run->generation != gen) return;
+    OnSlot(std::move(out));
+  });
+}
+
+void JobRunner::OnSlot(SlotOutcome out) {
+  {
+    Run& r = *run_;
+    auto now = Clock::now();
+    r.holders = out.holders;
+    if (out.kind == SlotOutcome::Kind::kAcquired) {
+      r.slot.key = out.key;
+      r.slot.value = out.value;
+      Save();   // ours now: kept in the journal before any step runs
+      if (r.paused_since) {   // the wait for a slot does not count against the timeout
+        r.paused_total += now - *r.paused_since;
+        r.paused_since.reset();
+      }
+      r.slot_wait.clear();
+      spdlog::info("job {} holds fleet slot {}{}", r.job->name, out.key,
+                   out.resumed ? " (already ours)" : "");
+      if (stopping_) {
+        Requeue();
+        return;
+      }
+      StartStep();
+      return;
+    }
+    std::string why;
+    std::string detail;
+    if (out.kind == SlotOutcome::Kind::kFull) {
+      why = "full";
+      for (const auto& h : out.holders) {
+        detail += (detail.empty() ? "" : ", ") + h.host + " (" + h.job + " since " + h.since + ")";
+      }
+      detail = "all " + std::to_string(r.slot_capacity) + " slot(s) of " + r.slot.group +
+               " are taken: " + detail;
+    } else if (out.kind == SlotOutcome::Kind::kHalted) {
+      why = "halted";
+      detail = out.error;
+    } else {
+      why = "etcd";
+      detail = out.error;
+    }
+    if (r.slot_wait != why + ":" + detail) {
+      r.slot_wait = why + ":" + detail;
+      json f = StepFields();
+      f["slot"] = r.slot.group;
+      f["capacity"] = r.slot_capacity;
+      f["result"] = "waiting";
+      f["reason"] = why;
+      f["detail"] = detail;
+      json holders = json::array();
+      for (const auto& h : out.holders) holders.push_back(h.ToJson());
+      f["holders"] = std::move(holders);
+      events_.Emit("job.waiting", f);
+      spdlog::info("job {} waits for a slot of {} ({}): {}", r.job->name, r.slot.group, why,
+                   detail);
+    }
+    if (!r.paused_since) r.paused_since = now;
+    // Poll with jitter (±20%) so that a fleet does not ask in lockstep.
+    const double base = std::chrono::duration<double>(fleet_->config().poll).count();
+    const double jitter = 0.8 + 0.4 * (static_cast<double>(std::rand()) / RAND_MAX);
+    ev_timer_set(&r.timer, base * jitter, 0);
+    ev_timer_start(loop_, &r.timer);
+  }
 }
 
 void JobRunner::EnterPaused(const std::string& reason, const std::string& detail) {
@@ -571,9 +696,63 @@ void JobRunner::Finish() {
             {"result", "ok"},
             {"duration_ms", Ms(Clock::now() - r.started)},
             {"paused_ms", Ms(r.paused_total)}};
+  if (!r.slot.key.empty() && fleet_) {
+    // Released only if still ours; until etcd confirms, the journal keeps it
+    // as a release to retry, so a crash now cannot leak the slot.
+    f["slot"] = r.slot.group;
+    releases_.push_back(r.slot);
+    Save();
+    ReleaseSlots();
+  }
   spdlog::info("job {} finished ok", r.job->name);
   EndRun(events_.Emit("job.finish", f));
   Pump();
+}
+
+void JobRunner::ReleaseSlots() {
+  if (!fleet_ || releases_.empty()) return;
+  Slot s = releases_.front();
+  std::weak_ptr<bool> alive = alive_;
+  fleet_->Release(s.key, s.value, [this, alive, s](warden::Status st, bool deleted) {
+    if (alive.expired()) return;
+    if (!st.ok()) {
+      spdlog::error("fleet slot {} not released yet: {}; retrying", s.key, st.message());
+      if (!retry_release_) {
+        retry_release_ = std::make_unique<ev_timer>();
+        ev_timer_init(retry_release_.get(), &JobRunner::OnRetryRelease, 0, 0);
+        retry_release_->data = this;
+      }
+      const double every = std::chrono::duration<double>(fleet_->config().poll).count();
+      ev_timer_set(retry_release_.get(), every, 0);
+      ev_timer_start(loop_, retry_release_.get());
+      return;
+    }
+    std::erase_if(releases_, [&](const Slot& x) { return x.key == s.key && x.value == s.value; });
+    Save();
+    if (deleted) {
+      spdlog::info("fleet slot {} released", s.key);
+    } else {
+      spdlog::warn("fleet slot {} was no longer ours (released by an operator?): left alone",
+                   s.key);
+    }
+    events_.Emit("job.release", {{"slot", s.group}, {"key", s.key}, {"released", deleted}});
+    ReleaseSlots();
+  });
+}
+
+void JobRunner::OnRetryRelease(struct ev_loop*, ev_timer* w, int) {
+  static_cast<JobRunner*>(w->data)->ReleaseSlots();
+}
+
+void JobRunner::Requeue() {
+  Run& r = *run_;
+  spdlog::info("job {} goes back to the front of the queue (it had not started a step)",
+               r.job->name);
+  ev_timer_stop(loop_, &r.timer);
+  ++r.generation;
+  queue_.push_front(r.entry);
+  run_.reset();
+  Save();
 }
 
 void JobRunner::Fail(const std::string& error) {
@@ -586,9 +765,10 @@ void JobRunner::Fail(const std::string& error) {
   failed_stderr_.clear();
   spdlog::error("job {} failed at {}: {}; the queue is halted until wardenctl resume",
                 r.job->name, StepLabel(r.step, r.job->steps.size(), r.step_name()), error);
+  if (!r.slot.key.empty()) f["slot"] = r.slot.group;   // kept until wardenctl resume
   SetHalt(Halt{"job " + r.job->name + " failed at " +
                    StepLabel(r.step, r.job->steps.size(), r.step_name()) + ": " + error,
-               r.job->name, r.step_name(), WallMsNow()});
+               r.job->name, r.step_name(), WallMsNow(), r.slot});
   EndRun(events_.Emit("job.fail", f));
 }
 
@@ -600,10 +780,11 @@ void JobRunner::Interrupt(const std::string& why) {
   f["duration_ms"] = Ms(Clock::now() - r.started);
   spdlog::warn("job {} interrupted at {}: {}", r.job->name,
                StepLabel(r.step, r.job->steps.size(), r.step_name()), why);
+  if (!r.slot.key.empty()) f["slot"] = r.slot.group;   // kept until wardenctl resume
   SetHalt(Halt{"job " + r.job->name + " was interrupted at " +
                    StepLabel(r.step, r.job->steps.size(), r.step_name()) + ": " + why +
                    "; check the host, then wardenctl resume",
-               r.job->name, r.step_name(), WallMsNow()});
+               r.job->name, r.step_name(), WallMsNow(), r.slot});
   EndRun(events_.Emit("job.interrupted", f));
 }
 
@@ -623,7 +804,7 @@ void JobRunner::EndRun(const json& event) {
 void JobRunner::OnTimer(struct ev_loop*, ev_timer* w, int) {
   auto* self = static_cast<JobRunner*>(w->data);
   if (!self->run_) return;
-  if (self->run_->phase == Phase::kPaused) {
+  if (self->run_->phase == Phase::kPaused || self->run_->phase == Phase::kSlot) {
     self->NextStep();
   } else if (self->run_->phase == Phase::kWait) {
     self->PollWait();
@@ -637,6 +818,10 @@ void JobRunner::Stop(const std::string& why) {
   stopping_ = true;
   DisarmSchedules();
   if (!run_) return;
+  if (run_->steps.empty() && run_->phase != Phase::kAction) {
+    Requeue();   // nothing ran: back to the queue, no halt
+    return;
+  }
   // An action in flight reports through OnActionDone; a guard question in
   // flight through OnGuard. A wait or a pause ends now.
   if (run_->phase == Phase::kWait) {
@@ -644,7 +829,8 @@ void JobRunner::Stop(const std::string& why) {
     run_->steps.back().ended_ms = WallMsNow();
     run_->steps.back().result = "fail";
     Interrupt("wardend is stopping (" + why + ") during wait " + run_->step_name());
-  } else if (run_->phase == Phase::kPaused || run_->phase == Phase::kGuard) {
+  } else if (run_->phase == Phase::kPaused || run_->phase == Phase::kGuard ||
+             run_->phase == Phase::kSlot) {
     ev_timer_stop(loop_, &run_->timer);
     ++run_->generation;   // a guard answer still on its way is ignored
     Interrupt("wardend is stopping (" + why + ") before " + run_->step_name() + " started" +
@@ -652,20 +838,53 @@ void JobRunner::Stop(const std::string& why) {
   }
 }
 
-json JobRunner::Resume(const std::string& by) {
+void JobRunner::Resume(const std::string& by, std::function<void(json)> reply) {
   if (!halt_) {
-    return {{"ok", true}, {"was_halted", false}, {"queued", queue_.size()}};
+    reply({{"ok", true}, {"was_halted", false}, {"queued", queue_.size()}});
+    return;
   }
-  Halt was = *halt_;
-  halt_.reset();
-  guard_.SetHalted(false, "");
-  Save();
-  events_.Emit("job.resume", {{"job", was.job}, {"step", was.step}, {"halt_reason", was.reason},
-                              {"by", by}, {"queued", queue_.size()}});
-  spdlog::warn("queue resumed by {} (was halted: {})", by, was.reason);
-  Pump();
-  return {{"ok", true}, {"was_halted", true}, {"reason", was.reason}, {"queued", queue_.size()},
-          {"persisted", saved_}};
+  auto clear = [this, by, reply](bool slot_released) {
+    if (!halt_) {   // another resume got here first
+      reply({{"ok", true}, {"was_halted", false}, {"queued", queue_.size()}});
+      return;
+    }
+    Halt was = *halt_;
+    halt_.reset();
+    guard_.SetHalted(false, "");
+    Save();
+    json f = {{"job", was.job}, {"step", was.step}, {"halt_reason", was.reason},
+              {"by", by}, {"queued", queue_.size()}};
+    if (!was.slot.key.empty()) {
+      f["slot"] = was.slot.group;
+      f["slot_released"] = slot_released;
+    }
+    events_.Emit("job.resume", f);
+    spdlog::warn("queue resumed by {} (was halted: {})", by, was.reason);
+    Pump();
+    json r = {{"ok", true}, {"was_halted", true}, {"reason", was.reason},
+              {"queued", queue_.size()}, {"persisted", saved_}};
+    if (!was.slot.key.empty()) r["slot_released"] = was.slot.key;
+    reply(std::move(r));
+  };
+  if (halt_->slot.key.empty() || !fleet_) {
+    clear(false);
+    return;
+  }
+  // The halted job's slot goes first: if etcd cannot be reached the halt
+  // stays, so the group's rollout is not unblocked by accident.
+  std::weak_ptr<bool> alive = alive_;
+  Slot slot = halt_->slot;
+  fleet_->Release(slot.key, slot.value, [alive, slot, clear, reply](warden::Status st, bool deleted) {
+    if (alive.expired()) return;
+    if (!st.ok()) {
+      reply({{"ok", false},
+             {"error", "the queue stays halted: " + st.message() +
+                           " (the failed job's fleet slot must be released first)"}});
+      return;
+    }
+    if (!deleted) spdlog::warn("fleet slot {} was no longer ours: left alone", slot.key);
+    clear(deleted);
+  });
 }
 
 // --- schedules ---
@@ -742,6 +961,17 @@ json JobRunner::Status() const {
                      {"for_ms", Ms(now - *run_->paused_since)}};
     }
     if (run_->phase == Phase::kWait) r["waiting_for"] = run_->wait_detail;
+    if (run_->phase == Phase::kSlot) r["phase"] = "waiting for a slot";
+    if (!run_->slot.group.empty()) {
+      json holders = json::array();
+      for (const auto& h : run_->holders) holders.push_back(h.ToJson());
+      r["slot"] = {{"group", run_->slot.group},
+                   {"capacity", run_->slot_capacity},
+                   {"state", run_->slot.key.empty() ? "waiting" : "held"},
+                   {"key", run_->slot.key},
+                   {"waiting_for", run_->slot_wait},
+                   {"holders", std::move(holders)}};
+    }
     j["running"] = std::move(r);
   } else {
     j["running"] = nullptr;
@@ -749,7 +979,9 @@ json JobRunner::Status() const {
   j["halt"] = halt_ ? json{{"reason", halt_->reason},
                            {"job", halt_->job},
                            {"step", halt_->step},
-                           {"since", Rfc3339FromMs(halt_->since_ms)}}
+                           {"since", Rfc3339FromMs(halt_->since_ms)},
+                           {"slot_kept", halt_->slot.key.empty() ? json(nullptr)
+                                                                 : json(halt_->slot.key)}}
                     : json(nullptr);
   json schedules = json::array();
   for (const auto& s : schedules_) {

@@ -47,6 +47,7 @@ namespace warden {
 
 class Guard;
 class Executor;
+class FleetSlots;
 class Scheduler;
 class EventLog;
 
@@ -64,6 +65,10 @@ class JobRunner {
   // of a journal that could not be used ("" when fine); such a file is set
   // aside and the queue starts halted, because what ran is unknown.
   std::string Start(std::shared_ptr<const Config> config);
+  // Fleet slots (null without [fleet]): a job with `slot = GROUP` takes one
+  // before its first step, waiting as job.waiting while none is free; keeps
+  // it on failure or interruption until Resume, releases it on success.
+  void SetFleet(FleetSlots* fleet) { fleet_ = fleet; }
   // New snapshot: schedules are re-armed; queued jobs are looked up by name
   // when they start; a running job finishes with the snapshot it began on.
   void Reload(std::shared_ptr<const Config> config);
@@ -83,8 +88,10 @@ class JobRunner {
   // trigger.kind: "ctl", "check" or "schedule".
   Queued Enqueue(const std::string& job, const Trigger& trigger, Done done = nullptr);
 
-  // wardenctl resume: clears the halt and starts the queue again.
-  nlohmann::json Resume(const std::string& by);
+  // wardenctl resume: releases the slot the halted job kept, clears the halt
+  // and starts the queue again. A slot that cannot be released (etcd
+  // unreachable) leaves the halt in place and says why.
+  void Resume(const std::string& by, std::function<void(nlohmann::json)> reply);
   // wardenctl run JOB --dry-run: the plan, the guard's answer now, nothing run.
   void Plan(const std::string& job, std::function<void(nlohmann::json)> reply);
 
@@ -93,11 +100,17 @@ class JobRunner {
   bool step_in_flight() const;
 
  private:
+  struct Slot {
+    std::string group;
+    std::string key;      // "" while not held
+    std::string value;    // exactly as stored in etcd
+  };
   struct Halt {
     std::string reason;
     std::string job;
     std::string step;
     std::int64_t since_ms = 0;
+    Slot slot;            // kept by the failed job until Resume
   };
   struct Entry {
     std::string job;
@@ -111,7 +124,7 @@ class JobRunner {
     std::int64_t ended_ms = 0;  // 0: in flight
     std::string result;         // ok, fail, dry_run; "" while in flight
   };
-  enum class Phase { kGuard, kPaused, kAction, kWait };
+  enum class Phase { kGuard, kPaused, kSlot, kAction, kWait };
   std::string failed_stderr_;   // the failing step's stderr tail, for job.fail
   struct Run;
 
@@ -123,6 +136,10 @@ class JobRunner {
   void OnActionDone(bool ran, bool ok, const std::string& blocked, const std::string& detail,
                     const std::string& error, const std::string& stderr_tail);
   void PollWait();
+  void AcquireSlot();
+  void OnSlot(struct SlotOutcome out);
+  void ReleaseSlots();
+  void Requeue();
   void StepDone(const std::string& result, const std::string& error);
   void Finish();
   void Fail(const std::string& error);
@@ -134,6 +151,7 @@ class JobRunner {
   void ArmSchedules();
   void DisarmSchedules();
   static void OnTimer(struct ev_loop* loop, ev_timer* w, int revents);
+  static void OnRetryRelease(struct ev_loop* loop, ev_timer* w, int revents);
   static void OnPeriodic(struct ev_loop* loop, ev_periodic* w, int revents);
   static double Reschedule(ev_periodic* w, double now) noexcept;
 
@@ -151,6 +169,9 @@ class JobRunner {
   std::optional<Halt> halt_;
   std::unique_ptr<Run> run_;
   std::map<std::string, std::vector<Done>> waiters_;   // by job name
+  FleetSlots* fleet_ = nullptr;
+  std::vector<Slot> releases_;   // finished jobs' slots whose release failed: retried
+  std::unique_ptr<ev_timer> retry_release_;
   struct Schedule;
   std::vector<std::unique_ptr<Schedule>> schedules_;
   bool stopping_ = false;

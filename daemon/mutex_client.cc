@@ -63,6 +63,20 @@ std::string StripLineBreaks(std::string s) {
   return s;
 }
 
+bool ValidUtf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    for (size_t k = 1; k < n; ++k) {
+      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
+    }
+    i += n;
+  }
+  return true;
+}
+
 MutexAnswer Held(std::string reason) {
   MutexAnswer a;
   a.held = true;
@@ -83,6 +97,18 @@ MutexClient::MutexClient(struct ev_loop* loop, const MutexConfig& config, std::s
       alive_(std::make_shared<bool>(true)) {
   ev_timer_init(poll_.get(), &MutexClient::OnPoll, 0., 0.);
   poll_->data = this;
+  if (config_.mode == MutexConfig::Mode::kEtcd) {
+    EtcdConfig etcd;
+    etcd.endpoints = config_.endpoints;
+    etcd.timeout = config_.timeout.count() > 0 ? config_.timeout : Duration(2000);
+    etcd.connect_timeout = std::min(Duration(1000), etcd.timeout);
+    etcd.ca_file = config_.ca_file;
+    etcd.cert_file = config_.cert_file;
+    etcd.key_file = config_.key_file;
+    etcd.cluster_id = config_.cluster_id;
+    etcd.max_body = kMaxBody;
+    etcd_ = std::make_unique<EtcdClient>(loop_, std::move(etcd));
+  }
   ev_timer_init(deferred_timer_.get(), &MutexClient::OnDeferred, 0., 0.);
   deferred_timer_->data = this;
 }
@@ -91,8 +117,8 @@ MutexClient::~MutexClient() {
   *alive_ = false;
   ev_timer_stop(loop_, poll_.get());
   ev_timer_stop(loop_, deferred_timer_.get());
-  // http_ is destroyed after this body: it cancels request_ without calling
-  // OnResponse.
+  // etcd_ and http_ are destroyed after this body: they cancel request_
+  // without calling back.
 }
 
 void MutexClient::Query(Callback done) {
@@ -147,6 +173,20 @@ std::optional<Duration> MutexClient::last_age() const {
 
 void MutexClient::Fetch() {
   if (request_ != 0) return;
+  if (etcd_) {
+    sent_ = Clock::now();
+    ++requests_;
+    // One linearizable txn reads both keys: a consistent answer.
+    request_ = etcd_->Txn({},
+                          {EtcdOp::Range(config_.prefix + "/armed"),
+                           EtcdOp::Range(config_.prefix + "/mutex")},
+                          {}, [this](EtcdResult<EtcdTxnResult> r) {
+                            request_ = 0;
+                            MutexAnswer answer = InterpretEtcd(r);
+                            Answer(std::move(answer));
+                          });
+    return;
+  }
   HttpRequest req;
   req.method = HttpRequest::Method::kGet;
   req.url = config_.url;
@@ -193,9 +233,37 @@ MutexAnswer MutexClient::Interpret(const HttpResponse& r) const {
   return Held("held");
 }
 
+MutexAnswer MutexClient::InterpretEtcd(const EtcdResult<EtcdTxnResult>& r) const {
+  if (!r.ok()) return Held(BoundReason(r.error().message, true));
+  const auto& responses = r->responses;
+  if (responses.size() != 2) return Held("malformed etcd answer: not two ranges");
+  const std::string mutex_key = config_.prefix + "/mutex";
+  const std::string armed_key = config_.prefix + "/armed";
+  for (const auto& kv : responses[1].kvs) {
+    if (kv.key != mutex_key) continue;
+    if (kv.value.empty()) return Held(mutex_key + " is set");
+    // A value that is valid UTF-8 is kept (bounded); raw bytes are not.
+    return Held(BoundReason(kv.value, !ValidUtf8(kv.value)));
+  }
+  bool armed = std::any_of(responses[0].kvs.begin(), responses[0].kvs.end(),
+                           [&](const EtcdKv& kv) { return kv.key == armed_key; });
+  if (!armed) {
+    return Held(BoundReason("etcd mutex not armed: " + armed_key + " is missing (etcdctl put " +
+                                armed_key + " yes)",
+                            true));
+  }
+  MutexAnswer a;
+  a.held = false;
+  a.reason = "clear";
+  return a;
+}
+
 void MutexClient::OnResponse(const HttpResponse& response) {
   request_ = 0;
-  MutexAnswer answer = Interpret(response);
+  Answer(Interpret(response));
+}
+
+void MutexClient::Answer(MutexAnswer answer) {
   answer.at = Clock::now();
   last_sent_ = sent_;
   std::vector<Callback> waiters;

@@ -11,6 +11,17 @@
 // bytes) and free of control characters; a clear answer's reason is "clear"
 // ("mutex off" with mode = off, which never does any I/O).
 //
+// backend = etcd (mode kEtcd, DESIGN.md "etcd"): each fetch is ONE txn with
+// two linearizable range ops, <prefix>/armed and <prefix>/mutex, through
+// EtcdClient (daemon/etcd_client.h: endpoints, failover, TLS, cluster_id).
+// Held while <prefix>/mutex exists, its value the reason (bounded as above;
+// an empty value reads "<prefix>/mutex is set"). Clear ("clear") only while
+// <prefix>/armed exists and <prefix>/mutex does not: a missing sentinel is
+// held with "etcd mutex not armed: <prefix>/armed is missing (etcdctl put
+// <prefix>/armed yes)", and every etcd error (unreachable, timeout, non-200,
+// no header, not JSON, wrong cluster_id) is held with its one-line message.
+// Cache, poll, joining and on_change work exactly as for HTTP.
+//
 // Cache: a clear answer is reused for `cache` after its request was SENT
 // (never longer), with from_cache = true. A held answer is never reused: the
 // next Query asks again. Queries made while a request is in flight join it:
@@ -38,6 +49,7 @@
 #include <vector>
 
 #include "daemon/config.h"
+#include "daemon/etcd_client.h"
 #include "daemon/http_client.h"
 #include "daemon/units.h"
 
@@ -88,6 +100,9 @@ class MutexClient {
   void Fetch();  // sends a request unless one is in flight
   void OnResponse(const HttpResponse& response);
   MutexAnswer Interpret(const HttpResponse& response) const;
+  MutexAnswer InterpretEtcd(const EtcdResult<EtcdTxnResult>& result) const;
+  // Records a fresh answer and calls the waiters.
+  void Answer(MutexAnswer answer);
   // Records a fresh answer as last_, calling on_change_ when it changed.
   // Returns false when a callback destroyed this client.
   bool Record(const MutexAnswer& answer);
@@ -102,13 +117,14 @@ class MutexClient {
   const bool is_file_;  // url is file://: no HTTP status, a read is a 200
 
   HttpClient http_;
+  std::unique_ptr<EtcdClient> etcd_;  // backend = etcd only
   std::unique_ptr<ev_timer> poll_;
   std::unique_ptr<ev_timer> deferred_timer_;  // 0 s: runs deferred_
 
   Callback on_change_;
   std::optional<MutexAnswer> last_;
   Clock::time_point last_sent_{};      // when last_'s request was sent
-  HttpClient::RequestId request_ = 0;  // in flight, or 0
+  std::uint64_t request_ = 0;          // in flight (HTTP or etcd id), or 0
   Clock::time_point sent_{};           // when request_ was sent
   std::vector<Callback> waiters_;      // for request_
   std::vector<std::function<void()>> deferred_;

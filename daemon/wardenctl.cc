@@ -71,10 +71,17 @@ int Validate(const std::string& path) {
     std::printf("%s: %zu problem(s)\n", path.c_str(), diag.errors().size());
     return 1;
   }
-  std::printf("%s: ok (%zu checks, %zu actions, %zu mysql connections, mutex %s)\n", path.c_str(),
-              config->checks.size(), config->actions.size(), config->mysql.size(),
-              config->mutex.mode == warden::MutexConfig::Mode::kOff ? "off"
-                                                                    : config->mutex.url.c_str());
+  std::string mutex = config->mutex.url;
+  if (config->mutex.mode == warden::MutexConfig::Mode::kOff) {
+    mutex = "off";
+  } else if (config->mutex.mode == warden::MutexConfig::Mode::kEtcd) {
+    mutex = "etcd " + config->mutex.prefix + " on";
+    for (const auto& e : config->mutex.endpoints) mutex += " " + e;
+  }
+  std::printf("%s: ok (%zu checks, %zu actions, %zu jobs, %zu mysql connections, mutex %s%s)\n",
+              path.c_str(), config->checks.size(), config->actions.size(),
+              config->jobs.size(), config->mysql.size(), mutex.c_str(),
+              config->fleet.enabled ? ", fleet slots on etcd" : "");
   return 0;
 }
 
@@ -255,8 +262,27 @@ void PrintJobs(const json& jobs) {
     if (!Str(run, "waiting_for").empty()) {
       std::printf("          waiting for: %s\n", Str(run, "waiting_for").c_str());
     }
+    if (run.contains("slot")) {
+      const json& sl = run["slot"];
+      if (Str(sl, "state") == "held") {
+        std::printf("slot      %s: held (%s)\n", Str(sl, "group").c_str(), Str(sl, "key").c_str());
+      } else {
+        std::printf("slot      %s: WAITING (%s)\n", Str(sl, "group").c_str(),
+                    Str(sl, "waiting_for").c_str());
+      }
+      for (const auto& h : sl.value("holders", json::array())) {
+        if (Str(h, "key") == Str(sl, "key")) continue;
+        std::printf("          held by %s (%s since %s)\n", Str(h, "host").c_str(),
+                    Str(h, "job").c_str(), Str(h, "since").c_str());
+      }
+    }
   } else {
     std::printf("job       none running\n");
+  }
+  const json& halt = jobs.value("halt", json());
+  if (halt.is_object() && halt.value("slot_kept", json()).is_string()) {
+    std::printf("slot      KEPT by the halted job: %s (wardenctl resume releases it)\n",
+                Str(halt, "slot_kept").c_str());
   }
   std::string queue;
   for (const auto& q : jobs.value("queue", json::array())) {

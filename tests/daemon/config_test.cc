@@ -279,10 +279,64 @@ TEST_CASE("multi-line values only where allowed", "[config]") {
   CHECK(l.Has(":9: this indented line continues the value of 'severity'"));
 }
 
-TEST_CASE("sections not in this version are named as such", "[config]") {
+TEST_CASE("[fleet] and a job's slot load, and their mistakes are named", "[config][fleet]") {
   TempDir dir;
-  Loaded l = Load(dir, std::string(kMinimal) + "[fleet]\nendpoints = http://10.0.0.1:2379\n");
-  CHECK(l.Has("[fleet] is not supported by this version"));
+  Loaded ok = Load(dir, std::string(kMinimal) + R"([fleet]
+endpoints = http://10.0.0.1:2379, https://[::1]:2379/
+prefix    = /prod/warden
+slots     = 2
+poll      = 5s
+[action a]
+type = notify
+message = m
+[job upgrade]
+steps = a
+slot  = chain-a
+slots = 3
+)");
+  INFO(ok.All());
+  REQUIRE(ok.config);
+  CHECK(ok.config->fleet.enabled);
+  CHECK(ok.config->fleet.etcd.endpoints ==
+        std::vector<std::string>{"http://10.0.0.1:2379", "https://[::1]:2379"});
+  CHECK(ok.config->fleet.prefix == "/prod/warden");
+  CHECK(ok.config->fleet.slots == 2);
+  CHECK(ok.config->fleet.poll == Duration(5000));
+  CHECK(ok.config->FindJob("upgrade")->slot == "chain-a");
+  CHECK(ok.config->FindJob("upgrade")->slots == 3);
+
+  TempDir dir2;
+  Loaded bad = Load(dir2, std::string(kMinimal) + R"([fleet]
+endpoints = 10.0.0.1:2379
+prefix    = warden/
+slots     = 0
+poll      = 10ms
+cert_file = /etc/warden/c.pem
+[action a]
+type = notify
+message = m
+[job upgrade]
+steps = a
+slot  = chain a
+)");
+  CHECK_FALSE(bad.config);
+  INFO(bad.All());
+  CHECK(bad.Has("endpoints: "));
+  CHECK(bad.Has("prefix must start with '/'"));
+  CHECK(bad.Has("slots"));
+  CHECK(bad.Has("poll must be at least 1s"));
+  CHECK(bad.Has("cert_file and key_file go together"));
+  CHECK(bad.Has("slot: 'chain a' is not a group name"));
+
+  TempDir dir3;
+  Loaded nofleet = Load(dir3, std::string(kMinimal) + R"([action a]
+type = notify
+message = m
+[job upgrade]
+steps = a
+slot  = chain-a
+)");
+  CHECK(nofleet.Has("[job upgrade] slot = chain-a needs a [fleet] section"));
 }
 
 TEST_CASE("every sample config in etc/ validates", "[config]") {
@@ -390,7 +444,7 @@ colour = blue
   CHECK(l.Has("[job upgrade] step 'missing' is neither an action nor a wait"));
   CHECK(l.Has("[job upgrade] step 'other' is a job; a job's steps are actions and waits"));
   CHECK(l.Has("schedule: hour field '25' is out of range 0-23"));
-  CHECK(l.Has("slot needs [fleet] slots on etcd"));
+  CHECK(l.Has("slot = chain-a needs a [fleet] section"));
   CHECK(l.Has("schedule: '0 0 30 2 *' never fires"));
   CHECK(l.Has("missing key 'steps'"));
   CHECK(l.Has("timeout must be longer than 0"));

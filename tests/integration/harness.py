@@ -617,3 +617,110 @@ backend {backend}
                 raise AssertionError("the session through haproxy closed: %r" % got)
             got += data
         return c
+
+
+class Etcd:
+    """A real etcd (/usr/bin/etcd, Debian's etcd-server): one member on
+    127.0.0.1, free client and peer ports, data in a temporary directory.
+
+    .endpoint ("http://127.0.0.1:P"); .put(key, value), .delete(key),
+    .get(key) -> str or None (through etcd's v3 JSON gateway, base64 done
+    here; etcdctl is not needed); .stop() / .start() (same data and ports);
+    .cluster_id (decimal, as the gateway prints it)."""
+
+    BINARY = "/usr/bin/etcd"
+
+    def __init__(self):
+        self.dir = None
+        self.proc = None
+
+    def __enter__(self):
+        self.dir = tempfile.mkdtemp(prefix="warden-etcd-")
+        self.client_port = free_port()
+        self.peer_port = free_port()
+        self.endpoint = "http://127.0.0.1:%d" % self.client_port
+        self.output = os.path.join(self.dir, "etcd.out")
+        try:
+            self.start()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc and self.proc.poll() is None:
+            self.stop()
+        if self.dir:
+            _remove(self.dir)
+            self.dir = None
+
+    def start(self, timeout=30):
+        """Starts (or restarts) the member; returns once it answers."""
+        assert not self.running(), "etcd already running"
+        peer = "http://127.0.0.1:%d" % self.peer_port
+        args = [self.BINARY, "--name", "warden-test",
+                "--data-dir", os.path.join(self.dir, "data"),
+                "--listen-client-urls", self.endpoint,
+                "--advertise-client-urls", self.endpoint,
+                "--listen-peer-urls", peer,
+                "--initial-advertise-peer-urls", peer,
+                "--initial-cluster", "warden-test=" + peer,
+                "--initial-cluster-state", "new",
+                "--initial-cluster-token", "warden-test-%d" % self.client_port]
+        with open(self.output, "a") as out:
+            self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out,
+                                         stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.cluster_id = self._post("/v3/kv/range", {"key": "AA=="},
+                                             timeout=1)["header"]["cluster_id"]
+                return self
+            except (OSError, ValueError, KeyError):
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("etcd did not start (exit %s):\n%s"
+                                     % (self.proc.poll(), _tail(self.output)))
+            time.sleep(0.05)
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout=15):
+        """SIGTERM and wait (SIGKILL after timeout)."""
+        if self.running():
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def _post(self, path, body, timeout=10):
+        import urllib.request
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        req = urllib.request.Request(self.endpoint + path, data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with opener.open(req, timeout=timeout) as resp:
+            return json.loads(resp.read().decode())
+
+    @staticmethod
+    def _b64(text):
+        import base64
+        data = text.encode() if isinstance(text, str) else text
+        return base64.b64encode(data).decode()
+
+    def put(self, key, value):
+        self._post("/v3/kv/put", {"key": self._b64(key), "value": self._b64(value)})
+
+    def delete(self, key):
+        """Deletes key; returns how many keys were deleted (0 or 1)."""
+        return int(self._post("/v3/kv/deleterange", {"key": self._b64(key)}).get("deleted", 0))
+
+    def get(self, key):
+        """The value (str, UTF-8 with replacement) or None when absent."""
+        import base64
+        kvs = self._post("/v3/kv/range", {"key": self._b64(key)}).get("kvs", [])
+        if not kvs:
+            return None
+        return base64.b64decode(kvs[0].get("value", "")).decode(errors="replace")

@@ -1,0 +1,222 @@
+"""Fleet slots on a real etcd: 12 wardend processes in 3 groups run an
+upgrade-shaped job with slot capacity 1; from their events, no group ever
+had two hosts inside the job at once and every host finished. A halt set
+mid-rollout stops every host that has not started; a host killed mid-job
+keeps its slot and blocks its group until wardenctl resume."""
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import unittest
+import urllib.request
+
+from harness import Wardend, free_port, match
+
+ETCD = "/usr/bin/etcd"
+
+
+class EtcdServer:
+    """One etcd member on loopback in a temporary directory."""
+
+    def __enter__(self):
+        self.dir = tempfile.mkdtemp(prefix="warden-etcd-")
+        self.port = free_port()
+        peer = free_port()
+        self.endpoint = "http://127.0.0.1:%d" % self.port
+        self.out = open(os.path.join(self.dir, "etcd.out"), "w")
+        self.proc = subprocess.Popen(
+            [ETCD, "--name", "t", "--data-dir", os.path.join(self.dir, "data"),
+             "--listen-client-urls", self.endpoint, "--advertise-client-urls", self.endpoint,
+             "--listen-peer-urls", "http://127.0.0.1:%d" % peer,
+             "--initial-advertise-peer-urls", "http://127.0.0.1:%d" % peer,
+             "--initial-cluster", "t=http://127.0.0.1:%d" % peer],
+            stdout=self.out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.get("/x")
+                return self
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise AssertionError("etcd did not start")
+                time.sleep(0.1)
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        self.proc.wait(20)
+        self.out.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _post(self, path, body):
+        req = urllib.request.Request(self.endpoint + path, json.dumps(body).encode(),
+                                     {"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return json.loads(r.read())
+
+    def put(self, key, value):
+        self._post("/v3/kv/put", {"key": base64.b64encode(key.encode()).decode(),
+                                  "value": base64.b64encode(value.encode()).decode()})
+
+    def delete(self, key):
+        self._post("/v3/kv/deleterange", {"key": base64.b64encode(key.encode()).decode()})
+
+    def get(self, key):
+        r = self._post("/v3/kv/range", {"key": base64.b64encode(key.encode()).decode()})
+        kvs = r.get("kvs", [])
+        return base64.b64decode(kvs[0].get("value", "")).decode() if kvs else None
+
+
+CONFIG = """
+[daemon]
+host_id   = {host}
+state_dir = {state_dir}
+interval  = 1s
+jitter    = 0%
+workers   = 2
+
+[log]
+level  = debug
+events = {events}
+
+[mutex]
+mode = off
+
+[fleet]
+endpoints = {endpoint}
+prefix    = /warden
+slots     = 1
+poll      = 1s
+
+[action drain]
+type    = exec
+command = /bin/sh -c 'sleep {step}'
+
+[action upgrade_packages]
+type    = exec
+command = /bin/sh -c 'sleep {step}'
+
+[action ready]
+type    = exec
+command = true
+
+[job upgrade]
+steps = drain, upgrade_packages, ready
+slot  = {group}
+"""
+
+
+def inside(events):
+    """(enter, leave) of the job on this host: first step start to finish."""
+    starts = [e for e in events if e["event"] == "job.step" and e["result"] == "start"
+              and e["step_index"] == 1]
+    ends = [e for e in events if e["event"] in ("job.finish", "job.fail", "job.interrupted")]
+    return [(s["time"], ends[0]["time"] if ends else "9999") for s in starts[:1]]
+
+
+class FleetTest(unittest.TestCase):
+    def hosts(self, stack, etcd, n, groups, step=1.5):
+        out = []
+        for i in range(n):
+            wd = stack.enter_context(Wardend())
+            group = "chain-%d" % (i % groups)
+            wd.start(CONFIG.format(host="db-%02d" % i, group=group, endpoint=etcd.endpoint,
+                                   step=step, **wd.paths))
+            out.append((wd, group))
+        for wd, _ in out:
+            wd.wait_event("daemon.start")
+        return out
+
+    def test_twelve_hosts_three_groups_one_at_a_time(self):
+        import contextlib
+        with EtcdServer() as etcd, contextlib.ExitStack() as stack:
+            hosts = self.hosts(stack, etcd, 12, 3)
+            for wd, _ in hosts:
+                self.assertEqual(wd.ctl("run", "upgrade").returncode, 0)
+            for wd, _ in hosts:
+                wd.wait_event("job.finish", job="upgrade", timeout=120)
+            by_group = {}
+            waited = 0
+            for wd, group in hosts:
+                events = wd.events()
+                by_group.setdefault(group, []).extend(inside(events))
+                waited += len(match(events, "job.waiting", reason="full"))
+                start = match(events, "job.step", result="start", step_index=1)[0]
+                self.assertEqual(start["job"], "upgrade")
+            for group, spans in by_group.items():
+                self.assertEqual(len(spans), 4, group)
+                spans.sort()
+                for (a_in, a_out), (b_in, b_out) in zip(spans, spans[1:]):
+                    self.assertLessEqual(a_out, b_in, "two hosts of %s inside at once: %s"
+                                         % (group, spans))
+            self.assertGreater(waited, 0)   # some hosts did wait for their group's slot
+            # Every slot was released on success.
+            for g in range(3):
+                self.assertIsNone(etcd.get("/warden/slots/chain-%d/0" % g))
+
+    def test_a_halt_mid_rollout_stops_hosts_that_have_not_started(self):
+        import contextlib
+        with EtcdServer() as etcd, contextlib.ExitStack() as stack:
+            hosts = self.hosts(stack, etcd, 4, 1, step=2)
+            for wd, _ in hosts:
+                wd.ctl("run", "upgrade")
+            # One host is inside; halt the fleet.
+            deadline = time.monotonic() + 30
+            while etcd.get("/warden/slots/chain-0/0") is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            etcd.put("/warden/mutex", "stop the rollout")
+            halted_at = time.monotonic()
+            first = None
+            for wd, _ in hosts:
+                if match(wd.events(), "job.step", result="start"):
+                    first = wd
+            self.assertIsNotNone(first)
+            first.wait_event("job.finish", timeout=60)
+            # Every other host sees the halt within a poll interval (1s ±20%)
+            # plus a margin, and starts nothing.
+            for wd, _ in hosts:
+                if wd is first:
+                    continue
+                wd.wait_event("job.waiting", reason="halted", timeout=10)
+            self.assertLess(time.monotonic() - halted_at, 60)
+            time.sleep(3)
+            for wd, _ in hosts:
+                if wd is not first:
+                    self.assertEqual(match(wd.events(), "job.step", result="start"), [])
+            etcd.delete("/warden/mutex")
+            for wd, _ in hosts:
+                wd.wait_event("job.finish", timeout=60)
+
+    def test_a_host_killed_mid_job_keeps_its_slot_and_blocks_its_group(self):
+        import contextlib
+        with EtcdServer() as etcd, contextlib.ExitStack() as stack:
+            (a, _), (b, _) = self.hosts(stack, etcd, 2, 1, step=20)
+            a.ctl("run", "upgrade")
+            a.wait_event("job.step", step="drain", result="start")
+            a.kill()
+            os.system("pkill -f 'sleep 20' || true")
+            b.ctl("run", "upgrade")
+            waiting = b.wait_event("job.waiting", reason="full")[0]
+            self.assertEqual(waiting["holders"][0]["host"], "db-00")
+            time.sleep(4)
+            self.assertEqual(match(b.events(), "job.step", result="start"), [])
+            self.assertIn("db-00", etcd.get("/warden/slots/chain-0/0"))
+            text = b.ctl("status").stdout
+            self.assertIn("slot      chain-0: WAITING (full:all 1 slot(s) of chain-0 are taken", text)
+            self.assertIn("held by db-00 (upgrade since", text)
+            # db-00 comes back: interrupted, halted, slot kept; resume releases it.
+            a.start()
+            a.wait_event("job.interrupted")
+            self.assertIn("db-00", etcd.get("/warden/slots/chain-0/0"))
+            status = json.loads(a.ctl("status", "--json").stdout)
+            self.assertEqual(status["jobs"]["halt"]["slot_kept"], "/warden/slots/chain-0/0")
+            p = a.ctl("resume")
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            b.wait_event("job.step", step="drain", result="start", timeout=30)
+
+
+if __name__ == "__main__":
+    unittest.main()
