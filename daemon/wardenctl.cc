@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "daemon/config.h"
+#include "daemon/fleet_ctl.h"
 #include "daemon/ini.h"
 #include "version.h"
 
@@ -45,6 +46,8 @@ void Usage(std::FILE* out) {
                "  run NAME [--dry-run] [--wait]  run an action through the guard, or queue a job\n"
                "                               (--dry-run: what would run; --wait: its result)\n"
                "  resume                       clear the halt a failed or interrupted job left\n"
+               "  fleet status | halt --reason TEXT | clear | release GROUP HOST\n"
+               "                               the fleet mutex and slots on etcd\n"
                "  pause --reason TEXT          stop all actions on this host (persisted)\n"
                "  unpause                      let actions run again\n"
                "  reload                       re-read the config (the running one stays on error)\n"
@@ -500,9 +503,23 @@ int main(int argc, char** argv) {
   auto args_are = [&](size_t n) { return words.size() == n; };
   // Which options each command takes.
   bool bad_option = (as_json && cmd != "status") || ((dry_run || wait) && cmd != "run") ||
-                    (reason && cmd != "pause") || (count && cmd != "events");
+                    (reason && cmd != "pause" && cmd != "fleet") || (count && cmd != "events");
   if (bad_option) return UsageError("an option does not apply to '" + cmd + "'");
 
+  if (cmd == "fleet") {
+    // Talks to etcd, not to the daemon: the config names the endpoints.
+    warden::Diagnostics diag;
+    warden::LoadOptions options;
+    options.read_secrets = false;
+    auto config = warden::LoadConfig(config_path, options, diag);
+    if (!config) {
+      for (const auto& e : diag.errors()) std::fprintf(stderr, "%s\n", e.c_str());
+      std::fprintf(stderr, "wardenctl: %s: %zu problem(s)\n", config_path.c_str(),
+                   diag.errors().size());
+      return kExitNo;
+    }
+    return warden::RunFleetCommand(*config, {words.begin() + 1, words.end()}, reason);
+  }
   if (cmd == "validate") {
     if (!args_are(1)) return UsageError("validate takes no arguments");
     return Validate(config_path);

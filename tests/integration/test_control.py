@@ -89,7 +89,8 @@ class Control(unittest.TestCase):
             self.assertRegex(checks["flag"]["since"], r"^\d{4}-\d\d-\d\dT")
             self.assertRegex(checks["flag"]["last_run"], r"^\d{4}-\d\d-\d\dT")
             self.assertIn("last_error", checks["flag"])
-            self.assertEqual(s["jobs"], [])
+            self.assertEqual(s["jobs"], {"queue": [], "running": None, "halt": None,
+                                         "schedules": []})
             self.assertFalse(s["pause"]["paused"])
             self.assertEqual(s["mutex"]["state"], "off")
             self.assertGreaterEqual(s["events"]["last_seq"], 2)

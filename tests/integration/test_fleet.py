@@ -217,6 +217,55 @@ class FleetTest(unittest.TestCase):
             self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
             b.wait_event("job.step", step="drain", result="start", timeout=30)
 
+    def test_wardenctl_fleet_status_halt_clear_release(self):
+        import contextlib
+        with EtcdServer() as etcd, contextlib.ExitStack() as stack:
+            ((wd, _),) = self.hosts(stack, etcd, 1, 1)
+            p = wd.ctl("fleet", "status")
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            self.assertIn("armed     NO: /warden/armed is missing", p.stdout)
+            self.assertIn("mutex     clear", p.stdout)
+            self.assertIn("slots     none held", p.stdout)
+
+            p = wd.ctl("fleet", "halt", "--reason", "bad package in the mirror")
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            self.assertEqual(etcd.get("/warden/mutex"), "bad package in the mirror")
+            self.assertIn("HALTED: bad package in the mirror", wd.ctl("fleet", "status").stdout)
+            # A host's job now waits for the halt to clear.
+            wd.ctl("run", "upgrade")
+            wd.wait_event("job.waiting", reason="halted")
+            p = wd.ctl("fleet", "clear")
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            self.assertIn("fleet cleared", p.stdout)
+            self.assertIn("/warden/armed is missing", p.stdout)
+            self.assertIsNone(etcd.get("/warden/mutex"))
+            wd.wait_event("job.finish", timeout=60)
+
+            etcd.put("/warden/armed", "yes")
+            etcd.put("/warden/slots/chain-b/0",
+                     '{"host":"db-99","job":"upgrade","since":"2026-11-25T03:00:00.000Z"}')
+            p = wd.ctl("fleet", "status")
+            self.assertIn("armed     yes", p.stdout)
+            self.assertRegex(p.stdout, r"slot +chain-b +0 +db-99 +upgrade +since 2026-11-25T03")
+            p = wd.ctl("fleet", "release", "chain-b", "db-99")
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            self.assertIn("released /warden/slots/chain-b/0", p.stdout)
+            self.assertIsNone(etcd.get("/warden/slots/chain-b/0"))
+            p = wd.ctl("fleet", "release", "chain-b", "db-99")
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("holds no slot", p.stderr)
+            self.assertEqual(wd.ctl("fleet", "halt").returncode, 2)
+            self.assertEqual(wd.ctl("fleet", "frobnicate").returncode, 2)
+
+    def test_wardenctl_fleet_with_etcd_down_fails_clearly(self):
+        with Wardend() as wd:
+            wd.write_config(CONFIG.format(host="db-x", group="g", step=1,
+                                          endpoint="http://127.0.0.1:%d" % free_port(),
+                                          **wd.paths))
+            p = wd.ctl("fleet", "status")
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("wardenctl: fleet status: etcd http://127.0.0.1:", p.stderr)
+
 
 if __name__ == "__main__":
     unittest.main()
