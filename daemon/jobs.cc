@@ -417,9 +417,11 @@ void JobRunner::OnGuard(bool allowed, const std::string& reason, const std::stri
   }
   if (r.paused_since) {
     auto now = Clock::now();
-    spdlog::info("job {} continues at {} after {} paused ({})", r.job->name, r.step_name(),
-                 FormatDuration(std::chrono::duration_cast<Duration>(now - *r.paused_since)),
-                 r.pause_reason);
+    if (!r.pause_reason.empty()) {   // a pause by the guard (not a wait for a slot)
+      spdlog::info("job {} continues at {} after {} paused ({})", r.job->name, r.step_name(),
+                   FormatDuration(std::chrono::duration_cast<Duration>(now - *r.paused_since)),
+                   r.pause_reason);
+    }
     r.paused_total += now - *r.paused_since;
     r.paused_since.reset();
     r.pause_reason.clear();
@@ -449,66 +451,64 @@ void JobRunner::AcquireSlot() {
 }
 
 void JobRunner::OnSlot(SlotOutcome out) {
-  {
-    Run& r = *run_;
-    auto now = Clock::now();
-    r.holders = out.holders;
-    if (out.kind == SlotOutcome::Kind::kAcquired) {
-      r.slot.key = out.key;
-      r.slot.value = out.value;
-      Save();   // ours now: kept in the journal before any step runs
-      if (r.paused_since) {   // the wait for a slot does not count against the timeout
-        r.paused_total += now - *r.paused_since;
-        r.paused_since.reset();
-      }
-      r.slot_wait.clear();
-      spdlog::info("job {} holds fleet slot {}{}", r.job->name, out.key,
-                   out.resumed ? " (already ours)" : "");
-      if (stopping_) {
-        Requeue();
-        return;
-      }
-      StartStep();
+  Run& r = *run_;
+  auto now = Clock::now();
+  r.holders = out.holders;
+  if (out.kind == SlotOutcome::Kind::kAcquired) {
+    r.slot.key = out.key;
+    r.slot.value = out.value;
+    Save();   // ours now: kept in the journal before any step runs
+    if (r.paused_since) {   // the wait for a slot does not count against the timeout
+      r.paused_total += now - *r.paused_since;
+      r.paused_since.reset();
+    }
+    r.slot_wait.clear();
+    spdlog::info("job {} holds fleet slot {}{}", r.job->name, out.key,
+                 out.resumed ? " (already ours)" : "");
+    if (stopping_) {
+      Requeue();
       return;
     }
-    std::string why;
-    std::string detail;
-    if (out.kind == SlotOutcome::Kind::kFull) {
-      why = "full";
-      for (const auto& h : out.holders) {
-        detail += (detail.empty() ? "" : ", ") + h.host + " (" + h.job + " since " + h.since + ")";
-      }
-      detail = "all " + std::to_string(r.slot_capacity) + " slot(s) of " + r.slot.group +
-               " are taken: " + detail;
-    } else if (out.kind == SlotOutcome::Kind::kHalted) {
-      why = "halted";
-      detail = out.error;
-    } else {
-      why = "etcd";
-      detail = out.error;
-    }
-    if (r.slot_wait != why + ":" + detail) {
-      r.slot_wait = why + ":" + detail;
-      json f = StepFields();
-      f["slot"] = r.slot.group;
-      f["capacity"] = r.slot_capacity;
-      f["result"] = "waiting";
-      f["reason"] = why;
-      f["detail"] = detail;
-      json holders = json::array();
-      for (const auto& h : out.holders) holders.push_back(h.ToJson());
-      f["holders"] = std::move(holders);
-      events_.Emit("job.waiting", f);
-      spdlog::info("job {} waits for a slot of {} ({}): {}", r.job->name, r.slot.group, why,
-                   detail);
-    }
-    if (!r.paused_since) r.paused_since = now;
-    // Poll with jitter (±20%) so that a fleet does not ask in lockstep.
-    const double base = std::chrono::duration<double>(fleet_->config().poll).count();
-    const double jitter = 0.8 + 0.4 * (static_cast<double>(std::rand()) / RAND_MAX);
-    ev_timer_set(&r.timer, base * jitter, 0);
-    ev_timer_start(loop_, &r.timer);
+    StartStep();
+    return;
   }
+  std::string why;
+  std::string detail;
+  if (out.kind == SlotOutcome::Kind::kFull) {
+    why = "full";
+    for (const auto& h : out.holders) {
+      detail += (detail.empty() ? "" : ", ") + h.host + " (" + h.job + " since " + h.since + ")";
+    }
+    detail = "all " + std::to_string(r.slot_capacity) + " slot(s) of " + r.slot.group +
+             " are taken: " + detail;
+  } else if (out.kind == SlotOutcome::Kind::kHalted) {
+    why = "halted";
+    detail = out.error;
+  } else {
+    why = "etcd";
+    detail = out.error;
+  }
+  if (r.slot_wait != why + ":" + detail) {
+    r.slot_wait = why + ":" + detail;
+    json f = StepFields();
+    f["slot"] = r.slot.group;
+    f["capacity"] = r.slot_capacity;
+    f["result"] = "waiting";
+    f["reason"] = why;
+    f["detail"] = detail;
+    json holders = json::array();
+    for (const auto& h : out.holders) holders.push_back(h.ToJson());
+    f["holders"] = std::move(holders);
+    events_.Emit("job.waiting", f);
+    spdlog::info("job {} waits for a slot of {} ({}): {}", r.job->name, r.slot.group, why,
+                 detail);
+  }
+  if (!r.paused_since) r.paused_since = now;
+  // Poll with jitter (±20%) so that a fleet does not ask in lockstep.
+  const double base = std::chrono::duration<double>(fleet_->config().poll).count();
+  const double jitter = std::uniform_real_distribution<double>(0.8, 1.2)(rng_);
+  ev_timer_set(&r.timer, base * jitter, 0);
+  ev_timer_start(loop_, &r.timer);
 }
 
 void JobRunner::EnterPaused(const std::string& reason, const std::string& detail) {

@@ -31,6 +31,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -172,6 +173,7 @@ class JobRunner {
   FleetSlots* fleet_ = nullptr;
   std::vector<Slot> releases_;   // finished jobs' slots whose release failed: retried
   std::unique_ptr<ev_timer> retry_release_;
+  std::mt19937_64 rng_{std::random_device{}()};   // slot poll jitter: hosts never in lockstep
   struct Schedule;
   std::vector<std::unique_ptr<Schedule>> schedules_;
   bool stopping_ = false;
