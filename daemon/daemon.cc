@@ -345,6 +345,13 @@ nlohmann::json Daemon::Reload(const std::string& trigger) {
   if (n.control.socket != old->control.socket || n.control.group != old->control.group) {
     restart.push_back("[control]");
   }
+  const FluentdConfig& nf = n.fluentd;
+  const FluentdConfig& of = old->fluentd;
+  if (nf.enabled != of.enabled || nf.address != of.address || nf.tag != of.tag ||
+      nf.ack != of.ack || nf.buffer_limit != of.buffer_limit || nf.chunk_limit != of.chunk_limit ||
+      nf.ack_timeout != of.ack_timeout || nf.stop_flush != of.stop_flush) {
+    restart.push_back("[fluentd]");
+  }
   if (n.fleet.enabled != old->fleet.enabled || n.fleet.prefix != old->fleet.prefix ||
       n.fleet.etcd.endpoints != old->fleet.etcd.endpoints || n.fleet.poll != old->fleet.poll) {
     restart.push_back("[fleet]");

@@ -289,6 +289,16 @@ class FluentdDelivery(unittest.TestCase):
         table = self.wd.ctl("status", check=True).stdout
         self.assertRegex(table, r"fluentd   connected, backlog \d+ events .*last ack \d{4}-")
 
+    def test_reload_names_fluentd_changes_as_needing_a_restart(self):
+        self.rx.start()
+        self.start()
+        self.wait_events(5)
+        self.wd.write_config(CONFIG.format(address="127.0.0.1:%d" % free_port(), ack="yes",
+                                           ack_timeout="2s", stop_flush="5s", **self.wd.paths))
+        p = self.wd.ctl("reload")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("note: changes to [fluentd] take effect after a restart", p.stdout)
+
     def test_fluentd_restarted_mid_stream(self):
         self.rx.start()
         self.start()
