@@ -36,25 +36,30 @@ struct Sample {
 class MysqlStatusCheck final : public Check {
  public:
   MysqlStatusCheck(std::string connection, std::string variable, bool rate)
-      : connection_(std::move(connection)), variable_(std::move(variable)), rate_(rate) {}
+      : connection_(std::move(connection)), rate_(rate) {
+    auto names = std::make_shared<Names>();
+    names->variable = std::move(variable);
+    names->key = names->variable;
+    for (auto& ch : names->key) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    names_ = std::move(names);
+  }
 
   void Run(Runtime& rt, Done done) override {
     if (!rt.mysql) {
       done(Measurement::Error("internal error: no MySQL access in this runtime"));
       return;
     }
-    std::string key = variable_;
-    for (auto& ch : key) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
     // The completion may outlive this object (a reload): it holds the
-    // sample state, never `this`.
+    // names and the sample state, never `this`.
     rt.mysql->GlobalStatus(
-        connection_, [key, variable = variable_, rate = rate_, last = last_,
+        connection_, [names = names_, rate = rate_, last = last_,
                       done = std::move(done)](Expected<std::shared_ptr<const MysqlMap>> status) {
+          const std::string& variable = names->variable;
           if (!status) {
             done(Measurement::Error(status.error()));
             return;
           }
-          auto it = (*status)->find(key);
+          auto it = (*status)->find(names->key);
           if (it == (*status)->end()) {
             done(Measurement::Error("no status variable '" + variable + "' in SHOW GLOBAL STATUS"));
             return;
@@ -92,8 +97,14 @@ class MysqlStatusCheck final : public Check {
   }
 
  private:
+  // The variable as configured and lower-cased (the snapshot's key), made
+  // once: a run only copies this pointer.
+  struct Names {
+    std::string variable;
+    std::string key;
+  };
   const std::string connection_;
-  const std::string variable_;
+  std::shared_ptr<const Names> names_;
   const bool rate_;
   // Loop thread only; shared with in-flight completions.
   std::shared_ptr<std::optional<Sample>> last_ = std::make_shared<std::optional<Sample>>();

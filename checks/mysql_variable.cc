@@ -1,6 +1,7 @@
 #include "checks/mysql_variable.h"
 
 #include <cctype>
+#include <memory>
 
 #include "daemon/mysql.h"
 
@@ -10,24 +11,28 @@ namespace {
 class MysqlVariableCheck final : public Check {
  public:
   MysqlVariableCheck(std::string connection, std::string variable)
-      : connection_(std::move(connection)), variable_(std::move(variable)) {}
+      : connection_(std::move(connection)) {
+    auto names = std::make_shared<Names>();
+    names->variable = std::move(variable);
+    names->key = names->variable;
+    for (auto& ch : names->key) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    names_ = std::move(names);
+  }
 
   void Run(Runtime& rt, Done done) override {
     if (!rt.mysql) {
       done(Measurement::Error("internal error: no MySQL access in this runtime"));
       return;
     }
-    std::string key = variable_;
-    for (auto& ch : key) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    rt.mysql->GlobalVariables(connection_, [key, variable = variable_, done = std::move(done)](
+    rt.mysql->GlobalVariables(connection_, [names = names_, done = std::move(done)](
                                                Expected<std::shared_ptr<const MysqlMap>> vars) {
       if (!vars) {
         done(Measurement::Error(vars.error()));
         return;
       }
-      auto it = (*vars)->find(key);
+      auto it = (*vars)->find(names->key);
       if (it == (*vars)->end()) {
-        done(Measurement::Error("no variable '" + variable + "' in SHOW GLOBAL VARIABLES"));
+        done(Measurement::Error("no variable '" + names->variable + "' in SHOW GLOBAL VARIABLES"));
         return;
       }
       done(Measurement::Value(it->second));
@@ -35,8 +40,14 @@ class MysqlVariableCheck final : public Check {
   }
 
  private:
+  // The variable as configured and lower-cased (the snapshot's key), made
+  // once: a run only copies this pointer.
+  struct Names {
+    std::string variable;
+    std::string key;
+  };
   const std::string connection_;
-  const std::string variable_;
+  std::shared_ptr<const Names> names_;
 };
 
 std::unique_ptr<Check> Make(OptionReader& opts, const CheckCommon& common) {

@@ -16,6 +16,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "daemon/status.h"
@@ -48,7 +50,34 @@ struct MysqlRows {
   int Column(std::string_view name) const;
 };
 
-using MysqlMap = std::map<std::string, std::string>;  // lower-cased name -> value
+// One SHOW GLOBAL STATUS / SHOW GLOBAL VARIABLES snapshot: lower-cased name
+// -> value, read-only once built. Stored flat (a sorted vector, looked up by
+// binary search): a snapshot of ~600 rows is built for every share window
+// and read by many checks, and a node-based map spent most of a check's
+// CPU on allocating, comparing and freeing its nodes. The read interface is
+// the subset of std::map's that callers use.
+class MysqlMap {
+ public:
+  using value_type = std::pair<std::string, std::string>;
+  using const_iterator = std::vector<value_type>::const_iterator;
+
+  // `key` as stored: lower case. end() when absent.
+  const_iterator find(std::string_view key) const;
+  size_t count(std::string_view key) const { return find(key) == end() ? 0 : 1; }
+  const_iterator begin() const { return entries_.begin(); }
+  const_iterator end() const { return entries_.end(); }
+  size_t size() const { return entries_.size(); }
+  bool empty() const { return entries_.empty(); }
+
+  // Building (before the map is shared): Add lower-cases `name`; Finish
+  // sorts, and of several rows with the same name keeps the last one.
+  void Reserve(size_t n) { entries_.reserve(n); }
+  void Add(std::string_view name, std::string_view value);
+  void Finish();
+
+ private:
+  std::vector<value_type> entries_;
+};
 
 class MysqlReads {
  public:

@@ -1,23 +1,39 @@
 #!/usr/bin/env python3
-"""CPU and memory of wardend per executed check, measured from the kernel's
-own accounting (/proc/PID/stat utime+stime, /proc/PID/status VmRSS).
+"""CPU and memory of wardend per executed mysql_status check, side by side
+with the floor (tests/bench/floor.c on libmariadb) and Monit, measured from
+the kernel's own accounting (/proc/PID/task/*/schedstat, ns; the server's
+/proc/PID/stat utime+stime; /proc/PID/status
+VmRSS; the floor reports its own getrusage).
 
-    python3 tests/bench/check_cost.py [--checks 100,1000] [--seconds 20]
+    python3 tests/bench/check_cost.py [--checks 100,1000] [--seconds 6] [--rounds 1]
+        [--floor build-bench/floor] [--sandbox DIR]
 
-Starts its own MariaDB sandbox and, for each count, a wardend with that many
-mysql_status checks (distinct variables over one connection) every 1 s, plus
-an idle wardend with one file check. Reports CPU per check run and RSS. Run
-from the repo root after a build (WARDEND overrides build/wardend)."""
+One round, for each N: wardend with N mysql_status checks (distinct
+variables over one connection, every 1 s, jitter 100%), then the floor in
+its two modes for the same N, cadence and duration, then Monit with N
+`check host … if failed port P protocol mysql` at `set daemon 1`; plus an
+idle wardend (one disk check every 30 s). Also the server's (mariadbd's) CPU
+in each phase. Phases run one after another against the same server, so
+their ratios are taken inside one round.
+
+Per check: wardend's checks executed = N x seconds (every 1 s); the floor
+counts its own; Monit's = the server's Connections delta (each Monit mysql
+test is one connection). Run from the repo root after a build (WARDEND
+overrides build/wardend). Used by scripts/bench (bench_all.py)."""
 
 import argparse
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 from harness import MariaDB, Wardend  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
+WARMUP = 2.0
 
 BASE = """
 [daemon]
@@ -44,6 +60,21 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
+def cpu_precise(pid):
+    """CPU seconds of pid's live threads from /proc/PID/task/*/schedstat (ns,
+    the scheduler's own accounting), for long-lived processes whose threads
+    do not exit (wardend, Monit): /proc/PID/stat counts in 10 ms ticks, too
+    coarse for a few seconds of a light process. Falls back to stat."""
+    total = 0
+    try:
+        for tid in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                total += int(f.read().split()[0])
+    except OSError:
+        return cpu_seconds(pid)
+    return total / 1e9
+
+
 def rss_kb(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -52,45 +83,170 @@ def rss_kb(pid):
     return 0
 
 
-def measure(wd, seconds):
-    pid = wd.proc.pid
-    time.sleep(3)  # warm-up: connections made, first runs spread
-    c0, t0 = cpu_seconds(pid), time.monotonic()
+class Sandbox:
+    """An already running scripts/mariadb-sandbox DIR (what scripts/bench
+    starts), with the MariaDB interface of harness.py that we use."""
+
+    def __init__(self, dir):
+        env = {}
+        with open(os.path.join(dir, "env")) as f:
+            for line in f:
+                k, _, v = line.rstrip("\n").partition("=")
+                env[k] = v
+        self.dir = dir
+        self.socket = env["MYSQL_SOCKET"]
+        self.port = int(env["MYSQL_PORT"])
+        self.password_file = env["MYSQL_PASSWORD_FILE"]
+        self.admin_user = env["MYSQL_ADMIN_USER"]
+        self.pid = int(env["MYSQL_PID"])
+
+    def sql(self, statement):
+        p = subprocess.run(["mariadb", "--no-defaults", "--socket=" + self.socket,
+                            "-u" + self.admin_user, "--batch", "--skip-column-names",
+                            "-e", statement], capture_output=True, text=True, check=True)
+        return [line.split("\t") for line in p.stdout.splitlines()]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+
+def status_value(db, name):
+    return int(db.sql("SHOW GLOBAL STATUS LIKE '%s'" % name)[0][1])
+
+
+def measure_pid(pid, seconds, server_pid):
+    time.sleep(1.0)  # settle
+    c0, s0, t0 = cpu_precise(pid), cpu_seconds(server_pid), time.monotonic()
     time.sleep(seconds)
-    c1, t1 = cpu_seconds(pid), time.monotonic()
-    return c1 - c0, t1 - t0, rss_kb(pid)
+    c1, s1, t1 = cpu_precise(pid), cpu_seconds(server_pid), time.monotonic()
+    return c1 - c0, s1 - s0, t1 - t0, rss_kb(pid)
+
+
+def run_wardend(db, n, seconds, names):
+    if n == 0:
+        checks = "[check root]\ntype = disk\npath = /\nevery = 30s\n"
+    else:
+        checks = "".join("[check c%d]\ntype = mysql_status\nvariable = %s\n" %
+                         (i, names[i % len(names)]) for i in range(n))
+    with Wardend() as wd:
+        wd.start(BASE.format(socket=db.socket, password_file=db.password_file, **wd.paths)
+                 + checks)
+        wd.wait_event("daemon.start")
+        # Steady state: every check has left `pending` (each first
+        # check.state also rewrites the state file, a start-up cost).
+        wd.wait_for(lambda ev: len([e for e in ev if e.get("event") == "check.state"]) >= max(n, 1),
+                    timeout=120)
+        cpu, server, wall, rss = measure_pid(wd.proc.pid, seconds, db.pid)
+    return {"cpu": cpu, "server": server, "wall": wall, "rss_kb": rss,
+            "checks": n * wall}
+
+
+def run_floor(db, n, seconds, floor, mode):
+    s0 = cpu_seconds(db.pid)
+    p = subprocess.run([floor, "--socket", db.socket, "--user", "warden", "--password-file",
+                        db.password_file, "--checks", str(n), "--seconds", str(seconds),
+                        "--mode", mode], capture_output=True, text=True, timeout=seconds + 60)
+    s1 = cpu_seconds(db.pid)
+    if p.returncode != 0:
+        raise RuntimeError("floor failed: %s" % p.stderr)
+    kv = dict(x.split("=") for x in p.stdout.split())
+    # The server's CPU includes the floor's 1 s warm-up: scale to the window.
+    wall = float(kv["wall_s"])
+    return {"cpu": float(kv["cpu_s"]), "server": (s1 - s0) * wall / (wall + 1.0),
+            "wall": wall, "checks": int(kv["checks"]), "queries": int(kv["queries"])}
+
+
+MONITRC = """set daemon 1
+set logfile {dir}/monit.log
+set pidfile {dir}/monit.pid
+set idfile {dir}/monit.id
+set statefile {dir}/monit.state
+"""
+
+
+def run_monit(db, n, seconds, monit="monit"):
+    d = tempfile.mkdtemp(prefix="warden-monit-")
+    try:
+        rc = os.path.join(d, "monitrc")
+        text = MONITRC.format(dir=d) + "".join(
+            "check host c%d with address 127.0.0.1\n"
+            "  if failed port %d protocol mysql then alert\n" % (i, db.port) for i in range(n))
+        fd = os.open(rc, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        with open(os.path.join(d, "monit.out"), "w") as out:
+            proc = subprocess.Popen([monit, "-I", "-c", rc], stdin=subprocess.DEVNULL,
+                                    stdout=out, stderr=subprocess.STDOUT)
+        try:
+            time.sleep(WARMUP)
+            k0 = status_value(db, "Connections")
+            c0, s0, t0 = cpu_precise(proc.pid), cpu_seconds(db.pid), time.monotonic()
+            time.sleep(seconds)
+            c1, s1, t1 = cpu_precise(proc.pid), cpu_seconds(db.pid), time.monotonic()
+            k1 = status_value(db, "Connections")
+            rss = rss_kb(proc.pid)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        checks = max(1, k1 - k0 - 1)  # our own status query is one connection
+        return {"cpu": c1 - c0, "server": s1 - s0, "wall": t1 - t0, "checks": checks,
+                "rss_kb": rss}
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def status_names(db):
+    return [r[0] for r in db.sql("SHOW GLOBAL STATUS")]
+
+
+def one_round(db, counts, seconds, floor, monit="monit"):
+    """One round: {"idle": {...}, N: {"wardend": {...}, "floor_per_check": ...,
+    "floor_shared": ..., "monit": ...}} with cpu/server in seconds."""
+    names = status_names(db)
+    out = {"idle": run_wardend(db, 0, seconds, names)}
+    for n in counts:
+        r = {"wardend": run_wardend(db, n, seconds, names)}
+        if floor:
+            r["floor_per_check"] = run_floor(db, n, seconds, floor, "per-check")
+            r["floor_shared"] = run_floor(db, n, seconds, floor, "shared")
+        if monit and shutil.which(monit):
+            r["monit"] = run_monit(db, n, seconds, monit)
+        out[n] = r
+    return out
+
+
+def per_check_us(r, key="cpu"):
+    return 1e6 * r[key] / r["checks"]
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--checks", default="100,1000")
-    ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--seconds", type=float, default=6)
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--floor", default=None, help="the floor binary (tests/bench/floor.c)")
+    ap.add_argument("--monit", default="monit")
+    ap.add_argument("--sandbox", default=None, help="a running scripts/mariadb-sandbox DIR")
     args = ap.parse_args()
-    rows = []
-    with MariaDB() as db:
-        names = [r[0] for r in db.sql("SHOW GLOBAL STATUS")]
-        with Wardend() as wd:
-            wd.start(BASE.format(socket=db.socket, password_file=db.password_file, **wd.paths)
-                     + "[check root]\ntype = disk\npath = /\nevery = 30s\n")
-            wd.wait_event("check.state", check="root")
-            cpu, wall, rss = measure(wd, args.seconds)
-            rows.append(("idle (1 disk check /30s)", "-", "%.2f%%" % (100 * cpu / wall), "-",
-                         "%.1f MB" % (rss / 1024)))
-        for n in [int(x) for x in args.checks.split(",")]:
-            checks = "".join("[check c%d]\ntype = mysql_status\nvariable = %s\n" %
-                             (i, names[i % len(names)]) for i in range(n))
-            with Wardend() as wd:
-                wd.start(BASE.format(socket=db.socket, password_file=db.password_file,
-                                     **wd.paths) + checks)
-                wd.wait_event("daemon.start")
-                cpu, wall, rss = measure(wd, args.seconds)
-                runs = n * wall  # every 1 s
-                rows.append(("%d mysql_status checks /1s" % n, "%.0f" % runs,
-                             "%.2f%%" % (100 * cpu / wall), "%.1f us" % (1e6 * cpu / runs),
-                             "%.1f MB" % (rss / 1024)))
-    print("%-28s %10s %10s %14s %10s" % ("wardend", "runs", "CPU", "CPU per run", "RSS"))
-    for r in rows:
-        print("%-28s %10s %10s %14s %10s" % r)
+    counts = [int(x) for x in args.checks.split(",")]
+    with (Sandbox(args.sandbox) if args.sandbox else MariaDB()) as db:
+        for _ in range(args.rounds):
+            r = one_round(db, counts, args.seconds, args.floor, args.monit)
+            idle = r["idle"]
+            print("idle wardend: CPU %.3f%%  RSS %.1f MB" %
+                  (100 * idle["cpu"] / idle["wall"], idle["rss_kb"] / 1024))
+            for n in counts:
+                for who, x in r[n].items():
+                    print("%5d %-16s checks %7d  CPU/check %8.1f us  server CPU/check %8.1f us%s"
+                          % (n, who, x["checks"], per_check_us(x), per_check_us(x, "server"),
+                             "  RSS %.1f MB" % (x["rss_kb"] / 1024) if "rss_kb" in x else ""))
 
 
 if __name__ == "__main__":

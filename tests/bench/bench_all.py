@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""Runs every benchmark under tests/bench/ ROUNDS times and prints one table
+(median and min-max of each figure over the rounds). Called by scripts/bench,
+which builds the binaries and starts the MariaDB sandbox:
+
+    python3 tests/bench/bench_all.py --build DIR --sandbox DIR [--rounds 5] [--seconds 6]
+
+Every ratio is taken inside one round (phases one after another against the
+same server), then summarized over the rounds."""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import check_cost  # noqa: E402
+import harness  # noqa: E402
+import isolation  # noqa: E402
+
+
+def summary(values, fmt):
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return "n/a"
+    return (fmt % statistics.median(values)) + "  (" + (fmt % values[0]) + "–" + \
+        (fmt % values[-1]) + ")"
+
+
+def kv(text):
+    """The key=value pairs of the last line (the daemon's log lines come first)."""
+    last = [line for line in text.splitlines() if "=" in line and "[" not in line][-1]
+    return {k: float(v) for k, v in (x.split("=") for x in last.split())}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", required=True)
+    ap.add_argument("--sandbox", required=True)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--seconds", type=float, default=6)
+    ap.add_argument("--trips", type=int, default=1000)
+    ap.add_argument("--counts", default="100,1000")
+    args = ap.parse_args()
+    # The binaries under test: those of --build (harness.py read its
+    # defaults at import).
+    harness.WARDEND = os.path.join(args.build, "wardend")
+    harness.WARDENCTL = os.path.join(args.build, "wardenctl")
+    floor = os.path.join(args.build, "floor")
+    counts = [int(x) for x in args.counts.split(",")]
+    db = check_cost.Sandbox(args.sandbox)
+
+    rows = []   # (label, [per-round values], fmt)
+
+    def add(label, values, fmt):
+        rows.append((label, values, fmt))
+
+    cost, iso, lat_off, lat_file = [], [], [], []
+    for r in range(args.rounds):
+        print("round %d/%d: check cost" % (r + 1, args.rounds), file=sys.stderr, flush=True)
+        cost.append(check_cost.one_round(db, counts, args.seconds, floor))
+        print("round %d/%d: isolation" % (r + 1, args.rounds), file=sys.stderr, flush=True)
+        iso.append(isolation.one_round(100, args.seconds))
+        print("round %d/%d: trip latency" % (r + 1, args.rounds), file=sys.stderr, flush=True)
+        for mode, out in (("off", lat_off), ("file", lat_file)):
+            p = subprocess.run([os.path.join(args.build, "trip_latency"), "--stamp",
+                                os.path.join(args.build, "stamp"), "--trips", str(args.trips),
+                                "--mutex", mode], capture_output=True, text=True, timeout=600)
+            out.append(kv(p.stdout) if p.returncode == 0 else None)
+            if p.returncode != 0:
+                print("trip_latency failed: %s" % p.stderr, file=sys.stderr)
+
+    us = check_cost.per_check_us
+    for n in counts:
+        w = [c[n]["wardend"] for c in cost]
+        fp = [c[n]["floor_per_check"] for c in cost]
+        fs = [c[n]["floor_shared"] for c in cost]
+        mo = [c[n].get("monit") for c in cost]
+        add("%d checks: wardend CPU per check (µs)" % n, [us(x) for x in w], "%.1f")
+        add("%d checks: floor, shared read, CPU per check (µs)" % n, [us(x) for x in fs], "%.1f")
+        add("%d checks: floor, one query per check (µs)" % n, [us(x) for x in fp], "%.1f")
+        add("%d checks: Monit CPU per check (µs)" % n, [us(x) if x else None for x in mo], "%.1f")
+        add("%d checks: wardend ÷ floor (shared read)" % n,
+            [us(a) / us(b) for a, b in zip(w, fs)], "%.2f×")
+        add("%d checks: wardend ÷ floor (query per check)" % n,
+            [us(a) / us(b) for a, b in zip(w, fp)], "%.2f×")
+        add("%d checks: Monit ÷ wardend" % n,
+            [us(b) / us(a) if b else None for a, b in zip(w, mo)], "%.0f×")
+        add("%d checks: server CPU per check, wardend / floor per-query / Monit (µs)" % n,
+            [None], "%s")
+        rows[-1] = (rows[-1][0], None, " / ".join(
+            summary([us(x, "server") for x in xs if x], "%.1f").split("  ")[0]
+            for xs in (w, fp, mo)))
+        add("%d checks: wardend RSS (MB)" % n, [x["rss_kb"] / 1024 for x in w], "%.1f")
+    idle = [c["idle"] for c in cost]
+    add("idle wardend (1 disk check /30s): CPU (%)", [100 * x["cpu"] / x["wall"] for x in idle],
+        "%.3f")
+    add("idle wardend: RSS (MB)", [x["rss_kb"] / 1024 for x in idle], "%.1f")
+    add("isolation, 100 tcp checks /1s + hung peer: wardend largest delay (ms)",
+        [x["wardend"][0] for x in iso], "%.1f")
+    add("isolation: wardend, no hung peer (noise floor) (ms)",
+        [x["wardend_no_hung"][0] for x in iso], "%.1f")
+    add("isolation: Monit largest delay (ms)",
+        [x["monit"][0] if "monit" in x else None for x in iso], "%.0f")
+    add("trip → action start, mutex off: median (ms)",
+        [x["median_us"] / 1000 if x else None for x in lat_off], "%.2f")
+    add("trip → action start, mutex off: p99 (ms)",
+        [x["p99_us"] / 1000 if x else None for x in lat_off], "%.2f")
+    add("trip → action start, mutex cached clear: median (ms)",
+        [x["median_us"] / 1000 if x else None for x in lat_file], "%.2f")
+    add("trip → action start, mutex cached clear: p99 (ms)",
+        [x["p99_us"] / 1000 if x else None for x in lat_file], "%.2f")
+
+    print()
+    print("| figure (%d rounds) | median (min–max) |" % args.rounds)
+    print("|---|---|")
+    for label, values, fmt in rows:
+        print("| %s | %s |" % (label, summary(values, fmt) if values is not None else fmt))
+
+
+if __name__ == "__main__":
+    main()

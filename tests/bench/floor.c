@@ -1,0 +1,167 @@
+/* The floor for a mysql_status check: the least a client can do to read
+ * status values with the same client library (libmariadb) on one
+ * persistent connection, paced like wardend's checks.
+ *
+ *   floor --socket PATH --user U --password-file F --checks N --seconds S
+ *         --mode per-check|shared [--every-ms 1000] [--window-ms 100]
+ *
+ * per-check: every check runs its own `SHOW GLOBAL STATUS LIKE 'name'`
+ *   (N queries per interval, spread evenly) and reads the one row.
+ * shared: what wardend does with shared reads: one `SHOW GLOBAL STATUS`
+ *   per window (window-ms), all rows read, each check due in that window
+ *   looks its variable up (case-insensitive, like wardend).
+ *
+ * The N variable names are the first N of SHOW GLOBAL STATUS (repeated when
+ * N is larger), as in check_cost.py. Prints one line of key=value pairs:
+ * checks=… queries=… cpu_s=… (this process's getrusage user+system over
+ * the measured seconds, after a 1 s warm-up) wall_s=…. Exit 1 on any error. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <mysql.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+#include <time.h>
+
+static double now_mono(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double cpu_self(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+         (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+static void sleep_until(double t) {
+  double d = t - now_mono();
+  if (d <= 0) return;
+  struct timespec ts = {(time_t)d, (long)((d - (double)(time_t)d) * 1e9)};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+static void die(MYSQL* m, const char* what) {
+  fprintf(stderr, "floor: %s: %s\n", what, m ? mysql_error(m) : "");
+  exit(1);
+}
+
+static const char* arg(int argc, char** argv, const char* name, const char* def) {
+  for (int i = 1; i + 1 < argc; ++i)
+    if (strcmp(argv[i], name) == 0) return argv[i + 1];
+  return def;
+}
+
+int main(int argc, char** argv) {
+  const char* sock = arg(argc, argv, "--socket", NULL);
+  const char* user = arg(argc, argv, "--user", "warden");
+  const char* pwfile = arg(argc, argv, "--password-file", NULL);
+  int n = atoi(arg(argc, argv, "--checks", "100"));
+  double seconds = atof(arg(argc, argv, "--seconds", "10"));
+  const char* mode = arg(argc, argv, "--mode", "per-check");
+  double every = atof(arg(argc, argv, "--every-ms", "1000")) / 1000.0;
+  double window = atof(arg(argc, argv, "--window-ms", "100")) / 1000.0;
+  int shared = strcmp(mode, "shared") == 0;
+  if (!sock || !pwfile || n <= 0) {
+    fprintf(stderr, "usage: floor --socket PATH --password-file F --checks N [...]\n");
+    return 2;
+  }
+  char password[256] = "";
+  FILE* pf = fopen(pwfile, "r");
+  if (!pf || !fgets(password, sizeof password, pf)) die(NULL, "cannot read the password file");
+  fclose(pf);
+  password[strcspn(password, "\r\n")] = 0;
+
+  MYSQL* m = mysql_init(NULL);
+  unsigned protocol = MYSQL_PROTOCOL_SOCKET;
+  mysql_optionsv(m, MYSQL_OPT_PROTOCOL, &protocol);
+  if (!mysql_real_connect(m, "localhost", user, password, NULL, 0, sock, 0)) die(m, "connect");
+
+  /* The variable names: the first n of SHOW GLOBAL STATUS, repeated. */
+  if (mysql_query(m, "SHOW GLOBAL STATUS")) die(m, "SHOW GLOBAL STATUS");
+  MYSQL_RES* res = mysql_store_result(m);
+  if (!res) die(m, "store");
+  int rows = (int)mysql_num_rows(res);
+  char** names = calloc((size_t)n, sizeof *names);
+  char** queries = calloc((size_t)n, sizeof *queries);
+  for (int i = 0; i < n; ++i) {
+    mysql_data_seek(res, (unsigned long long)(i % rows));
+    MYSQL_ROW row = mysql_fetch_row(res);
+    names[i] = strdup(row[0]);
+    if (asprintf(&queries[i], "SHOW GLOBAL STATUS LIKE '%s'", row[0]) < 0) die(NULL, "oom");
+  }
+  mysql_free_result(res);
+  MYSQL_ROW* table = calloc((size_t)rows, sizeof *table);
+
+  /* Check i is due at start + i*every/n + k*every (spread like jitter 100%). */
+  long checks = 0, queries_run = 0, found = 0;
+  double start = now_mono() + 1.0;  /* the first second is warm-up */
+  double cpu0 = 0;
+  int measuring = 0;
+  double end = start + seconds;
+  double step = shared ? window : every / n;
+  long tick = -(long)(1.0 / step);  /* warm-up ticks */
+  for (;; ++tick) {
+    double due = start + (double)tick * step;
+    if (due >= end) break;
+    sleep_until(due);
+    if (!measuring && tick >= 0) {
+      measuring = 1;
+      cpu0 = cpu_self();
+      checks = queries_run = found = 0;
+    }
+    if (!shared) {
+      int i = (int)(((tick % n) + n) % n);
+      if (mysql_query(m, queries[i])) die(m, queries[i]);
+      res = mysql_store_result(m);
+      if (!res) die(m, "store");
+      MYSQL_ROW row = mysql_fetch_row(res);
+      if (row && row[1]) ++found;
+      mysql_free_result(res);
+      ++queries_run;
+      ++checks;
+      continue;
+    }
+    /* shared: the checks due in [due, due + window). */
+    long per_window = (long)((double)n * window / every + 0.5);
+    if (mysql_query(m, "SHOW GLOBAL STATUS")) die(m, "SHOW GLOBAL STATUS");
+    res = mysql_store_result(m);
+    if (!res) die(m, "store");
+    ++queries_run;
+    /* The least work: the rows as an array; each check looks at the row
+     * its name came from (the server's order is stable) and falls back to
+     * a scan only if that row no longer matches. */
+    int got = (int)mysql_num_rows(res);
+    for (int r = 0; r < got && r < rows; ++r) table[r] = mysql_fetch_row(res);
+    long first = ((tick * per_window) % n + n) % n;
+    for (long c = 0; c < per_window; ++c) {
+      long i = (first + c) % n;
+      int r = (int)(i % rows);
+      if (r < got && strcasecmp(table[r][0], names[i]) == 0) {
+        ++found;
+      } else {
+        for (r = 0; r < got && r < rows; ++r)
+          if (strcasecmp(table[r][0], names[i]) == 0) {
+            ++found;
+            break;
+          }
+      }
+      ++checks;
+    }
+    mysql_free_result(res);
+  }
+  double cpu = cpu_self() - cpu0;
+  if (found != checks) {
+    fprintf(stderr, "floor: %ld of %ld checks found their variable\n", found, checks);
+    return 1;
+  }
+  printf("checks=%ld queries=%ld cpu_s=%.6f wall_s=%.3f\n", checks, queries_run, cpu,
+         now_mono() - start);
+  mysql_close(m);
+  return 0;
+}
