@@ -2,6 +2,7 @@
 // loopback and against file:// answers, driven on EV_DEFAULT.
 #include "daemon/mutex_client.h"
 
+#include "support/run_loop.h"
 #include "support/mutex_test_server.h"
 
 #include <ev.h>
@@ -36,17 +37,7 @@ using testing::UnusedPort;
 
 namespace fs = std::filesystem;
 
-bool RunUntil(const std::function<bool()>& done, double seconds) {
-  struct ev_loop* loop = EV_DEFAULT;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
-  ev_timer tick;
-  ev_timer_init(
-      &tick, [](struct ev_loop*, ev_timer*, int) {}, 0.02, 0.02);
-  ev_timer_start(loop, &tick);
-  while (!done() && std::chrono::steady_clock::now() < deadline) ev_run(loop, EVRUN_ONCE);
-  ev_timer_stop(loop, &tick);
-  return done();
-}
+using warden::testing::RunUntil;
 
 void RunFor(double seconds) {
   RunUntil([] { return false; }, seconds);

@@ -12,6 +12,7 @@
 
 #include "daemon/config.h"
 #include "daemon/mutex_client.h"
+#include "support/run_loop.h"
 #include "support/etcd_test_server.h"
 #include "support/temp_dir.h"
 
@@ -23,17 +24,7 @@ using testing::EtcdTestServer;
 using testing::FreeLoopbackPort;
 using testing::TempDir;
 
-bool RunUntil(const std::function<bool()>& done, double seconds) {
-  struct ev_loop* loop = EV_DEFAULT;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
-  ev_timer tick;
-  ev_timer_init(
-      &tick, [](struct ev_loop*, ev_timer*, int) {}, 0.02, 0.02);
-  ev_timer_start(loop, &tick);
-  while (!done() && std::chrono::steady_clock::now() < deadline) ev_run(loop, EVRUN_ONCE);
-  ev_timer_stop(loop, &tick);
-  return done();
-}
+using warden::testing::RunUntil;
 
 MutexAnswer Ask(MutexClient& client) {
   std::optional<MutexAnswer> got;

@@ -4,71 +4,12 @@ had two hosts inside the job at once and every host finished. A halt set
 mid-rollout stops every host that has not started; a host killed mid-job
 keeps its slot and blocks its group until wardenctl resume."""
 
-import base64
 import json
 import os
-import shutil
-import subprocess
-import tempfile
 import time
 import unittest
-import urllib.request
 
-from harness import Wardend, free_port, match
-
-ETCD = "/usr/bin/etcd"
-
-
-class EtcdServer:
-    """One etcd member on loopback in a temporary directory."""
-
-    def __enter__(self):
-        self.dir = tempfile.mkdtemp(prefix="warden-etcd-")
-        self.port = free_port()
-        peer = free_port()
-        self.endpoint = "http://127.0.0.1:%d" % self.port
-        self.out = open(os.path.join(self.dir, "etcd.out"), "w")
-        self.proc = subprocess.Popen(
-            [ETCD, "--name", "t", "--data-dir", os.path.join(self.dir, "data"),
-             "--listen-client-urls", self.endpoint, "--advertise-client-urls", self.endpoint,
-             "--listen-peer-urls", "http://127.0.0.1:%d" % peer,
-             "--initial-advertise-peer-urls", "http://127.0.0.1:%d" % peer,
-             "--initial-cluster", "t=http://127.0.0.1:%d" % peer],
-            stdout=self.out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                self.get("/x")
-                return self
-            except OSError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise AssertionError("etcd did not start")
-                time.sleep(0.1)
-
-    def __exit__(self, *exc):
-        self.proc.terminate()
-        self.proc.wait(20)
-        self.out.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def _post(self, path, body):
-        req = urllib.request.Request(self.endpoint + path, json.dumps(body).encode(),
-                                     {"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=5) as r:
-            return json.loads(r.read())
-
-    def put(self, key, value):
-        self._post("/v3/kv/put", {"key": base64.b64encode(key.encode()).decode(),
-                                  "value": base64.b64encode(value.encode()).decode()})
-
-    def delete(self, key):
-        self._post("/v3/kv/deleterange", {"key": base64.b64encode(key.encode()).decode()})
-
-    def get(self, key):
-        r = self._post("/v3/kv/range", {"key": base64.b64encode(key.encode()).decode()})
-        kvs = r.get("kvs", [])
-        return base64.b64decode(kvs[0].get("value", "")).decode() if kvs else None
-
+from harness import Etcd, Wardend, free_port, match
 
 CONFIG = """
 [daemon]
@@ -132,7 +73,7 @@ class FleetTest(unittest.TestCase):
 
     def test_twelve_hosts_three_groups_one_at_a_time(self):
         import contextlib
-        with EtcdServer() as etcd, contextlib.ExitStack() as stack:
+        with Etcd() as etcd, contextlib.ExitStack() as stack:
             hosts = self.hosts(stack, etcd, 12, 3)
             for wd, _ in hosts:
                 self.assertEqual(wd.ctl("run", "upgrade").returncode, 0)
@@ -159,7 +100,7 @@ class FleetTest(unittest.TestCase):
 
     def test_a_halt_mid_rollout_stops_hosts_that_have_not_started(self):
         import contextlib
-        with EtcdServer() as etcd, contextlib.ExitStack() as stack:
+        with Etcd() as etcd, contextlib.ExitStack() as stack:
             hosts = self.hosts(stack, etcd, 4, 1, step=2)
             for wd, _ in hosts:
                 wd.ctl("run", "upgrade")
@@ -192,7 +133,7 @@ class FleetTest(unittest.TestCase):
 
     def test_a_host_killed_mid_job_keeps_its_slot_and_blocks_its_group(self):
         import contextlib
-        with EtcdServer() as etcd, contextlib.ExitStack() as stack:
+        with Etcd() as etcd, contextlib.ExitStack() as stack:
             (a, _), (b, _) = self.hosts(stack, etcd, 2, 1, step=20)
             a.ctl("run", "upgrade")
             a.wait_event("job.step", step="drain", result="start")
@@ -219,7 +160,7 @@ class FleetTest(unittest.TestCase):
 
     def test_wardenctl_fleet_status_halt_clear_release(self):
         import contextlib
-        with EtcdServer() as etcd, contextlib.ExitStack() as stack:
+        with Etcd() as etcd, contextlib.ExitStack() as stack:
             ((wd, _),) = self.hosts(stack, etcd, 1, 1)
             p = wd.ctl("fleet", "status")
             self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
