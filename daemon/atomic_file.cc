@@ -14,6 +14,12 @@ Status WriteFileAtomically(const std::string& path, const std::string& content, 
   std::string tmp = path + ".tmp." + std::to_string(::getpid());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0) return Status::Error("cannot create " + tmp + ": " + std::strerror(errno));
+  if (::fchmod(fd, static_cast<mode_t>(mode)) != 0) {
+    std::string err = std::strerror(errno);
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return Status::Error("cannot chmod " + tmp + ": " + err);
+  }
   const char* p = content.data();
   size_t left = content.size();
   while (left > 0) {
@@ -46,6 +52,46 @@ Status WriteFileAtomically(const std::string& path, const std::string& content, 
     ::close(dfd);
   }
   return Status::Ok();
+}
+
+Status MakeDirectories(const std::string& path, unsigned mode, unsigned parent_mode) {
+  std::filesystem::path target = std::filesystem::path(path).lexically_normal();
+  if (!target.has_filename() && target.has_parent_path()) target = target.parent_path();  // "a/b/"
+  if (target.empty()) return Status::Error("cannot create a directory with an empty name");
+  std::filesystem::path partial;
+  for (const auto& part : target) {
+    partial /= part;
+    if (partial == partial.root_path()) continue;
+    bool last = partial == target;
+    if (::mkdir(partial.c_str(), 0700) == 0) {
+      if (::chmod(partial.c_str(), static_cast<mode_t>(last ? mode : parent_mode)) != 0) {
+        return Status::Error("cannot chmod " + partial.string() + ": " + std::strerror(errno));
+      }
+    } else if (errno != EEXIST) {
+      return Status::Error("cannot create " + partial.string() + ": " + std::strerror(errno));
+    } else {
+      struct stat sb {};
+      if (::stat(partial.c_str(), &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        return Status::Error("cannot create " + partial.string() + ": exists and is not a directory");
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+int OpenOrCreate(const std::string& path, int flags, unsigned mode) {
+  int fd = ::open(path.c_str(), flags | O_CREAT | O_EXCL, 0600);
+  if (fd >= 0) {
+    if (::fchmod(fd, static_cast<mode_t>(mode)) != 0) {
+      int err = errno;
+      ::close(fd);
+      errno = err;
+      return -1;
+    }
+    return fd;
+  }
+  if (errno != EEXIST) return -1;
+  return ::open(path.c_str(), flags);
 }
 
 Expected<std::string> ReadSmallFile(const std::string& path, size_t limit) {

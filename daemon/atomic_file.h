@@ -9,7 +9,19 @@
 
 namespace warden {
 
+// The file ends up with exactly `mode`, whatever the process umask.
 Status WriteFileAtomically(const std::string& path, const std::string& content, unsigned mode);
 Expected<std::string> ReadSmallFile(const std::string& path, size_t limit = 1 << 20);
+
+// Creates the directory `path` with exactly `mode` and its missing parents
+// with exactly `parent_mode` (mkdir, then chmod: the umask neither narrows
+// nor widens them). Directories that exist already are left as they are.
+Status MakeDirectories(const std::string& path, unsigned mode, unsigned parent_mode = 0755);
+
+// open(2) of `path` with `flags` (without O_CREAT), creating it first with
+// exactly `mode` when it does not exist (fchmod after the create); an
+// existing file keeps its mode (an operator's or logrotate's choice).
+// -1 with errno on failure.
+int OpenOrCreate(const std::string& path, int flags, unsigned mode);
 
 }  // namespace warden

@@ -99,9 +99,7 @@ Status EventBuffer::Open(const std::string& dir, std::uint64_t limit, std::uint6
   limit_ = limit;
   segment_size_ = segment_size ? segment_size
                                : std::max<std::uint64_t>(limit / 32, std::min<std::uint64_t>(limit / 4, 1u << 20));
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) return Status::Error("cannot create " + dir + ": " + ec.message());
+  if (Status made = MakeDirectories(dir, 0700); !made.ok()) return made;
   ::chmod(dir.c_str(), 0700);
 
   BufferPos acked{0, 0};
@@ -203,7 +201,7 @@ Status EventBuffer::Open(const std::string& dir, std::uint64_t limit, std::uint6
 
 Status EventBuffer::StartSegment(std::uint64_t id) {
   std::string path = SegmentPath(id);
-  int fd = ::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  int fd = OpenOrCreate(path, O_RDWR | O_APPEND | O_CLOEXEC, 0600);
   if (fd < 0) return Status::Error("cannot create " + path + ": " + std::strerror(errno));
   if (write_fd_ >= 0) {
     if (dirty_) ::fdatasync(write_fd_);

@@ -65,9 +65,11 @@ Status EventLog::Open(const std::string& events_path, const std::string& state_d
   host_ = std::move(host);
   path_ = events_path;
   seq_path_ = state_dir + "/seq";
-  std::error_code ec;
-  std::filesystem::create_directories(std::filesystem::path(events_path).parent_path(), ec);
-  fd_ = ::open(events_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+  std::string dir = std::filesystem::path(events_path).parent_path().string();
+  if (!dir.empty()) {
+    if (Status made = MakeDirectories(dir, 0750); !made.ok()) return made;
+  }
+  fd_ = OpenOrCreate(events_path, O_WRONLY | O_APPEND | O_CLOEXEC, 0640);
   if (fd_ < 0) {
     return Status::Error("cannot open events file " + events_path + ": " + std::strerror(errno));
   }

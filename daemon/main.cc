@@ -1,16 +1,21 @@
 // wardend: the per-host daemon. Usage: wardend [-c FILE] [--version]
 #include <ev.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
+#include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <string>
 
+#include "daemon/atomic_file.h"
 #include "daemon/config.h"
 #include "daemon/daemon.h"
 #include "version.h"
@@ -28,6 +33,23 @@ bool SetupLogging(const warden::Config& c) {
     if (c.log.file.empty()) {
       logger = spdlog::stderr_logger_mt("wardend");
     } else {
+      // Created here with mode 0640 whatever the umask (spdlog would
+      // create it 0666 & ~umask); an existing file keeps its mode.
+      std::string dir = std::filesystem::path(c.log.file).parent_path().string();
+      if (!dir.empty()) {
+        if (warden::Status made = warden::MakeDirectories(dir, 0750); !made.ok()) {
+          std::fprintf(stderr, "wardend: cannot open log %s: %s\n", c.log.file.c_str(),
+                       made.message().c_str());
+          return false;
+        }
+      }
+      int fd = warden::OpenOrCreate(c.log.file, O_WRONLY | O_APPEND | O_CLOEXEC, 0640);
+      if (fd < 0) {
+        std::fprintf(stderr, "wardend: cannot open log %s: %s\n", c.log.file.c_str(),
+                     std::strerror(errno));
+        return false;
+      }
+      ::close(fd);
       logger = spdlog::basic_logger_mt("wardend", c.log.file);
     }
     logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");

@@ -23,6 +23,7 @@
 
 #include "daemon/config.h"
 #include "daemon/fleet_ctl.h"
+#include "daemon/grants.h"
 #include "daemon/ini.h"
 #include "version.h"
 
@@ -40,7 +41,8 @@ void Usage(std::FILE* out) {
   std::fprintf(out,
                "usage: wardenctl [-c FILE | -s SOCKET] COMMAND [ARGS]\n"
                "commands:\n"
-               "  validate                     parse and check the config without a daemon\n"
+               "  validate [--grants]          parse and check the config without a daemon\n"
+               "                               (--grants: connect and report missing MySQL privileges)\n"
                "  status [--json]              checks, jobs, pause, halt, mutex, events\n"
                "  check NAME                   run one check now (exit 0 ok, 1 otherwise)\n"
                "  run NAME [--dry-run] [--wait]  run an action through the guard, or queue a job\n"
@@ -65,7 +67,9 @@ int UsageError(const std::string& message) {
   return kExitUsage;
 }
 
-int Validate(const std::string& path) {
+// With `grants`, then connects and reports missing MySQL privileges
+// (daemon/grants.h), exiting 1 when something is missing.
+int Validate(const std::string& path, bool grants) {
   warden::Diagnostics diag;
   warden::LoadOptions options;
   auto config = warden::LoadConfig(path, options, diag);
@@ -85,7 +89,7 @@ int Validate(const std::string& path) {
               path.c_str(), config->checks.size(), config->actions.size(),
               config->jobs.size(), config->mysql.size(), mutex.c_str(),
               config->fleet.enabled ? ", fleet slots on etcd" : "");
-  return 0;
+  return grants ? warden::ReportGrants(*config) : 0;
 }
 
 // The [control] socket named by the config (read without the daemon's
@@ -453,7 +457,7 @@ int main(int argc, char** argv) {
   std::string config_path = kDefaultConfig;
   bool config_given = false;
   std::string socket_path;
-  bool as_json = false, dry_run = false, wait = false;
+  bool as_json = false, dry_run = false, wait = false, grants = false;
   std::optional<std::string> reason;
   std::optional<long> count;
   std::vector<std::string> words;
@@ -482,6 +486,8 @@ int main(int argc, char** argv) {
       dry_run = true;
     } else if (a == "--wait") {
       wait = true;
+    } else if (a == "--grants") {
+      grants = true;
     } else if (a == "--reason") {
       auto v = value("TEXT");
       if (!v) return UsageError("--reason needs a TEXT");
@@ -503,7 +509,8 @@ int main(int argc, char** argv) {
   auto args_are = [&](size_t n) { return words.size() == n; };
   // Which options each command takes.
   bool bad_option = (as_json && cmd != "status") || ((dry_run || wait) && cmd != "run") ||
-                    (reason && cmd != "pause" && cmd != "fleet") || (count && cmd != "events");
+                    (reason && cmd != "pause" && cmd != "fleet") || (count && cmd != "events") ||
+                    (grants && cmd != "validate");
   if (bad_option) return UsageError("an option does not apply to '" + cmd + "'");
 
   if (cmd == "fleet") {
@@ -521,8 +528,8 @@ int main(int argc, char** argv) {
     return warden::RunFleetCommand(*config, {words.begin() + 1, words.end()}, reason);
   }
   if (cmd == "validate") {
-    if (!args_are(1)) return UsageError("validate takes no arguments");
-    return Validate(config_path);
+    if (!args_are(1)) return UsageError("validate takes no arguments but --grants");
+    return Validate(config_path, grants);
   }
   if (cmd == "version") {
     if (!args_are(1)) return UsageError("version takes no arguments");
