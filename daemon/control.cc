@@ -16,6 +16,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "daemon/atomic_file.h"
+
 namespace warden {
 
 using nlohmann::json;
@@ -115,6 +117,10 @@ namespace {
 json ErrorReply(const std::string& message) { return {{"ok", false}, {"error", message}}; }
 
 constexpr size_t kMaxQueued = 16;   // pipelined requests read ahead of the one being served
+// Pipelined requests are served only while less than this is waiting to be
+// written: a client that sends and never reads stops being served (and
+// read), instead of making the daemon build replies for it without end.
+constexpr size_t kMaxPendingReply = 64 * 1024;
 
 }  // namespace
 
@@ -149,9 +155,7 @@ Status ControlServer::Start() {
   std::error_code ec;
   auto dir = std::filesystem::path(path).parent_path();
   if (!dir.empty() && !std::filesystem::exists(dir, ec)) {
-    std::filesystem::create_directories(dir, ec);
-    if (ec) return Status::Error("cannot create " + dir.string() + ": " + ec.message());
-    ::chmod(dir.c_str(), 0755);
+    if (Status made = MakeDirectories(dir.string(), 0755); !made.ok()) return made;
   }
   struct stat sb {};
   if (::lstat(path.c_str(), &sb) == 0) {
@@ -335,6 +339,13 @@ void ControlServer::OnReadable(Client& c) {
 
 void ControlServer::OnIdle(Client& c) {
   if (c.busy) return;  // a long request (run --wait) is not idleness
+  if (!c.out.empty()) {
+    // Replies unread for idle_timeout (writing resets the timer).
+    spdlog::warn("control socket: client {} does not read its replies; dropped",
+                 c.peer.Describe());
+    Close(c.id);
+    return;
+  }
   if (c.reader.buffered() > 0 || c.reader.partial()) {
     std::uint64_t id = c.id;
     Send(c, ErrorReply("incomplete request: no newline within " +
@@ -348,7 +359,16 @@ void ControlServer::OnIdle(Client& c) {
 void ControlServer::Dispatch(Client& c) {
   std::uint64_t id = c.id;
   c.dispatching = true;
+  size_t served = 0;
   while (!c.busy && !c.queue.empty() && !c.closing) {
+    if (served == kMaxQueued || c.out.size() >= kMaxPendingReply) {
+      // Back to the loop: other clients and timers get their turn. The write
+      // watcher resumes here once the pending replies are written
+      // (OnWritable), at once if the client reads.
+      ev_io_start(loop_, &c.wio);
+      break;
+    }
+    ++served;
     LineReader::Item item = std::move(c.queue.front());
     c.queue.pop_front();
     if (item.kind == LineReader::Item::Kind::kTooLong) {
@@ -417,9 +437,14 @@ void ControlServer::OnWritable(Client& c) {
       return;
     }
     c.out.erase(0, static_cast<size_t>(n));
+    ev_timer_again(loop_, &c.idle);  // the client reads: not idle
   }
   ev_io_stop(loop_, &c.wio);
-  if (c.closing) Close(c.id);
+  if (c.closing) {
+    Close(c.id);
+  } else if (!c.dispatching && !c.busy && !c.queue.empty()) {
+    Dispatch(c);  // requests held back while replies were pending
+  }
 }
 
 void ControlServer::CloseLater(Client& c) {

@@ -1,0 +1,219 @@
+"""Hostile control-socket clients (issue 8): random bytes, a 10 MB line, 500
+connections at once, clients that send requests and never read the replies.
+The daemon keeps serving everyone else, keeps its cadence, and its memory
+stays flat."""
+
+import json
+import os
+import random
+import socket
+import threading
+import time
+import unittest
+
+from harness import Wardend
+from hostile import Ticks, rss_kb, timed
+
+CONFIG = """
+[daemon]
+host_id   = itest-hostile-ctl
+state_dir = {state_dir}
+interval  = 1s
+jitter    = 0%
+workers   = 2
+
+[log]
+level  = info
+events = {events}
+
+[mutex]
+mode = off
+"""
+
+RSS_MARGIN_KB = 20 * 1024
+MAX_GAP = 1.8
+MAX_STATUS = 2.0
+
+
+def read_lines(s, want=None, timeout=30):
+    """Reads JSON lines from s until EOF (or `want` lines); returns them."""
+    s.settimeout(timeout)
+    buf = b""
+    while want is None or buf.count(b"\n") < want:
+        try:
+            chunk = s.recv(65536)
+        except (ConnectionResetError, BrokenPipeError):
+            break
+        if not chunk:
+            break
+        buf += chunk
+    return [json.loads(line) for line in buf.split(b"\n") if line.strip()]
+
+
+class HostileControl(unittest.TestCase):
+    def setUp(self):
+        self.wd = Wardend()
+        self.ticks = Ticks(self.wd.dir)
+        self.wd.start(CONFIG.format(**self.wd.paths) + self.ticks.check())
+        self.wd.wait_event("check.state", check="tick", state="ok")
+        deadline = time.monotonic() + 20
+        while not os.path.exists(self.wd.paths["control"]):
+            self.assertLess(time.monotonic(), deadline, self.wd.log())
+            time.sleep(0.05)
+        self.since = time.time()
+        self.rss_before = rss_kb(self.wd.proc.pid)
+
+    def tearDown(self):
+        self.wd.__exit__(None, None, None)
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(30)
+        s.connect(self.wd.paths["control"])
+        return s
+
+    def assert_still_serving(self):
+        p, took = timed(self.wd.ctl, "status", "--json")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(json.loads(p.stdout)["host"], "itest-hostile-ctl")
+        self.assertLess(took, MAX_STATUS, "wardenctl status took %.2f s" % took)
+        self.assertTrue(self.wd.running())
+
+    def assert_cadence_and_memory(self):
+        time.sleep(max(0.0, self.since + 4 - time.time()))   # a few runs to measure
+        gaps = self.ticks.gaps(self.since)
+        self.assertGreaterEqual(len(gaps), 2, "the 1 s check hardly ran")
+        self.assertLess(max(gaps), MAX_GAP, "largest gap of the 1 s check: %.3f s" % max(gaps))
+        rss_after = rss_kb(self.wd.proc.pid)
+        self.assertLess(rss_after - self.rss_before, RSS_MARGIN_KB,
+                        "RSS %d kB -> %d kB" % (self.rss_before, rss_after))
+
+    def test_random_bytes(self):
+        rng = random.Random(8)
+        for i in range(20):
+            data = bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 200000)))
+            with self.connect() as s:
+                s.sendall(data)
+                s.shutdown(socket.SHUT_WR)
+                replies = read_lines(s)
+            # Every line (and the unfinished tail) gets its error; none is
+            # taken for a command.
+            self.assertTrue(replies, "no answer to %d random bytes" % len(data))
+            for r in replies:
+                self.assertIs(r["ok"], False, r)
+                self.assertTrue(r["error"], r)
+        # Random bytes that form one almost-valid line each.
+        with self.connect() as s:
+            s.sendall(b'{"cmd": "\xff\xfe"}\n{"cmd": "status\x00"}\n{"cmd": 7}\n'
+                      b'\x00\x00\x00\n{"cmd":"pause","reason":"\xc3("}\n')
+            replies = read_lines(s, want=5)
+        self.assertEqual([r["ok"] for r in replies], [False] * 5, replies)
+        self.assertFalse(json.loads(self.wd.ctl("status", "--json").stdout)["pause"]["paused"])
+        self.assert_still_serving()
+        self.assert_cadence_and_memory()
+
+    def test_10mb_line_then_a_good_request(self):
+        with self.connect() as s:
+            sent = [0]
+
+            def send_big():
+                try:
+                    block = b"x" * (1 << 20)
+                    for _ in range(10):
+                        s.sendall(block)
+                        sent[0] += len(block)
+                    s.sendall(b'\n{"cmd":"status"}\n')
+                except OSError:
+                    pass
+            t = threading.Thread(target=send_big)
+            t.start()
+            # Served while the 10 MB arrive.
+            self.assert_still_serving()
+            t.join(60)
+            self.assertEqual(sent[0], 10 << 20, "the daemon stopped reading the big line")
+            replies = read_lines(s, want=2)
+        self.assertEqual(len(replies), 2, replies)
+        self.assertIs(replies[0]["ok"], False)
+        self.assertIn("over 65536 bytes", replies[0]["error"])
+        # The same connection recovers at the next newline.
+        self.assertIs(replies[1]["ok"], True, replies[1])
+        self.assertEqual(replies[1]["host"], "itest-hostile-ctl")
+        self.assert_still_serving()
+        self.assert_cadence_and_memory()
+
+    def test_500_connections_at_once(self):
+        n = 500
+        barrier = threading.Barrier(n)
+        results = [None] * n
+
+        def client(i):
+            try:
+                s = socket.socket(socket.AF_UNIX)
+                s.settimeout(60)
+                barrier.wait(30)
+                s.connect(self.wd.paths["control"])
+                with s:
+                    if i % 2:
+                        s.sendall(b'{"cmd":"status"}\n')
+                        results[i] = read_lines(s, want=1, timeout=60)[0]
+                    else:
+                        # Connects and says nothing (held open meanwhile).
+                        time.sleep(3)
+                        results[i] = {"ok": True, "idle": True}
+            except Exception as e:      # reported below
+                results[i] = e
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(n)]
+        for th in threads:
+            th.start()
+        time.sleep(1)
+        self.assert_still_serving()     # while 250 idle connections are open
+        for th in threads:
+            th.join(120)
+        bad = [r for r in results if not isinstance(r, dict) or r.get("ok") is not True]
+        self.assertEqual(bad, [])
+        served = [r for r in results if not r.get("idle")]
+        self.assertEqual(len(served), n // 2)
+        self.assertTrue(all(r["host"] == "itest-hostile-ctl" for r in served))
+        # And again, twice: memory does not grow with each wave.
+        for _ in range(2):
+            conns = []
+            for _ in range(n):
+                s = self.connect()
+                s.sendall(b'{"cmd":"status"}\n')
+                conns.append(s)
+            for s in conns:
+                self.assertIs(read_lines(s, want=1)[0]["ok"], True)
+                s.close()
+        self.assert_still_serving()
+        self.assert_cadence_and_memory()
+
+    def test_clients_that_never_read_their_replies(self):
+        # Each pipelines thousands of requests and never reads: the daemon
+        # must not buffer their replies without bound.
+        request = b'{"cmd":"status"}\n' * 1000
+        clients = []
+        for _ in range(20):
+            s = self.connect()
+            s.setblocking(False)
+            clients.append(s)
+        deadline = time.monotonic() + 10
+        sent = 0
+        while time.monotonic() < deadline:
+            progress = False
+            for s in clients:
+                try:
+                    sent += s.send(request)
+                    progress = True
+                except (BlockingIOError, BrokenPipeError, ConnectionResetError):
+                    pass
+            if not progress:
+                time.sleep(0.05)
+        self.assert_still_serving()
+        self.assert_cadence_and_memory()
+        for s in clients:
+            s.close()
+        self.assert_still_serving()
+
+
+if __name__ == "__main__":
+    unittest.main()
