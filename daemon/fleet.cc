@@ -53,7 +53,7 @@ struct FleetSlots::Attempt {
 };
 
 FleetSlots::FleetSlots(struct ev_loop* loop, const FleetConfig& config, std::string host)
-    : loop_(loop), config_(config), host_(std::move(host)), etcd_(loop, config.etcd) {}
+    : config_(config), host_(std::move(host)), etcd_(loop, config.etcd) {}
 
 FleetSlots::~FleetSlots() = default;
 

@@ -91,7 +91,6 @@ class FleetSlots {
   struct Attempt;
   void TryNext(std::shared_ptr<Attempt> a);
 
-  struct ev_loop* loop_;
   const FleetConfig config_;
   const std::string host_;
   EtcdClient etcd_;   // destroyed with us: its callbacks never run after

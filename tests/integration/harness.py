@@ -19,6 +19,7 @@ WARDEN_KEEP_TMP=1 keeps the temporary directories for a post-mortem.
 
 import json
 import os
+import re
 import select
 import shutil
 import signal
@@ -42,6 +43,24 @@ def _binary(var, name):
 WARDEND = _binary("WARDEND", "wardend")
 WARDENCTL = _binary("WARDENCTL", "wardenctl")
 
+# The first line of an AddressSanitizer, LeakSanitizer or UBSan report
+# (scripts/test builds wardend and wardenctl with them: tests/sanitizers/).
+# A report in the output of a command or of the daemon fails the test whatever
+# its exit code, so one in a run that was expected to fail is not missed.
+SANITIZER_REPORT = re.compile(
+    r"^(==\d+==ERROR: \w+Sanitizer|SUMMARY: \w+Sanitizer|.*: runtime error: )", re.M)
+
+# True when wardend and wardenctl are the sanitized build (set by CTest): they
+# are slower, and ASan keeps freed memory in quarantine, so RSS bounds and
+# tight latency bounds do not hold there (leaks are found at exit instead).
+SANITIZED = os.environ.get("WARDEN_SANITIZED") == "1"
+
+
+def _check_no_report(what, output):
+    m = SANITIZER_REPORT.search(output)
+    if m:
+        raise AssertionError("sanitizer report from %s:\n%s" % (what, output[m.start():]))
+
 
 def free_port():
     """A TCP port on 127.0.0.1 that was free a moment ago."""
@@ -57,6 +76,7 @@ def run(cmd, check=True, timeout=60, **kwargs):
     kwargs.setdefault("stdin", subprocess.DEVNULL)
     p = subprocess.run([str(c) for c in cmd], capture_output=True, text=True,
                        timeout=timeout, **kwargs)
+    _check_no_report(" ".join(map(str, cmd)), p.stderr)
     if check and p.returncode != 0:
         raise AssertionError("command failed (exit %d): %s\n--- stdout\n%s--- stderr\n%s"
                              % (p.returncode, " ".join(map(str, cmd)), p.stdout, p.stderr))
@@ -288,6 +308,7 @@ class Wardend:
         self.config = config
         self.args = list(args)
         self.proc = None
+        self.killed = False    # ended by kill(): no exit code to check
         self.started_at = 0    # number of events before the latest start
 
     def __enter__(self):
@@ -296,12 +317,16 @@ class Wardend:
         return self
 
     def __exit__(self, *exc):
-        if self.running():
-            try:
-                self.stop(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        _remove(self.dir)
+        try:
+            if self.running():
+                try:
+                    self.stop(timeout=15)
+                except subprocess.TimeoutExpired:
+                    self.kill()
+            if exc[0] is None:
+                self.check_exit()
+        finally:
+            _remove(self.dir)
 
     def write(self, name, text, mode=0o600):
         """Writes a file in the test's directory (includes, pidfiles...)."""
@@ -336,6 +361,7 @@ class Wardend:
         elif self.config is not None and not os.path.exists(self.paths["config"]):
             self.write_config(self.config)
         self.started_at = len(self.events())
+        self.killed = False
         with open(self.output, "a") as out:
             self.proc = subprocess.Popen([WARDEND, "-c", self.paths["config"]] + self.args,
                                          stdin=subprocess.DEVNULL, stdout=out,
@@ -349,15 +375,35 @@ class Wardend:
         self.proc.send_signal(sig)
 
     def stop(self, timeout=30):
-        """SIGTERM, wait; returns the exit code (negative: killed by signal)."""
+        """SIGTERM, wait; returns the exit code after check_exit()."""
         if self.running():
             self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout)
+        rc = self.proc.wait(timeout)
+        self.check_exit()
+        return rc
 
     def kill(self):
         if self.running():
             self.proc.kill()
+            self.killed = True
         return self.proc.wait()
+
+    def check_exit(self):
+        """Raises AssertionError when the daemon's output holds a sanitizer
+        report, or when it ended with anything but exit 0 and neither kill()
+        nor SIGTERM's default action (a stop before wardend set its handler)
+        ended it: a leak found at exit, a UBSan report, a crash. Done by
+        stop() and on leaving the with block."""
+        if self.proc is None or self.proc.poll() is None:
+            return
+        out = ""
+        if os.path.exists(self.output):
+            with open(self.output, errors="replace") as f:
+                out = f.read()
+        _check_no_report("wardend", out)
+        if self.proc.returncode not in (0, -signal.SIGTERM) and not self.killed:
+            raise AssertionError("wardend exited with %s\n--- wardend output\n%s"
+                                 % (self.proc.returncode, "".join(out.splitlines(True)[-40:])))
 
     def ctl(self, *args, check=False, timeout=30):
         """Runs `wardenctl -c CONFIG ARGS...`; returns CompletedProcess."""

@@ -324,7 +324,7 @@ steps = slow
 steps = two
 [job third]
 steps = three
-""", slow=2)
+""", slow=8)   # long enough for the six wardenctl runs below on a slow (sanitized) build
             self.assertEqual(wd.ctl("run", "first").returncode, 0)
             wd.wait_event("job.start", job="first")
             p = wd.ctl("run", "second")
