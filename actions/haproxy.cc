@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -192,7 +193,10 @@ Expected<long long> HaproxySessions(const HaproxyTable& stat, const std::string&
     auto scur = row.find("scur");
     auto n = scur == row.end() ? Expected<unsigned long long>(Status::Error("missing"))
                                : Unsigned(scur->second);
-    if (!n) return Result::Error("show stat gives no number of sessions (scur) for " + server);
+    // 19 digits may pass LLONG_MAX: that is no count (never a negative one).
+    if (!n || *n > static_cast<unsigned long long>(std::numeric_limits<long long>::max())) {
+      return Result::Error("show stat gives no number of sessions (scur) for " + server);
+    }
     return static_cast<long long>(*n);
   }
   return Result::Error("show stat has no row for server " + server);

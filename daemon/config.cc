@@ -88,6 +88,7 @@ class Loader {
     config->path = path;
     IniOptions ini;
     ini.check_ownership = options_.check_ownership;
+    ini.follow_includes = options_.follow_includes;
     std::vector<RawSection> sections = ReadIniFiles(path, ini, diag_);
     Digest all;
     for (const auto& s : sections) all.Add(SectionDigest(s));

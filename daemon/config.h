@@ -142,6 +142,7 @@ struct LoadOptions {
   // Read password_file / token_file. `wardenctl validate` run by a user who
   // cannot read them still validates the rest, reporting the read error.
   bool read_secrets = true;
+  bool follow_includes = true;  // IniOptions::follow_includes
 };
 
 // Parses and validates. On any problem returns nullptr and fills diag.

@@ -183,6 +183,67 @@ const char* ResponseField(EtcdOp::Kind kind) {
   return "";
 }
 
+// A 200 answer's "header" (doc must be an object): revision and
+// cluster_id. Returns what is wrong with it, "" when it is fine.
+std::string ParseHeader(const json& doc, EtcdHeader* header) {
+  std::string problem;
+  auto h = doc.find("header");
+  if (h == doc.end() || !h->is_object()) return "no \"header\"";
+  if (!GetInt64(*h, "revision", &header->revision, &problem)) return problem;
+  auto cid = h->find("cluster_id");
+  if (cid != h->end() && !cid->is_null()) {
+    if (cid->is_string()) header->cluster_id = cid->get<std::string>();
+    else if (cid->is_number_unsigned()) header->cluster_id = std::to_string(cid->get<std::uint64_t>());
+    else if (cid->is_number_integer()) header->cluster_id = std::to_string(cid->get<std::int64_t>());
+    if (header->cluster_id.empty() ||
+        header->cluster_id.find_first_not_of("0123456789") != std::string::npos) {
+      return "\"cluster_id\" is not a number";
+    }
+  }
+  return "";
+}
+
+// The rest of a txn's 200 answer: "succeeded" and the responses of the
+// branch that ran, whose ops are `success` or `failure`.
+std::string ParseTxnBody(const json& doc, const std::vector<EtcdOp::Kind>& success_kinds,
+                         const std::vector<EtcdOp::Kind>& failure_kinds, EtcdTxnResult& r) {
+  auto s = doc.find("succeeded");
+  if (s != doc.end() && !s->is_null()) {
+    if (!s->is_boolean()) return "\"succeeded\" is not a boolean";
+    r.succeeded = s->get<bool>();
+  }
+  const auto& kinds = r.succeeded ? success_kinds : failure_kinds;
+  json responses = json::array();
+  auto it = doc.find("responses");
+  if (it != doc.end() && !it->is_null()) {
+    if (!it->is_array()) return "\"responses\" is not an array";
+    responses = *it;
+  }
+  if (responses.size() != kinds.size()) {
+    return std::to_string(responses.size()) + " responses for " + std::to_string(kinds.size()) +
+           " operations";
+  }
+  for (std::size_t i = 0; i < kinds.size(); ++i) {
+    EtcdOpResult op;
+    op.kind = kinds[i];
+    const json& item = responses[i];
+    auto field = item.is_object() ? item.find(ResponseField(kinds[i])) : item.end();
+    if (!item.is_object() || field == item.end() || !field->is_object()) {
+      return std::string("response ") + std::to_string(i) + " has no \"" +
+             ResponseField(kinds[i]) + "\"";
+    }
+    std::string error;
+    if (kinds[i] == EtcdOp::Kind::kRange && !ParseRangeBody(*field, &op.kvs, &op.count, &error)) {
+      return error;
+    }
+    if (kinds[i] == EtcdOp::Kind::kDelete && !GetInt64(*field, "deleted", &op.deleted, &error)) {
+      return error;
+    }
+    r.responses.push_back(std::move(op));
+  }
+  return "";
+}
+
 std::string Endpoint(const std::string& e) {
   std::string out = e;
   while (!out.empty() && out.back() == '/') out.pop_back();
@@ -461,6 +522,20 @@ void Bind(std::function<std::string(const json&, const EtcdHeader&)>& parse_out,
 
 }  // namespace
 
+std::string ParseEtcdTxnAnswer(std::string_view body, const std::vector<EtcdOp::Kind>& success,
+                               const std::vector<EtcdOp::Kind>& failure, EtcdTxnResult* out) {
+  json doc;
+  try {
+    doc = json::parse(body);
+  } catch (const json::exception& ex) {
+    return "not JSON (" + JsonErrorText(ex.what()) + ")";
+  }
+  if (!doc.is_object()) return "not a JSON object";
+  *out = EtcdTxnResult();
+  if (std::string problem = ParseHeader(doc, &out->header); !problem.empty()) return problem;
+  return ParseTxnBody(doc, success, failure, *out);
+}
+
 EtcdClient::EtcdClient(struct ev_loop* loop, EtcdConfig config)
     : loop_(loop),
       config_(std::move(config)),
@@ -526,44 +601,8 @@ EtcdClient::RequestId EtcdClient::Txn(std::vector<EtcdCompare> compares,
   call->read_only = read_only;
   Bind<EtcdTxnResult>(
       call->parse, call->finish,
-      [success_kinds, failure_kinds](const json& doc, EtcdTxnResult& r) -> std::string {
-        auto s = doc.find("succeeded");
-        if (s != doc.end() && !s->is_null()) {
-          if (!s->is_boolean()) return "\"succeeded\" is not a boolean";
-          r.succeeded = s->get<bool>();
-        }
-        const auto& kinds = r.succeeded ? success_kinds : failure_kinds;
-        json responses = json::array();
-        auto it = doc.find("responses");
-        if (it != doc.end() && !it->is_null()) {
-          if (!it->is_array()) return "\"responses\" is not an array";
-          responses = *it;
-        }
-        if (responses.size() != kinds.size()) {
-          return std::to_string(responses.size()) + " responses for " +
-                 std::to_string(kinds.size()) + " operations";
-        }
-        for (std::size_t i = 0; i < kinds.size(); ++i) {
-          EtcdOpResult op;
-          op.kind = kinds[i];
-          const json& item = responses[i];
-          auto field = item.is_object() ? item.find(ResponseField(kinds[i])) : item.end();
-          if (!item.is_object() || field == item.end() || !field->is_object()) {
-            return std::string("response ") + std::to_string(i) + " has no \"" +
-                   ResponseField(kinds[i]) + "\"";
-          }
-          std::string error;
-          if (kinds[i] == EtcdOp::Kind::kRange &&
-              !ParseRangeBody(*field, &op.kvs, &op.count, &error)) {
-            return error;
-          }
-          if (kinds[i] == EtcdOp::Kind::kDelete &&
-              !GetInt64(*field, "deleted", &op.deleted, &error)) {
-            return error;
-          }
-          r.responses.push_back(std::move(op));
-        }
-        return "";
+      [success_kinds, failure_kinds](const json& doc, EtcdTxnResult& r) {
+        return ParseTxnBody(doc, success_kinds, failure_kinds, r);
       },
       std::move(done));
   return Begin(std::move(call));
@@ -719,21 +758,8 @@ void EtcdClient::OnHttp(RequestId id, std::size_t index, const HttpResponse& r) 
       // problem set
     } else if (!doc.is_object()) {
       problem = "not a JSON object";
-    } else if (auto h = doc.find("header"); h == doc.end() || !h->is_object()) {
-      problem = "no \"header\"";
-    } else if (!GetInt64(*h, "revision", &header.revision, &problem)) {
-      // problem set
     } else {
-      auto cid = h->find("cluster_id");
-      if (cid != h->end() && !cid->is_null()) {
-        if (cid->is_string()) header.cluster_id = cid->get<std::string>();
-        else if (cid->is_number_unsigned()) header.cluster_id = std::to_string(cid->get<std::uint64_t>());
-        else if (cid->is_number_integer()) header.cluster_id = std::to_string(cid->get<std::int64_t>());
-        if (header.cluster_id.empty() ||
-            header.cluster_id.find_first_not_of("0123456789") != std::string::npos) {
-          problem = "\"cluster_id\" is not a number";
-        }
-      }
+      problem = ParseHeader(doc, &header);
       if (problem.empty() && !config_.cluster_id.empty() &&
           header.cluster_id != config_.cluster_id) {
         e.kind = EtcdError::Kind::kWrongCluster;

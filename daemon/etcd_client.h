@@ -200,6 +200,13 @@ struct EtcdDeleteResult {
   std::int64_t deleted = 0;
 };
 
+// Reads the body of a 200 answer to a txn whose branches have these ops:
+// its header and the results of the branch that ran. Returns what is wrong
+// with it ("" when it is fine), as EtcdClient reports it after "malformed
+// answer: ". Pure (tests, fuzzer); the cluster_id is not compared here.
+std::string ParseEtcdTxnAnswer(std::string_view body, const std::vector<EtcdOp::Kind>& success,
+                               const std::vector<EtcdOp::Kind>& failure, EtcdTxnResult* out);
+
 class EtcdClient {
  public:
   using RequestId = std::uint64_t;  // never 0

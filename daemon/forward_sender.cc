@@ -27,6 +27,41 @@ constexpr auto kSaveEvery = std::chrono::milliseconds(500);
 constexpr std::size_t kMaxInFlightChunks = 512;
 constexpr std::size_t kChunkOverhead = 512;  // tag, options, framing
 constexpr std::size_t kMaxAnswer = 64 * 1024;
+constexpr std::size_t kMaxAnswerDepth = 16;
+
+// nlohmann's msgpack reader recurses once per nesting level, so 64 KB of
+// nested arrays from the peer would overflow the stack. This SAX pass
+// builds nothing and stops at kMaxAnswerDepth (an ack is one flat map).
+class DepthLimit : public nlohmann::json_sax<nlohmann::json> {
+ public:
+  bool too_deep = false;
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool string(string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool start_object(std::size_t) override { return Enter(); }
+  bool key(string_t&) override { return true; }
+  bool end_object() override { return Leave(); }
+  bool start_array(std::size_t) override { return Enter(); }
+  bool end_array() override { return Leave(); }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override {
+    return false;
+  }
+
+ private:
+  bool Enter() {
+    too_deep = ++depth_ > kMaxAnswerDepth;
+    return !too_deep;
+  }
+  bool Leave() {
+    --depth_;
+    return true;
+  }
+  std::size_t depth_ = 0;
+};
 
 // "2026-11-25T17:02:44.854Z" -> seconds and nanoseconds since the epoch.
 bool ParseTime(const std::string& text, std::uint32_t* sec, std::uint32_t* nsec) {
@@ -442,6 +477,43 @@ void ForwardSender::Delivered(const Chunk& c) {
   stats_.failed_attempts = 0;
 }
 
+ForwardAnswer ReadForwardAnswer(std::string_view bytes) {
+  ForwardAnswer out;
+  DepthLimit limit;
+  if (!nlohmann::json::sax_parse(bytes, &limit, nlohmann::json::input_format_t::msgpack,
+                                 /*strict=*/false) &&
+      limit.too_deep) {
+    out.kind = ForwardAnswer::Kind::kUnframeable;
+    return out;
+  }
+  nlohmann::json answer = nlohmann::json::from_msgpack(bytes, /*strict=*/false,
+                                                       /*allow_exceptions=*/false);
+  if (answer.is_discarded()) return out;  // incomplete (or not msgpack: the size cap ends it)
+  // nlohmann does not say how many bytes it read: re-encode (fluentd
+  // writes the shortest form, as nlohmann does) and check the prefix.
+  std::string again;
+  nlohmann::json::to_msgpack(answer, nlohmann::detail::output_adapter<char>(again));
+  if (bytes.compare(0, again.size(), again) != 0) {
+    out.kind = ForwardAnswer::Kind::kUnframeable;
+    return out;
+  }
+  out.length = again.size();
+  // msgpack strings are raw bytes: a strict dump would throw on them.
+  out.text = answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  if (out.text.size() > 200) {
+    std::size_t cut = 200;
+    while (cut > 0 && (static_cast<unsigned char>(out.text[cut]) & 0xC0) == 0x80) --cut;
+    out.text = out.text.substr(0, cut) + "...";
+  }
+  if (answer.is_object() && answer.contains("ack")) {
+    out.kind = ForwardAnswer::Kind::kAck;
+    out.ack = std::move(answer["ack"]);
+  } else {
+    out.kind = ForwardAnswer::Kind::kOther;
+  }
+  return out;
+}
+
 void ForwardSender::ReadAcks() {
   char buf[16384];
   for (;;) {
@@ -466,23 +538,18 @@ void ForwardSender::ReadAcks() {
   }
   bool progress = false;
   while (!in_.empty()) {
-    nlohmann::json answer = nlohmann::json::from_msgpack(in_, /*strict=*/false,
-                                                         /*allow_exceptions=*/false);
-    if (answer.is_discarded()) break;  // incomplete: wait for more bytes
-    // nlohmann does not say how many bytes it read: re-encode (fluentd
-    // writes the shortest form, as nlohmann does) and check the prefix.
-    std::string again;
-    nlohmann::json::to_msgpack(answer, nlohmann::detail::output_adapter<char>(again));
-    if (in_.compare(0, again.size(), again) != 0) {
+    ForwardAnswer read = ReadForwardAnswer(in_);
+    if (read.kind == ForwardAnswer::Kind::kIncomplete) break;  // wait for more bytes
+    if (read.kind == ForwardAnswer::Kind::kUnframeable) {
       Fail("cannot frame fluentd's answer (not a plain {\"ack\": id} map)");
       return;
     }
-    in_.erase(0, again.size());
-    if (!answer.is_object() || !answer.contains("ack")) {
-      spdlog::warn("fluentd: ignoring an answer that is not an ack: {}", answer.dump());
+    in_.erase(0, read.length);
+    if (read.kind == ForwardAnswer::Kind::kOther) {
+      spdlog::warn("fluentd: ignoring an answer that is not an ack: {}", read.text);
       continue;
     }
-    const nlohmann::json& id = answer["ack"];
+    const nlohmann::json& id = read.ack;
     if (!in_flight_.empty() && id == in_flight_.front().id) {
       Delivered(in_flight_.front());
       in_flight_.pop_front();
@@ -499,7 +566,7 @@ void ForwardSender::ReadAcks() {
           return;
         }
       }
-      spdlog::warn("fluentd: ignoring ack {} for no chunk in flight", id.dump());
+      spdlog::warn("fluentd: ignoring an ack for no chunk in flight: {}", read.text);
     }
   }
   if (progress) Pump();

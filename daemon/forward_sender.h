@@ -34,6 +34,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -65,6 +66,22 @@ struct FluentdStats {
   std::string last_error;
   nlohmann::json ToJson() const;
 };
+
+// One answer at the front of the bytes fluentd sent (msgpack, normally
+// {"ack": id}). kIncomplete: wait for more bytes. kUnframeable: the value is
+// not written in the shortest form (nlohmann does not say how many bytes it
+// read, so its length is taken from re-encoding it), or it nests deeper
+// than 16 levels: the stream cannot be followed. kAck ({"ack": id}, `ack` the id) and kOther (any other value):
+// the first `length` bytes, `text` the value as JSON for messages (invalid
+// UTF-8 replaced, cut at 200 bytes). Pure (tests, fuzzer).
+struct ForwardAnswer {
+  enum class Kind { kIncomplete, kUnframeable, kAck, kOther };
+  Kind kind = Kind::kIncomplete;
+  nlohmann::json ack;
+  std::string text;
+  std::size_t length = 0;
+};
+ForwardAnswer ReadForwardAnswer(std::string_view bytes);
 
 class ForwardSender {
  public:

@@ -232,7 +232,7 @@ void ReadOne(const std::string& path, const IniOptions& options, const Location*
     (void)idx;
   }
   // Includes named in this file's [daemon] section.
-  if (depth >= kMaxIncludeDepth) return;
+  if (depth >= kMaxIncludeDepth || !options.follow_includes) return;
   std::vector<std::pair<std::string, Location>> includes;
   for (size_t i = first_new; i < out.size(); ++i) {
     if (out[i].kind != "daemon") continue;

@@ -48,6 +48,10 @@ struct IniOptions {
   // Refuse files writable by group/others or owned by someone other than
   // this process's user (or root). Off only in tests that cannot chown.
   bool check_ownership = true;
+  // Read the files that [daemon] include names. Off only in the config
+  // fuzzer (tests/fuzz/fuzz_config.cc), whose input must not make it read
+  // the machine's files.
+  bool follow_includes = true;
 };
 
 // Reads `path` and every file its [daemon] include globs name (relative to

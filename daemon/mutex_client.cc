@@ -182,7 +182,7 @@ void MutexClient::Fetch() {
                            EtcdOp::Range(config_.prefix + "/mutex")},
                           {}, [this](EtcdResult<EtcdTxnResult> r) {
                             request_ = 0;
-                            MutexAnswer answer = InterpretEtcd(r);
+                            MutexAnswer answer = InterpretEtcdMutex(r, config_.prefix);
                             Answer(std::move(answer));
                           });
     return;
@@ -204,10 +204,10 @@ void MutexClient::Fetch() {
   request_ = http_.Start(req, [this](HttpResponse r) { OnResponse(r); });
 }
 
-MutexAnswer MutexClient::Interpret(const HttpResponse& r) const {
+MutexAnswer InterpretMutexResponse(const HttpResponse& r, bool is_file) {
   if (!r.ok) return Held(BoundReason(r.error, true));
   long status = r.http_status;
-  if (is_file_ && status == 0) status = 200;
+  if (is_file && status == 0) status = 200;
   if (status != 200) return Held("HTTP " + std::to_string(status));
   nlohmann::json doc;
   try {
@@ -233,12 +233,12 @@ MutexAnswer MutexClient::Interpret(const HttpResponse& r) const {
   return Held("held");
 }
 
-MutexAnswer MutexClient::InterpretEtcd(const EtcdResult<EtcdTxnResult>& r) const {
+MutexAnswer InterpretEtcdMutex(const EtcdResult<EtcdTxnResult>& r, const std::string& prefix) {
   if (!r.ok()) return Held(BoundReason(r.error().message, true));
   const auto& responses = r->responses;
   if (responses.size() != 2) return Held("malformed etcd answer: not two ranges");
-  const std::string mutex_key = config_.prefix + "/mutex";
-  const std::string armed_key = config_.prefix + "/armed";
+  const std::string mutex_key = prefix + "/mutex";
+  const std::string armed_key = prefix + "/armed";
   for (const auto& kv : responses[1].kvs) {
     if (kv.key != mutex_key) continue;
     if (kv.value.empty()) return Held(mutex_key + " is set");
@@ -260,7 +260,7 @@ MutexAnswer MutexClient::InterpretEtcd(const EtcdResult<EtcdTxnResult>& r) const
 
 void MutexClient::OnResponse(const HttpResponse& response) {
   request_ = 0;
-  Answer(Interpret(response));
+  Answer(InterpretMutexResponse(response, is_file_));
 }
 
 void MutexClient::Answer(MutexAnswer answer) {

@@ -66,6 +66,14 @@ struct MutexAnswer {
   bool from_cache = false;
 };
 
+// The answer of one HTTP response (the rules above; pure, for tests and the
+// fuzzer). is_file: the URL is file://, whose read has no status (0 is 200).
+MutexAnswer InterpretMutexResponse(const HttpResponse& response, bool is_file);
+
+// The answer of the etcd txn that reads <prefix>/armed and <prefix>/mutex,
+// in that order (the rules above; pure).
+MutexAnswer InterpretEtcdMutex(const EtcdResult<EtcdTxnResult>& result, const std::string& prefix);
+
 class MutexClient {
  public:
   using Clock = std::chrono::steady_clock;
@@ -99,8 +107,6 @@ class MutexClient {
  private:
   void Fetch();  // sends a request unless one is in flight
   void OnResponse(const HttpResponse& response);
-  MutexAnswer Interpret(const HttpResponse& response) const;
-  MutexAnswer InterpretEtcd(const EtcdResult<EtcdTxnResult>& result) const;
   // Records a fresh answer and calls the waiters.
   void Answer(MutexAnswer answer);
   // Records a fresh answer as last_, calling on_change_ when it changed.
