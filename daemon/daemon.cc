@@ -7,6 +7,7 @@
 
 #include <filesystem>
 
+#include "daemon/atomic_file.h"
 #include "daemon/commands.h"
 #include "daemon/control.h"
 #include "daemon/events.h"
@@ -36,6 +37,7 @@ Daemon::~Daemon() {
   if (watchdog_) ev_timer_stop(loop_, watchdog_.get());
   if (scheduler_) scheduler_->Stop();
   if (state_timer_) ev_timer_stop(loop_, state_timer_.get());
+  if (state_soon_) ev_timer_stop(loop_, state_soon_.get());
   control_.reset();   // no request may reach commands_ any more
   commands_.reset();
   // Threads and children first: nothing may call back into what follows.
@@ -55,9 +57,9 @@ Daemon::~Daemon() {
 Status Daemon::Start() {
   const Config& c = *config_;
   std::error_code ec;
-  std::filesystem::create_directories(c.daemon.state_dir, ec);
-  if (ec) {
-    return Status::Error("cannot create state_dir " + c.daemon.state_dir + ": " + ec.message());
+  // Modes set explicitly, whatever the umask (docs/behaviour.md, "File modes").
+  if (Status made = MakeDirectories(c.daemon.state_dir, 0750); !made.ok()) {
+    return Status::Error("state_dir: " + made.message());
   }
   std::filesystem::permissions(c.daemon.state_dir, std::filesystem::perms::owner_all |
                                                        std::filesystem::perms::group_read |
@@ -143,8 +145,26 @@ Status Daemon::Start() {
     const std::string name = e.value("event", "");
     if (commands_) commands_->OnEvent(e);
     // Budget and cooldown must survive kill -9: saved when they change.
-    if (name == "action.start" || name == "action.finish" || name == "check.state") SaveState();
+    // Check states are saved within kStateDebounce of a change: with many
+    // checks changing at once (the first verdicts at start) one write
+    // covers them all instead of one rewrite of the whole file per check.
+    if (name == "action.start" || name == "action.finish") SaveState();
+    else if (name == "check.state") SaveStateSoon();
   });
+
+  // Handlers before daemon.start: a SIGTERM from then on is a clean stop
+  // (it is handled once the loop runs), never a death by its default action.
+  auto signal = [this](int signum) {
+    auto w = std::make_unique<ev_signal>();
+    ev_signal_init(w.get(), &Daemon::OnSignal, signum);
+    w->data = this;
+    ev_signal_start(loop_, w.get());
+    ev_unref(loop_);  // signal watchers alone do not keep the loop running
+    return w;
+  };
+  sigterm_ = signal(SIGTERM);
+  sigint_ = signal(SIGINT);
+  sighup_ = signal(SIGHUP);
 
   nlohmann::json start = {{"version", kVersion}, {"config_digest", c.digest},
                           {"config", c.path}, {"checks", c.checks.size()},
@@ -174,18 +194,9 @@ Status Daemon::Start() {
   ev_timer_init(state_timer_.get(), &Daemon::OnStateTimer, 60, 60);
   state_timer_->data = this;
   ev_timer_start(loop_, state_timer_.get());
-
-  auto signal = [this](int signum) {
-    auto w = std::make_unique<ev_signal>();
-    ev_signal_init(w.get(), &Daemon::OnSignal, signum);
-    w->data = this;
-    ev_signal_start(loop_, w.get());
-    ev_unref(loop_);  // signal watchers alone do not keep the loop running
-    return w;
-  };
-  sigterm_ = signal(SIGTERM);
-  sigint_ = signal(SIGINT);
-  sighup_ = signal(SIGHUP);
+  state_soon_ = std::make_unique<ev_timer>();
+  ev_timer_init(state_soon_.get(), &Daemon::OnStateTimer, kStateDebounce, 0);
+  state_soon_->data = this;
 
   std::uint64_t watchdog_usec = 0;
   if (sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0) {
@@ -254,6 +265,7 @@ void Daemon::OnWatchdog(struct ev_loop*, ev_timer*, int) { sd_notify(0, "WATCHDO
 
 void Daemon::SaveState() {
   if (!state_file_ || !state_) return;
+  if (state_soon_) ev_timer_stop(loop_, state_soon_.get());   // this save covers it
   scheduler_->Capture(*state_);
   CaptureGuard(*guard_, *state_);
   Status s = state_file_->Save(*state_);
@@ -273,6 +285,10 @@ void Daemon::SetPaused(bool paused, std::string reason, std::string by) {
     spdlog::warn("host unpaused by {}", by);
   }
   SaveState();
+}
+
+void Daemon::SaveStateSoon() {
+  if (state_soon_ && !ev_is_active(state_soon_.get())) ev_timer_start(loop_, state_soon_.get());
 }
 
 void Daemon::OnStateTimer(struct ev_loop*, ev_timer* w, int) {

@@ -67,6 +67,9 @@ class Daemon {
   void SetPaused(bool paused, std::string reason, std::string by);
   // Writes <state_dir>/state.json now (pause, checks, guard history).
   void SaveState();
+  // Saves within kStateDebounce (check states: many may change at once).
+  void SaveStateSoon();
+  static constexpr double kStateDebounce = 1.0;   // seconds
 
  private:
   friend class ControlCommands;   // daemon/commands.cc: reads the services for status
@@ -107,6 +110,7 @@ class Daemon {
   std::int64_t started_ms_ = 0;
   nlohmann::json last_reload_;                 // null before the first reload
   std::unique_ptr<ev_timer> state_timer_;
+  std::unique_ptr<ev_timer> state_soon_;       // SaveStateSoon's one-shot
   // Replaced by a reload while still answering (kept until !busy()), and
   // MySQL readers replaced by a reload (kept: calls may be in flight).
   std::vector<std::unique_ptr<MutexClient>> old_mutexes_;

@@ -48,27 +48,45 @@ MysqlMap::const_iterator MysqlMap::find(std::string_view key) const {
 }
 
 void MysqlMap::Add(std::string_view name, std::string_view value) {
+  // ASCII only (server variable names are), without std::tolower's locale
+  // lookup per character: ~600 names per read.
   std::string lower(name);
-  for (auto& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  for (auto& ch : lower) {
+    if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+  }
   entries_.emplace_back(std::move(lower), std::string(value));
 }
 
-void MysqlMap::Finish() {
-  auto by_name = [](const value_type& a, const value_type& b) { return a.first < b.first; };
-  // The server sends its rows ordered by name already: usually no sort.
-  if (!std::is_sorted(entries_.begin(), entries_.end(), by_name)) {
-    std::stable_sort(entries_.begin(), entries_.end(), by_name);
+void MysqlMap::Finish(Layout* layout) {
+  const size_t n = entries_.size();
+  Layout local;   // no layout kept by the caller
+  bool same = layout && layout->names.size() == n;
+  for (size_t i = 0; same && i < n; ++i) same = layout->names[i] == entries_[i].first;
+  if (!same) {
+    // Where each row goes: sorted by name (stable), and of equal names the
+    // last one kept (as `map[name] = value` did); kDrop for the others.
+    std::vector<std::uint32_t> by_name(n);
+    for (size_t i = 0; i < n; ++i) by_name[i] = static_cast<std::uint32_t>(i);
+    std::stable_sort(by_name.begin(), by_name.end(), [this](std::uint32_t a, std::uint32_t b) {
+      return entries_[a].first < entries_[b].first;
+    });
+    Layout fresh;
+    fresh.slot.assign(n, Layout::kDrop);
+    for (size_t k = 0; k < n; ++k) {
+      bool last_of_name =
+          k + 1 == n || entries_[by_name[k + 1]].first != entries_[by_name[k]].first;
+      if (last_of_name) fresh.slot[by_name[k]] = static_cast<std::uint32_t>(fresh.size++);
+    }
+    fresh.names.reserve(n);
+    for (const auto& e : entries_) fresh.names.push_back(e.first);
+    if (!layout) layout = &local;
+    *layout = std::move(fresh);
   }
-  // Of equal names keep the last (as `map[name] = value` did).
-  auto out = entries_.begin();
-  for (auto it = entries_.begin(); it != entries_.end();) {
-    auto last = it;
-    while (last + 1 != entries_.end() && (last + 1)->first == it->first) ++last;
-    if (out != last) *out = std::move(*last);
-    ++out;
-    it = last + 1;
+  std::vector<value_type> sorted(layout->size);
+  for (size_t i = 0; i < n; ++i) {
+    if (layout->slot[i] != Layout::kDrop) sorted[layout->slot[i]] = std::move(entries_[i]);
   }
-  entries_.erase(out, entries_.end());
+  entries_ = std::move(sorted);
 }
 
 int MysqlRows::Column(std::string_view name) const {
@@ -130,6 +148,9 @@ struct CachedConn {
   MYSQL* mysql = nullptr;
   std::chrono::steady_clock::time_point last_used{};
   std::string replica_statement;  // the one this server understood
+  // Row order of the last SHOW GLOBAL STATUS / VARIABLES: the next snapshot
+  // with the same names (the usual case) is placed without sorting.
+  std::map<std::string, MysqlMap::Layout> layouts;
 };
 
 // One per worker thread (thread_local): connections by MysqlConnConfig::Key(),
@@ -356,7 +377,8 @@ Expected<bool> WorkerExecute(const MysqlConnConfig& cfg, const std::vector<std::
 // SHOW GLOBAL STATUS / VARIABLES straight from the client library's rows
 // into a MysqlMap (no MysqlRows copy in between: this runs once per share
 // window with ~600 rows). Errors as RunQuery reports them.
-Expected<std::shared_ptr<const MysqlMap>> ReadMap(MYSQL* m, const std::string& sql) {
+Expected<std::shared_ptr<const MysqlMap>> ReadMap(MYSQL* m, const std::string& sql,
+                                                  MysqlMap::Layout* layout) {
   using Result = Expected<std::shared_ptr<const MysqlMap>>;
   if (mysql_real_query(m, sql.data(), static_cast<unsigned long>(sql.size())) != 0) {
     return Result::Error(ServerError(m));
@@ -390,7 +412,7 @@ Expected<std::shared_ptr<const MysqlMap>> ReadMap(MYSQL* m, const std::string& s
   if (columns < 2) {
     return Result::Error(sql + " returned " + std::to_string(columns) + " columns, expected 2");
   }
-  map->Finish();
+  map->Finish(layout);
   return std::shared_ptr<const MysqlMap>(std::move(map));
 }
 
@@ -398,7 +420,7 @@ Expected<std::shared_ptr<const MysqlMap>> WorkerShowMap(const MysqlConnConfig& c
                                                         const std::string& sql, bool* healthy) {
   return WithConnection<std::shared_ptr<const MysqlMap>>(
       cfg,
-      [&sql](CachedConn& c, bool, bool*) { return ReadMap(c.mysql, sql); },
+      [&sql](CachedConn& c, bool, bool*) { return ReadMap(c.mysql, sql, &c.layouts[sql]); },
       healthy);
 }
 
@@ -445,14 +467,15 @@ Expected<std::shared_ptr<const MysqlRows>> WorkerReplicaStatus(const MysqlConnCo
 namespace {
 
 // One shared read per connection: callbacks waiting for the read in flight,
-// and the last result with the time it arrived.
+// and the last result with the time its read was started (its age: the
+// data is as old as the query, not as its arrival).
 template <typename T>
 struct SharedRead {
   using Result = Expected<std::shared_ptr<const T>>;
   bool in_flight = false;
   std::vector<std::function<void(Result)>> waiters;
   std::optional<Result> last;
-  Clock::time_point finished{};
+  Clock::time_point started{};
 };
 
 }  // namespace
@@ -546,17 +569,18 @@ void SharedReadOf(const std::shared_ptr<ReadsState>& impl,
     shared->waiters.push_back(std::move(done));
     return;
   }
-  if (shared->last && Clock::now() - shared->finished < window) {
+  Clock::time_point now = Clock::now();
+  if (shared->last && now - shared->started < window) {
     done(*shared->last);
     return;
   }
   shared->in_flight = true;
+  shared->started = now;
   shared->waiters.push_back(std::move(done));
   SubmitWork<std::shared_ptr<const T>>(impl, name, *cfg, std::move(work),
                                        [shared](Expected<std::shared_ptr<const T>> r) {
                                          shared->in_flight = false;
                                          shared->last = r;
-                                         shared->finished = Clock::now();
                                          // A waiter may ask again from inside its callback: it is
                                          // then served from `last`, not added to the list being
                                          // walked.

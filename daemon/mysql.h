@@ -11,6 +11,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -69,11 +70,23 @@ class MysqlMap {
   size_t size() const { return entries_.size(); }
   bool empty() const { return entries_.empty(); }
 
+  // Where a snapshot's rows go once sorted. A reader keeps the last one per
+  // statement: the server sends the same names in the same order every
+  // time, and a snapshot that matches it (one comparison per row) is then
+  // placed without sorting.
+  struct Layout {
+    static constexpr std::uint32_t kDrop = UINT32_MAX;   // an earlier row of a repeated name
+    std::vector<std::string> names;     // lower-cased, in the server's order
+    std::vector<std::uint32_t> slot;    // row -> index in the map, or kDrop
+    size_t size = 0;                    // rows kept
+  };
+
   // Building (before the map is shared): Add lower-cases `name`; Finish
-  // sorts, and of several rows with the same name keeps the last one.
+  // sorts by name and of several rows with the same name keeps the last
+  // one, reusing (and updating) `layout` when given.
   void Reserve(size_t n) { entries_.reserve(n); }
   void Add(std::string_view name, std::string_view value);
-  void Finish();
+  void Finish(Layout* layout = nullptr);
 
  private:
   std::vector<value_type> entries_;

@@ -1,5 +1,5 @@
 // Runs every check on its own cadence (an ev_timer each, first run spread
-// by `jitter`), feeds results to its Evaluator, emits check.state on every
+// by `jitter` over a 100 ms grid, so that checks due together run together), feeds results to its Evaluator, emits check.state on every
 // change and hands what to fire to the Executor.
 //
 // Cadence: the timer repeats every `every` whatever the check does. A check
@@ -88,6 +88,10 @@ class Scheduler {
   void Apply(Entry& e, const Verdict& v);
   void Launch(Entry& e);
   void Arm(Entry& e, double first);
+  // Seconds to a check's first run: 0 without jitter, else a random point
+  // within every x jitter, on the kRunGrid tick.
+  double FirstRun(const CheckConfig& c);
+  static constexpr double kRunGrid = 0.1;   // seconds
   void ReapRetired();
 
   Runtime& rt_;

@@ -736,3 +736,46 @@ TEST_CASE("replica channel picks a row of a multi-source replica", "[checks][mys
   CHECK(Show(warden::ReplicaField(odd, "lag", "")) ==
         "error replica status has no column Seconds_Behind_Source or Seconds_Behind_Master");
 }
+
+TEST_CASE("MysqlMap sorts, keeps the last of a repeated name, and reuses a layout",
+          "[checks][mysql]") {
+  using Rows = std::vector<std::pair<std::string, std::string>>;
+  auto build = [](const Rows& rows, MysqlMap::Layout* layout) {
+    MysqlMap m;
+    for (const auto& [name, value] : rows) m.Add(name, value);
+    m.Finish(layout);
+    return m;
+  };
+  auto flat = [](const MysqlMap& m) {
+    Rows out(m.begin(), m.end());
+    return out;
+  };
+  // The server's order is not byte order once lower-cased (MariaDB 10.11
+  // sends Binlog_snapshot_position before Binlog_bytes_written).
+  const Rows server = {{"Binlog_snapshot_position", "1"}, {"Binlog_bytes_written", "2"},
+                       {"Uptime", "3"}, {"Aborted_clients", "4"}, {"uptime", "5"}};
+  const Rows sorted = {{"aborted_clients", "4"}, {"binlog_bytes_written", "2"},
+                       {"binlog_snapshot_position", "1"}, {"uptime", "5"}};
+  CHECK(flat(build(server, nullptr)) == sorted);
+
+  MysqlMap::Layout layout;
+  CHECK(flat(build(server, &layout)) == sorted);
+  REQUIRE(layout.size == 4);
+  // The same names again, new values: placed by the layout.
+  Rows again = server;
+  for (auto& row : again) row.second += "0";
+  CHECK(flat(build(again, &layout)) ==
+        Rows{{"aborted_clients", "40"}, {"binlog_bytes_written", "20"},
+             {"binlog_snapshot_position", "10"}, {"uptime", "50"}});
+  // Other names (a plugin loaded, a server upgraded): laid out anew.
+  Rows other = {{"Zeta", "z"}, {"Alpha", "a"}};
+  MysqlMap m = build(other, &layout);
+  CHECK(flat(m) == Rows{{"alpha", "a"}, {"zeta", "z"}});
+  CHECK(m.find("zeta")->second == "z");
+  CHECK(m.find("uptime") == m.end());
+  CHECK(layout.size == 2);
+  // Same count, one name changed: not mistaken for the old layout.
+  Rows renamed = {{"Zeta", "z"}, {"Beta", "b"}};
+  CHECK(flat(build(renamed, &layout)) == Rows{{"beta", "b"}, {"zeta", "z"}});
+  CHECK(flat(build({}, &layout)).empty());
+}
