@@ -160,7 +160,13 @@ void ControlCommands::Handle(const json& request, const Peer& peer, Access acces
       reply(Error("pause: a reason is needed (--reason TEXT)"));
       return;
     }
-    if (reason->size() > 1024) reason->resize(1024);
+    if (reason->size() > 1024) {
+      // On a character boundary: the reason goes into state.json and
+      // events, whose JSON must stay valid UTF-8.
+      size_t end = 1024;
+      while (end > 0 && (static_cast<unsigned char>((*reason)[end]) & 0xC0) == 0x80) --end;
+      reason->resize(end);
+    }
     d_.SetPaused(true, *reason, peer.Describe());
     reply({{"ok", true}, {"paused", true}, {"reason", *reason}, {"persisted", d_.state_saved_}});
   } else if (cmd == "unpause") {

@@ -184,6 +184,20 @@ class Control(unittest.TestCase):
             p = wd.ctl("run", "fix", "--wait")
             self.assertEqual(p.returncode, 0, p.stderr)
 
+    def test_long_pause_reason_is_cut_on_a_character_boundary(self):
+        # 1,201 bytes of which byte 1,024 is inside an "é": cut before it,
+        # or the state file's JSON would not be valid UTF-8.
+        reason = "x" + "é" * 600
+        with Wardend() as wd:
+            self.start(wd)
+            p = wd.ctl("pause", "--reason", reason)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            s = status_json(wd)
+            self.assertTrue(s["pause"]["paused"])
+            self.assertEqual(s["pause"]["reason"], reason.encode()[:1023].decode())
+            with open(os.path.join(wd.paths["state_dir"], "state.json"), encoding="utf-8") as f:
+                self.assertEqual(json.load(f)["pause"]["reason"], s["pause"]["reason"])
+
     def test_budget_and_check_state_survive_restart(self):
         with Wardend() as wd:
             self.start(wd)
