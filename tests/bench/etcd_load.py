@@ -30,7 +30,6 @@ median and min-max over the rounds."""
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -40,6 +39,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import harness  # noqa: E402
 from harness import Etcd, Wardend, match  # noqa: E402
+from bench_all import summary  # noqa: E402
 
 CONFIG = """
 [daemon]
@@ -169,13 +169,6 @@ def halt_round(etcd, build, pollers, poll, seed):
     last = [line for line in p.stdout.splitlines() if "=" in line][-1]
     return {k: float(v) for k, v in (x.split("=") for x in last.split())}
 
-
-def summary(values, fmt):
-    values = sorted(v for v in values if v is not None)
-    if not values:
-        return "n/a"
-    return (fmt % statistics.median(values)) + " (" + (fmt % values[0]) + "–" + \
-        (fmt % values[-1]) + ")"
 
 
 def main():

@@ -109,6 +109,15 @@ def write_file(path, text, mode=0o600):
     return path
 
 
+def rss_kb(pid):
+    """VmRSS of pid in kB (from /proc/PID/status)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for pid %d" % pid)
+
+
 def match(events, event=None, **fields):
     """The events named `event` (any if None) whose fields equal **fields."""
     return [e for e in events

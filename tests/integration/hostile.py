@@ -21,6 +21,8 @@ import subprocess
 import threading
 import time
 
+from harness import rss_kb  # noqa: F401 (re-exported for the tests)
+
 CLEAR = b'{"held": false}'
 
 
@@ -355,15 +357,6 @@ class HostileFluentd(_Server):
 
 
 # --- measurements ------------------------------------------------------------
-
-def rss_kb(pid):
-    """VmRSS of pid in kB (from /proc/PID/status)."""
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS for pid %d" % pid)
-
 
 class Ticks:
     """A 1 s program check that appends a timestamp per run to a file: the

@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
                                 "integration"))
 
 import harness  # noqa: E402
-from harness import MariaDB, Wardend, match  # noqa: E402
+from harness import MariaDB, Wardend, match, rss_kb  # noqa: E402
 
 MINUTES = float(os.environ.get("SOAK_MINUTES", "10"))
 MAX_SLOPE_KB = float(os.environ.get("SOAK_MAX_SLOPE_KB", "64"))
@@ -148,13 +148,6 @@ def build_config(db, wd):
     return (HEAD + "\n" + "\n".join(sections)).format(
         socket=db.socket, password_file=db.password_file, **wd.paths)
 
-
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError("no VmRSS for pid %d" % pid)
 
 
 def slope_kb_per_min(samples):
