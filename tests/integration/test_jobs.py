@@ -178,7 +178,10 @@ steps = slow, two, three
 """, mutex="url = %s\ntimeout = 2s\ncache = 0s\npoll = 500ms" % mutex.url, slow=3)
             p = wd.ctl("run", "deploy")
             self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
-            wd.wait_event("job.step", step="slow", result="start")
+            # Once the step's action has passed the guard and started (job.step
+            # start comes before the action's own guard check, which would
+            # park the job at step 1 if the mutex were held by then).
+            wd.wait_event("action.start", action="slow")
             mutex.set("held:fleet freeze")
             paused = wd.wait_event("job.paused", job="deploy", timeout=30)[0]
             # The step in flight finished; the next one waits at its boundary.
