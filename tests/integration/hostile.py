@@ -381,6 +381,16 @@ class Ticks:
         t = [x for x in self.times() if x >= since]
         return [b - a for a, b in zip(t, t[1:])]
 
+    def wait_gaps(self, since, n, timeout=None):
+        """gaps(since) once there are n of them, or what there is after
+        `timeout` (default 2 s a run, plus 5): a count taken over a fixed
+        sleep is flaky on a loaded machine; a stalled loop still shows as a
+        short count or a long gap."""
+        deadline = time.monotonic() + (2 * n + 5 if timeout is None else timeout)
+        while len(self.gaps(since)) < n and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return self.gaps(since)
+
 
 def timed(fn, *args, **kwargs):
     """(result, seconds) of fn(*args, **kwargs)."""
