@@ -11,7 +11,7 @@ import threading
 import time
 import unittest
 
-from harness import Wardend
+from harness import Wardend, rss_margin_kb, slack
 from hostile import Ticks, rss_kb, timed
 
 CONFIG = """
@@ -30,9 +30,9 @@ events = {events}
 mode = off
 """
 
-RSS_MARGIN_KB = 20 * 1024
+RSS_MARGIN_KB = rss_margin_kb(20 * 1024)
 MAX_GAP = 1.8
-MAX_STATUS = 2.0
+MAX_STATUS = slack(2.0)
 
 
 def read_lines(s, want=None, timeout=30):

@@ -8,7 +8,7 @@ import json
 import time
 import unittest
 
-from harness import Wardend
+from harness import Wardend, rss_margin_kb, slack
 from hostile import HostileFluentd, Ticks, rss_kb, timed
 from test_fluentd import Receiver
 
@@ -42,9 +42,9 @@ ack         = yes
 ack_timeout = 2s
 """
 
-RSS_MARGIN_KB = 20 * 1024
+RSS_MARGIN_KB = rss_margin_kb(20 * 1024)
 MAX_GAP = 1.8
-MAX_STATUS = 1.0
+MAX_STATUS = slack(1.0)
 
 
 class HostileFluentdTest(unittest.TestCase):

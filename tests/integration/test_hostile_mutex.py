@@ -8,7 +8,7 @@ import os
 import time
 import unittest
 
-from harness import Wardend, match
+from harness import Wardend, match, rss_margin_kb, slack
 from hostile import HostileHttp, Ticks, rss_kb, self_signed_cert, timed
 
 CONFIG = """
@@ -46,12 +46,12 @@ command = touch {marker}
 
 # RSS may grow this much over the whole test (kB): libcurl's and the
 # allocator's caches, not the 100 MB a server offered.
-RSS_MARGIN_KB = 20 * 1024
+RSS_MARGIN_KB = rss_margin_kb(20 * 1024)
 # A 1 s check may start this late (s): the loop is never held by the mutex.
 MAX_GAP = 1.8
 # wardenctl status must answer within this (s) while a hostile answer is
 # in flight.
-MAX_STATUS = 1.0
+MAX_STATUS = slack(1.0)
 
 
 class HostileMutex(unittest.TestCase):

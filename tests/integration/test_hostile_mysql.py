@@ -8,7 +8,7 @@ import json
 import time
 import unittest
 
-from harness import MariaDB, Wardend, match
+from harness import MariaDB, Wardend, match, rss_margin_kb, slack
 from hostile import HostileMysql, Ticks, rss_kb, timed
 
 CONFIG = """
@@ -79,7 +79,7 @@ timeout = 3s
 """
 
 MAX_GAP = 1.8
-RSS_MARGIN_KB = 20 * 1024
+RSS_MARGIN_KB = rss_margin_kb(20 * 1024)
 
 
 class HostileMysqlTest(unittest.TestCase):
@@ -120,7 +120,7 @@ class HostileMysqlTest(unittest.TestCase):
             time.sleep(10)
             p, took = timed(wd.ctl, "status", "--json")
             self.assertEqual(p.returncode, 0, p.stderr)
-            self.assertLess(took, 1.0)
+            self.assertLess(took, slack(1.0))
             checks = {c["name"]: c for c in json.loads(p.stdout)["checks"]}
             self.assertEqual(checks["mid_query"]["state"], "error")
             self.assertIn("Lost connection", checks["mid_query"]["last_error"])
