@@ -121,6 +121,10 @@ constexpr size_t kMaxQueued = 16;   // pipelined requests read ahead of the one 
 // written: a client that sends and never reads stops being served (and
 // read), instead of making the daemon build replies for it without end.
 constexpr size_t kMaxPendingReply = 64 * 1024;
+// Requests served in one loop iteration, all clients together: many clients
+// pipelining at once cannot hold the loop (checks, timers) for longer than
+// this many replies take to build. The rest are served next iteration.
+constexpr size_t kMaxPerIteration = 32;
 
 }  // namespace
 
@@ -361,14 +365,20 @@ void ControlServer::Dispatch(Client& c) {
   c.dispatching = true;
   size_t served = 0;
   while (!c.busy && !c.queue.empty() && !c.closing) {
-    if (served == kMaxQueued || c.out.size() >= kMaxPendingReply) {
+    if (ev_iteration(loop_) != iteration_) {
+      iteration_ = ev_iteration(loop_);
+      iteration_served_ = 0;
+    }
+    if (served == kMaxQueued || iteration_served_ >= kMaxPerIteration ||
+        c.out.size() >= kMaxPendingReply) {
       // Back to the loop: other clients and timers get their turn. The write
       // watcher resumes here once the pending replies are written
-      // (OnWritable), at once if the client reads.
+      // (OnWritable): next iteration if the client reads.
       ev_io_start(loop_, &c.wio);
       break;
     }
     ++served;
+    ++iteration_served_;
     LineReader::Item item = std::move(c.queue.front());
     c.queue.pop_front();
     if (item.kind == LineReader::Item::Kind::kTooLong) {

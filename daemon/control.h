@@ -141,6 +141,8 @@ class ControlServer {
   std::unique_ptr<ev_io> accept_;
   std::unique_ptr<ev_timer> retry_;
   std::map<std::uint64_t, std::unique_ptr<Client>> clients_;
+  unsigned iteration_ = 0;          // the loop iteration iteration_served_ counts
+  size_t iteration_served_ = 0;     // requests served in it (all clients)
   std::uint64_t next_id_ = 1;
   std::uint64_t served_ = 0;
   uid_t uid_ = 0;

@@ -9,10 +9,12 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "daemon/commands.h"
 #include "support/temp_dir.h"
@@ -120,6 +122,7 @@ struct Fixture {
   TempDir dir;
   struct ev_loop* loop = ev_loop_new(EVFLAG_AUTO);
   std::vector<json> seen;
+  std::vector<unsigned> iterations;   // the loop iteration of each request
   std::vector<ControlServer::Reply> held;   // requests answered later ("slow")
   std::unique_ptr<ControlServer> server;
 
@@ -130,6 +133,7 @@ struct Fixture {
     server = std::make_unique<ControlServer>(
         loop, o, [this](const json& req, const Peer& peer, Access access, ControlServer::Reply r) {
           seen.push_back(req);
+          iterations.push_back(ev_iteration(loop));
           if (req["cmd"] == "slow") {
             held.push_back(std::move(r));
             return;
@@ -291,6 +295,37 @@ TEST_CASE("control server: socket mode, requests, errors", "[control]") {
     CHECK((*alive)["echo"]["cmd"] == "alive");
   }
   ::close(fd);
+}
+
+TEST_CASE("control server: many pipelining clients share each loop iteration", "[control]") {
+  Fixture f;
+  REQUIRE(f.server->Start().ok());
+  // 10 clients x 16 pipelined requests arrive at once: 160 requests, more
+  // than one iteration may serve (32), so no iteration holds the loop for
+  // all of them, and every client still gets all its replies, in order.
+  std::vector<int> fds;
+  std::string burst;
+  for (int i = 0; i < 16; ++i) burst += "{\"cmd\":\"n" + std::to_string(i) + "\"}\n";
+  for (int c = 0; c < 10; ++c) {
+    fds.push_back(f.Connect());
+    REQUIRE(::send(fds.back(), burst.data(), burst.size(), MSG_NOSIGNAL) ==
+            static_cast<ssize_t>(burst.size()));
+  }
+  for (int fd : fds) {
+    for (int i = 0; i < 16; ++i) {
+      auto r = f.Read(fd);
+      REQUIRE(r);
+      CHECK((*r)["echo"]["cmd"] == "n" + std::to_string(i));
+    }
+    ::close(fd);
+  }
+  REQUIRE(f.iterations.size() == 160);
+  std::map<unsigned, int> per_iteration;
+  for (unsigned it : f.iterations) ++per_iteration[it];
+  int most = 0;
+  for (const auto& [it, n] : per_iteration) most = std::max(most, n);
+  CHECK(most <= 32);
+  CHECK(per_iteration.size() >= 5);
 }
 
 TEST_CASE("control server: a half-sent request times out with an error", "[control]") {
