@@ -75,6 +75,39 @@ def slack(seconds):
     return seconds * (3 if SANITIZED else 1)
 
 
+def base_config(host_id, workers=2, level="info", mysql=False, mutex_off=False):
+    """The sections most test configs start with, as a template for
+    str.format(**wd.paths, ...): [daemon] (every 1 s, no jitter), [log],
+    with mysql=True the default [mysql] connection ({socket},
+    {password_file}: the sandbox's), with mutex_off=True `[mutex] mode = off`.
+    A test appends its own checks and actions."""
+    text = """
+[daemon]
+host_id   = %s
+state_dir = {state_dir}
+interval  = 1s
+jitter    = 0%%
+workers   = %d
+
+[log]
+level  = %s
+events = {events}
+""" % (host_id, workers, level)
+    if mysql:
+        text += """
+[mysql]
+socket        = {socket}
+user          = warden
+password_file = {password_file}
+"""
+    if mutex_off:
+        text += """
+[mutex]
+mode = off
+"""
+    return text
+
+
 def _check_no_report(what, output):
     m = SANITIZER_REPORT.search(output)
     if m:

@@ -11,24 +11,10 @@ import threading
 import time
 import unittest
 
-from harness import Wardend, rss_margin_kb, slack
+from harness import Wardend, base_config, rss_margin_kb, slack
 from hostile import Ticks, rss_kb, timed
 
-CONFIG = """
-[daemon]
-host_id   = itest-hostile-ctl
-state_dir = {state_dir}
-interval  = 1s
-jitter    = 0%
-workers   = 2
-
-[log]
-level  = info
-events = {events}
-
-[mutex]
-mode = off
-"""
+CONFIG = base_config("itest-hostile-ctl", mutex_off=True)
 
 RSS_MARGIN_KB = rss_margin_kb(20 * 1024)
 MAX_GAP = 1.8

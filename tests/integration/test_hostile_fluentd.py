@@ -8,24 +8,11 @@ import json
 import time
 import unittest
 
-from harness import Wardend, rss_margin_kb, slack
+from harness import Wardend, base_config, rss_margin_kb, slack
 from hostile import HostileFluentd, Ticks, rss_kb, timed
 from test_fluentd import Receiver
 
-CONFIG = """
-[daemon]
-host_id   = itest-hostile-fluentd
-state_dir = {state_dir}
-interval  = 1s
-jitter    = 0%
-workers   = 2
-
-[log]
-level  = info
-events = {events}
-
-[mutex]
-mode = off
+CONFIG = base_config("itest-hostile-fluentd", mutex_off=True) + """
 
 ; flips between ok and crit about every other run: a steady stream of events
 [check flip]

@@ -8,20 +8,10 @@ import os
 import time
 import unittest
 
-from harness import Wardend, match, rss_margin_kb, slack
+from harness import Wardend, base_config, match, rss_margin_kb, slack
 from hostile import HostileHttp, Ticks, rss_kb, self_signed_cert, timed
 
-CONFIG = """
-[daemon]
-host_id   = itest-hostile
-state_dir = {state_dir}
-interval  = 1s
-jitter    = 0%
-workers   = 2
-
-[log]
-level  = info
-events = {events}
+CONFIG = base_config("itest-hostile") + """
 
 [mutex]
 url     = {url}

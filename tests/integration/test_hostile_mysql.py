@@ -8,25 +8,10 @@ import json
 import time
 import unittest
 
-from harness import MariaDB, Wardend, match, rss_margin_kb, slack
+from harness import MariaDB, Wardend, base_config, match, rss_margin_kb, slack
 from hostile import HostileMysql, Ticks, rss_kb, timed
 
-CONFIG = """
-[daemon]
-host_id   = itest-hostile-mysql
-state_dir = {state_dir}
-interval  = 1s
-jitter    = 0%
-workers   = 3
-
-[log]
-level  = info
-events = {events}
-
-[mysql]
-socket        = {socket}
-user          = warden
-password_file = {password_file}
+CONFIG = base_config("itest-hostile-mysql", workers=3, mysql=True) + """
 
 [mysql bad_handshake]
 host = 127.0.0.1

@@ -6,24 +6,9 @@ import os
 import time
 import unittest
 
-from harness import HungPeer, MariaDB, Wardend, match
+from harness import HungPeer, MariaDB, Wardend, base_config, match
 
-CONFIG = """
-[daemon]
-host_id   = itest-iso
-state_dir = {state_dir}
-interval  = 1s
-jitter    = 0%
-workers   = 2
-
-[log]
-level  = info
-events = {events}
-
-[mysql]
-socket        = {socket}
-user          = warden
-password_file = {password_file}
+CONFIG = base_config("itest-iso", mysql=True) + """
 
 [mysql hung]
 host = 127.0.0.1
