@@ -11,7 +11,7 @@ import threading
 import time
 import unittest
 
-from harness import Wardend, match, run, WARDENCTL
+from harness import Wardend, match, rss_kb, run, WARDENCTL
 
 CONFIG = """
 [daemon]
@@ -83,6 +83,12 @@ class Control(unittest.TestCase):
 
             s = status_json(wd)
             self.assertEqual(s["host"], "ctl-test")
+            # The heap in use (malloc's count, or ASan's): more than the
+            # daemon's own structures, far less than its whole RSS would
+            # allow under ASan, and never the RSS itself.
+            self.assertIsInstance(s["heap_bytes"], int)
+            self.assertGreater(s["heap_bytes"], 64 * 1024)
+            self.assertLess(s["heap_bytes"], rss_kb(wd.proc.pid) * 1024)
             checks = {c["name"]: c for c in s["checks"]}
             self.assertEqual(checks["flag"]["state"], "crit")
             self.assertEqual(checks["flag"]["value"], "0")
