@@ -23,6 +23,8 @@ struct Measurement {
   std::string error;   // kError: what went wrong, for an operator; kNotYet: why
 
   static Measurement Value(std::string v) { return {Kind::kValue, std::move(v), {}}; }
+  static Measurement Value(std::string_view v) { return Value(std::string(v)); }
+  static Measurement Value(const char* v) { return Value(std::string(v)); }
   static Measurement Number(double v);   // formatted without needless digits
   static Measurement Error(std::string e) { return {Kind::kError, {}, std::move(e)}; }
   // No value yet (a rate needs two samples); the state does not change.

@@ -3,6 +3,9 @@
 #include <cctype>
 #include <charconv>
 #include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
 
 #include "daemon/mysql.h"
 
@@ -36,12 +39,11 @@ struct Sample {
 class MysqlStatusCheck final : public Check {
  public:
   MysqlStatusCheck(std::string connection, std::string variable, bool rate)
-      : connection_(std::move(connection)), rate_(rate) {
-    auto names = std::make_shared<Names>();
-    names->variable = std::move(variable);
-    names->key = names->variable;
-    for (auto& ch : names->key) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    names_ = std::move(names);
+      : connection_(std::move(connection)), state_(std::make_shared<State>()) {
+    state_->variable = std::move(variable);
+    state_->key = state_->variable;
+    for (auto& ch : state_->key) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    state_->rate = rate;
   }
 
   void Run(Runtime& rt, Done done) override {
@@ -50,64 +52,58 @@ class MysqlStatusCheck final : public Check {
       return;
     }
     // The completion may outlive this object (a reload): it holds the
-    // names and the sample state, never `this`.
-    rt.mysql->GlobalStatus(
-        connection_, [names = names_, rate = rate_, last = last_,
-                      done = std::move(done)](Expected<std::shared_ptr<const MysqlMap>> status) {
-          const std::string& variable = names->variable;
-          if (!status) {
-            done(Measurement::Error(status.error()));
-            return;
-          }
-          auto it = (*status)->find(names->key);
-          if (it == (*status)->end()) {
-            done(Measurement::Error("no status variable '" + variable + "' in SHOW GLOBAL STATUS"));
-            return;
-          }
-          if (!rate) {
-            done(Measurement::Value(it->second));
-            return;
-          }
-          if (!ParseNumber(it->second)) {
-            done(Measurement::Error("'" + variable + "' is '" + it->second +
-                                    "', not a counter: rate = yes needs a number"));
-            return;
-          }
-          Sample now{it->second, Clock::now()};
-          std::optional<Sample> before = std::move(*last);
-          *last = now;
-          if (!before) {
-            done(Measurement::NotYet("a rate needs two samples"));
-            return;
-          }
-          double seconds = std::chrono::duration<double>(now.at - before->at).count();
-          if (seconds <= 0) {
-            *last = before;  // same instant: keep the older sample
-            done(Measurement::NotYet("no time passed since the previous sample"));
-            return;
-          }
-          auto r = CounterRate(before->value, now.value, seconds);
-          if (!r) {
-            done(Measurement::NotYet("'" + variable + "' went down from " + before->value + " to " +
-                                     now.value + " (server restarted or FLUSH STATUS)"));
-            return;
-          }
-          done(Measurement::Number(*r));
-        });
+    // state, never `this`.
+    rt.mysql->GlobalStatus(connection_, [state = state_, done = std::move(done)](
+                                            Expected<std::shared_ptr<const MysqlMap>> status) {
+      if (!status) {
+        done(Measurement::Error(status.error()));
+        return;
+      }
+      done(state->Measure(**status));
+    });
   }
 
  private:
-  // The variable as configured and lower-cased (the snapshot's key), made
-  // once: a run only copies this pointer.
-  struct Names {
+  // What a run needs, made once and shared with the runs in flight: the
+  // variable as configured and lower-cased (the snapshot's key), where it
+  // was in the last snapshot, and the last sample for a rate. Loop thread
+  // only.
+  struct State {
     std::string variable;
     std::string key;
+    bool rate = false;
+    MysqlMap::Hint hint;
+    std::optional<Sample> last;
+
+    Measurement Measure(const MysqlMap& status) {
+      auto it = status.find(key, &hint);
+      if (it == status.end()) {
+        return Measurement::Error("no status variable '" + variable + "' in SHOW GLOBAL STATUS");
+      }
+      if (!rate) return Measurement::Value(it->second);
+      if (!ParseNumber(it->second)) {
+        return Measurement::Error("'" + variable + "' is '" + std::string(it->second) +
+                                  "', not a counter: rate = yes needs a number");
+      }
+      Sample now{std::string(it->second), Clock::now()};
+      std::optional<Sample> before = std::move(last);
+      last = now;
+      if (!before) return Measurement::NotYet("a rate needs two samples");
+      double seconds = std::chrono::duration<double>(now.at - before->at).count();
+      if (seconds <= 0) {
+        last = before;  // same instant: keep the older sample
+        return Measurement::NotYet("no time passed since the previous sample");
+      }
+      auto r = CounterRate(before->value, now.value, seconds);
+      if (!r) {
+        return Measurement::NotYet("'" + variable + "' went down from " + before->value + " to " +
+                                   now.value + " (server restarted or FLUSH STATUS)");
+      }
+      return Measurement::Number(*r);
+    }
   };
   const std::string connection_;
-  std::shared_ptr<const Names> names_;
-  const bool rate_;
-  // Loop thread only; shared with in-flight completions.
-  std::shared_ptr<std::optional<Sample>> last_ = std::make_shared<std::optional<Sample>>();
+  const std::shared_ptr<State> state_;
 };
 
 std::unique_ptr<Check> Make(OptionReader& opts, const CheckCommon& common) {

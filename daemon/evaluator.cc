@@ -1,5 +1,7 @@
 #include "daemon/evaluator.h"
 
+#include <algorithm>
+
 namespace warden {
 
 const char* StateName(CheckState s) {
@@ -44,7 +46,7 @@ Verdict Evaluator::Enter(CheckState next, Clock::time_point now, Verdict v) {
     }
     state_ = next;
     since_ = now;
-    window_.clear();
+    ClearWindow();
     ok_streak_ = 0;
   } else if (IsBad(state_) && rules_.repeat && last_fire_ && now - *last_fire_ >= *rules_.repeat) {
     v.fire = Verdict::Fire::kState;
@@ -52,6 +54,37 @@ Verdict Evaluator::Enter(CheckState next, Clock::time_point now, Verdict v) {
     last_fire_ = now;
   }
   return v;
+}
+
+void Evaluator::PushWindow(Level level) {
+  const int capacity = std::max(1, rules_.trip.window);
+  Level* ring = window_inline_.data();
+  if (capacity > kInlineWindow) {
+    if (window_heap_.size() != static_cast<size_t>(capacity)) {
+      window_heap_.assign(static_cast<size_t>(capacity), Level::kOk);
+    }
+    ring = window_heap_.data();
+  }
+  auto count = [this](Level l, int delta) {
+    if (l == Level::kError) window_errors_ += delta;
+    if (l == Level::kCrit) window_crits_ += delta;
+    if (l == Level::kCrit || l == Level::kWarn) window_warns_ += delta;
+  };
+  if (window_size_ == capacity) {
+    // Full: the oldest result leaves.
+    count(ring[window_start_], -1);
+    ring[window_start_] = level;
+    window_start_ = (window_start_ + 1) % capacity;
+  } else {
+    ring[(window_start_ + window_size_) % capacity] = level;
+    ++window_size_;
+  }
+  count(level, +1);
+}
+
+void Evaluator::ClearWindow() {
+  window_start_ = window_size_ = 0;
+  window_errors_ = window_crits_ = window_warns_ = 0;
 }
 
 Verdict Evaluator::Observe(const Measurement& m, Clock::time_point now) {
@@ -88,16 +121,10 @@ Verdict Evaluator::Observe(const Measurement& m, Clock::time_point now) {
   v.error = error;
   v.threshold = threshold;
 
-  window_.push_back(level);
-  while (static_cast<int>(window_.size()) > rules_.trip.window) window_.pop_front();
+  PushWindow(level);
   ok_streak_ = level == Level::kOk ? ok_streak_ + 1 : 0;
 
-  int errors = 0, crits = 0, warns = 0;
-  for (Level l : window_) {
-    if (l == Level::kError) ++errors;
-    if (l == Level::kCrit) ++crits;
-    if (l == Level::kCrit || l == Level::kWarn) ++warns;
-  }
+  const int errors = window_errors_, crits = window_crits_, warns = window_warns_;
   const int need = rules_.trip.need;
   CheckState next = state_;
   if (errors >= need) {

@@ -15,9 +15,11 @@
 #pragma once
 
 #include <chrono>
-#include <deque>
+#include <array>
+#include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "checks/check.h"
 #include "daemon/units.h"
@@ -67,7 +69,7 @@ class Evaluator {
     since_ = since;
     last_value_ = std::move(value);
     last_error_ = std::move(error);
-    window_.clear();
+    ClearWindow();
     ok_streak_ = 0;
     if (state == CheckState::kWarn || state == CheckState::kCrit || state == CheckState::kError) {
       last_fire_ = now;
@@ -83,13 +85,26 @@ class Evaluator {
   const EvalRules& rules() const { return rules_; }
 
  private:
-  enum class Level { kOk, kWarn, kCrit, kError };
+  enum class Level : std::uint8_t { kOk, kWarn, kCrit, kError };
   Verdict Enter(CheckState next, Clock::time_point now, Verdict v);
+  // The window: the levels of the last trip.window results since the last
+  // state change, as a ring (in the object up to kInlineWindow results:
+  // no allocation and nothing more to touch per result for the usual
+  // trip rules), and the counts the trip rule reads.
+  void PushWindow(Level level);
+  void ClearWindow();
+  static constexpr int kInlineWindow = 16;
 
   EvalRules rules_;
   CheckState state_ = CheckState::kPending;
   Clock::time_point since_{};
-  std::deque<Level> window_;
+  std::array<Level, kInlineWindow> window_inline_{};
+  std::vector<Level> window_heap_;   // trip.window > kInlineWindow
+  int window_start_ = 0;
+  int window_size_ = 0;
+  int window_errors_ = 0;
+  int window_crits_ = 0;
+  int window_warns_ = 0;             // warn or crit
   int ok_streak_ = 0;
   std::optional<Clock::time_point> last_fire_;
   std::string last_value_;

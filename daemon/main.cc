@@ -1,6 +1,7 @@
 // wardend: the per-host daemon. Usage: wardend [-c FILE] [--version]
 #include <ev.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -84,6 +85,10 @@ int main(int argc, char** argv) {
     }
   }
   ::signal(SIGPIPE, SIG_IGN);
+  // One malloc arena for all threads instead of one more per worker: the
+  // workers allocate little (a snapshot per share window), and each arena
+  // of their own kept ~150 KB of freed memory resident.
+  ::mallopt(M_ARENA_MAX, 1);
 
   warden::Diagnostics diag;
   auto config = warden::LoadConfig(path, warden::LoadOptions{}, diag);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 #include <exception>
 #include <mutex>
 #include <utility>
@@ -47,46 +48,127 @@ MysqlMap::const_iterator MysqlMap::find(std::string_view key) const {
   return entries_.end();
 }
 
-void MysqlMap::Add(std::string_view name, std::string_view value) {
-  // ASCII only (server variable names are), without std::tolower's locale
-  // lookup per character: ~600 names per read.
-  std::string lower(name);
-  for (auto& ch : lower) {
-    if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+MysqlMap::const_iterator MysqlMap::find(std::string_view key, Hint* hint) const {
+  if (hint->names == names_ && hint->index < entries_.size()) {
+    return entries_.begin() + static_cast<std::ptrdiff_t>(hint->index);
   }
-  entries_.emplace_back(std::move(lower), std::string(value));
+  auto it = find(key);
+  if (it != entries_.end()) {
+    hint->names = names_;
+    hint->index = static_cast<size_t>(it - entries_.begin());
+  }
+  return it;
 }
 
+void MysqlMap::Reserve(size_t rows, const Layout* layout) {
+  row_values_.reserve(rows);
+  if (layout) {
+    rows_.reserve(layout->rows.size());
+    values_.reserve(layout->value_bytes);
+  }
+}
+
+void MysqlMap::Add(std::string_view name, std::string_view value) {
+  // Each name is its length (4 bytes) then its text, so that two lists of
+  // names are the same exactly when their encodings are. ASCII lower case
+  // only (server variable names are), without std::tolower's locale lookup
+  // per character: ~600 names per read.
+  const auto length = static_cast<std::uint32_t>(name.size());
+  rows_.append(reinterpret_cast<const char*>(&length), sizeof length);
+  const size_t at = rows_.size();
+  rows_.append(name);
+  for (size_t i = at; i < rows_.size(); ++i) {
+    char& ch = rows_[i];
+    if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+  }
+  row_values_.emplace_back(static_cast<std::uint32_t>(values_.size()),
+                           static_cast<std::uint32_t>(value.size()));
+  values_.insert(values_.end(), value.begin(), value.end());
+}
+
+namespace {
+
+// Each worker keeps its own layouts; their sorted names are shared through
+// this table so that snapshots read by any worker have the same names
+// buffer, and a Hint taken on one is good for all (a lookup is then one
+// pointer comparison). Called only when a layout is made anew.
+std::shared_ptr<const std::string> InternNames(std::shared_ptr<const std::string> names) {
+  static std::mutex mu;
+  static std::vector<std::weak_ptr<const std::string>> known;   // GUARDED_BY(mu)
+  std::lock_guard<std::mutex> lock(mu);
+  std::erase_if(known, [](const std::weak_ptr<const std::string>& w) { return w.expired(); });
+  for (const auto& w : known) {
+    auto same = w.lock();
+    if (same && *same == *names) return same;
+  }
+  known.push_back(names);
+  return names;
+}
+
+}  // namespace
+
 void MysqlMap::Finish(Layout* layout) {
-  const size_t n = entries_.size();
+  const size_t n = row_values_.size();
   Layout local;   // no layout kept by the caller
-  bool same = layout && layout->names.size() == n;
-  for (size_t i = 0; same && i < n; ++i) same = layout->names[i] == entries_[i].first;
-  if (!same) {
+  if (!layout) layout = &local;
+  if (!layout->names || layout->rows != rows_) {
+    // The rows' names, decoded from rows_.
+    std::vector<std::string_view> row_names;
+    row_names.reserve(n);
+    for (size_t at = 0; at < rows_.size();) {
+      std::uint32_t length = 0;
+      std::memcpy(&length, rows_.data() + at, sizeof length);
+      at += sizeof length;
+      row_names.emplace_back(rows_.data() + at, length);
+      at += length;
+    }
     // Where each row goes: sorted by name (stable), and of equal names the
     // last one kept (as `map[name] = value` did); kDrop for the others.
     std::vector<std::uint32_t> by_name(n);
     for (size_t i = 0; i < n; ++i) by_name[i] = static_cast<std::uint32_t>(i);
-    std::stable_sort(by_name.begin(), by_name.end(), [this](std::uint32_t a, std::uint32_t b) {
-      return entries_[a].first < entries_[b].first;
+    std::stable_sort(by_name.begin(), by_name.end(), [&](std::uint32_t a, std::uint32_t b) {
+      return row_names[a] < row_names[b];
     });
     Layout fresh;
     fresh.slot.assign(n, Layout::kDrop);
+    // The kept names in sorted order, encoded as rows_ is: equal buffers
+    // are equal lists of names.
+    auto names = std::make_shared<std::string>();
     for (size_t k = 0; k < n; ++k) {
-      bool last_of_name =
-          k + 1 == n || entries_[by_name[k + 1]].first != entries_[by_name[k]].first;
-      if (last_of_name) fresh.slot[by_name[k]] = static_cast<std::uint32_t>(fresh.size++);
+      bool last_of_name = k + 1 == n || row_names[by_name[k + 1]] != row_names[by_name[k]];
+      if (!last_of_name) continue;
+      fresh.slot[by_name[k]] = static_cast<std::uint32_t>(fresh.size++);
+      const std::string_view name = row_names[by_name[k]];
+      const auto length = static_cast<std::uint32_t>(name.size());
+      names->append(reinterpret_cast<const char*>(&length), sizeof length);
+      names->append(name);
     }
-    fresh.names.reserve(n);
-    for (const auto& e : entries_) fresh.names.push_back(e.first);
-    if (!layout) layout = &local;
+    fresh.names = InternNames(std::move(names));
+    fresh.sorted.reserve(fresh.size);
+    const std::string& text = *fresh.names;
+    for (size_t at = 0; at < text.size();) {
+      std::uint32_t length = 0;
+      std::memcpy(&length, text.data() + at, sizeof length);
+      at += sizeof length;
+      fresh.sorted.emplace_back(text.data() + at, length);
+      at += length;
+    }
+    fresh.rows = std::move(rows_);
     *layout = std::move(fresh);
   }
-  std::vector<value_type> sorted(layout->size);
+  layout->value_bytes = values_.size();
+  names_ = layout->names;
+  entries_.resize(layout->size);
+  const char* values_text = values_.data();
   for (size_t i = 0; i < n; ++i) {
-    if (layout->slot[i] != Layout::kDrop) sorted[layout->slot[i]] = std::move(entries_[i]);
+    const std::uint32_t slot = layout->slot[i];
+    if (slot == Layout::kDrop) continue;
+    entries_[slot] = {layout->sorted[slot],
+                      std::string_view(values_text + row_values_[i].first, row_values_[i].second)};
   }
-  entries_ = std::move(sorted);
+  // Only what the views point into stays.
+  std::string().swap(rows_);
+  std::vector<std::pair<std::uint32_t, std::uint32_t>>().swap(row_values_);
 }
 
 int MysqlRows::Column(std::string_view name) const {
@@ -392,7 +474,7 @@ Expected<std::shared_ptr<const MysqlMap>> ReadMap(MYSQL* m, const std::string& s
         map = std::make_shared<MysqlMap>();
         columns = mysql_num_fields(res);
         if (columns >= 2) {
-          map->Reserve(static_cast<size_t>(mysql_num_rows(res)));
+          map->Reserve(static_cast<size_t>(mysql_num_rows(res)), layout);
           while (MYSQL_ROW row = mysql_fetch_row(res)) {
             if (!row[0]) continue;
             unsigned long* lengths = mysql_fetch_lengths(res);
@@ -474,6 +556,7 @@ struct SharedRead {
   using Result = Expected<std::shared_ptr<const T>>;
   bool in_flight = false;
   std::vector<std::function<void(Result)>> waiters;
+  std::vector<std::function<void(Result)>> spare;   // the last list walked, for its capacity
   std::optional<Result> last;
   Clock::time_point started{};
 };
@@ -484,12 +567,16 @@ namespace {
 
 // The loop-side state of MysqlReads (its Impl), shared with completions.
 struct ReadsState {
-  ReadsState(WorkerPool& w, std::map<std::string, MysqlConnConfig> c)
-      : workers(w), connections(std::move(c)) {}
+  ReadsState(WorkerPool& w, std::map<std::string, MysqlConnConfig> c) : workers(w) {
+    for (auto& [name, config] : c) {
+      connections.emplace(name, std::make_shared<const MysqlConnConfig>(std::move(config)));
+    }
+  }
 
-  // Constant after construction.
+  // Constant after construction. The settings are shared, read-only, with
+  // the jobs that use them.
   WorkerPool& workers;
-  const std::map<std::string, MysqlConnConfig> connections;
+  std::map<std::string, std::shared_ptr<const MysqlConnConfig>> connections;
 
   // Loop thread only. Entries are never erased: completions keep pointers.
   std::map<std::string, SharedRead<MysqlMap>> status;
@@ -498,7 +585,12 @@ struct ReadsState {
 
   const MysqlConnConfig* Find(const std::string& name) const {
     auto it = connections.find(name);
-    return it == connections.end() ? nullptr : &it->second;
+    return it == connections.end() ? nullptr : it->second.get();
+  }
+  // The same, shared; nullptr when unknown.
+  std::shared_ptr<const MysqlConnConfig> Shared(const std::string& name) const {
+    auto it = connections.find(name);
+    return it == connections.end() ? nullptr : it->second;
   }
 };
 
@@ -519,13 +611,12 @@ std::string UnknownConnection(const std::string& name) {
 }
 
 // Submits `work` on lane mysql:<name> with the connection's timeouts as its
-// deadline. The worker gets its own copy of the settings.
+// deadline. The worker reads the connection's settings, never changed.
 template <typename T>
 void SubmitWork(const std::shared_ptr<ReadsState>& impl, const std::string& name,
-                const MysqlConnConfig& cfg, WorkerFn<T> work,
+                std::shared_ptr<const MysqlConnConfig> config, WorkerFn<T> work,
                 std::function<void(Expected<T>)> done) {
-  auto config = std::make_shared<const MysqlConnConfig>(cfg);
-  Duration budget = cfg.connect_timeout + cfg.query_timeout;
+  Duration budget = config->connect_timeout + config->query_timeout;
   auto result = std::make_shared<std::optional<Expected<T>>>();
   impl->workers.Submit(
       "mysql:" + name, Clock::now() + budget,
@@ -577,7 +668,7 @@ void SharedReadOf(const std::shared_ptr<ReadsState>& impl,
   shared->in_flight = true;
   shared->started = now;
   shared->waiters.push_back(std::move(done));
-  SubmitWork<std::shared_ptr<const T>>(impl, name, *cfg, std::move(work),
+  SubmitWork<std::shared_ptr<const T>>(impl, name, impl->Shared(name), std::move(work),
                                        [shared](Expected<std::shared_ptr<const T>> r) {
                                          shared->in_flight = false;
                                          shared->last = r;
@@ -585,8 +676,11 @@ void SharedReadOf(const std::shared_ptr<ReadsState>& impl,
                                          // then served from `last`, not added to the list being
                                          // walked.
                                          auto waiters = std::move(shared->waiters);
+                                         shared->waiters = std::move(shared->spare);
                                          shared->waiters.clear();
                                          for (auto& w : waiters) w(r);
+                                         waiters.clear();
+                                         shared->spare = std::move(waiters);
                                        });
 }
 
@@ -604,26 +698,26 @@ const MysqlConnConfig* MysqlReads::Find(const std::string& connection) const {
 
 void MysqlReads::Query(const std::string& connection, const std::string& sql,
                        std::function<void(Expected<MysqlRows>)> done) {
-  const MysqlConnConfig* cfg = impl_->Find(connection);
+  auto cfg = impl_->Shared(connection);
   if (!cfg) {
     done(Expected<MysqlRows>::Error(UnknownConnection(connection)));
     return;
   }
   SubmitWork<MysqlRows>(
-      impl_, connection, *cfg,
+      impl_, connection, std::move(cfg),
       [sql](const MysqlConnConfig& c, bool* healthy) { return WorkerQuery(c, sql, healthy); },
       std::move(done));
 }
 
 void MysqlReads::Execute(const std::string& connection, std::vector<std::string> statements,
                          std::function<void(Status)> done) {
-  const MysqlConnConfig* cfg = impl_->Find(connection);
+  auto cfg = impl_->Shared(connection);
   if (!cfg) {
     done(Status::Error(UnknownConnection(connection)));
     return;
   }
   SubmitWork<bool>(
-      impl_, connection, *cfg,
+      impl_, connection, std::move(cfg),
       [statements = std::move(statements)](const MysqlConnConfig& c, bool* healthy) {
         return WorkerExecute(c, statements, healthy);
       },
@@ -631,12 +725,12 @@ void MysqlReads::Execute(const std::string& connection, std::vector<std::string>
 }
 
 void MysqlReads::Ping(const std::string& connection, std::function<void(Expected<double>)> done) {
-  const MysqlConnConfig* cfg = impl_->Find(connection);
+  auto cfg = impl_->Shared(connection);
   if (!cfg) {
     done(Expected<double>::Error(UnknownConnection(connection)));
     return;
   }
-  SubmitWork<double>(impl_, connection, *cfg, WorkerPing, std::move(done));
+  SubmitWork<double>(impl_, connection, std::move(cfg), WorkerPing, std::move(done));
 }
 
 void MysqlReads::GlobalStatus(const std::string& connection,

@@ -52,18 +52,40 @@ struct MysqlRows {
 };
 
 // One SHOW GLOBAL STATUS / SHOW GLOBAL VARIABLES snapshot: lower-cased name
-// -> value, read-only once built. Stored flat (a sorted vector, looked up by
-// binary search): a snapshot of ~600 rows is built for every share window
-// and read by many checks, and a node-based map spent most of a check's
-// CPU on allocating, comparing and freeing its nodes. The read interface is
-// the subset of std::map's that callers use.
+// -> value, read-only once built. A snapshot of ~600 rows is built for every
+// share window and read by many checks, so it is flat: the values in one
+// buffer, the sorted names in another that is shared with the earlier
+// snapshots of the same layout (the server sends the same names every
+// time), and one (name, value) pair of views per row, looked up by binary
+// search or by an index remembered from an earlier snapshot. Building one
+// is three allocations, not two per row. The read interface is the subset
+// of std::map's that callers use, with views for strings.
 class MysqlMap {
  public:
-  using value_type = std::pair<std::string, std::string>;
+  using value_type = std::pair<std::string_view, std::string_view>;
   using const_iterator = std::vector<value_type>::const_iterator;
+
+  MysqlMap() = default;
+  // The views point into buffers the map owns: moving keeps them valid,
+  // copying would not.
+  MysqlMap(MysqlMap&&) = default;
+  MysqlMap& operator=(MysqlMap&&) = default;
+  MysqlMap(const MysqlMap&) = delete;
+  MysqlMap& operator=(const MysqlMap&) = delete;
 
   // `key` as stored: lower case. end() when absent.
   const_iterator find(std::string_view key) const;
+  // Where a name was found, for finding it again in a later snapshot of
+  // the same layout without a search: a caller that looks up one name in
+  // every snapshot keeps one. It holds the layout's names, so a layout
+  // seen again is the same one, never another at the same address.
+  struct Hint {
+    std::shared_ptr<const std::string> names;
+    size_t index = 0;
+  };
+  // The same as find(key) (the caller keeps `key` the same for a hint),
+  // using and updating `hint`.
+  const_iterator find(std::string_view key, Hint* hint) const;
   size_t count(std::string_view key) const { return find(key) == end() ? 0 : 1; }
   const_iterator begin() const { return entries_.begin(); }
   const_iterator end() const { return entries_.end(); }
@@ -71,24 +93,36 @@ class MysqlMap {
   bool empty() const { return entries_.empty(); }
 
   // Where a snapshot's rows go once sorted. A reader keeps the last one per
-  // statement: the server sends the same names in the same order every
-  // time, and a snapshot that matches it (one comparison per row) is then
-  // placed without sorting.
+  // statement: a snapshot whose names match it (one comparison of the
+  // names' text) is placed without sorting, and shares its sorted names.
   struct Layout {
     static constexpr std::uint32_t kDrop = UINT32_MAX;   // an earlier row of a repeated name
-    std::vector<std::string> names;     // lower-cased, in the server's order
+    std::string rows;                   // the server's names, lower-cased, length-prefixed
     std::vector<std::uint32_t> slot;    // row -> index in the map, or kDrop
     size_t size = 0;                    // rows kept
+    // The kept names in sorted order, encoded as `rows` is (shared by the
+    // snapshots, and by every layout with the same names), and each one.
+    std::shared_ptr<const std::string> names;
+    std::vector<std::string_view> sorted;   // into *names
+    size_t value_bytes = 0;             // the last snapshot's, to reserve the next one's
   };
 
   // Building (before the map is shared): Add lower-cases `name`; Finish
   // sorts by name and of several rows with the same name keeps the last
   // one, reusing (and updating) `layout` when given.
-  void Reserve(size_t n) { entries_.reserve(n); }
+  // Reserve: room for `rows` rows, sized after `layout` (the last snapshot).
+  void Reserve(size_t rows, const Layout* layout = nullptr);
   void Add(std::string_view name, std::string_view value);
   void Finish(Layout* layout = nullptr);
 
  private:
+  // While building: the rows as Layout::rows encodes them, and each row's
+  // value as (offset, length) into values_.
+  std::string rows_;
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> row_values_;
+  // Once finished: the buffers the views of entries_ point into.
+  std::shared_ptr<const std::string> names_;
+  std::vector<char> values_;
   std::vector<value_type> entries_;
 };
 

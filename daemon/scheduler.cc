@@ -15,10 +15,15 @@ namespace warden {
 struct Scheduler::Entry {
   Scheduler* owner = nullptr;
   const CheckConfig* cfg = nullptr;
-  Evaluator eval;
-  ev_timer timer{};
-  ev_timer retry{};     // dependency still pending: look again soon
+  // From *cfg, here because every run needs them: the rest of the config
+  // is read only when a state changes.
+  Check* impl = nullptr;
+  bool has_depends = false;
   bool in_flight = false;
+  Evaluator eval;
+  std::int64_t every_ms = 0;
+  std::int64_t due_ms = -1;  // the key in Scheduler::due_ while armed, else -1
+  ev_timer retry{};     // dependency still pending: look again soon
   std::uint64_t runs = 0;
   std::uint64_t overruns = 0;
   std::optional<Clock::time_point> last_run;
@@ -26,11 +31,19 @@ struct Scheduler::Entry {
   bool retired = false;           // of an older snapshot (Reload)
   Entry* successor = nullptr;     // retired: the same check in the new snapshot
 
-  explicit Entry(const CheckConfig* c) : cfg(c), eval(c->rules) {}
+  explicit Entry(const CheckConfig* c)
+      : cfg(c),
+        impl(c->impl.get()),
+        has_depends(!c->depends.empty()),
+        eval(c->rules),
+        every_ms(std::max<std::int64_t>(1, c->common.every.count())) {}
 };
 
 Scheduler::Scheduler(Runtime& rt, Executor& executor, EventLog& events)
-    : rt_(rt), executor_(executor), events_(events) {}
+    : rt_(rt), executor_(executor), events_(events), wheel_(std::make_unique<ev_timer>()) {
+  ev_timer_init(wheel_.get(), &Scheduler::OnWheel, 0, 0);
+  wheel_->data = this;
+}
 
 Scheduler::~Scheduler() {
   Stop();
@@ -40,15 +53,24 @@ Scheduler::~Scheduler() {
 void Scheduler::Start(std::shared_ptr<const Config> config) {
   config_ = std::move(config);
   stopped_ = false;
+  ++generation_;
+  for (auto& e : entries_) ev_timer_stop(rt_.loop, &e->retry);
+  due_.clear();
   entries_.clear();
   by_name_.clear();
+  const double base = NowMs();
   for (const auto& c : config_->checks) {
     auto e = std::make_unique<Entry>(&c);
     e->owner = this;
-    Arm(*e, FirstRun(c));
+    Arm(*e, FirstRun(c), base);
     by_name_[c.common.name] = e.get();
     entries_.push_back(std::move(e));
   }
+  RearmWheel();
+}
+
+double Scheduler::NowMs() {
+  return std::chrono::duration<double, std::milli>(Clock::now().time_since_epoch()).count();
 }
 
 double Scheduler::FirstRun(const CheckConfig& c) {
@@ -67,26 +89,104 @@ double Scheduler::FirstRun(const CheckConfig& c) {
   return std::max(0.0, at - now);
 }
 
-void Scheduler::Arm(Entry& e, double first) {
-  double every = std::chrono::duration<double>(e.cfg->common.every).count();
-  ev_timer_init(&e.timer, &Scheduler::OnTimer, first, every);
-  e.timer.data = &e;
-  ev_timer_start(rt_.loop, &e.timer);
+void Scheduler::Arm(Entry& e, double first, double base_ms) {
+  Disarm(e);
+  // Rounded down: a check due now (jitter 0, RunNow) has a key not after
+  // now, so the wheel's wait is 0 and it runs on the next pass, never half
+  // a millisecond later (RunDue takes keys up to now + 1 ms anyway).
+  e.due_ms = static_cast<std::int64_t>(std::floor(base_ms + first * 1000));
+  due_[e.due_ms].push_back(&e);
   ev_timer_init(&e.retry, &Scheduler::OnTimer, 0, 0);
   e.retry.data = &e;
 }
 
+void Scheduler::Disarm(Entry& e) {
+  if (e.due_ms < 0) return;
+  auto it = due_.find(e.due_ms);
+  if (it != due_.end()) {
+    std::erase(it->second, &e);
+    if (it->second.empty()) due_.erase(it);
+  }
+  e.due_ms = -1;
+}
+
+void Scheduler::RearmWheel() {
+  ev_timer_stop(rt_.loop, wheel_.get());
+  if (stopped_ || due_.empty()) return;
+  // libev counts the wait from its idea of now, which is as old as this
+  // pass of the loop: brought up to date, the timer does not fire early.
+  ev_now_update(rt_.loop);
+  double wait = (static_cast<double>(due_.begin()->first) - NowMs()) / 1000;
+  ev_timer_set(wheel_.get(), std::max(0.0, wait), 0);
+  ev_timer_start(rt_.loop, wheel_.get());
+}
+
+void Scheduler::OnWheel(struct ev_loop*, ev_timer* w, int) {
+  static_cast<Scheduler*>(w->data)->RunDue();
+}
+
+void Scheduler::RunDue() {
+  const double now = NowMs();
+  // Due now: the keys are whole milliseconds, the timer's wait is not.
+  const auto limit = static_cast<std::int64_t>(std::floor(now)) + 1;
+  std::vector<decltype(due_)::node_type> ready;
+  while (!due_.empty() && due_.begin()->first <= limit) ready.push_back(due_.extract(due_.begin()));
+  // Each one's next time: `every` after this one; one that fell behind
+  // by more (a stalled loop) is due again at once, on the next pass, as
+  // libev does with a late repeating timer.
+  const std::int64_t now_ms = std::llround(now);
+  std::vector<Entry*> batch;
+  batch.swap(batch_);   // its capacity, from the last pass
+  batch.clear();
+  for (auto& node : ready) {
+    const std::int64_t at = node.key();
+    std::vector<Entry*>& entries = node.mapped();
+    batch.insert(batch.end(), entries.begin(), entries.end());
+    const std::int64_t every = entries.front()->every_ms;
+    bool same = at + every >= now_ms;
+    for (Entry* e : entries) same = same && e->every_ms == every;
+    if (same) {
+      // The usual case: all of them are due together again (the node
+      // and its vector are reused).
+      for (Entry* e : entries) e->due_ms = at + every;
+      node.key() = at + every;
+      auto put = due_.insert(std::move(node));
+      if (!put.inserted) {
+        put.position->second.insert(put.position->second.end(), put.node.mapped().begin(),
+                                    put.node.mapped().end());
+      }
+      continue;
+    }
+    for (Entry* e : entries) {
+      e->due_ms = std::max(at + e->every_ms, now_ms);
+      due_[e->due_ms].push_back(e);
+    }
+  }
+  const std::uint64_t generation = generation_;
+  for (Entry* e : batch) {
+    Due(*e);
+    // Start, Reload or Stop from inside a run: the rest of the batch may be gone.
+    if (generation_ != generation) return;
+  }
+  batch_.swap(batch);
+  RearmWheel();
+}
+
 void Scheduler::Reload(std::shared_ptr<const Config> config) {
+  ++generation_;
+  const double base = NowMs();
+  // Remaining time of each old cadence, to keep an unchanged check's.
+  std::map<std::string, double> remaining;
   std::map<std::string, std::unique_ptr<Entry>> old;
   for (auto& e : entries_) {
-    ev_timer_stop(rt_.loop, &e->timer);
+    if (e->due_ms >= 0) {
+      remaining[e->cfg->common.name] = (static_cast<double>(e->due_ms) - base) / 1000;
+    }
+    Disarm(*e);
     ev_timer_stop(rt_.loop, &e->retry);
     std::string name = e->cfg->common.name;
     old[name] = std::move(e);
   }
-  // Remaining time of each old timer, to keep an unchanged check's cadence.
-  std::map<std::string, double> remaining;
-  for (auto& [name, e] : old) remaining[name] = ev_timer_remaining(rt_.loop, &e->timer);
   Retired retired{config_, {}};
   entries_.clear();
   by_name_.clear();
@@ -112,7 +212,7 @@ void Scheduler::Reload(std::shared_ptr<const Config> config) {
     } else {
       first = FirstRun(c);
     }
-    Arm(*e, first);
+    Arm(*e, first, base);
     by_name_[c.common.name] = e.get();
     entries_.push_back(std::move(e));
   }
@@ -123,6 +223,7 @@ void Scheduler::Reload(std::shared_ptr<const Config> config) {
   }
   if (!retired.entries.empty()) retired_.push_back(std::move(retired));
   stopped_ = false;
+  RearmWheel();
 }
 
 void Scheduler::ReapRetired() {
@@ -176,10 +277,13 @@ void Scheduler::Restore(const PersistedState& state) {
 
 void Scheduler::Stop() {
   stopped_ = true;
+  ++generation_;
   for (auto& e : entries_) {
-    ev_timer_stop(rt_.loop, &e->timer);
+    Disarm(*e);
     ev_timer_stop(rt_.loop, &e->retry);
   }
+  due_.clear();
+  ev_timer_stop(rt_.loop, wheel_.get());
 }
 
 int Scheduler::in_flight() const {
@@ -201,22 +305,24 @@ void Scheduler::Due(Entry& e) {
     spdlog::debug("check {}: previous run still in flight, tick skipped", e.cfg->common.name);
     return;
   }
-  for (const auto& dep : e.cfg->depends) {
-    auto it = by_name_.find(dep);
-    if (it == by_name_.end()) continue;
-    CheckState ds = it->second->eval.state();
-    if (ds == CheckState::kOk) continue;
-    if (ds == CheckState::kPending) {
-      // Wait for the dependency's first verdict rather than reporting a
-      // skip at every start.
-      double wait = std::min(1.0, std::chrono::duration<double>(e.cfg->common.every).count());
-      ev_timer_stop(rt_.loop, &e.retry);
-      ev_timer_set(&e.retry, wait, 0);
-      ev_timer_start(rt_.loop, &e.retry);
+  if (e.has_depends) {
+    for (const auto& dep : e.cfg->depends) {
+      auto it = by_name_.find(dep);
+      if (it == by_name_.end()) continue;
+      CheckState ds = it->second->eval.state();
+      if (ds == CheckState::kOk) continue;
+      if (ds == CheckState::kPending) {
+        // Wait for the dependency's first verdict rather than reporting a
+        // skip at every start.
+        double wait = std::min(1.0, std::chrono::duration<double>(e.cfg->common.every).count());
+        ev_timer_stop(rt_.loop, &e.retry);
+        ev_timer_set(&e.retry, wait, 0);
+        ev_timer_start(rt_.loop, &e.retry);
+        return;
+      }
+      Apply(e, e.eval.Skip(Clock::now()));
       return;
     }
-    Apply(e, e.eval.Skip(Clock::now()));
-    return;
   }
   Launch(e);
 }
@@ -227,7 +333,7 @@ void Scheduler::Launch(Entry& e) {
   ++runs_;
   std::weak_ptr<bool> alive = alive_;
   Entry* entry = &e;
-  e.cfg->impl->Run(rt_, [this, alive, entry](Measurement m) {
+  e.impl->Run(rt_, [this, alive, entry](Measurement m) {
     if (alive.expired()) return;
     Finish(*entry, m);
   });
@@ -247,7 +353,8 @@ void Scheduler::Finish(Entry& e, const Measurement& m) {
     }
     return;
   }
-  e.last_run = Clock::now();
+  const Clock::time_point now = Clock::now();
+  e.last_run = now;
   auto waiters = std::move(e.waiters);
   e.waiters.clear();
   if (stopped_) {
@@ -257,7 +364,7 @@ void Scheduler::Finish(Entry& e, const Measurement& m) {
   if (m.kind == Measurement::Kind::kError) {
     spdlog::debug("check {}: error: {}", e.cfg->common.name, m.error);
   }
-  Verdict v = e.eval.Observe(m, Clock::now());
+  Verdict v = e.eval.Observe(m, now);
   Apply(e, v);
   for (auto& w : waiters) w(m, v);
 }

@@ -1,6 +1,12 @@
-// Runs every check on its own cadence (an ev_timer each, first run spread
-// by `jitter` over a 100 ms grid, so that checks due together run together), feeds results to its Evaluator, emits check.state on every
-// change and hands what to fire to the Executor.
+// Runs every check on its own cadence (first run spread by `jitter` over a
+// 100 ms grid, so that checks due together run together), feeds results to
+// its Evaluator, emits check.state on every change and hands what to fire
+// to the Executor.
+//
+// Timers: checks due at the same instant (to the millisecond) are one
+// entry of a table ordered by time, and one ev_timer waits for the first:
+// at 1,000 checks on the grid that is ~10 timer expiries a second, not
+// 1,000 timers in libev's heap each expiring on its own.
 //
 // Cadence: the timer repeats every `every` whatever the check does. A check
 // whose previous run is still in flight is not started again (the tick is
@@ -14,6 +20,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -82,12 +89,20 @@ class Scheduler {
 
  private:
   struct Entry;
-  static void OnTimer(struct ev_loop* loop, ev_timer* w, int revents);
+  static void OnTimer(struct ev_loop* loop, ev_timer* w, int revents);   // a retry
+  static void OnWheel(struct ev_loop* loop, ev_timer* w, int revents);
+  // Runs the checks due now, each re-armed `every` after its due time as a
+  // repeating timer would be (at the latest, now).
+  void RunDue();
   void Due(Entry& e);
   void Finish(Entry& e, const Measurement& m);
   void Apply(Entry& e, const Verdict& v);
   void Launch(Entry& e);
-  void Arm(Entry& e, double first);
+  // Arms e's cadence, its first run `first` seconds after `base_ms` (NowMs).
+  void Arm(Entry& e, double first, double base_ms);
+  void Disarm(Entry& e);
+  void RearmWheel();
+  static double NowMs();   // steady clock, milliseconds
   // Seconds to a check's first run: 0 without jitter, else a random point
   // within every x jitter, on the kRunGrid tick.
   double FirstRun(const CheckConfig& c);
@@ -107,6 +122,12 @@ class Scheduler {
   };
   std::vector<Retired> retired_;
   std::map<std::string, Entry*> by_name_;
+  // Armed entries by due time (steady ms, NowMs rounded down) and the timer
+  // for the first of them.
+  std::map<std::int64_t, std::vector<Entry*>> due_;
+  std::unique_ptr<ev_timer> wheel_;
+  std::uint64_t generation_ = 0;   // bumped when entries may have been destroyed
+  std::vector<Entry*> batch_;      // RunDue's, kept for its capacity
   std::mt19937_64 rng_{std::random_device{}()};
   bool stopped_ = false;
   std::uint64_t runs_ = 0;

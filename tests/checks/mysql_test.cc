@@ -779,3 +779,57 @@ TEST_CASE("MysqlMap sorts, keeps the last of a repeated name, and reuses a layou
   CHECK(flat(build(renamed, &layout)) == Rows{{"beta", "b"}, {"zeta", "z"}});
   CHECK(flat(build({}, &layout)).empty());
 }
+
+TEST_CASE("MysqlMap finds a name again through a hint while the layout stays",
+          "[checks][mysql]") {
+  using Rows = std::vector<std::pair<std::string, std::string>>;
+  auto build = [](const Rows& rows, MysqlMap::Layout* layout) {
+    MysqlMap m;
+    for (const auto& [name, value] : rows) m.Add(name, value);
+    m.Finish(layout);
+    return m;
+  };
+  const Rows server = {{"Uptime", "3"}, {"Aborted_clients", "4"}, {"Threads_running", "1"}};
+  // Two layouts with the same names (two workers' connections) share their
+  // names: a hint taken on one serves the other.
+  MysqlMap::Layout a, b;
+  MysqlMap first = build(server, &a);
+  MysqlMap::Hint hint;
+  auto it = first.find("threads_running", &hint);
+  REQUIRE(it != first.end());
+  CHECK(it->second == "1");
+  CHECK(hint.index == 1);   // aborted_clients, threads_running, uptime
+  CHECK(hint.names != nullptr);
+  Rows later = server;
+  later[2].second = "7";
+  MysqlMap second = build(later, &b);
+  CHECK(b.names == a.names);
+  CHECK(second.find("threads_running", &hint)->second == "7");
+  // Moving a snapshot keeps its views.
+  MysqlMap moved = std::move(second);
+  CHECK(moved.find("threads_running", &hint)->second == "7");
+  CHECK(moved.find("uptime")->second == "3");
+
+  // New names (a plugin loaded): the hint is not trusted, the name is
+  // looked up and the hint follows it.
+  Rows grown = {{"Aaa_first", "0"}, {"Uptime", "5"}, {"Aborted_clients", "4"},
+                {"Threads_running", "9"}};
+  MysqlMap third = build(grown, &a);
+  CHECK(third.find("threads_running", &hint)->second == "9");
+  CHECK(hint.index == 2);
+  // A name that is gone is not found, and the hint stays as it was.
+  Rows shrunk = {{"Uptime", "6"}};
+  MysqlMap fourth = build(shrunk, &a);
+  CHECK(fourth.find("threads_running", &hint) == fourth.end());
+  CHECK(hint.index == 2);
+  CHECK(third.find("threads_running", &hint)->second == "9");
+  // Names that run together the same way are still other names.
+  MysqlMap::Layout c, d;
+  MysqlMap ab = build({{"ab", "1"}, {"c", "2"}}, &c);
+  MysqlMap abc = build({{"a", "1"}, {"bc", "2"}}, &d);
+  CHECK(c.names != d.names);
+  MysqlMap::Hint h;
+  CHECK(ab.find("c", &h)->second == "2");
+  CHECK(abc.find("c", &h) == abc.end());
+  CHECK(abc.find("bc", &h)->second == "2");
+}

@@ -2,6 +2,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
+#include <cstring>
+
 using namespace warden;
 using Clock = Evaluator::Clock;
 using namespace std::chrono_literals;
@@ -125,6 +128,48 @@ TEST_CASE("one bad value in each window never trips 2 of 5", "[evaluator]") {
   for (int i = 0; i < 100; ++i) d.Value(i % 5 == 0 ? "11" : "1");
   CHECK(d.fired_state == 0);
   CHECK(d.eval.state() == CheckState::kOk);
+}
+
+TEST_CASE("trip N of M counts only the last M, in and beyond the inline window", "[evaluator]") {
+  // The window is a ring of the last M levels (kept in the evaluator up to
+  // 16, on the heap beyond): after it has wrapped many times, a bad value
+  // that left the window no longer counts, and one still in it does.
+  for (const char* trip : {"3 of 4", "3 of 16", "3 of 17", "20 of 40"}) {
+    INFO(trip);
+    const int m = std::atoi(std::strstr(trip, "of ") + 3);
+    const int n = std::atoi(trip);
+    Driver d(Rules(nullptr, "> 10", trip));
+    // Many wraps with one bad value per window: never trips.
+    for (int i = 0; i < 10 * m; ++i) d.Value(i % m == 0 ? "11" : "1");
+    CHECK(d.eval.state() == CheckState::kOk);
+    // n - 1 bad values in a row, then oks until the first of them is the
+    // oldest still in the window: the nth bad value trips ...
+    for (int i = 0; i < n - 1; ++i) d.Value("11");
+    for (int i = 0; i < m - n; ++i) d.Value("1");
+    CHECK(d.eval.state() == CheckState::kOk);
+    CHECK(d.Value("11").state == CheckState::kCrit);
+    CHECK(d.fired_state == 1);
+    // ... and one ok later, it would not have: the first bad value has left.
+    Driver late(Rules(nullptr, "> 10", trip));
+    for (int i = 0; i < 3 * m; ++i) late.Value("1");
+    for (int i = 0; i < n - 1; ++i) late.Value("11");
+    for (int i = 0; i < m - n + 1; ++i) late.Value("1");
+    CHECK(late.Value("11").state == CheckState::kOk);
+    CHECK(late.fired_state == 0);
+  }
+}
+
+TEST_CASE("a state change empties the window", "[evaluator]") {
+  // The two bad values that tripped crit do not count toward the next trip:
+  // back to ok, then one bad value is one of 20.
+  Driver r(Rules(nullptr, "> 10", "2 of 20", 1));
+  r.Value("11");
+  r.Value("11");
+  CHECK(r.eval.state() == CheckState::kCrit);
+  CHECK(r.Value("1").state == CheckState::kOk);
+  CHECK(r.Value("11").state == CheckState::kOk);
+  CHECK(r.Value("11").state == CheckState::kCrit);
+  CHECK(r.fired_state == 2);
 }
 
 TEST_CASE("recover needs N ok results in a row", "[evaluator]") {

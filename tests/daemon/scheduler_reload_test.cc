@@ -173,3 +173,88 @@ TEST_CASE("check states are captured and restored by digest, bad states only",
   CHECK(rig.events.last_seq() == before);
   CHECK(rig.Get("lag").state == CheckState::kCrit);
 }
+
+namespace {
+
+// Answers every run at once, from inside Run (the scheduler is then still
+// walking the checks due in that pass).
+class CountingCheck : public Check {
+ public:
+  void Run(Runtime&, Done done) override {
+    ++runs;
+    done(Measurement::Value("1"));
+  }
+  int runs = 0;
+};
+
+CheckConfig Every(const std::string& name, int ms, std::shared_ptr<Check> impl) {
+  CheckConfig c;
+  c.common.name = name;
+  c.common.type = "counting";
+  c.common.every = Duration(ms);
+  c.impl = std::move(impl);
+  c.digest = name + std::to_string(ms);
+  return c;
+}
+
+// Runs the loop for `seconds` of its own time.
+void RunFor(struct ev_loop* loop, double seconds) {
+  ev_timer stop;
+  ev_timer_init(&stop, [](struct ev_loop* l, ev_timer*, int) { ev_break(l, EVBREAK_ONE); },
+                seconds, 0);
+  ev_timer_start(loop, &stop);
+  ev_run(loop, 0);
+  ev_timer_stop(loop, &stop);
+}
+
+}  // namespace
+
+TEST_CASE("each check keeps its cadence; checks due together run in one pass",
+          "[scheduler]") {
+  Rig rig;
+  auto a = std::make_shared<CountingCheck>();
+  auto b = std::make_shared<CountingCheck>();
+  auto slow = std::make_shared<CountingCheck>();
+  auto config = std::make_shared<Config>();
+  config->daemon.jitter = 0;   // all due at once at the start
+  config->checks.push_back(Every("a", 100, a));
+  config->checks.push_back(Every("b", 100, b));
+  config->checks.push_back(Every("slow", 300, slow));
+  rig.scheduler->Start(config);
+  RunFor(rig.loop, 1.05);
+  // Runs at 0, 100, ..., 1000 ms (11) and 0, 300, 600, 900 ms (4); a
+  // loaded machine may lose a few to lateness, never gain any.
+  INFO("a " << a->runs << " b " << b->runs << " slow " << slow->runs);
+  CHECK(a->runs >= 6);
+  CHECK(a->runs <= 11);
+  CHECK(b->runs == a->runs);   // due at the same instants: always run together
+  CHECK(slow->runs >= 2);
+  CHECK(slow->runs <= 4);
+  CHECK(rig.Get("a").runs == static_cast<std::uint64_t>(a->runs));
+  CHECK(rig.Get("slow").state == CheckState::kOk);
+
+  // A reload keeps an unchanged check's cadence and starts a new one.
+  auto c = std::make_shared<CountingCheck>();
+  auto next = std::make_shared<Config>();
+  next->daemon.jitter = 0;
+  next->checks.push_back(Every("a", 100, a));
+  next->checks.push_back(Every("b", 100, b));
+  next->checks.push_back(Every("slow", 300, slow));
+  next->checks.push_back(Every("c", 100, c));
+  const int a_before = a->runs;
+  rig.scheduler->Reload(next);
+  CHECK(a->runs == a_before);   // not run again by the reload itself
+  RunFor(rig.loop, 0.55);
+  CHECK(a->runs - a_before >= 3);
+  CHECK(a->runs - a_before <= 6);
+  CHECK(c->runs >= 3);
+  CHECK(c->runs <= 6);
+
+  // Stopped: nothing runs any more.
+  rig.scheduler->Stop();
+  const int a_stopped = a->runs, c_stopped = c->runs, slow_stopped = slow->runs;
+  RunFor(rig.loop, 0.35);
+  CHECK(a->runs == a_stopped);
+  CHECK(c->runs == c_stopped);
+  CHECK(slow->runs == slow_stopped);
+}
