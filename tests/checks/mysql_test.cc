@@ -737,15 +737,24 @@ TEST_CASE("replica channel picks a row of a multi-source replica", "[checks][mys
         "error replica status has no column Seconds_Behind_Source or Seconds_Behind_Master");
 }
 
+namespace {
+
+using NameValues = std::vector<std::pair<std::string, std::string>>;
+
+// A snapshot of `rows` (name, value) as a read builds it.
+MysqlMap BuildMap(const NameValues& rows, MysqlMap::Layout* layout) {
+  MysqlMap m;
+  for (const auto& [name, value] : rows) m.Add(name, value);
+  m.Finish(layout);
+  return m;
+}
+
+}  // namespace
+
 TEST_CASE("MysqlMap sorts, keeps the last of a repeated name, and reuses a layout",
           "[checks][mysql]") {
-  using Rows = std::vector<std::pair<std::string, std::string>>;
-  auto build = [](const Rows& rows, MysqlMap::Layout* layout) {
-    MysqlMap m;
-    for (const auto& [name, value] : rows) m.Add(name, value);
-    m.Finish(layout);
-    return m;
-  };
+  using Rows = NameValues;
+  const auto build = BuildMap;
   auto flat = [](const MysqlMap& m) {
     Rows out(m.begin(), m.end());
     return out;
@@ -782,13 +791,8 @@ TEST_CASE("MysqlMap sorts, keeps the last of a repeated name, and reuses a layou
 
 TEST_CASE("MysqlMap finds a name again through a hint while the layout stays",
           "[checks][mysql]") {
-  using Rows = std::vector<std::pair<std::string, std::string>>;
-  auto build = [](const Rows& rows, MysqlMap::Layout* layout) {
-    MysqlMap m;
-    for (const auto& [name, value] : rows) m.Add(name, value);
-    m.Finish(layout);
-    return m;
-  };
+  using Rows = NameValues;
+  const auto build = BuildMap;
   const Rows server = {{"Uptime", "3"}, {"Aborted_clients", "4"}, {"Threads_running", "1"}};
   // Two layouts with the same names (two workers' connections) share their
   // names: a hint taken on one serves the other.
