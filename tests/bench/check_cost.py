@@ -26,11 +26,12 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 from harness import MariaDB, Wardend  # noqa: E402
+
+import monit  # noqa: E402 (tests/bench/monit.py)
 
 TICK = os.sysconf("SC_CLK_TCK")
 WARMUP = 2.0
@@ -159,47 +160,21 @@ def run_floor(db, n, seconds, floor, mode):
             "wall": wall, "checks": int(kv["checks"]), "queries": int(kv["queries"])}
 
 
-MONITRC = """set daemon 1
-set logfile {dir}/monit.log
-set pidfile {dir}/monit.pid
-set idfile {dir}/monit.id
-set statefile {dir}/monit.state
-"""
-
-
-def run_monit(db, n, seconds, monit="monit"):
-    d = tempfile.mkdtemp(prefix="warden-monit-")
-    try:
-        rc = os.path.join(d, "monitrc")
-        text = MONITRC.format(dir=d) + "".join(
-            "check host c%d with address 127.0.0.1\n"
-            "  if failed port %d protocol mysql then alert\n" % (i, db.port) for i in range(n))
-        fd = os.open(rc, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        with open(os.path.join(d, "monit.out"), "w") as out:
-            proc = subprocess.Popen([monit, "-I", "-c", rc], stdin=subprocess.DEVNULL,
-                                    stdout=out, stderr=subprocess.STDOUT)
-        try:
-            time.sleep(WARMUP)
-            k0 = status_value(db, "Connections")
-            c0, s0, t0 = cpu_precise(proc.pid), cpu_seconds(db.pid), time.monotonic()
-            time.sleep(seconds)
-            c1, s1, t1 = cpu_precise(proc.pid), cpu_seconds(db.pid), time.monotonic()
-            k1 = status_value(db, "Connections")
-            rss = rss_kb(proc.pid)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        checks = max(1, k1 - k0 - 1)  # our own status query is one connection
-        return {"cpu": c1 - c0, "server": s1 - s0, "wall": t1 - t0, "checks": checks,
-                "rss_kb": rss}
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
+def run_monit(db, n, seconds, binary="monit"):
+    checks = "".join("check host c%d with address 127.0.0.1\n"
+                     "  if failed port %d protocol mysql then alert\n" % (i, db.port)
+                     for i in range(n))
+    with monit.running(checks, binary) as proc:
+        time.sleep(WARMUP)
+        k0 = status_value(db, "Connections")
+        c0, s0, t0 = cpu_precise(proc.pid), cpu_seconds(db.pid), time.monotonic()
+        time.sleep(seconds)
+        c1, s1, t1 = cpu_precise(proc.pid), cpu_seconds(db.pid), time.monotonic()
+        k1 = status_value(db, "Connections")
+        rss = rss_kb(proc.pid)
+    checks = max(1, k1 - k0 - 1)  # our own status query is one connection
+    return {"cpu": c1 - c0, "server": s1 - s0, "wall": t1 - t0, "checks": checks,
+            "rss_kb": rss}
 
 
 def status_names(db):

@@ -22,14 +22,14 @@ import os
 import selectors
 import shutil
 import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 from harness import HungPeer, Wardend  # noqa: E402
+
+import monit  # noqa: E402 (tests/bench/monit.py)
 
 INTERVAL = 1.0
 
@@ -131,45 +131,18 @@ def run_wardend(listeners, seconds, hung):
     return listeners.worst_delay_ms()
 
 
-MONITRC = """set daemon 1
-set logfile {dir}/monit.log
-set pidfile {dir}/monit.pid
-set idfile {dir}/monit.id
-set statefile {dir}/monit.state
-"""
-
-
-def run_monit(listeners, seconds, hung, monit="monit"):
-    d = tempfile.mkdtemp(prefix="warden-monit-")
-    try:
-        text = MONITRC.format(dir=d)
-        text += "check host hung with address 127.0.0.1\n  if failed port %d protocol mysql " \
-                "with timeout 5 seconds then alert\n" % hung.port
-        text += "".join("check host t%d with address 127.0.0.1\n  if failed port %d type tcp "
-                        "then alert\n" % (i, p) for i, p in enumerate(listeners.ports))
-        rc = os.path.join(d, "monitrc")
-        fd = os.open(rc, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        with open(os.path.join(d, "monit.out"), "w") as out:
-            proc = subprocess.Popen([monit, "-I", "-c", rc], stdin=subprocess.DEVNULL,
-                                    stdout=out, stderr=subprocess.STDOUT)
-        try:
-            time.sleep(2)
-            listeners.reset()
-            listeners.recording = True
-            time.sleep(seconds)
-            listeners.recording = False
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        return listeners.worst_delay_ms()
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
+def run_monit(listeners, seconds, hung, binary="monit"):
+    checks = ("check host hung with address 127.0.0.1\n  if failed port %d protocol mysql "
+              "with timeout 5 seconds then alert\n" % hung.port)
+    checks += "".join("check host t%d with address 127.0.0.1\n  if failed port %d type tcp "
+                      "then alert\n" % (i, p) for i, p in enumerate(listeners.ports))
+    with monit.running(checks, binary):
+        time.sleep(2)
+        listeners.reset()
+        listeners.recording = True
+        time.sleep(seconds)
+        listeners.recording = False
+    return listeners.worst_delay_ms()
 
 
 def one_round(n, seconds, monit="monit"):
