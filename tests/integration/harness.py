@@ -51,8 +51,8 @@ SANITIZER_REPORT = re.compile(
     r"^(==\d+==ERROR: \w+Sanitizer|SUMMARY: \w+Sanitizer|.*: runtime error: )", re.M)
 
 # True when wardend and wardenctl are the sanitized build (set by CTest): they
-# are slower, and ASan keeps freed memory in quarantine, so RSS bounds and
-# tight latency bounds do not hold there (leaks are found at exit instead).
+# are slower and ASan holds freed memory back, so RSS and latency bounds are
+# stretched there (rss_margin_kb, slack) rather than dropped.
 SANITIZED = os.environ.get("WARDEN_SANITIZED") == "1"
 
 # The sanitized wardend's ASan quarantine: freed memory ASan holds back to
