@@ -29,30 +29,14 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
-from harness import MariaDB, Wardend  # noqa: E402
+from harness import MariaDB, Wardend, base_config  # noqa: E402
 
 import monit  # noqa: E402 (tests/bench/monit.py)
 
 TICK = os.sysconf("SC_CLK_TCK")
 WARMUP = 2.0
 
-BASE = """
-[daemon]
-host_id = bench
-state_dir = {state_dir}
-interval = 1s
-jitter = 100%
-workers = 4
-[log]
-level = warn
-events = {events}
-[mysql]
-socket = {socket}
-user = warden
-password_file = {password_file}
-[mutex]
-mode = off
-"""
+BASE = base_config("bench", workers=4, level="warn", jitter="100%", mysql=True, mutex_off=True)
 
 
 def cpu_seconds(pid):

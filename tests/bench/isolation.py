@@ -27,7 +27,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
-from harness import HungPeer, Wardend  # noqa: E402
+from harness import HungPeer, Wardend, base_config, mysql_peer  # noqa: E402
 
 import monit  # noqa: E402 (tests/bench/monit.py)
 
@@ -89,26 +89,18 @@ class Listeners:
             s.close()
 
 
-WARDEND_CONFIG = """
-[daemon]
-host_id = bench
-state_dir = {state_dir}
-interval = 1s
-jitter = 100%
-workers = 4
-[log]
-level = warn
-events = {events}
-[mysql hung]
-host = 127.0.0.1
-port = {hung_port}
-user = warden
-password_file = {pw}
-connect_timeout = 5s
-query_timeout = 5s
-[mutex]
-mode = off
-"""
+WARDEND_CONFIG = (base_config("bench", workers=4, level="warn", jitter="100%", mutex_off=True)
+                  + mysql_peer("hung", "hung_port", timeout="5s"))
+
+
+def record(listeners, seconds):
+    """After 2 s of settling, the largest delay of `seconds` of starts."""
+    time.sleep(2)
+    listeners.reset()
+    listeners.recording = True
+    time.sleep(seconds)
+    listeners.recording = False
+    return listeners.worst_delay_ms()
 
 
 def run_wardend(listeners, seconds, hung):
@@ -120,15 +112,11 @@ def run_wardend(listeners, seconds, hung):
                    "variable = Threads_connected\n")
     with Wardend() as wd:
         pw = wd.write("mysql.pass", "x")
-        wd.start(WARDEND_CONFIG.format(hung_port=hung.port if hung else 9, pw=pw, **wd.paths)
+        wd.start(WARDEND_CONFIG.format(hung_port=hung.port if hung else 9, password_file=pw,
+                                       **wd.paths)
                  + checks)
         wd.wait_event("daemon.start")
-        time.sleep(2)
-        listeners.reset()
-        listeners.recording = True
-        time.sleep(seconds)
-        listeners.recording = False
-    return listeners.worst_delay_ms()
+        return record(listeners, seconds)
 
 
 def run_monit(listeners, seconds, hung, binary="monit"):
@@ -137,12 +125,7 @@ def run_monit(listeners, seconds, hung, binary="monit"):
     checks += "".join("check host t%d with address 127.0.0.1\n  if failed port %d type tcp "
                       "then alert\n" % (i, p) for i, p in enumerate(listeners.ports))
     with monit.running(checks, binary):
-        time.sleep(2)
-        listeners.reset()
-        listeners.recording = True
-        time.sleep(seconds)
-        listeners.recording = False
-    return listeners.worst_delay_ms()
+        return record(listeners, seconds)
 
 
 def one_round(n, seconds, monit="monit"):

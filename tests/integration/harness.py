@@ -75,9 +75,9 @@ def slack(seconds):
     return seconds * (3 if SANITIZED else 1)
 
 
-def base_config(host_id, workers=2, level="info", mysql=False, mutex_off=False):
+def base_config(host_id, workers=2, level="info", mysql=False, mutex_off=False, jitter="0%"):
     """The sections most test configs start with, as a template for
-    str.format(**wd.paths, ...): [daemon] (every 1 s, no jitter), [log],
+    str.format(**wd.paths, ...): [daemon] (every 1 s, `jitter`), [log],
     with mysql=True the default [mysql] connection ({socket},
     {password_file}: the sandbox's), with mutex_off=True `[mutex] mode = off`.
     A test appends its own checks and actions."""
@@ -86,13 +86,13 @@ def base_config(host_id, workers=2, level="info", mysql=False, mutex_off=False):
 host_id   = %s
 state_dir = {state_dir}
 interval  = 1s
-jitter    = 0%%
+jitter    = %s
 workers   = %d
 
 [log]
 level  = %s
 events = {events}
-""" % (host_id, workers, level)
+""" % (host_id, jitter, workers, level)
     if mysql:
         text += """
 [mysql]
@@ -106,6 +106,20 @@ password_file = {password_file}
 mode = off
 """
     return text
+
+
+def mysql_peer(name, port_key, timeout="2s"):
+    """A `[mysql NAME]` connection to a peer on loopback, for the same
+    templates: its port from `{port_key}`, the sandbox's {password_file}."""
+    return """
+[mysql %s]
+host = 127.0.0.1
+port = {%s}
+user = warden
+password_file = {password_file}
+connect_timeout = %s
+query_timeout   = %s
+""" % (name, port_key, timeout, timeout)
 
 
 def _check_no_report(what, output):

@@ -8,35 +8,13 @@ import json
 import time
 import unittest
 
-from harness import MariaDB, Wardend, base_config, match, rss_margin_kb, slack
+from harness import MariaDB, Wardend, base_config, match, mysql_peer, rss_margin_kb, slack
 from hostile import HostileMysql, Ticks, rss_kb, timed
 
-CONFIG = base_config("itest-hostile-mysql", workers=3, mysql=True) + """
-
-[mysql bad_handshake]
-host = 127.0.0.1
-port = {handshake_port}
-user = warden
-password_file = {password_file}
-connect_timeout = 2s
-query_timeout   = 2s
-
-[mysql truncated_handshake]
-host = 127.0.0.1
-port = {truncated_port}
-user = warden
-password_file = {password_file}
-connect_timeout = 2s
-query_timeout   = 2s
-
-[mysql mid_result]
-host = 127.0.0.1
-port = {mid_port}
-user = warden
-password_file = {password_file}
-connect_timeout = 2s
-query_timeout   = 2s
-
+CONFIG = (base_config("itest-hostile-mysql", workers=3, mysql=True)
+          + mysql_peer("bad_handshake", "handshake_port")
+          + mysql_peer("truncated_handshake", "truncated_port")
+          + mysql_peer("mid_result", "mid_port")) + """
 [mutex]
 mode = off
 

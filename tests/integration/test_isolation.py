@@ -6,18 +6,9 @@ import os
 import time
 import unittest
 
-from harness import HungPeer, MariaDB, Wardend, base_config, match
+from harness import HungPeer, MariaDB, Wardend, base_config, match, mysql_peer
 
-CONFIG = base_config("itest-iso", mysql=True) + """
-
-[mysql hung]
-host = 127.0.0.1
-port = {hung_port}
-user = warden
-password_file = {password_file}
-connect_timeout = 2s
-query_timeout   = 2s
-
+CONFIG = base_config("itest-iso", mysql=True) + mysql_peer("hung", "hung_port") + """
 [mutex]
 mode = off
 
