@@ -1,10 +1,12 @@
 #include "daemon/mysql.h"
 
+#include <ev.h>
 #include <mysql.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cstring>
+#include <deque>
 #include <exception>
 #include <mutex>
 #include <utility>
@@ -226,6 +228,44 @@ bool IsConnectionLoss(unsigned err) {
          err == kErConnectionKilled || err == kErClientInteractionTimeout;
 }
 
+// A new connection with `cfg`'s settings (blocking: a worker's call).
+// `nonblocking`: libmariadb's non-blocking API may be used on it as well
+// (MysqlLoopConn).
+Expected<MYSQL*> ConnectMysql(const MysqlConnConfig& cfg, bool nonblocking) {
+  MYSQL* m = mysql_init(nullptr);
+  if (!m)
+    return Expected<MYSQL*>::Error("cannot connect to " + cfg.Describe() + ": out of memory");
+  unsigned connect_s = TimeoutSeconds(cfg.connect_timeout);
+  unsigned query_s = TimeoutSeconds(cfg.query_timeout);
+  my_bool no = 0;
+  unsigned int no_infile = 0;
+  mysql_optionsv(m, MYSQL_OPT_CONNECT_TIMEOUT, &connect_s);
+  mysql_optionsv(m, MYSQL_OPT_READ_TIMEOUT, &query_s);
+  mysql_optionsv(m, MYSQL_OPT_WRITE_TIMEOUT, &query_s);
+  mysql_optionsv(m, MYSQL_OPT_RECONNECT, &no);  // we reconnect ourselves
+  mysql_optionsv(m, MYSQL_OPT_LOCAL_INFILE, &no_infile);
+  unsigned int protocol = UsesSocket(cfg) ? MYSQL_PROTOCOL_SOCKET : MYSQL_PROTOCOL_TCP;
+  mysql_optionsv(m, MYSQL_OPT_PROTOCOL, &protocol);
+  if (nonblocking && mysql_options(m, MYSQL_OPT_NONBLOCK, nullptr) != 0) {
+    mysql_close(m);
+    return Expected<MYSQL*>::Error("cannot connect to " + cfg.Describe() +
+                                   ": out of memory");
+  }
+
+  const char* host = UsesSocket(cfg) ? "localhost" : cfg.host.c_str();
+  const char* user = cfg.user.empty() ? nullptr : cfg.user.c_str();
+  const char* password = cfg.password.empty() ? nullptr : cfg.password.c_str();
+  const char* db = cfg.database.empty() ? nullptr : cfg.database.c_str();
+  const char* sock = cfg.socket.empty() ? nullptr : cfg.socket.c_str();
+  unsigned port = UsesSocket(cfg) ? 0 : static_cast<unsigned>(cfg.port);
+  if (!mysql_real_connect(m, host, user, password, db, port, sock, CLIENT_MULTI_RESULTS)) {
+    std::string error = "cannot connect to " + cfg.Describe() + ": " + ServerError(m);
+    mysql_close(m);
+    return Expected<MYSQL*>::Error(std::move(error));
+  }
+  return m;
+}
+
 struct CachedConn {
   MYSQL* mysql = nullptr;
   std::chrono::steady_clock::time_point last_used{};
@@ -248,14 +288,18 @@ class WorkerConnections {
   WorkerConnections(const WorkerConnections&) = delete;
   WorkerConnections& operator=(const WorkerConnections&) = delete;
 
+  // The client library's per-thread set-up, once per worker thread.
+  void Ready() {
+    if (thread_ready_) return;
+    InitLibrary();
+    mysql_thread_init();
+    thread_ready_ = true;
+  }
+
   // The cached connection for `cfg`, connecting when there is none.
   // `reused` tells whether it was cached (it may have gone stale).
   Expected<CachedConn*> Get(const MysqlConnConfig& cfg, bool* reused) {
-    if (!thread_ready_) {
-      InitLibrary();
-      mysql_thread_init();
-      thread_ready_ = true;
-    }
+    Ready();
     auto now = std::chrono::steady_clock::now();
     CloseIdle(now);
     std::string key = cfg.Key();
@@ -266,7 +310,7 @@ class WorkerConnections {
       return &it->second;
     }
     *reused = false;
-    auto m = Connect(cfg);
+    auto m = ConnectMysql(cfg, false);
     if (!m) return m.status();
     CachedConn& c = conns_[key];
     c.mysql = *m;
@@ -282,36 +326,6 @@ class WorkerConnections {
   }
 
  private:
-  static Expected<MYSQL*> Connect(const MysqlConnConfig& cfg) {
-    MYSQL* m = mysql_init(nullptr);
-    if (!m)
-      return Expected<MYSQL*>::Error("cannot connect to " + cfg.Describe() + ": out of memory");
-    unsigned connect_s = TimeoutSeconds(cfg.connect_timeout);
-    unsigned query_s = TimeoutSeconds(cfg.query_timeout);
-    my_bool no = 0;
-    unsigned int no_infile = 0;
-    mysql_optionsv(m, MYSQL_OPT_CONNECT_TIMEOUT, &connect_s);
-    mysql_optionsv(m, MYSQL_OPT_READ_TIMEOUT, &query_s);
-    mysql_optionsv(m, MYSQL_OPT_WRITE_TIMEOUT, &query_s);
-    mysql_optionsv(m, MYSQL_OPT_RECONNECT, &no);  // we reconnect ourselves
-    mysql_optionsv(m, MYSQL_OPT_LOCAL_INFILE, &no_infile);
-    unsigned int protocol = UsesSocket(cfg) ? MYSQL_PROTOCOL_SOCKET : MYSQL_PROTOCOL_TCP;
-    mysql_optionsv(m, MYSQL_OPT_PROTOCOL, &protocol);
-
-    const char* host = UsesSocket(cfg) ? "localhost" : cfg.host.c_str();
-    const char* user = cfg.user.empty() ? nullptr : cfg.user.c_str();
-    const char* password = cfg.password.empty() ? nullptr : cfg.password.c_str();
-    const char* db = cfg.database.empty() ? nullptr : cfg.database.c_str();
-    const char* sock = cfg.socket.empty() ? nullptr : cfg.socket.c_str();
-    unsigned port = UsesSocket(cfg) ? 0 : static_cast<unsigned>(cfg.port);
-    if (!mysql_real_connect(m, host, user, password, db, port, sock, CLIENT_MULTI_RESULTS)) {
-      std::string error = "cannot connect to " + cfg.Describe() + ": " + ServerError(m);
-      mysql_close(m);
-      return Expected<MYSQL*>::Error(std::move(error));
-    }
-    return m;
-  }
-
   void CloseIdle(std::chrono::steady_clock::time_point now) {
     for (auto it = conns_.begin(); it != conns_.end();) {
       if (now - it->second.last_used > kIdleClose) {
@@ -456,56 +470,6 @@ Expected<bool> WorkerExecute(const MysqlConnConfig& cfg, const std::vector<std::
       healthy);
 }
 
-// SHOW GLOBAL STATUS / VARIABLES straight from the client library's rows
-// into a MysqlMap (no MysqlRows copy in between: this runs once per share
-// window with ~600 rows). Errors as RunQuery reports them.
-Expected<std::shared_ptr<const MysqlMap>> ReadMap(MYSQL* m, const std::string& sql,
-                                                  MysqlMap::Layout* layout) {
-  using Result = Expected<std::shared_ptr<const MysqlMap>>;
-  if (mysql_real_query(m, sql.data(), static_cast<unsigned long>(sql.size())) != 0) {
-    return Result::Error(ServerError(m));
-  }
-  std::shared_ptr<MysqlMap> map;
-  unsigned columns = 0;
-  for (;;) {
-    MYSQL_RES* res = mysql_store_result(m);
-    if (res) {
-      if (!map) {
-        map = std::make_shared<MysqlMap>();
-        columns = mysql_num_fields(res);
-        if (columns >= 2) {
-          map->Reserve(static_cast<size_t>(mysql_num_rows(res)), layout);
-          while (MYSQL_ROW row = mysql_fetch_row(res)) {
-            if (!row[0]) continue;
-            unsigned long* lengths = mysql_fetch_lengths(res);
-            map->Add(std::string_view(row[0], lengths[0]),
-                     row[1] ? std::string_view(row[1], lengths[1]) : std::string_view());
-          }
-        }
-      }
-      mysql_free_result(res);
-    } else if (mysql_field_count(m) != 0) {
-      return Result::Error(ServerError(m));
-    }
-    int next = mysql_next_result(m);  // 0: more, -1: done, >0: error
-    if (next > 0) return Result::Error(ServerError(m));
-    if (next < 0) break;
-  }
-  if (columns < 2) {
-    return Result::Error(sql + " returned " + std::to_string(columns) + " columns, expected 2");
-  }
-  map->Finish(layout);
-  return std::shared_ptr<const MysqlMap>(std::move(map));
-}
-
-Expected<std::shared_ptr<const MysqlMap>> WorkerShowMap(const MysqlConnConfig& cfg,
-                                                        const std::string& sql, bool* healthy) {
-  return WithConnection<std::shared_ptr<const MysqlMap>>(
-      cfg,
-      [&sql](CachedConn& c, bool, bool*) { return ReadMap(c.mysql, sql, &c.layouts[sql]); },
-      healthy);
-}
-
 Expected<std::shared_ptr<const MysqlRows>> WorkerReplicaStatus(const MysqlConnConfig& cfg,
                                                                bool* healthy) {
   using Result = Expected<std::shared_ptr<const MysqlRows>>;
@@ -541,6 +505,39 @@ Expected<std::shared_ptr<const MysqlRows>> WorkerReplicaStatus(const MysqlConnCo
       healthy);
 }
 
+// SHOW GLOBAL STATUS / VARIABLES rows straight from the client library
+// into a MysqlMap (no MysqlRows copy in between: ~600 rows per share
+// window). The first result set is the map; any later one is read and
+// dropped.
+struct MapBuilder {
+  std::shared_ptr<MysqlMap> map;
+  unsigned columns = 0;
+
+  void Take(MYSQL_RES* res, const MysqlMap::Layout* layout) {
+    if (map) return;
+    map = std::make_shared<MysqlMap>();
+    columns = mysql_num_fields(res);
+    if (columns < 2) return;
+    map->Reserve(static_cast<size_t>(mysql_num_rows(res)), layout);
+    while (MYSQL_ROW row = mysql_fetch_row(res)) {
+      if (!row[0]) continue;
+      unsigned long* lengths = mysql_fetch_lengths(res);
+      map->Add(std::string_view(row[0], lengths[0]),
+               row[1] ? std::string_view(row[1], lengths[1]) : std::string_view());
+    }
+  }
+
+  Expected<std::shared_ptr<const MysqlMap>> Finish(const std::string& sql,
+                                                   MysqlMap::Layout* layout) {
+    using Result = Expected<std::shared_ptr<const MysqlMap>>;
+    if (!map || columns < 2) {
+      return Result::Error(sql + " returned " + std::to_string(columns) + " columns, expected 2");
+    }
+    map->Finish(layout);
+    return std::shared_ptr<const MysqlMap>(std::move(map));
+  }
+};
+
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -565,6 +562,8 @@ struct SharedRead {
 
 namespace {
 
+class LoopConn;
+
 // The loop-side state of MysqlReads (its Impl), shared with completions.
 struct ReadsState {
   ReadsState(WorkerPool& w, std::map<std::string, MysqlConnConfig> c) : workers(w) {
@@ -572,6 +571,9 @@ struct ReadsState {
       connections.emplace(name, std::make_shared<const MysqlConnConfig>(std::move(config)));
     }
   }
+  ~ReadsState();
+  ReadsState(const ReadsState&) = delete;
+  ReadsState& operator=(const ReadsState&) = delete;
 
   // Constant after construction. The settings are shared, read-only, with
   // the jobs that use them.
@@ -582,6 +584,9 @@ struct ReadsState {
   std::map<std::string, SharedRead<MysqlMap>> status;
   std::map<std::string, SharedRead<MysqlMap>> variables;
   std::map<std::string, SharedRead<MysqlRows>> replica;
+  // The connection the status and variables reads run on, per name
+  // (LoopConn), made on first use.
+  std::map<std::string, std::unique_ptr<LoopConn>> loop_conns;
 
   const MysqlConnConfig* Find(const std::string& name) const {
     auto it = connections.find(name);
@@ -645,10 +650,349 @@ void SubmitWork(const std::shared_ptr<ReadsState>& impl, const std::string& name
       });
 }
 
-template <typename T>
+// SHOW GLOBAL STATUS / SHOW GLOBAL VARIABLES on the loop thread.
+//
+// Every check due in a share window waits for one such read, so it runs
+// about ten times a second. On a worker it cost two thread hand-offs per
+// read (a futex wake-up there, an ev_async back), more CPU on a small VM
+// than the read itself. Here the statement and its rows go through
+// libmariadb's non-blocking API, woken by ev_io on the connection's
+// socket. A worker still makes the connection (a blocking connect: name
+// resolution, connect_timeout, and the lane's health, as for any MySQL
+// job).
+//
+// query_timeout bounds each wait for the server, as it does for a
+// blocking read (the library asks for it with MYSQL_WAIT_TIMEOUT; an
+// ev_timer here), and the read then fails as a blocking one would ("Lost
+// connection to server during query"). One statement at a time: the
+// others queue. After a MySQL error the connection is closed and the next
+// statement reconnects; a reused connection found dead at once (a restart,
+// KILL) is replaced and the statement sent again, once. A connection
+// unused for kIdleClose is closed.
+class LoopConn {
+ public:
+  using Result = Expected<std::shared_ptr<const MysqlMap>>;
+  using Done = std::function<void(Result)>;
+
+  LoopConn(std::weak_ptr<ReadsState> owner, WorkerPool& workers, std::string name,
+           std::shared_ptr<const MysqlConnConfig> cfg)
+      : owner_(std::move(owner)),
+        loop_(workers.loop()),
+        name_(std::move(name)),
+        cfg_(std::move(cfg)) {
+    ev_io_init(&io_, &LoopConn::OnIo, -1, 0);
+    io_.data = this;
+    ev_timer_init(&timeout_, &LoopConn::OnTimeout, 0, 0);
+    timeout_.data = this;
+    ev_timer_init(&idle_, &LoopConn::OnIdle, 0, 0);
+    idle_.data = this;
+  }
+  // Statements in flight end here; their callbacks are dropped, not called
+  // (the loop is going away).
+  ~LoopConn() {
+    StopWaiting();
+    DisarmIdle();
+    Unwind();
+    conn_.reset();
+  }
+  LoopConn(const LoopConn&) = delete;
+  LoopConn& operator=(const LoopConn&) = delete;
+
+  // Runs `sql` (a statement returning name/value rows) and builds the map.
+  // `done` runs on the loop, later.
+  void Read(std::string sql, Done done) {
+    queue_.push_back(Op{std::move(sql), std::move(done)});
+    Next();
+  }
+
+ private:
+  enum class Stage { kQuery, kStore, kNext };
+  struct Op {
+    std::string sql;
+    Done done;
+    int attempt = 0;
+  };
+
+  void Next() {
+    if (busy_ || queue_.empty()) return;
+    busy_ = true;
+    Start();
+  }
+
+  // Runs the first queued statement, connecting first if needed.
+  void Start() {
+    if (!conn_) {
+      Connect();
+      return;
+    }
+    stage_ = Stage::kQuery;
+    waiting_ = false;
+    builder_ = MapBuilder{};
+    started_ = Clock::now();
+    Advance(0);
+  }
+
+  void Connect() {
+    auto owner = owner_.lock();
+    if (!owner) return;   // only while the reader is destroyed
+    std::weak_ptr<bool> alive = alive_;
+    SubmitWork<std::shared_ptr<MYSQL>>(
+        owner, name_, cfg_,
+        [](const MysqlConnConfig& c, bool* healthy) -> Expected<std::shared_ptr<MYSQL>> {
+          t_connections.Ready();
+          auto m = ConnectMysql(c, true);
+          if (!m) {
+            *healthy = false;
+            return m.status();
+          }
+          return std::shared_ptr<MYSQL>(*m, mysql_close);
+        },
+        [this, alive](Expected<std::shared_ptr<MYSQL>> m) {
+          if (alive.expired()) return;   // the connection, if any, closes with `m`
+          if (!m) {
+            FailAll(m.error());
+            return;
+          }
+          conn_ = std::move(*m);
+          reused_ = false;
+          Start();
+        });
+  }
+
+  // Calls the library for the current stage until it must wait (then
+  // arms the watchers and returns) or the statement is done. `ready`: what
+  // the last wait saw (MYSQL_WAIT_*), 0 to start a stage.
+  void Advance(int ready) {
+    MYSQL* m = conn_.get();
+    const std::string& sql = queue_.front().sql;
+    for (;;) {
+      int status = 0;
+      switch (stage_) {
+        case Stage::kQuery:
+          status = waiting_ ? mysql_real_query_cont(&rc_, m, ready)
+                            : mysql_real_query_start(&rc_, m, sql.data(),
+                                                     static_cast<unsigned long>(sql.size()));
+          break;
+        case Stage::kStore:
+          status = waiting_ ? mysql_store_result_cont(&res_, m, ready)
+                            : mysql_store_result_start(&res_, m);
+          break;
+        case Stage::kNext:
+          status = waiting_ ? mysql_next_result_cont(&rc_, m, ready)
+                            : mysql_next_result_start(&rc_, m);
+          break;
+      }
+      if (status != 0) {
+        waiting_ = true;
+        Wait(status);
+        return;
+      }
+      waiting_ = false;
+      ready = 0;
+      switch (stage_) {
+        case Stage::kQuery:
+          if (rc_ != 0) return Fail();
+          stage_ = Stage::kStore;
+          break;
+        case Stage::kStore:
+          if (res_) {
+            // Stored: every row is in memory, nothing here waits.
+            builder_.Take(res_, &layouts_[sql]);
+            mysql_free_result(res_);
+            res_ = nullptr;
+          } else if (mysql_field_count(m) != 0) {
+            return Fail();
+          }
+          if (!mysql_more_results(m)) return Finished();
+          stage_ = Stage::kNext;
+          break;
+        case Stage::kNext:
+          if (rc_ > 0) return Fail();
+          if (rc_ < 0) return Finished();
+          stage_ = Stage::kStore;
+          break;
+      }
+    }
+  }
+
+  void Wait(int status) {
+    const int events = ((status & (MYSQL_WAIT_READ | MYSQL_WAIT_EXCEPT)) ? EV_READ : 0) |
+                       ((status & MYSQL_WAIT_WRITE) ? EV_WRITE : 0);
+    const int fd = static_cast<int>(mysql_get_socket(conn_.get()));
+    if (!ev_is_active(&io_) || io_.fd != fd || (io_.events & (EV_READ | EV_WRITE)) != events) {
+      ev_io_stop(loop_, &io_);
+      if (events != 0) {
+        ev_io_set(&io_, fd, events);
+        ev_io_start(loop_, &io_);
+      }
+    }
+    // Without a timeout asked for (no read timeout set), query_timeout all
+    // the same: a read on the loop must end.
+    double seconds = (status & MYSQL_WAIT_TIMEOUT)
+                         ? mysql_get_timeout_value_ms(conn_.get()) / 1000.0
+                         : static_cast<double>(cfg_->query_timeout.count()) / 1000.0;
+    ev_timer_stop(loop_, &timeout_);
+    ev_timer_set(&timeout_, seconds, 0);
+    ev_timer_start(loop_, &timeout_);
+  }
+
+  void StopWaiting() {
+    ev_io_stop(loop_, &io_);
+    ev_timer_stop(loop_, &timeout_);
+  }
+
+  static void OnIo(struct ev_loop*, ev_io* w, int revents) {
+    auto* self = static_cast<LoopConn*>(w->data);
+    self->Advance(((revents & EV_READ) ? MYSQL_WAIT_READ : 0) |
+                  ((revents & EV_WRITE) ? MYSQL_WAIT_WRITE : 0));
+  }
+
+  static void OnTimeout(struct ev_loop*, ev_timer* w, int) {
+    static_cast<LoopConn*>(w->data)->Advance(MYSQL_WAIT_TIMEOUT);
+  }
+
+  static void OnIdle(struct ev_loop*, ev_timer* w, int) {
+    auto* self = static_cast<LoopConn*>(w->data);
+    if (self->busy_) return;   // the next read re-arms it
+    self->DisarmIdle();
+    self->conn_.reset();
+  }
+
+  void Finished() {
+    StopWaiting();
+    Op& op = queue_.front();
+    reused_ = true;
+    ArmIdle();
+    // Not a MySQL error when it fails (too few columns): the connection stays.
+    Complete(builder_.Finish(op.sql, &layouts_[op.sql]));
+  }
+
+  void Fail() {
+    StopWaiting();
+    MYSQL* m = conn_.get();
+    const unsigned err = mysql_errno(m);
+    std::string error = ServerError(m);
+    Op& op = queue_.front();
+    // A dead cached connection fails at once (EOF, or the server's "killed"
+    // packet); a read timeout says "lost connection" too, but only after
+    // query_timeout: that statement is not sent again.
+    const bool retry = IsConnectionLoss(err) && reused_ && op.attempt == 0 &&
+                       Clock::now() - started_ < std::chrono::milliseconds(500);
+    if (res_) {
+      mysql_free_result(res_);
+      res_ = nullptr;
+    }
+    conn_.reset();   // the next statement reconnects
+    if (retry) {
+      ++op.attempt;
+      Start();
+      return;
+    }
+    // Client-side errors (lost connection, read timeout): name the
+    // connection, the library's text does not.
+    if (err >= 2000) error = cfg_->Describe() + ": " + error;
+    Complete(Result::Error(std::move(error)));
+  }
+
+  void Complete(Result r) {
+    Op op = std::move(queue_.front());
+    queue_.pop_front();
+    busy_ = false;
+    builder_ = MapBuilder{};
+    std::weak_ptr<bool> alive = alive_;
+    op.done(std::move(r));
+    if (alive.expired()) return;
+    Next();
+  }
+
+  // The connection could not be made: every statement waiting for it gets
+  // that error.
+  void FailAll(const std::string& error) {
+    std::deque<Op> ops;
+    ops.swap(queue_);
+    busy_ = false;
+    std::weak_ptr<bool> alive = alive_;
+    for (auto& op : ops) {
+      op.done(Result::Error(error));
+      if (alive.expired()) return;
+    }
+    Next();
+  }
+
+  void ArmIdle() {
+    idle_.repeat = std::chrono::duration<double>(kIdleClose).count();
+    ev_timer_again(loop_, &idle_);
+    if (!idle_armed_) {
+      ev_unref(loop_);   // an idle connection does not keep the loop alive
+      idle_armed_ = true;
+    }
+  }
+
+  void DisarmIdle() {
+    if (!idle_armed_) return;
+    ev_ref(loop_);
+    ev_timer_stop(loop_, &idle_);
+    idle_armed_ = false;
+  }
+
+  // A statement suspended in the library (only when destroyed mid-read):
+  // told that its wait timed out, it fails and ends, so that the
+  // connection can be closed.
+  void Unwind() {
+    MYSQL* m = conn_.get();
+    for (int i = 0; waiting_ && m && i < 8; ++i) {
+      int status = 0;
+      switch (stage_) {
+        case Stage::kQuery: status = mysql_real_query_cont(&rc_, m, MYSQL_WAIT_TIMEOUT); break;
+        case Stage::kStore: status = mysql_store_result_cont(&res_, m, MYSQL_WAIT_TIMEOUT); break;
+        case Stage::kNext: status = mysql_next_result_cont(&rc_, m, MYSQL_WAIT_TIMEOUT); break;
+      }
+      waiting_ = status != 0;
+    }
+    if (res_) mysql_free_result(res_);
+    res_ = nullptr;
+  }
+
+  std::weak_ptr<ReadsState> owner_;
+  struct ev_loop* loop_;
+  std::string name_;
+  std::shared_ptr<const MysqlConnConfig> cfg_;
+  std::shared_ptr<MYSQL> conn_;   // closed (mysql_close) with its last owner
+  bool reused_ = false;           // conn_ has served a statement before
+  std::deque<Op> queue_;          // the first one runs while busy_
+  bool busy_ = false;
+  // The running statement: its stage, whether the library waits in it
+  // (the next call is a _cont), what the calls returned, and when it began.
+  Stage stage_ = Stage::kQuery;
+  bool waiting_ = false;
+  int rc_ = 0;
+  MYSQL_RES* res_ = nullptr;
+  MapBuilder builder_;
+  Clock::time_point started_{};
+  // Row order of the last snapshot per statement (MysqlMap::Layout).
+  std::map<std::string, MysqlMap::Layout> layouts_;
+  ev_io io_{};
+  ev_timer timeout_{};
+  ev_timer idle_{};
+  bool idle_armed_ = false;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+ReadsState::~ReadsState() = default;
+
+// The loop connection for `name` (a known connection), made on first use.
+LoopConn& LoopConnOf(const std::shared_ptr<ReadsState>& impl, const std::string& name) {
+  auto& slot = impl->loop_conns[name];
+  if (!slot) slot = std::make_unique<LoopConn>(impl, impl->workers, name, impl->Shared(name));
+  return *slot;
+}
+
+// `start(callback)` starts the read, which calls `callback` on the loop
+// once; it runs only when no read is in flight or fresh enough.
+template <typename T, typename Start>
 void SharedReadOf(const std::shared_ptr<ReadsState>& impl,
                   std::map<std::string, SharedRead<T>>& table, const std::string& name,
-                  Duration window, WorkerFn<std::shared_ptr<const T>> work,
+                  Duration window, Start&& start,
                   std::function<void(Expected<std::shared_ptr<const T>>)> done) {
   const MysqlConnConfig* cfg = impl->Find(name);
   if (!cfg) {
@@ -668,20 +1012,18 @@ void SharedReadOf(const std::shared_ptr<ReadsState>& impl,
   shared->in_flight = true;
   shared->started = now;
   shared->waiters.push_back(std::move(done));
-  SubmitWork<std::shared_ptr<const T>>(impl, name, impl->Shared(name), std::move(work),
-                                       [shared](Expected<std::shared_ptr<const T>> r) {
-                                         shared->in_flight = false;
-                                         shared->last = r;
-                                         // A waiter may ask again from inside its callback: it is
-                                         // then served from `last`, not added to the list being
-                                         // walked.
-                                         auto waiters = std::move(shared->waiters);
-                                         shared->waiters = std::move(shared->spare);
-                                         shared->waiters.clear();
-                                         for (auto& w : waiters) w(r);
-                                         waiters.clear();
-                                         shared->spare = std::move(waiters);
-                                       });
+  start([shared](Expected<std::shared_ptr<const T>> r) {
+    shared->in_flight = false;
+    shared->last = r;
+    // A waiter may ask again from inside its callback: it is then served
+    // from `last`, not added to the list being walked.
+    auto waiters = std::move(shared->waiters);
+    shared->waiters = std::move(shared->spare);
+    shared->waiters.clear();
+    for (auto& w : waiters) w(r);
+    waiters.clear();
+    shared->spare = std::move(waiters);
+  });
 }
 
 }  // namespace
@@ -737,8 +1079,8 @@ void MysqlReads::GlobalStatus(const std::string& connection,
                               std::function<void(Expected<std::shared_ptr<const MysqlMap>>)> done) {
   SharedReadOf<MysqlMap>(
       impl_, impl_->status, connection, share_window,
-      [](const MysqlConnConfig& c, bool* healthy) {
-        return WorkerShowMap(c, "SHOW GLOBAL STATUS", healthy);
+      [this, &connection](LoopConn::Done cb) {
+        LoopConnOf(impl_, connection).Read("SHOW GLOBAL STATUS", std::move(cb));
       },
       std::move(done));
 }
@@ -748,8 +1090,8 @@ void MysqlReads::GlobalVariables(
     std::function<void(Expected<std::shared_ptr<const MysqlMap>>)> done) {
   SharedReadOf<MysqlMap>(
       impl_, impl_->variables, connection, share_window,
-      [](const MysqlConnConfig& c, bool* healthy) {
-        return WorkerShowMap(c, "SHOW GLOBAL VARIABLES", healthy);
+      [this, &connection](LoopConn::Done cb) {
+        LoopConnOf(impl_, connection).Read("SHOW GLOBAL VARIABLES", std::move(cb));
       },
       std::move(done));
 }
@@ -757,8 +1099,13 @@ void MysqlReads::GlobalVariables(
 void MysqlReads::ReplicaStatus(
     const std::string& connection,
     std::function<void(Expected<std::shared_ptr<const MysqlRows>>)> done) {
-  SharedReadOf<MysqlRows>(impl_, impl_->replica, connection, share_window, WorkerReplicaStatus,
-                          std::move(done));
+  SharedReadOf<MysqlRows>(
+      impl_, impl_->replica, connection, share_window,
+      [this, &connection](std::function<void(Expected<std::shared_ptr<const MysqlRows>>)> cb) {
+        SubmitWork<std::shared_ptr<const MysqlRows>>(impl_, connection, impl_->Shared(connection),
+                                                     WorkerReplicaStatus, std::move(cb));
+      },
+      std::move(done));
 }
 
 }  // namespace warden

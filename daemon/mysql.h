@@ -1,12 +1,15 @@
 // MySQL/MariaDB access. Two halves:
 //
-//  * MysqlSession (worker threads): blocking C API calls on a connection
-//    that each worker keeps per [mysql] section and reuses, reconnecting
-//    after an error. Connect and read timeouts come from the section.
-//  * MysqlReads (loop thread): what checks and actions call. Submits work
-//    to the WorkerPool on lane "mysql:<name>" and calls back on the loop.
-//    SHOW GLOBAL STATUS / SHOW GLOBAL VARIABLES / replica status reads on
-//    one connection that are asked for within `share_window` (100 ms) of
+//  * Worker threads: blocking C API calls on a connection that each worker
+//    keeps per [mysql] section and reuses, reconnecting after an error.
+//    Connect and read timeouts come from the section.
+//  * MysqlReads (loop thread): what checks and actions call. Queries,
+//    statements, pings and replica status are submitted to the WorkerPool
+//    on lane "mysql:<name>" and call back on the loop. SHOW GLOBAL STATUS
+//    and SHOW GLOBAL VARIABLES, the reads most checks share, run on the
+//    loop itself through libmariadb's non-blocking API, on one connection
+//    per section that a worker makes (mysql.cc, LoopConn). Reads of one
+//    kind on one connection asked for within `share_window` (100 ms) of
 //    each other are served by one snapshot.
 #pragma once
 

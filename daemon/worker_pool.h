@@ -40,6 +40,7 @@ class WorkerPool {
   void Submit(std::string lane, Clock::time_point deadline, Work work, Done done);
 
   int threads() const { return static_cast<int>(threads_.size()); }
+  struct ev_loop* loop() const { return loop_; }
   // Jobs waiting or running; loop thread only (approximate).
   size_t pending() const;
   std::uint64_t expired() const;

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <poll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -80,6 +82,95 @@ bool SocketAnswers(const std::string& path) {
   close(fd);
   return ok;
 }
+
+// A TCP proxy on 127.0.0.1 to a port there that stops passing the server's
+// bytes on while `stalled` (the server goes silent in the middle of a
+// connection, after the login). One thread, poll().
+class StallingProxy {
+ public:
+  explicit StallingProxy(int target) : target_(target) {
+    listen_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(bind(listen_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    socklen_t len = sizeof addr;
+    REQUIRE(getsockname(listen_, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+    REQUIRE(listen(listen_, 16) == 0);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~StallingProxy() {
+    stop_ = true;
+    thread_.join();
+    for (auto [c, s] : pairs_) {
+      close(c);
+      close(s);
+    }
+    close(listen_);
+  }
+  StallingProxy(const StallingProxy&) = delete;
+  StallingProxy& operator=(const StallingProxy&) = delete;
+
+  int port() const { return port_; }
+  std::atomic<bool> stalled{false};
+  std::atomic<int> accepted{0};
+
+ private:
+  void Run() {
+    while (!stop_) {
+      std::vector<pollfd> fds{{listen_, POLLIN, 0}};
+      const bool quiet = stalled;
+      for (auto [c, s] : pairs_) {
+        fds.push_back({c, POLLIN, 0});
+        fds.push_back({s, static_cast<short>(quiet ? 0 : POLLIN), 0});
+      }
+      if (poll(fds.data(), fds.size(), 20) <= 0) continue;
+      std::vector<std::pair<int, int>> open;
+      for (size_t i = 0; i < pairs_.size(); ++i) {
+        auto [c, s] = pairs_[i];
+        bool ok = true;
+        if (fds[1 + 2 * i].revents) ok = Pass(c, s);
+        if (ok && fds[2 + 2 * i].revents) ok = Pass(s, c);
+        if (ok) {
+          open.emplace_back(c, s);
+        } else {
+          close(c);
+          close(s);
+        }
+      }
+      pairs_ = std::move(open);
+      if (fds[0].revents & POLLIN) {
+        int c = accept4(listen_, nullptr, nullptr, SOCK_CLOEXEC);
+        int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in to{};
+        to.sin_family = AF_INET;
+        to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        to.sin_port = htons(static_cast<uint16_t>(target_));
+        if (c >= 0 && connect(s, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0) {
+          pairs_.emplace_back(c, s);
+          ++accepted;
+        } else {
+          if (c >= 0) close(c);
+          close(s);
+        }
+      }
+    }
+  }
+  // Whatever `from` has, to `to` (small amounts on loopback: one write).
+  static bool Pass(int from, int to) {
+    char buf[65536];
+    ssize_t n = read(from, buf, sizeof buf);
+    return n > 0 && write(to, buf, static_cast<size_t>(n)) == n;
+  }
+
+  int target_;
+  int listen_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::vector<std::pair<int, int>> pairs_;   // (client, server), the thread's own
+  std::thread thread_;
+};
 
 // One MariaDB server per test process, started on first use and stopped
 // (SIGTERM, then the directory removed) at exit. PR_SET_PDEATHSIG kills it
@@ -502,6 +593,87 @@ TEST_CASE("a connection killed on the server is replaced without an error", "[ch
     REQUIRE(r.ok());
     CHECK(ids.count(Scalar(r)) == 0);
   }
+}
+
+TEST_CASE("a status read on a connection killed on the server reconnects without an error",
+          "[checks][mysql]") {
+  Sandbox* sb = Sandbox::Get();
+  if (!sb) return;
+  MysqlConnConfig mine = sb->Tcp();
+  mine.user = "warden_kill";
+  REQUIRE(sb->Client(std::string("CREATE USER IF NOT EXISTS 'warden_kill'@'%' IDENTIFIED BY '") +
+                     kPassword + "'; GRANT PROCESS ON *.* TO 'warden_kill'@'%';") == 0);
+  MysqlHarness h({{"", mine}, {"root", sb->RootSocket("root")}});
+  h.reads->share_window = 0ms;
+  auto ids = [&] {
+    auto r = h.Query("root", "SELECT ID FROM information_schema.PROCESSLIST "
+                             "WHERE USER = 'warden_kill' ORDER BY ID");
+    REQUIRE(r.ok());
+    std::vector<std::string> out;
+    for (const auto& row : r->rows) out.push_back(*row[0]);
+    return out;
+  };
+  REQUIRE(h.Status("").ok());
+  auto before = ids();
+  REQUIRE(before.size() == 1);   // the status reads' one connection
+  REQUIRE(h.Execute("root", {"KILL CONNECTION " + before[0]}).ok());
+  auto r = h.Status("");
+  INFO((r.ok() ? std::string("ok") : r.error()));
+  REQUIRE(r.ok());
+  CHECK(StatusNumber(*r, "uptime") > 0);
+  auto after = ids();
+  REQUIRE(after.size() == 1);
+  CHECK(after[0] != before[0]);
+}
+
+TEST_CASE("a status read the server stops answering fails at query_timeout, the loop goes on",
+          "[checks][mysql]") {
+  Sandbox* sb = Sandbox::Get();
+  if (!sb) return;
+  StallingProxy proxy(sb->port());
+  MysqlConnConfig c = sb->Tcp("proxied");
+  c.port = proxy.port();
+  c.query_timeout = 1s;
+  MysqlHarness h({{"proxied", c}});
+  h.reads->share_window = 0ms;
+  REQUIRE(h.Status("proxied").ok());
+  // Variables go over the same connection, one statement after the other.
+  std::optional<Expected<std::shared_ptr<const MysqlMap>>> vars;
+  h.reads->GlobalVariables("proxied", [&vars](Expected<std::shared_ptr<const MysqlMap>> v) {
+    vars = std::move(v);
+  });
+  REQUIRE(h.Status("proxied").ok());
+  REQUIRE(PumpUntil(h.loop, [&] { return vars.has_value(); }));
+  REQUIRE(vars->ok());
+  CHECK((**vars)->count("max_connections") == 1);
+  CHECK(proxy.accepted == 1);
+
+  proxy.stalled = true;
+  // A timer on the same loop keeps its cadence while the read waits.
+  int ticks = 0;
+  ev_timer tick;
+  ev_timer_init(
+      &tick, [](struct ev_loop*, ev_timer* w, int) { ++*static_cast<int*>(w->data); }, 0.05, 0.05);
+  tick.data = &ticks;
+  ev_timer_start(h.loop, &tick);
+  auto start = Clock::now();
+  auto r = h.Status("proxied");
+  double took = std::chrono::duration<double>(Clock::now() - start).count();
+  ev_timer_stop(h.loop, &tick);
+  REQUIRE_FALSE(r.ok());
+  CHECK_THAT(r.error(), Catch::StartsWith("[mysql proxied] 127.0.0.1:" +
+                                          std::to_string(proxy.port()) + ": ERROR 2013 (HY000): "));
+  CHECK(took >= 0.9);
+  CHECK(took < 3.0);
+  CHECK(ticks >= 10);
+
+  // Answering again: the next read makes a new connection.
+  proxy.stalled = false;
+  int accepted = proxy.accepted;
+  auto again = h.Status("proxied");
+  INFO((again.ok() ? std::string("ok") : again.error()));
+  CHECK(again.ok());
+  CHECK(proxy.accepted == accepted + 1);
 }
 
 TEST_CASE("GlobalStatus asked for within the window runs one SHOW GLOBAL STATUS",

@@ -272,8 +272,9 @@ class HostileMysql(_Server):
       truncated_handshake  protocol 10 and a version, then nothing of the
                      rest (the connection stays open)
       close_mid_result  a proper handshake, accepts any login, answers OK to
-                     anything but SELECT, and to a SELECT sends the column
-                     count and half a column definition, then closes
+                     anything but SELECT and SHOW GLOBAL VARIABLES, and to
+                     those sends the column count and half a column
+                     definition, then closes
     .queries: the statements it received."""
 
     def __init__(self, mode):
@@ -307,7 +308,8 @@ class HostileMysql(_Server):
                 continue
             sql = body[1:].decode(errors="replace")
             self.queries.append(sql)
-            if not sql.lstrip().upper().startswith("SELECT"):
+            words = sql.upper().split()
+            if words[:1] != ["SELECT"] and words[:3] != ["SHOW", "GLOBAL", "VARIABLES"]:
                 conn.sendall(_mysql_packet(seq + 1, _OK))
                 continue
             column = (b"\x03def\x00\x00\x00\x01a\x01a\x0c\x21\x00\x0b\x00\x00\x00"

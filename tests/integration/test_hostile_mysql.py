@@ -1,5 +1,7 @@
 """Hostile MySQL peers (issue 8): one sends a malformed handshake, one closes
-the connection in the middle of a result set. Each check on them is in
+the connection in the middle of a result set (for a query on a worker and
+for the shared variables read on the loop) and answers SHOW GLOBAL STATUS
+with no result set. Each check on them is in
 error with the client's reason, runs again on time, and a healthy check on
 a real MariaDB next to them keeps its cadence."""
 
@@ -32,6 +34,18 @@ every      = 1s
 type       = mysql_query
 connection = mid_result
 sql        = SELECT 1
+every      = 1s
+
+[check mid_variable]
+type       = mysql_variable
+connection = mid_result
+variable   = max_connections
+every      = 1s
+
+[check mid_status]
+type       = mysql_status
+connection = mid_result
+variable   = Uptime
 every      = 1s
 
 [check healthy_tick]
@@ -73,8 +87,15 @@ class HostileMysqlTest(unittest.TestCase):
             err = wd.wait_event("check.state", check="mid_query", state="error")[0]
             self.assertIn("[mysql mid_result]", err["error"])
             self.assertIn("Lost connection to server during query", err["error"])
+            err = wd.wait_event("check.state", check="mid_variable", state="error")[0]
+            self.assertIn("[mysql mid_result]", err["error"])
+            self.assertIn("Lost connection to server during query", err["error"])
+            err = wd.wait_event("check.state", check="mid_status", state="error")[0]
+            self.assertEqual(err["error"], "SHOW GLOBAL STATUS returned 0 columns, expected 2")
             wd.wait_event("check.state", check="healthy_tick", state="ok")
             self.assertIn("SELECT 1", mid.queries)
+            self.assertIn("SHOW GLOBAL VARIABLES", mid.queries)
+            self.assertIn("SHOW GLOBAL STATUS", mid.queries)
             time.sleep(2)
             since = time.time()
             rss_before = rss_kb(wd.proc.pid)
@@ -87,6 +108,9 @@ class HostileMysqlTest(unittest.TestCase):
             checks = {c["name"]: c for c in json.loads(p.stdout)["checks"]}
             self.assertEqual(checks["mid_query"]["state"], "error")
             self.assertIn("Lost connection", checks["mid_query"]["last_error"])
+            for name in ("mid_variable", "mid_status"):
+                self.assertEqual(checks[name]["state"], "error")
+                self.assertGreaterEqual(checks[name]["runs"], 8, name)
             rss_after = rss_kb(wd.proc.pid)
             self.assertEqual(wd.stop(), 0)
 
