@@ -52,6 +52,10 @@ class Check {
   // once on the loop thread (possibly from inside Run). The scheduler never
   // starts a check again while its previous run is in flight.
   virtual void Run(Runtime& rt, Done done) = 0;
+  // About to run (the scheduler calls it for every check of a batch before
+  // running the first): a check whose run reads state of its own kept
+  // elsewhere may __builtin_prefetch it here. Must not do anything else.
+  virtual void Prefetch() const {}
 };
 
 struct CheckType {

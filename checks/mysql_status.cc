@@ -46,6 +46,8 @@ class MysqlStatusCheck final : public Check {
     state_->rate = rate;
   }
 
+  void Prefetch() const override { __builtin_prefetch(state_.get()); }
+
   void Run(Runtime& rt, Done done) override {
     if (!rt.mysql) {
       done(Measurement::Error("internal error: no MySQL access in this runtime"));

@@ -57,7 +57,7 @@ Verdict Evaluator::Enter(CheckState next, Clock::time_point now, Verdict v) {
 }
 
 void Evaluator::PushWindow(Level level) {
-  const int capacity = std::max(1, rules_.trip.window);
+  const int capacity = capacity_;
   Level* ring = window_inline_.data();
   if (capacity > kInlineWindow) {
     if (window_heap_.size() != static_cast<size_t>(capacity)) {
@@ -98,7 +98,7 @@ Verdict Evaluator::Observe(const Measurement& m, Clock::time_point now) {
   if (m.kind == Measurement::Kind::kError) {
     level = Level::kError;
     error = m.error;
-  } else {
+  } else if (has_thresholds_) {
     // crit first: a value past both thresholds is crit.
     auto classify = [&](const std::optional<Threshold>& t, Level l) {
       if (!t || level != Level::kOk) return;
@@ -125,7 +125,7 @@ Verdict Evaluator::Observe(const Measurement& m, Clock::time_point now) {
   ok_streak_ = level == Level::kOk ? ok_streak_ + 1 : 0;
 
   const int errors = window_errors_, crits = window_crits_, warns = window_warns_;
-  const int need = rules_.trip.need;
+  const int need = need_;
   CheckState next = state_;
   if (errors >= need) {
     next = CheckState::kError;
@@ -138,7 +138,7 @@ Verdict Evaluator::Observe(const Measurement& m, Clock::time_point now) {
     next = CheckState::kWarn;
   } else if (level == Level::kOk) {
     bool bad = IsBad(state_);
-    if (!bad || ok_streak_ >= rules_.recover) next = CheckState::kOk;
+    if (!bad || ok_streak_ >= recover_) next = CheckState::kOk;
   }
   // A state entered for a reason other than a threshold keeps the reason
   // that put it there in the event.

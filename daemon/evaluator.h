@@ -14,6 +14,7 @@
 //    from warn, crit or error.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <array>
 #include <cstdint>
@@ -55,7 +56,12 @@ struct Verdict {
 class Evaluator {
  public:
   using Clock = std::chrono::steady_clock;
-  explicit Evaluator(EvalRules rules) : rules_(std::move(rules)) {}
+  explicit Evaluator(EvalRules rules)
+      : has_thresholds_(rules.warn || rules.crit),
+        need_(rules.trip.need),
+        capacity_(std::max(1, rules.trip.window)),
+        recover_(rules.recover),
+        rules_(std::move(rules)) {}
 
   Verdict Observe(const Measurement& m, Clock::time_point now);
   // A dependency is not ok: the check did not run.
@@ -95,20 +101,28 @@ class Evaluator {
   void ClearWindow();
   static constexpr int kInlineWindow = 16;
 
-  EvalRules rules_;
+  // Read or written by every result, first and together (two cache lines):
+  // a result's cost is mostly cache misses on evaluators touched a second
+  // ago. need_, capacity_ and recover_ are rules_'s, copied here.
   CheckState state_ = CheckState::kPending;
-  Clock::time_point since_{};
-  std::array<Level, kInlineWindow> window_inline_{};
-  std::vector<Level> window_heap_;   // trip.window > kInlineWindow
+  bool has_thresholds_ = false;      // rules_.warn or rules_.crit
+  int need_ = 1;
+  int capacity_ = 1;                 // the window: trip.window, at least 1
+  int recover_ = 1;
   int window_start_ = 0;
   int window_size_ = 0;
   int window_errors_ = 0;
   int window_crits_ = 0;
   int window_warns_ = 0;             // warn or crit
   int ok_streak_ = 0;
-  std::optional<Clock::time_point> last_fire_;
+  std::array<Level, kInlineWindow> window_inline_{};
   std::string last_value_;
   std::string last_error_;
+
+  EvalRules rules_;
+  Clock::time_point since_{};
+  std::optional<Clock::time_point> last_fire_;
+  std::vector<Level> window_heap_;   // trip.window > kInlineWindow
   std::string last_threshold_;
 };
 

@@ -13,30 +13,33 @@
 namespace warden {
 
 struct Scheduler::Entry {
-  Scheduler* owner = nullptr;
-  const CheckConfig* cfg = nullptr;
+  // What every run reads or writes comes first, in one cache line: at
+  // 1,000 checks each entry is touched once a second, long evicted, and a
+  // run's cost is mostly its cache misses.
+  bool has_depends = false;
+  bool in_flight = false;
+  bool retired = false;           // of an older snapshot (Reload)
+  std::int64_t every_ms = 0;
+  std::int64_t due_ms = -1;  // the key in Scheduler::due_ while armed, else -1
   // From *cfg, here because every run needs them: the rest of the config
   // is read only when a state changes.
   Check* impl = nullptr;
-  bool has_depends = false;
-  bool in_flight = false;
-  Evaluator eval;
-  std::int64_t every_ms = 0;
-  std::int64_t due_ms = -1;  // the key in Scheduler::due_ while armed, else -1
-  ev_timer retry{};     // dependency still pending: look again soon
   std::uint64_t runs = 0;
-  std::uint64_t overruns = 0;
   std::optional<Clock::time_point> last_run;
   std::vector<RunDone> waiters;   // wardenctl check: the result of the run in flight
-  bool retired = false;           // of an older snapshot (Reload)
+  Scheduler* owner = nullptr;
+  const CheckConfig* cfg = nullptr;
   Entry* successor = nullptr;     // retired: the same check in the new snapshot
+  std::uint64_t overruns = 0;
+  Evaluator eval;
+  ev_timer retry{};     // dependency still pending: look again soon
 
   explicit Entry(const CheckConfig* c)
-      : cfg(c),
+      : has_depends(!c->depends.empty()),
+        every_ms(std::max<std::int64_t>(1, c->common.every.count())),
         impl(c->impl.get()),
-        has_depends(!c->depends.empty()),
-        eval(c->rules),
-        every_ms(std::max<std::int64_t>(1, c->common.every.count())) {}
+        cfg(c),
+        eval(c->rules) {}
 };
 
 Scheduler::Scheduler(Runtime& rt, Executor& executor, EventLog& events)
@@ -162,6 +165,11 @@ void Scheduler::RunDue() {
       due_[e->due_ms].push_back(e);
     }
   }
+  // The batch's entries and checks were last touched a run ago: ask for
+  // them all at once (their misses overlap) before running them in turn.
+  for (Entry* e : batch) __builtin_prefetch(e);
+  for (Entry* e : batch) __builtin_prefetch(e->impl);
+  for (Entry* e : batch) e->impl->Prefetch();
   const std::uint64_t generation = generation_;
   for (Entry* e : batch) {
     Due(*e);
