@@ -90,10 +90,11 @@ void MysqlMap::Add(std::string_view name, std::string_view value) {
 
 namespace {
 
-// Each worker keeps its own layouts; their sorted names are shared through
-// this table so that snapshots read by any worker have the same names
-// buffer, and a Hint taken on one is good for all (a lookup is then one
-// pointer comparison). Called only when a layout is made anew.
+// Each reader keeps its own layouts (one per connection and statement);
+// their sorted names are shared through this table so that snapshots of
+// the same server layout have the same names buffer, and a Hint taken on
+// one is good for all (a lookup is then one pointer comparison), across a
+// reconnect or a reload too. Called only when a layout is made anew.
 std::shared_ptr<const std::string> InternNames(std::shared_ptr<const std::string> names) {
   static std::mutex mu;
   static std::vector<std::weak_ptr<const std::string>> known;   // GUARDED_BY(mu)
@@ -230,7 +231,7 @@ bool IsConnectionLoss(unsigned err) {
 
 // A new connection with `cfg`'s settings (blocking: a worker's call).
 // `nonblocking`: libmariadb's non-blocking API may be used on it as well
-// (MysqlLoopConn).
+// (LoopConn).
 Expected<MYSQL*> ConnectMysql(const MysqlConnConfig& cfg, bool nonblocking) {
   MYSQL* m = mysql_init(nullptr);
   if (!m)
@@ -270,9 +271,6 @@ struct CachedConn {
   MYSQL* mysql = nullptr;
   std::chrono::steady_clock::time_point last_used{};
   std::string replica_statement;  // the one this server understood
-  // Row order of the last SHOW GLOBAL STATUS / VARIABLES: the next snapshot
-  // with the same names (the usual case) is placed without sorting.
-  std::map<std::string, MysqlMap::Layout> layouts;
 };
 
 // One per worker thread (thread_local): connections by MysqlConnConfig::Key(),
