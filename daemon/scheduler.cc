@@ -57,6 +57,7 @@ void Scheduler::Start(std::shared_ptr<const Config> config) {
   config_ = std::move(config);
   stopped_ = false;
   ++generation_;
+  launched_.clear();
   for (auto& e : entries_) ev_timer_stop(rt_.loop, &e->retry);
   due_.clear();
   entries_.clear();
@@ -167,21 +168,41 @@ void Scheduler::RunDue() {
   }
   // The batch's entries and checks were last touched a run ago: ask for
   // them all at once (their misses overlap) before running them in turn.
-  for (Entry* e : batch) __builtin_prefetch(e);
-  for (Entry* e : batch) __builtin_prefetch(e->impl);
-  for (Entry* e : batch) e->impl->Prefetch();
+  Prefetch(batch);
   const std::uint64_t generation = generation_;
   for (Entry* e : batch) {
     Due(*e);
     // Start, Reload or Stop from inside a run: the rest of the batch may be gone.
     if (generation_ != generation) return;
   }
+  launched_.clear();
+  for (Entry* e : batch) {
+    if (e->in_flight) launched_.push_back(e);
+  }
+  launched_warm_ = launched_.empty();
   batch_.swap(batch);
   RearmWheel();
 }
 
+void Scheduler::Prefetch(const std::vector<Entry*>& entries) {
+  // An entry's hot part and its evaluator's span its first four lines.
+  for (Entry* e : entries) {
+    const char* p = reinterpret_cast<const char*>(e);
+    for (size_t at = 0; at < 256 && at < sizeof(Entry); at += 64) __builtin_prefetch(p + at);
+  }
+  for (Entry* e : entries) __builtin_prefetch(e->impl);
+  for (Entry* e : entries) e->impl->Prefetch();
+}
+
+void Scheduler::Warm() {
+  launched_warm_ = true;
+  Prefetch(launched_);   // some may have finished already: a wasted prefetch
+  launched_.clear();
+}
+
 void Scheduler::Reload(std::shared_ptr<const Config> config) {
   ++generation_;
+  launched_.clear();
   const double base = NowMs();
   // Remaining time of each old cadence, to keep an unchanged check's.
   std::map<std::string, double> remaining;
@@ -286,6 +307,7 @@ void Scheduler::Restore(const PersistedState& state) {
 void Scheduler::Stop() {
   stopped_ = true;
   ++generation_;
+  launched_.clear();
   for (auto& e : entries_) {
     Disarm(*e);
     ev_timer_stop(rt_.loop, &e->retry);
@@ -348,6 +370,7 @@ void Scheduler::Launch(Entry& e) {
 }
 
 void Scheduler::Finish(Entry& e, const Measurement& m) {
+  if (!launched_warm_) Warm();
   e.in_flight = false;
   if (e.retired) {
     // Freed later (ReapRetired, from a timer): we are inside its check's

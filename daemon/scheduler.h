@@ -128,6 +128,16 @@ class Scheduler {
   std::unique_ptr<ev_timer> wheel_;
   std::uint64_t generation_ = 0;   // bumped when entries may have been destroyed
   std::vector<Entry*> batch_;      // RunDue's, kept for its capacity
+  // The checks the last RunDue left in flight. Results of one shared read
+  // come back together, a run after their state was last touched: the
+  // first one to finish prefetches the others' (Warm). Cleared whenever
+  // entries may be destroyed.
+  std::vector<Entry*> launched_;
+  bool launched_warm_ = true;
+  void Warm();
+  // Asks for the batch's entries, then their checks, then the checks' own
+  // state, so that the misses overlap (see RunDue).
+  static void Prefetch(const std::vector<Entry*>& entries);
   std::mt19937_64 rng_{std::random_device{}()};
   bool stopped_ = false;
   std::uint64_t runs_ = 0;
