@@ -65,27 +65,58 @@ MysqlMap::const_iterator MysqlMap::find(std::string_view key, Hint* hint) const 
 void MysqlMap::Reserve(size_t rows, const Layout* layout) {
   row_values_.reserve(rows);
   if (layout) {
-    rows_.reserve(layout->rows.size());
     values_.reserve(layout->value_bytes);
+    if (layout->names && rows_.empty() && row_values_.empty()) {
+      expect_ = layout;
+      raw_at_ = 0;
+      return;
+    }
+    rows_.reserve(layout->rows.size());
+    raw_.reserve(layout->raw.size());
   }
 }
 
+void MysqlMap::Diverge() {
+  // Lower-casing keeps lengths: the first raw_at_ bytes of both encodings
+  // are the same rows.
+  rows_.assign(expect_->rows, 0, raw_at_);
+  raw_.assign(expect_->raw, 0, raw_at_);
+  expect_ = nullptr;
+}
+
 void MysqlMap::Add(std::string_view name, std::string_view value) {
+  row_values_.emplace_back(static_cast<std::uint32_t>(values_.size()),
+                           static_cast<std::uint32_t>(value.size()));
+  values_.insert(values_.end(), value.begin(), value.end());
   // Each name is its length (4 bytes) then its text, so that two lists of
-  // names are the same exactly when their encodings are. ASCII lower case
-  // only (server variable names are), without std::tolower's locale lookup
-  // per character: ~600 names per read.
+  // names are the same exactly when their encodings are.
   const auto length = static_cast<std::uint32_t>(name.size());
+  if (expect_) {
+    // The usual case, the server's names of the last snapshot: compared
+    // where they were (~600 names per read), nothing copied.
+    const std::string& raw = expect_->raw;
+    std::uint32_t expected = 0;
+    if (raw_at_ + sizeof expected <= raw.size()) {
+      std::memcpy(&expected, raw.data() + raw_at_, sizeof expected);
+      if (expected == length && raw_at_ + sizeof expected + length <= raw.size() &&
+          std::memcmp(raw.data() + raw_at_ + sizeof expected, name.data(), length) == 0) {
+        raw_at_ += sizeof expected + length;
+        return;
+      }
+    }
+    Diverge();
+  }
+  raw_.append(reinterpret_cast<const char*>(&length), sizeof length);
+  raw_.append(name);
   rows_.append(reinterpret_cast<const char*>(&length), sizeof length);
   const size_t at = rows_.size();
   rows_.append(name);
+  // ASCII lower case only (server variable names are), without
+  // std::tolower's locale lookup per character.
   for (size_t i = at; i < rows_.size(); ++i) {
     char& ch = rows_[i];
     if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
   }
-  row_values_.emplace_back(static_cast<std::uint32_t>(values_.size()),
-                           static_cast<std::uint32_t>(value.size()));
-  values_.insert(values_.end(), value.begin(), value.end());
 }
 
 namespace {
@@ -112,9 +143,14 @@ std::shared_ptr<const std::string> InternNames(std::shared_ptr<const std::string
 
 void MysqlMap::Finish(Layout* layout) {
   const size_t n = row_values_.size();
+  // Every row matched the expected layout's names, all of them, and that is
+  // the layout given: it stands as it is.
+  const bool same = expect_ && expect_ == layout && raw_at_ == expect_->raw.size();
+  if (expect_ && !same) Diverge();
+  expect_ = nullptr;
   Layout local;   // no layout kept by the caller
   if (!layout) layout = &local;
-  if (!layout->names || layout->rows != rows_) {
+  if (!same && (!layout->names || layout->rows != rows_)) {
     // The rows' names, decoded from rows_.
     std::vector<std::string_view> row_names;
     row_names.reserve(n);
@@ -157,7 +193,11 @@ void MysqlMap::Finish(Layout* layout) {
       at += length;
     }
     fresh.rows = std::move(rows_);
+    fresh.raw = std::move(raw_);
     *layout = std::move(fresh);
+  } else if (!same) {
+    // The same names, spelt otherwise (case): the layout takes this spelling.
+    layout->raw = std::move(raw_);
   }
   layout->value_bytes = values_.size();
   names_ = layout->names;
@@ -171,6 +211,7 @@ void MysqlMap::Finish(Layout* layout) {
   }
   // Only what the views point into stays.
   std::string().swap(rows_);
+  std::string().swap(raw_);
   std::vector<std::pair<std::uint32_t, std::uint32_t>>().swap(row_values_);
 }
 

@@ -101,6 +101,7 @@ class MysqlMap {
   struct Layout {
     static constexpr std::uint32_t kDrop = UINT32_MAX;   // an earlier row of a repeated name
     std::string rows;                   // the server's names, lower-cased, length-prefixed
+    std::string raw;                    // the same as the server sent them (not lower-cased)
     std::vector<std::uint32_t> slot;    // row -> index in the map, or kDrop
     size_t size = 0;                    // rows kept
     // The kept names in sorted order, encoded as `rows` is (shared by the
@@ -113,15 +114,26 @@ class MysqlMap {
   // Building (before the map is shared): Add lower-cases `name`; Finish
   // sorts by name and of several rows with the same name keeps the last
   // one, reusing (and updating) `layout` when given.
-  // Reserve: room for `rows` rows, sized after `layout` (the last snapshot).
+  // Reserve: room for `rows` rows, sized after `layout` (the last snapshot),
+  // which Finish is then given too: while the rows' names are the ones the
+  // layout was made from, as the server sent them, Add only compares them
+  // (no copy, no lower-casing).
   void Reserve(size_t rows, const Layout* layout = nullptr);
   void Add(std::string_view name, std::string_view value);
   void Finish(Layout* layout = nullptr);
 
  private:
-  // While building: the rows as Layout::rows encodes them, and each row's
-  // value as (offset, length) into values_.
+  // The rows so far stopped matching `expect_`: their names as the layout
+  // has them become rows_ and raw_, and Add goes on copying.
+  void Diverge();
+
+  // While building: the rows as Layout::rows and Layout::raw encode them
+  // (empty while they match expect_ up to raw_at_), and each row's value as
+  // (offset, length) into values_.
+  const Layout* expect_ = nullptr;
+  size_t raw_at_ = 0;
   std::string rows_;
+  std::string raw_;
   std::vector<std::pair<std::uint32_t, std::uint32_t>> row_values_;
   // Once finished: the buffers the views of entries_ point into.
   std::shared_ptr<const std::string> names_;

@@ -926,8 +926,11 @@ namespace {
 using NameValues = std::vector<std::pair<std::string, std::string>>;
 
 // A snapshot of `rows` (name, value) as a read builds it.
+// As the reader builds a snapshot: sized after the layout, rows compared
+// with the layout's names while they match.
 MysqlMap BuildMap(const NameValues& rows, MysqlMap::Layout* layout) {
   MysqlMap m;
+  m.Reserve(rows.size(), layout);
   for (const auto& [name, value] : rows) m.Add(name, value);
   m.Finish(layout);
   return m;
@@ -971,6 +974,42 @@ TEST_CASE("MysqlMap sorts, keeps the last of a repeated name, and reuses a layou
   Rows renamed = {{"Zeta", "z"}, {"Beta", "b"}};
   CHECK(flat(build(renamed, &layout)) == Rows{{"beta", "b"}, {"zeta", "z"}});
   CHECK(flat(build({}, &layout)).empty());
+
+  // Rows that match the layout's names for a while and then do not (a
+  // variable added in the middle, one gone at the end, one more at the
+  // end, a name spelt in another case): laid out from the rows, never
+  // from the old layout.
+  MysqlMap::Layout l;
+  const Rows base = {{"Uptime", "1"}, {"Aborted_clients", "2"}, {"Threads_running", "3"}};
+  REQUIRE(flat(build(base, &l)).size() == 3);
+  const Rows inserted = {{"Uptime", "1"}, {"Bytes_sent", "9"}, {"Aborted_clients", "2"},
+                         {"Threads_running", "3"}};
+  CHECK(flat(build(inserted, &l)) == Rows{{"aborted_clients", "2"}, {"bytes_sent", "9"},
+                                          {"threads_running", "3"}, {"uptime", "1"}});
+  CHECK(flat(build(base, &l)) ==
+        Rows{{"aborted_clients", "2"}, {"threads_running", "3"}, {"uptime", "1"}});
+  const Rows fewer = {{"Uptime", "4"}, {"Aborted_clients", "5"}};
+  CHECK(flat(build(fewer, &l)) == Rows{{"aborted_clients", "5"}, {"uptime", "4"}});
+  CHECK(l.size == 2);
+  const Rows more = {{"Uptime", "4"}, {"Aborted_clients", "5"}, {"Zzz", "6"}};
+  CHECK(flat(build(more, &l)) == Rows{{"aborted_clients", "5"}, {"uptime", "4"}, {"zzz", "6"}});
+  // Another spelling of the same names: the same layout (no new sort), and
+  // the next snapshot in that spelling is matched as it comes.
+  auto names_before = l.names;
+  const Rows shouting = {{"UPTIME", "7"}, {"ABORTED_CLIENTS", "8"}, {"ZZZ", "9"}};
+  CHECK(flat(build(shouting, &l)) == Rows{{"aborted_clients", "8"}, {"uptime", "7"}, {"zzz", "9"}});
+  CHECK(l.names == names_before);
+  CHECK(l.raw.find("UPTIME") != std::string::npos);
+  CHECK(flat(build(shouting, &l)) == Rows{{"aborted_clients", "8"}, {"uptime", "7"}, {"zzz", "9"}});
+  // A layout given to Finish that is not the one the rows were compared
+  // with: the rows are laid out on their own.
+  MysqlMap::Layout other_layout;
+  MysqlMap odd;
+  odd.Reserve(3, &l);
+  for (const auto& [name, value] : shouting) odd.Add(name, value);
+  odd.Finish(&other_layout);
+  CHECK(flat(odd) == Rows{{"aborted_clients", "8"}, {"uptime", "7"}, {"zzz", "9"}});
+  CHECK(other_layout.size == 3);
 }
 
 TEST_CASE("MysqlMap finds a name again through a hint while the layout stays",
