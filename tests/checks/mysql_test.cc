@@ -26,6 +26,7 @@
 #include <thread>
 
 #include "check_test_util.h"
+#include "local_socket.h"
 #include "checks/mysql_replica.h"
 #include "checks/mysql_status.h"
 
@@ -37,6 +38,7 @@ using warden::MysqlMap;
 using warden::MysqlReads;
 using warden::MysqlRows;
 using warden::test::Harness;
+using warden::test::LocalSocket;
 using warden::test::MakeCheck;
 using warden::test::PumpUntil;
 using warden::test::Show;
@@ -89,15 +91,6 @@ bool SocketAnswers(const std::string& path) {
 class StallingProxy {
  public:
   explicit StallingProxy(int target) : target_(target) {
-    listen_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(bind(listen_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    socklen_t len = sizeof addr;
-    REQUIRE(getsockname(listen_, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-    REQUIRE(listen(listen_, 16) == 0);
-    port_ = ntohs(addr.sin_port);
     thread_ = std::thread([this] { Run(); });
   }
   ~StallingProxy() {
@@ -107,19 +100,18 @@ class StallingProxy {
       close(c);
       close(s);
     }
-    close(listen_);
   }
   StallingProxy(const StallingProxy&) = delete;
   StallingProxy& operator=(const StallingProxy&) = delete;
 
-  int port() const { return port_; }
+  int port() const { return listen_.port; }
   std::atomic<bool> stalled{false};
   std::atomic<int> accepted{0};
 
  private:
   void Run() {
     while (!stop_) {
-      std::vector<pollfd> fds{{listen_, POLLIN, 0}};
+      std::vector<pollfd> fds{{listen_.fd, POLLIN, 0}};
       const bool quiet = stalled;
       for (auto [c, s] : pairs_) {
         fds.push_back({c, POLLIN, 0});
@@ -141,7 +133,7 @@ class StallingProxy {
       }
       pairs_ = std::move(open);
       if (fds[0].revents & POLLIN) {
-        int c = accept4(listen_, nullptr, nullptr, SOCK_CLOEXEC);
+        int c = accept4(listen_.fd, nullptr, nullptr, SOCK_CLOEXEC);
         int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         sockaddr_in to{};
         to.sin_family = AF_INET;
@@ -165,8 +157,7 @@ class StallingProxy {
   }
 
   int target_;
-  int listen_ = -1;
-  int port_ = 0;
+  LocalSocket listen_{16};
   std::atomic<bool> stop_{false};
   std::vector<std::pair<int, int>> pairs_;   // (client, server), the thread's own
   std::thread thread_;
@@ -748,16 +739,9 @@ TEST_CASE("a hung server holds one worker for its timeout while other connection
   Sandbox* sb = Sandbox::Get();
   if (!sb) return;
   // Accepts (the kernel completes the handshake) and never says a word.
-  int hung = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(bind(hung, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  socklen_t len = sizeof addr;
-  REQUIRE(getsockname(hung, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-  REQUIRE(listen(hung, 64) == 0);
+  LocalSocket hung(64);
   MysqlConnConfig stuck = sb->Tcp("stuck");
-  stuck.port = ntohs(addr.sin_port);
+  stuck.port = hung.port;
   stuck.connect_timeout = 1s;
   stuck.query_timeout = 1s;
 
@@ -792,23 +776,15 @@ TEST_CASE("a hung server holds one worker for its timeout while other connection
   CHECK(stuck_s >= 0.8);
   CHECK(stuck_s < 3.5);
   CHECK(last_healthy_at < stuck_at);
-  close(hung);
 }
 
 TEST_CASE("a read that cannot start before its deadline says the workers are busy",
           "[checks][mysql]") {
   Sandbox* sb = Sandbox::Get();
   if (!sb) return;
-  int hung = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(bind(hung, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  socklen_t len = sizeof addr;
-  REQUIRE(getsockname(hung, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-  REQUIRE(listen(hung, 64) == 0);
+  LocalSocket hung(64);
   MysqlConnConfig stuck = sb->Tcp("stuck");
-  stuck.port = ntohs(addr.sin_port);
+  stuck.port = hung.port;
   stuck.connect_timeout = 1s;
   MysqlConnConfig quick = sb->Tcp("quick");
   quick.connect_timeout = 100ms;
@@ -826,7 +802,6 @@ TEST_CASE("a read that cannot start before its deadline says the workers are bus
       loop, [&] { return stuck_result && quick_result; }, 15s));
   REQUIRE_FALSE(quick_result->ok());
   CHECK(quick_result->error() == "not started within 200ms: all workers busy");
-  close(hung);
 }
 
 // ---------------------------------------------------------------------------

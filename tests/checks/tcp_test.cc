@@ -9,35 +9,16 @@
 #include <chrono>
 
 #include "check_test_util.h"
+#include "local_socket.h"
 
 using warden::Duration;
 using warden::Measurement;
 using warden::test::Harness;
+using warden::test::LocalSocket;
 using warden::test::MakeCheck;
 using warden::test::Show;
 
 namespace {
-
-// A TCP socket bound to 127.0.0.1 on a free port; listening if backlog >= 0.
-struct LocalSocket {
-  int fd = -1;
-  int port = 0;
-  explicit LocalSocket(int backlog) {
-    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    REQUIRE(fd >= 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    socklen_t len = sizeof addr;
-    REQUIRE(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-    port = ntohs(addr.sin_port);
-    if (backlog >= 0) REQUIRE(listen(fd, backlog) == 0);
-  }
-  ~LocalSocket() {
-    if (fd >= 0) close(fd);
-  }
-};
 
 Measurement RunTcp(Harness& h, int port, const std::string& timeout = "5s") {
   warden::CheckCommon common;
