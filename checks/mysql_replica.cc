@@ -8,6 +8,8 @@
 namespace warden {
 namespace {
 
+using Rows = Expected<std::shared_ptr<const MysqlRows>>;
+
 bool SameName(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
            return std::tolower(static_cast<unsigned char>(x)) ==
@@ -113,15 +115,14 @@ class MysqlReplicaCheck final : public Check {
       done(Measurement::Error("internal error: no MySQL access in this runtime"));
       return;
     }
-    rt.mysql->ReplicaStatus(
-        connection_, [field = field_, channel = channel_,
-                      done = std::move(done)](Expected<std::shared_ptr<const MysqlRows>> rows) {
-          if (!rows) {
-            done(Measurement::Error(rows.error()));
-            return;
-          }
-          done(ReplicaField(**rows, field, channel));
-        });
+    rt.mysql->ReplicaStatus(connection_, [field = field_, channel = channel_,
+                                          done = std::move(done)](const Rows& rows) {
+      if (!rows) {
+        done(Measurement::Error(rows.error()));
+        return;
+      }
+      done(ReplicaField(**rows, field, channel));
+    });
   }
 
  private:

@@ -8,6 +8,8 @@
 namespace warden {
 namespace {
 
+using Snapshot = Expected<std::shared_ptr<const MysqlMap>>;
+
 class MysqlVariableCheck final : public Check {
  public:
   MysqlVariableCheck(std::string connection, std::string variable)
@@ -24,8 +26,8 @@ class MysqlVariableCheck final : public Check {
       done(Measurement::Error("internal error: no MySQL access in this runtime"));
       return;
     }
-    rt.mysql->GlobalVariables(connection_, [names = names_, done = std::move(done)](
-                                               Expected<std::shared_ptr<const MysqlMap>> vars) {
+    rt.mysql->GlobalVariables(connection_, [names = names_,
+                                            done = std::move(done)](const Snapshot& vars) {
       if (!vars) {
         done(Measurement::Error(vars.error()));
         return;

@@ -591,8 +591,8 @@ template <typename T>
 struct SharedRead {
   using Result = Expected<std::shared_ptr<const T>>;
   bool in_flight = false;
-  std::vector<std::function<void(Result)>> waiters;
-  std::vector<std::function<void(Result)>> spare;   // the last list walked, for its capacity
+  std::vector<MysqlReads::SharedDone<T>> waiters;
+  std::vector<MysqlReads::SharedDone<T>> spare;   // the last list walked, for its capacity
   std::optional<Result> last;
   Clock::time_point started{};
 };
@@ -1031,8 +1031,7 @@ LoopConn& LoopConnOf(const std::shared_ptr<ReadsState>& impl, const std::string&
 template <typename T, typename Start>
 void SharedReadOf(const std::shared_ptr<ReadsState>& impl,
                   std::map<std::string, SharedRead<T>>& table, const std::string& name,
-                  Duration window, Start&& start,
-                  std::function<void(Expected<std::shared_ptr<const T>>)> done) {
+                  Duration window, Start&& start, MysqlReads::SharedDone<T> done) {
   const MysqlConnConfig* cfg = impl->Find(name);
   if (!cfg) {
     done(Expected<std::shared_ptr<const T>>::Error(UnknownConnection(name)));
@@ -1057,13 +1056,16 @@ void SharedReadOf(const std::shared_ptr<ReadsState>& impl,
   shared->waiters.push_back(std::move(done));
   start([shared](Expected<std::shared_ptr<const T>> r) {
     shared->in_flight = false;
-    shared->last = r;
+    // The waiters get this copy: `last` may be replaced while they run
+    // (one asks again, the read is stale, the next one fails at once).
+    const Expected<std::shared_ptr<const T>> result = std::move(r);
+    shared->last = result;
     // A waiter may ask again from inside its callback: it is then served
     // from `last`, not added to the list being walked.
     auto waiters = std::move(shared->waiters);
     shared->waiters = std::move(shared->spare);
     shared->waiters.clear();
-    for (auto& w : waiters) w(r);
+    for (auto& w : waiters) w(result);
     waiters.clear();
     shared->spare = std::move(waiters);
   });
@@ -1118,8 +1120,7 @@ void MysqlReads::Ping(const std::string& connection, std::function<void(Expected
   SubmitWork<double>(impl_, connection, std::move(cfg), WorkerPing, std::move(done));
 }
 
-void MysqlReads::GlobalStatus(const std::string& connection,
-                              std::function<void(Expected<std::shared_ptr<const MysqlMap>>)> done) {
+void MysqlReads::GlobalStatus(const std::string& connection, SharedDone<MysqlMap> done) {
   SharedReadOf<MysqlMap>(
       impl_, impl_->status, connection, share_window,
       [this, &connection](LoopConn::Done cb) {
@@ -1128,9 +1129,7 @@ void MysqlReads::GlobalStatus(const std::string& connection,
       std::move(done));
 }
 
-void MysqlReads::GlobalVariables(
-    const std::string& connection,
-    std::function<void(Expected<std::shared_ptr<const MysqlMap>>)> done) {
+void MysqlReads::GlobalVariables(const std::string& connection, SharedDone<MysqlMap> done) {
   SharedReadOf<MysqlMap>(
       impl_, impl_->variables, connection, share_window,
       [this, &connection](LoopConn::Done cb) {
@@ -1139,9 +1138,7 @@ void MysqlReads::GlobalVariables(
       std::move(done));
 }
 
-void MysqlReads::ReplicaStatus(
-    const std::string& connection,
-    std::function<void(Expected<std::shared_ptr<const MysqlRows>>)> done) {
+void MysqlReads::ReplicaStatus(const std::string& connection, SharedDone<MysqlRows> done) {
   SharedReadOf<MysqlRows>(
       impl_, impl_->replica, connection, share_window,
       [this, &connection](std::function<void(Expected<std::shared_ptr<const MysqlRows>>)> cb) {

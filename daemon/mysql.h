@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "daemon/inline_function.h"
 #include "daemon/status.h"
 #include "daemon/units.h"
 
@@ -162,17 +163,18 @@ class MysqlReads {
                std::function<void(Status)> done);
   // Round trip of mysql_ping in ms (connects first if needed).
   void Ping(const std::string& connection, std::function<void(Expected<double>)> done);
-  void GlobalStatus(const std::string& connection,
-                    std::function<void(Expected<std::shared_ptr<const MysqlMap>>)> done);
-  void GlobalVariables(const std::string& connection,
-                       std::function<void(Expected<std::shared_ptr<const MysqlMap>>)> done);
+  // A shared read's completion: one is queued per check due in a window,
+  // kept in place (no allocation) when its capture fits 48 bytes.
+  template <typename T>
+  using SharedDone = InlineFunction<void(const Expected<std::shared_ptr<const T>>&)>;
+  void GlobalStatus(const std::string& connection, SharedDone<MysqlMap> done);
+  void GlobalVariables(const std::string& connection, SharedDone<MysqlMap> done);
   // SHOW REPLICA STATUS, falling back to SHOW SLAVE STATUS on a syntax
   // error (1064: MySQL < 8.0.22, MariaDB < 10.5); on MariaDB the ALL form
   // (SHOW ALL REPLICAS STATUS / SHOW ALL SLAVES STATUS), so that every
   // multi-source connection is listed with its Connection_name. An empty
   // result is an error "not a replica: <statement> returned no rows".
-  void ReplicaStatus(const std::string& connection,
-                     std::function<void(Expected<std::shared_ptr<const MysqlRows>>)> done);
+  void ReplicaStatus(const std::string& connection, SharedDone<MysqlRows> done);
 
   const MysqlConnConfig* Find(const std::string& connection) const;
   Duration share_window{100};

@@ -89,6 +89,9 @@ class Scheduler {
 
  private:
   struct Entry;
+  // Keeps entries whose run was in flight when their scheduler went away,
+  // ownerless, until exit: the run's completion still points at its entry.
+  static void KeepOrphans(std::vector<std::unique_ptr<Entry>> orphans);
   static void OnTimer(struct ev_loop* loop, ev_timer* w, int revents);   // a retry
   static void OnWheel(struct ev_loop* loop, ev_timer* w, int revents);
   // Runs the checks due now, each re-armed `every` after its due time as a
@@ -141,7 +144,6 @@ class Scheduler {
   std::mt19937_64 rng_{std::random_device{}()};
   bool stopped_ = false;
   std::uint64_t runs_ = 0;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace warden

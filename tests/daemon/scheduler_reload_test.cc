@@ -258,3 +258,42 @@ TEST_CASE("each check keeps its cadence; checks due together run in one pass",
   CHECK(c->runs == c_stopped);
   CHECK(slow->runs == slow_stopped);
 }
+
+TEST_CASE("a run that ends after its scheduler is gone changes nothing", "[scheduler]") {
+  Rig rig;
+  auto impl = std::make_shared<ManualCheck>();
+  rig.scheduler->Start(OneCheck("lag", "d1", impl));
+  rig.Spin();
+  REQUIRE(impl->pending.size() == 1);
+  bool waited = false;
+  REQUIRE(rig.scheduler->RunNow("lag", [&](const Measurement&, const Verdict&) { waited = true; }));
+  rig.scheduler.reset();
+  // The completion still points at the check's entry (ASan would see a use
+  // after free), which no longer has a scheduler to report to.
+  impl->pending[0](Measurement::Value("50"));
+  CHECK_FALSE(waited);
+}
+
+TEST_CASE("Start again while a run is in flight ends that run as retired", "[scheduler]") {
+  Rig rig;
+  auto first = std::make_shared<ManualCheck>();
+  rig.scheduler->Start(OneCheck("lag", "d1", first));
+  rig.Spin();
+  REQUIRE(first->pending.size() == 1);
+  int waited = 0;
+  REQUIRE(rig.scheduler->RunNow("lag", [&](const Measurement& m, const Verdict& v) {
+    ++waited;
+    CHECK(m.value == "50");
+    CHECK_FALSE(v.changed);   // reported to no entry: the new one starts afresh
+  }));
+  auto second = std::make_shared<ManualCheck>();
+  rig.scheduler->Start(OneCheck("lag", "d1", second));
+  first->pending[0](Measurement::Value("50"));
+  CHECK(waited == 1);
+  CHECK(rig.Get("lag").state == CheckState::kPending);
+  CHECK(rig.Get("lag").runs == 0);
+  rig.Spin();
+  REQUIRE(second->pending.size() == 1);
+  second->pending[0](Measurement::Value("50"));
+  CHECK(rig.Get("lag").state == CheckState::kCrit);
+}
