@@ -3,6 +3,7 @@
 // fire live in the evaluator (daemon/evaluator.h).
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -21,6 +22,10 @@ struct Measurement {
   Kind kind = Kind::kError;
   std::string value;   // kValue: the value as text ("12", "12.5", "Yes")
   std::string error;   // kError: what went wrong, for an operator; kNotYet: why
+  // When the value was read, if the check knows (a shared snapshot's
+  // arrival: one clock reading for all its checks); otherwise the
+  // scheduler takes the time the result reaches it.
+  std::chrono::steady_clock::time_point at{};
 
   static Measurement Value(std::string v) { return {Kind::kValue, std::move(v), {}}; }
   static Measurement Value(std::string_view v) { return Value(std::string(v)); }

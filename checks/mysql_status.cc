@@ -75,13 +75,20 @@ class MysqlStatusCheck final : public Check {
   // was in the last snapshot, and the last sample for a rate. Loop thread
   // only.
   struct State {
+    // What every run reads first, next to shared_ptr's count (Prefetch).
+    MysqlMap::Hint hint;
+    bool rate = false;
     std::string variable;
     std::string key;
-    bool rate = false;
-    MysqlMap::Hint hint;
     std::optional<Sample> last;
 
     Measurement Measure(const MysqlMap& status) {
+      Measurement m = Read(status);
+      m.at = status.taken;
+      return m;
+    }
+
+    Measurement Read(const MysqlMap& status) {
       auto it = status.find(key, &hint);
       if (it == status.end()) {
         return Measurement::Error("no status variable '" + variable + "' in SHOW GLOBAL STATUS");
@@ -91,7 +98,7 @@ class MysqlStatusCheck final : public Check {
         return Measurement::Error("'" + variable + "' is '" + std::string(it->second) +
                                   "', not a counter: rate = yes needs a number");
       }
-      Sample now{std::string(it->second), Clock::now()};
+      Sample now{std::string(it->second), status.taken};
       std::optional<Sample> before = std::move(last);
       last = now;
       if (!before) return Measurement::NotYet("a rate needs two samples");

@@ -4,10 +4,10 @@
 //
 // Snapshots are shared between checks on the same connection (see
 // MysqlReads). A rate needs two samples: the first run, and a run after the
-// counter went down (server restart, FLUSH STATUS), return NotYet. The
-// time between samples is taken when each snapshot reaches the loop, so a
-// snapshot served from the share window (100 ms) skews a rate by at most
-// that much over the check's interval.
+// counter went down (server restart, FLUSH STATUS), return NotYet. Each
+// sample's time is its snapshot's (MysqlMap::taken: when it reached the
+// loop), also when a run is served a snapshot from the share window, so
+// sharing does not skew a rate. That time is also the run's result time.
 #pragma once
 
 #include <optional>

@@ -37,7 +37,9 @@ class MysqlVariableCheck final : public Check {
         done(Measurement::Error("no variable '" + names->variable + "' in SHOW GLOBAL VARIABLES"));
         return;
       }
-      done(Measurement::Value(it->second));
+      Measurement m = Measurement::Value(it->second);
+      m.at = (*vars)->taken;
+      done(std::move(m));
     });
   }
 

@@ -573,6 +573,7 @@ struct MapBuilder {
       return Result::Error(sql + " returned " + std::to_string(columns) + " columns, expected 2");
     }
     map->Finish(layout);
+    map->taken = Clock::now();
     return std::shared_ptr<const MysqlMap>(std::move(map));
   }
 };

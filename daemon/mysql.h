@@ -95,6 +95,9 @@ class MysqlMap {
   const_iterator end() const { return entries_.end(); }
   size_t size() const { return entries_.size(); }
   bool empty() const { return entries_.empty(); }
+  // When the snapshot reached the loop (set by the reader before sharing
+  // it): the time of every value in it, for rates and check results.
+  std::chrono::steady_clock::time_point taken{};
 
   // Where a snapshot's rows go once sorted. A reader keeps the last one per
   // statement: a snapshot whose names match it (one comparison of the

@@ -414,7 +414,7 @@ void Scheduler::Finish(Entry& e, const Measurement& m) {
     }
     return;
   }
-  const Clock::time_point now = Clock::now();
+  const Clock::time_point now = m.at != Clock::time_point{} ? m.at : Clock::now();
   e.last_run = now;
   auto waiters = std::move(e.waiters);
   e.waiters.clear();

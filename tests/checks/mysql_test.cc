@@ -734,6 +734,40 @@ TEST_CASE("GlobalStatus asked for within the window runs one SHOW GLOBAL STATUS"
   CHECK(vars[0]->count("MAX_CONNECTIONS") == 0);
 }
 
+TEST_CASE("a snapshot's arrival time is its checks' result time and a rate's sample time",
+          "[checks][mysql]") {
+  Sandbox* sb = Sandbox::Get();
+  if (!sb) return;
+  MysqlHarness h({{"", sb->Tcp()}});
+  h.reads->share_window = 10s;
+  const auto before = std::chrono::steady_clock::now();
+  auto snapshot = h.Status("");
+  REQUIRE(snapshot.ok());
+  const auto taken = (*snapshot)->taken;
+  CHECK(taken >= before);
+  CHECK(taken <= std::chrono::steady_clock::now());
+
+  // Served later from the window: the snapshot's time, not the run's.
+  std::this_thread::sleep_for(50ms);
+  Measurement value = h.RunCheck("mysql_status", {{"variable", "Uptime"}});
+  REQUIRE(value.kind == Measurement::Kind::kValue);
+  CHECK(value.at == taken);
+  Measurement variable = h.RunCheck("mysql_variable", {{"variable", "max_connections"}});
+  REQUIRE(variable.kind == Measurement::Kind::kValue);
+  CHECK(variable.at > taken);   // its own snapshot (SHOW GLOBAL VARIABLES)
+
+  // Two runs served the same snapshot have no time between their samples
+  // (before, each took its own: a rate of 0 over the 20 ms between them).
+  warden::CheckCommon common;
+  auto built =
+      MakeCheck("mysql_status", {{"variable", "Com_show_status"}, {"rate", "yes"}}, common);
+  REQUIRE(built.errors.empty());
+  CHECK(h.Run(*built.check).kind == Measurement::Kind::kNotYet);
+  std::this_thread::sleep_for(20ms);
+  Measurement again = h.Run(*built.check);
+  CHECK(Show(again) == "not-yet no time passed since the previous sample");
+}
+
 TEST_CASE("a hung server holds one worker for its timeout while other connections go on",
           "[checks][mysql]") {
   Sandbox* sb = Sandbox::Get();

@@ -297,3 +297,29 @@ TEST_CASE("Start again while a run is in flight ends that run as retired", "[sch
   second->pending[0](Measurement::Value("50"));
   CHECK(rig.Get("lag").state == CheckState::kCrit);
 }
+
+TEST_CASE("a result's own time is its run's time and its state's since", "[scheduler]") {
+  Rig rig;
+  auto impl = std::make_shared<ManualCheck>();
+  rig.scheduler->Start(OneCheck("lag", "d1", impl));
+  rig.Spin();
+  REQUIRE(impl->pending.size() == 1);
+  Measurement m = Measurement::Value("50");
+  m.at = std::chrono::steady_clock::now() - std::chrono::seconds(3);   // a snapshot's
+  impl->pending[0](m);
+  auto lag = rig.Get("lag");
+  CHECK(lag.state == CheckState::kCrit);
+  REQUIRE(lag.last_run);
+  CHECK(*lag.last_run == m.at);
+  CHECK(lag.since == m.at);
+
+  // Without one, the time it reached the scheduler.
+  impl->pending.clear();
+  const auto before = std::chrono::steady_clock::now();
+  REQUIRE(rig.scheduler->RunNow("lag", [](const Measurement&, const Verdict&) {}));
+  REQUIRE(impl->pending.size() == 1);
+  impl->pending[0](Measurement::Value("3"));
+  lag = rig.Get("lag");
+  REQUIRE(lag.last_run);
+  CHECK(*lag.last_run >= before);
+}
