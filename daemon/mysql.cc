@@ -769,6 +769,7 @@ class LoopConn {
     waiting_ = false;
     builder_ = MapBuilder{};
     started_ = Clock::now();
+    Unpark();
     Advance(0);
   }
 
@@ -877,12 +878,39 @@ class LoopConn {
   }
 
   void StopWaiting() {
+    Unpark();
     ev_io_stop(loop_, &io_);
     ev_timer_stop(loop_, &timeout_);
   }
 
+  // Between statements the read watcher stays on the connection's socket
+  // (unreferenced: it does not keep the loop alive), so that the next
+  // statement's wait is no epoll_ctl, one system call fewer per share
+  // window; and a connection the server closes meanwhile is seen closed.
+  void Park() {
+    ev_timer_stop(loop_, &timeout_);
+    if (!ev_is_active(&io_) || (io_.events & EV_WRITE) != 0) {
+      ev_io_stop(loop_, &io_);
+      return;
+    }
+    if (!parked_) ev_unref(loop_);
+    parked_ = true;
+  }
+  void Unpark() {
+    if (parked_) ev_ref(loop_);   // before any ev_io_stop (libev: ref, then stop)
+    parked_ = false;
+  }
+
   static void OnIo(struct ev_loop*, ev_io* w, int revents) {
     auto* self = static_cast<LoopConn*>(w->data);
+    if (!self->waiting_) {
+      // Readable between statements: the server closed the connection
+      // (a restart, KILL, wait_timeout) or said why it will. The next
+      // statement connects anew.
+      self->StopWaiting();
+      if (!self->busy_) self->conn_.reset();
+      return;
+    }
     self->Advance(((revents & EV_READ) ? MYSQL_WAIT_READ : 0) |
                   ((revents & EV_WRITE) ? MYSQL_WAIT_WRITE : 0));
   }
@@ -895,11 +923,12 @@ class LoopConn {
     auto* self = static_cast<LoopConn*>(w->data);
     if (self->busy_) return;   // the next read re-arms it
     self->DisarmIdle();
+    self->StopWaiting();
     self->conn_.reset();
   }
 
   void Finished() {
-    StopWaiting();
+    Park();
     Op& op = queue_.front();
     reused_ = true;
     ArmIdle();
@@ -1015,6 +1044,7 @@ class LoopConn {
   ev_timer timeout_{};
   ev_timer idle_{};
   bool idle_armed_ = false;
+  bool parked_ = false;   // io_ left on the socket between statements (Park)
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

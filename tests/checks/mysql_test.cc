@@ -107,6 +107,10 @@ class StallingProxy {
   int port() const { return listen_.port; }
   std::atomic<bool> stalled{false};
   std::atomic<int> accepted{0};
+  // Set: the proxy closes every connection, as a server going away does
+  // (and clears it). The client's port of the last one accepted.
+  std::atomic<bool> hang_up{false};
+  std::atomic<int> client_port{0};
 
  private:
   void Run() {
@@ -116,6 +120,15 @@ class StallingProxy {
       for (auto [c, s] : pairs_) {
         fds.push_back({c, POLLIN, 0});
         fds.push_back({s, static_cast<short>(quiet ? 0 : POLLIN), 0});
+      }
+      if (hang_up) {
+        for (auto [c, s] : pairs_) {
+          close(c);
+          close(s);
+        }
+        pairs_.clear();
+        hang_up = false;
+        continue;
       }
       if (poll(fds.data(), fds.size(), 20) <= 0) continue;
       std::vector<std::pair<int, int>> open;
@@ -141,6 +154,11 @@ class StallingProxy {
         to.sin_port = htons(static_cast<uint16_t>(target_));
         if (c >= 0 && connect(s, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0) {
           pairs_.emplace_back(c, s);
+          sockaddr_in peer{};
+          socklen_t len = sizeof peer;
+          if (getpeername(c, reinterpret_cast<sockaddr*>(&peer), &len) == 0) {
+            client_port = ntohs(peer.sin_port);
+          }
           ++accepted;
         } else {
           if (c >= 0) close(c);
@@ -666,6 +684,51 @@ TEST_CASE("a status read the server stops answering fails at query_timeout, the 
   INFO((again.ok() ? std::string("ok") : again.error()));
   CHECK(again.ok());
   CHECK(proxy.accepted == accepted + 1);
+}
+
+// Whether this host has a TCP socket on local port `port` in CLOSE_WAIT:
+// its peer closed, and its owner has not (/proc/net/tcp, state 08).
+bool InCloseWait(int port) {
+  std::ifstream tcp("/proc/net/tcp");
+  std::string line;
+  std::getline(tcp, line);   // the header
+  while (std::getline(tcp, line)) {
+    std::istringstream fields(line);
+    std::string slot, local, remote, state;
+    fields >> slot >> local >> remote >> state;
+    auto colon = local.find(':');
+    if (colon == std::string::npos) continue;
+    if (std::stoi(local.substr(colon + 1), nullptr, 16) == port && state == "08") return true;
+  }
+  return false;
+}
+
+TEST_CASE("a loop connection the server closes between reads is closed at once",
+          "[checks][mysql]") {
+  Sandbox* sb = Sandbox::Get();
+  if (!sb) return;
+  StallingProxy proxy(sb->port());
+  MysqlConnConfig c = sb->Tcp("proxied");
+  c.port = proxy.port();
+  MysqlHarness h({{"proxied", c}});
+  h.reads->share_window = 0ms;
+  REQUIRE(h.Status("proxied").ok());
+  REQUIRE(proxy.accepted == 1);
+  const int port = proxy.client_port;
+  REQUIRE(port > 0);
+
+  // The server goes away while no read is running. Our end is closed
+  // within a turn of the loop, not left in CLOSE_WAIT for the next read
+  // (or the idle close, 5 minutes later) to find.
+  proxy.hang_up = true;
+  REQUIRE(PumpUntil(h.loop, [&] { return !proxy.hang_up; }));
+  CHECK(PumpUntil(h.loop, [&] { return !InCloseWait(port); }, 3s));
+
+  // The next read connects anew, without an error.
+  auto again = h.Status("proxied");
+  INFO((again.ok() ? std::string("ok") : again.error()));
+  CHECK(again.ok());
+  CHECK(proxy.accepted == 2);
 }
 
 TEST_CASE("GlobalStatus asked for within the window runs one SHOW GLOBAL STATUS",
