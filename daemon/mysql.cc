@@ -162,21 +162,21 @@ void MysqlMap::Finish(Layout* layout) {
       at += length;
     }
     // Where each row goes: sorted by name (stable), and of equal names the
-    // last one kept (as `map[name] = value` did); kDrop for the others.
+    // last one kept (as `map[name] = value` did).
     std::vector<std::uint32_t> by_name(n);
     for (size_t i = 0; i < n; ++i) by_name[i] = static_cast<std::uint32_t>(i);
     std::stable_sort(by_name.begin(), by_name.end(), [&](std::uint32_t a, std::uint32_t b) {
       return row_names[a] < row_names[b];
     });
     Layout fresh;
-    fresh.slot.assign(n, Layout::kDrop);
     // The kept names in sorted order, encoded as rows_ is: equal buffers
     // are equal lists of names.
     auto names = std::make_shared<std::string>();
     for (size_t k = 0; k < n; ++k) {
       bool last_of_name = k + 1 == n || row_names[by_name[k + 1]] != row_names[by_name[k]];
       if (!last_of_name) continue;
-      fresh.slot[by_name[k]] = static_cast<std::uint32_t>(fresh.size++);
+      fresh.row.push_back(by_name[k]);
+      ++fresh.size;
       const std::string_view name = row_names[by_name[k]];
       const auto length = static_cast<std::uint32_t>(name.size());
       names->append(reinterpret_cast<const char*>(&length), sizeof length);
@@ -201,13 +201,14 @@ void MysqlMap::Finish(Layout* layout) {
   }
   layout->value_bytes = values_.size();
   names_ = layout->names;
-  entries_.resize(layout->size);
+  // In sorted order, each from its row: written once, in order (a resize
+  // and writes by row's slot zeroed ~20 KB first and wrote all over it).
+  entries_.clear();
+  entries_.reserve(layout->size);
   const char* values_text = values_.data();
-  for (size_t i = 0; i < n; ++i) {
-    const std::uint32_t slot = layout->slot[i];
-    if (slot == Layout::kDrop) continue;
-    entries_[slot] = {layout->sorted[slot],
-                      std::string_view(values_text + row_values_[i].first, row_values_[i].second)};
+  for (size_t k = 0; k < layout->size; ++k) {
+    const auto [at, length] = row_values_[layout->row[k]];
+    entries_.emplace_back(layout->sorted[k], std::string_view(values_text + at, length));
   }
   // Only what the views point into stays.
   std::string().swap(rows_);

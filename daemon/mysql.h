@@ -103,10 +103,11 @@ class MysqlMap {
   // statement: a snapshot whose names match it (one comparison of the
   // names' text) is placed without sorting, and shares its sorted names.
   struct Layout {
-    static constexpr std::uint32_t kDrop = UINT32_MAX;   // an earlier row of a repeated name
     std::string rows;                   // the server's names, lower-cased, length-prefixed
     std::string raw;                    // the same as the server sent them (not lower-cased)
-    std::vector<std::uint32_t> slot;    // row -> index in the map, or kDrop
+    // Index in the map -> the row kept there: of several rows with the same
+    // name, the last.
+    std::vector<std::uint32_t> row;
     size_t size = 0;                    // rows kept
     // The kept names in sorted order, encoded as `rows` is (shared by the
     // snapshots, and by every layout with the same names), and each one.
