@@ -636,13 +636,23 @@ TEST_CASE("a status read on a connection killed on the server reconnects without
   CHECK(after[0] != before[0]);
 }
 
+namespace {
+
+// Connection "proxied": the sandbox over TCP, through `proxy`.
+MysqlConnConfig Proxied(Sandbox* sb, const StallingProxy& proxy) {
+  MysqlConnConfig c = sb->Tcp("proxied");
+  c.port = proxy.port();
+  return c;
+}
+
+}  // namespace
+
 TEST_CASE("a status read the server stops answering fails at query_timeout, the loop goes on",
           "[checks][mysql]") {
   Sandbox* sb = Sandbox::Get();
   if (!sb) return;
   StallingProxy proxy(sb->port());
-  MysqlConnConfig c = sb->Tcp("proxied");
-  c.port = proxy.port();
+  MysqlConnConfig c = Proxied(sb, proxy);
   c.query_timeout = 1s;
   MysqlHarness h({{"proxied", c}});
   h.reads->share_window = 0ms;
@@ -686,6 +696,8 @@ TEST_CASE("a status read the server stops answering fails at query_timeout, the 
   CHECK(proxy.accepted == accepted + 1);
 }
 
+namespace {
+
 // Whether this host has a TCP socket on local port `port` in CLOSE_WAIT:
 // its peer closed, and its owner has not (/proc/net/tcp, state 08).
 bool InCloseWait(int port) {
@@ -703,14 +715,14 @@ bool InCloseWait(int port) {
   return false;
 }
 
+}  // namespace
+
 TEST_CASE("a loop connection the server closes between reads is closed at once",
           "[checks][mysql]") {
   Sandbox* sb = Sandbox::Get();
   if (!sb) return;
   StallingProxy proxy(sb->port());
-  MysqlConnConfig c = sb->Tcp("proxied");
-  c.port = proxy.port();
-  MysqlHarness h({{"proxied", c}});
+  MysqlHarness h({{"proxied", Proxied(sb, proxy)}});
   h.reads->share_window = 0ms;
   REQUIRE(h.Status("proxied").ok());
   REQUIRE(proxy.accepted == 1);
