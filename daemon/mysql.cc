@@ -176,14 +176,13 @@ void MysqlMap::Finish(Layout* layout) {
       bool last_of_name = k + 1 == n || row_names[by_name[k + 1]] != row_names[by_name[k]];
       if (!last_of_name) continue;
       fresh.row.push_back(by_name[k]);
-      ++fresh.size;
       const std::string_view name = row_names[by_name[k]];
       const auto length = static_cast<std::uint32_t>(name.size());
       names->append(reinterpret_cast<const char*>(&length), sizeof length);
       names->append(name);
     }
     fresh.names = InternNames(std::move(names));
-    fresh.sorted.reserve(fresh.size);
+    fresh.sorted.reserve(fresh.size());
     const std::string& text = *fresh.names;
     for (size_t at = 0; at < text.size();) {
       std::uint32_t length = 0;
@@ -204,9 +203,9 @@ void MysqlMap::Finish(Layout* layout) {
   // In sorted order, each from its row: written once, in order (a resize
   // and writes by row's slot zeroed ~20 KB first and wrote all over it).
   entries_.clear();
-  entries_.reserve(layout->size);
+  entries_.reserve(layout->size());
   const char* values_text = values_.data();
-  for (size_t k = 0; k < layout->size; ++k) {
+  for (size_t k = 0; k < layout->size(); ++k) {
     const auto [at, length] = row_values_[layout->row[k]];
     entries_.emplace_back(layout->sorted[k], std::string_view(values_text + at, length));
   }

@@ -108,7 +108,7 @@ class MysqlMap {
     // Index in the map -> the row kept there: of several rows with the same
     // name, the last.
     std::vector<std::uint32_t> row;
-    size_t size = 0;                    // rows kept
+    size_t size() const { return row.size(); }   // rows kept
     // The kept names in sorted order, encoded as `rows` is (shared by the
     // snapshots, and by every layout with the same names), and each one.
     std::shared_ptr<const std::string> names;

@@ -83,9 +83,7 @@ void Scheduler::Start(std::shared_ptr<const Config> config) {
   for (auto& e : entries_) {
     ev_timer_stop(rt_.loop, &e->retry);
     e->due_ms = -1;
-    if (!e->in_flight) continue;
-    e->retired = true;
-    retired.entries.push_back(std::move(e));
+    RetireIfInFlight(e, retired);
   }
   if (!retired.entries.empty()) retired_.push_back(std::move(retired));
   due_.clear();
@@ -274,14 +272,16 @@ void Scheduler::Reload(std::shared_ptr<const Config> config) {
     by_name_[c.common.name] = e.get();
     entries_.push_back(std::move(e));
   }
-  for (auto& [name, e] : old) {
-    if (!e->in_flight) continue;   // nothing refers to it any more
-    e->retired = true;
-    retired.entries.push_back(std::move(e));
-  }
+  for (auto& [name, e] : old) RetireIfInFlight(e, retired);
   if (!retired.entries.empty()) retired_.push_back(std::move(retired));
   stopped_ = false;
   RearmWheel();
+}
+
+void Scheduler::RetireIfInFlight(std::unique_ptr<Entry>& e, Retired& into) {
+  if (!e->in_flight) return;
+  e->retired = true;
+  into.entries.push_back(std::move(e));
 }
 
 void Scheduler::ReapRetired() {

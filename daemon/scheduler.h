@@ -124,6 +124,9 @@ class Scheduler {
     std::vector<std::unique_ptr<Entry>> entries;
   };
   std::vector<Retired> retired_;
+  // Moves `e` into `into` while its run is in flight (its completion points
+  // at it); otherwise nothing refers to it any more and it is left to go.
+  static void RetireIfInFlight(std::unique_ptr<Entry>& e, Retired& into);
   std::map<std::string, Entry*> by_name_;
   // Armed entries by due time (steady ms, NowMs rounded down) and the timer
   // for the first of them.

@@ -1041,7 +1041,7 @@ TEST_CASE("MysqlMap sorts, keeps the last of a repeated name, and reuses a layou
 
   MysqlMap::Layout layout;
   CHECK(flat(build(server, &layout)) == sorted);
-  REQUIRE(layout.size == 4);
+  REQUIRE(layout.size() == 4);
   // The same names again, new values: placed by the layout.
   Rows again = server;
   for (auto& row : again) row.second += "0";
@@ -1054,7 +1054,7 @@ TEST_CASE("MysqlMap sorts, keeps the last of a repeated name, and reuses a layou
   CHECK(flat(m) == Rows{{"alpha", "a"}, {"zeta", "z"}});
   CHECK(m.find("zeta")->second == "z");
   CHECK(m.find("uptime") == m.end());
-  CHECK(layout.size == 2);
+  CHECK(layout.size() == 2);
   // Same count, one name changed: not mistaken for the old layout.
   Rows renamed = {{"Zeta", "z"}, {"Beta", "b"}};
   CHECK(flat(build(renamed, &layout)) == Rows{{"beta", "b"}, {"zeta", "z"}});
@@ -1075,7 +1075,7 @@ TEST_CASE("MysqlMap sorts, keeps the last of a repeated name, and reuses a layou
         Rows{{"aborted_clients", "2"}, {"threads_running", "3"}, {"uptime", "1"}});
   const Rows fewer = {{"Uptime", "4"}, {"Aborted_clients", "5"}};
   CHECK(flat(build(fewer, &l)) == Rows{{"aborted_clients", "5"}, {"uptime", "4"}});
-  CHECK(l.size == 2);
+  CHECK(l.size() == 2);
   const Rows more = {{"Uptime", "4"}, {"Aborted_clients", "5"}, {"Zzz", "6"}};
   CHECK(flat(build(more, &l)) == Rows{{"aborted_clients", "5"}, {"uptime", "4"}, {"zzz", "6"}});
   // Another spelling of the same names: the same layout (no new sort), and
@@ -1094,7 +1094,7 @@ TEST_CASE("MysqlMap sorts, keeps the last of a repeated name, and reuses a layou
   for (const auto& [name, value] : shouting) odd.Add(name, value);
   odd.Finish(&other_layout);
   CHECK(flat(odd) == Rows{{"aborted_clients", "8"}, {"uptime", "7"}, {"zzz", "9"}});
-  CHECK(other_layout.size == 3);
+  CHECK(other_layout.size() == 3);
 }
 
 TEST_CASE("MysqlMap finds a name again through a hint while the layout stays",
