@@ -89,16 +89,16 @@ class MysqlStatusCheck final : public Check {
     }
 
     Measurement Read(const MysqlMap& status) {
-      auto it = status.find(key, &hint);
-      if (it == status.end()) {
+      const auto value = status.get(key, &hint);
+      if (!value) {
         return Measurement::Error("no status variable '" + variable + "' in SHOW GLOBAL STATUS");
       }
-      if (!rate) return Measurement::Value(it->second);
-      if (!ParseNumber(it->second)) {
-        return Measurement::Error("'" + variable + "' is '" + std::string(it->second) +
+      if (!rate) return Measurement::Value(*value);
+      if (!ParseNumber(*value)) {
+        return Measurement::Error("'" + variable + "' is '" + std::string(*value) +
                                   "', not a counter: rate = yes needs a number");
       }
-      Sample now{std::string(it->second), status.taken};
+      Sample now{std::string(*value), status.taken};
       std::optional<Sample> before = std::move(last);
       last = now;
       if (!before) return Measurement::NotYet("a rate needs two samples");

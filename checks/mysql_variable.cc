@@ -32,12 +32,12 @@ class MysqlVariableCheck final : public Check {
         done(Measurement::Error(vars.error()));
         return;
       }
-      auto it = (*vars)->find(names->key);
-      if (it == (*vars)->end()) {
+      const auto value = (*vars)->get(names->key, &names->hint);
+      if (!value) {
         done(Measurement::Error("no variable '" + names->variable + "' in SHOW GLOBAL VARIABLES"));
         return;
       }
-      Measurement m = Measurement::Value(it->second);
+      Measurement m = Measurement::Value(*value);
       m.at = (*vars)->taken;
       done(std::move(m));
     });
@@ -45,13 +45,15 @@ class MysqlVariableCheck final : public Check {
 
  private:
   // The variable as configured and lower-cased (the snapshot's key), made
-  // once: a run only copies this pointer.
+  // once: a run only copies this pointer; and where the name was in the
+  // last snapshot. Loop thread only.
   struct Names {
     std::string variable;
     std::string key;
+    MysqlMap::Hint hint;
   };
   const std::string connection_;
-  std::shared_ptr<const Names> names_;
+  std::shared_ptr<Names> names_;
 };
 
 std::unique_ptr<Check> Make(OptionReader& opts, const CheckCommon& common) {

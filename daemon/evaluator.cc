@@ -30,7 +30,7 @@ bool IsBad(CheckState s) {
 }
 }  // namespace
 
-Verdict Evaluator::Enter(CheckState next, Clock::time_point now, Verdict v) {
+void Evaluator::Enter(CheckState next, Clock::time_point now, Verdict& v) {
   v.prev = state_;
   v.state = next;
   if (next != state_) {
@@ -53,7 +53,6 @@ Verdict Evaluator::Enter(CheckState next, Clock::time_point now, Verdict v) {
     v.repeat = true;
     last_fire_ = now;
   }
-  return v;
 }
 
 void Evaluator::PushWindow(Level level) {
@@ -88,16 +87,17 @@ void Evaluator::ClearWindow() {
 }
 
 Verdict Evaluator::Observe(const Measurement& m, Clock::time_point now) {
+  // One Verdict, filled in place and returned as it is: a result with
+  // nothing to say (no thresholds, no error, the value as before) copies
+  // one short string, and touches no other.
   Verdict v;
   v.prev = v.state = state_;
   if (m.kind == Measurement::Kind::kNotYet) return v;
 
   Level level = Level::kOk;
-  std::string threshold;
-  std::string error;
   if (m.kind == Measurement::Kind::kError) {
     level = Level::kError;
-    error = m.error;
+    v.error = m.error;
   } else if (has_thresholds_) {
     // crit first: a value past both thresholds is crit.
     auto classify = [&](const std::optional<Threshold>& t, Level l) {
@@ -105,21 +105,23 @@ Verdict Evaluator::Observe(const Measurement& m, Clock::time_point now) {
       auto hit = t->Matches(m.value);
       if (!hit) {
         level = Level::kError;
-        error = hit.error();
+        v.error = hit.error();
       } else if (*hit) {
         level = l;
-        threshold = t->ToString();
+        v.threshold = t->ToString();
       }
     };
     classify(rules_.crit, Level::kCrit);
     classify(rules_.warn, Level::kWarn);
   }
-  last_value_ = m.kind == Measurement::Kind::kValue ? m.value : std::string();
-  last_error_ = error;
-  if (!threshold.empty()) last_threshold_ = threshold;
+  if (m.kind != Measurement::Kind::kValue) {
+    last_value_.clear();
+  } else if (last_value_ != m.value) {
+    last_value_ = m.value;
+  }
+  if (!v.error.empty() || !last_error_.empty()) last_error_ = v.error;
+  if (!v.threshold.empty()) last_threshold_ = v.threshold;
   v.value = last_value_;
-  v.error = error;
-  v.threshold = threshold;
 
   PushWindow(level);
   ok_streak_ = level == Level::kOk ? ok_streak_ + 1 : 0;
@@ -145,13 +147,15 @@ Verdict Evaluator::Observe(const Measurement& m, Clock::time_point now) {
   if (next == CheckState::kWarn || next == CheckState::kCrit) {
     if (v.threshold.empty()) v.threshold = last_threshold_;
   }
-  return Enter(next, now, v);
+  Enter(next, now, v);
+  return v;
 }
 
 Verdict Evaluator::Skip(Clock::time_point now) {
   Verdict v;
   v.prev = v.state = state_;
-  return Enter(CheckState::kSkipped, now, v);
+  Enter(CheckState::kSkipped, now, v);
+  return v;
 }
 
 }  // namespace warden

@@ -92,7 +92,8 @@ class Evaluator {
 
  private:
   enum class Level : std::uint8_t { kOk, kWarn, kCrit, kError };
-  Verdict Enter(CheckState next, Clock::time_point now, Verdict v);
+  // Moves to `next`, filling in `v` (which the caller returns).
+  void Enter(CheckState next, Clock::time_point now, Verdict& v);
   // The window: the levels of the last trip.window results since the last
   // state change, as a ring (in the object up to kInlineWindow results:
   // no allocation and nothing more to touch per result for the usual

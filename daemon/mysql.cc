@@ -43,176 +43,59 @@ std::string MysqlConnConfig::Key() const {
          std::to_string(connect_timeout.count()) + sep + std::to_string(query_timeout.count());
 }
 
-MysqlMap::const_iterator MysqlMap::find(std::string_view key) const {
-  auto it = std::lower_bound(entries_.begin(), entries_.end(), key,
-                             [](const value_type& e, std::string_view k) { return e.first < k; });
-  if (it != entries_.end() && it->first == key) return it;
-  return entries_.end();
+bool MysqlMap::NameIs(const char* name, std::string_view key) {
+  // ASCII case only (server variable names are), without std::tolower's
+  // locale lookup per character; a NUL in `name` ends it.
+  for (size_t i = 0; i < key.size(); ++i) {
+    char ch = name[i];
+    if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+    if (ch != key[i]) return false;   // also where `name` ends first
+  }
+  return name[key.size()] == '\0';
 }
 
-MysqlMap::const_iterator MysqlMap::find(std::string_view key, Hint* hint) const {
-  if (hint->names == names_ && hint->index < entries_.size()) {
-    return entries_.begin() + static_cast<std::ptrdiff_t>(hint->index);
-  }
-  auto it = find(key);
-  if (it != entries_.end()) {
-    hint->names = names_;
-    hint->index = static_cast<size_t>(it - entries_.begin());
-  }
-  return it;
+std::optional<std::string_view> MysqlMap::Value(size_t i) const {
+  const char* v = rows_[i].value;
+  return v ? std::string_view(v) : std::string_view();
 }
 
-void MysqlMap::Reserve(size_t rows, const Layout* layout) {
-  row_values_.reserve(rows);
-  if (layout) {
-    values_.reserve(layout->value_bytes);
-    if (layout->names && rows_.empty() && row_values_.empty()) {
-      expect_ = layout;
-      raw_at_ = 0;
-      return;
+std::optional<std::string_view> MysqlMap::get(std::string_view key) const {
+  // From the end: of several rows with the same name, the last one.
+  for (size_t i = rows_.size(); i-- > 0;) {
+    if (NameIs(rows_[i].name, key)) return Value(i);
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string_view> MysqlMap::get(std::string_view key, Hint* hint) const {
+  // The row the hint names, if it still has that name as the server
+  // spelt it (a plain strcmp, a fraction of NameIs's per-byte lowering).
+  // A later row of the same name is not looked for: the hint comes from
+  // the search below, which found the last one.
+  const size_t at = hint->index;
+  if (at < rows_.size() && std::strcmp(rows_[at].name, hint->name.c_str()) == 0) return Value(at);
+  for (size_t i = rows_.size(); i-- > 0;) {
+    if (NameIs(rows_[i].name, key)) {
+      hint->index = i;
+      hint->name = rows_[i].name;
+      return Value(i);
     }
-    rows_.reserve(layout->rows.size());
-    raw_.reserve(layout->raw.size());
   }
+  return std::nullopt;
 }
 
-void MysqlMap::Diverge() {
-  // Lower-casing keeps lengths: the first raw_at_ bytes of both encodings
-  // are the same rows.
-  rows_.assign(expect_->rows, 0, raw_at_);
-  raw_.assign(expect_->raw, 0, raw_at_);
-  expect_ = nullptr;
+MysqlMap::value_type MysqlMap::row(size_t i) const {
+  return {std::string_view(rows_[i].name), *Value(i)};
 }
 
 void MysqlMap::Add(std::string_view name, std::string_view value) {
-  row_values_.emplace_back(static_cast<std::uint32_t>(values_.size()),
-                           static_cast<std::uint32_t>(value.size()));
-  values_.insert(values_.end(), value.begin(), value.end());
-  // Each name is its length (4 bytes) then its text, so that two lists of
-  // names are the same exactly when their encodings are.
-  const auto length = static_cast<std::uint32_t>(name.size());
-  if (expect_) {
-    // The usual case, the server's names of the last snapshot: compared
-    // where they were (~600 names per read), nothing copied.
-    const std::string& raw = expect_->raw;
-    std::uint32_t expected = 0;
-    if (raw_at_ + sizeof expected <= raw.size()) {
-      std::memcpy(&expected, raw.data() + raw_at_, sizeof expected);
-      if (expected == length && raw_at_ + sizeof expected + length <= raw.size() &&
-          std::memcmp(raw.data() + raw_at_ + sizeof expected, name.data(), length) == 0) {
-        raw_at_ += sizeof expected + length;
-        return;
-      }
-    }
-    Diverge();
-  }
-  raw_.append(reinterpret_cast<const char*>(&length), sizeof length);
-  raw_.append(name);
-  rows_.append(reinterpret_cast<const char*>(&length), sizeof length);
-  const size_t at = rows_.size();
-  rows_.append(name);
-  // ASCII lower case only (server variable names are), without
-  // std::tolower's locale lookup per character.
-  for (size_t i = at; i < rows_.size(); ++i) {
-    char& ch = rows_[i];
-    if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
-  }
-}
-
-namespace {
-
-// Each reader keeps its own layouts (one per connection and statement);
-// their sorted names are shared through this table so that snapshots of
-// the same server layout have the same names buffer, and a Hint taken on
-// one is good for all (a lookup is then one pointer comparison), across a
-// reconnect or a reload too. Called only when a layout is made anew.
-std::shared_ptr<const std::string> InternNames(std::shared_ptr<const std::string> names) {
-  static std::mutex mu;
-  static std::vector<std::weak_ptr<const std::string>> known;   // GUARDED_BY(mu)
-  std::lock_guard<std::mutex> lock(mu);
-  std::erase_if(known, [](const std::weak_ptr<const std::string>& w) { return w.expired(); });
-  for (const auto& w : known) {
-    auto same = w.lock();
-    if (same && *same == *names) return same;
-  }
-  known.push_back(names);
-  return names;
-}
-
-}  // namespace
-
-void MysqlMap::Finish(Layout* layout) {
-  const size_t n = row_values_.size();
-  // Every row matched the expected layout's names, all of them, and that is
-  // the layout given: it stands as it is.
-  const bool same = expect_ && expect_ == layout && raw_at_ == expect_->raw.size();
-  if (expect_ && !same) Diverge();
-  expect_ = nullptr;
-  Layout local;   // no layout kept by the caller
-  if (!layout) layout = &local;
-  if (!same && (!layout->names || layout->rows != rows_)) {
-    // The rows' names, decoded from rows_.
-    std::vector<std::string_view> row_names;
-    row_names.reserve(n);
-    for (size_t at = 0; at < rows_.size();) {
-      std::uint32_t length = 0;
-      std::memcpy(&length, rows_.data() + at, sizeof length);
-      at += sizeof length;
-      row_names.emplace_back(rows_.data() + at, length);
-      at += length;
-    }
-    // Where each row goes: sorted by name (stable), and of equal names the
-    // last one kept (as `map[name] = value` did).
-    std::vector<std::uint32_t> by_name(n);
-    for (size_t i = 0; i < n; ++i) by_name[i] = static_cast<std::uint32_t>(i);
-    std::stable_sort(by_name.begin(), by_name.end(), [&](std::uint32_t a, std::uint32_t b) {
-      return row_names[a] < row_names[b];
-    });
-    Layout fresh;
-    // The kept names in sorted order, encoded as rows_ is: equal buffers
-    // are equal lists of names.
-    auto names = std::make_shared<std::string>();
-    for (size_t k = 0; k < n; ++k) {
-      bool last_of_name = k + 1 == n || row_names[by_name[k + 1]] != row_names[by_name[k]];
-      if (!last_of_name) continue;
-      fresh.row.push_back(by_name[k]);
-      const std::string_view name = row_names[by_name[k]];
-      const auto length = static_cast<std::uint32_t>(name.size());
-      names->append(reinterpret_cast<const char*>(&length), sizeof length);
-      names->append(name);
-    }
-    fresh.names = InternNames(std::move(names));
-    fresh.sorted.reserve(fresh.size());
-    const std::string& text = *fresh.names;
-    for (size_t at = 0; at < text.size();) {
-      std::uint32_t length = 0;
-      std::memcpy(&length, text.data() + at, sizeof length);
-      at += sizeof length;
-      fresh.sorted.emplace_back(text.data() + at, length);
-      at += length;
-    }
-    fresh.rows = std::move(rows_);
-    fresh.raw = std::move(raw_);
-    *layout = std::move(fresh);
-  } else if (!same) {
-    // The same names, spelt otherwise (case): the layout takes this spelling.
-    layout->raw = std::move(raw_);
-  }
-  layout->value_bytes = values_.size();
-  names_ = layout->names;
-  // In sorted order, each from its row: written once, in order (a resize
-  // and writes by row's slot zeroed ~20 KB first and wrote all over it).
-  entries_.clear();
-  entries_.reserve(layout->size());
-  const char* values_text = values_.data();
-  for (size_t k = 0; k < layout->size(); ++k) {
-    const auto [at, length] = row_values_[layout->row[k]];
-    entries_.emplace_back(layout->sorted[k], std::string_view(values_text + at, length));
-  }
-  // Only what the views point into stays.
-  std::string().swap(rows_);
-  std::string().swap(raw_);
-  std::vector<std::pair<std::uint32_t, std::uint32_t>>().swap(row_values_);
+  // One copy holds both, each NUL-terminated, kept with the map.
+  auto text = std::make_shared<std::string>();
+  text->reserve(name.size() + value.size() + 2);
+  text->append(name).push_back('\0');
+  text->append(value).push_back('\0');
+  rows_.push_back({text->data(), text->data() + name.size() + 1});
+  keep_.push_back(std::move(text));
 }
 
 int MysqlRows::Column(std::string_view name) const {
@@ -544,35 +427,33 @@ Expected<std::shared_ptr<const MysqlRows>> WorkerReplicaStatus(const MysqlConnCo
       healthy);
 }
 
-// SHOW GLOBAL STATUS / VARIABLES rows straight from the client library
-// into a MysqlMap (no MysqlRows copy in between: ~600 rows per share
-// window). The first result set is the map; any later one is read and
-// dropped.
+// SHOW GLOBAL STATUS / VARIABLES as a MysqlMap: the stored result itself,
+// kept by the map (a stored result holds every row and no reference to
+// its connection, so it may outlive it), with its rows' pointers. The
+// first result set is the map; any later one is dropped.
 struct MapBuilder {
   std::shared_ptr<MysqlMap> map;
   unsigned columns = 0;
 
-  void Take(MYSQL_RES* res, const MysqlMap::Layout* layout) {
+  // Takes `res` (stored), freeing it when it is not the map's.
+  void Take(MYSQL_RES* res) {
+    std::shared_ptr<MYSQL_RES> keep(res, mysql_free_result);
     if (map) return;
     map = std::make_shared<MysqlMap>();
     columns = mysql_num_fields(res);
     if (columns < 2) return;
-    map->Reserve(static_cast<size_t>(mysql_num_rows(res)), layout);
+    map->Reserve(static_cast<size_t>(mysql_num_rows(res)));
     while (MYSQL_ROW row = mysql_fetch_row(res)) {
-      if (!row[0]) continue;
-      unsigned long* lengths = mysql_fetch_lengths(res);
-      map->Add(std::string_view(row[0], lengths[0]),
-               row[1] ? std::string_view(row[1], lengths[1]) : std::string_view());
+      if (row[0]) map->AddRow(row[0], row[1]);
     }
+    map->Keep(std::move(keep));
   }
 
-  Expected<std::shared_ptr<const MysqlMap>> Finish(const std::string& sql,
-                                                   MysqlMap::Layout* layout) {
+  Expected<std::shared_ptr<const MysqlMap>> Finish(const std::string& sql) {
     using Result = Expected<std::shared_ptr<const MysqlMap>>;
     if (!map || columns < 2) {
       return Result::Error(sql + " returned " + std::to_string(columns) + " columns, expected 2");
     }
-    map->Finish(layout);
     map->taken = Clock::now();
     return std::shared_ptr<const MysqlMap>(std::move(map));
   }
@@ -838,8 +719,7 @@ class LoopConn {
         case Stage::kStore:
           if (res_) {
             // Stored: every row is in memory, nothing here waits.
-            builder_.Take(res_, &layouts_[sql]);
-            mysql_free_result(res_);
+            builder_.Take(res_);
             res_ = nullptr;
           } else if (mysql_field_count(m) != 0) {
             return Fail();
@@ -933,7 +813,7 @@ class LoopConn {
     reused_ = true;
     ArmIdle();
     // Not a MySQL error when it fails (too few columns): the connection stays.
-    Complete(builder_.Finish(op.sql, &layouts_[op.sql]));
+    Complete(builder_.Finish(op.sql));
   }
 
   void Fail() {
@@ -1038,8 +918,6 @@ class LoopConn {
   MYSQL_RES* res_ = nullptr;
   MapBuilder builder_;
   Clock::time_point started_{};
-  // Row order of the last snapshot per statement (MysqlMap::Layout).
-  std::map<std::string, MysqlMap::Layout> layouts_;
   ev_io io_{};
   ev_timer timeout_{};
   ev_timer idle_{};
@@ -1063,12 +941,16 @@ template <typename T, typename Start>
 void SharedReadOf(const std::shared_ptr<ReadsState>& impl,
                   std::map<std::string, SharedRead<T>>& table, const std::string& name,
                   Duration window, Start&& start, MysqlReads::SharedDone<T> done) {
-  const MysqlConnConfig* cfg = impl->Find(name);
-  if (!cfg) {
-    done(Expected<std::shared_ptr<const T>>::Error(UnknownConnection(name)));
-    return;
+  // One lookup per run: a table has entries for known connections only.
+  auto it = table.find(name);
+  if (it == table.end()) {
+    if (!impl->Find(name)) {
+      done(Expected<std::shared_ptr<const T>>::Error(UnknownConnection(name)));
+      return;
+    }
+    it = table.try_emplace(name).first;
   }
-  SharedRead<T>* shared = &table[name];
+  SharedRead<T>* shared = &it->second;
   if (shared->in_flight) {
     shared->waiters.push_back(std::move(done));
     return;

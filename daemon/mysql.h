@@ -55,95 +55,68 @@ struct MysqlRows {
   int Column(std::string_view name) const;
 };
 
-// One SHOW GLOBAL STATUS / SHOW GLOBAL VARIABLES snapshot: lower-cased name
-// -> value, read-only once built. A snapshot of ~600 rows is built for every
-// share window and read by many checks, so it is flat: the values in one
-// buffer, the sorted names in another that is shared with the earlier
-// snapshots of the same layout (the server sends the same names every
-// time), and one (name, value) pair of views per row, looked up by binary
-// search or by an index remembered from an earlier snapshot. Building one
-// is three allocations, not two per row. The read interface is the subset
-// of std::map's that callers use, with views for strings.
+// One SHOW GLOBAL STATUS / SHOW GLOBAL VARIABLES snapshot: name -> value,
+// read-only once built. A snapshot of ~600 rows is taken for every share
+// window and read by the few checks due in it, so building one does no
+// work per row beyond keeping it: it holds the client library's stored
+// result as it is (no copy, no lower-casing, no sort), and a name is
+// compared only when a check asks for it. A check keeps a Hint (where its
+// name was), so its lookup in the next snapshot is one comparison of its
+// name with that row's, not a search. Names are matched case-insensitively
+// against a lower-case key; of several rows with the same name, the last.
 class MysqlMap {
  public:
+  // A row: its name as the server sent it, and its value ("" for NULL).
   using value_type = std::pair<std::string_view, std::string_view>;
-  using const_iterator = std::vector<value_type>::const_iterator;
 
   MysqlMap() = default;
-  // The views point into buffers the map owns: moving keeps them valid,
-  // copying would not.
+  // The rows point into what the map keeps: moving keeps them valid.
   MysqlMap(MysqlMap&&) = default;
   MysqlMap& operator=(MysqlMap&&) = default;
   MysqlMap(const MysqlMap&) = delete;
   MysqlMap& operator=(const MysqlMap&) = delete;
 
-  // `key` as stored: lower case. end() when absent.
-  const_iterator find(std::string_view key) const;
-  // Where a name was found, for finding it again in a later snapshot of
-  // the same layout without a search: a caller that looks up one name in
-  // every snapshot keeps one. It holds the layout's names, so a layout
-  // seen again is the same one, never another at the same address.
+  // The value of `key` (lower case: "threads_running"), or nullopt.
+  std::optional<std::string_view> get(std::string_view key) const;
+  // Where a name was found and how the server spelt it, for finding it
+  // again in a later snapshot (one strcmp): a caller that looks up one
+  // name in every snapshot keeps one.
   struct Hint {
-    std::shared_ptr<const std::string> names;
-    size_t index = 0;
+    size_t index = static_cast<size_t>(-1);
+    std::string name;
   };
-  // The same as find(key) (the caller keeps `key` the same for a hint),
-  // using and updating `hint`.
-  const_iterator find(std::string_view key, Hint* hint) const;
-  size_t count(std::string_view key) const { return find(key) == end() ? 0 : 1; }
-  const_iterator begin() const { return entries_.begin(); }
-  const_iterator end() const { return entries_.end(); }
-  size_t size() const { return entries_.size(); }
-  bool empty() const { return entries_.empty(); }
+  // The same as get(key) (the caller keeps `key` the same for a hint),
+  // trying the hint's row first and updating the hint.
+  std::optional<std::string_view> get(std::string_view key, Hint* hint) const;
+  size_t count(std::string_view key) const { return get(key) ? 1 : 0; }
+  size_t size() const { return rows_.size(); }
+  bool empty() const { return rows_.empty(); }
+  // Row `i` in the server's order.
+  value_type row(size_t i) const;
   // When the snapshot reached the loop (set by the reader before sharing
   // it): the time of every value in it, for rates and check results.
   std::chrono::steady_clock::time_point taken{};
 
-  // Where a snapshot's rows go once sorted. A reader keeps the last one per
-  // statement: a snapshot whose names match it (one comparison of the
-  // names' text) is placed without sorting, and shares its sorted names.
-  struct Layout {
-    std::string rows;                   // the server's names, lower-cased, length-prefixed
-    std::string raw;                    // the same as the server sent them (not lower-cased)
-    // Index in the map -> the row kept there: of several rows with the same
-    // name, the last.
-    std::vector<std::uint32_t> row;
-    size_t size() const { return row.size(); }   // rows kept
-    // The kept names in sorted order, encoded as `rows` is (shared by the
-    // snapshots, and by every layout with the same names), and each one.
-    std::shared_ptr<const std::string> names;
-    std::vector<std::string_view> sorted;   // into *names
-    size_t value_bytes = 0;             // the last snapshot's, to reserve the next one's
-  };
-
-  // Building (before the map is shared): Add lower-cases `name`; Finish
-  // sorts by name and of several rows with the same name keeps the last
-  // one, reusing (and updating) `layout` when given.
-  // Reserve: room for `rows` rows, sized after `layout` (the last snapshot),
-  // which Finish is then given too: while the rows' names are the ones the
-  // layout was made from, as the server sent them, Add only compares them
-  // (no copy, no lower-casing).
-  void Reserve(size_t rows, const Layout* layout = nullptr);
+  // Building (before the map is shared). AddRow: a row whose text (NUL-
+  // terminated; `value` may be null) lives as long as `keep`, which the
+  // map holds from Keep on: the reader's stored result. Add: a copy of
+  // the text, for rows that come from elsewhere.
+  void Reserve(size_t rows) { rows_.reserve(rows); }
+  void AddRow(const char* name, const char* value) { rows_.push_back({name, value}); }
+  void Keep(std::shared_ptr<const void> keep) { keep_.push_back(std::move(keep)); }
   void Add(std::string_view name, std::string_view value);
-  void Finish(Layout* layout = nullptr);
 
  private:
-  // The rows so far stopped matching `expect_`: their names as the layout
-  // has them become rows_ and raw_, and Add goes on copying.
-  void Diverge();
+  // Whether a row's name is `key` but for case.
+  static bool NameIs(const char* name, std::string_view key);
+  std::optional<std::string_view> Value(size_t i) const;
 
-  // While building: the rows as Layout::rows and Layout::raw encode them
-  // (empty while they match expect_ up to raw_at_), and each row's value as
-  // (offset, length) into values_.
-  const Layout* expect_ = nullptr;
-  size_t raw_at_ = 0;
-  std::string rows_;
-  std::string raw_;
-  std::vector<std::pair<std::uint32_t, std::uint32_t>> row_values_;
-  // Once finished: the buffers the views of entries_ point into.
-  std::shared_ptr<const std::string> names_;
-  std::vector<char> values_;
-  std::vector<value_type> entries_;
+  struct Row {
+    const char* name;
+    const char* value;   // null for NULL
+  };
+  std::vector<Row> rows_;
+  std::vector<std::shared_ptr<const void>> keep_;   // what rows_ point into
 };
 
 class MysqlReads {

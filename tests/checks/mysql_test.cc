@@ -376,9 +376,9 @@ std::string Scalar(const Expected<MysqlRows>& r) {
 }
 
 long long StatusNumber(const std::shared_ptr<const MysqlMap>& m, const std::string& name) {
-  auto it = m->find(name);
-  REQUIRE(it != m->end());
-  auto n = warden::ParseNumber(it->second);
+  auto value = m->get(name);
+  REQUIRE(value);
+  auto n = warden::ParseNumber(*value);
   REQUIRE(n);
   return static_cast<long long>(*n);
 }
@@ -698,9 +698,11 @@ TEST_CASE("a status read the server stops answering fails at query_timeout, the 
 
 namespace {
 
-// Whether this host has a TCP socket on local port `port` in CLOSE_WAIT:
-// its peer closed, and its owner has not (/proc/net/tcp, state 08).
-bool InCloseWait(int port) {
+// Whether this host has a TCP socket from local port `port` to `peer_port`
+// in CLOSE_WAIT: its peer closed, and its owner has not (/proc/net/tcp,
+// state 08). Both ports: a local port may be in use to several peers (an
+// earlier test's socket left in CLOSE_WAIT to another one is not ours).
+bool InCloseWait(int port, int peer_port) {
   std::ifstream tcp("/proc/net/tcp");
   std::string line;
   std::getline(tcp, line);   // the header
@@ -708,9 +710,12 @@ bool InCloseWait(int port) {
     std::istringstream fields(line);
     std::string slot, local, remote, state;
     fields >> slot >> local >> remote >> state;
-    auto colon = local.find(':');
-    if (colon == std::string::npos) continue;
-    if (std::stoi(local.substr(colon + 1), nullptr, 16) == port && state == "08") return true;
+    auto colon = local.find(':'), peer_colon = remote.find(':');
+    if (colon == std::string::npos || peer_colon == std::string::npos) continue;
+    if (std::stoi(local.substr(colon + 1), nullptr, 16) == port &&
+        std::stoi(remote.substr(peer_colon + 1), nullptr, 16) == peer_port && state == "08") {
+      return true;
+    }
   }
   return false;
 }
@@ -734,7 +739,7 @@ TEST_CASE("a loop connection the server closes between reads is closed at once",
   // (or the idle close, 5 minutes later) to find.
   proxy.hang_up = true;
   REQUIRE(PumpUntil(h.loop, [&] { return !proxy.hang_up; }));
-  CHECK(PumpUntil(h.loop, [&] { return !InCloseWait(port); }, 3s));
+  CHECK(PumpUntil(h.loop, [&] { return !InCloseWait(port, proxy.port()); }, 3s));
 
   // The next read connects anew, without an error.
   auto again = h.Status("proxied");
@@ -1010,138 +1015,104 @@ namespace {
 
 using NameValues = std::vector<std::pair<std::string, std::string>>;
 
-// A snapshot of `rows` (name, value) as a read builds it.
-// As the reader builds a snapshot: sized after the layout, rows compared
-// with the layout's names while they match.
-MysqlMap BuildMap(const NameValues& rows, MysqlMap::Layout* layout) {
+MysqlMap BuildMap(const NameValues& rows) {
   MysqlMap m;
-  m.Reserve(rows.size(), layout);
+  m.Reserve(rows.size());
   for (const auto& [name, value] : rows) m.Add(name, value);
-  m.Finish(layout);
   return m;
+}
+
+std::string Got(const std::optional<std::string_view>& v) {
+  return v ? "'" + std::string(*v) + "'" : "absent";
 }
 
 }  // namespace
 
-TEST_CASE("MysqlMap sorts, keeps the last of a repeated name, and reuses a layout",
+TEST_CASE("MysqlMap looks names up in any case, the last of a repeated one",
           "[checks][mysql]") {
-  using Rows = NameValues;
-  const auto build = BuildMap;
-  auto flat = [](const MysqlMap& m) {
-    Rows out(m.begin(), m.end());
-    return out;
-  };
-  // The server's order is not byte order once lower-cased (MariaDB 10.11
-  // sends Binlog_snapshot_position before Binlog_bytes_written).
-  const Rows server = {{"Binlog_snapshot_position", "1"}, {"Binlog_bytes_written", "2"},
-                       {"Uptime", "3"}, {"Aborted_clients", "4"}, {"uptime", "5"}};
-  const Rows sorted = {{"aborted_clients", "4"}, {"binlog_bytes_written", "2"},
-                       {"binlog_snapshot_position", "1"}, {"uptime", "5"}};
-  CHECK(flat(build(server, nullptr)) == sorted);
+  // As MariaDB 10.11 sends them (not in byte order once lower-cased), and
+  // a name twice.
+  const MysqlMap m = BuildMap({{"Binlog_snapshot_position", "1"},
+                               {"Binlog_bytes_written", "2"},
+                               {"Uptime", "3"},
+                               {"Aborted_clients", "4"},
+                               {"uptime", "5"}});
+  REQUIRE(m.size() == 5);
+  CHECK(m.row(0) == MysqlMap::value_type{"Binlog_snapshot_position", "1"});
+  CHECK(Got(m.get("binlog_bytes_written")) == "'2'");
+  CHECK(Got(m.get("aborted_clients")) == "'4'");
+  CHECK(Got(m.get("uptime")) == "'5'");
+  // The key is lower case: anything else is no name the server sends.
+  CHECK(Got(m.get("Uptime")) == "absent");
+  CHECK(m.count("UPTIME") == 0);
+  CHECK(m.count("uptime") == 1);
+  // A prefix, or a name with more after it, is another name.
+  CHECK(Got(m.get("uptim")) == "absent");
+  CHECK(Got(m.get("uptimes")) == "absent");
+  CHECK(Got(m.get("")) == "absent");
+  CHECK(MysqlMap().empty());
+  CHECK(Got(MysqlMap().get("uptime")) == "absent");
 
-  MysqlMap::Layout layout;
-  CHECK(flat(build(server, &layout)) == sorted);
-  REQUIRE(layout.size() == 4);
-  // The same names again, new values: placed by the layout.
-  Rows again = server;
-  for (auto& row : again) row.second += "0";
-  CHECK(flat(build(again, &layout)) ==
-        Rows{{"aborted_clients", "40"}, {"binlog_bytes_written", "20"},
-             {"binlog_snapshot_position", "10"}, {"uptime", "50"}});
-  // Other names (a plugin loaded, a server upgraded): laid out anew.
-  Rows other = {{"Zeta", "z"}, {"Alpha", "a"}};
-  MysqlMap m = build(other, &layout);
-  CHECK(flat(m) == Rows{{"alpha", "a"}, {"zeta", "z"}});
-  CHECK(m.find("zeta")->second == "z");
-  CHECK(m.find("uptime") == m.end());
-  CHECK(layout.size() == 2);
-  // Same count, one name changed: not mistaken for the old layout.
-  Rows renamed = {{"Zeta", "z"}, {"Beta", "b"}};
-  CHECK(flat(build(renamed, &layout)) == Rows{{"beta", "b"}, {"zeta", "z"}});
-  CHECK(flat(build({}, &layout)).empty());
-
-  // Rows that match the layout's names for a while and then do not (a
-  // variable added in the middle, one gone at the end, one more at the
-  // end, a name spelt in another case): laid out from the rows, never
-  // from the old layout.
-  MysqlMap::Layout l;
-  const Rows base = {{"Uptime", "1"}, {"Aborted_clients", "2"}, {"Threads_running", "3"}};
-  REQUIRE(flat(build(base, &l)).size() == 3);
-  const Rows inserted = {{"Uptime", "1"}, {"Bytes_sent", "9"}, {"Aborted_clients", "2"},
-                         {"Threads_running", "3"}};
-  CHECK(flat(build(inserted, &l)) == Rows{{"aborted_clients", "2"}, {"bytes_sent", "9"},
-                                          {"threads_running", "3"}, {"uptime", "1"}});
-  CHECK(flat(build(base, &l)) ==
-        Rows{{"aborted_clients", "2"}, {"threads_running", "3"}, {"uptime", "1"}});
-  const Rows fewer = {{"Uptime", "4"}, {"Aborted_clients", "5"}};
-  CHECK(flat(build(fewer, &l)) == Rows{{"aborted_clients", "5"}, {"uptime", "4"}});
-  CHECK(l.size() == 2);
-  const Rows more = {{"Uptime", "4"}, {"Aborted_clients", "5"}, {"Zzz", "6"}};
-  CHECK(flat(build(more, &l)) == Rows{{"aborted_clients", "5"}, {"uptime", "4"}, {"zzz", "6"}});
-  // Another spelling of the same names: the same layout (no new sort), and
-  // the next snapshot in that spelling is matched as it comes.
-  auto names_before = l.names;
-  const Rows shouting = {{"UPTIME", "7"}, {"ABORTED_CLIENTS", "8"}, {"ZZZ", "9"}};
-  CHECK(flat(build(shouting, &l)) == Rows{{"aborted_clients", "8"}, {"uptime", "7"}, {"zzz", "9"}});
-  CHECK(l.names == names_before);
-  CHECK(l.raw.find("UPTIME") != std::string::npos);
-  CHECK(flat(build(shouting, &l)) == Rows{{"aborted_clients", "8"}, {"uptime", "7"}, {"zzz", "9"}});
-  // A layout given to Finish that is not the one the rows were compared
-  // with: the rows are laid out on their own.
-  MysqlMap::Layout other_layout;
-  MysqlMap odd;
-  odd.Reserve(3, &l);
-  for (const auto& [name, value] : shouting) odd.Add(name, value);
-  odd.Finish(&other_layout);
-  CHECK(flat(odd) == Rows{{"aborted_clients", "8"}, {"uptime", "7"}, {"zzz", "9"}});
-  CHECK(other_layout.size() == 3);
+  // A NULL value reads as empty.
+  MysqlMap with_null;
+  const char* name = "Rpl_status";
+  with_null.AddRow(name, nullptr);
+  CHECK(Got(with_null.get("rpl_status")) == "''");
+  CHECK(with_null.row(0).second.empty());
 }
 
-TEST_CASE("MysqlMap finds a name again through a hint while the layout stays",
+TEST_CASE("MysqlMap finds a name again through a hint, and follows it when rows move",
           "[checks][mysql]") {
-  using Rows = NameValues;
-  const auto build = BuildMap;
-  const Rows server = {{"Uptime", "3"}, {"Aborted_clients", "4"}, {"Threads_running", "1"}};
-  // Two layouts with the same names (two connections, or a reconnect) share their
-  // names: a hint taken on one serves the other.
-  MysqlMap::Layout a, b;
-  MysqlMap first = build(server, &a);
+  const NameValues server = {{"Uptime", "3"}, {"Aborted_clients", "4"}, {"Threads_running", "1"}};
+  MysqlMap first = BuildMap(server);
   MysqlMap::Hint hint;
-  auto it = first.find("threads_running", &hint);
-  REQUIRE(it != first.end());
-  CHECK(it->second == "1");
-  CHECK(hint.index == 1);   // aborted_clients, threads_running, uptime
-  CHECK(hint.names != nullptr);
-  Rows later = server;
+  CHECK(Got(first.get("threads_running", &hint)) == "'1'");
+  CHECK(hint.index == 2);   // the server's order
+  NameValues later = server;
   later[2].second = "7";
-  MysqlMap second = build(later, &b);
-  CHECK(b.names == a.names);
-  CHECK(second.find("threads_running", &hint)->second == "7");
-  // Moving a snapshot keeps its views.
+  MysqlMap second = BuildMap(later);
+  CHECK(Got(second.get("threads_running", &hint)) == "'7'");
+  // Moving a snapshot keeps its rows.
   MysqlMap moved = std::move(second);
-  CHECK(moved.find("threads_running", &hint)->second == "7");
-  CHECK(moved.find("uptime")->second == "3");
+  CHECK(Got(moved.get("threads_running", &hint)) == "'7'");
+  CHECK(Got(moved.get("uptime")) == "'3'");
 
-  // New names (a plugin loaded): the hint is not trusted, the name is
-  // looked up and the hint follows it.
-  Rows grown = {{"Aaa_first", "0"}, {"Uptime", "5"}, {"Aborted_clients", "4"},
-                {"Threads_running", "9"}};
-  MysqlMap third = build(grown, &a);
-  CHECK(third.find("threads_running", &hint)->second == "9");
-  CHECK(hint.index == 2);
-  // A name that is gone is not found, and the hint stays as it was.
-  Rows shrunk = {{"Uptime", "6"}};
-  MysqlMap fourth = build(shrunk, &a);
-  CHECK(fourth.find("threads_running", &hint) == fourth.end());
-  CHECK(hint.index == 2);
-  CHECK(third.find("threads_running", &hint)->second == "9");
-  // Names that run together the same way are still other names.
-  MysqlMap::Layout c, d;
-  MysqlMap ab = build({{"ab", "1"}, {"c", "2"}}, &c);
-  MysqlMap abc = build({{"a", "1"}, {"bc", "2"}}, &d);
-  CHECK(c.names != d.names);
+  // A row added before it (a plugin loaded): the hint's row has another
+  // name now, so the name is looked up and the hint follows it.
+  MysqlMap third = BuildMap({{"Aaa_first", "0"},
+                             {"Uptime", "5"},
+                             {"Aborted_clients", "4"},
+                             {"Threads_running", "9"}});
+  CHECK(Got(third.get("threads_running", &hint)) == "'9'");
+  CHECK(hint.index == 3);
+  // Fewer rows than the hint's index, and the name gone: absent, and the
+  // hint stays as it was.
+  MysqlMap fourth = BuildMap({{"Uptime", "6"}});
+  CHECK(Got(fourth.get("threads_running", &hint)) == "absent");
+  CHECK(hint.index == 3);
+  CHECK(Got(third.get("threads_running", &hint)) == "'9'");
+  // The hint's row is a name that only starts like the key: not taken.
   MysqlMap::Hint h;
-  CHECK(ab.find("c", &h)->second == "2");
-  CHECK(abc.find("c", &h) == abc.end());
-  CHECK(abc.find("bc", &h)->second == "2");
+  MysqlMap ab = BuildMap({{"c", "1"}, {"cd", "2"}});
+  CHECK(Got(ab.get("cd", &h)) == "'2'");
+  CHECK(h.index == 1);
+  MysqlMap swapped = BuildMap({{"cd", "3"}, {"c", "4"}});
+  CHECK(Got(swapped.get("cd", &h)) == "'3'");
+  CHECK(h.index == 0);
+  MysqlMap::Hint hc;   // a hint is for one key
+  CHECK(Got(swapped.get("c", &hc)) == "'4'");
+  CHECK(hc.index == 1);
+  // The same name spelt otherwise at the hint's row: looked up again, and
+  // the hint takes the new spelling.
+  MysqlMap::Hint t;
+  CHECK(Got(BuildMap({{"UPTIME", "1"}}).get("uptime", &t)) == "'1'");
+  CHECK(t.name == "UPTIME");
+  CHECK(Got(BuildMap({{"Uptime", "2"}}).get("uptime", &t)) == "'2'");
+  CHECK(t.name == "Uptime");
+  CHECK(t.index == 0);
+  // Of a repeated name, the hint is the last row's.
+  MysqlMap twice = BuildMap({{"Uptime", "1"}, {"Other", "x"}, {"UPTIME", "2"}});
+  MysqlMap::Hint u;
+  CHECK(Got(twice.get("uptime", &u)) == "'2'");
+  CHECK(u.index == 2);
 }
