@@ -54,7 +54,7 @@ bool MysqlMap::NameIs(const char* name, std::string_view key) {
   return name[key.size()] == '\0';
 }
 
-std::optional<std::string_view> MysqlMap::Value(size_t i) const {
+std::string_view MysqlMap::Value(size_t i) const {
   const char* v = rows_[i].value;
   return v ? std::string_view(v) : std::string_view();
 }
@@ -85,7 +85,7 @@ std::optional<std::string_view> MysqlMap::get(std::string_view key, Hint* hint) 
 }
 
 MysqlMap::value_type MysqlMap::row(size_t i) const {
-  return {std::string_view(rows_[i].name), *Value(i)};
+  return {std::string_view(rows_[i].name), Value(i)};
 }
 
 void MysqlMap::Add(std::string_view name, std::string_view value) {

@@ -109,7 +109,7 @@ class MysqlMap {
  private:
   // Whether a row's name is `key` but for case.
   static bool NameIs(const char* name, std::string_view key);
-  std::optional<std::string_view> Value(size_t i) const;
+  std::string_view Value(size_t i) const;   // "" for NULL
 
   struct Row {
     const char* name;
