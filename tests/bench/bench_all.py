@@ -77,13 +77,18 @@ def main():
         w = [c[n]["wardend"] for c in cost]
         fp = [c[n]["floor_per_check"] for c in cost]
         fs = [c[n]["floor_shared"] for c in cost]
+        fl = [c[n]["floor_loop"] for c in cost]
         mo = [c[n].get("monit") for c in cost]
         add("%d checks: wardend CPU per check (µs)" % n, [us(x) for x in w], "%.1f")
         add("%d checks: floor, shared read, CPU per check (µs)" % n, [us(x) for x in fs], "%.1f")
+        add("%d checks: floor, shared read on libev, non-blocking (µs)" % n,
+            [us(x) for x in fl], "%.1f")
         add("%d checks: floor, one query per check (µs)" % n, [us(x) for x in fp], "%.1f")
         add("%d checks: Monit CPU per check (µs)" % n, [us(x) if x else None for x in mo], "%.1f")
         add("%d checks: wardend ÷ floor (shared read)" % n,
             [us(a) / us(b) for a, b in zip(w, fs)], "%.2f×")
+        add("%d checks: wardend ÷ floor on libev" % n,
+            [us(a) / us(b) for a, b in zip(w, fl)], "%.2f×")
         add("%d checks: wardend ÷ floor (query per check)" % n,
             [us(a) / us(b) for a, b in zip(w, fp)], "%.2f×")
         add("%d checks: Monit ÷ wardend" % n,

@@ -10,7 +10,7 @@ VmRSS; the floor reports its own getrusage).
 
 One round, for each N: wardend with N mysql_status checks (distinct
 variables over one connection, every 1 s, jitter 100%), then the floor in
-its two modes for the same N, cadence and duration, then Monit with N
+its three modes for the same N, cadence and duration, then Monit with N
 `check host … if failed port P protocol mysql` at `set daemon 1`; plus an
 idle wardend (one disk check every 30 s). Also the server's (mariadbd's) CPU
 in each phase. Phases run one after another against the same server, so
@@ -167,7 +167,7 @@ def status_names(db):
 
 def one_round(db, counts, seconds, floor, monit="monit"):
     """One round: {"idle": {...}, N: {"wardend": {...}, "floor_per_check": ...,
-    "floor_shared": ..., "monit": ...}} with cpu/server in seconds."""
+    "floor_shared": ..., "floor_loop": ..., "monit": ...}} with cpu/server in seconds."""
     names = status_names(db)
     out = {"idle": run_wardend(db, 0, seconds, names)}
     for n in counts:
@@ -175,6 +175,7 @@ def one_round(db, counts, seconds, floor, monit="monit"):
         if floor:
             r["floor_per_check"] = run_floor(db, n, seconds, floor, "per-check")
             r["floor_shared"] = run_floor(db, n, seconds, floor, "shared")
+            r["floor_loop"] = run_floor(db, n, seconds, floor, "loop")
         if monit and shutil.which(monit):
             r["monit"] = run_monit(db, n, seconds, monit)
         out[n] = r

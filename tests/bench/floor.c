@@ -3,13 +3,18 @@
  * persistent connection, paced like wardend's checks.
  *
  *   floor --socket PATH --user U --password-file F --checks N --seconds S
- *         --mode per-check|shared [--every-ms 1000] [--window-ms 100]
+ *         --mode per-check|shared|loop [--every-ms 1000] [--window-ms 100]
  *
  * per-check: every check runs its own `SHOW GLOBAL STATUS LIKE 'name'`
  *   (N queries per interval, spread evenly) and reads the one row.
  * shared: what wardend does with shared reads: one `SHOW GLOBAL STATUS`
  *   per window (window-ms), all rows read, each check due in that window
  *   looks its variable up (case-insensitive, like wardend).
+ * loop: the same work done as wardend does it, on libev's default loop
+ *   with the client library's non-blocking API: a repeating ev_timer per
+ *   window, mysql_real_query_start / mysql_store_result_start and their
+ *   _cont under an ev_io, a query-timeout ev_timer. What an event loop
+ *   costs by itself, without wardend's scheduler, checks and evaluator.
  *
  * The N variable names are the first N of SHOW GLOBAL STATUS (repeated when
  * N is larger), as in check_cost.py. Prints one line of key=value pairs:
@@ -17,6 +22,7 @@
  * the measured seconds, after a 1 s warm-up) wall_s=…. Exit 1 on any error. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <ev.h>
 #include <mysql.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +57,128 @@ static void die(MYSQL* m, const char* what) {
   exit(1);
 }
 
+/* The checks due in one window look their variable up in `res` (all rows
+ * read): each at the row its name came from (the server's order is
+ * stable), with a scan only if that row no longer matches. */
+static void serve_window(MYSQL_RES* res, MYSQL_ROW* table, int rows, char** names, int n,
+                         long tick, long per_window, long* checks, long* found) {
+  int got = (int)mysql_num_rows(res);
+  for (int r = 0; r < got && r < rows; ++r) table[r] = mysql_fetch_row(res);
+  long first = ((tick * per_window) % n + n) % n;
+  for (long c = 0; c < per_window; ++c) {
+    long i = (first + c) % n;
+    int r = (int)(i % rows);
+    if (r < got && strcasecmp(table[r][0], names[i]) == 0) {
+      ++*found;
+    } else {
+      for (r = 0; r < got && r < rows; ++r)
+        if (strcasecmp(table[r][0], names[i]) == 0) {
+          ++*found;
+          break;
+        }
+    }
+    ++*checks;
+  }
+}
+
+/* --mode loop: the state of the one read in flight. */
+static struct {
+  struct ev_loop* loop;
+  ev_timer tick_timer, timeout;
+  ev_io io;
+  MYSQL* m;
+  MYSQL_RES* res;
+  int rc, storing, waiting;
+  MYSQL_ROW* table;
+  char** names;
+  int rows, n;
+  long tick, per_window, checks, found, queries;
+  double start, end, cpu0;
+  int measuring;
+} L;
+
+static void loop_fail(const char* what) {
+  fprintf(stderr, "floor: %s: %s\n", what, mysql_error(L.m));
+  exit(1);
+}
+
+/* Calls the library until it must wait (arms the watchers) or the read is
+ * done. `ready`: what the wait saw, 0 to start a stage. */
+static void loop_advance(int ready) {
+  for (;;) {
+    int status;
+    if (!L.storing) {
+      status = L.waiting ? mysql_real_query_cont(&L.rc, L.m, ready)
+                         : mysql_real_query_start(&L.rc, L.m, "SHOW GLOBAL STATUS", 18);
+    } else {
+      status = L.waiting ? mysql_store_result_cont(&L.res, L.m, ready)
+                         : mysql_store_result_start(&L.res, L.m);
+    }
+    if (status) {
+      int events = ((status & (MYSQL_WAIT_READ | MYSQL_WAIT_EXCEPT)) ? EV_READ : 0) |
+                   ((status & MYSQL_WAIT_WRITE) ? EV_WRITE : 0);
+      int fd = (int)mysql_get_socket(L.m);
+      if (!ev_is_active(&L.io) || L.io.fd != fd || L.io.events != events) {
+        ev_io_stop(L.loop, &L.io);
+        ev_io_set(&L.io, fd, events);
+        ev_io_start(L.loop, &L.io);
+      }
+      ev_timer_stop(L.loop, &L.timeout);
+      ev_timer_set(&L.timeout, 5.0, 0);
+      ev_timer_start(L.loop, &L.timeout);
+      L.waiting = 1;
+      return;
+    }
+    L.waiting = 0;
+    ready = 0;
+    if (!L.storing) {
+      if (L.rc) loop_fail("SHOW GLOBAL STATUS");
+      L.storing = 1;
+      continue;
+    }
+    ev_timer_stop(L.loop, &L.timeout);
+    if (!L.res) loop_fail("store");
+    ++L.queries;
+    serve_window(L.res, L.table, L.rows, L.names, L.n, L.tick, L.per_window, &L.checks, &L.found);
+    mysql_free_result(L.res);
+    L.res = NULL;
+    return;
+  }
+}
+
+static void loop_on_io(struct ev_loop* loop, ev_io* w, int revents) {
+  (void)loop;
+  (void)w;
+  loop_advance(((revents & EV_READ) ? MYSQL_WAIT_READ : 0) |
+               ((revents & EV_WRITE) ? MYSQL_WAIT_WRITE : 0));
+}
+
+static void loop_on_timeout(struct ev_loop* loop, ev_timer* w, int revents) {
+  (void)loop;
+  (void)w;
+  (void)revents;
+  loop_fail("query timeout");
+}
+
+static void loop_on_tick(struct ev_loop* loop, ev_timer* w, int revents) {
+  (void)w;
+  (void)revents;
+  double now = ev_now(loop);
+  if (now >= L.end) {
+    ev_break(loop, EVBREAK_ALL);
+    return;
+  }
+  if (!L.measuring && now >= L.start) {
+    L.measuring = 1;
+    L.cpu0 = cpu_self();
+    L.checks = L.queries = L.found = 0;
+  }
+  if (L.waiting) return;  /* the last read is still in flight: skip a window */
+  ++L.tick;
+  L.storing = 0;
+  loop_advance(0);
+}
+
 static const char* arg(int argc, char** argv, const char* name, const char* def) {
   for (int i = 1; i + 1 < argc; ++i)
     if (strcmp(argv[i], name) == 0) return argv[i + 1];
@@ -67,6 +195,7 @@ int main(int argc, char** argv) {
   double every = atof(arg(argc, argv, "--every-ms", "1000")) / 1000.0;
   double window = atof(arg(argc, argv, "--window-ms", "100")) / 1000.0;
   int shared = strcmp(mode, "shared") == 0;
+  int loop = strcmp(mode, "loop") == 0;
   if (!sock || !pwfile || n <= 0) {
     fprintf(stderr, "usage: floor --socket PATH --password-file F --checks N [...]\n");
     return 2;
@@ -80,6 +209,7 @@ int main(int argc, char** argv) {
   MYSQL* m = mysql_init(NULL);
   unsigned protocol = MYSQL_PROTOCOL_SOCKET;
   mysql_optionsv(m, MYSQL_OPT_PROTOCOL, &protocol);
+  if (loop) mysql_options(m, MYSQL_OPT_NONBLOCK, 0);
   if (!mysql_real_connect(m, "localhost", user, password, NULL, 0, sock, 0)) die(m, "connect");
 
   /* The variable names: the first n of SHOW GLOBAL STATUS, repeated. */
@@ -97,6 +227,34 @@ int main(int argc, char** argv) {
   }
   mysql_free_result(res);
   MYSQL_ROW* table = calloc((size_t)rows, sizeof *table);
+
+  if (loop) {
+    L.loop = EV_DEFAULT;
+    L.m = m;
+    L.table = table;
+    L.names = names;
+    L.rows = rows;
+    L.n = n;
+    L.per_window = (long)((double)n * window / every + 0.5);
+    L.tick = -1;
+    ev_init(&L.io, loop_on_io);
+    ev_init(&L.timeout, loop_on_timeout);
+    ev_now_update(L.loop);
+    L.start = ev_now(L.loop) + 1.0;  /* the first second is warm-up */
+    L.end = L.start + seconds;
+    ev_timer_init(&L.tick_timer, loop_on_tick, window, window);
+    ev_timer_start(L.loop, &L.tick_timer);
+    ev_run(L.loop, 0);
+    double cpu = cpu_self() - L.cpu0;
+    if (L.found != L.checks) {
+      fprintf(stderr, "floor: %ld of %ld checks found their variable\n", L.found, L.checks);
+      return 1;
+    }
+    printf("checks=%ld queries=%ld cpu_s=%.6f wall_s=%.3f\n", L.checks, L.queries, cpu,
+           ev_now(L.loop) - L.start);
+    mysql_close(m);
+    return 0;
+  }
 
   /* Check i is due at start + i*every/n + k*every (spread like jitter 100%). */
   long checks = 0, queries_run = 0, found = 0;
@@ -133,26 +291,7 @@ int main(int argc, char** argv) {
     res = mysql_store_result(m);
     if (!res) die(m, "store");
     ++queries_run;
-    /* The least work: the rows as an array; each check looks at the row
-     * its name came from (the server's order is stable) and falls back to
-     * a scan only if that row no longer matches. */
-    int got = (int)mysql_num_rows(res);
-    for (int r = 0; r < got && r < rows; ++r) table[r] = mysql_fetch_row(res);
-    long first = ((tick * per_window) % n + n) % n;
-    for (long c = 0; c < per_window; ++c) {
-      long i = (first + c) % n;
-      int r = (int)(i % rows);
-      if (r < got && strcasecmp(table[r][0], names[i]) == 0) {
-        ++found;
-      } else {
-        for (r = 0; r < got && r < rows; ++r)
-          if (strcasecmp(table[r][0], names[i]) == 0) {
-            ++found;
-            break;
-          }
-      }
-      ++checks;
-    }
+    serve_window(res, table, rows, names, n, tick, per_window, &checks, &found);
     mysql_free_result(res);
   }
   double cpu = cpu_self() - cpu0;
