@@ -24,13 +24,14 @@ nlohmann::json TriggerFields(const Trigger& t) {
 }  // namespace
 
 void Executor::Fire(std::shared_ptr<const Config> config, const ActionConfig& action,
-                    Trigger trigger, Done done) {
+                    Trigger trigger, Done done, Started started) {
   if (!action.type->guarded) {
-    Start(std::move(config), action, std::move(trigger), std::move(done));
+    Start(std::move(config), action, std::move(trigger), std::move(done), std::move(started));
     return;
   }
   const ActionConfig* a = &action;
-  guard_.Consult(action.common, [this, config, a, trigger, done](GuardDecision d) mutable {
+  guard_.Consult(action.common, [this, config, a, trigger, done,
+                                 started = std::move(started)](GuardDecision d) mutable {
     if (!d.allowed) {
       nlohmann::json f = TriggerFields(trigger);
       f["action"] = a->common.name;
@@ -42,12 +43,13 @@ void Executor::Fire(std::shared_ptr<const Config> config, const ActionConfig& ac
       if (done) done(Result{false, false, d.reason, d.detail, "", ""});
       return;
     }
-    Start(std::move(config), *a, std::move(trigger), std::move(done));
+    Start(std::move(config), *a, std::move(trigger), std::move(done), std::move(started));
   });
 }
 
 void Executor::Start(std::shared_ptr<const Config> config, const ActionConfig& action,
-                     Trigger trigger, Done done) {
+                     Trigger trigger, Done done, Started started) {
+  if (started) started();
   auto begin = std::chrono::steady_clock::now();
   if (action.type->guarded) guard_.RecordStart(action.common, begin);
   ++running_;

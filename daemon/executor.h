@@ -37,8 +37,12 @@ class Executor {
   using Done = std::function<void(Result)>;
 
   // Runs one action through the guard. `config` keeps the snapshot alive.
+  // `started`, if given, is called once the guard has let the action
+  // through, just before it starts (before action.start); not when it is
+  // blocked.
+  using Started = std::function<void()>;
   void Fire(std::shared_ptr<const Config> config, const ActionConfig& action, Trigger trigger,
-            Done done = nullptr);
+            Done done = nullptr, Started started = nullptr);
   // Runs the named actions one after another (each guarded on its own; a
   // blocked or failed one does not stop the rest). A name that is a job is
   // handed to the job queue (SetJobQueue) and the rest go on at once.
@@ -53,7 +57,7 @@ class Executor {
 
  private:
   void Start(std::shared_ptr<const Config> config, const ActionConfig& action, Trigger trigger,
-             Done done);
+             Done done, Started started);
 
   Runtime& rt_;
   Guard& guard_;

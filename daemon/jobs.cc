@@ -540,16 +540,23 @@ void JobRunner::StartStep() {
   json f = StepFields();
   f["result"] = "start";
   if (const ActionConfig* a = r.config->FindAction(name)) {
-    f["type"] = a->common.type;
-    events_.Emit("job.step", f);
     r.phase = Phase::kAction;
     std::weak_ptr<bool> alive = alive_;
-    executor_.Fire(r.config, *a, Trigger{"job", r.job->name, "", ""},
-                   [this, alive, run = run_.get()](Executor::Result res) {
-                     if (alive.expired() || run_.get() != run) return;
-                     OnActionDone(res.ran, res.ok, res.blocked_reason, res.blocked_detail,
-                                  res.error, res.stderr_tail);
-                   });
+    // job.step start once the guard has let the step's action through: a
+    // step parked there (running, or a pause, halt or held mutex that came
+    // after the job's own check) or blocked (cooldown, budget) has not
+    // started, and says `start` once, when it does.
+    executor_.Fire(
+        r.config, *a, Trigger{"job", r.job->name, "", ""},
+        [this, alive, run = run_.get()](Executor::Result res) {
+          if (alive.expired() || run_.get() != run) return;
+          OnActionDone(res.ran, res.ok, res.blocked_reason, res.blocked_detail, res.error,
+                       res.stderr_tail);
+        },
+        [this, alive, run = run_.get(), type = a->common.type] {
+          if (alive.expired() || run_.get() != run) return;
+          EmitActionStepStart(type);
+        });
     return;
   }
   const WaitConfig* w = r.config->FindWait(name);
@@ -574,12 +581,22 @@ void JobRunner::StartStep() {
   ev_timer_start(loop_, &r.timer);
 }
 
+void JobRunner::EmitActionStepStart(const std::string& type) {
+  json f = StepFields();
+  f["result"] = "start";
+  f["type"] = type;
+  events_.Emit("job.step", f);
+}
+
 void JobRunner::OnActionDone(bool ran, bool ok, const std::string& blocked,
                              const std::string& detail, const std::string& error,
                              const std::string& stderr_tail) {
   Run& r = *run_;
   if (!ran) {
     if (blocked == "dry_run") {
+      // A rehearsed step reads as a run one: start, then its result.
+      const ActionConfig* a = r.config->FindAction(r.step_name());
+      EmitActionStepStart(a ? a->common.type : "unknown");
       StepDone("dry_run", "");
       return;
     }

@@ -134,6 +134,8 @@ class JobRunner {
   void OnGuard(bool allowed, const std::string& reason, const std::string& detail);
   void EnterPaused(const std::string& reason, const std::string& detail);
   void StartStep();
+  // job.step `start` for the current step, an action of `type`.
+  void EmitActionStepStart(const std::string& type);
   void OnActionDone(bool ran, bool ok, const std::string& blocked, const std::string& detail,
                     const std::string& error, const std::string& stderr_tail);
   void PollWait();

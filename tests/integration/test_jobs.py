@@ -200,6 +200,37 @@ steps = slow, two, three
             self.assertGreater(finish["paused_ms"], 1500)
             self.assertEqual(len(match(wd.events(), "job.paused")), 1)
 
+    def test_a_step_parked_at_its_actions_guard_says_start_once_when_it_starts(self):
+        with Wardend() as wd:
+            self.start(wd, """
+[check trigger]
+type    = file
+path    = {dir}/trigger
+metric  = exists
+crit    = == 1
+every   = 500ms
+on_crit = slow
+
+[job deploy]
+steps = slow, two
+""", slow=3)
+            wd.write("trigger", "")
+            wd.wait_event("action.start", action="slow", trigger="check")
+            self.assertEqual(wd.ctl("run", "deploy").returncode, 0)
+            # The check's run of the same action is in flight: the step is
+            # parked at the action's guard (running), and has not started.
+            paused = wd.wait_event("job.paused", job="deploy", timeout=20)[0]
+            self.assertEqual((paused["step"], paused["reason"]), ("slow", "running"))
+            wd.wait_event("job.finish", job="deploy", timeout=30)
+            events = wd.events()
+            starts = [i for i, e in enumerate(events)
+                      if e["event"] == "job.step" and e["step"] == "slow" and e["result"] == "start"]
+            self.assertEqual(len(starts), 1, [e for e in events if e["event"] == "job.step"])
+            first_finish = [i for i, e in enumerate(events)
+                            if e["event"] == "action.finish" and e["action"] == "slow"][0]
+            self.assertGreater(starts[0], first_finish)
+            self.assertEqual(ran(wd), ["slow", "slow-done", "slow", "slow-done", "two"])
+
     def test_host_pause_parks_the_job_and_unpause_lets_it_go_on(self):
         with Wardend() as wd:
             self.start(wd, """
