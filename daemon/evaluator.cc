@@ -119,7 +119,7 @@ Verdict Evaluator::Observe(const Measurement& m, Clock::time_point now) {
   } else if (last_value_ != m.value) {
     last_value_ = m.value;
   }
-  if (!v.error.empty() || !last_error_.empty()) last_error_ = v.error;
+  last_error_ = v.error;
   if (!v.threshold.empty()) last_threshold_ = v.threshold;
   v.value = last_value_;
 

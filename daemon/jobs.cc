@@ -537,8 +537,6 @@ void JobRunner::StartStep() {
   r.step_started_ms = WallMsNow();
   r.steps.push_back(StepRecord{name, r.step_started_ms, 0, ""});
   Save();   // durable before the step may change anything
-  json f = StepFields();
-  f["result"] = "start";
   if (const ActionConfig* a = r.config->FindAction(name)) {
     r.phase = Phase::kAction;
     std::weak_ptr<bool> alive = alive_;
@@ -561,12 +559,11 @@ void JobRunner::StartStep() {
   }
   const WaitConfig* w = r.config->FindWait(name);
   if (!w) {  // validated at load; kept for a snapshot that changed under us
-    f["type"] = "unknown";
-    events_.Emit("job.step", f);
+    events_.Emit("job.step", StepStartFields("unknown"));
     StepDone("fail", "step " + name + " is neither an action nor a wait");
     return;
   }
-  f["type"] = "wait";
+  json f = StepStartFields("wait");
   f["checks"] = w->checks;
   f["for"] = FormatDuration(w->hold);
   events_.Emit("job.step", f);
@@ -581,11 +578,15 @@ void JobRunner::StartStep() {
   ev_timer_start(loop_, &r.timer);
 }
 
-void JobRunner::EmitActionStepStart(const std::string& type) {
+json JobRunner::StepStartFields(const std::string& type) const {
   json f = StepFields();
   f["result"] = "start";
   f["type"] = type;
-  events_.Emit("job.step", f);
+  return f;
+}
+
+void JobRunner::EmitActionStepStart(const std::string& type) {
+  events_.Emit("job.step", StepStartFields(type));
 }
 
 void JobRunner::OnActionDone(bool ran, bool ok, const std::string& blocked,

@@ -150,6 +150,8 @@ class JobRunner {
   void EndRun(const nlohmann::json& event);
   void SetHalt(Halt h);
   nlohmann::json StepFields() const;
+  // StepFields with `result` = start and the step's `type`.
+  nlohmann::json StepStartFields(const std::string& type) const;
 
   void ArmSchedules();
   void DisarmSchedules();
