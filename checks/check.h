@@ -12,9 +12,12 @@
 
 #include "daemon/options.h"
 #include "daemon/runtime.h"
+#include "daemon/status.h"
 #include "daemon/units.h"
 
 namespace warden {
+
+class MysqlMap;
 
 // What one run of a check produced.
 struct Measurement {
@@ -34,6 +37,14 @@ struct Measurement {
   static Measurement Error(std::string e) { return {Kind::kError, {}, std::move(e)}; }
   // No value yet (a rate needs two samples); the state does not change.
   static Measurement NotYet(std::string why) { return {Kind::kNotYet, {}, std::move(why)}; }
+};
+
+// The shared snapshot a check's run does nothing but read (mysql_status:
+// SHOW GLOBAL STATUS on its connection), if that is all it does.
+struct SharedMapRead {
+  enum class Kind { kNone, kGlobalStatus, kGlobalVariables };
+  Kind kind = Kind::kNone;
+  const std::string* connection = nullptr;   // the check's own; "" is [mysql]
 };
 
 // Settings every check has, already validated, handed to the factory.
@@ -61,6 +72,17 @@ class Check {
   // running the first): a check whose run reads state of its own kept
   // elsewhere may __builtin_prefetch it here. Must not do anything else.
   virtual void Prefetch() const {}
+
+  // A check whose run only reads a shared snapshot says which one: the
+  // scheduler then asks for it once for all such checks due together (one
+  // completion, not one per check) and has each measure from it with
+  // MeasureFrom, which must give what Run would have given with that
+  // snapshot. Run stays the way to run the check on its own.
+  virtual SharedMapRead shared_read() const { return {}; }
+  using Snapshot = Expected<std::shared_ptr<const MysqlMap>>;
+  virtual Measurement MeasureFrom(const Snapshot& /*snapshot*/) {
+    return Measurement::Error("internal error: this check reads no shared snapshot");
+  }
 };
 
 struct CheckType {

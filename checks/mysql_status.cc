@@ -29,8 +29,6 @@ std::optional<double> CounterRate(const std::string& previous, const std::string
 
 namespace {
 
-using Snapshot = Expected<std::shared_ptr<const MysqlMap>>;
-
 using Clock = std::chrono::steady_clock;
 
 struct Sample {
@@ -58,16 +56,17 @@ class MysqlStatusCheck final : public Check {
     // The completion may outlive this object (a reload): it holds the
     // state, never `this`.
     auto measure = [state = state_, done = std::move(done)](const Snapshot& status) {
-      if (!status) {
-        done(Measurement::Error(status.error()));
-        return;
-      }
-      done(state->Measure(**status));
+      done(state->Measure(status));
     };
     // 48 bytes: queued in place, without an allocation (SharedDone).
     static_assert(MysqlReads::SharedDone<MysqlMap>::kInPlace<decltype(measure)>);
     rt.mysql->GlobalStatus(connection_, std::move(measure));
   }
+
+  SharedMapRead shared_read() const override {
+    return {SharedMapRead::Kind::kGlobalStatus, &connection_};
+  }
+  Measurement MeasureFrom(const Snapshot& status) override { return state_->Measure(status); }
 
  private:
   // What a run needs, made once and shared with the runs in flight: the
@@ -82,9 +81,10 @@ class MysqlStatusCheck final : public Check {
     std::string key;
     std::optional<Sample> last;
 
-    Measurement Measure(const MysqlMap& status) {
-      Measurement m = Read(status);
-      m.at = status.taken;
+    Measurement Measure(const Snapshot& status) {
+      if (!status) return Measurement::Error(status.error());
+      Measurement m = Read(**status);
+      m.at = (*status)->taken;
       return m;
     }
 

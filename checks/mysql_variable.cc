@@ -8,8 +8,6 @@
 namespace warden {
 namespace {
 
-using Snapshot = Expected<std::shared_ptr<const MysqlMap>>;
-
 class MysqlVariableCheck final : public Check {
  public:
   MysqlVariableCheck(std::string connection, std::string variable)
@@ -26,22 +24,14 @@ class MysqlVariableCheck final : public Check {
       done(Measurement::Error("internal error: no MySQL access in this runtime"));
       return;
     }
-    rt.mysql->GlobalVariables(connection_, [names = names_,
-                                            done = std::move(done)](const Snapshot& vars) {
-      if (!vars) {
-        done(Measurement::Error(vars.error()));
-        return;
-      }
-      const auto value = (*vars)->get(names->key, &names->hint);
-      if (!value) {
-        done(Measurement::Error("no variable '" + names->variable + "' in SHOW GLOBAL VARIABLES"));
-        return;
-      }
-      Measurement m = Measurement::Value(*value);
-      m.at = (*vars)->taken;
-      done(std::move(m));
-    });
+    rt.mysql->GlobalVariables(connection_, [names = names_, done = std::move(done)](
+                                               const Snapshot& vars) { done(names->Measure(vars)); });
   }
+
+  SharedMapRead shared_read() const override {
+    return {SharedMapRead::Kind::kGlobalVariables, &connection_};
+  }
+  Measurement MeasureFrom(const Snapshot& vars) override { return names_->Measure(vars); }
 
  private:
   // The variable as configured and lower-cased (the snapshot's key), made
@@ -51,6 +41,15 @@ class MysqlVariableCheck final : public Check {
     std::string variable;
     std::string key;
     MysqlMap::Hint hint;
+
+    Measurement Measure(const Snapshot& vars) {
+      if (!vars) return Measurement::Error(vars.error());
+      const auto value = (*vars)->get(key, &hint);
+      if (!value) return Measurement::Error("no variable '" + variable + "' in SHOW GLOBAL VARIABLES");
+      Measurement m = Measurement::Value(*value);
+      m.at = (*vars)->taken;
+      return m;
+    }
   };
   const std::string connection_;
   std::shared_ptr<Names> names_;

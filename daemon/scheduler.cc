@@ -13,10 +13,10 @@
 
 namespace warden {
 
-struct Scheduler::Entry {
-  // What every run reads or writes comes first, in one cache line: at
-  // 1,000 checks each entry is touched once a second, long evicted, and a
-  // run's cost is mostly its cache misses.
+struct alignas(64) Scheduler::Entry {
+  // What every run reads or writes comes first, in one cache line (up to
+  // `runs`: what RunDue reads): at 1,000 checks each entry is touched once
+  // a second, long evicted, and a run's cost is mostly its cache misses.
   bool has_depends = false;
   bool in_flight = false;
   bool retired = false;           // of an older snapshot (Reload)
@@ -25,6 +25,8 @@ struct Scheduler::Entry {
   // From *cfg, here because every run needs them: the rest of the config
   // is read only when a state changes.
   Check* impl = nullptr;
+  SharedMapRead shared;           // impl->shared_read()
+  int shared_id = -1;             // shared.connection's, Scheduler::SharedId
   std::uint64_t runs = 0;
   std::optional<Clock::time_point> last_run;
   std::vector<RunDone> waiters;   // wardenctl check: the result of the run in flight
@@ -39,6 +41,7 @@ struct Scheduler::Entry {
       : has_depends(!c->depends.empty()),
         every_ms(std::max<std::int64_t>(1, c->common.every.count())),
         impl(c->impl.get()),
+        shared(impl ? impl->shared_read() : SharedMapRead{}),
         cfg(c),
         eval(c->rules) {}
 };
@@ -93,6 +96,7 @@ void Scheduler::Start(std::shared_ptr<const Config> config) {
   for (const auto& c : config_->checks) {
     auto e = std::make_unique<Entry>(&c);
     e->owner = this;
+    e->shared_id = SharedId(e->shared);
     Arm(*e, FirstRun(c), base);
     by_name_[c.common.name] = e.get();
     entries_.push_back(std::move(e));
@@ -195,11 +199,28 @@ void Scheduler::RunDue() {
   }
   // The batch's entries and checks were last touched a run ago: ask for
   // them all at once (their misses overlap) before running them in turn.
-  Prefetch(batch);
+  Prefetch(batch, true);
   const std::uint64_t generation = generation_;
+  // Checks that only read a shared snapshot are launched together, one
+  // read and one completion per snapshot (LaunchShared); the others one by
+  // one.
+  for (auto& g : groups_) g.entries->clear();
   for (Entry* e : batch) {
-    Due(*e);
+    if (!Ready(*e)) {
+      if (generation_ != generation) return;
+      continue;
+    }
+    if (e->shared.kind != SharedMapRead::Kind::kNone && rt_.mysql) {
+      GroupOf(*e).push_back(e);
+      continue;
+    }
+    Launch(*e);
     // Start, Reload or Stop from inside a run: the rest of the batch may be gone.
+    if (generation_ != generation) return;
+  }
+  for (auto& g : groups_) {
+    if (g.entries->empty()) continue;
+    LaunchShared(g);
     if (generation_ != generation) return;
   }
   launched_.clear();
@@ -211,8 +232,21 @@ void Scheduler::RunDue() {
   RearmWheel();
 }
 
-void Scheduler::Prefetch(const std::vector<Entry*>& entries) {
-  // An entry's hot part and its evaluator's span its first four lines.
+void Scheduler::Prefetch(const std::vector<Entry*>& entries, bool launch) {
+  if (launch) {
+    // What RunDue reads of every entry is its first line; only a check
+    // that runs on its own (not in a shared read) is touched beyond it.
+    for (Entry* e : entries) __builtin_prefetch(e);
+    for (Entry* e : entries) {
+      if (e->shared_id < 0) __builtin_prefetch(e->impl);
+    }
+    for (Entry* e : entries) {
+      if (e->shared_id < 0) e->impl->Prefetch();
+    }
+    return;
+  }
+  // A result: the entry's hot part and its evaluator's span its first
+  // four lines; and its check, which measures from a shared read.
   for (Entry* e : entries) {
     const char* p = reinterpret_cast<const char*>(e);
     for (size_t at = 0; at < 256 && at < sizeof(Entry); at += 64) __builtin_prefetch(p + at);
@@ -223,7 +257,7 @@ void Scheduler::Prefetch(const std::vector<Entry*>& entries) {
 
 void Scheduler::Warm() {
   launched_warm_ = true;
-  Prefetch(launched_);   // some may have finished already: a wasted prefetch
+  Prefetch(launched_, false);   // some may have finished already: a wasted prefetch
   launched_.clear();
 }
 
@@ -250,6 +284,7 @@ void Scheduler::Reload(std::shared_ptr<const Config> config) {
   for (const auto& c : config_->checks) {
     auto e = std::make_unique<Entry>(&c);
     e->owner = this;
+    e->shared_id = SharedId(e->shared);
     double every = std::chrono::duration<double>(c.common.every).count();
     double first = 0;
     auto it = old.find(c.common.name);
@@ -357,12 +392,16 @@ void Scheduler::OnTimer(struct ev_loop*, ev_timer* w, int) {
 }
 
 void Scheduler::Due(Entry& e) {
+  if (Ready(e)) Launch(e);
+}
+
+bool Scheduler::Ready(Entry& e) {
   ReapRetired();
-  if (stopped_) return;
+  if (stopped_) return false;
   if (e.in_flight) {
     ++e.overruns;
     spdlog::debug("check {}: previous run still in flight, tick skipped", e.cfg->common.name);
-    return;
+    return false;
   }
   if (e.has_depends) {
     for (const auto& dep : e.cfg->depends) {
@@ -377,13 +416,13 @@ void Scheduler::Due(Entry& e) {
         ev_timer_stop(rt_.loop, &e.retry);
         ev_timer_set(&e.retry, wait, 0);
         ev_timer_start(rt_.loop, &e.retry);
-        return;
+        return false;
       }
       Apply(e, e.eval.Skip(Clock::now()));
-      return;
+      return false;
     }
   }
-  Launch(e);
+  return true;
 }
 
 void Scheduler::Launch(Entry& e) {
@@ -397,6 +436,78 @@ void Scheduler::Launch(Entry& e) {
   e.impl->Run(rt_, [entry](Measurement m) {
     if (entry->owner) entry->owner->Finish(*entry, m);
   });
+}
+
+int Scheduler::SharedId(const SharedMapRead& read) {
+  if (read.kind == SharedMapRead::Kind::kNone) return -1;
+  const auto kind = static_cast<int>(read.kind);
+  auto [it, added] = shared_ids_.try_emplace({kind, *read.connection}, 0);
+  if (added) it->second = static_cast<int>(shared_ids_.size()) - 1;
+  return it->second;
+}
+
+std::vector<Scheduler::Entry*>& Scheduler::GroupOf(const Entry& e) {
+  // A handful of groups at most (one per connection and kind), and the
+  // usual batch fills one: the last one asked for is tried first. A group
+  // with no entries is free (its read is of an earlier batch).
+  const int id = e.shared_id;
+  auto match = [id](const SharedGroup& g) { return g.id == id && !g.entries->empty(); };
+  if (last_group_ < groups_.size() && match(groups_[last_group_])) {
+    return *groups_[last_group_].entries;
+  }
+  size_t free = groups_.size();
+  for (size_t i = 0; i < groups_.size(); ++i) {
+    if (match(groups_[i])) {
+      last_group_ = i;
+      return *groups_[i].entries;
+    }
+    if (free == groups_.size() && groups_[i].entries->empty()) free = i;
+  }
+  if (free == groups_.size()) {
+    groups_.push_back(SharedGroup{id, e.shared, std::make_unique<std::vector<Entry*>>()});
+  }
+  last_group_ = free;
+  groups_[free].id = id;
+  groups_[free].read = e.shared;
+  return *groups_[free].entries;
+}
+
+void Scheduler::LaunchShared(SharedGroup& group) {
+  // The group's list goes with the read (its completion walks it); the
+  // group gets a new one, for the next batch.
+  auto entries = std::move(group.entries);
+  group.entries = std::make_unique<std::vector<Entry*>>();
+  group.entries->reserve(entries->size());
+  for (Entry* e : *entries) {
+    e->in_flight = true;
+    ++e->runs;
+  }
+  runs_ += entries->size();
+  // The read's connection name belongs to the first check: copied, as
+  // the completion may run (and a reload free that check) before the call
+  // returns.
+  const SharedMapRead::Kind kind = group.read.kind;
+  const std::string connection = *group.read.connection;
+  auto done = [entries = std::move(entries)](const Check::Snapshot& snapshot) {
+    FinishShared(*entries, snapshot);
+  };
+  if (kind == SharedMapRead::Kind::kGlobalStatus) {
+    rt_.mysql->GlobalStatus(connection, std::move(done));
+  } else {
+    rt_.mysql->GlobalVariables(connection, std::move(done));
+  }
+}
+
+void Scheduler::FinishShared(const std::vector<Entry*>& entries, const Check::Snapshot& snapshot) {
+  // Each entry outlives its run as Launch's do (retired, orphaned); its
+  // check is gone only once it has no owner.
+  for (Entry* e : entries) {
+    Scheduler* owner = e->owner;
+    if (!owner) continue;
+    if (!owner->launched_warm_) owner->Warm();
+    const Measurement m = e->impl->MeasureFrom(snapshot);
+    owner->Finish(*e, m);
+  }
 }
 
 void Scheduler::Finish(Entry& e, const Measurement& m) {

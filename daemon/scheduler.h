@@ -98,7 +98,27 @@ class Scheduler {
   // repeating timer would be (at the latest, now).
   void RunDue();
   void Due(Entry& e);
+  // Whether e is to run now (else it is in flight, waits for or is
+  // skipped because of a dependency, or the scheduler is stopped).
+  bool Ready(Entry& e);
   void Finish(Entry& e, const Measurement& m);
+  // Checks of one batch that read the same shared snapshot: one read, one
+  // completion that has each of them measure from it (Check::MeasureFrom).
+  struct SharedGroup {
+    int id = -1;          // SharedId(read)
+    SharedMapRead read;   // the first entry's
+    std::unique_ptr<std::vector<Entry*>> entries;
+  };
+  std::vector<SharedGroup> groups_;   // RunDue's, kept with their capacity
+  size_t last_group_ = 0;
+  std::vector<Entry*>& GroupOf(const Entry& e);
+  // A number for each shared read (kind and connection) seen, so that
+  // grouping compares numbers, not names in the checks' own memory; -1
+  // for a check that reads none.
+  std::map<std::pair<int, std::string>, int> shared_ids_;
+  int SharedId(const SharedMapRead& read);
+  void LaunchShared(SharedGroup& group);
+  static void FinishShared(const std::vector<Entry*>& entries, const Check::Snapshot& snapshot);
   void Apply(Entry& e, const Verdict& v);
   void Launch(Entry& e);
   // Arms e's cadence, its first run `first` seconds after `base_ms` (NowMs).
@@ -143,7 +163,9 @@ class Scheduler {
   void Warm();
   // Asks for the batch's entries, then their checks, then the checks' own
   // state, so that the misses overlap (see RunDue).
-  static void Prefetch(const std::vector<Entry*>& entries);
+  // `launch`: for RunDue, what deciding and launching them reads; else
+  // what their results touch.
+  static void Prefetch(const std::vector<Entry*>& entries, bool launch);
   std::mt19937_64 rng_{std::random_device{}()};
   bool stopped_ = false;
   std::uint64_t runs_ = 0;

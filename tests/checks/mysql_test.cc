@@ -29,6 +29,12 @@
 #include "local_socket.h"
 #include "checks/mysql_replica.h"
 #include "checks/mysql_status.h"
+#include "daemon/config.h"
+#include "daemon/events.h"
+#include "daemon/executor.h"
+#include "daemon/guard.h"
+#include "daemon/scheduler.h"
+#include "support/temp_dir.h"
 
 using warden::Duration;
 using warden::Expected;
@@ -1115,4 +1121,183 @@ TEST_CASE("MysqlMap finds a name again through a hint, and follows it when rows 
   MysqlMap::Hint u;
   CHECK(Got(twice.get("uptime", &u)) == "'2'");
   CHECK(u.index == 2);
+}
+
+namespace {
+
+// A Scheduler on the harness's loop and MySQL, with what it needs.
+struct SchedulerRig {
+  warden::testing::TempDir dir;
+  warden::EventLog events;
+  warden::Guard guard{nullptr};
+  std::unique_ptr<warden::Executor> executor;
+  std::unique_ptr<warden::Scheduler> scheduler;
+  explicit SchedulerRig(warden::Runtime& rt) {
+    REQUIRE(events.Open(dir / "events.jsonl", dir.path(), "test").ok());
+    rt.events = &events;
+    executor = std::make_unique<warden::Executor>(rt, guard, events);
+    scheduler = std::make_unique<warden::Scheduler>(rt, *executor, events);
+  }
+  ~SchedulerRig() { scheduler.reset(); }
+  warden::Scheduler::CheckStatus Get(const std::string& name) {
+    for (auto& s : scheduler->Status()) {
+      if (s.name == name) return s;
+    }
+    FAIL("no check " << name);
+    return {};
+  }
+};
+
+// A check as the config loader makes it: run once at start (jitter 0),
+// then not for an hour.
+warden::CheckConfig SchedCheck(const std::string& name, const std::string& type,
+                               const std::vector<std::pair<std::string, std::string>>& keys,
+                               const std::string& connection = "", const std::string& crit = "") {
+  warden::CheckCommon common;
+  common.connection = connection;
+  auto built = MakeCheck(type, keys, common);
+  INFO(name);
+  REQUIRE(built.errors.empty());
+  warden::CheckConfig c;
+  c.common = common;
+  c.common.name = name;
+  c.common.type = type;
+  c.common.every = Duration(3'600'000);
+  c.impl = std::move(built.check);
+  c.digest = name;
+  if (!crit.empty()) {
+    auto t = warden::ParseThreshold(crit);
+    REQUIRE(t.ok());
+    c.rules.crit = *t;
+  }
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("status and variable checks due together are measured from one read each",
+          "[checks][mysql][scheduler]") {
+  Sandbox* sb = Sandbox::Get();
+  if (!sb) return;
+  MysqlHarness h({{"", sb->Tcp()}});
+  h.reads->share_window = 0ms;
+  auto before = h.Status("");
+  REQUIRE(before.ok());
+  const long long shows = StatusNumber(*before, "com_show_status");
+  const long long uptime = StatusNumber(*before, "uptime");
+
+  auto config = std::make_shared<warden::Config>();
+  config->daemon.jitter = 0;
+  config->checks.push_back(SchedCheck("uptime", "mysql_status", {{"variable", "Uptime"}}));
+  config->checks.push_back(
+      SchedCheck("threads", "mysql_status", {{"variable", "threads_connected"}}, "", "> 1000"));
+  config->checks.push_back(SchedCheck("missing", "mysql_status", {{"variable", "No_such_status"}}));
+  config->checks.push_back(
+      SchedCheck("questions", "mysql_status", {{"variable", "Questions"}, {"rate", "yes"}}));
+  config->checks.push_back(
+      SchedCheck("maxconn", "mysql_variable", {{"variable", "max_connections"}}, "", "> 50"));
+  config->checks.push_back(
+      SchedCheck("novar", "mysql_variable", {{"variable", "no_such_variable"}}));
+  config->checks.push_back(
+      SchedCheck("elsewhere", "mysql_status", {{"variable", "Uptime"}}, "nowhere"));
+  SchedulerRig rig(h.rt);
+  rig.scheduler->Start(config);
+  REQUIRE(PumpUntil(h.loop, [&] {
+    for (const auto& s : rig.scheduler->Status()) {
+      if (s.runs != 1 || s.in_flight) return false;
+    }
+    return true;
+  }));
+
+  auto up = rig.Get("uptime");
+  CHECK(up.state == warden::CheckState::kOk);
+  CHECK(std::stoll(up.value) >= uptime);
+  CHECK(rig.Get("threads").state == warden::CheckState::kOk);
+  CHECK(std::stoll(rig.Get("threads").value) >= 1);
+  auto missing = rig.Get("missing");
+  CHECK(missing.state == warden::CheckState::kError);
+  CHECK(missing.error == "no status variable 'No_such_status' in SHOW GLOBAL STATUS");
+  CHECK(rig.Get("questions").state == warden::CheckState::kPending);   // a rate needs two
+  auto maxconn = rig.Get("maxconn");
+  CHECK(maxconn.state == warden::CheckState::kCrit);
+  CHECK(maxconn.value == std::to_string(kMaxConnections));
+  CHECK(rig.Get("novar").error == "no variable 'no_such_variable' in SHOW GLOBAL VARIABLES");
+  auto elsewhere = rig.Get("elsewhere");
+  CHECK(elsewhere.state == warden::CheckState::kError);
+  CHECK(elsewhere.error == "unknown mysql connection 'nowhere' (no [mysql nowhere] section)");
+  // Every result has its snapshot's time.
+  CHECK(up.last_run == rig.Get("threads").last_run);
+  CHECK(rig.scheduler->runs() == 7);
+
+  // Four status checks, one SHOW GLOBAL STATUS (and this one).
+  auto after = h.Status("");
+  REQUIRE(after.ok());
+  CHECK(StatusNumber(*after, "com_show_status") == shows + 2);
+
+  // wardenctl check: a run of its own, through Run.
+  std::optional<Measurement> now;
+  REQUIRE(rig.scheduler->RunNow("questions", [&](const Measurement& m, const warden::Verdict&) {
+    now = m;
+  }));
+  REQUIRE(PumpUntil(h.loop, [&] { return now.has_value(); }));
+  CHECK(now->kind == Measurement::Kind::kValue);
+  CHECK(rig.Get("questions").state == warden::CheckState::kOk);
+}
+
+TEST_CASE("a shared read in flight reports to the reloaded check, and to nothing once its "
+          "scheduler is gone",
+          "[checks][mysql][scheduler]") {
+  Sandbox* sb = Sandbox::Get();
+  if (!sb) return;
+  StallingProxy proxy(sb->port());
+  MysqlConnConfig c = Proxied(sb, proxy);
+  c.query_timeout = 1s;
+  c.connect_timeout = 1s;
+  MysqlHarness h({{"proxied", c}});
+  h.reads->share_window = 0ms;
+  REQUIRE(h.Status("proxied").ok());   // the loop's connection is made
+  proxy.stalled = true;
+
+  auto three = [] {
+    auto config = std::make_shared<warden::Config>();
+    config->daemon.jitter = 0;
+    for (const char* v : {"Uptime", "Threads_connected", "Questions"}) {
+      config->checks.push_back(SchedCheck(v, "mysql_status", {{"variable", v}}, "proxied"));
+    }
+    return config;
+  };
+  {
+    SchedulerRig rig(h.rt);
+    auto first = three();
+    std::weak_ptr<const warden::Config> first_weak = first;
+    rig.scheduler->Start(first);
+    REQUIRE(PumpUntil(h.loop, [&] { return rig.scheduler->in_flight() == 3; }));
+    rig.scheduler->Reload(three());   // the same checks, new objects
+    first.reset();
+    CHECK_FALSE(first_weak.expired());   // the read in flight keeps them
+    CHECK(rig.scheduler->in_flight() == 3);
+    REQUIRE(PumpUntil(h.loop, [&] { return rig.scheduler->in_flight() == 0; }));
+    for (const char* v : {"Uptime", "Threads_connected", "Questions"}) {
+      auto s = rig.Get(v);
+      INFO(v << ": " << s.error);
+      CHECK(s.state == warden::CheckState::kError);
+      CHECK_THAT(s.error, Catch::Contains("[mysql proxied] 127.0.0.1:"));
+      CHECK(s.runs == 1);
+    }
+  }
+  // Gone with its checks while their read waits: the read's end finds
+  // entries with no owner and leaves them (ASan would see a check used
+  // after it was freed).
+  {
+    auto rig = std::make_unique<SchedulerRig>(h.rt);
+    auto config = three();
+    rig->scheduler->Start(config);
+    REQUIRE(PumpUntil(h.loop, [&] { return rig->scheduler->in_flight() == 3; }));
+    rig.reset();
+    config.reset();
+  }
+  auto r = h.Status("proxied");   // waits for the same read
+  CHECK_FALSE(r.ok());
+  proxy.stalled = false;
+  CHECK(h.Status("proxied").ok());
 }
