@@ -8,6 +8,11 @@
 // at 1,000 checks on the grid that is ~10 timer expiries a second, not
 // 1,000 timers in libev's heap each expiring on its own.
 //
+// Shared reads: the checks of a batch whose run only reads a shared
+// snapshot (Check::shared_read: mysql_status, mysql_variable) are launched
+// together, one read per kind and connection, and that read's one
+// completion has each of them measure from it (Check::MeasureFrom).
+//
 // Cadence: the timer repeats every `every` whatever the check does. A check
 // whose previous run is still in flight is not started again (the tick is
 // counted as overrun). Checks never block the loop: blocking work goes to
