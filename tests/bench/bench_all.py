@@ -99,6 +99,17 @@ def main():
             summary([us(x, "server") for x in xs if x], "%.1f").split("  ")[0]
             for xs in (w, fp, mo)))
         add("%d checks: wardend RSS (MB)" % n, [x["rss_kb"] / 1024 for x in w], "%.1f")
+        # The shipped default jitter (10%): two reads a second, not ten.
+        wd = [c[n]["wardend_default"] for c in cost]
+        fd = [c[n]["floor_default"] for c in cost]
+        add("%d checks, default jitter 10%%: wardend CPU per check (µs)" % n,
+            [us(x) for x in wd], "%.1f")
+        add("%d checks, default jitter 10%%: floor, shared read, 2 windows a second (µs)" % n,
+            [us(x) for x in fd], "%.1f")
+        add("%d checks, default jitter 10%%: wardend ÷ floor" % n,
+            [us(a) / us(b) for a, b in zip(wd, fd)], "%.2f×")
+        add("%d checks, default jitter 10%%: Monit ÷ wardend" % n,
+            [us(b) / us(a) if b else None for a, b in zip(wd, mo)], "%.0f×")
     idle = [c["idle"] for c in cost]
     add("idle wardend (1 disk check /30s): CPU (%)", [100 * x["cpu"] / x["wall"] for x in idle],
         "%.3f")

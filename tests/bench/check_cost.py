@@ -10,7 +10,9 @@ VmRSS; the floor reports its own getrusage).
 
 One round, for each N: wardend with N mysql_status checks (distinct
 variables over one connection, every 1 s, jitter 100%), then the floor in
-its three modes for the same N, cadence and duration, then Monit with N
+its three modes for the same N, cadence and duration, then wardend at the
+default jitter (10%: two reads a second) and the floor's shared read with
+two windows a second, then Monit with N
 `check host … if failed port P protocol mysql` at `set daemon 1`; plus an
 idle wardend (one disk check every 30 s). Also the server's (mariadbd's) CPU
 in each phase. Phases run one after another against the same server, so
@@ -37,6 +39,12 @@ TICK = os.sysconf("SC_CLK_TCK")
 WARMUP = 2.0
 
 BASE = base_config("bench", workers=4, level="warn", jitter="100%", mysql=True, mutex_off=True)
+# The shipped default (DESIGN: jitter = 10%): a second's first runs fall on
+# two consecutive ticks of the 100 ms grid, so N checks share two reads a
+# second, not ten. The floor's match is two windows of 500 ms.
+BASE_DEFAULT = base_config("bench", workers=4, level="warn", jitter="10%", mysql=True,
+                           mutex_off=True)
+DEFAULT_WINDOW_MS = 500
 
 
 def cpu_seconds(pid):
@@ -110,14 +118,14 @@ def measure_pid(pid, seconds, server_pid):
     return c1 - c0, s1 - s0, t1 - t0, rss_kb(pid)
 
 
-def run_wardend(db, n, seconds, names):
+def run_wardend(db, n, seconds, names, base=BASE):
     if n == 0:
         checks = "[check root]\ntype = disk\npath = /\nevery = 30s\n"
     else:
         checks = "".join("[check c%d]\ntype = mysql_status\nvariable = %s\n" %
                          (i, names[i % len(names)]) for i in range(n))
     with Wardend() as wd:
-        wd.start(BASE.format(socket=db.socket, password_file=db.password_file, **wd.paths)
+        wd.start(base.format(socket=db.socket, password_file=db.password_file, **wd.paths)
                  + checks)
         wd.wait_event("daemon.start")
         # Steady state: every check has left `pending` (each first
@@ -129,11 +137,13 @@ def run_wardend(db, n, seconds, names):
             "checks": n * wall}
 
 
-def run_floor(db, n, seconds, floor, mode):
+def run_floor(db, n, seconds, floor, mode, window_ms=None):
     s0 = cpu_seconds(db.pid)
+    window = ["--window-ms", str(window_ms)] if window_ms else []
     p = subprocess.run([floor, "--socket", db.socket, "--user", "warden", "--password-file",
                         db.password_file, "--checks", str(n), "--seconds", str(seconds),
-                        "--mode", mode], capture_output=True, text=True, timeout=seconds + 60)
+                        "--mode", mode] + window, capture_output=True, text=True,
+                       timeout=seconds + 60)
     s1 = cpu_seconds(db.pid)
     if p.returncode != 0:
         raise RuntimeError("floor failed: %s" % p.stderr)
@@ -167,7 +177,8 @@ def status_names(db):
 
 def one_round(db, counts, seconds, floor, monit="monit"):
     """One round: {"idle": {...}, N: {"wardend": {...}, "floor_per_check": ...,
-    "floor_shared": ..., "floor_loop": ..., "monit": ...}} with cpu/server in seconds."""
+    "floor_shared": ..., "floor_loop": ..., "wardend_default": ..., "floor_default": ...,
+    "monit": ...}} with cpu/server in seconds; *_default at the default jitter (10%)."""
     names = status_names(db)
     out = {"idle": run_wardend(db, 0, seconds, names)}
     for n in counts:
@@ -176,6 +187,9 @@ def one_round(db, counts, seconds, floor, monit="monit"):
             r["floor_per_check"] = run_floor(db, n, seconds, floor, "per-check")
             r["floor_shared"] = run_floor(db, n, seconds, floor, "shared")
             r["floor_loop"] = run_floor(db, n, seconds, floor, "loop")
+        r["wardend_default"] = run_wardend(db, n, seconds, names, BASE_DEFAULT)
+        if floor:
+            r["floor_default"] = run_floor(db, n, seconds, floor, "shared", DEFAULT_WINDOW_MS)
         if monit and shutil.which(monit):
             r["monit"] = run_monit(db, n, seconds, monit)
         out[n] = r
