@@ -30,11 +30,7 @@
 #include "checks/mysql_replica.h"
 #include "checks/mysql_status.h"
 #include "daemon/config.h"
-#include "daemon/events.h"
-#include "daemon/executor.h"
-#include "daemon/guard.h"
-#include "daemon/scheduler.h"
-#include "support/temp_dir.h"
+#include "support/scheduler_rig.h"
 
 using warden::Duration;
 using warden::Expected;
@@ -1125,29 +1121,6 @@ TEST_CASE("MysqlMap finds a name again through a hint, and follows it when rows 
 
 namespace {
 
-// A Scheduler on the harness's loop and MySQL, with what it needs.
-struct SchedulerRig {
-  warden::testing::TempDir dir;
-  warden::EventLog events;
-  warden::Guard guard{nullptr};
-  std::unique_ptr<warden::Executor> executor;
-  std::unique_ptr<warden::Scheduler> scheduler;
-  explicit SchedulerRig(warden::Runtime& rt) {
-    REQUIRE(events.Open(dir / "events.jsonl", dir.path(), "test").ok());
-    rt.events = &events;
-    executor = std::make_unique<warden::Executor>(rt, guard, events);
-    scheduler = std::make_unique<warden::Scheduler>(rt, *executor, events);
-  }
-  ~SchedulerRig() { scheduler.reset(); }
-  warden::Scheduler::CheckStatus Get(const std::string& name) {
-    for (auto& s : scheduler->Status()) {
-      if (s.name == name) return s;
-    }
-    FAIL("no check " << name);
-    return {};
-  }
-};
-
 // A check as the config loader makes it: run once at start (jitter 0),
 // then not for an hour.
 warden::CheckConfig SchedCheck(const std::string& name, const std::string& type,
@@ -1200,7 +1173,7 @@ TEST_CASE("status and variable checks due together are measured from one read ea
       SchedCheck("novar", "mysql_variable", {{"variable", "no_such_variable"}}));
   config->checks.push_back(
       SchedCheck("elsewhere", "mysql_status", {{"variable", "Uptime"}}, "nowhere"));
-  SchedulerRig rig(h.rt);
+  warden::testing::SchedulerRig rig(h.rt);
   rig.scheduler->Start(config);
   REQUIRE(PumpUntil(h.loop, [&] {
     for (const auto& s : rig.scheduler->Status()) {
@@ -1267,7 +1240,7 @@ TEST_CASE("a shared read in flight reports to the reloaded check, and to nothing
     return config;
   };
   {
-    SchedulerRig rig(h.rt);
+    warden::testing::SchedulerRig rig(h.rt);
     auto first = three();
     std::weak_ptr<const warden::Config> first_weak = first;
     rig.scheduler->Start(first);
@@ -1289,7 +1262,7 @@ TEST_CASE("a shared read in flight reports to the reloaded check, and to nothing
   // entries with no owner and leaves them (ASan would see a check used
   // after it was freed).
   {
-    auto rig = std::make_unique<SchedulerRig>(h.rt);
+    auto rig = std::make_unique<warden::testing::SchedulerRig>(h.rt);
     auto config = three();
     rig->scheduler->Start(config);
     REQUIRE(PumpUntil(h.loop, [&] { return rig->scheduler->in_flight() == 3; }));

@@ -4,15 +4,11 @@
 
 #include <catch2/catch.hpp>
 
-#include "daemon/events.h"
-#include "daemon/executor.h"
-#include "daemon/guard.h"
 #include "daemon/scheduler.h"
 #include "daemon/state.h"
-#include "support/temp_dir.h"
+#include "support/scheduler_rig.h"
 
 using namespace warden;
-using warden::testing::TempDir;
 
 namespace {
 
@@ -36,34 +32,18 @@ CheckConfig MakeCheck(const std::string& name, const std::string& digest,
   return c;
 }
 
-struct Rig {
-  TempDir dir;
+// A private loop and its Runtime, made before the SchedulerRig on them.
+struct LoopRuntime {
   struct ev_loop* loop = ev_loop_new(EVFLAG_AUTO);
-  EventLog events;
   Runtime rt;
-  Guard guard{nullptr};
-  std::unique_ptr<Executor> executor;
-  std::unique_ptr<Scheduler> scheduler;
-  Rig() {
-    REQUIRE(events.Open(dir / "events.jsonl", dir.path(), "test").ok());
-    rt.loop = loop;
-    rt.events = &events;
-    executor = std::make_unique<Executor>(rt, guard, events);
-    scheduler = std::make_unique<Scheduler>(rt, *executor, events);
-  }
-  ~Rig() {
-    scheduler.reset();
-    ev_loop_destroy(loop);
-  }
+  LoopRuntime() { rt.loop = loop; }
+  ~LoopRuntime() { ev_loop_destroy(loop); }
+};
+
+struct Rig : LoopRuntime, warden::testing::SchedulerRig {
+  Rig() : SchedulerRig(rt) {}
   void Spin() {
     for (int i = 0; i < 5; ++i) ev_run(loop, EVRUN_NOWAIT);
-  }
-  Scheduler::CheckStatus Get(const std::string& name) {
-    for (auto& s : scheduler->Status()) {
-      if (s.name == name) return s;
-    }
-    FAIL("no check " << name);
-    return {};
   }
 };
 
