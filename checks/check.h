@@ -6,6 +6,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -82,6 +83,13 @@ class Check {
   using Snapshot = Expected<std::shared_ptr<const MysqlMap>>;
   virtual Measurement MeasureFrom(const Snapshot& /*snapshot*/) {
     return Measurement::Error("internal error: this check reads no shared snapshot");
+  }
+  // MeasureFrom's usual result without building it: when MeasureFrom would
+  // give Measurement::Value of a value as it stands in `snapshot` (at the
+  // snapshot's time), that value, a view into the snapshot; otherwise
+  // nullopt (not found, a rate...), and the caller asks MeasureFrom.
+  virtual std::optional<std::string_view> ValueIn(const MysqlMap& /*snapshot*/) {
+    return std::nullopt;
   }
 };
 

@@ -67,6 +67,10 @@ class MysqlStatusCheck final : public Check {
     return {SharedMapRead::Kind::kGlobalStatus, &connection_};
   }
   Measurement MeasureFrom(const Snapshot& status) override { return state_->Measure(status); }
+  std::optional<std::string_view> ValueIn(const MysqlMap& status) override {
+    if (state_->rate) return std::nullopt;
+    return status.get(state_->key, &state_->hint);
+  }
 
  private:
   // What a run needs, made once and shared with the runs in flight: the

@@ -32,6 +32,9 @@ class MysqlVariableCheck final : public Check {
     return {SharedMapRead::Kind::kGlobalVariables, &connection_};
   }
   Measurement MeasureFrom(const Snapshot& vars) override { return names_->Measure(vars); }
+  std::optional<std::string_view> ValueIn(const MysqlMap& vars) override {
+    return vars.get(names_->key, &names_->hint);
+  }
 
  private:
   // The variable as configured and lower-cased (the snapshot's key), made

@@ -69,13 +69,17 @@ void Evaluator::PushWindow(Level level) {
     if (l == Level::kCrit) window_crits_ += delta;
     if (l == Level::kCrit || l == Level::kWarn) window_warns_ += delta;
   };
+  // No division (a result's few instructions would be mostly that): the
+  // indices stay below capacity by a compare.
   if (window_size_ == capacity) {
     // Full: the oldest result leaves.
     count(ring[window_start_], -1);
     ring[window_start_] = level;
-    window_start_ = (window_start_ + 1) % capacity;
+    if (++window_start_ == capacity) window_start_ = 0;
   } else {
-    ring[(window_start_ + window_size_) % capacity] = level;
+    int at = window_start_ + window_size_;
+    if (at >= capacity) at -= capacity;
+    ring[at] = level;
     ++window_size_;
   }
   count(level, +1);
@@ -149,6 +153,25 @@ Verdict Evaluator::Observe(const Measurement& m, Clock::time_point now) {
   }
   Enter(next, now, v);
   return v;
+}
+
+bool Evaluator::Quiet(std::string_view value) {
+  // Observe with state_ ok and an ok level: the window gains an ok
+  // (counts never grow), so with every count below need_ the next state
+  // is ok again; Enter then neither changes nor fires (ok is not bad).
+  if (state_ != CheckState::kOk || window_errors_ >= need_ || window_warns_ >= need_) return false;
+  if (has_thresholds_) {
+    for (const auto* t : {&rules_.crit, &rules_.warn}) {
+      if (!*t) continue;
+      auto hit = (*t)->Matches(value);
+      if (!hit || *hit) return false;   // an error or a level: Observe says so
+    }
+  }
+  if (last_value_ != value) last_value_.assign(value);
+  if (!last_error_.empty()) last_error_.clear();
+  PushWindow(Level::kOk);
+  ++ok_streak_;
+  return true;
 }
 
 Verdict Evaluator::Skip(Clock::time_point now) {

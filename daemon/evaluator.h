@@ -64,6 +64,13 @@ class Evaluator {
         rules_(std::move(rules)) {}
 
   Verdict Observe(const Measurement& m, Clock::time_point now);
+  // The usual result, taken in place when it has nothing to say: a value
+  // (as Measurement::Value) that leaves an ok check ok with no hook to
+  // fire. Then it is recorded exactly as Observe would (last value,
+  // window, streak) and Quiet returns true; otherwise nothing changes and
+  // the caller goes through Observe. Saves building a Measurement and a
+  // Verdict for each of the thousand results a second that change nothing.
+  bool Quiet(std::string_view value);
   // A dependency is not ok: the check did not run.
   Verdict Skip(Clock::time_point now);
   // Restores a state persisted before a restart (daemon/state.h): no hook

@@ -205,8 +205,12 @@ void Scheduler::RunDue() {
   // read and one completion per snapshot (LaunchShared); the others one by
   // one.
   for (auto& g : groups_) g.entries->clear();
+  ReapRetired();
   for (Entry* e : batch) {
-    if (!Ready(*e)) {
+    // The usual entry (idle, no dependencies) is ready: Ready's other
+    // tests are for the rest, and its ReapRetired is done above.
+    const bool plain = !e->in_flight && !e->has_depends && !stopped_;
+    if (!plain && !Ready(*e)) {
       if (generation_ != generation) return;
       continue;
     }
@@ -501,10 +505,27 @@ void Scheduler::LaunchShared(SharedGroup& group) {
 void Scheduler::FinishShared(const std::vector<Entry*>& entries, const Check::Snapshot& snapshot) {
   // Each entry outlives its run as Launch's do (retired, orphaned); its
   // check is gone only once it has no owner.
+  //
+  // The usual result (a value that leaves an ok check ok, nobody waiting
+  // for it) is recorded in place: no Measurement, no Verdict (Quiet).
+  const MysqlMap* map = snapshot ? snapshot->get() : nullptr;
   for (Entry* e : entries) {
     Scheduler* owner = e->owner;
     if (!owner) continue;
     if (!owner->launched_warm_) owner->Warm();
+    if (map && !e->retired && e->waiters.empty() && !owner->stopped_) {
+      if (auto value = e->impl->ValueIn(*map)) {
+        if (e->eval.Quiet(*value)) {
+          e->in_flight = false;
+          e->last_run = map->taken != Clock::time_point{} ? map->taken : Clock::now();
+          continue;
+        }
+        Measurement m = Measurement::Value(*value);
+        m.at = map->taken;
+        owner->Finish(*e, m);
+        continue;
+      }
+    }
     const Measurement m = e->impl->MeasureFrom(snapshot);
     owner->Finish(*e, m);
   }

@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -1215,6 +1217,85 @@ TEST_CASE("status and variable checks due together are measured from one read ea
   REQUIRE(PumpUntil(h.loop, [&] { return now.has_value(); }));
   CHECK(now->kind == Measurement::Kind::kValue);
   CHECK(rig.Get("questions").state == warden::CheckState::kOk);
+}
+
+TEST_CASE("a shared read's result that changes nothing is recorded in place, one that trips "
+          "is not",
+          "[checks][mysql][scheduler]") {
+  Sandbox* sb = Sandbox::Get();
+  if (!sb) return;
+  MysqlHarness h({{"", sb->Tcp()}});
+  h.reads->share_window = 0ms;
+  auto before = h.Status("");
+  REQUIRE(before.ok());
+  // Every SHOW GLOBAL STATUS counts itself: the scheduler's first read
+  // says shows + 1, its second shows + 2.
+  const long long shows = StatusNumber(*before, "com_show_status");
+
+  auto config = std::make_shared<warden::Config>();
+  config->daemon.jitter = 0;
+  // Ok, then a new value that changes nothing (recorded in place).
+  config->checks.push_back(SchedCheck("plain", "mysql_status", {{"variable", "Com_show_status"}}));
+  // The same with a threshold the value stays under.
+  config->checks.push_back(SchedCheck("under", "mysql_status", {{"variable", "Com_show_status"}},
+                                      "", "> " + std::to_string(shows + 100)));
+  // Ok at the first read, crit at the second.
+  config->checks.push_back(SchedCheck("trips", "mysql_status", {{"variable", "Com_show_status"}},
+                                      "", "> " + std::to_string(shows + 1)));
+  // Error, then error again (not ok: never in place).
+  config->checks.push_back(SchedCheck("missing", "mysql_status", {{"variable", "No_such_status"}}));
+  // A variable that does not change: in place from the second read on.
+  config->checks.push_back(
+      SchedCheck("maxconn", "mysql_variable", {{"variable", "max_connections"}}));
+  for (auto& c : config->checks) c.common.every = 1s;
+  warden::testing::SchedulerRig rig(h.rt);
+  std::vector<std::string> changes;
+  rig.events.Subscribe([&](const nlohmann::json& ev) {
+    if (ev["event"] == "check.state") {
+      changes.push_back(ev["check"].get<std::string>() + ":" + ev["state"].get<std::string>());
+    }
+  });
+  rig.scheduler->Start(config);
+  auto ran = [&](std::uint64_t n) {
+    return PumpUntil(h.loop, [&] {
+      for (const auto& s : rig.scheduler->Status()) {
+        if (s.runs != n || s.in_flight) return false;
+      }
+      return true;
+    });
+  };
+  REQUIRE(ran(1));
+  CHECK(rig.Get("plain").value == std::to_string(shows + 1));
+  CHECK(rig.Get("trips").state == warden::CheckState::kOk);
+  const auto first = rig.Get("plain").last_run;
+  const auto vars_first = rig.Get("maxconn").last_run;
+  REQUIRE(first);
+  REQUIRE(vars_first);
+
+  REQUIRE(ran(2));
+  auto plain = rig.Get("plain");
+  CHECK(plain.state == warden::CheckState::kOk);
+  CHECK(plain.value == std::to_string(shows + 2));
+  REQUIRE(plain.last_run);
+  CHECK(*plain.last_run > *first);
+  auto under = rig.Get("under");
+  CHECK(under.state == warden::CheckState::kOk);
+  CHECK(under.value == plain.value);
+  CHECK(under.last_run == plain.last_run);
+  auto trips = rig.Get("trips");
+  CHECK(trips.state == warden::CheckState::kCrit);
+  CHECK(trips.value == plain.value);
+  CHECK(rig.Get("missing").state == warden::CheckState::kError);
+  CHECK(rig.Get("missing").error == "no status variable 'No_such_status' in SHOW GLOBAL STATUS");
+  CHECK(rig.Get("maxconn").value == std::to_string(kMaxConnections));
+  REQUIRE(rig.Get("maxconn").last_run);
+  CHECK(*rig.Get("maxconn").last_run > *vars_first);   // its own snapshot's time
+  CHECK(rig.scheduler->runs() == 10);
+  // Only the changes were events: pending -> ok for the four that were
+  // ok, pending -> error, then ok -> crit.
+  std::sort(changes.begin(), changes.end());
+  CHECK(changes == std::vector<std::string>{"maxconn:ok", "missing:error", "plain:ok", "trips:crit",
+                                            "trips:ok", "under:ok"});
 }
 
 TEST_CASE("a shared read in flight reports to the reloaded check, and to nothing once its "

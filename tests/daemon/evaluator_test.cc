@@ -312,3 +312,84 @@ TEST_CASE("skipped from pending and from ok", "[evaluator]") {
   CHECK(s2.prev == CheckState::kOk);
   CHECK(s2.fire == Verdict::Fire::kNone);
 }
+
+TEST_CASE("Quiet takes a value exactly as Observe would, or leaves everything as it was",
+          "[evaluator]") {
+  // Two evaluators fed the same random results: `plain` through Observe
+  // only, `fast` through Quiet first (as the scheduler does for shared
+  // reads). Where Quiet takes a value, Observe must have had nothing to
+  // say; where it declines, Observe's verdicts must still agree, so Quiet
+  // changed nothing.
+  struct Rule {
+    const char* warn;
+    const char* crit;
+    const char* trip;
+    int recover;
+    bool repeat;
+  };
+  const Rule rules[] = {
+      {nullptr, nullptr, "1", 1, false},  {"> 50", "> 90", "1", 1, false},
+      {"> 50", nullptr, "2 of 3", 2, true}, {nullptr, "== OFF", "2", 1, false},
+      {"> 50", "> 90", "3 of 20", 3, true},  // a window beyond the inline one
+  };
+  const char* values[] = {"1", "7", "60", "95", "ON", "OFF", "abc", " 3 "};
+  std::srand(42);
+  for (const Rule& r : rules) {
+    INFO("warn " << (r.warn ? r.warn : "-") << " crit " << (r.crit ? r.crit : "-") << " trip "
+                 << r.trip);
+    auto make = [&] {
+      EvalRules er = Rules(r.warn, r.crit, r.trip, r.recover);
+      if (r.repeat) er.repeat = 30s;
+      return er;
+    };
+    Evaluator plain(make()), fast(make());
+    Clock::time_point now = Clock::time_point{} + 1h;
+    int taken = 0, declined = 0;
+    for (int i = 0; i < 4000; ++i) {
+      now += 10s;
+      const int pick = std::rand() % 100;
+      INFO("step " << i);
+      if (pick < 3) {
+        Verdict a = plain.Skip(now);
+        Verdict b = fast.Skip(now);
+        CHECK(a.state == b.state);
+        continue;
+      }
+      Measurement m;
+      if (pick < 8) {
+        m = Measurement::Error("boom");
+      } else if (pick < 10) {
+        m = Measurement::NotYet("later");
+      } else {
+        // Mostly quiet values, now and then one past a threshold.
+        const int v = std::rand() % 100;
+        m = Measurement::Value(v < 80 ? values[std::rand() % 2] : values[std::rand() % 8]);
+      }
+      Verdict a = plain.Observe(m, now);
+      if (m.kind == Measurement::Kind::kValue && fast.Quiet(m.value)) {
+        ++taken;
+        CHECK(!a.changed);
+        CHECK(a.fire == Verdict::Fire::kNone);
+        CHECK(a.state == CheckState::kOk);
+      } else {
+        if (m.kind == Measurement::Kind::kValue) ++declined;
+        Verdict b = fast.Observe(m, now);
+        CHECK(a.changed == b.changed);
+        CHECK(a.prev == b.prev);
+        CHECK(a.state == b.state);
+        CHECK(a.fire == b.fire);
+        CHECK(a.repeat == b.repeat);
+        CHECK(a.value == b.value);
+        CHECK(a.threshold == b.threshold);
+        CHECK(a.error == b.error);
+      }
+      REQUIRE(plain.state() == fast.state());
+      REQUIRE(plain.last_value() == fast.last_value());
+      REQUIRE(plain.last_error() == fast.last_error());
+      REQUIRE(plain.since() == fast.since());
+    }
+    // Both ways were taken many times.
+    CHECK(taken > 500);
+    CHECK(declined > 100);
+  }
+}
