@@ -1148,6 +1148,17 @@ warden::CheckConfig SchedCheck(const std::string& name, const std::string& type,
   return c;
 }
 
+// Pumps `loop` until every check of `rig` has run `n` times and none is in
+// flight.
+bool AllRan(struct ev_loop* loop, warden::testing::SchedulerRig& rig, std::uint64_t n) {
+  return PumpUntil(loop, [&] {
+    for (const auto& s : rig.scheduler->Status()) {
+      if (s.runs != n || s.in_flight) return false;
+    }
+    return true;
+  });
+}
+
 }  // namespace
 
 TEST_CASE("status and variable checks due together are measured from one read each",
@@ -1177,12 +1188,7 @@ TEST_CASE("status and variable checks due together are measured from one read ea
       SchedCheck("elsewhere", "mysql_status", {{"variable", "Uptime"}}, "nowhere"));
   warden::testing::SchedulerRig rig(h.rt);
   rig.scheduler->Start(config);
-  REQUIRE(PumpUntil(h.loop, [&] {
-    for (const auto& s : rig.scheduler->Status()) {
-      if (s.runs != 1 || s.in_flight) return false;
-    }
-    return true;
-  }));
+  REQUIRE(AllRan(h.loop, rig, 1));
 
   auto up = rig.Get("uptime");
   CHECK(up.state == warden::CheckState::kOk);
@@ -1256,15 +1262,7 @@ TEST_CASE("a shared read's result that changes nothing is recorded in place, one
     }
   });
   rig.scheduler->Start(config);
-  auto ran = [&](std::uint64_t n) {
-    return PumpUntil(h.loop, [&] {
-      for (const auto& s : rig.scheduler->Status()) {
-        if (s.runs != n || s.in_flight) return false;
-      }
-      return true;
-    });
-  };
-  REQUIRE(ran(1));
+  REQUIRE(AllRan(h.loop, rig, 1));
   CHECK(rig.Get("plain").value == std::to_string(shows + 1));
   CHECK(rig.Get("trips").state == warden::CheckState::kOk);
   const auto first = rig.Get("plain").last_run;
@@ -1272,7 +1270,7 @@ TEST_CASE("a shared read's result that changes nothing is recorded in place, one
   REQUIRE(first);
   REQUIRE(vars_first);
 
-  REQUIRE(ran(2));
+  REQUIRE(AllRan(h.loop, rig, 2));
   auto plain = rig.Get("plain");
   CHECK(plain.state == warden::CheckState::kOk);
   CHECK(plain.value == std::to_string(shows + 2));
