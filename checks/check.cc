@@ -5,9 +5,31 @@
 #include <exception>
 #include <optional>
 
+#include "daemon/mysql.h"
 #include "daemon/worker_pool.h"
 
 namespace warden {
+
+std::optional<std::string_view> Check::ReadFrom(const MysqlMap&, Measurement& otherwise) {
+  otherwise = Measurement::Error("internal error: this check reads no shared snapshot");
+  return std::nullopt;
+}
+
+Measurement Check::MeasureFrom(const Snapshot& snapshot) {
+  return MeasureSnapshot(snapshot, [this](const MysqlMap& map, Measurement& otherwise) {
+    return ReadFrom(map, otherwise);
+  });
+}
+
+Measurement MeasureSnapshot(
+    const Check::Snapshot& snapshot,
+    const std::function<std::optional<std::string_view>(const MysqlMap&, Measurement&)>& read) {
+  if (!snapshot) return Measurement::Error(snapshot.error());
+  Measurement m;
+  if (auto value = read(**snapshot, m)) m = Measurement::Value(*value);
+  m.at = (*snapshot)->taken;
+  return m;
+}
 
 Measurement Measurement::Number(double v) {
   if (!std::isfinite(v)) return Error("value is not a finite number");

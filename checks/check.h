@@ -76,22 +76,27 @@ class Check {
 
   // A check whose run only reads a shared snapshot says which one: the
   // scheduler then asks for it once for all such checks due together (one
-  // completion, not one per check) and has each measure from it with
-  // MeasureFrom, which must give what Run would have given with that
+  // completion, not one per check) and has each read its result from it
+  // with ReadFrom, which must give what Run would have given with that
   // snapshot. Run stays the way to run the check on its own.
   virtual SharedMapRead shared_read() const { return {}; }
   using Snapshot = Expected<std::shared_ptr<const MysqlMap>>;
-  virtual Measurement MeasureFrom(const Snapshot& /*snapshot*/) {
-    return Measurement::Error("internal error: this check reads no shared snapshot");
-  }
-  // MeasureFrom's usual result without building it: when MeasureFrom would
-  // give Measurement::Value of a value as it stands in `snapshot` (at the
-  // snapshot's time), that value, a view into the snapshot; otherwise
-  // nullopt (not found, a rate...), and the caller asks MeasureFrom.
-  virtual std::optional<std::string_view> ValueIn(const MysqlMap& /*snapshot*/) {
-    return std::nullopt;
-  }
+  // The result in `snapshot`: when it is a value as it stands there (the
+  // usual case), that value, a view into the snapshot, and nothing is
+  // built; otherwise (not found, a rate...) nullopt with the result in
+  // `otherwise`. Either is the result at the snapshot's time.
+  virtual std::optional<std::string_view> ReadFrom(const MysqlMap& snapshot,
+                                                   Measurement& otherwise);
+  // The whole result of a shared read (its error, or ReadFrom's).
+  Measurement MeasureFrom(const Snapshot& snapshot);
 };
+
+// What a shared read gives a check that reads it with `read` (a
+// ReadFrom): the read's error, or `read`'s value or other result, at the
+// snapshot's time. For completions that outlive their check (Run).
+Measurement MeasureSnapshot(
+    const Check::Snapshot& snapshot,
+    const std::function<std::optional<std::string_view>(const MysqlMap&, Measurement&)>& read);
 
 struct CheckType {
   const char* name;      // the `type = ...` word

@@ -56,7 +56,9 @@ class MysqlStatusCheck final : public Check {
     // The completion may outlive this object (a reload): it holds the
     // state, never `this`.
     auto measure = [state = state_, done = std::move(done)](const Snapshot& status) {
-      done(state->Measure(status));
+      done(MeasureSnapshot(status, [s = state.get()](const MysqlMap& map, Measurement& otherwise) {
+        return s->Read(map, otherwise);
+      }));
     };
     // 48 bytes: queued in place, without an allocation (SharedDone).
     static_assert(MysqlReads::SharedDone<MysqlMap>::kInPlace<decltype(measure)>);
@@ -66,10 +68,9 @@ class MysqlStatusCheck final : public Check {
   SharedMapRead shared_read() const override {
     return {SharedMapRead::Kind::kGlobalStatus, &connection_};
   }
-  Measurement MeasureFrom(const Snapshot& status) override { return state_->Measure(status); }
-  std::optional<std::string_view> ValueIn(const MysqlMap& status) override {
-    if (state_->rate) return std::nullopt;
-    return status.get(state_->key, &state_->hint);
+  std::optional<std::string_view> ReadFrom(const MysqlMap& status,
+                                           Measurement& otherwise) override {
+    return state_->Read(status, otherwise);
   }
 
  private:
@@ -85,24 +86,27 @@ class MysqlStatusCheck final : public Check {
     std::string key;
     std::optional<Sample> last;
 
-    Measurement Measure(const Snapshot& status) {
-      if (!status) return Measurement::Error(status.error());
-      Measurement m = Read(**status);
-      m.at = (*status)->taken;
-      return m;
+    // ReadFrom: the value itself, or (a missing name, a rate) the result
+    // in `otherwise`.
+    std::optional<std::string_view> Read(const MysqlMap& status, Measurement& otherwise) {
+      const auto value = status.get(key, &hint);
+      if (value && !rate) return value;
+      otherwise = Otherwise(value, status.taken);
+      return std::nullopt;
     }
 
-    Measurement Read(const MysqlMap& status) {
-      const auto value = status.get(key, &hint);
-      if (!value) {
+    // Out of line: the usual result never comes here.
+    [[gnu::noinline]] Measurement Otherwise(std::optional<std::string_view> found,
+                                            Clock::time_point taken) {
+      if (!found) {
         return Measurement::Error("no status variable '" + variable + "' in SHOW GLOBAL STATUS");
       }
-      if (!rate) return Measurement::Value(*value);
-      if (!ParseNumber(*value)) {
-        return Measurement::Error("'" + variable + "' is '" + std::string(*value) +
+      const std::string_view value = *found;
+      if (!ParseNumber(value)) {
+        return Measurement::Error("'" + variable + "' is '" + std::string(value) +
                                   "', not a counter: rate = yes needs a number");
       }
-      Sample now{std::string(*value), status.taken};
+      Sample now{std::string(value), taken};
       std::optional<Sample> before = std::move(last);
       last = now;
       if (!before) return Measurement::NotYet("a rate needs two samples");

@@ -25,15 +25,18 @@ class MysqlVariableCheck final : public Check {
       return;
     }
     rt.mysql->GlobalVariables(connection_, [names = names_, done = std::move(done)](
-                                               const Snapshot& vars) { done(names->Measure(vars)); });
+                                               const Snapshot& vars) {
+      done(MeasureSnapshot(vars, [n = names.get()](const MysqlMap& map, Measurement& otherwise) {
+        return n->Read(map, otherwise);
+      }));
+    });
   }
 
   SharedMapRead shared_read() const override {
     return {SharedMapRead::Kind::kGlobalVariables, &connection_};
   }
-  Measurement MeasureFrom(const Snapshot& vars) override { return names_->Measure(vars); }
-  std::optional<std::string_view> ValueIn(const MysqlMap& vars) override {
-    return vars.get(names_->key, &names_->hint);
+  std::optional<std::string_view> ReadFrom(const MysqlMap& vars, Measurement& otherwise) override {
+    return names_->Read(vars, otherwise);
   }
 
  private:
@@ -45,13 +48,13 @@ class MysqlVariableCheck final : public Check {
     std::string key;
     MysqlMap::Hint hint;
 
-    Measurement Measure(const Snapshot& vars) {
-      if (!vars) return Measurement::Error(vars.error());
-      const auto value = (*vars)->get(key, &hint);
-      if (!value) return Measurement::Error("no variable '" + variable + "' in SHOW GLOBAL VARIABLES");
-      Measurement m = Measurement::Value(*value);
-      m.at = (*vars)->taken;
-      return m;
+    // ReadFrom: the value, or the error that names the missing variable.
+    std::optional<std::string_view> Read(const MysqlMap& vars, Measurement& otherwise) {
+      const auto value = vars.get(key, &hint);
+      if (!value) {
+        otherwise = Measurement::Error("no variable '" + variable + "' in SHOW GLOBAL VARIABLES");
+      }
+      return value;
     }
   };
   const std::string connection_;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <mutex>
+#include <utility>
 
 #include "daemon/events.h"
 #include "daemon/executor.h"
@@ -509,24 +510,24 @@ void Scheduler::FinishShared(const std::vector<Entry*>& entries, const Check::Sn
   // The usual result (a value that leaves an ok check ok, nobody waiting
   // for it) is recorded in place: no Measurement, no Verdict (Quiet).
   const MysqlMap* map = snapshot ? snapshot->get() : nullptr;
+  Measurement otherwise;   // one for the loop: most results never fill it
   for (Entry* e : entries) {
     Scheduler* owner = e->owner;
     if (!owner) continue;
     if (!owner->launched_warm_) owner->Warm();
-    if (map && !e->retired && e->waiters.empty() && !owner->stopped_) {
-      if (auto value = e->impl->ValueIn(*map)) {
-        if (e->eval.Quiet(*value)) {
-          e->in_flight = false;
-          e->last_run = map->taken != Clock::time_point{} ? map->taken : Clock::now();
-          continue;
-        }
-        Measurement m = Measurement::Value(*value);
-        m.at = map->taken;
-        owner->Finish(*e, m);
-        continue;
-      }
+    if (!snapshot) {
+      owner->Finish(*e, Measurement::Error(snapshot.error()));
+      continue;
     }
-    const Measurement m = e->impl->MeasureFrom(snapshot);
+    const auto value = e->impl->ReadFrom(*map, otherwise);
+    if (value && !e->retired && e->waiters.empty() && !owner->stopped_ &&
+        e->eval.Quiet(*value)) {
+      e->in_flight = false;
+      e->last_run = map->taken != Clock::time_point{} ? map->taken : Clock::now();
+      continue;
+    }
+    Measurement m = value ? Measurement::Value(*value) : std::exchange(otherwise, Measurement{});
+    m.at = map->taken;
     owner->Finish(*e, m);
   }
 }

@@ -11,7 +11,7 @@
 // Shared reads: the checks of a batch whose run only reads a shared
 // snapshot (Check::shared_read: mysql_status, mysql_variable) are launched
 // together, one read per kind and connection, and that read's one
-// completion has each of them measure from it (Check::MeasureFrom).
+// completion has each of them read its result from it (Check::ReadFrom).
 //
 // Cadence: the timer repeats every `every` whatever the check does. A check
 // whose previous run is still in flight is not started again (the tick is
@@ -108,7 +108,7 @@ class Scheduler {
   bool Ready(Entry& e);
   void Finish(Entry& e, const Measurement& m);
   // Checks of one batch that read the same shared snapshot: one read, one
-  // completion that has each of them measure from it (Check::MeasureFrom).
+  // completion that has each of them read its result from it (Check::ReadFrom).
   struct SharedGroup {
     int id = -1;          // SharedId(read)
     SharedMapRead read;   // the first entry's
