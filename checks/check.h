@@ -46,6 +46,12 @@ struct SharedMapRead {
   enum class Kind { kNone, kGlobalStatus, kGlobalVariables };
   Kind kind = Kind::kNone;
   const std::string* connection = nullptr;   // the check's own; "" is [mysql]
+  // When the check's result is one name's value exactly as the snapshot
+  // has it (no rate, no parsing): that name, lower case, as the check
+  // keeps it. The scheduler then looks it up itself, with a hint of its
+  // own kept next to the check's state, and asks ReadFrom only when the
+  // name is missing (for the check's own error).
+  const std::string* key = nullptr;
 };
 
 // Settings every check has, already validated, handed to the factory.

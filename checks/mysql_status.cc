@@ -66,7 +66,8 @@ class MysqlStatusCheck final : public Check {
   }
 
   SharedMapRead shared_read() const override {
-    return {SharedMapRead::Kind::kGlobalStatus, &connection_};
+    return {SharedMapRead::Kind::kGlobalStatus, &connection_,
+            state_->rate ? nullptr : &state_->key};
   }
   std::optional<std::string_view> ReadFrom(const MysqlMap& status,
                                            Measurement& otherwise) override {

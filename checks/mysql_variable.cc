@@ -33,7 +33,7 @@ class MysqlVariableCheck final : public Check {
   }
 
   SharedMapRead shared_read() const override {
-    return {SharedMapRead::Kind::kGlobalVariables, &connection_};
+    return {SharedMapRead::Kind::kGlobalVariables, &connection_, &names_->key};
   }
   std::optional<std::string_view> ReadFrom(const MysqlMap& vars, Measurement& otherwise) override {
     return names_->Read(vars, otherwise);

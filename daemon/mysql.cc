@@ -67,17 +67,23 @@ std::optional<std::string_view> MysqlMap::get(std::string_view key) const {
   return std::nullopt;
 }
 
-std::optional<std::string_view> MysqlMap::get(std::string_view key, Hint* hint) const {
+std::optional<std::string_view> MysqlMap::get(const std::string& key, Hint* hint) const {
   // The row the hint names, if it still has that name as the server
   // spelt it (a plain strcmp, a fraction of NameIs's per-byte lowering).
   // A later row of the same name is not looked for: the hint comes from
   // the search below, which found the last one.
   const size_t at = hint->index;
-  if (at < rows_.size() && std::strcmp(rows_[at].name, hint->name.c_str()) == 0) return Value(at);
+  if (at < rows_.size() && (hint->name[0] != '\0' ? std::strcmp(rows_[at].name, hint->name) == 0
+                                                   : NameIs(rows_[at].name, key))) {
+    return Value(at);
+  }
   for (size_t i = rows_.size(); i-- > 0;) {
     if (NameIs(rows_[i].name, key)) {
-      hint->index = i;
-      hint->name = rows_[i].name;
+      hint->index = static_cast<std::uint32_t>(i);
+      // key.size() is the name's length (NameIs).
+      const bool keep = key.size() <= Hint::kMaxName;
+      std::memcpy(hint->name, rows_[i].name, keep ? key.size() : 0);
+      hint->name[keep ? key.size() : 0] = '\0';
       return Value(i);
     }
   }

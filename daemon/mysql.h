@@ -80,14 +80,21 @@ class MysqlMap {
   std::optional<std::string_view> get(std::string_view key) const;
   // Where a name was found and how the server spelt it, for finding it
   // again in a later snapshot (one strcmp): a caller that looks up one
-  // name in every snapshot keeps one.
+  // name in every snapshot keeps one. The spelling is kept in place (56
+  // bytes in all, no allocation: the hint is read with whatever holds it,
+  // in one cache line). A name longer than kMaxName (none in SHOW GLOBAL
+  // STATUS, a few in SHOW GLOBAL VARIABLES) keeps only its row, which is
+  // then compared with the key case-insensitively.
   struct Hint {
-    size_t index = static_cast<size_t>(-1);
-    std::string name;
+    static constexpr size_t kMaxName = 51;
+    std::uint32_t index = UINT32_MAX;
+    char name[kMaxName + 1] = {};   // "" when not kept
   };
   // The same as get(key) (the caller keeps `key` the same for a hint),
-  // trying the hint's row first and updating the hint.
-  std::optional<std::string_view> get(std::string_view key, Hint* hint) const;
+  // trying the hint's row first and updating the hint. `key` is read only
+  // when the hint's row is not the name (or it is too long to be kept):
+  // the usual lookup touches the hint and the snapshot, not the key.
+  std::optional<std::string_view> get(const std::string& key, Hint* hint) const;
   size_t count(std::string_view key) const { return get(key) ? 1 : 0; }
   size_t size() const { return rows_.size(); }
   bool empty() const { return rows_.empty(); }

@@ -5,46 +5,66 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <mutex>
 #include <utility>
 
 #include "daemon/events.h"
 #include "daemon/executor.h"
+#include "daemon/mysql.h"
 #include "daemon/state.h"
 
 namespace warden {
 
 struct alignas(64) Scheduler::Entry {
-  // What every run reads or writes comes first, in one cache line (up to
-  // `runs`: what RunDue reads): at 1,000 checks each entry is touched once
-  // a second, long evicted, and a run's cost is mostly its cache misses.
+  // At 1,000 checks each entry is touched once a second, long evicted, and
+  // a run's cost is mostly its cache misses. So what a run of a shared
+  // read touches is in the entry's first four lines, and nothing else of
+  // the check is: the usual result (Quiet) reads and writes these lines
+  // and the snapshot, and no more.
+  //
+  // Line 0: what RunDue, LaunchShared and every result read or write.
   bool has_depends = false;
   bool in_flight = false;
   bool retired = false;           // of an older snapshot (Reload)
+  bool waiting = false;           // !waiters.empty()
+  int shared_id = -1;             // shared.connection's, Scheduler::SharedId
   std::int64_t every_ms = 0;
   std::int64_t due_ms = -1;  // the key in Scheduler::due_ while armed, else -1
   // From *cfg, here because every run needs them: the rest of the config
   // is read only when a state changes.
   Check* impl = nullptr;
-  SharedMapRead shared;           // impl->shared_read()
-  int shared_id = -1;             // shared.connection's, Scheduler::SharedId
+  Scheduler* owner = nullptr;
   std::uint64_t runs = 0;
   std::optional<Clock::time_point> last_run;
+  // Line 1: the name a shared read's result is (SharedMapRead::key; null
+  // when the check reads it itself, ReadFrom) and where it was last.
+  const std::string* key = nullptr;
+  MysqlMap::Hint hint;
+  // Lines 2 and 3: the evaluator's own hot part comes first.
+  Evaluator eval;
+  // What a state change, a reload or wardenctl reads.
+  SharedMapRead shared;           // impl->shared_read()
   std::vector<RunDone> waiters;   // wardenctl check: the result of the run in flight
-  Scheduler* owner = nullptr;
   const CheckConfig* cfg = nullptr;
   Entry* successor = nullptr;     // retired: the same check in the new snapshot
   std::uint64_t overruns = 0;
-  Evaluator eval;
   ev_timer retry{};     // dependency still pending: look again soon
 
   explicit Entry(const CheckConfig* c)
       : has_depends(!c->depends.empty()),
         every_ms(std::max<std::int64_t>(1, c->common.every.count())),
         impl(c->impl.get()),
+        eval(c->rules),
         shared(impl ? impl->shared_read() : SharedMapRead{}),
-        cfg(c),
-        eval(c->rules) {}
+        cfg(c) {
+    key = shared.key;
+    // The lines above, as laid out (a quiet result touches lines 0-3).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Winvalid-offsetof"
+    static_assert(offsetof(Entry, key) == 64 && offsetof(Entry, eval) == 128);
+#pragma GCC diagnostic pop
+  }
 };
 
 Scheduler::Scheduler(Runtime& rt, Executor& executor, EventLog& events)
@@ -60,6 +80,7 @@ Scheduler::~Scheduler() {
     if (!e->in_flight) return;
     e->owner = nullptr;
     e->waiters.clear();   // what they would reach is going away too
+    e->waiting = false;
     orphans.push_back(std::move(e));
   };
   for (auto& e : entries_) orphan(e);
@@ -167,6 +188,11 @@ void Scheduler::RunDue() {
   const auto limit = static_cast<std::int64_t>(std::floor(now)) + 1;
   std::vector<decltype(due_)::node_type> ready;
   while (!due_.empty() && due_.begin()->first <= limit) ready.push_back(due_.extract(due_.begin()));
+  // Every entry's first line, last touched a run ago, is read below: asked
+  // for all at once, their misses overlap.
+  for (auto& node : ready) {
+    for (Entry* e : node.mapped()) __builtin_prefetch(e);
+  }
   // Each one's next time: `every` after this one; one that fell behind
   // by more (a stalled loop) is due again at once, on the next pass, as
   // libev does with a late repeating timer.
@@ -198,8 +224,7 @@ void Scheduler::RunDue() {
       due_[e->due_ms].push_back(e);
     }
   }
-  // The batch's entries and checks were last touched a run ago: ask for
-  // them all at once (their misses overlap) before running them in turn.
+  // The checks that run on their own were last touched a run ago too.
   Prefetch(batch, true);
   const std::uint64_t generation = generation_;
   // Checks that only read a shared snapshot are launched together, one
@@ -215,7 +240,7 @@ void Scheduler::RunDue() {
       if (generation_ != generation) return;
       continue;
     }
-    if (e->shared.kind != SharedMapRead::Kind::kNone && rt_.mysql) {
+    if (e->shared_id >= 0 && rt_.mysql) {   // (e->shared is in a colder line)
       GroupOf(*e).push_back(e);
       continue;
     }
@@ -228,9 +253,10 @@ void Scheduler::RunDue() {
     LaunchShared(g);
     if (generation_ != generation) return;
   }
+  // (A shared read's completion prefetches its own: FinishShared.)
   launched_.clear();
   for (Entry* e : batch) {
-    if (e->in_flight) launched_.push_back(e);
+    if (e->in_flight && !(e->shared_id >= 0 && rt_.mysql)) launched_.push_back(e);
   }
   launched_warm_ = launched_.empty();
   batch_.swap(batch);
@@ -239,9 +265,9 @@ void Scheduler::RunDue() {
 
 void Scheduler::Prefetch(const std::vector<Entry*>& entries, bool launch) {
   if (launch) {
-    // What RunDue reads of every entry is its first line; only a check
-    // that runs on its own (not in a shared read) is touched beyond it.
-    for (Entry* e : entries) __builtin_prefetch(e);
+    // What RunDue reads of every entry is its first line (asked for
+    // already); only a check that runs on its own (not in a shared read)
+    // is touched beyond it.
     for (Entry* e : entries) {
       if (e->shared_id < 0) __builtin_prefetch(e->impl);
     }
@@ -303,6 +329,8 @@ void Scheduler::Reload(std::shared_ptr<const Config> config) {
       if (prev.in_flight) {
         e->in_flight = true;
         e->waiters = std::move(prev.waiters);
+        e->waiting = !e->waiters.empty();
+        prev.waiting = false;
         prev.successor = e.get();
       }
     } else {
@@ -336,6 +364,7 @@ bool Scheduler::RunNow(const std::string& name, RunDone done) {
   if (stopped_ || it == by_name_.end()) return false;
   Entry& e = *it->second;
   e.waiters.push_back(std::move(done));
+  e.waiting = true;
   if (!e.in_flight) Launch(e);
   return true;
 }
@@ -509,19 +538,35 @@ void Scheduler::FinishShared(const std::vector<Entry*>& entries, const Check::Sn
   //
   // The usual result (a value that leaves an ok check ok, nobody waiting
   // for it) is recorded in place: no Measurement, no Verdict (Quiet).
+  //
+  // The entries were last touched at launch, their results a run ago:
+  // each one's first four lines (all that a quiet result touches) are
+  // asked for kAhead entries before its turn, so that the misses overlap
+  // and the lines are not evicted again before they are used.
   const MysqlMap* map = snapshot ? snapshot->get() : nullptr;
   Measurement otherwise;   // one for the loop: most results never fill it
-  for (Entry* e : entries) {
+  constexpr size_t kAhead = 8;
+  const size_t n = entries.size();
+  auto prefetch = [&entries](size_t i) {
+    const char* p = reinterpret_cast<const char*>(entries[i]);
+    for (size_t at = 0; at < 256; at += 64) __builtin_prefetch(p + at, 1);
+  };
+  for (size_t i = 0; i < std::min(n, kAhead); ++i) prefetch(i);
+  for (size_t i = 0; i < n; ++i) {
+    if (i + kAhead < n) prefetch(i + kAhead);
+    Entry* e = entries[i];
     Scheduler* owner = e->owner;
     if (!owner) continue;
-    if (!owner->launched_warm_) owner->Warm();
     if (!snapshot) {
       owner->Finish(*e, Measurement::Error(snapshot.error()));
       continue;
     }
-    const auto value = e->impl->ReadFrom(*map, otherwise);
-    if (value && !e->retired && e->waiters.empty() && !owner->stopped_ &&
-        e->eval.Quiet(*value)) {
+    // The name's value, looked up here with the entry's own hint; the
+    // check's ReadFrom for the rest (a rate, a missing name's error).
+    std::optional<std::string_view> value;
+    if (e->key) value = map->get(*e->key, &e->hint);
+    if (!value) value = e->impl->ReadFrom(*map, otherwise);
+    if (value && !e->retired && !e->waiting && !owner->stopped_ && e->eval.Quiet(*value)) {
       e->in_flight = false;
       e->last_run = map->taken != Clock::time_point{} ? map->taken : Clock::now();
       continue;
@@ -543,6 +588,8 @@ void Scheduler::Finish(Entry& e, const Measurement& m) {
       Finish(*next, m);
     } else {
       auto waiters = std::move(e.waiters);
+      e.waiters.clear();
+      e.waiting = false;
       for (auto& w : waiters) w(m, Verdict{});
     }
     return;
@@ -551,6 +598,7 @@ void Scheduler::Finish(Entry& e, const Measurement& m) {
   e.last_run = now;
   auto waiters = std::move(e.waiters);
   e.waiters.clear();
+  e.waiting = false;
   if (stopped_) {
     for (auto& w : waiters) w(m, Verdict{});
     return;

@@ -159,17 +159,17 @@ class Scheduler {
   std::unique_ptr<ev_timer> wheel_;
   std::uint64_t generation_ = 0;   // bumped when entries may have been destroyed
   std::vector<Entry*> batch_;      // RunDue's, kept for its capacity
-  // The checks the last RunDue left in flight. Results of one shared read
-  // come back together, a run after their state was last touched: the
-  // first one to finish prefetches the others' (Warm). Cleared whenever
-  // entries may be destroyed.
+  // The checks the last RunDue left in flight on their own (not in a
+  // shared read). Their results come back close together, a run after
+  // their state was last touched: the first one to finish prefetches the
+  // others' (Warm). Cleared whenever entries may be destroyed.
   std::vector<Entry*> launched_;
   bool launched_warm_ = true;
   void Warm();
-  // Asks for the batch's entries, then their checks, then the checks' own
-  // state, so that the misses overlap (see RunDue).
-  // `launch`: for RunDue, what deciding and launching them reads; else
-  // what their results touch.
+  // Asks for the checks of entries that run on their own (`launch`: for
+  // RunDue, what launching them reads), or (else) for what their results
+  // touch: the entries, then their checks, then the checks' own state, so
+  // that the misses overlap. A shared read's entries are FinishShared's.
   static void Prefetch(const std::vector<Entry*>& entries, bool launch);
   std::mt19937_64 rng_{std::random_device{}()};
   bool stopped_ = false;

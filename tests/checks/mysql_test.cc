@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -366,6 +367,14 @@ struct MysqlHarness : Harness {
   Expected<std::shared_ptr<const MysqlMap>> Status(const std::string& conn) {
     std::optional<Expected<std::shared_ptr<const MysqlMap>>> got;
     reads->GlobalStatus(
+        conn, [&got](Expected<std::shared_ptr<const MysqlMap>> r) { got = std::move(r); });
+    REQUIRE(PumpUntil(loop, [&] { return got.has_value(); }));
+    return std::move(*got);
+  }
+
+  Expected<std::shared_ptr<const MysqlMap>> Variables(const std::string& conn) {
+    std::optional<Expected<std::shared_ptr<const MysqlMap>>> got;
+    reads->GlobalVariables(
         conn, [&got](Expected<std::shared_ptr<const MysqlMap>> r) { got = std::move(r); });
     REQUIRE(PumpUntil(loop, [&] { return got.has_value(); }));
     return std::move(*got);
@@ -1110,15 +1119,39 @@ TEST_CASE("MysqlMap finds a name again through a hint, and follows it when rows 
   // the hint takes the new spelling.
   MysqlMap::Hint t;
   CHECK(Got(BuildMap({{"UPTIME", "1"}}).get("uptime", &t)) == "'1'");
-  CHECK(t.name == "UPTIME");
+  CHECK(std::string_view(t.name) == "UPTIME");
   CHECK(Got(BuildMap({{"Uptime", "2"}}).get("uptime", &t)) == "'2'");
-  CHECK(t.name == "Uptime");
+  CHECK(std::string_view(t.name) == "Uptime");
   CHECK(t.index == 0);
   // Of a repeated name, the hint is the last row's.
   MysqlMap twice = BuildMap({{"Uptime", "1"}, {"Other", "x"}, {"UPTIME", "2"}});
   MysqlMap::Hint u;
   CHECK(Got(twice.get("uptime", &u)) == "'2'");
   CHECK(u.index == 2);
+
+  // A name longer than a hint keeps (a few of SHOW GLOBAL VARIABLES'):
+  // only its row is kept, and that row is compared with the key, in any
+  // spelling; another name there is not taken.
+  const std::string longest = "PERFORMANCE_SCHEMA_EVENTS_TRANSACTIONS_HISTORY_LONG_SIZE";
+  REQUIRE(longest.size() > MysqlMap::Hint::kMaxName);
+  std::string key = longest;
+  for (auto& ch : key) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  MysqlMap::Hint l;
+  CHECK(Got(BuildMap({{"Uptime", "1"}, {longest, "10000"}}).get(key, &l)) == "'10000'");
+  CHECK(l.index == 1);
+  CHECK(std::string_view(l.name).empty());
+  CHECK(Got(BuildMap({{"Uptime", "1"}, {key, "20"}}).get(key, &l)) == "'20'");
+  CHECK(l.index == 1);
+  MysqlMap moved_away = BuildMap({{longest, "30"}, {longest.substr(0, 55), "5"}});
+  CHECK(Got(moved_away.get(key, &l)) == "'30'");
+  CHECK(l.index == 0);
+  // The longest name a hint keeps is kept whole.
+  const std::string kept(MysqlMap::Hint::kMaxName, 'x');
+  MysqlMap::Hint k;
+  CHECK(Got(BuildMap({{kept, "1"}}).get(kept, &k)) == "'1'");
+  CHECK(std::string_view(k.name) == kept);
+  CHECK(Got(BuildMap({{"y", "0"}, {kept + "y", "2"}, {kept, "3"}}).get(kept, &k)) == "'3'");
+  CHECK(k.index == 2);
 }
 
 namespace {
@@ -1253,6 +1286,9 @@ TEST_CASE("a shared read's result that changes nothing is recorded in place, one
   // A variable that does not change: in place from the second read on.
   config->checks.push_back(
       SchedCheck("maxconn", "mysql_variable", {{"variable", "max_connections"}}));
+  // One whose name is longer than a hint keeps (MysqlMap::Hint).
+  const std::string longest = "performance_schema_events_transactions_history_long_size";
+  config->checks.push_back(SchedCheck("long", "mysql_variable", {{"variable", longest}}));
   for (auto& c : config->checks) c.common.every = 1s;
   warden::testing::SchedulerRig rig(h.rt);
   std::vector<std::string> changes;
@@ -1269,7 +1305,20 @@ TEST_CASE("a shared read's result that changes nothing is recorded in place, one
   const auto vars_first = rig.Get("maxconn").last_run;
   REQUIRE(first);
   REQUIRE(vars_first);
+  auto vars = h.Variables("");
+  REQUIRE(vars.ok());
+  const auto long_value = (*vars)->get(longest);
+  REQUIRE(long_value);
+  CHECK(rig.Get("long").state == warden::CheckState::kOk);
+  CHECK(rig.Get("long").value == *long_value);
 
+  // wardenctl check while the second read is in flight: it waits for that
+  // read, so the result is delivered (never only recorded in place).
+  REQUIRE(PumpUntil(h.loop, [&] { return rig.Get("plain").in_flight; }));
+  std::optional<std::string> waited;
+  REQUIRE(rig.scheduler->RunNow("plain", [&](const Measurement& m, const warden::Verdict& v) {
+    waited = m.value + " " + warden::StateName(v.state);
+  }));
   REQUIRE(AllRan(h.loop, rig, 2));
   auto plain = rig.Get("plain");
   CHECK(plain.state == warden::CheckState::kOk);
@@ -1288,12 +1337,16 @@ TEST_CASE("a shared read's result that changes nothing is recorded in place, one
   CHECK(rig.Get("maxconn").value == std::to_string(kMaxConnections));
   REQUIRE(rig.Get("maxconn").last_run);
   CHECK(*rig.Get("maxconn").last_run > *vars_first);   // its own snapshot's time
-  CHECK(rig.scheduler->runs() == 10);
+  CHECK(rig.Get("long").value == *long_value);
+  CHECK(rig.Get("long").last_run == rig.Get("maxconn").last_run);
+  REQUIRE(waited);
+  CHECK(*waited == std::to_string(shows + 2) + " ok");
+  CHECK(rig.scheduler->runs() == 12);
   // Only the changes were events: pending -> ok for the four that were
   // ok, pending -> error, then ok -> crit.
   std::sort(changes.begin(), changes.end());
-  CHECK(changes == std::vector<std::string>{"maxconn:ok", "missing:error", "plain:ok", "trips:crit",
-                                            "trips:ok", "under:ok"});
+  CHECK(changes == std::vector<std::string>{"long:ok", "maxconn:ok", "missing:error", "plain:ok",
+                                            "trips:crit", "trips:ok", "under:ok"});
 }
 
 TEST_CASE("a shared read in flight reports to the reloaded check, and to nothing once its "
