@@ -365,16 +365,17 @@ struct MysqlHarness : Harness {
   }
 
   Expected<std::shared_ptr<const MysqlMap>> Status(const std::string& conn) {
-    std::optional<Expected<std::shared_ptr<const MysqlMap>>> got;
-    reads->GlobalStatus(
-        conn, [&got](Expected<std::shared_ptr<const MysqlMap>> r) { got = std::move(r); });
-    REQUIRE(PumpUntil(loop, [&] { return got.has_value(); }));
-    return std::move(*got);
+    return Snapshot(&MysqlReads::GlobalStatus, conn);
+  }
+  Expected<std::shared_ptr<const MysqlMap>> Variables(const std::string& conn) {
+    return Snapshot(&MysqlReads::GlobalVariables, conn);
   }
 
-  Expected<std::shared_ptr<const MysqlMap>> Variables(const std::string& conn) {
+ private:
+  using Read = void (MysqlReads::*)(const std::string&, MysqlReads::SharedDone<MysqlMap>);
+  Expected<std::shared_ptr<const MysqlMap>> Snapshot(Read read, const std::string& conn) {
     std::optional<Expected<std::shared_ptr<const MysqlMap>>> got;
-    reads->GlobalVariables(
+    ((*reads).*read)(
         conn, [&got](Expected<std::shared_ptr<const MysqlMap>> r) { got = std::move(r); });
     REQUIRE(PumpUntil(loop, [&] { return got.has_value(); }));
     return std::move(*got);
