@@ -47,6 +47,7 @@ struct CheckRecord {
   std::uint64_t runs = 0;
   std::uint64_t overruns = 0;
   std::string digest;             // CheckConfig::digest of the definition
+  bool operator==(const CheckRecord&) const = default;
 };
 
 struct ActionRecord {
@@ -65,7 +66,9 @@ struct PersistedState {
 
 inline constexpr int kStateFormat = 1;
 
-nlohmann::json StateToJson(const PersistedState& state);
+// The state file's text, saved at `saved_ms` (wall clock): a JSON object
+// laid out as nlohmann's dump(1) would lay it out, and a newline.
+std::string StateText(const PersistedState& state, std::int64_t saved_ms);
 // Strict: every field has the type it must have; anything else is an error
 // that says which field.
 Expected<PersistedState> StateFromJson(std::string_view text);

@@ -38,6 +38,37 @@ PersistedState Sample() {
   return s;
 }
 
+// The state as a JSON tree, built with nlohmann: what StateText must
+// write, as that tree's dump(1) (how the file was written before).
+nlohmann::json Tree(const PersistedState& s, std::int64_t saved_ms) {
+  nlohmann::json j = nlohmann::json::object();
+  j["format"] = kStateFormat;
+  j["saved"] = Rfc3339FromMs(saved_ms);
+  j["pause"] = {{"paused", s.paused},
+                {"reason", s.pause_reason},
+                {"by", s.paused_by},
+                {"at_ms", s.paused_at_ms}};
+  nlohmann::json checks = nlohmann::json::object();
+  for (const auto& [name, c] : s.checks) {
+    checks[name] = {{"state", c.state},       {"value", c.value},
+                    {"error", c.error},       {"since_ms", c.since_ms},
+                    {"last_run_ms", c.last_run_ms}, {"runs", c.runs},
+                    {"overruns", c.overruns}, {"digest", c.digest}};
+  }
+  j["checks"] = std::move(checks);
+  nlohmann::json actions = nlohmann::json::object();
+  for (const auto& [name, a] : s.actions) {
+    nlohmann::json one = nlohmann::json::object();
+    one["last_end_ms"] = a.last_end_ms ? nlohmann::json(*a.last_end_ms) : nlohmann::json(nullptr);
+    one["starts_ms"] = a.starts_ms;
+    actions[name] = std::move(one);
+  }
+  j["actions"] = std::move(actions);
+  return j;
+}
+
+constexpr std::int64_t kSaved = 1'700'000'002'345;
+
 std::string Slurp(const std::string& path) {
   std::ifstream in(path);
   std::stringstream ss;
@@ -78,7 +109,7 @@ GuardDecision Ask(Guard& g, const ActionCommon& a) {
 
 TEST_CASE("state round-trips through JSON", "[state]") {
   PersistedState s = Sample();
-  auto back = StateFromJson(StateToJson(s).dump());
+  auto back = StateFromJson(StateText(s, kSaved));
   REQUIRE(back.ok());
   CHECK(back->paused);
   CHECK(back->pause_reason == "disk swap on db-17");
@@ -98,8 +129,44 @@ TEST_CASE("state round-trips through JSON", "[state]") {
   CHECK_FALSE(back->actions["never_ended"].last_end_ms.has_value());
 }
 
+TEST_CASE("the state file is written as a dump of its JSON tree would be, whatever its text",
+          "[state]") {
+  auto same = [](const PersistedState& s) {
+    CHECK(StateText(s, kSaved) == Tree(s, kSaved).dump(1) + "\n");
+  };
+  same(PersistedState{});   // no check, no action: {} and {}
+  PersistedState s = Sample();
+  same(s);
+  // Text that must be escaped: quotes, backslashes, control characters,
+  // UTF-8 beyond ASCII, DEL; names too; an empty list of starts.
+  CheckRecord c = s.checks["connections"];
+  c.value = "say \"hi\" \\ C:\\path\ttab\nline\r\x01\x1f\x7f";
+  c.error = "ERROR 1045 (28000): Accès refusé pour 'warden'@'localhost' — ✓";
+  c.state = "ok";
+  c.runs = UINT64_MAX;
+  c.since_ms = -5;
+  s.checks["quote\"d \\ name\n"] = c;
+  s.checks["ünïcödé"] = c;
+  s.actions["no_starts"] = ActionRecord{std::nullopt, {}};
+  s.pause_reason = "tab\there";
+  same(s);
+  auto back = StateFromJson(StateText(s, kSaved));
+  REQUIRE(back.ok());
+  CHECK(back->checks == s.checks);
+
+  // Bytes that are not UTF-8 (a program's output): written as U+FFFD, the
+  // file still valid JSON (a dump of the tree threw on them).
+  PersistedState raw;
+  raw.checks["raw"].value = "a\xff\xfe" "b";
+  const std::string text = StateText(raw, kSaved);
+  CHECK_THROWS(Tree(raw, kSaved).dump(1));
+  auto loaded = StateFromJson(text);
+  REQUIRE(loaded.ok());
+  CHECK(loaded->checks["raw"].value == "a\xEF\xBF\xBD\xEF\xBF\xBD" "b");
+}
+
 TEST_CASE("state parsing is strict and says which field is wrong", "[state]") {
-  auto j = StateToJson(Sample());
+  auto j = nlohmann::json::parse(StateText(Sample(), kSaved));
   SECTION("truncated") {
     std::string text = j.dump();
     auto r = StateFromJson(text.substr(0, text.size() / 2));
@@ -157,7 +224,7 @@ TEST_CASE("state file: missing, saved, loaded", "[state]") {
 
 TEST_CASE("a corrupt state file is set aside and reported, never fatal", "[state]") {
   TempDir dir;
-  std::string full = StateToJson(Sample()).dump(1);
+  std::string full = StateText(Sample(), kSaved);
   dir.Write("state.json", full.substr(0, full.size() - 40));   // torn write
   StateFile f(dir / "state.json");
   auto loaded = f.Load();

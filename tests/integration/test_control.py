@@ -204,6 +204,33 @@ class Control(unittest.TestCase):
             with open(os.path.join(wd.paths["state_dir"], "state.json"), encoding="utf-8") as f:
                 self.assertEqual(json.load(f)["pause"]["reason"], s["pause"]["reason"])
 
+    def test_bytes_that_are_not_utf8_in_a_result_are_saved_replaced(self):
+        # A program's output (or a mysql_query's binary column) that is not
+        # UTF-8 becomes a check's value or error: the state file is still
+        # valid JSON, with U+FFFD for each such byte, and wardend lives on
+        # (it used to abort at the next save: a crash loop under systemd).
+        config = CONFIG + """
+[check raw]
+type    = program
+command = printf 'A\\377\\376B'
+value   = stdout
+every   = 1s
+"""
+        with Wardend() as wd:
+            self.start(wd, config)
+            ev = wd.wait_event("check.state", check="raw", state="error")[-1]
+            self.assertIn("A\ufffd\ufffdB", ev["error"])
+            time.sleep(1.5)   # the debounced save of the first states
+            self.assertIsNone(wd.proc.poll(), wd.log())
+            p = wd.ctl("run", "fix", "--wait")   # an action: a save at once
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIsNone(wd.proc.poll(), wd.log())
+            with open(os.path.join(wd.paths["state_dir"], "state.json"), "rb") as f:
+                saved = json.loads(f.read().decode("utf-8"))   # strict: valid UTF-8
+            self.assertIn("A\ufffd\ufffdB", saved["checks"]["raw"]["error"])
+            raw = [c for c in status_json(wd)["checks"] if c["name"] == "raw"][0]
+            self.assertEqual(raw["state"], "error")
+
     def test_budget_and_check_state_survive_restart(self):
         with Wardend() as wd:
             self.start(wd)
