@@ -72,6 +72,19 @@ class StateWriter {
     String(key);
     out_ += ": ";
   }
+  // A member with its value.
+  void Member(std::string_view key, std::string_view v) {
+    Key(key);
+    String(v);
+  }
+  void Member(std::string_view key, std::int64_t v) {
+    Key(key);
+    Number(v);
+  }
+  void Member(std::string_view key, std::uint64_t v) {
+    Key(key);
+    Number(v);
+  }
   void Close() {
     --level_;
     if (!first_) {   // else no member: {}
@@ -154,40 +167,27 @@ std::string StateText(const PersistedState& s, std::int64_t saved_ms) {
   for (const auto& [name, c] : s.checks) {
     w.Key(name);
     w.Open();
-    w.Key("digest");
-    w.String(c.digest);
-    w.Key("error");
-    w.String(c.error);
-    w.Key("last_run_ms");
-    w.Number(c.last_run_ms);
-    w.Key("overruns");
-    w.Number(c.overruns);
-    w.Key("runs");
-    w.Number(c.runs);
-    w.Key("since_ms");
-    w.Number(c.since_ms);
-    w.Key("state");
-    w.String(c.state);
-    w.Key("value");
-    w.String(c.value);
+    w.Member("digest", c.digest);
+    w.Member("error", c.error);
+    w.Member("last_run_ms", c.last_run_ms);
+    w.Member("overruns", c.overruns);
+    w.Member("runs", c.runs);
+    w.Member("since_ms", c.since_ms);
+    w.Member("state", c.state);
+    w.Member("value", c.value);
     w.Close();
   }
   w.Close();
-  w.Key("format");
-  w.Number(kStateFormat);
+  w.Member("format", std::int64_t{kStateFormat});
   w.Key("pause");
   w.Open();
-  w.Key("at_ms");
-  w.Number(s.paused_at_ms);
-  w.Key("by");
-  w.String(s.paused_by);
+  w.Member("at_ms", s.paused_at_ms);
+  w.Member("by", s.paused_by);
   w.Key("paused");
   w.Bool(s.paused);
-  w.Key("reason");
-  w.String(s.pause_reason);
+  w.Member("reason", s.pause_reason);
   w.Close();
-  w.Key("saved");
-  w.String(Rfc3339FromMs(saved_ms));
+  w.Member("saved", Rfc3339FromMs(saved_ms));
   w.Close();
   out += '\n';
   return out;
