@@ -15,12 +15,6 @@ std::optional<std::string_view> Check::ReadFrom(const MysqlMap&, Measurement& ot
   return std::nullopt;
 }
 
-Measurement Check::MeasureFrom(const Snapshot& snapshot) {
-  return MeasureSnapshot(snapshot, [this](const MysqlMap& map, Measurement& otherwise) {
-    return ReadFrom(map, otherwise);
-  });
-}
-
 Measurement MeasureSnapshot(
     const Check::Snapshot& snapshot,
     const std::function<std::optional<std::string_view>(const MysqlMap&, Measurement&)>& read) {

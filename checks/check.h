@@ -75,10 +75,6 @@ class Check {
   // once on the loop thread (possibly from inside Run). The scheduler never
   // starts a check again while its previous run is in flight.
   virtual void Run(Runtime& rt, Done done) = 0;
-  // About to run (the scheduler calls it for every check of a batch before
-  // running the first): a check whose run reads state of its own kept
-  // elsewhere may __builtin_prefetch it here. Must not do anything else.
-  virtual void Prefetch() const {}
 
   // A check whose run only reads a shared snapshot says which one: the
   // scheduler then asks for it once for all such checks due together (one
@@ -93,8 +89,6 @@ class Check {
   // `otherwise`. Either is the result at the snapshot's time.
   virtual std::optional<std::string_view> ReadFrom(const MysqlMap& snapshot,
                                                    Measurement& otherwise);
-  // The whole result of a shared read (its error, or ReadFrom's).
-  Measurement MeasureFrom(const Snapshot& snapshot);
 };
 
 // What a shared read gives a check that reads it with `read` (a

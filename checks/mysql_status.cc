@@ -46,8 +46,6 @@ class MysqlStatusCheck final : public Check {
     state_->rate = rate;
   }
 
-  void Prefetch() const override { __builtin_prefetch(state_.get()); }
-
   void Run(Runtime& rt, Done done) override {
     if (!rt.mysql) {
       done(Measurement::Error("internal error: no MySQL access in this runtime"));
@@ -80,7 +78,8 @@ class MysqlStatusCheck final : public Check {
   // was in the last snapshot, and the last sample for a rate. Loop thread
   // only.
   struct State {
-    // What every run reads first, next to shared_ptr's count (Prefetch).
+    // What every run reads first (the scheduler reads a plain value with
+    // a hint of its own: this one is for rates and Run).
     MysqlMap::Hint hint;
     bool rate = false;
     std::string variable;

@@ -271,19 +271,15 @@ void Scheduler::Prefetch(const std::vector<Entry*>& entries, bool launch) {
     for (Entry* e : entries) {
       if (e->shared_id < 0) __builtin_prefetch(e->impl);
     }
-    for (Entry* e : entries) {
-      if (e->shared_id < 0) e->impl->Prefetch();
-    }
     return;
   }
   // A result: the entry's hot part and its evaluator's span its first
-  // four lines; and its check, which measures from a shared read.
+  // four lines; and its check, whose run completes.
   for (Entry* e : entries) {
     const char* p = reinterpret_cast<const char*>(e);
     for (size_t at = 0; at < 256 && at < sizeof(Entry); at += 64) __builtin_prefetch(p + at);
   }
   for (Entry* e : entries) __builtin_prefetch(e->impl);
-  for (Entry* e : entries) e->impl->Prefetch();
 }
 
 void Scheduler::Warm() {

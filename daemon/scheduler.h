@@ -168,8 +168,8 @@ class Scheduler {
   void Warm();
   // Asks for the checks of entries that run on their own (`launch`: for
   // RunDue, what launching them reads), or (else) for what their results
-  // touch: the entries, then their checks, then the checks' own state, so
-  // that the misses overlap. A shared read's entries are FinishShared's.
+  // touch: the entries, then their checks, so that the misses overlap. A
+  // shared read's entries are FinishShared's.
   static void Prefetch(const std::vector<Entry*>& entries, bool launch);
   std::mt19937_64 rng_{std::random_device{}()};
   bool stopped_ = false;
