@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "daemon/time_source.h"
+
 struct ev_loop;
 
 namespace warden {
@@ -22,6 +24,8 @@ struct Runtime {
   MysqlReads* mysql = nullptr;
   EventLog* events = nullptr;
   const Config* config = nullptr;
+  // When checks are due (Scheduler); tests put a FakeTime here.
+  const TimeSource* time = &TimeSource::Real();
 };
 
 }  // namespace warden

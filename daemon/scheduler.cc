@@ -126,8 +126,8 @@ void Scheduler::Start(std::shared_ptr<const Config> config) {
   RearmWheel();
 }
 
-double Scheduler::NowMs() {
-  return std::chrono::duration<double, std::milli>(Clock::now().time_since_epoch()).count();
+double Scheduler::NowMs() const {
+  return std::chrono::duration<double, std::milli>(rt_.time->Now().time_since_epoch()).count();
 }
 
 double Scheduler::FirstRun(const CheckConfig& c) {

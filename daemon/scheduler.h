@@ -13,7 +13,10 @@
 // together, one read per kind and connection, and that read's one
 // completion has each of them read its result from it (Check::ReadFrom).
 //
-// Cadence: the timer repeats every `every` whatever the check does. A check
+// Cadence: the timer repeats every `every` whatever the check does. Due
+// times are read from Runtime::time (the real steady clock in wardend, a
+// hand-moved one in tests: a check is due when that clock says so and its
+// timer has fired). A check
 // whose previous run is still in flight is not started again (the tick is
 // counted as overrun). Checks never block the loop: blocking work goes to
 // the worker pool, processes to the ProcessRunner.
@@ -130,7 +133,7 @@ class Scheduler {
   void Arm(Entry& e, double first, double base_ms);
   void Disarm(Entry& e);
   void RearmWheel();
-  static double NowMs();   // steady clock, milliseconds
+  double NowMs() const;   // rt_.time, milliseconds
   // Seconds to a check's first run: 0 without jitter, else a random point
   // within every x jitter, on the kRunGrid tick.
   double FirstRun(const CheckConfig& c);

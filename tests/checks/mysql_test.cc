@@ -33,6 +33,7 @@
 #include "checks/mysql_replica.h"
 #include "checks/mysql_status.h"
 #include "daemon/config.h"
+#include "support/fake_time.h"
 #include "support/scheduler_rig.h"
 
 using warden::Duration;
@@ -1185,12 +1186,19 @@ warden::CheckConfig SchedCheck(const std::string& name, const std::string& type,
 // Pumps `loop` until every check of `rig` has run `n` times and none is in
 // flight.
 bool AllRan(struct ev_loop* loop, warden::testing::SchedulerRig& rig, std::uint64_t n) {
-  return PumpUntil(loop, [&] {
+  bool ran = PumpUntil(loop, [&] {
     for (const auto& s : rig.scheduler->Status()) {
       if (s.runs != n || s.in_flight) return false;
     }
     return true;
   });
+  if (!ran) {
+    for (const auto& s : rig.scheduler->Status()) {
+      UNSCOPED_INFO(s.name << ": runs " << s.runs << ", overruns " << s.overruns
+                           << (s.in_flight ? ", in flight" : ""));
+    }
+  }
+  return ran;
 }
 
 }  // namespace
@@ -1264,9 +1272,15 @@ TEST_CASE("a shared read's result that changes nothing is recorded in place, one
           "[checks][mysql][scheduler]") {
   Sandbox* sb = Sandbox::Get();
   if (!sb) return;
-  MysqlHarness h({{"", sb->Tcp()}});
+  // Through a proxy that can hold the server's answers: the test decides
+  // when a read is in flight. A read on loopback can otherwise complete
+  // inside its launch, before the loop's next pass (the server answers
+  // before the client asks for the answer, as on a busy machine), and the
+  // test would never see it in flight.
+  StallingProxy proxy(sb->port());
+  MysqlHarness h({{"proxied", Proxied(sb, proxy)}});
   h.reads->share_window = 0ms;
-  auto before = h.Status("");
+  auto before = h.Status("proxied");
   REQUIRE(before.ok());
   // Every SHOW GLOBAL STATUS counts itself: the scheduler's first read
   // says shows + 1, its second shows + 2.
@@ -1275,22 +1289,31 @@ TEST_CASE("a shared read's result that changes nothing is recorded in place, one
   auto config = std::make_shared<warden::Config>();
   config->daemon.jitter = 0;
   // Ok, then a new value that changes nothing (recorded in place).
-  config->checks.push_back(SchedCheck("plain", "mysql_status", {{"variable", "Com_show_status"}}));
+  config->checks.push_back(
+      SchedCheck("plain", "mysql_status", {{"variable", "Com_show_status"}}, "proxied"));
   // The same with a threshold the value stays under.
   config->checks.push_back(SchedCheck("under", "mysql_status", {{"variable", "Com_show_status"}},
-                                      "", "> " + std::to_string(shows + 100)));
+                                      "proxied", "> " + std::to_string(shows + 100)));
   // Ok at the first read, crit at the second.
   config->checks.push_back(SchedCheck("trips", "mysql_status", {{"variable", "Com_show_status"}},
-                                      "", "> " + std::to_string(shows + 1)));
+                                      "proxied", "> " + std::to_string(shows + 1)));
   // Error, then error again (not ok: never in place).
-  config->checks.push_back(SchedCheck("missing", "mysql_status", {{"variable", "No_such_status"}}));
+  config->checks.push_back(
+      SchedCheck("missing", "mysql_status", {{"variable", "No_such_status"}}, "proxied"));
   // A variable that does not change: in place from the second read on.
   config->checks.push_back(
-      SchedCheck("maxconn", "mysql_variable", {{"variable", "max_connections"}}));
+      SchedCheck("maxconn", "mysql_variable", {{"variable", "max_connections"}}, "proxied"));
   // One whose name is longer than a hint keeps (MysqlMap::Hint).
   const std::string longest = "performance_schema_events_transactions_history_long_size";
-  config->checks.push_back(SchedCheck("long", "mysql_variable", {{"variable", longest}}));
+  config->checks.push_back(
+      SchedCheck("long", "mysql_variable", {{"variable", longest}}, "proxied"));
   for (auto& c : config->checks) c.common.every = 1s;
+  // The test says when the checks are due again: with the real clock, a
+  // third tick could come before the test has looked (a loop stalled on a
+  // busy machine, as below), and no moment would show every check at
+  // exactly two runs.
+  warden::testing::FakeTime time;
+  h.rt.time = &time;
   warden::testing::SchedulerRig rig(h.rt);
   std::vector<std::string> changes;
   rig.events.Subscribe([&](const nlohmann::json& ev) {
@@ -1306,7 +1329,7 @@ TEST_CASE("a shared read's result that changes nothing is recorded in place, one
   const auto vars_first = rig.Get("maxconn").last_run;
   REQUIRE(first);
   REQUIRE(vars_first);
-  auto vars = h.Variables("");
+  auto vars = h.Variables("proxied");
   REQUIRE(vars.ok());
   const auto long_value = (*vars)->get(longest);
   REQUIRE(long_value);
@@ -1315,12 +1338,24 @@ TEST_CASE("a shared read's result that changes nothing is recorded in place, one
 
   // wardenctl check while the second read is in flight: it waits for that
   // read, so the result is delivered (never only recorded in place).
+  proxy.stalled = true;
+  time.Advance(1s);
   REQUIRE(PumpUntil(h.loop, [&] { return rig.Get("plain").in_flight; }));
   std::optional<std::string> waited;
   REQUIRE(rig.scheduler->RunNow("plain", [&](const Measurement& m, const warden::Verdict& v) {
     waited = m.value + " " + warden::StateName(v.state);
   }));
+  // The loop stalls (this thread is the loop's) past the real time of the
+  // next tick, then the answers come: their ends and the wheel's timer are
+  // handled in one pass, and the checks are not due again.
+  std::this_thread::sleep_for(1200ms);
+  proxy.stalled = false;
   REQUIRE(AllRan(h.loop, rig, 2));
+  // Not due again at the stalled tick: no run of theirs was skipped.
+  for (const auto& s : rig.scheduler->Status()) {
+    INFO(s.name);
+    CHECK(s.overruns == 0);
+  }
   auto plain = rig.Get("plain");
   CHECK(plain.state == warden::CheckState::kOk);
   CHECK(plain.value == std::to_string(shows + 2));
@@ -1348,6 +1383,55 @@ TEST_CASE("a shared read's result that changes nothing is recorded in place, one
   std::sort(changes.begin(), changes.end());
   CHECK(changes == std::vector<std::string>{"long:ok", "maxconn:ok", "missing:error", "plain:ok",
                                             "trips:crit", "trips:ok", "under:ok"});
+}
+
+TEST_CASE("a shared read that completes inside its launch counts one run and answers its "
+          "waiter",
+          "[checks][mysql][scheduler]") {
+  // A read served from the share window completes before the call that
+  // asked for it returns, as a loop read on loopback does when the server
+  // answers before the client waits: the checks must not count it twice,
+  // stay in flight, or lose a wardenctl check's answer.
+  Sandbox* sb = Sandbox::Get();
+  if (!sb) return;
+  MysqlHarness h({{"", sb->Tcp()}});
+  h.reads->share_window = 3'600'000ms;
+  auto snapshot = h.Status("");   // every read from here on is served from it
+  REQUIRE(snapshot.ok());
+  const std::string uptime(*(*snapshot)->get("uptime"));
+
+  auto config = std::make_shared<warden::Config>();
+  config->daemon.jitter = 0;
+  config->checks.push_back(SchedCheck("uptime", "mysql_status", {{"variable", "Uptime"}}));
+  config->checks.push_back(SchedCheck("missing", "mysql_status", {{"variable", "No_such_status"}}));
+  for (auto& c : config->checks) c.common.every = 1s;
+  warden::testing::FakeTime time;
+  h.rt.time = &time;
+  warden::testing::SchedulerRig rig(h.rt);
+  rig.scheduler->Start(config);
+  REQUIRE(AllRan(h.loop, rig, 1));
+  CHECK(rig.Get("uptime").value == uptime);
+  CHECK(rig.Get("uptime").last_run == (*snapshot)->taken);
+  CHECK(rig.Get("missing").state == warden::CheckState::kError);
+
+  // wardenctl check: answered before RunNow returns, one run more.
+  std::optional<std::string> waited;
+  REQUIRE(rig.scheduler->RunNow("uptime", [&](const Measurement& m, const warden::Verdict& v) {
+    waited = m.value + " " + warden::StateName(v.state);
+  }));
+  REQUIRE(waited);
+  CHECK(*waited == uptime + " ok");
+  CHECK(rig.Get("uptime").runs == 2);
+  CHECK_FALSE(rig.Get("uptime").in_flight);
+
+  // The next tick, the same: one run each, nothing left in flight.
+  time.Advance(1s);
+  REQUIRE(PumpUntil(h.loop, [&] { return rig.Get("missing").runs == 2; }));
+  CHECK_FALSE(rig.Get("missing").in_flight);
+  CHECK(rig.Get("uptime").runs == 3);
+  CHECK_FALSE(rig.Get("uptime").in_flight);
+  CHECK(rig.scheduler->runs() == 5);
+  for (const auto& s : rig.scheduler->Status()) CHECK(s.overruns == 0);
 }
 
 TEST_CASE("a shared read in flight reports to the reloaded check, and to nothing once its "
