@@ -280,6 +280,16 @@ json ControlCommands::Status() const {
   j["mutex"] = std::move(mutex);
   j["jobs"] = d_.jobs_->Status();
   j["events"] = {{"file", c.EventsPath()}, {"last_seq", d_.events_->last_seq()}};
+  const EventLog::WriteHealth health = d_.events_->write_health();
+  j["events"]["held"] = health.held;
+  j["events"]["dropped"] = health.dropped;
+  j["events"]["file_error"] = health.error.empty() ? json(nullptr) : json(health.error);
+  j["events"]["file_error_since"] =
+      health.error.empty() ? json(nullptr) : json(Rfc3339FromMs(health.since_ms));
+  if (!d_.state_save_error_.empty()) {
+    j["state_save_error"] = d_.state_save_error_;
+    j["state_save_error_since"] = Rfc3339FromMs(d_.state_save_error_since_ms_);
+  }
   if (const ForwardSender* f = d_.fluentd()) j["events"]["fluentd"] = f->stats().ToJson();
   if (!d_.state_error_.empty()) j["state_error"] = d_.state_error_;
   if (!d_.control_error_.empty()) j["control_error"] = d_.control_error_;

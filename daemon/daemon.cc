@@ -69,6 +69,7 @@ Status Daemon::Start() {
   events_ = std::make_unique<EventLog>();
   Status s = events_->Open(c.EventsPath(), c.daemon.state_dir, c.daemon.host_id);
   if (!s.ok()) return s;
+  events_->SetLoop(loop_);
   if (c.fluentd.enabled) {
     // Subscribed before the first event, so daemon.start is shipped too.
     fluentd_ = std::make_unique<ForwardSender>(loop_, c.fluentd);
@@ -82,7 +83,7 @@ Status Daemon::Start() {
     // dropped by consumers on host+seq).
     if (const auto& last = events_->last_event_at_open()) f->OnEvent(*last);
     fluentd_->SetOnDropped(
-        [log](std::uint64_t n) { log->Emit("events.dropped", {{"count", n}}); });
+        [log](std::uint64_t n) { log->Emit("events.dropped", {{"count", n}, {"from", "fluentd_buffer"}}); });
     fluentd_->Start();
   }
 
@@ -270,7 +271,17 @@ void Daemon::SaveState() {
   scheduler_->Capture(*state_);
   CaptureGuard(*guard_, *state_);
   Status s = state_file_->Save(*state_);
-  if (!s.ok() && state_saved_) spdlog::error("cannot save state: {}", s.message());
+  // Said once when saving starts failing (a full or read-only disk: the
+  // last saved file stays as it was) and once when it works again.
+  if (!s.ok() && state_saved_) {
+    spdlog::error("cannot save state: {} (the last saved state stays; tried again at every "
+                  "change and every minute)",
+                  s.message());
+    state_save_error_since_ms_ = WallMsNow();
+  } else if (s.ok() && !state_saved_) {
+    spdlog::warn("state saved again after {} s", (WallMsNow() - state_save_error_since_ms_) / 1000);
+  }
+  state_save_error_ = s.ok() ? "" : s.message();
   state_saved_ = s.ok();
 }
 

@@ -105,6 +105,8 @@ class Daemon {
   std::unique_ptr<StateFile> state_file_;
   std::unique_ptr<PersistedState> state_;
   bool state_saved_ = true;                    // the last save worked
+  std::string state_save_error_;               // why it did not ("" when it did)
+  std::int64_t state_save_error_since_ms_ = 0;
   std::string state_error_;                    // the state file was corrupt at start
   std::string journal_error_;                  // the job journal was unusable at start
   std::int64_t started_ms_ = 0;

@@ -1,5 +1,6 @@
 #include "daemon/events.h"
 
+#include <ev.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -20,6 +21,12 @@ namespace warden {
 namespace {
 
 constexpr std::uint64_t kSeqBlock = 1000;
+
+std::int64_t EventWallMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 // The last complete line of the events file that is an event with a seq.
 std::optional<nlohmann::json> LastEventInFile(const std::string& path) {
@@ -56,8 +63,45 @@ std::optional<nlohmann::json> LastEventInFile(const std::string& path) {
 
 }  // namespace
 
+EventLog::EventLog()
+    : write_([](int fd, const void* data, std::size_t size) { return ::write(fd, data, size); }) {}
+
 EventLog::~EventLog() {
+  // A last try for what is held (no events.dropped now: its subscribers
+  // may be gone), and what is lost said.
+  std::string error;
+  while (fd_ >= 0 && !held_.empty() && WriteLine(held_.front().line, &error)) held_.pop_front();
+  if (!held_.empty()) {
+    spdlog::error("events file {}: stopping with {} events never written to it (seq {} to {}): {}",
+                  path_, held_.size(), held_.front().seq, held_.back().seq, error);
+  }
+  if (retry_ && loop_) {
+    if (ev_is_active(retry_.get())) ev_ref(loop_);
+    ev_timer_stop(loop_, retry_.get());
+  }
   if (fd_ >= 0) ::close(fd_);
+}
+
+void EventLog::SetLoop(struct ev_loop* loop) {
+  loop_ = loop;
+  retry_ = std::make_unique<ev_timer>();
+  ev_timer_init(retry_.get(), &EventLog::OnRetry, 1, 1);
+  retry_->data = this;
+  if (!held_.empty()) ArmRetry();
+}
+
+void EventLog::ArmRetry() {
+  if (!loop_ || ev_is_active(retry_.get())) return;
+  ev_timer_start(loop_, retry_.get());
+  ev_unref(loop_);   // held events alone do not keep the loop running
+}
+
+void EventLog::OnRetry(struct ev_loop*, ev_timer* w, int) {
+  static_cast<EventLog*>(w->data)->Flush();
+}
+
+EventLog::WriteHealth EventLog::write_health() const {
+  return WriteHealth{write_error_, failing_since_ms_, held_.size(), dropped_total_};
 }
 
 Status EventLog::Open(const std::string& events_path, const std::string& state_dir,
@@ -100,9 +144,18 @@ Status EventLog::Reserve(std::uint64_t upto) {
 }
 
 nlohmann::json EventLog::Emit(const std::string& event, nlohmann::json fields) {
+  // Held events first, and the events.dropped that may follow them, before
+  // this event takes its seq: the file stays in seq order.
+  if (fd_ >= 0 && (!held_.empty() || dropping_count_ > 0)) Flush();
   if (next_seq_ >= reserved_) {
+    // Tried again at every event until it is written; said once.
     Status s = Reserve(next_seq_ + kSeqBlock);
-    if (!s.ok()) spdlog::error("cannot persist event seq: {}", s.message());
+    if (!s.ok() && !reserve_failing_) {
+      spdlog::error("cannot persist event seq: {} (tried again at every event)", s.message());
+    } else if (s.ok() && reserve_failing_) {
+      spdlog::info("event seq reservation written again");
+    }
+    reserve_failing_ = !s.ok();
   }
   nlohmann::json e = nlohmann::json::object();
   e["host"] = host_;
@@ -113,22 +166,110 @@ nlohmann::json EventLog::Emit(const std::string& event, nlohmann::json fields) {
   for (auto& [k, v] : fields.items()) e[k] = std::move(v);
   std::string line = e.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   line += '\n';
+  const std::uint64_t seq = e["seq"].get<std::uint64_t>();
   if (fd_ >= 0) {
-    const char* p = line.data();
-    size_t left = line.size();
-    while (left > 0) {
-      ssize_t n = ::write(fd_, p, left);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        spdlog::error("cannot write event to {}: {}", path_, std::strerror(errno));
-        break;
+    if (dropping_count_ > 0 || held_.size() >= kHeldEvents ||
+        held_bytes_ + line.size() > kHeldBytes) {
+      // Full: not kept for the file until the held ones are written, so
+      // that what is lost is one range, said by one events.dropped.
+      if (dropping_count_++ == 0) {
+        dropping_first_ = seq;
+        spdlog::error("events file {}: {} events held in memory, the most kept; events from seq "
+                      "{} on are not written to it until the held ones are",
+                      path_, held_.size(), seq);
       }
-      p += n;
-      left -= static_cast<size_t>(n);
+      dropping_last_ = seq;
+      ++dropped_total_;
+    } else {
+      held_bytes_ += line.size();
+      held_.push_back(Held{seq, std::move(line)});
     }
+    Flush();
   }
   for (auto& s : subscribers_) s(e);
   return e;
+}
+
+void EventLog::Flush() {
+  while (!held_.empty()) {
+    std::string error;
+    if (!WriteLine(held_.front().line, &error)) {
+      Failing(error);
+      ArmRetry();
+      return;
+    }
+    held_bytes_ -= held_.front().line.size();
+    held_.pop_front();
+    if (!write_error_.empty()) ++written_late_;
+  }
+  if (retry_ && ev_is_active(retry_.get())) {
+    ev_ref(loop_);
+    ev_timer_stop(loop_, retry_.get());
+  }
+  if (!write_error_.empty()) {
+    auto secs = (EventWallMs() - failing_since_ms_) / 1000;
+    spdlog::warn("events file {} is written again after {} s: {} held events written late", path_,
+                 secs, written_late_);
+    write_error_.clear();
+    failing_since_ms_ = 0;
+    written_late_ = 0;
+  }
+  if (dropping_count_ > 0) {
+    nlohmann::json f = {{"count", dropping_count_}, {"first_seq", dropping_first_},
+                        {"last_seq", dropping_last_}, {"from", "events_file"}};
+    spdlog::error("events file {}: {} events (seq {} to {}) were not written to it", path_,
+                  dropping_count_, dropping_first_, dropping_last_);
+    dropping_count_ = 0;
+    Emit("events.dropped", std::move(f));
+  }
+}
+
+void EventLog::Failing(const std::string& error) {
+  if (write_error_.empty()) {
+    failing_since_ms_ = EventWallMs();
+    spdlog::error("cannot write events to {}: {}; holding them in memory (up to {} events) and "
+                  "writing them as soon as it can",
+                  path_, error, kHeldEvents);
+  }
+  write_error_ = error;
+}
+
+bool EventLog::WriteLine(const std::string& line, std::string* error) {
+  if (torn_ > 0 && !CutTorn(error)) return false;
+  std::size_t done = 0;
+  while (done < line.size()) {
+    ssize_t n = write_(fd_, line.data() + done, line.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      *error = n < 0 ? std::strerror(errno) : "write took nothing";
+      if (done > 0) {
+        torn_ = done;
+        std::string cut_error;
+        if (!CutTorn(&cut_error)) *error += "; " + cut_error;
+      }
+      return false;
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+bool EventLog::CutTorn(std::string* error) {
+  // The file is ours and appended to: the partial line is its last torn_
+  // bytes (fstat, not a size kept here: logrotate's copytruncate may have
+  // emptied it meanwhile).
+  struct stat sb {};
+  if (::fstat(fd_, &sb) != 0) {
+    *error = std::string("cannot cut a partial line: ") + std::strerror(errno);
+    return false;
+  }
+  const auto torn = static_cast<off_t>(torn_);
+  if (sb.st_size >= torn && ::ftruncate(fd_, sb.st_size - torn) != 0) {
+    *error = std::string("cannot cut a partial line: ") + std::strerror(errno);
+    return false;
+  }
+  torn_ = 0;
+  return true;
 }
 
 std::string Rfc3339Now() {

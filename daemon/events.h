@@ -6,10 +6,25 @@
 // continues from the last line of the events file, or, when that file is
 // gone (rotated), from a reservation kept in <state_dir>/seq that is
 // advanced in blocks, so a crash can leave a gap but never a repeat.
+//
+// A full or read-only disk: a write that fails or comes up short never
+// leaves part of a line behind (the file is cut back to its last complete
+// line), and the events that could not be written are held in memory, in
+// seq order, and written as soon as the file takes them again (before any
+// newer event, and every second from SetLoop's timer). At most kHeldEvents
+// events / kHeldBytes bytes are held; beyond that new events are not kept
+// for the file until the held ones are written, and one events.dropped
+// event then says how many and which seq range (docs/behaviour.md). The
+// trouble is logged once when it starts and once when it ends, and shown
+// by wardenctl status (write_health()).
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
+#include <deque>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -18,11 +33,17 @@
 
 #include "daemon/status.h"
 
+struct ev_loop;
+struct ev_timer;
+
 namespace warden {
 
 class EventLog {
  public:
-  EventLog() = default;
+  static constexpr std::size_t kHeldEvents = 10000;
+  static constexpr std::size_t kHeldBytes = 16 << 20;
+
+  EventLog();
   ~EventLog();
   EventLog(const EventLog&) = delete;
   EventLog& operator=(const EventLog&) = delete;
@@ -37,6 +58,23 @@ class EventLog {
   using Subscriber = std::function<void(const nlohmann::json&)>;
   void Subscribe(Subscriber s) { subscribers_.push_back(std::move(s)); }
 
+  // Retries writing held events every second on `loop` (wardend's; tests
+  // without one call Flush themselves).
+  void SetLoop(struct ev_loop* loop);
+  // Writes the held events, oldest first, as far as the file takes them.
+  void Flush();
+
+  struct WriteHealth {
+    std::string error;             // "" while the file takes every event
+    std::int64_t since_ms = 0;     // wall clock, when the trouble began
+    std::size_t held = 0;          // events waiting to be written
+    std::uint64_t dropped = 0;     // events never written to the file, since start
+  };
+  WriteHealth write_health() const;
+  // Tests: replaces write(2) on the events file (a full disk on demand).
+  using WriteFn = std::function<ssize_t(int fd, const void* data, std::size_t size)>;
+  void SetWriteForTest(WriteFn write) { write_ = std::move(write); }
+
   std::uint64_t last_seq() const { return next_seq_ - 1; }
   // The last complete event of the events file when it was opened (none for
   // a new or rotated file). A crash can land between writing an event here
@@ -47,6 +85,36 @@ class EventLog {
 
  private:
   Status Reserve(std::uint64_t upto);
+  // Appends one line; false (with the reason) when the file did not take
+  // all of it, in which case none of it stays in the file.
+  bool WriteLine(const std::string& line, std::string* error);
+  // Cuts the last `torn_` bytes (the start of a line that a failed write
+  // left) off the file.
+  bool CutTorn(std::string* error);
+  void Failing(const std::string& error);
+  void ArmRetry();
+  static void OnRetry(struct ev_loop* loop, ev_timer* w, int revents);
+
+  struct Held {
+    std::uint64_t seq;
+    std::string line;
+  };
+  std::deque<Held> held_;
+  std::size_t held_bytes_ = 0;
+  std::size_t torn_ = 0;               // bytes of a partial line still in the file
+  std::string write_error_;            // "" while writes succeed
+  std::int64_t failing_since_ms_ = 0;
+  std::uint64_t written_late_ = 0;     // held events written since the trouble began
+  // Events not kept for the file (held_ full): one contiguous range,
+  // reported by events.dropped once the held ones are written.
+  std::uint64_t dropping_count_ = 0;
+  std::uint64_t dropping_first_ = 0;
+  std::uint64_t dropping_last_ = 0;
+  std::uint64_t dropped_total_ = 0;
+  bool reserve_failing_ = false;
+  WriteFn write_;
+  struct ev_loop* loop_ = nullptr;
+  std::unique_ptr<ev_timer> retry_;
   int fd_ = -1;
   std::string path_;
   std::string seq_path_;

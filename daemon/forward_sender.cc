@@ -14,6 +14,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <utility>
+
 namespace warden {
 namespace {
 
@@ -92,7 +94,7 @@ nlohmann::json FluentdStats::ToJson() const {
   return {{"connected", connected},         {"backlog_events", backlog_events},
           {"backlog_bytes", backlog_bytes}, {"in_flight_chunks", in_flight_chunks},
           {"chunks_sent", chunks_sent},     {"chunks_acked", chunks_acked},
-          {"events_acked", events_acked},   {"dropped_total", dropped_total},
+          {"events_acked", events_acked},   {"dropped_total", dropped_total}, {"held", held},
           {"connects", connects},           {"failed_attempts", failed_attempts},
           {"last_ack_ms", iso(last_ack)},
           {"last_error", last_error},       {"last_error_ms", iso(last_error_time)}};
@@ -214,12 +216,61 @@ void ForwardSender::FinishDrain() {
 }
 
 void ForwardSender::OnEvent(const nlohmann::json& event) {
-  Status s = buffer_.Append(Family(event), EncodeEntry(event));
-  if (!s.ok()) {
-    SetError(s.message());
-    spdlog::error("fluentd: event seq {} not buffered: {}", event.value("seq", 0ull), s.message());
+  if (!held_.empty() || held_dropping_ > 0) AppendHeld();
+  std::string family = Family(event);
+  std::string entry = EncodeEntry(event);
+  if (held_.empty() && held_dropping_ == 0) {
+    Status s = buffer_.Append(family, entry);
+    if (s.ok()) {
+      Kick();
+      return;
+    }
+    HoldFailing(s.message());
+  }
+  if (held_dropping_ > 0 || held_.size() >= kHeldEvents ||
+      held_bytes_ + entry.size() > kHeldBytes) {
+    if (held_dropping_++ == 0) {
+      spdlog::error("fluentd: {} events held in memory, the most kept; events from seq {} on are "
+                    "not kept for fluentd until the held ones are buffered",
+                    held_.size(), event.value("seq", 0ull));
+    }
+  } else {
+    held_bytes_ += entry.size();
+    held_.push_back(Held{std::move(family), std::move(entry)});
   }
   Kick();
+}
+
+void ForwardSender::AppendHeld() {
+  while (!held_.empty()) {
+    Status s = buffer_.Append(held_.front().family, held_.front().entry);
+    if (!s.ok()) {
+      HoldFailing(s.message());
+      return;
+    }
+    held_bytes_ -= held_.front().entry.size();
+    held_.pop_front();
+  }
+  if (!hold_error_.empty()) {
+    spdlog::warn("fluentd: the buffer takes events again; the held ones are buffered");
+    hold_error_.clear();
+  }
+  if (held_dropping_ > 0) {
+    spdlog::error("fluentd: {} events were not kept for fluentd (memory bound reached)",
+                  held_dropping_);
+    stats_.dropped_total += held_dropping_;
+    dropped_unreported_ += held_dropping_;
+    held_dropping_ = 0;
+  }
+}
+
+void ForwardSender::HoldFailing(const std::string& error) {
+  SetError(error);
+  if (hold_error_.empty()) {
+    spdlog::error("fluentd: {}; holding events in memory (up to {}) until the buffer takes them",
+                  error, kHeldEvents);
+  }
+  hold_error_ = error;
 }
 
 void ForwardSender::Kick() {
@@ -231,6 +282,9 @@ void ForwardSender::OnKick(struct ev_loop*, ev_timer* w, int) {
   if (Status s = self->buffer_.Sync(); !s.ok()) self->SetError(s.message());
   if (std::uint64_t dropped = self->buffer_.TakeDropped(); dropped > 0) {
     self->stats_.dropped_total += dropped;
+    self->dropped_unreported_ += dropped;
+  }
+  if (std::uint64_t dropped = std::exchange(self->dropped_unreported_, 0); dropped > 0) {
     if (self->on_dropped_) self->on_dropped_(dropped);  // may re-enter OnEvent: fine
   }
   self->Pump();
@@ -341,6 +395,10 @@ void ForwardSender::OnRetry(struct ev_loop*, ev_timer* w, int) {
 void ForwardSender::OnTick(struct ev_loop*, ev_timer* w, int) {
   auto* self = static_cast<ForwardSender*>(w->data);
   auto now = Clock::now();
+  if (!self->held_.empty() || self->held_dropping_ > 0) {
+    self->AppendHeld();
+    if (self->dropped_unreported_ > 0) self->Kick();
+  }
   if (self->state_ == State::kConnecting &&
       now - self->connect_started_ > std::chrono::duration<double>(kConnectTimeout)) {
     self->Fail("connect to " + self->config_.address + ": timed out");
@@ -578,6 +636,7 @@ FluentdStats ForwardSender::stats() const {
   s.backlog_events = buffer_.backlog_events();
   s.backlog_bytes = buffer_.backlog_bytes();
   s.in_flight_chunks = in_flight_.size();
+  s.held = held_.size();
   return s;
 }
 

@@ -58,7 +58,8 @@ struct FluentdStats {
   std::uint64_t chunks_sent = 0;
   std::uint64_t chunks_acked = 0;
   std::uint64_t events_acked = 0;     // since start (resends count again)
-  std::uint64_t dropped_total = 0;    // since start, for the buffer limit
+  std::uint64_t dropped_total = 0;    // since start: the buffer limit, a full disk
+  std::uint64_t held = 0;             // in memory: the buffer could not take them
   std::uint64_t connects = 0;
   std::uint64_t failed_attempts = 0;  // connections failed since the last ack (backoff step)
   std::optional<std::chrono::system_clock::time_point> last_ack;
@@ -109,7 +110,17 @@ class ForwardSender {
 
   // An EventLog subscriber: encodes and buffers one event, then schedules a
   // send (on the next loop iteration, so a burst is one fdatasync).
+  //
+  // An event the buffer cannot take (a full or read-only disk) is held in
+  // memory, in order, and appended before any newer one as soon as the
+  // buffer takes it again (tried at every event and every tick). At most
+  // kHeldEvents events / kHeldBytes bytes are held; beyond that, events
+  // are not kept for fluentd until the held ones are appended, and they
+  // are counted as dropped (events.dropped). Logged once when it starts
+  // and once when it ends; stats().held and last_error show it.
   void OnEvent(const nlohmann::json& event);
+  static constexpr std::size_t kHeldEvents = 10000;
+  static constexpr std::size_t kHeldBytes = 16 << 20;
   // Called (from the loop, never inside OnEvent) with the number of events
   // the buffer dropped for its limit; the daemon emits events.dropped.
   void SetOnDropped(std::function<void(std::uint64_t)> f) { on_dropped_ = std::move(f); }
@@ -152,6 +163,9 @@ class ForwardSender {
   void UpdateIo();
   void SetError(const std::string& error);
   void CheckDrain(std::chrono::steady_clock::time_point now);
+  // Appends the held events, oldest first, as far as the buffer takes them.
+  void AppendHeld();
+  void HoldFailing(const std::string& error);
   void FinishDrain();
 
   struct ev_loop* loop_;
@@ -178,6 +192,14 @@ class ForwardSender {
   std::chrono::steady_clock::time_point last_save_;
   std::mt19937_64 rng_;
   FluentdStats stats_;
+  struct Held {
+    std::string family, entry;
+  };
+  std::deque<Held> held_;
+  std::size_t held_bytes_ = 0;
+  std::string hold_error_;                 // "" while the buffer takes every event
+  std::uint64_t held_dropping_ = 0;        // not kept since held_ filled up
+  std::uint64_t dropped_unreported_ = 0;   // for on_dropped_, from OnKick
   // Drain(): set while a stop waits for the backlog.
   std::function<void(bool)> drain_done_;
   std::chrono::steady_clock::time_point drain_started_, drain_deadline_;

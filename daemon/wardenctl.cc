@@ -326,6 +326,15 @@ void PrintStatus(const json& s) {
   const json& events = s.value("events", json::object());
   std::printf("events    last seq %s  (%s)\n", Str(events, "last_seq").c_str(),
               Str(events, "file").c_str());
+  if (events.contains("file_error") && events["file_error"].is_string()) {
+    std::printf("          CANNOT WRITE since %s: %s; %s events held in memory, %s dropped\n",
+                Str(events, "file_error_since").c_str(), Str(events, "file_error").c_str(),
+                Str(events, "held").c_str(), Str(events, "dropped").c_str());
+  }
+  if (s.contains("state_save_error")) {
+    std::printf("state     CANNOT SAVE since %s: %s\n", Str(s, "state_save_error_since").c_str(),
+                Str(s, "state_save_error").c_str());
+  }
   if (events.contains("fluentd")) {
     const json& f = events["fluentd"];
     auto when = [](const json& ms) -> std::string {

@@ -1,0 +1,152 @@
+"""A full disk under the state dir: the events file, the fluentd buffer and
+the state file live on a 2 MB tmpfs that a filler fills while checks flip
+and actions run, and that is then freed. Nothing may be torn or lost: every
+line of the events file parses, seq has no gap, fluentd gets every seq, the
+state file loads, and wardend says the trouble once and its end once.
+
+Needs root (mount); skipped otherwise."""
+
+import json
+import os
+import subprocess
+import time
+import unittest
+
+from harness import Wardend
+from test_fluentd import Receiver
+
+CONFIG = """
+[daemon]
+host_id   = itest-full
+state_dir = {state_dir}
+interval  = 1s
+jitter    = 0%
+workers   = 2
+
+[log]
+level  = info
+events = {events}
+
+[mutex]
+mode = off
+
+; a state change about every other second, and an action for each crit
+[check coin]
+type    = program
+command = od -An -N1 -tu1 /dev/urandom
+value   = stdout
+every   = 1s
+timeout = 5s
+crit    = > 127
+on_crit = note
+
+[action note]
+type     = notify
+severity = info
+message  = {{check}} is {{state}}
+
+[fluentd]
+address     = 127.0.0.1:{port}
+ack_timeout = 10s
+"""
+
+
+@unittest.skipUnless(os.geteuid() == 0, "mounting a tmpfs needs root")
+class FullDisk(unittest.TestCase):
+    def setUp(self):
+        self.wd = Wardend()
+        self.mounted = False
+        state = self.wd.paths["state_dir"]
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", state],
+                       check=True)
+        self.mounted = True
+        self.rx = Receiver(self.wd.dir)   # its output is outside the tmpfs
+
+    def tearDown(self):
+        try:
+            if self.wd.running():
+                self.wd.kill()
+            self.rx.stop()
+        finally:
+            if self.mounted:
+                subprocess.run(["umount", "-l", self.wd.paths["state_dir"]], check=False)
+            self.wd.__exit__(None, None, None)
+
+    def status(self):
+        return json.loads(self.wd.ctl("status", "--json", check=True).stdout)
+
+    def received(self):
+        return {r["record"]["seq"] for r in self.rx.records()
+                if r["record"].get("host") == "itest-full"}
+
+    def test_a_full_disk_tears_nothing_and_loses_nothing(self):
+        self.rx.start()
+        self.wd.start(CONFIG.format(port=self.rx.port, **self.wd.paths))
+        self.wd.wait_for(lambda ev: len(ev) >= 6, timeout=60)
+
+        # Fill the file system to the last byte.
+        filler = os.path.join(self.wd.paths["state_dir"], "filler")
+        subprocess.run(["dd", "if=/dev/zero", "of=" + filler, "bs=4k"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        deadline = time.monotonic() + 60
+        while True:
+            st = self.status()
+            if st["events"]["held"] >= 5 and st["events"]["fluentd"]["held"] >= 5:
+                break
+            self.assertLess(time.monotonic(), deadline,
+                            "no events held while the disk is full: %s" % st["events"])
+            time.sleep(0.5)
+        self.assertEqual(st["events"]["file_error"], "No space left on device")
+        self.assertTrue(st["events"]["file_error_since"])
+        self.assertTrue(st["events"]["fluentd"]["last_error"])
+        # Checks and actions go on meanwhile.
+        runs = {c["name"]: c["runs"] for c in st["checks"]}
+        time.sleep(3)
+        st = self.status()
+        self.assertGreater({c["name"]: c["runs"] for c in st["checks"]}["coin"], runs["coin"])
+        # What reached the file meanwhile (a line that still fits in the
+        # file's last page) is whole: no partial line at its end.
+        with open(self.wd.paths["events"]) as f:
+            data = f.read()
+        self.assertTrue(data.endswith("\n"), data[-300:])
+        for line in data.splitlines():
+            json.loads(line)
+
+        os.unlink(filler)
+        deadline = time.monotonic() + 30
+        while True:
+            st = self.status()
+            if st["events"]["held"] == 0 and st["events"]["file_error"] is None \
+                    and st["events"]["fluentd"]["held"] == 0:
+                break
+            self.assertLess(time.monotonic(), deadline,
+                            "held events not written after the disk was freed: %s" % st["events"])
+            time.sleep(0.5)
+        self.wd.wait_for(lambda ev: len(ev) >= 3, since=len(self.wd.events()), timeout=60)
+        self.wd.stop()
+
+        # The events file: every line whole, seq with no gap, no drop.
+        with open(self.wd.paths["events"]) as f:
+            data = f.read()
+        self.assertTrue(data.endswith("\n"))
+        events = [json.loads(line) for line in data.splitlines()]
+        seqs = [e["seq"] for e in events]
+        self.assertEqual(seqs, list(range(seqs[0], seqs[-1] + 1)), "events file has a gap")
+        self.assertFalse([e for e in events if e["event"] == "events.dropped"])
+        # fluentd got every one of them.
+        self.rx.stop()
+        self.assertEqual(set(seqs) - self.received(), set(), "not shipped")
+        # The state file loads (never torn: written aside, then renamed).
+        with open(os.path.join(self.wd.paths["state_dir"], "state.json")) as f:
+            json.load(f)
+        # Said once each way, not once per event.
+        log = self.wd.log()
+        self.assertEqual(log.count("cannot write events to"), 1, log[-3000:])
+        self.assertEqual(log.count("is written again after"), 1, log[-3000:])
+        self.assertEqual(log.count("holding events in memory"), 1, log[-3000:])
+        self.assertEqual(log.count("the buffer takes events again"), 1, log[-3000:])
+        self.assertLessEqual(log.count("cannot save state"), 1, log[-3000:])
+
+
+if __name__ == "__main__":
+    unittest.main()
