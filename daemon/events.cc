@@ -70,8 +70,8 @@ EventLog::~EventLog() {
   // A last try for what is held (no events.dropped now: its subscribers
   // may be gone), and what is lost said.
   std::string error;
-  while (fd_ >= 0 && !held_.empty() && WriteLine(held_.front().line, &error)) held_.pop_front();
-  if (!held_.empty()) {
+  if (fd_ >= 0) held_.Drain([&](const Held& h) { return WriteLine(h.line, &error); });
+  if (held_.size() > 0) {
     spdlog::error("events file {}: stopping with {} events never written to it (seq {} to {}): {}",
                   path_, held_.size(), held_.front().seq, held_.back().seq, error);
   }
@@ -87,7 +87,7 @@ void EventLog::SetLoop(struct ev_loop* loop) {
   retry_ = std::make_unique<ev_timer>();
   ev_timer_init(retry_.get(), &EventLog::OnRetry, 1, 1);
   retry_->data = this;
-  if (!held_.empty()) ArmRetry();
+  if (held_.size() > 0) ArmRetry();
 }
 
 void EventLog::ArmRetry() {
@@ -101,7 +101,7 @@ void EventLog::OnRetry(struct ev_loop*, ev_timer* w, int) {
 }
 
 EventLog::WriteHealth EventLog::write_health() const {
-  return WriteHealth{write_error_, failing_since_ms_, held_.size(), dropped_total_};
+  return WriteHealth{held_.error(), held_.since_ms(), held_.size(), held_.dropped_total()};
 }
 
 Status EventLog::Open(const std::string& events_path, const std::string& state_dir,
@@ -146,7 +146,7 @@ Status EventLog::Reserve(std::uint64_t upto) {
 nlohmann::json EventLog::Emit(const std::string& event, nlohmann::json fields) {
   // Held events first, and the events.dropped that may follow them, before
   // this event takes its seq: the file stays in seq order.
-  if (fd_ >= 0 && (!held_.empty() || dropping_count_ > 0)) Flush();
+  if (fd_ >= 0 && !held_.clear()) Flush();
   if (next_seq_ >= reserved_) {
     // Tried again at every event until it is written; said once.
     Status s = Reserve(next_seq_ + kSeqBlock);
@@ -168,21 +168,15 @@ nlohmann::json EventLog::Emit(const std::string& event, nlohmann::json fields) {
   line += '\n';
   const std::uint64_t seq = e["seq"].get<std::uint64_t>();
   if (fd_ >= 0) {
-    if (dropping_count_ > 0 || held_.size() >= kHeldEvents ||
-        held_bytes_ + line.size() > kHeldBytes) {
-      // Full: not kept for the file until the held ones are written, so
-      // that what is lost is one range, said by one events.dropped.
-      if (dropping_count_++ == 0) {
-        dropping_first_ = seq;
-        spdlog::error("events file {}: {} events held in memory, the most kept; events from seq "
-                      "{} on are not written to it until the held ones are",
-                      path_, held_.size(), seq);
-      }
-      dropping_last_ = seq;
-      ++dropped_total_;
-    } else {
-      held_bytes_ += line.size();
-      held_.push_back(Held{seq, std::move(line)});
+    // Through the held queue, so that it is written after the held ones.
+    // Full: not kept for the file until the held ones are written, so that
+    // what is lost is one range, said by one events.dropped.
+    const bool was_dropping = held_.dropping();
+    const std::size_t size = line.size();
+    if (!held_.Hold(Held{seq, std::move(line)}, size, seq) && !was_dropping) {
+      spdlog::error("events file {}: {} events held in memory, the most kept; events from seq "
+                    "{} on are not written to it until the held ones are",
+                    path_, held_.size(), seq);
     }
     Flush();
   }
@@ -191,47 +185,32 @@ nlohmann::json EventLog::Emit(const std::string& event, nlohmann::json fields) {
 }
 
 void EventLog::Flush() {
-  while (!held_.empty()) {
-    std::string error;
-    if (!WriteLine(held_.front().line, &error)) {
-      Failing(error);
-      ArmRetry();
-      return;
+  std::string error;
+  if (!held_.Drain([&](const Held& h) { return WriteLine(h.line, &error); })) {
+    if (held_.Fail(error, EventWallMs())) {
+      spdlog::error("cannot write events to {}: {}; holding them in memory (up to {} events) and "
+                    "writing them as soon as it can",
+                    path_, error, kHeldEvents);
     }
-    held_bytes_ -= held_.front().line.size();
-    held_.pop_front();
-    if (!write_error_.empty()) ++written_late_;
+    ArmRetry();
+    return;
   }
   if (retry_ && ev_is_active(retry_.get())) {
     ev_ref(loop_);
     ev_timer_stop(loop_, retry_.get());
   }
-  if (!write_error_.empty()) {
-    auto secs = (EventWallMs() - failing_since_ms_) / 1000;
+  if (auto r = held_.Recovered(EventWallMs())) {
     spdlog::warn("events file {} is written again after {} s: {} held events written late", path_,
-                 secs, written_late_);
-    write_error_.clear();
-    failing_since_ms_ = 0;
-    written_late_ = 0;
+                 r->failing_ms / 1000, r->written_late);
   }
-  if (dropping_count_ > 0) {
-    nlohmann::json f = {{"count", dropping_count_}, {"first_seq", dropping_first_},
-                        {"last_seq", dropping_last_}, {"from", "events_file"}};
+  if (auto d = held_.TakeDropped()) {
     spdlog::error("events file {}: {} events (seq {} to {}) were not written to it", path_,
-                  dropping_count_, dropping_first_, dropping_last_);
-    dropping_count_ = 0;
-    Emit("events.dropped", std::move(f));
+                  d->count, d->first_seq, d->last_seq);
+    Emit("events.dropped", {{"count", d->count},
+                            {"first_seq", d->first_seq},
+                            {"last_seq", d->last_seq},
+                            {"from", "events_file"}});
   }
-}
-
-void EventLog::Failing(const std::string& error) {
-  if (write_error_.empty()) {
-    failing_since_ms_ = EventWallMs();
-    spdlog::error("cannot write events to {}: {}; holding them in memory (up to {} events) and "
-                  "writing them as soon as it can",
-                  path_, error, kHeldEvents);
-  }
-  write_error_ = error;
 }
 
 bool EventLog::WriteLine(const std::string& line, std::string* error) {

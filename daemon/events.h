@@ -22,7 +22,6 @@
 #include <sys/types.h>
 
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -31,6 +30,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "daemon/held_queue.h"
 #include "daemon/status.h"
 
 struct ev_loop;
@@ -91,7 +91,6 @@ class EventLog {
   // Cuts the last `torn_` bytes (the start of a line that a failed write
   // left) off the file.
   bool CutTorn(std::string* error);
-  void Failing(const std::string& error);
   void ArmRetry();
   static void OnRetry(struct ev_loop* loop, ev_timer* w, int revents);
 
@@ -99,18 +98,8 @@ class EventLog {
     std::uint64_t seq;
     std::string line;
   };
-  std::deque<Held> held_;
-  std::size_t held_bytes_ = 0;
+  HeldQueue<Held> held_{kHeldEvents, kHeldBytes};
   std::size_t torn_ = 0;               // bytes of a partial line still in the file
-  std::string write_error_;            // "" while writes succeed
-  std::int64_t failing_since_ms_ = 0;
-  std::uint64_t written_late_ = 0;     // held events written since the trouble began
-  // Events not kept for the file (held_ full): one contiguous range,
-  // reported by events.dropped once the held ones are written.
-  std::uint64_t dropping_count_ = 0;
-  std::uint64_t dropping_first_ = 0;
-  std::uint64_t dropping_last_ = 0;
-  std::uint64_t dropped_total_ = 0;
   bool reserve_failing_ = false;
   WriteFn write_;
   struct ev_loop* loop_ = nullptr;

@@ -11,10 +11,11 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <utility>
 
 #include <spdlog/spdlog.h>
 
-#include <utility>
+#include "daemon/state.h"
 
 namespace warden {
 namespace {
@@ -216,61 +217,49 @@ void ForwardSender::FinishDrain() {
 }
 
 void ForwardSender::OnEvent(const nlohmann::json& event) {
-  if (!held_.empty() || held_dropping_ > 0) AppendHeld();
+  if (!held_.clear()) AppendHeld();
   std::string family = Family(event);
   std::string entry = EncodeEntry(event);
-  if (held_.empty() && held_dropping_ == 0) {
+  if (held_.clear()) {
     Status s = buffer_.Append(family, entry);
     if (s.ok()) {
       Kick();
       return;
     }
-    HoldFailing(s.message());
-  }
-  if (held_dropping_ > 0 || held_.size() >= kHeldEvents ||
-      held_bytes_ + entry.size() > kHeldBytes) {
-    if (held_dropping_++ == 0) {
-      spdlog::error("fluentd: {} events held in memory, the most kept; events from seq {} on are "
-                    "not kept for fluentd until the held ones are buffered",
-                    held_.size(), event.value("seq", 0ull));
+    if (held_.Fail(s.message(), WallMsNow())) {
+      spdlog::error("fluentd: {}; holding events in memory (up to {}) until the buffer takes them",
+                    s.message(), kHeldEvents);
     }
-  } else {
-    held_bytes_ += entry.size();
-    held_.push_back(Held{std::move(family), std::move(entry)});
+    SetError(s.message());
+  }
+  const bool was_dropping = held_.dropping();
+  const std::size_t size = entry.size();
+  const std::uint64_t seq = event.value("seq", 0ull);
+  if (!held_.Hold(Held{std::move(family), std::move(entry)}, size, seq) && !was_dropping) {
+    spdlog::error("fluentd: {} events held in memory, the most kept; events from seq {} on are "
+                  "not kept for fluentd until the held ones are buffered",
+                  held_.size(), seq);
   }
   Kick();
 }
 
 void ForwardSender::AppendHeld() {
-  while (!held_.empty()) {
-    Status s = buffer_.Append(held_.front().family, held_.front().entry);
-    if (!s.ok()) {
-      HoldFailing(s.message());
-      return;
-    }
-    held_bytes_ -= held_.front().entry.size();
-    held_.pop_front();
+  Status s;
+  if (!held_.Drain([&](const Held& h) { return (s = buffer_.Append(h.family, h.entry)).ok(); })) {
+    held_.Fail(s.message(), WallMsNow());
+    SetError(s.message());
+    return;
   }
-  if (!hold_error_.empty()) {
+  if (held_.Recovered(WallMsNow())) {
     spdlog::warn("fluentd: the buffer takes events again; the held ones are buffered");
-    hold_error_.clear();
   }
-  if (held_dropping_ > 0) {
-    spdlog::error("fluentd: {} events were not kept for fluentd (memory bound reached)",
-                  held_dropping_);
-    stats_.dropped_total += held_dropping_;
-    dropped_unreported_ += held_dropping_;
-    held_dropping_ = 0;
+  if (auto d = held_.TakeDropped()) {
+    spdlog::error("fluentd: {} events (seq {} to {}) were not kept for fluentd (memory bound "
+                  "reached)",
+                  d->count, d->first_seq, d->last_seq);
+    stats_.dropped_total += d->count;
+    dropped_unreported_ += d->count;
   }
-}
-
-void ForwardSender::HoldFailing(const std::string& error) {
-  SetError(error);
-  if (hold_error_.empty()) {
-    spdlog::error("fluentd: {}; holding events in memory (up to {}) until the buffer takes them",
-                  error, kHeldEvents);
-  }
-  hold_error_ = error;
 }
 
 void ForwardSender::Kick() {
@@ -395,7 +384,7 @@ void ForwardSender::OnRetry(struct ev_loop*, ev_timer* w, int) {
 void ForwardSender::OnTick(struct ev_loop*, ev_timer* w, int) {
   auto* self = static_cast<ForwardSender*>(w->data);
   auto now = Clock::now();
-  if (!self->held_.empty() || self->held_dropping_ > 0) {
+  if (!self->held_.clear()) {
     self->AppendHeld();
     if (self->dropped_unreported_ > 0) self->Kick();
   }

@@ -41,6 +41,7 @@
 
 #include "daemon/config.h"
 #include "daemon/event_buffer.h"
+#include "daemon/held_queue.h"
 #include "daemon/status.h"
 
 struct ev_loop;
@@ -165,7 +166,6 @@ class ForwardSender {
   void CheckDrain(std::chrono::steady_clock::time_point now);
   // Appends the held events, oldest first, as far as the buffer takes them.
   void AppendHeld();
-  void HoldFailing(const std::string& error);
   void FinishDrain();
 
   struct ev_loop* loop_;
@@ -195,10 +195,7 @@ class ForwardSender {
   struct Held {
     std::string family, entry;
   };
-  std::deque<Held> held_;
-  std::size_t held_bytes_ = 0;
-  std::string hold_error_;                 // "" while the buffer takes every event
-  std::uint64_t held_dropping_ = 0;        // not kept since held_ filled up
+  HeldQueue<Held> held_{kHeldEvents, kHeldBytes};
   std::uint64_t dropped_unreported_ = 0;   // for on_dropped_, from OnKick
   // Drain(): set while a stop waits for the backlog.
   std::function<void(bool)> drain_done_;

@@ -148,10 +148,26 @@ json JobRunner::JournalJson() const {
   return j;
 }
 
-void JobRunner::Save() {
-  warden::Status s = WriteFileAtomically(path_, JournalJson().dump() + "\n", 0600);
-  if (!s.ok() && saved_) spdlog::error("cannot write the job journal {}: {}", path_, s.message());
+bool JobRunner::Save() {
+  // Strings from outside (a trigger's name, a step's error) may hold bytes
+  // that are not UTF-8: replaced, never thrown on.
+  warden::Status s = WriteFileAtomically(
+      path_, JournalJson().dump(-1, ' ', false, json::error_handler_t::replace) + "\n", 0600);
+  if (!s.ok()) {
+    if (journal_error_.empty()) {
+      journal_error_since_ms_ = WallMsNow();
+      spdlog::error("cannot write the job journal {}: {} (no job step starts until it is written)",
+                    path_, s.message());
+    }
+    journal_error_ = s.message();
+  } else if (!journal_error_.empty()) {
+    spdlog::warn("the job journal {} is written again after {} s", path_,
+                 (WallMsNow() - journal_error_since_ms_) / 1000);
+    journal_error_.clear();
+    journal_error_since_ms_ = 0;
+  }
   saved_ = s.ok();
+  return saved_;
 }
 
 std::string JobRunner::Start(std::shared_ptr<const Config> config) {
@@ -415,23 +431,27 @@ void JobRunner::OnGuard(bool allowed, const std::string& reason, const std::stri
     EnterPaused(reason, detail);
     return;
   }
-  if (r.paused_since) {
-    auto now = Clock::now();
-    if (!r.pause_reason.empty()) {   // a pause by the guard (not a wait for a slot)
-      spdlog::info("job {} continues at {} after {} paused ({})", r.job->name, r.step_name(),
-                   FormatDuration(std::chrono::duration_cast<Duration>(now - *r.paused_since)),
-                   r.pause_reason);
-    }
-    r.paused_total += now - *r.paused_since;
-    r.paused_since.reset();
-    r.pause_reason.clear();
-    r.pause_detail.clear();
-  }
   if (r.step == 0 && r.needs_slot()) {
+    EndPause();
     AcquireSlot();
     return;
   }
   StartStep();
+}
+
+void JobRunner::EndPause() {
+  Run& r = *run_;
+  if (!r.paused_since) return;
+  auto now = Clock::now();
+  if (!r.pause_reason.empty()) {   // a pause by the guard (not a wait for a slot)
+    spdlog::info("job {} continues at {} after {} paused ({})", r.job->name, r.step_name(),
+                 FormatDuration(std::chrono::duration_cast<Duration>(now - *r.paused_since)),
+                 r.pause_reason);
+  }
+  r.paused_total += now - *r.paused_since;
+  r.paused_since.reset();
+  r.pause_reason.clear();
+  r.pause_detail.clear();
 }
 
 void JobRunner::AcquireSlot() {
@@ -536,7 +556,15 @@ void JobRunner::StartStep() {
   r.step_started = Clock::now();
   r.step_started_ms = WallMsNow();
   r.steps.push_back(StepRecord{name, r.step_started_ms, 0, ""});
-  Save();   // durable before the step may change anything
+  // Durable before the step may change anything: a step the journal does
+  // not record could run twice after a crash, so it waits (paused, tried
+  // again every second, one job.paused) until the journal is written.
+  if (!Save()) {
+    r.steps.pop_back();
+    EnterPaused("journal", "the job journal cannot be written: " + journal_error_);
+    return;
+  }
+  EndPause();
   if (const ActionConfig* a = r.config->FindAction(name)) {
     r.phase = Phase::kAction;
     std::weak_ptr<bool> alive = alive_;
@@ -993,6 +1021,10 @@ json JobRunner::Status() const {
     j["running"] = std::move(r);
   } else {
     j["running"] = nullptr;
+  }
+  if (!journal_error_.empty()) {
+    j["journal_error"] = journal_error_;
+    j["journal_error_since"] = Rfc3339FromMs(journal_error_since_ms_);
   }
   j["halt"] = halt_ ? json{{"reason", halt_->reason},
                            {"job", halt_->job},

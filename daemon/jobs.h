@@ -161,7 +161,10 @@ class JobRunner {
   static double Reschedule(ev_periodic* w, double now) noexcept;
 
   nlohmann::json JournalJson() const;
-  void Save();
+  // Writes the journal; false (logged once, shown by Status) when it cannot.
+  bool Save();
+  // The job goes on after a pause: the time paused is counted, not charged.
+  void EndPause();
 
   struct ev_loop* loop_;
   Guard& guard_;
@@ -182,6 +185,8 @@ class JobRunner {
   std::vector<std::unique_ptr<Schedule>> schedules_;
   bool stopping_ = false;
   bool saved_ = true;
+  std::string journal_error_;   // "" while the journal is written
+  std::int64_t journal_error_since_ms_ = 0;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

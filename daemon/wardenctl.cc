@@ -335,6 +335,10 @@ void PrintStatus(const json& s) {
     std::printf("state     CANNOT SAVE since %s: %s\n", Str(s, "state_save_error_since").c_str(),
                 Str(s, "state_save_error").c_str());
   }
+  if (const json& jobs = s.value("jobs", json::object()); jobs.contains("journal_error")) {
+    std::printf("journal   CANNOT WRITE since %s: %s (no job step starts meanwhile)\n",
+                Str(jobs, "journal_error_since").c_str(), Str(jobs, "journal_error").c_str());
+  }
   if (events.contains("fluentd")) {
     const json& f = events["fluentd"];
     auto when = [](const json& ms) -> std::string {

@@ -184,6 +184,26 @@ def rss_kb(pid):
     raise AssertionError("no VmRSS for pid %d" % pid)
 
 
+# A steady source of events for config templates (str.format: braces are
+# doubled): every second a random byte, crit about every other run, so a
+# check.state about every other second and an action (note) for each crit.
+COIN_AND_NOTE = """
+[check coin]
+type    = program
+command = od -An -N1 -tu1 /dev/urandom
+value   = stdout
+every   = 1s
+timeout = 5s
+crit    = > 127
+on_crit = note
+
+[action note]
+type     = notify
+severity = info
+message  = {{check}} is {{state}}
+"""
+
+
 def match(events, event=None, **fields):
     """The events named `event` (any if None) whose fields equal **fields."""
     return [e for e in events

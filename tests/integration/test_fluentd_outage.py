@@ -10,7 +10,7 @@ import re
 import time
 import unittest
 
-from harness import Wardend, _tail
+from harness import COIN_AND_NOTE, Wardend, _tail
 from test_fluentd import Receiver
 
 OUTAGE = 150          # seconds without fluentd
@@ -32,17 +32,6 @@ events = {events}
 [mutex]
 mode = off
 
-; every second a random byte, crit about every other run: a check.state
-; about every other second, and an action for each crit
-[check coin]
-type    = program
-command = od -An -N1 -tu1 /dev/urandom
-value   = stdout
-every   = 1s
-timeout = 5s
-crit    = > 127
-on_crit = note
-
 ; a steady state change every 20 s
 [check clock]
 type    = program
@@ -52,15 +41,10 @@ every   = 1s
 timeout = 5s
 warn    = > 0
 
-[action note]
-type     = notify
-severity = info
-message  = {{check}} is {{state}}
-
 [fluentd]
 address     = 127.0.0.1:{port}
 ack_timeout = 10s
-"""
+""" + COIN_AND_NOTE
 
 
 class FluentdOutage(unittest.TestCase):

@@ -1,8 +1,10 @@
-"""A full disk under the state dir: the events file, the fluentd buffer and
-the state file live on a 2 MB tmpfs that a filler fills while checks flip
-and actions run, and that is then freed. Nothing may be torn or lost: every
-line of the events file parses, seq has no gap, fluentd gets every seq, the
-state file loads, and wardend says the trouble once and its end once.
+"""A full disk under the state dir: the events file, the fluentd buffer, the
+state file and the job journal live on a 2 MB tmpfs that a filler fills
+while checks flip and actions run, and that is then freed. Nothing may be
+torn or lost: every line of the events file parses, seq has no gap, fluentd
+gets every seq, the state file and the journal load, a job step that the
+journal cannot record does not start, and wardend says the trouble once and
+its end once.
 
 Needs root (mount); skipped otherwise."""
 
@@ -12,7 +14,7 @@ import subprocess
 import time
 import unittest
 
-from harness import Wardend
+from harness import COIN_AND_NOTE, Wardend
 from test_fluentd import Receiver
 
 CONFIG = """
@@ -30,25 +32,22 @@ events = {events}
 [mutex]
 mode = off
 
-; a state change about every other second, and an action for each crit
-[check coin]
-type    = program
-command = od -An -N1 -tu1 /dev/urandom
-value   = stdout
-every   = 1s
-timeout = 5s
-crit    = > 127
-on_crit = note
-
-[action note]
-type     = notify
-severity = info
-message  = {{check}} is {{state}}
-
 [fluentd]
 address     = 127.0.0.1:{port}
 ack_timeout = 10s
-"""
+
+; a job whose steps leave marks outside the tmpfs
+[action mark_one]
+type    = exec
+command = /bin/sh -c 'echo one >> {dir}/ran'
+
+[action mark_two]
+type    = exec
+command = /bin/sh -c 'echo two >> {dir}/ran'
+
+[job marks]
+steps = mark_one, mark_two
+""" + COIN_AND_NOTE
 
 
 @unittest.skipUnless(os.geteuid() == 0, "mounting a tmpfs needs root")
@@ -75,6 +74,32 @@ class FullDisk(unittest.TestCase):
     def status(self):
         return json.loads(self.wd.ctl("status", "--json", check=True).stdout)
 
+    def fill(self):
+        """Fills the tmpfs to the last byte; returns the filler's path."""
+        filler = os.path.join(self.wd.paths["state_dir"], "filler")
+        subprocess.run(["dd", "if=/dev/zero", "of=" + filler, "bs=4k"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        return filler
+
+    def ran(self):
+        try:
+            with open(os.path.join(self.wd.dir, "ran")) as f:
+                return f.read().split()
+        except FileNotFoundError:
+            return []
+
+    def events_in_file(self):
+        """Every line of the events file, parsed (a torn line fails the test),
+        and seq checked for gaps and drops."""
+        with open(self.wd.paths["events"]) as f:
+            data = f.read()
+        self.assertTrue(data.endswith("\n"), data[-300:])
+        events = [json.loads(line) for line in data.splitlines()]
+        seqs = [e["seq"] for e in events]
+        self.assertEqual(seqs, list(range(seqs[0], seqs[-1] + 1)), "events file has a gap")
+        self.assertFalse([e for e in events if e["event"] == "events.dropped"])
+        return events
+
     def received(self):
         return {r["record"]["seq"] for r in self.rx.records()
                 if r["record"].get("host") == "itest-full"}
@@ -84,10 +109,7 @@ class FullDisk(unittest.TestCase):
         self.wd.start(CONFIG.format(port=self.rx.port, **self.wd.paths))
         self.wd.wait_for(lambda ev: len(ev) >= 6, timeout=60)
 
-        # Fill the file system to the last byte.
-        filler = os.path.join(self.wd.paths["state_dir"], "filler")
-        subprocess.run(["dd", "if=/dev/zero", "of=" + filler, "bs=4k"],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        filler = self.fill()
         deadline = time.monotonic() + 60
         while True:
             st = self.status()
@@ -126,13 +148,7 @@ class FullDisk(unittest.TestCase):
         self.wd.stop()
 
         # The events file: every line whole, seq with no gap, no drop.
-        with open(self.wd.paths["events"]) as f:
-            data = f.read()
-        self.assertTrue(data.endswith("\n"))
-        events = [json.loads(line) for line in data.splitlines()]
-        seqs = [e["seq"] for e in events]
-        self.assertEqual(seqs, list(range(seqs[0], seqs[-1] + 1)), "events file has a gap")
-        self.assertFalse([e for e in events if e["event"] == "events.dropped"])
+        seqs = [e["seq"] for e in self.events_in_file()]
         # fluentd got every one of them.
         self.rx.stop()
         self.assertEqual(set(seqs) - self.received(), set(), "not shipped")
@@ -142,10 +158,68 @@ class FullDisk(unittest.TestCase):
         # Said once each way, not once per event.
         log = self.wd.log()
         self.assertEqual(log.count("cannot write events to"), 1, log[-3000:])
-        self.assertEqual(log.count("is written again after"), 1, log[-3000:])
+        self.assertEqual(log.count("events file {} is written again after".format(
+            self.wd.paths["events"])), 1, log[-3000:])
         self.assertEqual(log.count("holding events in memory"), 1, log[-3000:])
         self.assertEqual(log.count("the buffer takes events again"), 1, log[-3000:])
         self.assertLessEqual(log.count("cannot save state"), 1, log[-3000:])
+
+    def test_a_job_step_the_journal_cannot_record_waits_for_it(self):
+        self.rx.start()
+        self.wd.start(CONFIG.format(port=self.rx.port, **self.wd.paths))
+        self.wd.wait_for(lambda ev: len(ev) >= 3, timeout=60)
+        journal = os.path.join(self.wd.paths["state_dir"], "jobs.json")
+
+        filler = self.fill()
+        p = self.wd.ctl("run", "marks")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        # Paused before its first step, which has not run; the journal is
+        # what it was (whole, if it was written at all).
+        deadline = time.monotonic() + 60
+        while True:
+            jobs = self.status()["jobs"]
+            running = jobs.get("running") or {}
+            if running.get("paused", {}).get("reason") == "journal":
+                break
+            self.assertLess(time.monotonic(), deadline, "job not paused for the journal: %s"
+                            % jobs)
+            time.sleep(0.3)
+        self.assertIn("No space left on device", jobs["journal_error"])
+        self.assertTrue(jobs["journal_error_since"])
+        self.assertIn("No space left on device", running["paused"]["detail"])
+        self.assertEqual(running["step"], "mark_one")
+        human = self.wd.ctl("status", check=True).stdout
+        self.assertIn("journal   CANNOT WRITE since", human)
+        time.sleep(2.5)   # a few more retries: still nothing ran
+        self.assertEqual(self.ran(), [])
+        if os.path.exists(journal):
+            with open(journal) as f:
+                json.load(f)
+
+        os.unlink(filler)
+        self.wd.wait_for(lambda ev: [e for e in ev if e["event"] == "job.finish"], timeout=60)
+        self.assertEqual(self.ran(), ["one", "two"])   # each step once
+        self.assertNotIn("journal_error", self.status()["jobs"])
+        self.wd.stop()
+
+        with open(journal) as f:
+            self.assertIsNone(json.load(f)["running"])
+        events = [e for e in self.events_in_file() if e["event"].startswith("job.")]
+        paused = [e for e in events if e["event"] == "job.paused"]
+        self.assertEqual(len(paused), 1, paused)   # one event for the whole wait
+        self.assertEqual(paused[0]["reason"], "journal")
+        self.assertEqual([(e["event"], e.get("step"), e.get("result")) for e in events],
+                         [("job.queued", None, None), ("job.start", None, None),
+                          ("job.paused", "mark_one", "paused"),
+                          ("job.step", "mark_one", "start"), ("job.step", "mark_one", "ok"),
+                          ("job.step", "mark_two", "start"), ("job.step", "mark_two", "ok"),
+                          ("job.finish", None, "ok")])
+        self.rx.stop()
+        self.assertEqual({e["seq"] for e in events} - self.received(), set(), "not shipped")
+        log = self.wd.log()
+        self.assertEqual(log.count("cannot write the job journal"), 1, log[-3000:])
+        self.assertEqual(log.count("the job journal {} is written again".format(journal)), 1,
+                         log[-3000:])
 
 
 if __name__ == "__main__":

@@ -454,6 +454,34 @@ steps = one
             p = wd.ctl("run", "deploy", "--wait")
             self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
 
+    def test_bytes_that_are_not_utf8_reach_the_journal_replaced(self):
+        # A Latin-1 byte in a command: the step fails with an error that
+        # quotes it, and that error is the halt reason the journal keeps.
+        with Wardend() as wd:
+            wd.write_config((BASE + """
+[action latin1]
+type    = exec
+command = /nonexistent/cafLATIN1
+[job deploy]
+steps = latin1
+""").format(mutex="mode = off", slow=20, **wd.paths))
+            with open(wd.paths["config"], "rb") as f:
+                data = f.read()
+            with open(wd.paths["config"], "wb") as f:
+                f.write(data.replace(b"cafLATIN1", b"caf\xe9"))
+            wd.start()
+            wd.wait_event("daemon.start")
+            p = wd.ctl("run", "deploy", "--wait")
+            self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+            self.assertTrue(wd.running())
+            with open(os.path.join(wd.paths["state_dir"], "jobs.json"), "rb") as f:
+                journal = json.loads(f.read().decode("utf-8"))   # strict: valid UTF-8
+            self.assertIn("/nonexistent/caf\ufffd", journal["halt"]["reason"])
+            wd.stop()
+            wd.start()   # and it loads again
+            wd.wait_event("daemon.start")
+            self.assertIn("caf\ufffd", status(wd)["halt"]["reason"])
+
 
 if __name__ == "__main__":
     unittest.main()
