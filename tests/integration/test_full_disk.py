@@ -155,8 +155,16 @@ class FullDisk(unittest.TestCase):
         # The state file loads (never torn: written aside, then renamed).
         with open(os.path.join(self.wd.paths["state_dir"], "state.json")) as f:
             json.load(f)
-        # Said once each way, not once per event.
+        # Every fluentd buffer segment and the journal still read whole at
+        # the next start: nothing cut, nothing set aside.
+        self.wd.start()
+        self.wd.wait_event("daemon.start")
+        self.wd.stop()
         log = self.wd.log()
+        self.assertNotIn("torn or corrupt record", log)
+        self.assertNotIn("ignoring unreadable", log)
+        self.assertNotIn("job journal unusable", log)
+        # Said once each way, not once per event.
         self.assertEqual(log.count("cannot write events to"), 1, log[-3000:])
         self.assertEqual(log.count("events file {} is written again after".format(
             self.wd.paths["events"])), 1, log[-3000:])
