@@ -190,6 +190,7 @@ class Loader {
     if (auto v = r.Text("socket")) m.socket = *v;
     if (auto v = r.Text("host")) m.host = *v;
     if (auto v = r.GetInteger("port", 1, 65535)) m.port = static_cast<int>(*v);
+    if (auto v = r.GetInteger("fallback_port", 1, 65535)) m.fallback_port = static_cast<int>(*v);
     if (auto v = r.Text("user")) m.user = *v;
     if (auto v = r.Text("database")) m.database = *v;
     if (auto v = r.GetDuration("connect_timeout")) m.connect_timeout = *v;
@@ -209,6 +210,11 @@ class Loader {
       r.Error(s.title() + " needs 'socket' or 'host'");
     } else if (!m.socket.empty() && !m.host.empty()) {
       r.Error(s.title() + " sets both 'socket' and 'host': choose one");
+    }
+    if (m.fallback_port != 0 && m.socket.empty() && m.fallback_port == m.port) {
+      r.Error(*r.Find("fallback_port"), "fallback_port is the same as port: it must be the "
+                                        "server's other port (MariaDB extra_port, MySQL "
+                                        "admin_port)");
     }
     if (m.host == "localhost") {
       r.Error(*r.Find("host"), "host = localhost means the default unix socket to the MySQL "

@@ -11,6 +11,8 @@
 #include <mutex>
 #include <utility>
 
+#include <spdlog/spdlog.h>
+
 #include "daemon/worker_pool.h"
 
 namespace warden {
@@ -40,7 +42,8 @@ std::string MysqlConnConfig::Key() const {
   const char sep = '\x1f';
   return name + sep + host + sep + std::to_string(port) + sep + socket + sep + user + sep +
          std::to_string(std::hash<std::string>{}(password)) + sep + database + sep +
-         std::to_string(connect_timeout.count()) + sep + std::to_string(query_timeout.count());
+         std::to_string(connect_timeout.count()) + sep + std::to_string(query_timeout.count()) +
+         sep + std::to_string(fallback_port);
 }
 
 bool MysqlMap::NameIs(const char* name, std::string_view key) {
@@ -125,6 +128,7 @@ int MysqlRows::Column(std::string_view name) const {
 
 namespace {
 
+constexpr unsigned kErConCountError = 1040;       // ER_CON_COUNT_ERROR: max_connections
 constexpr unsigned kErParseError = 1064;          // ER_PARSE_ERROR
 constexpr unsigned kCrServerGoneError = 2006;     // CR_SERVER_GONE_ERROR
 constexpr unsigned kCrServerLost = 2013;          // CR_SERVER_LOST
@@ -159,13 +163,18 @@ bool IsConnectionLoss(unsigned err) {
          err == kErConnectionKilled || err == kErClientInteractionTimeout;
 }
 
-// A new connection with `cfg`'s settings (blocking: a worker's call).
-// `nonblocking`: libmariadb's non-blocking API may be used on it as well
-// (LoopConn).
-Expected<MYSQL*> ConnectMysql(const MysqlConnConfig& cfg, bool nonblocking) {
-  MYSQL* m = mysql_init(nullptr);
-  if (!m)
-    return Expected<MYSQL*>::Error("cannot connect to " + cfg.Describe() + ": out of memory");
+// The server refused a new connection because max_connections is reached
+// (ERROR 1040). A client that asked for TLS may see it wrapped as ERROR 2002
+// "... before completion of TLS handshake ... 1040 - Too many connections".
+bool IsTooManyConnections(MYSQL* m) {
+  return mysql_errno(m) == kErConCountError ||
+         std::strstr(mysql_error(m), "1040 - Too many connections") != nullptr;
+}
+
+// One connection attempt with `cfg`'s settings to `host`:`port` (or the
+// socket): nullptr and `m` kept for its error, or the connection.
+MYSQL* TryConnect(MYSQL* m, const MysqlConnConfig& cfg, bool nonblocking, bool socket,
+                  const char* host, unsigned port) {
   unsigned connect_s = TimeoutSeconds(cfg.connect_timeout);
   unsigned query_s = TimeoutSeconds(cfg.query_timeout);
   my_bool no = 0;
@@ -175,26 +184,51 @@ Expected<MYSQL*> ConnectMysql(const MysqlConnConfig& cfg, bool nonblocking) {
   mysql_optionsv(m, MYSQL_OPT_WRITE_TIMEOUT, &query_s);
   mysql_optionsv(m, MYSQL_OPT_RECONNECT, &no);  // we reconnect ourselves
   mysql_optionsv(m, MYSQL_OPT_LOCAL_INFILE, &no_infile);
-  unsigned int protocol = UsesSocket(cfg) ? MYSQL_PROTOCOL_SOCKET : MYSQL_PROTOCOL_TCP;
+  unsigned int protocol = socket ? MYSQL_PROTOCOL_SOCKET : MYSQL_PROTOCOL_TCP;
   mysql_optionsv(m, MYSQL_OPT_PROTOCOL, &protocol);
-  if (nonblocking && mysql_options(m, MYSQL_OPT_NONBLOCK, nullptr) != 0) {
-    mysql_close(m);
-    return Expected<MYSQL*>::Error("cannot connect to " + cfg.Describe() +
-                                   ": out of memory");
-  }
-
-  const char* host = UsesSocket(cfg) ? "localhost" : cfg.host.c_str();
+  if (nonblocking && mysql_options(m, MYSQL_OPT_NONBLOCK, nullptr) != 0) return nullptr;
   const char* user = cfg.user.empty() ? nullptr : cfg.user.c_str();
   const char* password = cfg.password.empty() ? nullptr : cfg.password.c_str();
   const char* db = cfg.database.empty() ? nullptr : cfg.database.c_str();
-  const char* sock = cfg.socket.empty() ? nullptr : cfg.socket.c_str();
-  unsigned port = UsesSocket(cfg) ? 0 : static_cast<unsigned>(cfg.port);
-  if (!mysql_real_connect(m, host, user, password, db, port, sock, CLIENT_MULTI_RESULTS)) {
-    std::string error = "cannot connect to " + cfg.Describe() + ": " + ServerError(m);
+  const char* sock = socket && !cfg.socket.empty() ? cfg.socket.c_str() : nullptr;
+  return mysql_real_connect(m, host, user, password, db, socket ? 0 : port, sock,
+                            CLIENT_MULTI_RESULTS);
+}
+
+// A new connection with `cfg`'s settings (blocking: a worker's call).
+// `nonblocking`: libmariadb's non-blocking API may be used on it as well
+// (LoopConn). When the server refuses for max_connections and the section
+// has a fallback_port, that port is tried once (docs/behaviour.md).
+Expected<MYSQL*> ConnectMysql(const MysqlConnConfig& cfg, bool nonblocking) {
+  MYSQL* m = mysql_init(nullptr);
+  if (!m)
+    return Expected<MYSQL*>::Error("cannot connect to " + cfg.Describe() + ": out of memory");
+  const bool socket = UsesSocket(cfg);
+  if (TryConnect(m, cfg, nonblocking, socket, socket ? "localhost" : cfg.host.c_str(),
+                 static_cast<unsigned>(cfg.port))) {
+    return m;
+  }
+  std::string error = "cannot connect to " + cfg.Describe() + ": " +
+                      (mysql_errno(m) == 0 ? std::string("out of memory") : ServerError(m));
+  if (cfg.fallback_port == 0 || !IsTooManyConnections(m)) {
     mysql_close(m);
     return Expected<MYSQL*>::Error(std::move(error));
   }
-  return m;
+  mysql_close(m);
+  const std::string host = socket ? "127.0.0.1" : cfg.host;
+  const std::string where = (host.find(':') != std::string::npos ? "[" + host + "]" : host) +
+                            ":" + std::to_string(cfg.fallback_port);
+  m = mysql_init(nullptr);
+  if (!m) return Expected<MYSQL*>::Error(error + "; fallback_port: out of memory");
+  if (TryConnect(m, cfg, nonblocking, false, host.c_str(),
+                 static_cast<unsigned>(cfg.fallback_port))) {
+    spdlog::warn("{}; connected through fallback_port {} instead", error, where);
+    return m;
+  }
+  error += "; and through fallback_port " + where + ": " +
+           (mysql_errno(m) == 0 ? std::string("out of memory") : ServerError(m));
+  mysql_close(m);
+  return Expected<MYSQL*>::Error(std::move(error));
 }
 
 struct CachedConn {

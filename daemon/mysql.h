@@ -40,6 +40,10 @@ struct MysqlConnConfig {
   std::string user;
   std::string password;           // read from password_file; never logged
   std::string database;
+  // MariaDB's extra_port / MySQL's admin port: tried (over TCP, on `host`
+  // or 127.0.0.1 for a socket section) when the normal path refuses with
+  // "Too many connections" (ERROR 1040). 0: none.
+  int fallback_port = 0;
   Duration connect_timeout{2000};
   Duration query_timeout{5000};
 

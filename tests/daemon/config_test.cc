@@ -4,6 +4,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <utility>
 #include <catch2/catch.hpp>
 
 #include "support/temp_dir.h"
@@ -163,6 +167,28 @@ TEST_CASE("mysql connections are validated and referenced", "[config]") {
   CHECK(l.Has("[mysql third] needs 'socket' or 'host'"));
   CHECK(l.Has("passwords are read from a file"));
   CHECK(l.Has("connection 'nowhere' names no [mysql nowhere] section"));
+}
+
+TEST_CASE("fallback_port is read, and must be another port", "[config]") {
+  TempDir dir;
+  Loaded ok = Load(dir, std::string(kMinimal) +
+                            "[mysql]\nsocket = /run/mysqld/mysqld.sock\nuser = w\n"
+                            "fallback_port = 3307\n"
+                            "[mysql tcp]\nhost = 10.0.0.5\nport = 3306\nuser = w\n");
+  REQUIRE(ok.config);
+  CHECK(ok.config->mysql.at("").fallback_port == 3307);
+  CHECK(ok.config->mysql.at("tcp").fallback_port == 0);
+  CHECK(ok.config->mysql.at("").Key() != ok.config->mysql.at("tcp").Key());
+
+  Loaded bad = Load(dir, std::string(kMinimal) +
+                             "[mysql]\nhost = 10.0.0.5\nport = 3306\nuser = w\n"
+                             "fallback_port = 3306\n"
+                             "[mysql b]\nhost = 10.0.0.5\nuser = w\nfallback_port = 70000\n");
+  CHECK_FALSE(bad.config);
+  INFO(bad.All());
+  CHECK(bad.Has(":10: fallback_port is the same as port"));
+  CHECK(bad.Has("fallback_port"));
+  CHECK(bad.Has("70000"));
 }
 
 TEST_CASE("the default connection is required when used", "[config]") {
@@ -342,8 +368,21 @@ slot  = chain-a
 TEST_CASE("every sample config in etc/ validates", "[config]") {
   // The samples name real paths (/etc/warden/mysql.pass); validate their
   // structure without reading secrets or checking ownership.
+  TempDir dir;
   for (const char* name : {"warden.ini", "demo/warden.ini"}) {
     std::string path = std::string(WARDEN_SOURCE_DIR) + "/etc/" + name;
+    if (std::string(name) == "demo/warden.ini") {
+      // As scripts/demo fills it in.
+      std::ifstream in(path);
+      std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      for (auto [from, to] : {std::pair<std::string, std::string>{"@DIR@", "/tmp/demo"},
+                              {"@EXTRA_PORT@", "3307"}}) {
+        for (auto at = text.find(from); at != std::string::npos; at = text.find(from, at)) {
+          text.replace(at, from.size(), to);
+        }
+      }
+      path = dir.Write("demo.ini", text);
+    }
     Diagnostics diag;
     LoadOptions opts;
     opts.check_ownership = false;
