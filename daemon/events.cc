@@ -113,9 +113,33 @@ Status EventLog::Open(const std::string& events_path, const std::string& state_d
   if (!dir.empty()) {
     if (Status made = MakeDirectories(dir, 0750); !made.ok()) return made;
   }
-  fd_ = OpenOrCreate(events_path, O_WRONLY | O_APPEND | O_CLOEXEC, 0640);
+  fd_ = OpenOrCreate(events_path, O_RDWR | O_APPEND | O_CLOEXEC, 0640);   // read: the tail
   if (fd_ < 0) {
     return Status::Error("cannot open events file " + events_path + ": " + std::strerror(errno));
+  }
+  // A crash in the middle of a write (or a disk that filled under an
+  // older wardend) can leave part of a line at the end: cut it, so that
+  // the next event starts a line of its own instead of completing garbage.
+  if (struct stat sb {}; ::fstat(fd_, &sb) == 0 && sb.st_size > 0) {
+    const off_t len = std::min<off_t>(sb.st_size, 256 * 1024);
+    std::string tail(static_cast<std::size_t>(len), '\0');
+    ssize_t n = ::pread(fd_, tail.data(), tail.size(), sb.st_size - len);
+    if (n == len && tail.back() != '\n') {
+      std::size_t nl = tail.rfind('\n');
+      // No newline in the tail: the whole tail is one partial line only
+      // when the file is no longer than it.
+      if (nl != std::string::npos || sb.st_size == len) {
+        const off_t keep = nl == std::string::npos ? 0 : sb.st_size - len + off_t(nl) + 1;
+        if (::ftruncate(fd_, keep) == 0) {
+          spdlog::warn("events file {}: cut {} bytes of a partial last line (a write that did "
+                       "not finish)",
+                       events_path, sb.st_size - keep);
+        } else {
+          spdlog::error("events file {}: cannot cut a partial last line: {}", events_path,
+                        std::strerror(errno));
+        }
+      }
+    }
   }
   // The events file is authoritative: every seq is written there when it
   // is assigned, so its last complete line is the last seq used. When the

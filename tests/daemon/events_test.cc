@@ -180,3 +180,34 @@ TEST_CASE("events beyond what is held are one range, said by one events.dropped"
   log.Emit("test.event", {});
   CHECK(Seqs(path).back() == last_dropped + 2);
 }
+
+TEST_CASE("a partial last line left by a crash is cut at open, and seq goes on after the "
+          "last whole event",
+          "[events]") {
+  TempDir dir;
+  const std::string path = dir / "events.jsonl";
+  {
+    EventLog log;
+    REQUIRE(log.Open(path, dir.path(), "h").ok());
+    for (int i = 0; i < 3; ++i) log.Emit("test.event", {{"i", i}});
+  }
+  {
+    std::ofstream out(path, std::ios::app);
+    out << R"({"event":"test.event","host":"h","seq":4,"ti)";   // killed mid-write
+  }
+  LogCapture logs;
+  EventLog log;
+  REQUIRE(log.Open(path, dir.path(), "h").ok());
+  CHECK(logs.Count("cut 44 bytes of a partial last line") == 1);
+  log.Emit("test.event", {{"i", 3}});
+  CHECK(Seqs(path) == std::vector<std::uint64_t>{1, 2, 3, 4});
+
+  // A file that is nothing but a partial line is emptied.
+  const std::string only = dir / "only.jsonl";
+  { std::ofstream(only) << R"({"event":"te)"; }
+  EventLog other;
+  REQUIRE(other.Open(only, dir.path(), "h").ok());
+  other.Emit("test.event", {});
+  CHECK(Lines(only).size() == 1);
+  CHECK(Seqs(only).size() == 1);
+}
