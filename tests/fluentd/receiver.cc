@@ -17,6 +17,8 @@
 //   drop:N       close every connection after its first N bytes, storing
 //                only the messages complete within them (closes mid-chunk)
 //   stall        accept, never read
+//   answer-http  store nothing, answer every message with "HTTP/1.1 400 Bad
+//                Request" and keep the connection open (a wrong port)
 // SIGTERM/SIGINT end it.
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -139,6 +141,11 @@ bool Handle(Conn& c, const msgpack::object& msg) {
   ReadControl();
   if (g_mode == "noack") c.blackhole = true;
   if (c.blackhole) return true;
+  if (g_mode == "answer-http") {
+    static const char kAnswer[] = "HTTP/1.1 400 Bad Request\r\n\r\n";
+    (void)!::send(c.fd, kAnswer, sizeof kAnswer - 1, MSG_NOSIGNAL);
+    return true;
+  }
   if (msg.type != msgpack::type::ARRAY || msg.via.array.size < 2 ||
       msg.via.array.ptr[0].type != msgpack::type::STR) {
     std::fprintf(stderr, "receiver: conn %d: not a forward message\n", c.id);
