@@ -636,17 +636,22 @@ void ForwardSender::ReadAcks() {
     }
   }
   bool progress = false;
-  while (!in_.empty()) {
-    ForwardAnswer read = ReadForwardAnswer(in_);
+  // Answers are taken from `used` on and erased once, after the loop: an
+  // erase per answer moved the rest each time, quadratic in a read that
+  // brings hundreds of acks.
+  std::size_t used = 0;
+  while (used < in_.size()) {
+    const std::string_view rest = std::string_view(in_).substr(used);
+    ForwardAnswer read = ReadForwardAnswer(rest);
     if (read.kind == ForwardAnswer::Kind::kIncomplete) break;  // wait for more bytes
     if (read.kind == ForwardAnswer::Kind::kUnframeable) {
       // One message for the connection, naming what came: the connection
       // closes here, so the rest of the bytes are never looked at.
       Fail("fluentd at " + config_.address + " answered what cannot be a forward-protocol ack (" +
-           read.text + "): " + Quoted(in_, 64));
+           read.text + "): " + Quoted(rest, 64));
       return;
     }
-    in_.erase(0, read.length);
+    used += read.length;
     if (read.kind == ForwardAnswer::Kind::kOther) {
       spdlog::warn("fluentd: ignoring an answer that is not an ack: {}", read.text);
       continue;
@@ -671,6 +676,7 @@ void ForwardSender::ReadAcks() {
       spdlog::warn("fluentd: ignoring an ack for no chunk in flight: {}", read.text);
     }
   }
+  in_.erase(0, used);
   if (progress) Pump();
 }
 

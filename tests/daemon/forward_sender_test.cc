@@ -284,6 +284,48 @@ TEST_CASE("forward: an HTTP answer closes the connection at once, and the chunk 
   CHECK(seqs.size() == 10);
 }
 
+TEST_CASE("forward: hundreds of acks in one read are all matched", "[fluentd]") {
+  TempDir dir;
+  // Acks held until the sender goes quiet, then written at once: with 512
+  // chunks in flight (the most), one read brings up to 512 acks.
+  Receiver rx(dir, "ack-burst");
+  struct ev_loop* loop = ev_loop_new(0);
+  {
+    LogCapture log;
+    ForwardSender s(loop, ConfigFor(rx.port()));
+    REQUIRE(s.Open(dir / "buffer").ok());
+    s.Start();
+    // Families alternate: one chunk per event, 2,000 chunks.
+    for (std::uint64_t i = 1; i <= 2000; ++i) {
+      s.OnEvent(Event(i, i % 2 ? "check.state" : "action.start"));
+    }
+    CHECK(RunUntil(loop, [&] { return s.stats().backlog_events == 0; }, 60));
+    FluentdStats st = s.stats();
+    INFO(st.ToJson().dump() << "\n" << log.out.str());
+    CHECK(st.chunks_sent == 2000);
+    CHECK(st.chunks_acked == 2000);
+    CHECK(st.events_acked == 2000);
+    CHECK(st.connects == 1);   // no ack lost or refused on the way
+    CHECK(st.last_error.empty());
+    CHECK(log.Count("ignoring") == 0);
+    s.Stop();
+  }
+  ev_loop_destroy(loop);
+  // The receiver's writes: "acks N" each.
+  std::ifstream out(dir / "receiver.stdout");
+  std::string word;
+  std::size_t n = 0, most = 0, total = 0;
+  while (out >> word) {
+    if (word == "acks" && out >> n) {
+      most = std::max(most, n);
+      total += n;
+    }
+  }
+  CHECK(total <= 2000);
+  CHECK(most >= 256);   // many acks did come in one write
+  CHECK(rx.Received().size() == 2000);
+}
+
 TEST_CASE("forward: nothing listening, then a receiver: the backlog is delivered", "[fluentd]") {
   TempDir dir;
   struct ev_loop* loop = ev_loop_new(0);
