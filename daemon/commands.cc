@@ -272,7 +272,7 @@ json ControlCommands::Status() const {
   }
   if (c.mutex.mode == MutexConfig::Mode::kEtcd) {
     mutex["backend"] = "etcd";
-    mutex["endpoints"] = c.mutex.endpoints;
+    mutex["endpoints"] = c.mutex.etcd.endpoints;
     mutex["prefix"] = c.mutex.prefix;
   } else {
     mutex["url"] = c.mutex.url;

@@ -240,10 +240,8 @@ class Loader {
         r.Error(*e, "backend: '" + e->value + "' is not http or etcd");
       }
     }
-    if (auto v = r.GetDuration("timeout")) c.mutex.timeout = *v;
     if (auto v = r.GetDuration("cache")) c.mutex.cache = *v;
     if (auto v = r.GetDuration("poll")) c.mutex.poll = *v;
-    if (auto v = r.Text("ca_file")) c.mutex.ca_file = *v;
     if (const ConfigEntry* e = r.Find("token_file")) {
       std::string error;
       if (etcd) {
@@ -256,12 +254,19 @@ class Loader {
       if (!c.mutex.token.empty()) c.secrets.push_back(c.mutex.token);
     }
     // backend = etcd only.
-    for (const char* key : {"endpoints", "prefix", "cert_file", "key_file", "cluster_id"}) {
+    for (const char* key :
+         {"endpoints", "prefix", "connect_timeout", "cert_file", "key_file", "cluster_id"}) {
       if (const ConfigEntry* e = r.Find(key); e && !etcd) {
         r.Error(*e, std::string(key) + " is for backend = etcd");
       }
     }
-    if (etcd) LoadEtcdMutex(r, c.mutex);
+    if (etcd) {
+      // timeout and ca_file included: [fleet]'s keys, read by the same code.
+      ReadEtcdKeys(r, "backend = etcd", r.Find("backend")->where, c.mutex.etcd, c.mutex.prefix);
+    } else {
+      ReadTimeout(r, c.mutex.timeout);
+      if (auto v = r.Text("ca_file")) c.mutex.ca_file = *v;
+    }
     if (mode && *mode == "off") {
       c.mutex.mode = MutexConfig::Mode::kOff;
       if (url) r.Error(*r.Find("url"), "mode = off and a url contradict each other: keep one");
@@ -284,25 +289,30 @@ class Loader {
     } else {
       r.Error(*r.Find("backend"), "backend = http needs url = …");
     }
-    if (c.mutex.timeout.count() <= 0) r.Error("[mutex] timeout must be longer than 0");
     if (c.mutex.poll.count() < 100) r.Error("[mutex] poll must be at least 100ms");
     r.Finish("[mutex]");
   }
 
-  // The backend = etcd keys of [mutex].
-  void LoadEtcdMutex(OptionReader& r, MutexConfig& m) {
+  // The keys of an etcd connection, the same in [mutex] (backend = etcd)
+  // and [fleet]: one reader, so a key gets the same check and the same
+  // message in both. `needs` is what a missing endpoints list is reported
+  // for ("backend = etcd", "[fleet]"), at `where`.
+  void ReadEtcdKeys(OptionReader& r, const std::string& needs, const Location& where,
+                    EtcdConfig& etcd, std::string& prefix) {
     if (const ConfigEntry* e = r.Find("endpoints")) {
       for (const auto& item : r.GetList("endpoints")) {
         auto endpoint = ParseEtcdEndpoint(item);
         if (!endpoint) r.Error(*e, "endpoints: " + endpoint.error());
-        else m.endpoints.push_back(*endpoint);
+        else etcd.endpoints.push_back(*endpoint);
       }
     } else {
-      r.Error(*r.Find("backend"), "backend = etcd needs endpoints = http://HOST:PORT,… "
-                                  "(the etcd cluster's client URLs)");
+      diag_.Error(where, needs + " needs endpoints = http://HOST:PORT,… (the etcd cluster's "
+                                 "client URLs)");
     }
     if (const ConfigEntry* e = r.Find("prefix")) {
       std::string p(Trim(e->value));
+      // Keys are built as <prefix>/mutex, <prefix>/slots/...: no space or
+      // control byte that etcdctl users would have to quote.
       bool printable = std::all_of(p.begin(), p.end(), [](char ch) {
         auto u = static_cast<unsigned char>(ch);
         return u > 0x20 && u != 0x7f;
@@ -311,15 +321,26 @@ class Loader {
         r.Error(*e, "prefix must start with '/', not end with '/' and hold no spaces (e.g. "
                     "/warden)");
       } else {
-        m.prefix = p;
+        prefix = p;
       }
     }
-    if (auto v = r.Text("cert_file")) m.cert_file = *v;
-    if (auto v = r.Text("key_file")) m.key_file = *v;
-    if (m.cert_file.empty() != m.key_file.empty()) {
-      r.Error(*r.Find(m.cert_file.empty() ? "key_file" : "cert_file"),
+    ReadTimeout(r, etcd.timeout);
+    if (auto v = r.GetDuration("connect_timeout")) {
+      if (v->count() <= 0) {
+        r.Error(*r.Find("connect_timeout"), "connect_timeout must be longer than 0");
+      } else {
+        etcd.connect_timeout = *v;
+      }
+    }
+    if (auto v = r.Text("ca_file")) etcd.ca_file = *v;
+    if (auto v = r.Text("cert_file")) etcd.cert_file = *v;
+    if (auto v = r.Text("key_file")) etcd.key_file = *v;
+    if (etcd.cert_file.empty() != etcd.key_file.empty()) {
+      r.Error(*r.Find(etcd.cert_file.empty() ? "key_file" : "cert_file"),
               "cert_file and key_file go together (they may name the same PEM file)");
     }
+    // Checked with the other secrets (password_file, token_file): a file
+    // wardend cannot read shows at validation, not at the first handshake.
     if (options_.read_secrets) {
       for (const char* key : {"cert_file", "key_file"}) {
         const ConfigEntry* e = r.Find(key);
@@ -333,7 +354,7 @@ class Loader {
     if (const ConfigEntry* e = r.Find("cluster_id")) {
       auto id = ParseEtcdClusterId(Trim(e->value));
       if (!id) r.Error(*e, id.error());
-      else m.cluster_id = *id;
+      else etcd.cluster_id = *id;
     }
   }
 
@@ -505,41 +526,11 @@ class Loader {
     OptionReader r(s, diag_);
     FleetConfig& f = c.fleet;
     f.enabled = true;
-    for (const auto& e : r.GetList("endpoints")) {
-      auto ep = ParseEtcdEndpoint(e);
-      if (!ep) r.Error(*r.Find("endpoints"), "endpoints: " + ep.error());
-      else f.etcd.endpoints.push_back(*ep);
-    }
-    if (!r.Has("endpoints")) {
-      r.Error("[fleet] needs endpoints = http://HOST:2379, … (etcd's client URLs)");
-    }
-    if (auto v = r.Text("prefix")) {
-      if (v->empty() || (*v)[0] != '/' || v->back() == '/') {
-        r.Error(*r.Find("prefix"), "prefix must start with '/' and not end with it, e.g. /warden");
-      } else {
-        f.prefix = *v;
-      }
-    }
+    ReadEtcdKeys(r, "[fleet]", s.where, f.etcd, f.prefix);
     if (auto v = r.GetInteger("slots", 1, 1000)) f.slots = static_cast<int>(*v);
     if (auto v = r.GetDuration("poll")) {
       if (v->count() < 1000) r.Error(*r.Find("poll"), "poll must be at least 1s");
       else f.poll = *v;
-    }
-    ReadTimeout(r, f.etcd.timeout);
-    if (auto v = r.GetDuration("connect_timeout")) {
-      if (v->count() <= 0) r.Error(*r.Find("connect_timeout"), "connect_timeout must be longer than 0");
-      else f.etcd.connect_timeout = *v;
-    }
-    if (auto v = r.Text("ca_file")) f.etcd.ca_file = *v;
-    if (auto v = r.Text("cert_file")) f.etcd.cert_file = *v;
-    if (auto v = r.Text("key_file")) f.etcd.key_file = *v;
-    if (f.etcd.cert_file.empty() != f.etcd.key_file.empty()) {
-      r.Error("cert_file and key_file go together (a client certificate and its key)");
-    }
-    if (auto v = r.Text("cluster_id")) {
-      auto id = ParseEtcdClusterId(*v);
-      if (!id) r.Error(*r.Find("cluster_id"), "cluster_id: " + id.error());
-      else f.etcd.cluster_id = *id;
     }
     r.Finish("[fleet]");
   }

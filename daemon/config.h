@@ -43,18 +43,17 @@ struct MutexConfig {
   enum class Mode { kHttp, kEtcd, kOff };
   Mode mode = Mode::kHttp;
   std::string url;                 // kHttp: http(s):// or file://
-  Duration timeout{2000};
+  Duration timeout{2000};          // kHttp (kEtcd: etcd.timeout)
   Duration cache{5000};
   Duration poll{15'000};
   std::string token;               // kHttp: from token_file; never logged
-  std::string ca_file;
+  std::string ca_file;             // kHttp (kEtcd: etcd.ca_file)
   // kEtcd (backend = etcd): held while <prefix>/mutex exists, clear only
-  // while <prefix>/armed exists too (daemon/mutex_client.h).
-  std::vector<std::string> endpoints;  // http(s)://host:port, no trailing slash
+  // while <prefix>/armed exists too (daemon/mutex_client.h). The connection
+  // (endpoints, timeout, connect_timeout, ca_file, cert_file, key_file,
+  // cluster_id) and prefix are [fleet]'s keys, read by the same code.
+  EtcdConfig etcd;
   std::string prefix = "/warden";
-  std::string cert_file;           // TLS client certificate and key
-  std::string key_file;
-  std::string cluster_id;          // decimal; "" = not checked
 };
 
 // [fluentd]: ship every event with the forward protocol (daemon/forward_sender.h).

@@ -321,9 +321,8 @@ namespace {
 
 bool SameMutex(const MutexConfig& a, const MutexConfig& b) {
   return a.mode == b.mode && a.url == b.url && a.timeout == b.timeout && a.cache == b.cache &&
-         a.poll == b.poll && a.token == b.token && a.ca_file == b.ca_file &&
-         a.endpoints == b.endpoints && a.prefix == b.prefix && a.cert_file == b.cert_file &&
-         a.key_file == b.key_file && a.cluster_id == b.cluster_id;
+         a.poll == b.poll && a.token == b.token && a.ca_file == b.ca_file && a.etcd == b.etcd &&
+         a.prefix == b.prefix;
 }
 
 bool SameMysql(const std::map<std::string, MysqlConnConfig>& a,

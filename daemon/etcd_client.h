@@ -69,6 +69,7 @@ struct EtcdConfig {
   // the gateway prints it); anything else is an error (a wrong cluster).
   std::string cluster_id;
   std::size_t max_body = 1024 * 1024;
+  bool operator==(const EtcdConfig&) const = default;
 };
 
 // base64 (RFC 4648, standard alphabet, padded), as the gateway encodes bytes.

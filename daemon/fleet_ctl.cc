@@ -34,12 +34,7 @@ int RunFleetCommand(const Config& config, const std::vector<std::string>& args,
     etcd = config.fleet.etcd;
     prefix = config.fleet.prefix;
   } else if (config.mutex.mode == MutexConfig::Mode::kEtcd) {
-    etcd.endpoints = config.mutex.endpoints;
-    etcd.timeout = config.mutex.timeout;
-    etcd.ca_file = config.mutex.ca_file;
-    etcd.cert_file = config.mutex.cert_file;
-    etcd.key_file = config.mutex.key_file;
-    etcd.cluster_id = config.mutex.cluster_id;
+    etcd = config.mutex.etcd;
     prefix = config.mutex.prefix;
   } else {
     return Fail(config.path + " has no [fleet] and no [mutex] backend = etcd: no fleet to talk to");

@@ -50,9 +50,13 @@ class DepthLimit : public nlohmann::json_sax<nlohmann::json> {
   bool end_object() override { return Leave(); }
   bool start_array(std::size_t) override { return Enter(); }
   bool end_array() override { return Leave(); }
-  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override {
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) override {
+    error_id = e.id;
+    error = e.what();
     return false;
   }
+  int error_id = 0;
+  std::string error;
 
  private:
   bool Enter() {
@@ -83,6 +87,32 @@ bool ParseTime(const std::string& text, std::uint32_t* sec, std::uint32_t* nsec)
   *sec = static_cast<std::uint32_t>(t);
   *nsec = static_cast<std::uint32_t>(ms) * 1'000'000u;
   return true;
+}
+
+// The first `max` bytes a peer sent, quoted, for a message: printable ASCII
+// as it is, the rest escaped (\r \n \t \" \\ \xNN); when cut, "... (N bytes)".
+std::string Quoted(std::string_view bytes, std::size_t max) {
+  std::string out = "\"";
+  for (unsigned char ch : bytes.substr(0, max)) {
+    switch (ch) {
+      case '\r': out += "\\r"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      default:
+        if (ch >= 0x20 && ch < 0x7f) {
+          out += static_cast<char>(ch);
+        } else {
+          char hex[8];
+          std::snprintf(hex, sizeof hex, "\\x%02x", ch);
+          out += hex;
+        }
+    }
+  }
+  out += "\"";
+  if (bytes.size() > max) out += "... (" + std::to_string(bytes.size()) + " bytes)";
+  return out;
 }
 
 }  // namespace
@@ -526,23 +556,45 @@ void ForwardSender::Delivered(const Chunk& c) {
 
 ForwardAnswer ReadForwardAnswer(std::string_view bytes) {
   ForwardAnswer out;
+  if (bytes.empty()) return out;
+  auto unframeable = [&out](std::string why) {
+    out.kind = ForwardAnswer::Kind::kUnframeable;
+    out.text = std::move(why);
+    return out;
+  };
+  // fluentd answers with maps only. Any other first byte (an HTTP or TLS
+  // answer from a wrong port: ASCII bytes are msgpack integers) can never
+  // become an ack, however many bytes follow: say so now, not after
+  // ack_timeout or 64 KB.
+  const auto first = static_cast<unsigned char>(bytes[0]);
+  if ((first & 0xf0) != 0x80 && first != 0xde && first != 0xdf) {
+    char why[48];
+    std::snprintf(why, sizeof why, "not a msgpack map: first byte 0x%02x", first);
+    return unframeable(why);
+  }
   DepthLimit limit;
   if (!nlohmann::json::sax_parse(bytes, &limit, nlohmann::json::input_format_t::msgpack,
-                                 /*strict=*/false) &&
-      limit.too_deep) {
-    out.kind = ForwardAnswer::Kind::kUnframeable;
+                                 /*strict=*/false)) {
+    if (limit.too_deep) return unframeable("nested deeper than 16 levels");
+    // 110 is "unexpected end of input" (strict is off): a prefix, wait for
+    // more bytes. Anything else (0xc1, a key that is not a string, ...)
+    // stays wrong whatever follows.
+    if (limit.error_id != 110) {
+      std::string_view what = limit.error;
+      if (auto at = what.find("] "); at != std::string_view::npos) what.remove_prefix(at + 2);
+      return unframeable("unreadable msgpack: " + std::string(what.substr(0, 160)));
+    }
     return out;
   }
   nlohmann::json answer = nlohmann::json::from_msgpack(bytes, /*strict=*/false,
                                                        /*allow_exceptions=*/false);
-  if (answer.is_discarded()) return out;  // incomplete (or not msgpack: the size cap ends it)
+  if (answer.is_discarded()) return unframeable("unreadable msgpack");  // the SAX pass read it
   // nlohmann does not say how many bytes it read: re-encode (fluentd
   // writes the shortest form, as nlohmann does) and check the prefix.
   std::string again;
   nlohmann::json::to_msgpack(answer, nlohmann::detail::output_adapter<char>(again));
   if (bytes.compare(0, again.size(), again) != 0) {
-    out.kind = ForwardAnswer::Kind::kUnframeable;
-    return out;
+    return unframeable("not in msgpack's shortest form: its length is unknown");
   }
   out.length = again.size();
   // msgpack strings are raw bytes: a strict dump would throw on them.
@@ -584,14 +636,22 @@ void ForwardSender::ReadAcks() {
     }
   }
   bool progress = false;
-  while (!in_.empty()) {
-    ForwardAnswer read = ReadForwardAnswer(in_);
+  // Answers are taken from `used` on and erased once, after the loop: an
+  // erase per answer moved the rest each time, quadratic in a read that
+  // brings hundreds of acks.
+  std::size_t used = 0;
+  while (used < in_.size()) {
+    const std::string_view rest = std::string_view(in_).substr(used);
+    ForwardAnswer read = ReadForwardAnswer(rest);
     if (read.kind == ForwardAnswer::Kind::kIncomplete) break;  // wait for more bytes
     if (read.kind == ForwardAnswer::Kind::kUnframeable) {
-      Fail("cannot frame fluentd's answer (not a plain {\"ack\": id} map)");
+      // One message for the connection, naming what came: the connection
+      // closes here, so the rest of the bytes are never looked at.
+      Fail("fluentd at " + config_.address + " answered what cannot be a forward-protocol ack (" +
+           read.text + "): " + Quoted(rest, 64));
       return;
     }
-    in_.erase(0, read.length);
+    used += read.length;
     if (read.kind == ForwardAnswer::Kind::kOther) {
       spdlog::warn("fluentd: ignoring an answer that is not an ack: {}", read.text);
       continue;
@@ -616,6 +676,7 @@ void ForwardSender::ReadAcks() {
       spdlog::warn("fluentd: ignoring an ack for no chunk in flight: {}", read.text);
     }
   }
+  in_.erase(0, used);
   if (progress) Pump();
 }
 

@@ -70,12 +70,17 @@ struct FluentdStats {
 };
 
 // One answer at the front of the bytes fluentd sent (msgpack, normally
-// {"ack": id}). kIncomplete: wait for more bytes. kUnframeable: the value is
-// not written in the shortest form (nlohmann does not say how many bytes it
-// read, so its length is taken from re-encoding it), or it nests deeper
-// than 16 levels: the stream cannot be followed. kAck ({"ack": id}, `ack` the id) and kOther (any other value):
-// the first `length` bytes, `text` the value as JSON for messages (invalid
-// UTF-8 replaced, cut at 200 bytes). Pure (tests, fuzzer).
+// {"ack": id}). kIncomplete: a strict prefix of a msgpack map, wait for more
+// bytes. kUnframeable, decided as soon as the bytes show it (more bytes
+// never change it): no ack can come from this stream, `text` says why: the
+// value is not a map (fluentd answers only with maps: an HTTP or TLS
+// answer, a wrong port), not msgpack nlohmann reads (0xc1, a key that is
+// not a string), not written in the shortest form (nlohmann does not say
+// how many bytes it read, so its length is taken from re-encoding it), or
+// nested deeper than 16 levels. kAck ({"ack": id}, `ack` the id) and
+// kOther (any other map): the first `length` bytes, `text` the value as
+// JSON for messages (invalid UTF-8 replaced, cut at 200 bytes). Pure
+// (tests, fuzzer).
 struct ForwardAnswer {
   enum class Kind { kIncomplete, kUnframeable, kAck, kOther };
   Kind kind = Kind::kIncomplete;

@@ -98,14 +98,9 @@ MutexClient::MutexClient(struct ev_loop* loop, const MutexConfig& config, std::s
   ev_timer_init(poll_.get(), &MutexClient::OnPoll, 0., 0.);
   poll_->data = this;
   if (config_.mode == MutexConfig::Mode::kEtcd) {
-    EtcdConfig etcd;
-    etcd.endpoints = config_.endpoints;
-    etcd.timeout = config_.timeout.count() > 0 ? config_.timeout : Duration(2000);
-    etcd.connect_timeout = std::min(Duration(1000), etcd.timeout);
-    etcd.ca_file = config_.ca_file;
-    etcd.cert_file = config_.cert_file;
-    etcd.key_file = config_.key_file;
-    etcd.cluster_id = config_.cluster_id;
+    EtcdConfig etcd = config_.etcd;
+    if (etcd.timeout.count() <= 0) etcd.timeout = Duration(2000);
+    etcd.connect_timeout = std::min(etcd.connect_timeout, etcd.timeout);
     etcd.max_body = kMaxBody;
     etcd_ = std::make_unique<EtcdClient>(loop_, std::move(etcd));
   }

@@ -83,7 +83,7 @@ int Validate(const std::string& path, bool grants) {
     mutex = "off";
   } else if (config->mutex.mode == warden::MutexConfig::Mode::kEtcd) {
     mutex = "etcd " + config->mutex.prefix + " on";
-    for (const auto& e : config->mutex.endpoints) mutex += " " + e;
+    for (const auto& e : config->mutex.etcd.endpoints) mutex += " " + e;
   }
   std::printf("%s: ok (%zu checks, %zu actions, %zu jobs, %zu mysql connections, mutex %s%s)\n",
               path.c_str(), config->checks.size(), config->actions.size(),

@@ -296,7 +296,7 @@ int main(int argc, char** argv) {
 
   MutexConfig mc;
   mc.mode = MutexConfig::Mode::kEtcd;
-  mc.endpoints = {endpoint};
+  mc.etcd.endpoints = {endpoint};
   mc.prefix = prefix;
   mc.poll = Duration(poll_ms);  // cache and timeout: the daemon's defaults
   std::mt19937 rng(seed);

@@ -365,6 +365,88 @@ slot  = chain-a
   CHECK(nofleet.Has("[job upgrade] slot = chain-a needs a [fleet] section"));
 }
 
+// [mutex] backend = etcd and [fleet] share their etcd keys: the same text
+// on the same line gives the same value, or the same file:line message.
+TEST_CASE("[mutex] backend = etcd and [fleet] read the etcd keys alike", "[config][fleet]") {
+  TempDir dir;
+  std::string pem = dir.Write("client.pem", "x");
+  // Line 5 on is `keys`, in either section.
+  auto as_mutex = [&](const std::string& keys) {
+    return Load(dir, "[daemon]\nhost_id = db-test\n[mutex]\nbackend = etcd\n" + keys);
+  };
+  auto as_fleet = [&](const std::string& keys) {
+    return Load(dir, "[daemon]\nhost_id = db-test\n[fleet]\nslots = 2\n" + keys +
+                         "[mutex]\nmode = off\n");
+  };
+  const std::string ep = "endpoints = http://127.0.0.1:2379\n";
+  const std::string path = dir / "warden.ini";
+
+  SECTION("the same values") {
+    const std::string keys = "endpoints = https://10.0.0.1:2379/, http://[::1]:2379\n"
+                             "prefix = /prod/eu\ntimeout = 1500ms\nconnect_timeout = 300ms\n"
+                             "ca_file = /etc/ssl/ca.pem\ncert_file = " + pem + "\nkey_file = " +
+                             pem + "\ncluster_id = 0xcdf818194e3a8c32\n";
+    Loaded m = as_mutex(keys);
+    Loaded f = as_fleet(keys);
+    INFO(m.All() << f.All());
+    REQUIRE(m.config);
+    REQUIRE(f.config);
+    CHECK(m.config->mutex.etcd == f.config->fleet.etcd);
+    CHECK(m.config->mutex.prefix == f.config->fleet.prefix);
+    CHECK(f.config->fleet.etcd.endpoints ==
+          std::vector<std::string>{"https://10.0.0.1:2379", "http://[::1]:2379"});
+    CHECK(f.config->fleet.prefix == "/prod/eu");
+    CHECK(f.config->fleet.etcd.timeout == Duration(1500));
+    CHECK(f.config->fleet.etcd.connect_timeout == Duration(300));
+    CHECK(f.config->fleet.etcd.ca_file == "/etc/ssl/ca.pem");
+    CHECK(f.config->fleet.etcd.key_file == pem);
+    CHECK(f.config->fleet.etcd.cluster_id == "14841639068965178418");
+  }
+
+  SECTION("the same mistakes, the same messages") {
+    struct Case {
+      std::string keys;
+      std::string error;   // the whole message, file:line first
+    };
+    const std::vector<Case> cases = {
+        {"endpoints = 127.0.0.1:2379\n",
+         path + ":5: endpoints: '127.0.0.1:2379' is not http://HOST:PORT or https://HOST:PORT"},
+        {ep + "prefix = /a b\n",
+         path + ":6: prefix must start with '/', not end with '/' and hold no spaces (e.g. "
+                "/warden)"},
+        {ep + "prefix = warden/\n", path + ":6: prefix must start with '/'"},
+        {ep + "cert_file = " + pem + "\n",
+         path + ":6: cert_file and key_file go together (they may name the same PEM file)"},
+        {ep + "key_file = " + pem + "\n",
+         path + ":6: cert_file and key_file go together (they may name the same PEM file)"},
+        {ep + "cert_file = /nonexistent/c.pem\nkey_file = " + pem + "\n",
+         path + ":6: cert_file: cannot read /nonexistent/c.pem: No such file or directory"},
+        {ep + "cluster_id = abc\n", path + ":6: cluster_id must be a decimal number"},
+        {ep + "timeout = 0s\n", path + ":6: timeout must be longer than 0"},
+        {ep + "connect_timeout = 0s\n", path + ":6: connect_timeout must be longer than 0"},
+    };
+    for (const auto& c : cases) {
+      INFO(c.keys);
+      Loaded m = as_mutex(c.keys);
+      Loaded f = as_fleet(c.keys);
+      INFO("[mutex]:\n" << m.All() << "[fleet]:\n" << f.All());
+      CHECK_FALSE(m.config);
+      CHECK_FALSE(f.config);
+      CHECK(m.errors == f.errors);
+      CHECK(m.Has(c.error));
+    }
+  }
+
+  SECTION("no endpoints: the same message, for what needs them") {
+    Loaded m = as_mutex("prefix = /w\n");
+    Loaded f = as_fleet("prefix = /w\n");
+    const std::string needs =
+        " needs endpoints = http://HOST:PORT,… (the etcd cluster's client URLs)";
+    CHECK(m.Has(path + ":4: backend = etcd" + needs));
+    CHECK(f.Has(path + ":3: [fleet]" + needs));
+  }
+}
+
 TEST_CASE("every sample config in etc/ validates", "[config]") {
   // The samples name real paths (/etc/warden/mysql.pass); validate their
   // structure without reading secrets or checking ownership.

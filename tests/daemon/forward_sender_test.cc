@@ -18,7 +18,11 @@
 #include <msgpack.hpp>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <thread>
+
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include "support/temp_dir.h"
 
@@ -116,6 +120,26 @@ FluentdConfig ConfigFor(int port) {
 double Seconds(std::chrono::steady_clock::time_point since) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
 }
+
+// spdlog's messages while it lives.
+struct LogCapture {
+  std::ostringstream out;
+  std::shared_ptr<spdlog::logger> previous = spdlog::default_logger();
+  LogCapture() {
+    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out);
+    auto logger = std::make_shared<spdlog::logger>("capture", sink);
+    logger->set_level(spdlog::level::info);
+    logger->set_pattern("%l %v");
+    spdlog::set_default_logger(logger);
+  }
+  ~LogCapture() { spdlog::set_default_logger(previous); }
+  std::uint64_t Count(const std::string& text) const {
+    std::uint64_t n = 0;
+    std::string all = out.str();
+    for (size_t at = all.find(text); at != std::string::npos; at = all.find(text, at + 1)) ++n;
+    return n;
+  }
+};
 
 nlohmann::json Event(std::uint64_t seq, const std::string& name) {
   return {{"host", "db-test"}, {"event", name}, {"seq", seq},
@@ -218,6 +242,88 @@ TEST_CASE("forward: a fluentd that never acks gets the chunks again", "[fluentd]
   std::set<std::uint64_t> seqs;
   for (const auto& r : got) seqs.insert(r["record"]["seq"].get<std::uint64_t>());
   CHECK(seqs.size() == 10);
+}
+
+TEST_CASE("forward: an HTTP answer closes the connection at once, and the chunk goes again",
+          "[fluentd]") {
+  TempDir dir;
+  Receiver rx(dir, "answer-http");   // a wrong port: an HTTP server answers the chunk
+  struct ev_loop* loop = ev_loop_new(0);
+  FluentdConfig cfg = ConfigFor(rx.port());
+  cfg.ack_timeout = Duration(60'000);
+  {
+    LogCapture log;
+    ForwardSender s(loop, cfg);
+    REQUIRE(s.Open(dir / "buffer").ok());
+    auto t0 = std::chrono::steady_clock::now();
+    s.Start();
+    for (std::uint64_t i = 1; i <= 10; ++i) s.OnEvent(Event(i, "check.state"));
+    REQUIRE(RunUntil(loop, [&] { return !s.stats().last_error.empty(); }, 10));
+    // Given up on at the answer, not at ack_timeout (60 s) nor at 64 KB.
+    CHECK(Seconds(t0) < 10);
+    FluentdStats st = s.stats();
+    INFO(st.ToJson().dump() << "\n" << log.out.str());
+    CHECK(st.last_error == "fluentd at " + cfg.address +
+                               " answered what cannot be a forward-protocol ack (not a msgpack "
+                               "map: first byte 0x48): \"HTTP/1.1 400 Bad Request\\r\\n\\r\\n\"");
+    CHECK(st.events_acked == 0);
+    CHECK(st.backlog_events == 10);
+    // One message per connection that got the answer, none per byte ('H'
+    // and the rest are msgpack integers).
+    CHECK(log.Count("answered what cannot be a forward-protocol ack") >= 1);
+    CHECK(log.Count("answered what cannot be a forward-protocol ack") <= st.connects);
+    CHECK(log.Count("ignoring an answer") == 0);
+    CHECK(rx.Received().empty());
+    rx.SetMode("ack");
+    CHECK(RunUntil(loop, [&] { return s.stats().backlog_events == 0; }, 20));
+    s.Stop();
+  }
+  ev_loop_destroy(loop);
+  std::set<std::uint64_t> seqs;
+  for (const auto& r : rx.Received()) seqs.insert(r["record"]["seq"].get<std::uint64_t>());
+  CHECK(seqs.size() == 10);
+}
+
+TEST_CASE("forward: hundreds of acks in one read are all matched", "[fluentd]") {
+  TempDir dir;
+  // Acks held until the sender goes quiet, then written at once: with 512
+  // chunks in flight (the most), one read brings up to 512 acks.
+  Receiver rx(dir, "ack-burst");
+  struct ev_loop* loop = ev_loop_new(0);
+  {
+    LogCapture log;
+    ForwardSender s(loop, ConfigFor(rx.port()));
+    REQUIRE(s.Open(dir / "buffer").ok());
+    s.Start();
+    // Families alternate: one chunk per event, 2,000 chunks.
+    for (std::uint64_t i = 1; i <= 2000; ++i) {
+      s.OnEvent(Event(i, i % 2 ? "check.state" : "action.start"));
+    }
+    CHECK(RunUntil(loop, [&] { return s.stats().backlog_events == 0; }, 60));
+    FluentdStats st = s.stats();
+    INFO(st.ToJson().dump() << "\n" << log.out.str());
+    CHECK(st.chunks_sent == 2000);
+    CHECK(st.chunks_acked == 2000);
+    CHECK(st.events_acked == 2000);
+    CHECK(st.connects == 1);   // no ack lost or refused on the way
+    CHECK(st.last_error.empty());
+    CHECK(log.Count("ignoring") == 0);
+    s.Stop();
+  }
+  ev_loop_destroy(loop);
+  // The receiver's writes: "acks N" each.
+  std::ifstream out(dir / "receiver.stdout");
+  std::string word;
+  std::size_t n = 0, most = 0, total = 0;
+  while (out >> word) {
+    if (word == "acks" && out >> n) {
+      most = std::max(most, n);
+      total += n;
+    }
+  }
+  CHECK(total <= 2000);
+  CHECK(most >= 256);   // many acks did come in one write
+  CHECK(rx.Received().size() == 2000);
 }
 
 TEST_CASE("forward: nothing listening, then a receiver: the backlog is delivered", "[fluentd]") {

@@ -43,9 +43,9 @@ MutexAnswer Ask(MutexClient& client) {
 MutexConfig EtcdMutex(std::vector<std::string> endpoints, const std::string& prefix = "/warden") {
   MutexConfig c;
   c.mode = MutexConfig::Mode::kEtcd;
-  c.endpoints = std::move(endpoints);
+  c.etcd.endpoints = std::move(endpoints);
   c.prefix = prefix;
-  c.timeout = Duration(1000);
+  c.etcd.timeout = Duration(1000);
   c.cache = Duration(0);
   c.poll = Duration(15'000);
   return c;
@@ -91,23 +91,23 @@ TEST_CASE("mutex_etcd: config keys", "[etcd][config]") {
     REQUIRE(l.config);
     const MutexConfig& m = l.config->mutex;
     CHECK(m.mode == MutexConfig::Mode::kEtcd);
-    CHECK(m.endpoints ==
+    CHECK(m.etcd.endpoints ==
           std::vector<std::string>{"http://10.0.0.1:2379", "https://etcd-2.example.com:2379"});
     CHECK(m.prefix == "/fleet/eu");
-    CHECK(m.timeout.count() == 1500);
+    CHECK(m.etcd.timeout.count() == 1500);
     CHECK(m.cache.count() == 2000);
     CHECK(m.poll.count() == 5000);
-    CHECK(m.ca_file == "/etc/ssl/etcd-ca.pem");
-    CHECK(m.cert_file == pem);
-    CHECK(m.key_file == pem);
-    CHECK(m.cluster_id == "14841639068965178418");
+    CHECK(m.etcd.ca_file == "/etc/ssl/etcd-ca.pem");
+    CHECK(m.etcd.cert_file == pem);
+    CHECK(m.etcd.key_file == pem);
+    CHECK(m.etcd.cluster_id == "14841639068965178418");
     CHECK(m.url.empty());
   }
   SECTION("defaults") {
     Loaded l = Load(dir, "backend = etcd\nendpoints = http://127.0.0.1:2379\n");
     REQUIRE(l.config);
     CHECK(l.config->mutex.prefix == "/warden");
-    CHECK(l.config->mutex.cluster_id.empty());
+    CHECK(l.config->mutex.etcd.cluster_id.empty());
   }
   SECTION("errors, with file:line") {
     struct Case {
@@ -262,7 +262,7 @@ TEST_CASE("mutex_etcd: wrong cluster_id, failover, and etcd's errors are held",
 
   SECTION("wrong cluster_id") {
     MutexConfig cfg = EtcdMutex({etcd.endpoint()});
-    cfg.cluster_id = "42";
+    cfg.etcd.cluster_id = "42";
     MutexClient client(EV_DEFAULT, cfg, "db-17");
     MutexAnswer a = Ask(client);
     CHECK(a.held);
@@ -271,7 +271,7 @@ TEST_CASE("mutex_etcd: wrong cluster_id, failover, and etcd's errors are held",
   }
   SECTION("the right cluster_id") {
     MutexConfig cfg = EtcdMutex({etcd.endpoint()});
-    cfg.cluster_id = etcd.ClusterId();
+    cfg.etcd.cluster_id = etcd.ClusterId();
     MutexClient client(EV_DEFAULT, cfg, "db-17");
     CHECK_FALSE(Ask(client).held);
   }

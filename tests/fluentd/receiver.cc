@@ -11,12 +11,17 @@
 // "record"}. The control file (re-read for every message and every 100 ms)
 // holds one mode:
 //   ack          store, and ack chunks that carry the chunk option (default)
+//   ack-burst    as ack, but a connection's acks wait until it has sent
+//                nothing for 100 ms, then go in one write (many acks in one
+//                read on the other side); prints "acks N" on stdout per write
 //   noack        read and discard everything, never ack (a hung fluentd:
 //                a connection that saw noack stays so; new ones follow the mode)
 //   store-noack  store but never ack (lost acks: resends are duplicates)
 //   drop:N       close every connection after its first N bytes, storing
 //                only the messages complete within them (closes mid-chunk)
 //   stall        accept, never read
+//   answer-http  store nothing, answer every message with "HTTP/1.1 400 Bad
+//                Request" and keep the connection open (a wrong port)
 // SIGTERM/SIGINT end it.
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -29,6 +34,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -101,7 +107,39 @@ struct Conn {
   long received = 0;
   bool blackhole = false;   // saw noack: this connection never answers again
   msgpack::unpacker unpacker;
+  std::string acks;         // ack-burst: written once the connection is quiet
+  size_t ack_count = 0;
+  std::chrono::steady_clock::time_point last_read;
 };
+
+void Ack(Conn& c, const msgpack::object& chunk) {
+  if (g_mode != "ack" && g_mode != "ack-burst") return;
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  pk.pack_map(1);
+  pk.pack(std::string("ack"));
+  pk.pack(chunk);
+  if (g_mode == "ack-burst") {
+    c.acks.append(buf.data(), buf.size());
+    c.ack_count++;
+    return;
+  }
+  (void)!::send(c.fd, buf.data(), buf.size(), MSG_NOSIGNAL);
+}
+
+// ack-burst: the held acks of a connection quiet for 100 ms, in one write
+// (the socket blocks: all of it goes).
+void FlushAcks(Conn& c) {
+  if (c.ack_count == 0 ||
+      std::chrono::steady_clock::now() - c.last_read < std::chrono::milliseconds(100)) {
+    return;
+  }
+  (void)!::send(c.fd, c.acks.data(), c.acks.size(), MSG_NOSIGNAL);
+  std::printf("acks %zu\n", c.ack_count);
+  std::fflush(stdout);
+  c.acks.clear();
+  c.ack_count = 0;
+}
 
 void Store(const std::string& tag, const char* mode, const msgpack::object& entry,
            const nlohmann::json& chunk, int conn, bool size_ok) {
@@ -139,6 +177,11 @@ bool Handle(Conn& c, const msgpack::object& msg) {
   ReadControl();
   if (g_mode == "noack") c.blackhole = true;
   if (c.blackhole) return true;
+  if (g_mode == "answer-http") {
+    static const char kAnswer[] = "HTTP/1.1 400 Bad Request\r\n\r\n";
+    (void)!::send(c.fd, kAnswer, sizeof kAnswer - 1, MSG_NOSIGNAL);
+    return true;
+  }
   if (msg.type != msgpack::type::ARRAY || msg.via.array.size < 2 ||
       msg.via.array.ptr[0].type != msgpack::type::STR) {
     std::fprintf(stderr, "receiver: conn %d: not a forward message\n", c.id);
@@ -193,14 +236,7 @@ bool Handle(Conn& c, const msgpack::object& msg) {
     }
     Store(tag, mode, entry, chunk, c.id, true);
     std::fflush(g_out);
-    if (chunk_obj && g_mode == "ack") {
-      msgpack::sbuffer buf;
-      msgpack::packer<msgpack::sbuffer> pk(buf);
-      pk.pack_map(1);
-      pk.pack(std::string("ack"));
-      pk.pack(*chunk_obj);
-      (void)!::send(c.fd, buf.data(), buf.size(), MSG_NOSIGNAL);
-    }
+    if (chunk_obj) Ack(c, *chunk_obj);
     return true;
   }
   nlohmann::json chunk = nullptr;
@@ -221,14 +257,7 @@ bool Handle(Conn& c, const msgpack::object& msg) {
   }
   for (const auto& e : entries) Store(tag, mode, e, chunk, c.id, size_ok);
   std::fflush(g_out);
-  if (chunk_obj && g_mode == "ack") {
-    msgpack::sbuffer buf;
-    msgpack::packer<msgpack::sbuffer> pk(buf);
-    pk.pack_map(1);
-    pk.pack(std::string("ack"));
-    pk.pack(*chunk_obj);
-    (void)!::send(c.fd, buf.data(), buf.size(), MSG_NOSIGNAL);
-  }
+  if (chunk_obj) Ack(c, *chunk_obj);
   return true;
 }
 
@@ -301,8 +330,13 @@ int main(int argc, char** argv) {
     std::vector<pollfd> fds;
     fds.push_back({lfd, POLLIN, 0});
     bool stall = g_mode == "stall";
-    for (auto& [fd, c] : conns) fds.push_back({fd, static_cast<short>(stall ? 0 : POLLIN), 0});
-    int n = ::poll(fds.data(), fds.size(), 100);
+    bool acks_held = false;
+    for (auto& [fd, c] : conns) {
+      fds.push_back({fd, static_cast<short>(stall ? 0 : POLLIN), 0});
+      acks_held = acks_held || c->ack_count > 0;
+    }
+    int n = ::poll(fds.data(), fds.size(), acks_held ? 10 : 100);
+    for (auto& [fd, c] : conns) FlushAcks(*c);
     if (n <= 0) continue;
     if (fds[0].revents & POLLIN) {
       int fd = ::accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
@@ -318,6 +352,7 @@ int main(int argc, char** argv) {
       Conn& c = *conns[fds[i].fd];
       ssize_t got = ::recv(c.fd, buf.data(), buf.size(), 0);
       bool close_it = got <= 0;
+      c.last_read = std::chrono::steady_clock::now();
       if (got > 0) {
         long limit = DropAfter();
         size_t use = static_cast<size_t>(got);
