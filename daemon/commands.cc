@@ -194,12 +194,15 @@ void ControlCommands::Handle(const json& request, const Peer& peer, Access acces
       while (end > 0 && (static_cast<unsigned char>((*reason)[end]) & 0xC0) == 0x80) --end;
       reason->resize(end);
     }
-    d_.SetPaused(true, *reason, peer.Describe());
-    reply({{"ok", true}, {"paused", true}, {"reason", *reason}, {"persisted", d_.state_saved_}});
+    // Answered once the state file holds the pause (or could not).
+    d_.SetPaused(true, *reason, peer.Describe(), [reply, r = *reason](bool saved) {
+      reply({{"ok", true}, {"paused", true}, {"reason", r}, {"persisted", saved}});
+    });
   } else if (cmd == "unpause") {
     bool was = d_.guard_->paused();
-    d_.SetPaused(false, "", peer.Describe());
-    reply({{"ok", true}, {"paused", false}, {"was_paused", was}, {"persisted", d_.state_saved_}});
+    d_.SetPaused(false, "", peer.Describe(), [reply, was](bool saved) {
+      reply({{"ok", true}, {"paused", false}, {"was_paused", was}, {"persisted", saved}});
+    });
   } else if (cmd == "resume") {
     d_.jobs_->Resume(peer.Describe(), std::move(reply));
   } else if (cmd == "reload") {
@@ -233,6 +236,9 @@ json ControlCommands::Status() const {
                       {"running", s.in_flight}});
   }
   j["checks"] = std::move(checks);
+  // The disk thread: writes waiting, and the slowest one so far (a
+  // saturated disk shows here while the checks go on).
+  j["disk_writer"] = {{"queued", d_.writer_->queued()}, {"slowest_ms", d_.writer_->slowest_ms()}};
   json actions = json::array();
   const auto& history = d_.guard_->history();
   for (const auto& a : c.actions) {

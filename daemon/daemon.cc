@@ -11,6 +11,7 @@
 #include "daemon/atomic_file.h"
 #include "daemon/commands.h"
 #include "daemon/control.h"
+#include "daemon/disk_writer.h"
 #include "daemon/events.h"
 #include "daemon/executor.h"
 #include "daemon/forward_sender.h"
@@ -31,6 +32,10 @@ Daemon::Daemon(struct ev_loop* loop, std::shared_ptr<const Config> config)
     : loop_(loop), config_(std::move(config)) {}
 
 Daemon::~Daemon() {
+  // What is still to be written is written (the last state save, the
+  // daemon.stop event) while everything its completions touch is alive;
+  // from here on writes are done at once.
+  if (writer_) writer_->Stop();
   for (auto* s : {sigterm_.get(), sigint_.get(), sighup_.get()}) {
     if (s) ev_signal_stop(loop_, s);
   }
@@ -66,10 +71,12 @@ Status Daemon::Start() {
                                                        std::filesystem::perms::group_read |
                                                        std::filesystem::perms::group_exec,
                                ec);
+  writer_ = std::make_unique<DiskWriter>(loop_);
   events_ = std::make_unique<EventLog>();
   Status s = events_->Open(c.EventsPath(), c.daemon.state_dir, c.daemon.host_id);
   if (!s.ok()) return s;
   events_->SetLoop(loop_);
+  events_->SetWriter(writer_.get());
   if (c.fluentd.enabled) {
     // Subscribed before the first event, so daemon.start is shipped too.
     fluentd_ = std::make_unique<ForwardSender>(loop_, c.fluentd);
@@ -103,6 +110,7 @@ Status Daemon::Start() {
   scheduler_ = std::make_unique<Scheduler>(*runtime_, *executor_, *events_);
   jobs_ = std::make_unique<JobRunner>(loop_, *guard_, *executor_, *scheduler_, *events_,
                                       c.daemon.state_dir + "/jobs.json");
+  jobs_->SetWriter(writer_.get());
   if (c.fleet.enabled) {
     fleet_ = std::make_unique<FleetSlots>(loop_, c.fleet, c.daemon.host_id);
     jobs_->SetFleet(fleet_.get());
@@ -265,27 +273,39 @@ void Daemon::OnWatchdog(struct ev_loop*, ev_timer*, int) { sd_notify(0, "WATCHDO
 
 // --- persisted state, pause, reload (daemon/state.h, daemon/commands.h) ---
 
-void Daemon::SaveState() {
-  if (!state_file_ || !state_) return;
+void Daemon::SaveState(std::function<void(bool saved)> saved) {
+  if (!state_file_ || !state_) {
+    if (saved) saved(false);
+    return;
+  }
   if (state_soon_) ev_timer_stop(loop_, state_soon_.get());   // this save covers it
   scheduler_->Capture(*state_);
   CaptureGuard(*guard_, *state_);
-  Status s = state_file_->Save(*state_);
-  // Said once when saving starts failing (a full or read-only disk: the
-  // last saved file stays as it was) and once when it works again.
-  if (!s.ok() && state_saved_) {
-    spdlog::error("cannot save state: {} (the last saved state stays; tried again at every "
-                  "change and every minute)",
-                  s.message());
-    state_save_error_since_ms_ = WallMsNow();
-  } else if (s.ok() && !state_saved_) {
-    spdlog::warn("state saved again after {} s", (WallMsNow() - state_save_error_since_ms_) / 1000);
-  }
-  state_save_error_ = s.ok() ? "" : s.message();
-  state_saved_ = s.ok();
+  writer_->Post(
+      "state",
+      [path = state_file_->path(), text = StateText(*state_, WallMsNow())] {
+        return WriteFileAtomically(path, text, 0600);
+      },
+      [this, saved = std::move(saved)](const Status& s) {
+        // Said once when saving starts failing (a full or read-only disk:
+        // the last saved file stays as it was) and once when it works again.
+        if (!s.ok() && state_saved_) {
+          spdlog::error("cannot save state: {} (the last saved state stays; tried again at "
+                        "every change and every minute)",
+                        s.message());
+          state_save_error_since_ms_ = WallMsNow();
+        } else if (s.ok() && !state_saved_) {
+          spdlog::warn("state saved again after {} s",
+                       (WallMsNow() - state_save_error_since_ms_) / 1000);
+        }
+        state_save_error_ = s.ok() ? "" : s.message();
+        state_saved_ = s.ok();
+        if (saved) saved(s.ok());
+      });
 }
 
-void Daemon::SetPaused(bool paused, std::string reason, std::string by) {
+void Daemon::SetPaused(bool paused, std::string reason, std::string by,
+                       std::function<void(bool saved)> saved) {
   guard_->SetPaused(paused, reason);
   state_->paused = paused;
   state_->pause_reason = paused ? reason : "";
@@ -296,7 +316,7 @@ void Daemon::SetPaused(bool paused, std::string reason, std::string by) {
   } else {
     spdlog::warn("host unpaused by {}", by);
   }
-  SaveState();
+  SaveState(std::move(saved));
 }
 
 void Daemon::SaveStateSoon() {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -33,6 +34,7 @@ class Scheduler;
 class JobRunner;
 class FleetSlots;
 class EventLog;
+class DiskWriter;
 class ForwardSender;
 class ControlServer;
 class ControlCommands;
@@ -63,10 +65,14 @@ class Daemon {
   // message). Valid: the snapshot is swapped; unchanged checks keep their
   // state. Either way a daemon.reload event. Returns the control reply.
   nlohmann::json Reload(const std::string& trigger);
-  // Host pause (wardenctl pause/unpause), persisted at once.
-  void SetPaused(bool paused, std::string reason, std::string by);
-  // Writes <state_dir>/state.json now (pause, checks, guard history).
-  void SaveState();
+  // Host pause (wardenctl pause/unpause), persisted at once: `saved`
+  // hears whether the state file took it.
+  void SetPaused(bool paused, std::string reason, std::string by,
+                 std::function<void(bool saved)> saved = nullptr);
+  // Writes <state_dir>/state.json (pause, checks, guard history) on the
+  // disk thread: captured now, written in order (a newer capture replaces
+  // one not yet written); `saved` hears the result on the loop.
+  void SaveState(std::function<void(bool saved)> saved = nullptr);
   // Saves within kStateDebounce (check states: many may change at once).
   void SaveStateSoon();
   static constexpr double kStateDebounce = 1.0;   // seconds
@@ -81,6 +87,9 @@ class Daemon {
 
   struct ev_loop* loop_;
   std::shared_ptr<const Config> config_;
+  // The state file, the journal and the events file are written from its
+  // thread (daemon/disk_writer.h); stopped first, destroyed last.
+  std::unique_ptr<DiskWriter> writer_;
   std::unique_ptr<EventLog> events_;
   std::unique_ptr<ForwardSender> fluentd_;   // null without [fluentd]; destroyed before events_
   std::unique_ptr<WorkerPool> workers_;

@@ -67,8 +67,11 @@ EventLog::EventLog()
     : write_([](int fd, const void* data, std::size_t size) { return ::write(fd, data, size); }) {}
 
 EventLog::~EventLog() {
-  // A last try for what is held (no events.dropped now: its subscribers
-  // may be gone), and what is lost said.
+  // Whatever was posted is written first (the owner stops its writer
+  // before this; without one it was written in Emit). Then a last try for
+  // what is held (no events.dropped now: its subscribers may be gone), and
+  // what is lost said.
+  writer_->Drain();
   std::string error;
   if (fd_ >= 0) held_.Drain([&](const Held& h) { return WriteLine(h.line, &error); });
   if (held_.size() > 0) {
@@ -76,7 +79,7 @@ EventLog::~EventLog() {
                   path_, held_.size(), held_.front().seq, held_.back().seq, error);
   }
   if (retry_ && loop_) {
-    if (ev_is_active(retry_.get())) ev_ref(loop_);
+    ev_ref(loop_);
     ev_timer_stop(loop_, retry_.get());
   }
   if (fd_ >= 0) ::close(fd_);
@@ -87,21 +90,23 @@ void EventLog::SetLoop(struct ev_loop* loop) {
   retry_ = std::make_unique<ev_timer>();
   ev_timer_init(retry_.get(), &EventLog::OnRetry, 1, 1);
   retry_->data = this;
-  if (held_.size() > 0) ArmRetry();
-}
-
-void EventLog::ArmRetry() {
-  if (!loop_ || ev_is_active(retry_.get())) return;
   ev_timer_start(loop_, retry_.get());
   ev_unref(loop_);   // held events alone do not keep the loop running
 }
 
 void EventLog::OnRetry(struct ev_loop*, ev_timer* w, int) {
-  static_cast<EventLog*>(w->data)->Flush();
+  auto* self = static_cast<EventLog*>(w->data);
+  if (self->write_health().held > 0) self->Flush();
 }
 
 EventLog::WriteHealth EventLog::write_health() const {
-  return WriteHealth{held_.error(), held_.since_ms(), held_.size(), held_.dropped_total()};
+  std::lock_guard<std::mutex> lock(mu_);
+  return health_;
+}
+
+void EventLog::PublishHealth() {
+  std::lock_guard<std::mutex> lock(mu_);
+  health_ = WriteHealth{held_.error(), held_.since_ms(), held_.size(), held_.dropped_total()};
 }
 
 Status EventLog::Open(const std::string& events_path, const std::string& state_dir,
@@ -168,18 +173,26 @@ Status EventLog::Reserve(std::uint64_t upto) {
 }
 
 nlohmann::json EventLog::Emit(const std::string& event, nlohmann::json fields) {
-  // Held events first, and the events.dropped that may follow them, before
-  // this event takes its seq: the file stays in seq order.
-  if (fd_ >= 0 && !held_.clear()) Flush();
   if (next_seq_ >= reserved_) {
-    // Tried again at every event until it is written; said once.
-    Status s = Reserve(next_seq_ + kSeqBlock);
-    if (!s.ok() && !reserve_failing_) {
-      spdlog::error("cannot persist event seq: {} (tried again at every event)", s.message());
-    } else if (s.ok() && reserve_failing_) {
-      spdlog::info("event seq reservation written again");
-    }
-    reserve_failing_ = !s.ok();
+    // Written before any line with a seq it covers (one lane, in order);
+    // tried again at every event until it is written; said once.
+    const std::uint64_t upto = next_seq_ + kSeqBlock;
+    reserved_ = upto;
+    writer_->Post([this, upto] {
+      Status s = WriteFileAtomically(seq_path_, std::to_string(upto) + "\n", 0600);
+      if (!s.ok() && !reserve_failing_) {
+        spdlog::error("cannot persist event seq: {} (tried again at every event)", s.message());
+      } else if (s.ok() && reserve_failing_) {
+        spdlog::info("event seq reservation written again");
+      }
+      reserve_failing_ = !s.ok();
+      if (!s.ok()) {
+        writer_->ToLoop([this, upto] {
+          if (reserved_ == upto) reserved_ = 0;   // the next event tries again
+        });
+      }
+      return s;
+    });
   }
   nlohmann::json e = nlohmann::json::object();
   e["host"] = host_;
@@ -192,36 +205,61 @@ nlohmann::json EventLog::Emit(const std::string& event, nlohmann::json fields) {
   line += '\n';
   const std::uint64_t seq = e["seq"].get<std::uint64_t>();
   if (fd_ >= 0) {
-    // Through the held queue, so that it is written after the held ones.
-    // Full: not kept for the file until the held ones are written, so that
-    // what is lost is one range, said by one events.dropped.
-    const bool was_dropping = held_.dropping();
-    const std::size_t size = line.size();
-    if (!held_.Hold(Held{seq, std::move(line)}, size, seq) && !was_dropping) {
-      spdlog::error("events file {}: {} events held in memory, the most kept; events from seq "
-                    "{} on are not written to it until the held ones are",
-                    path_, held_.size(), seq);
-    }
-    Flush();
+    writer_->Post([this, seq, line = std::move(line)]() mutable {
+      WriteOrHold(seq, std::move(line));
+      return Status::Ok();   // trouble is held and shown by write_health()
+    });
   }
   for (auto& s : subscribers_) s(e);
   return e;
 }
 
 void EventLog::Flush() {
+  if (fd_ < 0) return;
+  writer_->Post([this] {
+    DrainHeld();
+    PublishHealth();
+    ReportDrop();
+    return Status::Ok();
+  });
+}
+
+void EventLog::WriteOrHold(std::uint64_t seq, std::string line) {
+  // The held lines first: the file stays in seq order. Once they are all
+  // written, the drop range (if any) ends, so this line is kept again.
+  const bool drained = held_.clear() || DrainHeld();
   std::string error;
-  if (!held_.Drain([&](const Held& h) { return WriteLine(h.line, &error); })) {
+  if (drained && held_.clear()) {
+    if (WriteLine(line, &error)) {
+      PublishHealth();
+      ReportDrop();
+      return;
+    }
     if (held_.Fail(error, EventWallMs())) {
       spdlog::error("cannot write events to {}: {}; holding them in memory (up to {} events) and "
                     "writing them as soon as it can",
                     path_, error, kHeldEvents);
     }
-    ArmRetry();
-    return;
   }
-  if (retry_ && ev_is_active(retry_.get())) {
-    ev_ref(loop_);
-    ev_timer_stop(loop_, retry_.get());
+  // Full: not kept for the file until the held ones are written, so that
+  // what is lost is one range, said by one events.dropped.
+  const bool was_dropping = held_.dropping();
+  const std::size_t size = line.size();
+  if (!held_.Hold(Held{seq, std::move(line)}, size, seq) && !was_dropping) {
+    spdlog::error("events file {}: {} events held in memory, the most kept; events from seq "
+                  "{} on are not written to it until the held ones are",
+                  path_, held_.size(), seq);
+  }
+  PublishHealth();
+  ReportDrop();
+}
+
+bool EventLog::DrainHeld() {
+  if (held_.clear()) return true;
+  std::string error;
+  if (!held_.Drain([&](const Held& h) { return WriteLine(h.line, &error); })) {
+    held_.Fail(error, EventWallMs());
+    return false;
   }
   if (auto r = held_.Recovered(EventWallMs())) {
     spdlog::warn("events file {} is written again after {} s: {} held events written late", path_,
@@ -230,11 +268,22 @@ void EventLog::Flush() {
   if (auto d = held_.TakeDropped()) {
     spdlog::error("events file {}: {} events (seq {} to {}) were not written to it", path_,
                   d->count, d->first_seq, d->last_seq);
-    Emit("events.dropped", {{"count", d->count},
-                            {"first_seq", d->first_seq},
-                            {"last_seq", d->last_seq},
-                            {"from", "events_file"}});
+    drop_to_report_ = *d;
   }
+  return true;
+}
+
+void EventLog::ReportDrop() {
+  if (!drop_to_report_) return;
+  const auto d = *drop_to_report_;
+  drop_to_report_.reset();   // before: without a thread, Emit runs in here
+  // Emitted on the loop (it takes a seq), after the line being written.
+  writer_->ToLoop([this, d] {
+    Emit("events.dropped", {{"count", d.count},
+                            {"first_seq", d.first_seq},
+                            {"last_seq", d.last_seq},
+                            {"from", "events_file"}});
+  });
 }
 
 bool EventLog::WriteLine(const std::string& line, std::string* error) {

@@ -7,6 +7,9 @@
 // gone (rotated), from a reservation kept in <state_dir>/seq that is
 // advanced in blocks, so a crash can leave a gap but never a repeat.
 //
+// The writes themselves run on the DiskWriter (SetWriter; wardend's is a
+// thread of its own), in seq order: Emit never waits on the disk.
+//
 // A full or read-only disk: a write that fails or comes up short never
 // leaves part of a line behind (the file is cut back to its last complete
 // line), and the events that could not be written are held in memory, in
@@ -24,12 +27,14 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "daemon/disk_writer.h"
 #include "daemon/held_queue.h"
 #include "daemon/status.h"
 
@@ -61,6 +66,9 @@ class EventLog {
   // Retries writing held events every second on `loop` (wardend's; tests
   // without one call Flush themselves).
   void SetLoop(struct ev_loop* loop);
+  // Where the file is written from (wardend's disk thread); it must
+  // outlive this log or be stopped first. Default: at once, in Emit.
+  void SetWriter(DiskWriter* writer) { writer_ = writer; }
   // Writes the held events, oldest first, as far as the file takes them.
   void Flush();
 
@@ -85,22 +93,35 @@ class EventLog {
 
  private:
   Status Reserve(std::uint64_t upto);
+  // On the writer: the held lines first, then this one (or it is held).
+  void WriteOrHold(std::uint64_t seq, std::string line);
+  // On the writer: the held lines, as far as the file takes them; a drop
+  // range, once all are written, is reported (events.dropped, on the loop).
+  bool DrainHeld();
+  void PublishHealth();   // for write_health(), under mu_
+  void ReportDrop();      // at the end of a writer task: events.dropped
   // Appends one line; false (with the reason) when the file did not take
   // all of it, in which case none of it stays in the file.
   bool WriteLine(const std::string& line, std::string* error);
   // Cuts the last `torn_` bytes (the start of a line that a failed write
   // left) off the file.
   bool CutTorn(std::string* error);
-  void ArmRetry();
   static void OnRetry(struct ev_loop* loop, ev_timer* w, int revents);
 
   struct Held {
     std::uint64_t seq;
     std::string line;
   };
+  // Writer side (the disk thread, or Emit's caller without one).
   HeldQueue<Held> held_{kHeldEvents, kHeldBytes};
   std::size_t torn_ = 0;               // bytes of a partial line still in the file
   bool reserve_failing_ = false;
+  std::optional<HeldQueue<Held>::Dropped> drop_to_report_;
+  // What write_health() reads from the loop.
+  mutable std::mutex mu_;
+  WriteHealth health_;
+  DiskWriter own_writer_{nullptr};
+  DiskWriter* writer_ = &own_writer_;
   WriteFn write_;
   struct ev_loop* loop_ = nullptr;
   std::unique_ptr<ev_timer> retry_;

@@ -148,11 +148,22 @@ json JobRunner::JournalJson() const {
   return j;
 }
 
-bool JobRunner::Save() {
+void JobRunner::Save(std::function<void(const warden::Status&)> done) {
   // Strings from outside (a trigger's name, a step's error) may hold bytes
   // that are not UTF-8: replaced, never thrown on.
-  warden::Status s = WriteFileAtomically(
-      path_, JournalJson().dump(-1, ' ', false, json::error_handler_t::replace) + "\n", 0600);
+  std::string text = JournalJson().dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+  std::weak_ptr<bool> alive = alive_;
+  writer_->Post(
+      "journal",
+      [path = path_, text = std::move(text)] { return WriteFileAtomically(path, text, 0600); },
+      [this, alive, done = std::move(done)](const warden::Status& s) {
+        if (alive.expired()) return;
+        Saved(s);
+        if (done) done(s);
+      });
+}
+
+void JobRunner::Saved(const warden::Status& s) {
   if (!s.ok()) {
     if (journal_error_.empty()) {
       journal_error_since_ms_ = WallMsNow();
@@ -167,7 +178,6 @@ bool JobRunner::Save() {
     journal_error_since_ms_ = 0;
   }
   saved_ = s.ok();
-  return saved_;
 }
 
 std::string JobRunner::Start(std::shared_ptr<const Config> config) {
@@ -557,14 +567,30 @@ void JobRunner::StartStep() {
   r.step_started_ms = WallMsNow();
   r.steps.push_back(StepRecord{name, r.step_started_ms, 0, ""});
   // Durable before the step may change anything: a step the journal does
-  // not record could run twice after a crash, so it waits (paused, tried
-  // again every second, one job.paused) until the journal is written.
-  if (!Save()) {
-    r.steps.pop_back();
-    EnterPaused("journal", "the job journal cannot be written: " + journal_error_);
-    return;
-  }
-  EndPause();
+  // not record could run twice after a crash, so it waits for the write
+  // (the loop does not), and when the journal cannot be written it pauses
+  // (tried again every second, one job.paused).
+  r.phase = Phase::kJournal;
+  const std::uint64_t gen = ++r.generation;
+  std::weak_ptr<bool> alive = alive_;
+  Save([this, alive, gen, run = run_.get()](const warden::Status& s) {
+    if (alive.expired() || run_.get() != run || run->generation != gen ||
+        run->phase != Phase::kJournal) {
+      return;
+    }
+    if (!s.ok()) {
+      run->steps.pop_back();
+      EnterPaused("journal", "the job journal cannot be written: " + s.message());
+      return;
+    }
+    EndPause();
+    BeginStep();
+  });
+}
+
+void JobRunner::BeginStep() {
+  Run& r = *run_;
+  const std::string& name = r.step_name();
   if (const ActionConfig* a = r.config->FindAction(name)) {
     r.phase = Phase::kAction;
     std::weak_ptr<bool> alive = alive_;
@@ -864,6 +890,12 @@ void JobRunner::Stop(const std::string& why) {
   stopping_ = true;
   DisarmSchedules();
   if (!run_) return;
+  if (run_->phase == Phase::kJournal) {
+    // Recorded but not started: it did not happen (the journal written
+    // next says so).
+    run_->steps.pop_back();
+    run_->phase = Phase::kGuard;
+  }
   if (run_->steps.empty() && run_->phase != Phase::kAction) {
     Requeue();   // nothing ran: back to the queue, no halt
     return;
@@ -897,7 +929,6 @@ void JobRunner::Resume(const std::string& by, std::function<void(json)> reply) {
     Halt was = *halt_;
     halt_.reset();
     guard_.SetHalted(false, "");
-    Save();
     json f = {{"job", was.job}, {"step", was.step}, {"halt_reason", was.reason},
               {"by", by}, {"queued", queue_.size()}};
     if (!was.slot.key.empty()) {
@@ -908,9 +939,13 @@ void JobRunner::Resume(const std::string& by, std::function<void(json)> reply) {
     spdlog::warn("queue resumed by {} (was halted: {})", by, was.reason);
     Pump();
     json r = {{"ok", true}, {"was_halted", true}, {"reason", was.reason},
-              {"queued", queue_.size()}, {"persisted", saved_}};
+              {"queued", queue_.size()}};
     if (!was.slot.key.empty()) r["slot_released"] = was.slot.key;
-    reply(std::move(r));
+    // Answered once the journal without the halt is on disk.
+    Save([reply, r](const warden::Status& s) mutable {
+      r["persisted"] = s.ok();
+      reply(std::move(r));
+    });
   };
   if (halt_->slot.key.empty() || !fleet_) {
     clear(false);

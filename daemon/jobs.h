@@ -39,6 +39,7 @@
 
 #include "actions/action.h"
 #include "daemon/config.h"
+#include "daemon/disk_writer.h"
 
 struct ev_loop;
 struct ev_timer;
@@ -70,6 +71,9 @@ class JobRunner {
   // before its first step, waiting as job.waiting while none is free; keeps
   // it on failure or interruption until Resume, releases it on success.
   void SetFleet(FleetSlots* fleet) { fleet_ = fleet; }
+  // The journal is written from here (wardend's disk thread): it must
+  // outlive this runner or be stopped first. Default: at once, in Save.
+  void SetWriter(DiskWriter* writer) { writer_ = writer; }
   // New snapshot: schedules are re-armed; queued jobs are looked up by name
   // when they start; a running job finishes with the snapshot it began on.
   void Reload(std::shared_ptr<const Config> config);
@@ -125,7 +129,9 @@ class JobRunner {
     std::int64_t ended_ms = 0;  // 0: in flight
     std::string result;         // ok, fail, dry_run; "" while in flight
   };
-  enum class Phase { kGuard, kPaused, kSlot, kAction, kWait };
+  // kJournal: the step is recorded, the journal's write is on its way;
+  // the step starts when it is on disk.
+  enum class Phase { kGuard, kPaused, kSlot, kJournal, kAction, kWait };
   std::string failed_stderr_;   // the failing step's stderr tail, for job.fail
   struct Run;
 
@@ -161,8 +167,13 @@ class JobRunner {
   static double Reschedule(ev_periodic* w, double now) noexcept;
 
   nlohmann::json JournalJson() const;
-  // Writes the journal; false (logged once, shown by Status) when it cannot.
-  bool Save();
+  // Writes the journal through the DiskWriter (in order, the newest
+  // content wins); `done` hears the result on the loop. A failure is logged
+  // once and shown by Status.
+  void Save(std::function<void(const warden::Status&)> done = nullptr);
+  void Saved(const warden::Status& s);
+  // The step recorded in the journal is on disk: it starts now.
+  void BeginStep();
   // The job goes on after a pause: the time paused is counted, not charged.
   void EndPause();
 
@@ -185,6 +196,8 @@ class JobRunner {
   std::vector<std::unique_ptr<Schedule>> schedules_;
   bool stopping_ = false;
   bool saved_ = true;
+  DiskWriter own_writer_{nullptr};
+  DiskWriter* writer_ = &own_writer_;
   std::string journal_error_;   // "" while the journal is written
   std::int64_t journal_error_since_ms_ = 0;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
