@@ -80,6 +80,7 @@ Status Daemon::Start() {
   if (c.fluentd.enabled) {
     // Subscribed before the first event, so daemon.start is shipped too.
     fluentd_ = std::make_unique<ForwardSender>(loop_, c.fluentd);
+    fluentd_->SetWriter(writer_.get());
     s = fluentd_->Open(c.daemon.state_dir + "/buffer");
     if (!s.ok()) return s;
     ForwardSender* f = fluentd_.get();

@@ -75,6 +75,10 @@ bool ReadAll(int fd, std::uint64_t offset, std::size_t size, std::string* out) {
 }  // namespace
 
 EventBuffer::~EventBuffer() {
+  for (int fd : retired_) {
+    ::fdatasync(fd);
+    ::close(fd);
+  }
   if (write_fd_ >= 0) {
     ::fdatasync(write_fd_);
     ::close(write_fd_);
@@ -204,8 +208,9 @@ Status EventBuffer::StartSegment(std::uint64_t id) {
   int fd = OpenOrCreate(path, O_RDWR | O_APPEND | O_CLOEXEC, 0600);
   if (fd < 0) return Status::Error("cannot create " + path + ": " + std::strerror(errno));
   if (write_fd_ >= 0) {
-    if (dirty_) ::fdatasync(write_fd_);
-    ::close(write_fd_);
+    // Synced with the next sync, off the loop; closed after.
+    if (dirty_) retired_.push_back(write_fd_);
+    else ::close(write_fd_);
   }
   write_fd_ = fd;
   dir_dirty_ = true;
@@ -255,21 +260,54 @@ Status EventBuffer::Append(std::string_view family, std::string_view entry) {
 }
 
 Status EventBuffer::Sync() {
+  SyncJob job = TakeSync();
+  return RunSync(job);
+}
+
+EventBuffer::SyncJob::SyncJob(SyncJob&& o) noexcept
+    : fds(std::move(o.fds)), dir(std::move(o.dir)), end(o.end) {
+  o.fds.clear();
+}
+
+EventBuffer::SyncJob::~SyncJob() {
+  for (int fd : fds) ::close(fd);
+}
+
+EventBuffer::SyncJob EventBuffer::TakeSync() {
+  SyncJob job;
+  job.end = end();
+  job.fds = std::move(retired_);
+  retired_.clear();
   if (dirty_ && write_fd_ >= 0) {
-    if (::fdatasync(write_fd_) != 0) {
-      return Status::Error(std::string("fdatasync of the fluentd buffer: ") + std::strerror(errno));
-    }
+    int fd = ::fcntl(write_fd_, F_DUPFD_CLOEXEC, 0);
+    if (fd >= 0) job.fds.push_back(fd);
     dirty_ = false;
   }
   if (dir_dirty_) {
-    int dfd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    job.dir = dir_;
+    dir_dirty_ = false;
+  }
+  return job;
+}
+
+Status EventBuffer::RunSync(SyncJob& job) {
+  Status result;
+  for (int fd : job.fds) {
+    if (::fdatasync(fd) != 0 && result.ok()) {
+      result = Status::Error(std::string("fdatasync of the fluentd buffer: ") +
+                             std::strerror(errno));
+    }
+    ::close(fd);
+  }
+  job.fds.clear();
+  if (!job.dir.empty()) {
+    int dfd = ::open(job.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0) {
       ::fsync(dfd);
       ::close(dfd);
     }
-    dir_dirty_ = false;
   }
-  return Status::Ok();
+  return result;
 }
 
 void EventBuffer::DropFront() {
@@ -419,12 +457,15 @@ void EventBuffer::Ack(BufferPos begin, BufferPos end, std::uint64_t count) {
   RemoveAckedFront();
 }
 
+std::string EventBuffer::AckText() const {
+  if (start_ == saved_start_) return "";
+  return std::to_string(start_.segment) + " " + std::to_string(start_.offset) + "\n";
+}
+
 Status EventBuffer::SaveAck() {
-  if (start_ == saved_start_) return Status::Ok();
-  Status s = WriteFileAtomically(dir_ + "/acked",
-                                 std::to_string(start_.segment) + " " +
-                                     std::to_string(start_.offset) + "\n",
-                                 0600);
+  std::string text = AckText();
+  if (text.empty()) return Status::Ok();
+  Status s = WriteFileAtomically(ack_path(), text, 0600);
   if (s.ok()) saved_start_ = start_;
   return s;
 }

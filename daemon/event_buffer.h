@@ -20,10 +20,13 @@
 //
 // Durability: Append() is a write(2) to the page cache (survives the
 // process, not the machine); Sync() fdatasyncs what was appended since the
-// last Sync (the sender calls it once per loop iteration with new events).
+// last Sync. The sender does that off the loop: TakeSync() (on the loop)
+// hands over duplicates of the descriptors to sync, RunSync() (on the disk
+// thread) syncs and closes them, and records are sent once synced.
 //
-// Threads: none; every call on one thread (the loop). Costs per event: one
-// write(2); per batch: one fdatasync; reads are batched through a cache.
+// Threads: every call on one thread (the loop), but RunSync, which touches
+// nothing of the buffer. Costs per event: one write(2); per batch: one
+// fdatasync; reads are batched through a cache.
 #pragma once
 
 #include <compare>
@@ -67,6 +70,20 @@ class EventBuffer {
   Status Append(std::string_view family, std::string_view entry);
   // fdatasync of the segment(s) appended to since the last Sync.
   Status Sync();
+  // The same in two halves, for a sync off the loop.
+  struct SyncJob {
+    std::vector<int> fds;   // owned: synced and closed by RunSync
+    std::string dir;        // fsync'd when a segment was created
+    BufferPos end;          // what is durable once it ran
+    SyncJob() = default;
+    SyncJob(SyncJob&&) noexcept;
+    SyncJob& operator=(SyncJob&&) = delete;
+    SyncJob(const SyncJob&) = delete;
+    ~SyncJob();
+  };
+  bool needs_sync() const { return dirty_ || dir_dirty_ || !retired_.empty(); }
+  SyncJob TakeSync();
+  static Status RunSync(SyncJob& job);
 
   // Reads records from `from` (moved forward to start() if it is behind):
   // at most `max_bytes` of payload (but at least one record), stopping at a
@@ -80,6 +97,11 @@ class EventBuffer {
   void Ack(BufferPos begin, BufferPos end, std::uint64_t count);
   // Writes the acked position if it changed since the last save.
   Status SaveAck();
+  // The same in two halves, for a write off the loop: the text of the
+  // acked file (empty when it did not change), and AckSaved once written.
+  std::string AckText() const;
+  std::string ack_path() const { return dir_ + "/acked"; }
+  void AckSaved(BufferPos pos) { if (saved_start_ < pos) saved_start_ = pos; }
 
   BufferPos start() const { return start_; }   // first unacknowledged byte
   BufferPos end() const;                       // where the next record goes
@@ -110,6 +132,7 @@ class EventBuffer {
   std::uint64_t segment_size_ = 0;
   std::deque<Segment> segments_;     // oldest first; back() is written to
   int write_fd_ = -1;
+  std::vector<int> retired_;         // earlier segments' fds, still to sync
   bool dirty_ = false;               // appended since the last Sync
   bool dir_dirty_ = false;           // a segment was created since the last Sync
   BufferPos start_;

@@ -15,6 +15,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "daemon/atomic_file.h"
 #include "daemon/state.h"
 
 namespace warden {
@@ -183,7 +184,41 @@ ForwardSender::~ForwardSender() {
 }
 
 Status ForwardSender::Open(const std::string& buffer_dir) {
-  return buffer_.Open(buffer_dir, config_.buffer_limit);
+  Status s = buffer_.Open(buffer_dir, config_.buffer_limit);
+  synced_end_ = buffer_.end();   // what an earlier run left: on disk already
+  return s;
+}
+
+void ForwardSender::SyncOffLoop() {
+  if (sync_in_flight_ || !buffer_.needs_sync()) return;
+  sync_in_flight_ = true;
+  auto job = std::make_shared<EventBuffer::SyncJob>(buffer_.TakeSync());
+  std::weak_ptr<bool> alive = alive_;
+  writer_->Post([job] { return EventBuffer::RunSync(*job); },
+                [this, alive, job](const Status& s) {
+                  if (alive.expired()) return;
+                  sync_in_flight_ = false;
+                  // Sent even when the sync failed: the records are in the
+                  // page cache, and holding them back helps nobody.
+                  if (!s.ok()) SetError(s.message());
+                  if (synced_end_ < job->end) synced_end_ = job->end;
+                  if (buffer_.needs_sync()) Kick();
+                  Pump();
+                });
+}
+
+void ForwardSender::SaveAckOffLoop() {
+  std::string text = buffer_.AckText();
+  if (text.empty()) return;
+  std::weak_ptr<bool> alive = alive_;
+  writer_->Post(
+      "fluentd-acked",
+      [path = buffer_.ack_path(), text] { return WriteFileAtomically(path, text, 0600); },
+      [this, alive, pos = buffer_.start()](const Status& s) {
+        if (alive.expired()) return;
+        if (s.ok()) buffer_.AckSaved(pos);
+        else SetError(s.message());
+      });
 }
 
 void ForwardSender::Start() {
@@ -298,7 +333,7 @@ void ForwardSender::Kick() {
 
 void ForwardSender::OnKick(struct ev_loop*, ev_timer* w, int) {
   auto* self = static_cast<ForwardSender*>(w->data);
-  if (Status s = self->buffer_.Sync(); !s.ok()) self->SetError(s.message());
+  self->SyncOffLoop();   // Pump again when it is done
   if (std::uint64_t dropped = self->buffer_.TakeDropped(); dropped > 0) {
     self->stats_.dropped_total += dropped;
     self->dropped_unreported_ += dropped;
@@ -428,7 +463,7 @@ void ForwardSender::OnTick(struct ev_loop*, ev_timer* w, int) {
   }
   if (now - self->last_save_ >= kSaveEvery) {
     self->last_save_ = now;
-    if (Status s = self->buffer_.SaveAck(); !s.ok()) self->SetError(s.message());
+    self->SaveAckOffLoop();
   }
   self->CheckDrain(now);
 }
@@ -475,6 +510,8 @@ void ForwardSender::Pump() {
       spdlog::error("fluentd: {}", error);
       break;
     }
+    // Only what is synced (the rest goes when its sync is done).
+    while (!records.empty() && synced_end_ < records.back().end) records.pop_back();
     if (records.empty()) break;
     Chunk c;
     c.begin = buffer_.Normalize(cursor_);

@@ -40,6 +40,7 @@
 #include <nlohmann/json.hpp>
 
 #include "daemon/config.h"
+#include "daemon/disk_writer.h"
 #include "daemon/event_buffer.h"
 #include "daemon/held_queue.h"
 #include "daemon/status.h"
@@ -99,6 +100,10 @@ class ForwardSender {
 
   // Opens (recovers) the buffer in `buffer_dir`. Call once, before Start.
   Status Open(const std::string& buffer_dir);
+  // The buffer's fdatasync and its acked file are written from here
+  // (wardend's disk thread), and a record is sent once synced; the writer
+  // must outlive this sender or be stopped first. Default: at once.
+  void SetWriter(DiskWriter* writer) { writer_ = writer; }
   // Connects and starts shipping the backlog.
   void Start();
   // Stops the watchers; what is buffered stays for the next start.
@@ -185,6 +190,13 @@ class ForwardSender {
   int attempt_ = 0;
   std::chrono::steady_clock::time_point connect_started_;
   BufferPos cursor_;                       // next record to send on this connection
+  BufferPos synced_end_;                   // records before it are synced: may be sent
+  bool sync_in_flight_ = false;
+  DiskWriter own_writer_{nullptr};
+  DiskWriter* writer_ = &own_writer_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  void SyncOffLoop();
+  void SaveAckOffLoop();
   std::deque<Chunk> in_flight_;
   std::string out_;                        // bytes queued, from out_off_
   std::size_t out_off_ = 0;

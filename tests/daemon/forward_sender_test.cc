@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <atomic>
 #include <chrono>
 #include <fstream>
 #include <functional>
@@ -24,6 +25,7 @@
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
+#include "daemon/disk_writer.h"
 #include "support/temp_dir.h"
 
 using namespace warden;
@@ -211,6 +213,45 @@ TEST_CASE("forward: events arrive in order, tagged, acked, and leave the buffer"
     family = family.substr(0, family.find('.'));
     CHECK(r["tag"] == "warden." + family);
   }
+}
+
+TEST_CASE("forward: the buffer is synced off the loop, and a record goes out once synced",
+          "[fluentd][disk_writer]") {
+  TempDir dir;
+  Receiver rx(dir);
+  struct ev_loop* loop = ev_loop_new(0);
+  {
+    DiskWriter writer(loop);
+    ForwardSender s(loop, ConfigFor(rx.port()));
+    s.SetWriter(&writer);
+    REQUIRE(s.Open(dir / "buffer").ok());
+    s.Start();
+    REQUIRE(RunUntil(loop, [&] { return s.stats().connected; }, 10));
+    // The disk thread is busy with a write that takes as long as we like
+    // (a saturated disk): the sync queues behind it.
+    std::atomic<bool> gate{false};
+    std::atomic<bool> blocked{false};
+    writer.Post([&] {
+      blocked = true;
+      while (!gate) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      return Status::Ok();
+    });
+    REQUIRE(RunUntil(loop, [&] { return blocked.load(); }, 5));
+    for (std::uint64_t i = 1; i <= 20; ++i) s.OnEvent(Event(i, "check.state"));
+    // The loop goes on (this RunUntil returns); nothing is sent unsynced.
+    auto started = std::chrono::steady_clock::now();
+    CHECK_FALSE(RunUntil(loop, [&] { return !rx.Received().empty(); }, 1.0));
+    CHECK(Seconds(started) < 5);
+    CHECK(s.stats().backlog_events == 20);
+    gate = true;
+    CHECK(RunUntil(loop, [&] { return s.stats().backlog_events == 0; }, 20));
+    s.Stop();
+    writer.Stop();
+  }
+  ev_loop_destroy(loop);
+  auto got = rx.Received();
+  REQUIRE(got.size() == 20);
+  for (size_t i = 0; i < got.size(); ++i) CHECK(got[i]["record"]["seq"] == i + 1);
 }
 
 TEST_CASE("forward: a fluentd that never acks gets the chunks again", "[fluentd]") {
