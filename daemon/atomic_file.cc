@@ -8,11 +8,29 @@
 #include <cstring>
 #include <filesystem>
 
+#include <spdlog/spdlog.h>
+
 namespace warden {
 
-Status WriteFileAtomically(const std::string& path, const std::string& content, unsigned mode) {
+bool RemakeParentDir(const std::string& path, unsigned dir_mode) {
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  struct stat sb {};
+  if (dir.empty() || ::stat(dir.c_str(), &sb) == 0 || errno != ENOENT) return false;
+  // Its parents (the state dir, for the fluentd buffer): 0750, as at start.
+  Status made = MakeDirectories(dir, dir_mode, 0750);
+  if (made.ok()) {
+    spdlog::warn("{} was gone: made it again (mode {:04o}) to write {}", dir, dir_mode, path);
+  }
+  return made.ok();
+}
+
+Status WriteFileAtomically(const std::string& path, const std::string& content, unsigned mode,
+                           unsigned dir_mode) {
   std::string tmp = path + ".tmp." + std::to_string(::getpid());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (fd < 0 && errno == ENOENT && dir_mode != 0 && RemakeParentDir(path, dir_mode)) {
+    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  }
   if (fd < 0) return Status::Error("cannot create " + tmp + ": " + std::strerror(errno));
   if (::fchmod(fd, static_cast<mode_t>(mode)) != 0) {
     std::string err = std::strerror(errno);

@@ -10,7 +10,14 @@
 namespace warden {
 
 // The file ends up with exactly `mode`, whatever the process umask.
-Status WriteFileAtomically(const std::string& path, const std::string& content, unsigned mode);
+// `dir_mode` non-zero: a directory that is gone (an operator removed the
+// state dir under a running wardend) is made again with that mode, said
+// in the log, and the write goes on.
+Status WriteFileAtomically(const std::string& path, const std::string& content, unsigned mode,
+                           unsigned dir_mode = 0);
+// The parent directory of `path` made again (exactly `dir_mode`) when it is
+// gone; true when it had to be (and it was), logged.
+bool RemakeParentDir(const std::string& path, unsigned dir_mode);
 Expected<std::string> ReadSmallFile(const std::string& path, size_t limit = 1 << 20);
 
 // Creates the directory `path` with exactly `mode` and its missing parents

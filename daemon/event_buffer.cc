@@ -206,6 +206,9 @@ Status EventBuffer::Open(const std::string& dir, std::uint64_t limit, std::uint6
 Status EventBuffer::StartSegment(std::uint64_t id) {
   std::string path = SegmentPath(id);
   int fd = OpenOrCreate(path, O_RDWR | O_APPEND | O_CLOEXEC, 0600);
+  if (fd < 0 && errno == ENOENT && RemakeParentDir(path, 0700)) {   // removed under us
+    fd = OpenOrCreate(path, O_RDWR | O_APPEND | O_CLOEXEC, 0600);
+  }
   if (fd < 0) return Status::Error("cannot create " + path + ": " + std::strerror(errno));
   if (write_fd_ >= 0) {
     // Synced with the next sync, off the loop; closed after.
@@ -465,7 +468,7 @@ std::string EventBuffer::AckText() const {
 Status EventBuffer::SaveAck() {
   std::string text = AckText();
   if (text.empty()) return Status::Ok();
-  Status s = WriteFileAtomically(ack_path(), text, 0600);
+  Status s = WriteFileAtomically(ack_path(), text, 0600, 0700);
   if (s.ok()) saved_start_ = start_;
   return s;
 }

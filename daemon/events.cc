@@ -179,7 +179,7 @@ nlohmann::json EventLog::Emit(const std::string& event, nlohmann::json fields) {
     const std::uint64_t upto = next_seq_ + kSeqBlock;
     reserved_ = upto;
     writer_->Post([this, upto] {
-      Status s = WriteFileAtomically(seq_path_, std::to_string(upto) + "\n", 0600);
+      Status s = WriteFileAtomically(seq_path_, std::to_string(upto) + "\n", 0600, 0750);
       if (!s.ok() && !reserve_failing_) {
         spdlog::error("cannot persist event seq: {} (tried again at every event)", s.message());
       } else if (s.ok() && reserve_failing_) {
@@ -217,6 +217,7 @@ nlohmann::json EventLog::Emit(const std::string& event, nlohmann::json fields) {
 void EventLog::Flush() {
   if (fd_ < 0) return;
   writer_->Post([this] {
+    ReopenIfRemoved();
     DrainHeld();
     PublishHealth();
     ReportDrop();
@@ -224,7 +225,36 @@ void EventLog::Flush() {
   });
 }
 
+void EventLog::ReopenIfRemoved() {
+  // At most once a second: an fstat per event would be cheap, but not free.
+  auto now = std::chrono::steady_clock::now();
+  if (now - last_link_check_ < std::chrono::seconds(1)) return;
+  last_link_check_ = now;
+  struct stat sb {};
+  if (::fstat(fd_, &sb) != 0 || sb.st_nlink > 0) return;
+  // Deleted under us (the file, or the whole state dir): what we write
+  // would go nowhere. Made again (directory included); seq goes on.
+  RemakeParentDir(path_, 0750);
+  int fd = OpenOrCreate(path_, O_RDWR | O_APPEND | O_CLOEXEC, 0640);
+  if (fd < 0) {
+    if (!reopen_failing_) {
+      spdlog::error("events file {} was removed and cannot be made again: {}", path_,
+                    std::strerror(errno));
+    }
+    reopen_failing_ = true;
+    return;
+  }
+  ::close(fd_);
+  fd_ = fd;
+  torn_ = 0;
+  reopen_failing_ = false;
+  spdlog::warn("events file {} was removed: made it again, from seq {} on", path_,
+               next_written_seq_);
+}
+
 void EventLog::WriteOrHold(std::uint64_t seq, std::string line) {
+  next_written_seq_ = held_.clear() ? seq : held_.front().seq;
+  ReopenIfRemoved();
   // The held lines first: the file stays in seq order. Once they are all
   // written, the drop range (if any) ends, so this line is kept again.
   const bool drained = held_.clear() || DrainHeld();

@@ -24,6 +24,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -99,6 +100,8 @@ class EventLog {
   // range, once all are written, is reported (events.dropped, on the loop).
   bool DrainHeld();
   void PublishHealth();   // for write_health(), under mu_
+  // On the writer: a file deleted under us (nlink 0) is made again.
+  void ReopenIfRemoved();
   void ReportDrop();      // at the end of a writer task: events.dropped
   // Appends one line; false (with the reason) when the file did not take
   // all of it, in which case none of it stays in the file.
@@ -116,6 +119,9 @@ class EventLog {
   HeldQueue<Held> held_{kHeldEvents, kHeldBytes};
   std::size_t torn_ = 0;               // bytes of a partial line still in the file
   bool reserve_failing_ = false;
+  bool reopen_failing_ = false;
+  std::uint64_t next_written_seq_ = 0;   // for the log line of a reopen
+  std::chrono::steady_clock::time_point last_link_check_{};
   std::optional<HeldQueue<Held>::Dropped> drop_to_report_;
   // What write_health() reads from the loop.
   mutable std::mutex mu_;

@@ -213,7 +213,7 @@ void ForwardSender::SaveAckOffLoop() {
   std::weak_ptr<bool> alive = alive_;
   writer_->Post(
       "fluentd-acked",
-      [path = buffer_.ack_path(), text] { return WriteFileAtomically(path, text, 0600); },
+      [path = buffer_.ack_path(), text] { return WriteFileAtomically(path, text, 0600, 0700); },
       [this, alive, pos = buffer_.start()](const Status& s) {
         if (alive.expired()) return;
         if (s.ok()) buffer_.AckSaved(pos);

@@ -155,7 +155,7 @@ void JobRunner::Save(std::function<void(const warden::Status&)> done) {
   std::weak_ptr<bool> alive = alive_;
   writer_->Post(
       "journal",
-      [path = path_, text = std::move(text)] { return WriteFileAtomically(path, text, 0600); },
+      [path = path_, text = std::move(text)] { return WriteFileAtomically(path, text, 0600, 0750); },
       [this, alive, done = std::move(done)](const warden::Status& s) {
         if (alive.expired()) return;
         Saved(s);

@@ -10,6 +10,7 @@ Needs root (mount); skipped otherwise."""
 
 import json
 import os
+import shutil
 import subprocess
 import time
 import unittest
@@ -228,6 +229,102 @@ class FullDisk(unittest.TestCase):
         self.assertEqual(log.count("cannot write the job journal"), 1, log[-3000:])
         self.assertEqual(log.count("the job journal {} is written again".format(journal)), 1,
                          log[-3000:])
+
+    def test_a_read_only_state_dir_is_said_and_caught_up_on(self):
+        # A read-only bind mount over the state dir: files open for writing
+        # (the events file, the buffer segment) go on, anything made anew
+        # (state.json, jobs.json, seq, the acked file, a new segment) gets
+        # EROFS. (A file system the kernel turns read-only fails the open
+        # files too: that is the full-disk case above.)
+        self.rx.start()
+        self.wd.start(CONFIG.format(port=self.rx.port, **self.wd.paths))
+        self.wd.wait_for(lambda ev: len(ev) >= 4, timeout=60)
+        state = self.wd.paths["state_dir"]
+        subprocess.run(["mount", "--bind", state, state], check=True)
+        bound = True
+        try:
+            subprocess.run(["mount", "-o", "remount,bind,ro", state], check=True)
+            p = self.wd.ctl("run", "marks")
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            deadline = time.monotonic() + 60
+            while True:
+                st = self.status()
+                if st.get("state_save_error") and (st["jobs"]["running"] or {}).get(
+                        "paused", {}).get("reason") == "journal":
+                    break
+                self.assertLess(time.monotonic(), deadline, "no trouble said: %s" % st)
+                time.sleep(0.5)
+            self.assertIn("Read-only file system", st["state_save_error"])
+            self.assertIn("Read-only file system", st["jobs"]["journal_error"])
+            self.assertEqual(self.ran(), [])
+            runs = {c["name"]: c["runs"] for c in st["checks"]}
+            time.sleep(2.5)
+            st = self.status()
+            self.assertGreater({c["name"]: c["runs"] for c in st["checks"]}["coin"], runs["coin"])
+        finally:
+            if bound:
+                subprocess.run(["umount", "-l", state], check=False)
+        self.wd.wait_for(lambda ev: [e for e in ev if e["event"] == "job.finish"], timeout=60)
+        self.assertEqual(self.ran(), ["one", "two"])
+        deadline = time.monotonic() + 90
+        while self.status().get("state_save_error"):   # tried again every minute at most
+            self.assertLess(time.monotonic(), deadline, "state never saved again")
+            time.sleep(1)
+        self.wd.stop()
+        seqs = [e["seq"] for e in self.events_in_file()]
+        self.rx.stop()
+        self.assertEqual(set(seqs) - self.received(), set(), "not shipped")
+        for name in ("state.json", "jobs.json"):
+            with open(os.path.join(state, name)) as f:
+                json.load(f)
+
+
+class DeletedStateDir(unittest.TestCase):
+    """rm -rf of the state dir under a running wardend: it says so, makes
+    the directory and its files again, and goes on (seq included)."""
+
+    def test_the_state_dir_is_made_again(self):
+        wd = Wardend()
+        self.addCleanup(wd.__exit__, None, None, None)
+        rx = Receiver(wd.dir)
+        self.addCleanup(rx.stop)
+        rx.start()
+        wd.start(CONFIG.format(port=rx.port, **wd.paths))
+        wd.wait_for(lambda ev: len(ev) >= 4, timeout=60)
+        state = wd.paths["state_dir"]
+        last_before = wd.events()[-1]["seq"]
+        shutil.rmtree(state)
+        # Within a few seconds: the events file, the state file and the
+        # fluentd buffer are there again.
+        deadline = time.monotonic() + 30
+        while not (os.path.exists(wd.paths["events"]) and
+                   os.path.exists(os.path.join(state, "state.json")) and wd.events()):
+            self.assertLess(time.monotonic(), deadline, "state dir not made again: %s"
+                            % wd.log()[-2000:])
+            time.sleep(0.3)
+        p = wd.ctl("run", "marks", "--wait", timeout=60)   # the journal too
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        wd.wait_for(lambda ev: len(ev) >= 3, timeout=60)
+        wd.stop()
+        with open(wd.paths["events"]) as f:
+            data = f.read()
+        self.assertTrue(data.endswith("\n"))
+        seqs = [json.loads(line)["seq"] for line in data.splitlines()]
+        # seq goes on from where it was, no repeat, no gap after the first.
+        self.assertGreater(seqs[0], last_before)
+        self.assertEqual(seqs, list(range(seqs[0], seqs[-1] + 1)))
+        for name in ("state.json", "jobs.json"):
+            with open(os.path.join(state, name)) as f:
+                json.load(f)
+        self.assertEqual(os.stat(state).st_mode & 0o777, 0o750)
+        log = wd.log()
+        self.assertIn("was removed: made it again", log)
+        self.assertIn("was gone: made it again", log)
+        # Every event reached fluentd, those of the removed file included.
+        rx.stop()
+        got = {r["record"]["seq"] for r in rx.records()
+               if r["record"].get("host") == "itest-full"}
+        self.assertEqual(set(range(1, seqs[-1] + 1)) - got, set(), "not shipped")
 
 
 if __name__ == "__main__":
