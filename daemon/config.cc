@@ -1,5 +1,6 @@
 #include "daemon/config.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -66,6 +67,24 @@ bool ReadSecretFile(const std::string& path, std::string* out, std::string* erro
     line.pop_back();
   }
   *out = line;
+  return true;
+}
+
+// A secret (a password file, a TLS key) must not be readable by group or
+// others: false, with the reason, when it is.
+bool SecretFileIsPrivate(const std::string& path, std::string* error) {
+  struct stat sb {};
+  if (::stat(path.c_str(), &sb) != 0) {
+    *error = "cannot read " + path + ": " + std::strerror(errno);
+    return false;
+  }
+  if ((sb.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(sb.st_mode & 07777));
+    *error = path + " is mode " + mode + ": a secret must not be readable by group or others "
+             "(chmod 600 " + path + ")";
+    return false;
+  }
   return true;
 }
 
@@ -197,11 +216,14 @@ class Loader {
     if (auto v = r.GetDuration("query_timeout")) m.query_timeout = *v;
     if (const ConfigEntry* e = r.Find("password_file")) {
       std::string error;
-      if (options_.read_secrets && !ReadSecretFile(std::string(Trim(e->value)), &m.password, &error)) {
+      if (options_.read_secrets &&
+          (!SecretFileIsPrivate(std::string(Trim(e->value)), &error) ||
+           !ReadSecretFile(std::string(Trim(e->value)), &m.password, &error))) {
         r.Error(*e, "password_file: " + error);
       }
       if (!m.password.empty()) c.secrets.push_back(m.password);
     }
+    LoadMysqlTls(r, m);
     if (const ConfigEntry* e = r.Find("password")) {
       r.Error(*e, "passwords are read from a file: use password_file = PATH (mode 0600)");
     }
@@ -225,6 +247,60 @@ class Loader {
     }
     r.Finish(s.title());
     c.mysql[m.name] = std::move(m);
+  }
+
+  // ssl_mode and the TLS files of a [mysql] section (docs/behaviour.md).
+  void LoadMysqlTls(OptionReader& r, MysqlConnConfig& m) {
+    if (auto v = r.GetChoice("ssl_mode", {"disabled", "preferred", "required", "verify_ca",
+                                          "verify_identity"})) {
+      m.ssl_mode = *v == "disabled"    ? SslMode::kDisabled
+                   : *v == "preferred" ? SslMode::kPreferred
+                   : *v == "required"  ? SslMode::kRequired
+                   : *v == "verify_ca" ? SslMode::kVerifyCa
+                                       : SslMode::kVerifyIdentity;
+    }
+    const char* keys[] = {"ssl_ca", "ssl_capath", "ssl_cert", "ssl_key"};
+    std::string* fields[] = {&m.ssl_ca, &m.ssl_capath, &m.ssl_cert, &m.ssl_key};
+    for (int i = 0; i < 4; ++i) {
+      if (auto v = r.Text(keys[i])) *fields[i] = *v;
+    }
+    if (r.Has("tls_version")) {
+      for (const auto& t : r.GetList("tls_version")) {
+        if (t != "TLSv1.2" && t != "TLSv1.3") {
+          r.Error(*r.Find("tls_version"), "tls_version: '" + t + "' is not TLSv1.2 or TLSv1.3 "
+                                          "(a comma-separated list of them)");
+        }
+        m.tls_version += (m.tls_version.empty() ? "" : ",") + t;
+      }
+    }
+    const bool any_file = !m.ssl_ca.empty() || !m.ssl_capath.empty() || !m.ssl_cert.empty() ||
+                          !m.ssl_key.empty() || !m.tls_version.empty();
+    if (m.ssl_mode == SslMode::kDisabled && any_file) {
+      r.Error(*r.Find("ssl_mode"), "ssl_mode = disabled, but TLS settings are given: drop "
+                                   "them or choose another ssl_mode");
+    }
+    if ((m.ssl_mode == SslMode::kVerifyCa || m.ssl_mode == SslMode::kVerifyIdentity) &&
+        m.ssl_ca.empty() && m.ssl_capath.empty()) {
+      r.Error(*r.Find("ssl_mode"), std::string("ssl_mode = ") + SslModeName(m.ssl_mode) +
+                                       " needs ssl_ca or ssl_capath (the CA that signed the "
+                                       "server's certificate)");
+    }
+    if (m.ssl_cert.empty() != m.ssl_key.empty()) {
+      r.Error(*r.Find(m.ssl_cert.empty() ? "ssl_key" : "ssl_cert"),
+              "ssl_cert and ssl_key go together (the client certificate and its key)");
+    }
+    if (!options_.read_secrets) return;
+    for (int i = 0; i < 4; ++i) {
+      const ConfigEntry* e = r.Find(keys[i]);
+      if (!e || fields[i]->empty()) continue;
+      std::string error;
+      if (::access(fields[i]->c_str(), R_OK) != 0) {
+        r.Error(*e, std::string(keys[i]) + ": cannot read " + *fields[i] + ": " +
+                        std::strerror(errno));
+      } else if (i == 3 && !SecretFileIsPrivate(*fields[i], &error)) {
+        r.Error(*e, "ssl_key: " + error);
+      }
+    }
   }
 
   void LoadMutex(const RawSection& s, Config& c) {

@@ -36,6 +36,32 @@ std::string MysqlConnConfig::Describe() const {
   return title + " " + (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
+const char* SslModeName(SslMode mode) {
+  switch (mode) {
+    case SslMode::kDefault: return "default";
+    case SslMode::kDisabled: return "disabled";
+    case SslMode::kPreferred: return "preferred";
+    case SslMode::kRequired: return "required";
+    case SslMode::kVerifyCa: return "verify_ca";
+    case SslMode::kVerifyIdentity: return "verify_identity";
+  }
+  return "?";
+}
+
+SslMode MysqlConnConfig::EffectiveSslMode() const {
+  if (ssl_mode != SslMode::kDefault) return ssl_mode;
+  return UsesSocket(*this) ? SslMode::kDisabled : SslMode::kPreferred;
+}
+
+namespace {
+std::string& ProgramName() {
+  static std::string name = "wardend";
+  return name;
+}
+}  // namespace
+
+void SetMysqlProgramName(std::string name) { ProgramName() = std::move(name); }
+
 std::string MysqlConnConfig::Key() const {
   // The password enters only as a hash: keys are plain strings that might
   // end up in a debugger or a log line.
@@ -43,7 +69,8 @@ std::string MysqlConnConfig::Key() const {
   return name + sep + host + sep + std::to_string(port) + sep + socket + sep + user + sep +
          std::to_string(std::hash<std::string>{}(password)) + sep + database + sep +
          std::to_string(connect_timeout.count()) + sep + std::to_string(query_timeout.count()) +
-         sep + std::to_string(fallback_port);
+         sep + std::to_string(fallback_port) + sep + SslModeName(ssl_mode) + sep + ssl_ca + sep +
+         ssl_capath + sep + ssl_cert + sep + ssl_key + sep + tls_version;
 }
 
 bool MysqlMap::NameIs(const char* name, std::string_view key) {
@@ -129,6 +156,7 @@ int MysqlRows::Column(std::string_view name) const {
 namespace {
 
 constexpr unsigned kErConCountError = 1040;       // ER_CON_COUNT_ERROR: max_connections
+constexpr unsigned kErAccessDenied = 1045;        // ER_ACCESS_DENIED_ERROR
 constexpr unsigned kErParseError = 1064;          // ER_PARSE_ERROR
 constexpr unsigned kCrServerGoneError = 2006;     // CR_SERVER_GONE_ERROR
 constexpr unsigned kCrServerLost = 2013;          // CR_SERVER_LOST
@@ -186,6 +214,24 @@ MYSQL* TryConnect(MYSQL* m, const MysqlConnConfig& cfg, bool nonblocking, bool s
   mysql_optionsv(m, MYSQL_OPT_LOCAL_INFILE, &no_infile);
   unsigned int protocol = socket ? MYSQL_PROTOCOL_SOCKET : MYSQL_PROTOCOL_TCP;
   mysql_optionsv(m, MYSQL_OPT_PROTOCOL, &protocol);
+  mysql_optionsv(m, MYSQL_OPT_CONNECT_ATTR_ADD, "program_name", ProgramName().c_str());
+  // TLS, as libmariadb does it: asking for it at all (mysql_ssl_set) uses it
+  // when the server offers it (preferred); ENFORCE makes it a must; a CA
+  // makes OpenSSL verify the chain; VERIFY_SERVER_CERT adds the host name.
+  const SslMode mode = cfg.EffectiveSslMode();
+  if (mode != SslMode::kDisabled) {
+    const bool verify = mode == SslMode::kVerifyCa || mode == SslMode::kVerifyIdentity;
+    auto opt = [](const std::string& v) { return v.empty() ? nullptr : v.c_str(); };
+    mysql_ssl_set(m, opt(cfg.ssl_key), opt(cfg.ssl_cert), verify ? opt(cfg.ssl_ca) : nullptr,
+                  verify ? opt(cfg.ssl_capath) : nullptr, nullptr);
+    if (!cfg.tls_version.empty()) mysql_optionsv(m, MYSQL_OPT_TLS_VERSION, cfg.tls_version.c_str());
+    // Set only to turn them on: setting ENFORCE to 0 turns TLS off again.
+    my_bool yes = 1;
+    if (mode != SslMode::kPreferred) mysql_optionsv(m, MYSQL_OPT_SSL_ENFORCE, &yes);
+    if (mode == SslMode::kVerifyIdentity) {
+      mysql_optionsv(m, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &yes);
+    }
+  }
   if (nonblocking && mysql_options(m, MYSQL_OPT_NONBLOCK, nullptr) != 0) return nullptr;
   const char* user = cfg.user.empty() ? nullptr : cfg.user.c_str();
   const char* password = cfg.password.empty() ? nullptr : cfg.password.c_str();
@@ -193,6 +239,18 @@ MYSQL* TryConnect(MYSQL* m, const MysqlConnConfig& cfg, bool nonblocking, bool s
   const char* sock = socket && !cfg.socket.empty() ? cfg.socket.c_str() : nullptr;
   return mysql_real_connect(m, host, user, password, db, socket ? 0 : port, sock,
                             CLIENT_MULTI_RESULTS);
+}
+
+// Fail closed: a mode that requires TLS never goes on over a plain
+// connection, whatever the client library did.
+Expected<MYSQL*> RequireTls(const MysqlConnConfig& cfg, MYSQL* m) {
+  const SslMode mode = cfg.EffectiveSslMode();
+  if (mode == SslMode::kDisabled || mode == SslMode::kPreferred || mysql_get_ssl_cipher(m)) {
+    return m;
+  }
+  mysql_close(m);
+  return Expected<MYSQL*>::Error("cannot connect to " + cfg.Describe() + ": ssl_mode = " +
+                                 SslModeName(mode) + " but the connection is not encrypted");
 }
 
 // A new connection with `cfg`'s settings (blocking: a worker's call).
@@ -206,10 +264,16 @@ Expected<MYSQL*> ConnectMysql(const MysqlConnConfig& cfg, bool nonblocking) {
   const bool socket = UsesSocket(cfg);
   if (TryConnect(m, cfg, nonblocking, socket, socket ? "localhost" : cfg.host.c_str(),
                  static_cast<unsigned>(cfg.port))) {
-    return m;
+    return RequireTls(cfg, m);
   }
   std::string error = "cannot connect to " + cfg.Describe() + ": " +
                       (mysql_errno(m) == 0 ? std::string("out of memory") : ServerError(m));
+  if (mysql_errno(m) == kErAccessDenied && !socket &&
+      cfg.EffectiveSslMode() == SslMode::kDisabled) {
+    // MariaDB refuses a plain connection this way too, without saying why.
+    error += " (ssl_mode = disabled: a server with require_secure_transport = ON, or a user "
+             "that REQUIREs SSL, refuses a plain connection so)";
+  }
   if (cfg.fallback_port == 0 || !IsTooManyConnections(m)) {
     mysql_close(m);
     return Expected<MYSQL*>::Error(std::move(error));
@@ -223,7 +287,7 @@ Expected<MYSQL*> ConnectMysql(const MysqlConnConfig& cfg, bool nonblocking) {
   if (TryConnect(m, cfg, nonblocking, false, host.c_str(),
                  static_cast<unsigned>(cfg.fallback_port))) {
     spdlog::warn("{}; connected through fallback_port {} instead", error, where);
-    return m;
+    return RequireTls(cfg, m);
   }
   error += "; and through fallback_port " + where + ": " +
            (mysql_errno(m) == 0 ? std::string("out of memory") : ServerError(m));

@@ -32,6 +32,10 @@ namespace warden {
 
 class WorkerPool;
 
+// TLS to the server, with the mysql client's names (docs/behaviour.md).
+enum class SslMode { kDefault, kDisabled, kPreferred, kRequired, kVerifyCa, kVerifyIdentity };
+const char* SslModeName(SslMode mode);
+
 struct MysqlConnConfig {
   std::string name;               // "" for [mysql]
   std::string host;               // empty: use socket
@@ -44,12 +48,21 @@ struct MysqlConnConfig {
   // or 127.0.0.1 for a socket section) when the normal path refuses with
   // "Too many connections" (ERROR 1040). 0: none.
   int fallback_port = 0;
+  // kDefault: preferred over TCP, disabled on the unix socket.
+  SslMode ssl_mode = SslMode::kDefault;
+  std::string ssl_ca, ssl_capath, ssl_cert, ssl_key, tls_version;
+  SslMode EffectiveSslMode() const;
   Duration connect_timeout{2000};
   Duration query_timeout{5000};
 
   std::string Describe() const;   // "[mysql replica_src] 10.0.0.5:3306" (no password)
   std::string Key() const;        // changes when any setting changes
 };
+
+// The connect attribute program_name every connection sets ("wardend";
+// wardenctl sets its own), so that DBAs see who is connected. Before any
+// connection is made.
+void SetMysqlProgramName(std::string name);
 
 // A result set read by column name. NULL is nullopt.
 struct MysqlRows {

@@ -25,6 +25,7 @@
 #include "daemon/fleet_ctl.h"
 #include "daemon/grants.h"
 #include "daemon/ini.h"
+#include "daemon/mysql.h"
 #include "version.h"
 
 namespace {
@@ -467,6 +468,7 @@ int PrintJobRun(const json& r, bool dry_run) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  warden::SetMysqlProgramName("wardenctl");   // its own connections (validate --grants)
   std::string config_path = kDefaultConfig;
   bool config_given = false;
   std::string socket_path;

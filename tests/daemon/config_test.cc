@@ -191,6 +191,54 @@ TEST_CASE("fallback_port is read, and must be another port", "[config]") {
   CHECK(bad.Has("70000"));
 }
 
+TEST_CASE("TLS settings of [mysql] are read and their mistakes named", "[config][tls]") {
+  TempDir dir;
+  std::string pass = dir.Write("mysql.pass", "s3cret\n");
+  std::string ca = dir.Write("ca.pem", "CA\n", 0644);
+  std::string cert = dir.Write("client.pem", "CERT\n", 0644);
+  std::string key = dir.Write("client.key", "KEY\n", 0600);
+  Loaded ok = Load(dir, std::string(kMinimal) +
+                            "[mysql]\nhost = 10.0.0.5\nuser = w\npassword_file = " + pass +
+                            "\nssl_mode = verify_identity\nssl_ca = " + ca + "\nssl_cert = " +
+                            cert + "\nssl_key = " + key + "\ntls_version = TLSv1.2, TLSv1.3\n"
+                            "[mysql sock]\nsocket = /run/mysqld/mysqld.sock\nuser = w\n"
+                            "[mysql tcp]\nhost = 10.0.0.5\nuser = w\n");
+  INFO(ok.All());
+  REQUIRE(ok.config);
+  const auto& m = ok.config->mysql.at("");
+  CHECK(m.ssl_mode == warden::SslMode::kVerifyIdentity);
+  CHECK(m.ssl_ca == ca);
+  CHECK(m.ssl_key == key);
+  CHECK(m.tls_version == "TLSv1.2,TLSv1.3");
+  // Defaults: preferred over TCP, none on the socket.
+  CHECK(ok.config->mysql.at("tcp").EffectiveSslMode() == warden::SslMode::kPreferred);
+  CHECK(ok.config->mysql.at("sock").EffectiveSslMode() == warden::SslMode::kDisabled);
+  CHECK(ok.config->mysql.at("").Key() != ok.config->mysql.at("tcp").Key());
+
+  std::string open_key = dir.Write("open.key", "KEY\n", 0644);
+  std::string open_pass = dir.Write("open.pass", "pw\n", 0640);
+  Loaded bad = Load(dir, std::string(kMinimal) +
+                             "[mysql a]\nhost = 10.0.0.5\nuser = w\nssl_mode = verify_ca\n"   // 6-9
+                             "[mysql b]\nhost = 10.0.0.5\nuser = w\nssl_mode = disabled\n"    // 10-13
+                             "ssl_ca = " + ca + "\n"                                            // 14
+                             "[mysql c]\nhost = 10.0.0.5\nuser = w\nssl_cert = " + cert + "\n"  // 15-18
+                             "[mysql d]\nhost = 10.0.0.5\nuser = w\nssl_cert = " + cert + "\n"  // 19-22
+                             "ssl_key = " + open_key + "\n"                                     // 23
+                             "tls_version = TLSv1.1\n"                                          // 24
+                             "[mysql e]\nhost = 10.0.0.5\nuser = w\npassword_file = " +       // 25-28
+                             open_pass + "\nssl_mode = sometimes\n");                           // 29
+  CHECK_FALSE(bad.config);
+  INFO(bad.All());
+  CHECK(bad.Has(":9: ssl_mode = verify_ca needs ssl_ca or ssl_capath"));
+  CHECK(bad.Has(":13: ssl_mode = disabled, but TLS settings are given"));
+  CHECK(bad.Has(":18: ssl_cert and ssl_key go together"));
+  CHECK(bad.Has(":23: ssl_key: " + open_key + " is mode 0644: a secret must not be readable"));
+  CHECK(bad.Has(":24: tls_version: 'TLSv1.1' is not TLSv1.2 or TLSv1.3"));
+  CHECK(bad.Has(":28: password_file: " + open_pass + " is mode 0640"));
+  CHECK(bad.Has(":29:"));
+  CHECK(bad.Has("sometimes"));
+}
+
 TEST_CASE("the default connection is required when used", "[config]") {
   TempDir dir;
   Loaded l = Load(dir, std::string(kMinimal) + "[check a]\ntype = mysql_ping\n");
