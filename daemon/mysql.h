@@ -52,6 +52,9 @@ struct MysqlConnConfig {
   SslMode ssl_mode = SslMode::kDefault;
   std::string ssl_ca, ssl_capath, ssl_cert, ssl_key, tls_version;
   SslMode EffectiveSslMode() const;
+  // Where each setting came from ("file:line" of the config or of the
+  // defaults_file), for wardenctl validate; not part of Key().
+  std::map<std::string, std::string> origin;
   Duration connect_timeout{2000};
   Duration query_timeout{5000};
 

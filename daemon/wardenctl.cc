@@ -90,6 +90,16 @@ int Validate(const std::string& path, bool grants) {
               path.c_str(), config->checks.size(), config->actions.size(),
               config->jobs.size(), config->mysql.size(), mutex.c_str(),
               config->fleet.enabled ? ", fleet slots on etcd" : "");
+  // Where each connection's settings came from, when an option file gave
+  // some (never the password itself).
+  for (const auto& [name, m] : config->mysql) {
+    if (m.origin.empty()) continue;   // set only with a defaults_file
+    std::printf("%s %s, ssl_mode %s:\n", m.Describe().c_str(), m.user.c_str(),
+                warden::SslModeName(m.EffectiveSslMode()));
+    for (const auto& [key, where] : m.origin) {
+      std::printf("  %-12s from %s\n", key.c_str(), where.c_str());
+    }
+  }
   return grants ? warden::ReportGrants(*config) : 0;
 }
 

@@ -239,6 +239,55 @@ TEST_CASE("TLS settings of [mysql] are read and their mistakes named", "[config]
   CHECK(bad.Has("sometimes"));
 }
 
+TEST_CASE("defaults_file fills what [mysql] does not set, and says where from", "[config][tls]") {
+  TempDir dir;
+  std::string ca = dir.Write("ca.pem", "CA\n", 0644);
+  std::string cnf = dir.Write("my.cnf", "[client]\nuser = fromfile\npassword = filepw\n"
+                                        "host = 10.0.0.7\nport = 3307\nsocket = /tmp/x.sock\n"
+                                        "ssl-ca = " + ca + "\nssl-mode = VERIFY_CA\n"
+                                        "[other]\nuser = otheruser\n");
+  std::string pass = dir.Write("mysql.pass", "sectionpw\n");
+  Loaded ok = Load(dir, std::string(kMinimal) +
+                            "[mysql]\ndefaults_file = " + cnf + "\n"   // 6-7
+                            "[mysql mine]\ndefaults_file = " + cnf + "\nuser = mine\n"
+                            "password_file = " + pass + "\nsocket = /run/mysqld/mysqld.sock\n"
+                            "[mysql other]\ndefaults_file = " + cnf + "\ndefaults_group = other\n"
+                            "host = 10.0.0.9\n");
+  INFO(ok.All());
+  REQUIRE(ok.config);
+  const auto& m = ok.config->mysql.at("");
+  CHECK(m.user == "fromfile");
+  CHECK(m.password == "filepw");
+  CHECK(m.host == "10.0.0.7");   // host wins over the file's socket, as for the client
+  CHECK(m.socket.empty());
+  CHECK(m.port == 3307);
+  CHECK(m.ssl_mode == warden::SslMode::kVerifyCa);
+  CHECK(m.ssl_ca == ca);
+  CHECK(m.origin.at("user") == cnf + ":2");
+  CHECK(m.origin.at("password") == cnf + ":3");
+  CHECK(std::find(ok.config->secrets.begin(), ok.config->secrets.end(), "filepw") !=
+        ok.config->secrets.end());
+  // The section's own keys win; its socket means none of the file's host/port.
+  const auto& mine = ok.config->mysql.at("mine");
+  CHECK(mine.user == "mine");
+  CHECK(mine.password == "sectionpw");
+  CHECK(mine.socket == "/run/mysqld/mysqld.sock");
+  CHECK(mine.host.empty());
+  CHECK(mine.origin.at("user").find("warden.ini:") != std::string::npos);
+  CHECK(ok.config->mysql.at("other").user == "otheruser");
+
+  std::string open = dir.Write("open.cnf", "[client]\nuser = u\n", 0644);
+  Loaded bad = Load(dir, std::string(kMinimal) +
+                             "[mysql a]\ndefaults_file = " + open + "\n" +                // 6-7
+                             "[mysql b]\ndefaults_file = " + cnf + "\ndefaults_group = nope\n"
+                             "[mysql c]\nhost = 10.0.0.5\nuser = u\ndefaults_group = client\n");
+  CHECK_FALSE(bad.config);
+  INFO(bad.All());
+  CHECK(bad.Has(":7: defaults_file: " + open + " is mode 0644"));
+  CHECK(bad.Has(":9: defaults_file: " + cnf + " has no [nope] group"));
+  CHECK(bad.Has("defaults_group without defaults_file"));
+}
+
 TEST_CASE("the default connection is required when used", "[config]") {
   TempDir dir;
   Loaded l = Load(dir, std::string(kMinimal) + "[check a]\ntype = mysql_ping\n");

@@ -61,6 +61,10 @@ class MysqlTls(unittest.TestCase):
         cls.x509_pass = cls.wd.write("x509.pass", "x509pw")
         cls.db.sql("CREATE USER plainuser@'%' IDENTIFIED BY 'plainpw'")   # no REQUIRE
         cls.plain_pass = cls.wd.write("plain.pass", "plainpw")
+        cls.mycnf = cls.wd.write("my.cnf", "[client]\nhost = 127.0.0.1\nport = %d\n"
+                                 "user = warden\npassword = \"%s\"\nssl-ca = %s\n"
+                                 "ssl-mode = VERIFY_IDENTITY\n"
+                                 % (cls.db.port, cls.db.password, p("ca.pem")))
 
     @classmethod
     def tearDownClass(cls):
@@ -93,6 +97,8 @@ class MysqlTls(unittest.TestCase):
             "x509_nocert": (self.db.port, "x509user", self.x509_pass, "ssl_mode = required"),
             "tls13": (self.db.port, "warden", self.db.password_file,
                       "ssl_mode = required\ntls_version = TLSv1.3"),
+            # Everything from a my.cnf, as a DBA keeps it.
+            "mycnf": (None, None, None, "defaults_file = " + self.mycnf),
         }
         text = """
 [daemon]
@@ -110,8 +116,11 @@ mode = off
 """.format(**self.wd.paths)
         for name, (port, user, pw, extra) in sections.items():
             title = "[mysql %s]" % name if name else "[mysql]"
-            text += "\n%s\nhost = 127.0.0.1\nport = %d\nuser = %s\npassword_file = %s\n%s\n" % (
-                title, port, user, pw, extra)
+            if port is None:
+                text += "\n%s\n%s\n" % (title, extra)
+            else:
+                text += "\n%s\nhost = 127.0.0.1\nport = %d\nuser = %s\npassword_file = %s\n%s\n" % (
+                    title, port, user, pw, extra)
             check = name or "default"
             text += "\n[check %s]\ntype = mysql_ping\nevery = 1s\n" % check
             if name:
@@ -146,7 +155,7 @@ crit       = < 1
             self.assertLess(time.monotonic(), deadline, checks)
             time.sleep(0.5)
         state = {n: (c["state"], c["last_error"]) for n, c in checks.items()}
-        for ok in ("default", "preferred_plain", "required", "verify_ca", "identity", "ca_wrongname", "x509",
+        for ok in ("mycnf", "default", "preferred_plain", "required", "verify_ca", "identity", "ca_wrongname", "x509",
                    "tls13", "default_encrypted", "tls13_version"):
             self.assertEqual(state[ok][0], "ok", (ok, state[ok]))
         def error(name, *needles):
@@ -167,6 +176,13 @@ crit       = < 1
         error("identity_wrong", "[mysql identity_wrong]", "Validation of SSL server certificate")
         error("x509_nocert", "Access denied for user 'x509user'")
 
+        # validate says where the my.cnf connection's settings came from,
+        # never the password itself.
+        out = self.wd.ctl("validate", check=True).stdout
+        self.assertIn("[mysql mycnf] 127.0.0.1:%d warden, ssl_mode verify_identity:" % self.db.port,
+                      out)
+        self.assertRegex(out, r"password +from %s:5" % self.mycnf)
+        self.assertNotIn(self.db.password, out)
         # Who is connected: wardend, in performance_schema.
         attrs = {row[0] for row in self.db.sql(
             "SELECT ATTR_VALUE FROM performance_schema.session_connect_attrs "
