@@ -1,6 +1,8 @@
 #include "checks/mysql_replica.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <memory>
 #include <cctype>
 #include <initializer_list>
 #include <optional>
@@ -103,6 +105,69 @@ Measurement FieldOfRow(const MysqlRows& rows, size_t r, std::string_view field) 
   return Measurement::Error("unknown replica field '" + std::string(field) + "'");
 }
 
+// The row `channel` names (the first without one), or an error.
+Expected<size_t> ChannelRow(const MysqlRows& rows, std::string_view channel) {
+  if (rows.rows.empty()) return Expected<size_t>::Error("not a replica: replica status has no rows");
+  if (channel.empty()) return size_t{0};
+  std::string known;
+  for (size_t r = 0; r < rows.rows.size(); ++r) {
+    Cell c = Get(rows, r, {"Channel_Name", "Connection_name"});
+    if (c.present && c.value && SameName(*c.value, channel)) return r;
+    if (c.present && c.value) known += (known.empty() ? "'" : ", '") + *c.value + "'";
+  }
+  return Expected<size_t>::Error("no replication channel '" + std::string(channel) + "'" +
+                                 (known.empty() ? "" : " (there are " + known + ")"));
+}
+
+class HeartbeatCheck final : public Check {
+ public:
+  HeartbeatCheck(std::string connection, std::string channel, std::string table,
+                 long long server_id, bool utc)
+      : connection_(std::move(connection)),
+        channel_(std::move(channel)),
+        table_(std::move(table)),
+        server_id_(server_id),
+        utc_(utc) {}
+
+  void Run(Runtime& rt, Done done) override {
+    if (!rt.mysql) {
+      done(Measurement::Error("internal error: no MySQL access in this runtime"));
+      return;
+    }
+    MysqlReads* mysql = rt.mysql;
+    auto query = [mysql, connection = connection_, table = table_, utc = utc_](
+                     long long id, Done done) {
+      mysql->Query(connection, HeartbeatSql(table, id, utc),
+                   [table, id, done = std::move(done)](Expected<MysqlRows> rows) {
+                     done(HeartbeatLag(rows, table, id));
+                   });
+    };
+    if (server_id_ > 0) {
+      query(server_id_, std::move(done));
+      return;
+    }
+    // The source's id from the replica status (shared with other checks).
+    auto shared = std::make_shared<Done>(std::move(done));
+    mysql->ReplicaStatus(connection_, [channel = channel_, query, shared](const Rows& rows) {
+      if (!rows) {
+        (*shared)(Measurement::Error(rows.error()));
+        return;
+      }
+      auto id = ReplicaSourceId(**rows, channel);
+      if (!id) {
+        (*shared)(Measurement::Error(id.error()));
+        return;
+      }
+      query(*id, std::move(*shared));
+    });
+  }
+
+ private:
+  const std::string connection_, channel_, table_;
+  const long long server_id_;
+  const bool utc_;
+};
+
 class MysqlReplicaCheck final : public Check {
  public:
   MysqlReplicaCheck(std::string connection, std::string field, std::string channel)
@@ -132,20 +197,97 @@ class MysqlReplicaCheck final : public Check {
 };
 
 std::unique_ptr<Check> Make(OptionReader& opts, const CheckCommon& common) {
-  static const std::vector<std::string> kFields = {"lag", "io_running", "sql_running", "last_errno",
-                                                   "last_error"};
+  static const std::vector<std::string> kFields = {"lag",        "io_running", "sql_running",
+                                                   "last_errno", "last_error", "heartbeat_lag"};
   std::optional<std::string> field;
   if (!opts.Has("field")) {
-    opts.Required("field", "lag, io_running, sql_running, last_errno or last_error");
+    opts.Required("field", "lag, io_running, sql_running, last_errno, last_error or heartbeat_lag");
   } else {
     field = opts.GetChoice("field", kFields);
   }
   std::string channel = opts.Text("channel", "");
+  const bool heartbeat = field && *field == "heartbeat_lag";
+  std::string table = opts.Text("heartbeat_table", "percona.heartbeat");
+  long long server_id = 0;
+  if (auto v = opts.GetInteger("heartbeat_server_id", 1, 4294967295LL)) server_id = *v;
+  bool utc = opts.GetBool("heartbeat_utc").value_or(true);
+  if (!heartbeat) {
+    for (const char* key : {"heartbeat_table", "heartbeat_server_id", "heartbeat_utc"}) {
+      if (const ConfigEntry* e = opts.Find(key)) {
+        opts.Error(*e, std::string(key) + " is for field = heartbeat_lag");
+      }
+    }
+  }
+  // Goes into SQL: db.table of plain identifier characters only.
+  const auto dot = table.find('.');
+  const bool plain = std::all_of(table.begin(), table.end(), [](unsigned char c) {
+    return std::isalnum(c) || c == '_' || c == '$' || c == '.';
+  });
+  if (heartbeat && (!plain || dot == std::string::npos || dot == 0 || dot + 1 == table.size() ||
+                    table.find('.', dot + 1) != std::string::npos)) {
+    opts.Error(*opts.Find("heartbeat_table"),
+               "heartbeat_table must be DATABASE.TABLE (letters, digits, _ and $), e.g. "
+               "percona.heartbeat");
+  }
   if (!field) return nullptr;
+  if (heartbeat) {
+    return std::make_unique<HeartbeatCheck>(common.connection, channel, table, server_id, utc);
+  }
   return std::make_unique<MysqlReplicaCheck>(common.connection, *field, channel);
 }
 
 }  // namespace
+
+Expected<long long> ReplicaSourceId(const MysqlRows& rows, std::string_view channel) {
+  auto row = ChannelRow(rows, channel);
+  if (!row) return row.status();
+  Cell c = Get(rows, *row, {"Source_Server_Id", "Master_Server_Id"});
+  if (!c.present) {
+    return Expected<long long>::Error(
+        "replica status has no column Source_Server_Id or Master_Server_Id: set "
+        "heartbeat_server_id");
+  }
+  auto n = c.value ? ParseNumber(*c.value) : std::nullopt;
+  if (!n || *n < 1) {
+    return Expected<long long>::Error(
+        c.column + " is '" + (c.value ? *c.value : "NULL") +
+        "': the replica has not connected to its source yet (set heartbeat_server_id to read "
+        "the heartbeat regardless)");
+  }
+  return static_cast<long long>(*n);
+}
+
+std::string HeartbeatSql(const std::string& table, long long server_id, bool utc) {
+  // The replica's own clock against the source's stamp: pt-heartbeat's
+  // way too (clocks in sync, NTP). ts is "YYYY-MM-DDTHH:MM:SS.ffffff".
+  return "SELECT TIMESTAMPDIFF(MICROSECOND, ts, " +
+         std::string(utc ? "UTC_TIMESTAMP(6)" : "NOW(6)") + ") FROM " + table +
+         " WHERE server_id = " + std::to_string(server_id);
+}
+
+Measurement HeartbeatLag(const Expected<MysqlRows>& rows, const std::string& table,
+                         long long server_id) {
+  if (!rows) return Measurement::Error("heartbeat table " + table + ": " + rows.error());
+  if (rows->rows.empty() || rows->rows[0].empty()) {
+    return Measurement::Error("no heartbeat in " + table + " for server_id " +
+                              std::to_string(server_id) +
+                              ": is pt-heartbeat --update running on the source (and is this "
+                              "its server_id)?");
+  }
+  const auto& cell = rows->rows[0][0];
+  auto micros = cell ? ParseNumber(*cell) : std::nullopt;
+  if (!micros) {
+    return Measurement::Error("heartbeat in " + table + " for server_id " +
+                              std::to_string(server_id) + " has no readable ts (" +
+                              (cell ? "'" + *cell + "'" : std::string("NULL")) + ")");
+  }
+  // A heartbeat from the future (clocks apart, or a local-time table read
+  // as UTC) is not a negative lag.
+  const double seconds = std::max(0.0, *micros / 1e6);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3f", seconds);
+  return Measurement::Value(buf);
+}
 
 Measurement ReplicaField(const MysqlRows& rows, std::string_view field, std::string_view channel) {
   if (rows.rows.empty()) return Measurement::Error("not a replica: replica status has no rows");
@@ -171,7 +313,9 @@ Measurement ReplicaField(const MysqlRows& rows, std::string_view field, std::str
 }
 
 const CheckType kMysqlReplicaCheckType = {
-    "mysql_replica", "a replica status field: lag, io_running, sql_running, last_errno, last_error",
+    "mysql_replica",
+    "a replica status field: lag, io_running, sql_running, last_errno, last_error, or "
+    "heartbeat_lag from a pt-heartbeat table",
     true, &Make};
 
 }  // namespace warden
