@@ -11,7 +11,8 @@ Each test starts what it needs, in its own temporary directory, on port 0:
 - HungPeer: a TCP port that accepts and never answers; .port.
 - MutexServer: tests/data/mutex_server.py; .url; .set("held:maintenance").
 - Wardend: the daemon under test; .paths, .start(config, env=), .events(),
-  .wait_for(pred), .wait_event(name, **fields), .ctl(...), .stop(), .kill().
+  .wait_for(pred), .wait_event(name, **fields), .ctl(...), .stop(), .kill();
+  Wardend(wrapper=[...]) runs it under a wrapper command (strace), .pid().
 
 Environment (set by CTest): WARDEND, WARDENCTL, WARDEN_SOURCE_DIR.
 WARDEN_KEEP_TMP=1 keeps the temporary directories for a post-mortem.
@@ -386,9 +387,15 @@ class Wardend:
 
     wd.paths (usable before start, for config placeholders):
       dir, config, state_dir, events, control (socket path), log ([log] file).
-    The daemon's stdout/stderr go to dir/wardend.out."""
+    The daemon's stdout/stderr go to dir/wardend.out.
 
-    def __init__(self, config=None, args=()):
+    wrapper: a command that runs wardend as its child, prepended to
+    wardend's command line (e.g. ["strace", "-f", ..., "--"]). .proc is then
+    the wrapper, which must exit as its child did (strace does); signals
+    (signal(), stop(), kill()) go to wardend itself, the wrapper's child
+    (.pid()), as a wrapper may not forward them: strace -o FILE blocks them."""
+
+    def __init__(self, config=None, args=(), wrapper=()):
         self.dir = tempfile.mkdtemp(prefix="warden-wd-")
         self.paths = {
             "dir": self.dir,
@@ -402,6 +409,7 @@ class Wardend:
         self.output = os.path.join(self.dir, "wardend.out")
         self.config = config
         self.args = list(args)
+        self.wrapper = list(wrapper)
         self.proc = None
         self.killed = False    # ended by kill(): no exit code to check
         self.started_at = 0    # number of events before the latest start
@@ -463,7 +471,8 @@ class Wardend:
         self.started_at = len(self.events())
         self.killed = False
         with open(self.output, "a") as out:
-            self.proc = subprocess.Popen([WARDEND, "-c", self.paths["config"]] + self.args,
+            self.proc = subprocess.Popen(self.wrapper + [WARDEND, "-c", self.paths["config"]]
+                                         + self.args,
                                          stdin=subprocess.DEVNULL, stdout=out,
                                          stderr=subprocess.STDOUT, env=child_env)
         return self
@@ -471,21 +480,53 @@ class Wardend:
     def running(self):
         return self.proc is not None and self.proc.poll() is None
 
+    def pid(self, timeout=10):
+        """wardend's pid: .proc's, or with a wrapper its (only) child's once
+        the wrapper has started it; None when it has exited."""
+        if not self.wrapper:
+            return self.proc.pid
+        deadline = time.monotonic() + timeout
+        while self.running():
+            try:
+                with open("/proc/%d/task/%d/children" % (self.proc.pid, self.proc.pid)) as f:
+                    children = f.read().split()
+            except OSError:
+                children = []
+            if children:
+                return int(children[0])
+            if time.monotonic() > deadline:
+                raise AssertionError("the wrapper %s started no wardend" % self.wrapper[0])
+            time.sleep(0.01)
+        return None
+
     def signal(self, sig):
-        self.proc.send_signal(sig)
+        if not self.wrapper:
+            self.proc.send_signal(sig)
+            return
+        pid = self.pid()
+        if pid is not None:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
 
     def stop(self, timeout=30):
         """SIGTERM, wait; returns the exit code after check_exit()."""
         if self.running():
-            self.proc.send_signal(signal.SIGTERM)
+            self.signal(signal.SIGTERM)
         rc = self.proc.wait(timeout)
         self.check_exit()
         return rc
 
     def kill(self):
         if self.running():
-            self.proc.kill()
+            self.signal(signal.SIGKILL)
             self.killed = True
+            if self.wrapper:
+                try:
+                    self.proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
         return self.proc.wait()
 
     def check_exit(self):
