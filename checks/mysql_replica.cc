@@ -136,10 +136,10 @@ class HeartbeatCheck final : public Check {
     }
     MysqlReads* mysql = rt.mysql;
     auto query = [mysql, connection = connection_, table = table_, utc = utc_](
-                     long long id, Done done) {
+                     long long id, Done then) {
       mysql->Query(connection, HeartbeatSql(table, id, utc),
-                   [table, id, done = std::move(done)](Expected<MysqlRows> rows) {
-                     done(HeartbeatLag(rows, table, id));
+                   [table, id, then = std::move(then)](Expected<MysqlRows> rows) {
+                     then(HeartbeatLag(rows, table, id));
                    });
     };
     if (server_id_ > 0) {

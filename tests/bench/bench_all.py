@@ -99,6 +99,19 @@ def main():
             summary([us(x, "server") for x in xs if x], "%.1f").split("  ")[0]
             for xs in (w, fp, mo)))
         add("%d checks: wardend RSS (MB)" % n, [x["rss_kb"] / 1024 for x in w], "%.1f")
+        if all("wardend_tls" in c[n] for c in cost):
+            tcp = [c[n]["wardend_tcp"] for c in cost]
+            tls = [c[n]["wardend_tls"] for c in cost]
+            add("%d checks over TCP (plain): wardend CPU per check (µs)" % n,
+                [us(x) for x in tcp], "%.1f")
+            add("%d checks over TCP, ssl_mode = required: wardend CPU per check (µs)" % n,
+                [us(x) for x in tls], "%.1f")
+            add("%d checks: TLS ÷ plain TCP, wardend CPU" % n,
+                [us(a) / us(b) for a, b in zip(tls, tcp)], "%.2f×")
+            add("%d checks: server CPU per check, plain TCP / TLS (µs)" % n, [None], "%s")
+            rows[-1] = (rows[-1][0], None, " / ".join(
+                summary([us(x, "server") for x in xs], "%.1f").split("  ")[0]
+                for xs in (tcp, tls)))
         # The shipped default jitter (10%): two reads a second, not ten.
         wd = [c[n]["wardend_default"] for c in cost]
         fd = [c[n]["floor_default"] for c in cost]

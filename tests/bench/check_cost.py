@@ -45,6 +45,17 @@ BASE = base_config("bench", workers=4, level="warn", jitter="100%", mysql=True, 
 BASE_DEFAULT = base_config("bench", workers=4, level="warn", jitter="10%", mysql=True,
                            mutex_off=True)
 DEFAULT_WINDOW_MS = 500
+# The same checks over TCP: plain, and with TLS (ssl_mode = required; the
+# sandbox of scripts/bench has a certificate). TLS is set up once per
+# connection, so per check it should cost what plain TCP does.
+BASE_TCP = base_config("bench", workers=4, level="warn", jitter="100%", mutex_off=True) + """
+[mysql]
+host          = 127.0.0.1
+port          = {port}
+user          = warden
+password_file = {password_file}
+ssl_mode      = {ssl_mode}
+"""
 
 
 def cpu_seconds(pid):
@@ -92,6 +103,8 @@ class Sandbox:
         self.password_file = env["MYSQL_PASSWORD_FILE"]
         self.admin_user = env["MYSQL_ADMIN_USER"]
         self.pid = int(env["MYSQL_PID"])
+        # scripts/bench starts it with a certificate (ssl_cert in options).
+        self.tls = os.path.exists(os.path.join(dir, "tls", "server.pem"))
 
     def sql(self, statement):
         p = subprocess.run(["mariadb", "--no-defaults", "--socket=" + self.socket,
@@ -118,14 +131,15 @@ def measure_pid(pid, seconds, server_pid):
     return c1 - c0, s1 - s0, t1 - t0, rss_kb(pid)
 
 
-def run_wardend(db, n, seconds, names, base=BASE):
+def run_wardend(db, n, seconds, names, base=BASE, ssl_mode=None):
     if n == 0:
         checks = "[check root]\ntype = disk\npath = /\nevery = 30s\n"
     else:
         checks = "".join("[check c%d]\ntype = mysql_status\nvariable = %s\n" %
                          (i, names[i % len(names)]) for i in range(n))
     with Wardend() as wd:
-        wd.start(base.format(socket=db.socket, password_file=db.password_file, **wd.paths)
+        wd.start(base.format(socket=db.socket, password_file=db.password_file, port=db.port,
+                             ssl_mode=ssl_mode or "disabled", **wd.paths)
                  + checks)
         wd.wait_event("daemon.start")
         # Steady state: every check has left `pending` (each first
@@ -188,6 +202,9 @@ def one_round(db, counts, seconds, floor, monit="monit"):
             r["floor_shared"] = run_floor(db, n, seconds, floor, "shared")
             r["floor_loop"] = run_floor(db, n, seconds, floor, "loop")
         r["wardend_default"] = run_wardend(db, n, seconds, names, BASE_DEFAULT)
+        if getattr(db, "tls", False):
+            r["wardend_tcp"] = run_wardend(db, n, seconds, names, BASE_TCP, "disabled")
+            r["wardend_tls"] = run_wardend(db, n, seconds, names, BASE_TCP, "required")
         if floor:
             r["floor_default"] = run_floor(db, n, seconds, floor, "shared", DEFAULT_WINDOW_MS)
         if monit and shutil.which(monit):
