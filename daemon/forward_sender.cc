@@ -499,6 +499,9 @@ void ForwardSender::UpdateIo() {
 
 void ForwardSender::Pump() {
   if (state_ != State::kConnected) return;
+  // Appended but not synced yet (buffered before Start, or since the last
+  // kick): sync first; its completion pumps again.
+  SyncOffLoop();
   std::size_t max_entries = static_cast<std::size_t>(config_.chunk_limit) - kChunkOverhead -
                             config_.tag.size();
   std::vector<BufferedRecord> records;

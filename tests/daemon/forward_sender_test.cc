@@ -367,6 +367,28 @@ TEST_CASE("forward: hundreds of acks in one read are all matched", "[fluentd]") 
   CHECK(rx.Received().size() == 2000);
 }
 
+TEST_CASE("forward: events buffered before Start are sent without a newer one",
+          "[fluentd][disk_writer]") {
+  // Appended while not started (no kick, so no sync yet): Start must sync
+  // and send them by itself, not wait for the next event.
+  TempDir dir;
+  Receiver rx(dir);
+  struct ev_loop* loop = ev_loop_new(0);
+  {
+    DiskWriter writer(loop);
+    ForwardSender s(loop, ConfigFor(rx.port()));
+    s.SetWriter(&writer);
+    REQUIRE(s.Open(dir / "buffer").ok());
+    for (std::uint64_t i = 1; i <= 30; ++i) s.OnEvent(Event(i, "check.state"));
+    s.Start();
+    CHECK(RunUntil(loop, [&] { return s.stats().backlog_events == 0; }, 20));
+    s.Stop();
+    writer.Stop();
+  }
+  ev_loop_destroy(loop);
+  CHECK(rx.Received().size() == 30);
+}
+
 TEST_CASE("forward: nothing listening, then a receiver: the backlog is delivered", "[fluentd]") {
   TempDir dir;
   struct ev_loop* loop = ev_loop_new(0);
