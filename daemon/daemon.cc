@@ -285,7 +285,7 @@ void Daemon::SaveState(std::function<void(bool saved)> saved) {
   writer_->Post(
       "state",
       [path = state_file_->path(), text = StateText(*state_, WallMsNow())] {
-        return WriteFileAtomically(path, text, 0600, 0750);
+        return StateFile::WriteText(path, text);
       },
       [this, saved = std::move(saved)](const Status& s) {
         // Said once when saving starts failing (a full or read-only disk:

@@ -177,7 +177,6 @@ void JobRunner::Saved(const warden::Status& s) {
     journal_error_.clear();
     journal_error_since_ms_ = 0;
   }
-  saved_ = s.ok();
 }
 
 std::string JobRunner::Start(std::shared_ptr<const Config> config) {

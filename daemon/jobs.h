@@ -195,7 +195,6 @@ class JobRunner {
   struct Schedule;
   std::vector<std::unique_ptr<Schedule>> schedules_;
   bool stopping_ = false;
-  bool saved_ = true;
   DiskWriter own_writer_{nullptr};
   DiskWriter* writer_ = &own_writer_;
   std::string journal_error_;   // "" while the journal is written

@@ -333,7 +333,11 @@ StateFile::Loaded StateFile::Load() {
 }
 
 Status StateFile::Save(const PersistedState& state) {
-  return WriteFileAtomically(path_, StateText(state, WallMsNow()), 0600);
+  return WriteText(path_, StateText(state, WallMsNow()));
+}
+
+Status StateFile::WriteText(const std::string& path, const std::string& text) {
+  return WriteFileAtomically(path, text, 0600, 0750);
 }
 
 }  // namespace warden

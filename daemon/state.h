@@ -96,6 +96,10 @@ class StateFile {
   };
   Loaded Load();
   Status Save(const PersistedState& state);
+  // Writes a state file's text (StateText) to `path` atomically, making
+  // the state dir again if it was removed: Save's write, for wardend's disk
+  // thread, which gets the text from the loop.
+  static Status WriteText(const std::string& path, const std::string& text);
   const std::string& path() const { return path_; }
 
  private:

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "support/log_capture.h"
 #include "support/temp_dir.h"
 
 namespace {
@@ -70,25 +71,7 @@ std::vector<std::uint64_t> Seqs(const std::string& path) {
   return seqs;
 }
 
-// spdlog's messages while it lives.
-struct LogCapture {
-  std::ostringstream out;
-  std::shared_ptr<spdlog::logger> previous = spdlog::default_logger();
-  LogCapture() {
-    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out);
-    auto logger = std::make_shared<spdlog::logger>("capture", sink);
-    logger->set_level(spdlog::level::info);
-    logger->set_pattern("%l %v");
-    spdlog::set_default_logger(logger);
-  }
-  ~LogCapture() { spdlog::set_default_logger(previous); }
-  int Count(const std::string& text) const {
-    int n = 0;
-    std::string all = out.str();
-    for (size_t at = all.find(text); at != std::string::npos; at = all.find(text, at + 1)) ++n;
-    return n;
-  }
-};
+using warden::testing::LogCapture;
 
 }  // namespace
 

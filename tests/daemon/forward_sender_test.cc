@@ -26,6 +26,7 @@
 #include <spdlog/spdlog.h>
 
 #include "daemon/disk_writer.h"
+#include "support/log_capture.h"
 #include "support/temp_dir.h"
 
 using namespace warden;
@@ -123,25 +124,7 @@ double Seconds(std::chrono::steady_clock::time_point since) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
 }
 
-// spdlog's messages while it lives.
-struct LogCapture {
-  std::ostringstream out;
-  std::shared_ptr<spdlog::logger> previous = spdlog::default_logger();
-  LogCapture() {
-    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out);
-    auto logger = std::make_shared<spdlog::logger>("capture", sink);
-    logger->set_level(spdlog::level::info);
-    logger->set_pattern("%l %v");
-    spdlog::set_default_logger(logger);
-  }
-  ~LogCapture() { spdlog::set_default_logger(previous); }
-  std::uint64_t Count(const std::string& text) const {
-    std::uint64_t n = 0;
-    std::string all = out.str();
-    for (size_t at = all.find(text); at != std::string::npos; at = all.find(text, at + 1)) ++n;
-    return n;
-  }
-};
+using warden::testing::LogCapture;
 
 nlohmann::json Event(std::uint64_t seq, const std::string& name) {
   return {{"host", "db-test"}, {"event", name}, {"seq", seq},

@@ -18,26 +18,12 @@ import sys
 import time
 import unittest
 
-from harness import Wardend
+from harness import Wardend, base_config
 from test_fluentd import Receiver
 
 KILLS = int(os.environ.get("WARDEN_CRASH_KILLS", "20"))
 
-CONFIG = """
-[daemon]
-host_id   = crash-test
-state_dir = {state_dir}
-interval  = 1s
-jitter    = 0%
-workers   = 2
-
-[log]
-level  = info
-events = {events}
-
-[mutex]
-mode = off
-
+CONFIG = base_config("crash-test", mutex_off=True) + """
 ; a state change about every other run, ten runs a second, and an action
 ; for each crit: some 15 events a second
 [check flip]

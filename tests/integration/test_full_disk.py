@@ -15,24 +15,10 @@ import subprocess
 import time
 import unittest
 
-from harness import COIN_AND_NOTE, Wardend
+from harness import COIN_AND_NOTE, Wardend, base_config
 from test_fluentd import Receiver
 
-CONFIG = """
-[daemon]
-host_id   = itest-full
-state_dir = {state_dir}
-interval  = 1s
-jitter    = 0%
-workers   = 2
-
-[log]
-level  = info
-events = {events}
-
-[mutex]
-mode = off
-
+CONFIG = base_config("itest-full", mutex_off=True) + """
 [fluentd]
 address     = 127.0.0.1:{port}
 ack_timeout = 10s
