@@ -863,13 +863,19 @@ void JobRunner::EndRun(const json& event) {
   ev_timer_stop(loop_, &run_->timer);
   const std::string job = run_->job->name;
   run_.reset();
-  Save();
   auto it = waiters_.find(job);
-  if (it != waiters_.end()) {
-    auto waiters = std::move(it->second);
-    waiters_.erase(it);
-    for (auto& w : waiters) w(event);
+  if (it == waiters_.end()) {
+    Save();
+    return;
   }
+  // wardenctl run --wait answers once the outcome is in the journal (or
+  // the write failed, which status then shows): a script that reads the
+  // journal, or kills wardend, after the answer finds what it was told.
+  auto waiters = std::move(it->second);
+  waiters_.erase(it);
+  Save([waiters = std::move(waiters), event](const warden::Status&) {
+    for (auto& w : waiters) w(event);
+  });
 }
 
 void JobRunner::OnTimer(struct ev_loop*, ev_timer* w, int) {
