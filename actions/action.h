@@ -13,9 +13,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "daemon/options.h"
-#include "daemon/runtime.h"
-#include "daemon/units.h"
+#include "daemon/base/options.h"
+#include "daemon/base/units.h"
+#include "daemon/io/runtime.h"
 
 namespace warden {
 

@@ -2,7 +2,7 @@
 
 #include <cctype>
 
-#include "daemon/words.h"
+#include "daemon/base/words.h"
 
 namespace warden {
 

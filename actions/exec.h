@@ -2,7 +2,7 @@
 //
 //   command = ...   split into argv as a POSIX shell splits words (quotes
 //                   and backslashes, no expansion, no shell runs: see
-//                   daemon/words.h); may continue on indented lines.
+//                   daemon/base/words.h); may continue on indented lines.
 //                   Shell syntax (| > ; $VAR $(...) ...) is a config error
 //                   that says to quote it or to set shell = yes.
 //   shell = yes     run the command text with /bin/sh -c instead (default no).
@@ -19,7 +19,7 @@
 #pragma once
 
 #include "actions/action.h"
-#include "daemon/process.h"
+#include "daemon/io/process.h"
 
 namespace warden {
 

@@ -18,7 +18,7 @@
 #include <optional>
 #include <thread>
 
-#include "daemon/worker_pool.h"
+#include "daemon/io/worker_pool.h"
 
 namespace warden {
 

@@ -11,8 +11,8 @@
 #include <filesystem>
 #include <optional>
 
-#include "daemon/mysql.h"
-#include "daemon/worker_pool.h"
+#include "daemon/io/mysql.h"
+#include "daemon/io/worker_pool.h"
 
 namespace warden {
 

@@ -1,8 +1,5 @@
 #include "actions/notify.h"
 
-#include "daemon/config.h"
-#include "daemon/events.h"
-
 namespace warden {
 
 namespace {
@@ -54,14 +51,8 @@ class NotifyAction final : public Action {
       : severity_(std::move(severity)), message_(std::move(message)) {}
 
   void Run(Runtime& rt, const ActionCommon& common, const Trigger& trigger, Done done) override {
-    std::string host;
-    if (rt.events) {
-      host = rt.events->host();
-    } else if (rt.config) {
-      host = rt.config->daemon.host_id;
-    }
     ActionOutcome out;
-    auto message = ExpandPlaceholders(message_, NotifyValues(trigger, common.name, host));
+    auto message = ExpandPlaceholders(message_, NotifyValues(trigger, common.name, rt.host));
     out.ok = message.ok();  // validated at load time; cannot fail here
     out.extra["severity"] = severity_;
     out.extra["message"] = message.ok() ? *message : message_;

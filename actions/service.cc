@@ -3,9 +3,8 @@
 #include <cctype>
 
 #include "actions/exec.h"
-#include "daemon/config.h"
-#include "daemon/process.h"
-#include "daemon/words.h"
+#include "daemon/base/words.h"
+#include "daemon/io/process.h"
 
 namespace warden {
 namespace {
@@ -40,10 +39,8 @@ class ServiceAction final : public Action {
       done(std::move(out));
       return;
     }
-    std::string command = kDefaultServiceCommand;
-    if (rt.config && !rt.config->daemon.service_command.empty()) {
-      command = rt.config->daemon.service_command;
-    }
+    const std::string command =
+        rt.service_command.empty() ? std::string(kDefaultServiceCommand) : rt.service_command;
     auto argv = ServiceArgv(command, op_, name_);
     if (!argv) {
       out.error = argv.error();

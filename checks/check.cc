@@ -5,8 +5,8 @@
 #include <exception>
 #include <optional>
 
-#include "daemon/mysql.h"
-#include "daemon/worker_pool.h"
+#include "daemon/io/mysql.h"
+#include "daemon/io/worker_pool.h"
 
 namespace warden {
 

@@ -1,6 +1,6 @@
 // The interface every check type implements. A check only measures: it
 // returns a value or an error. Thresholds, trip/recover, state and what to
-// fire live in the evaluator (daemon/evaluator.h).
+// fire live in the evaluator (daemon/engine/evaluator.h).
 #pragma once
 
 #include <chrono>
@@ -11,10 +11,10 @@
 #include <string_view>
 #include <vector>
 
-#include "daemon/options.h"
-#include "daemon/runtime.h"
-#include "daemon/status.h"
-#include "daemon/units.h"
+#include "daemon/base/options.h"
+#include "daemon/base/status.h"
+#include "daemon/base/units.h"
+#include "daemon/io/runtime.h"
 
 namespace warden {
 
@@ -52,6 +52,15 @@ struct SharedMapRead {
   // own kept next to the check's state, and asks ReadFrom only when the
   // name is missing (for the check's own error).
   const std::string* key = nullptr;
+};
+
+// The rules a check's results are judged by (daemon/engine/evaluator.h).
+struct EvalRules {
+  std::optional<Threshold> warn;
+  std::optional<Threshold> crit;
+  TripRule trip;
+  int recover = 1;
+  std::optional<Duration> repeat;
 };
 
 // Settings every check has, already validated, handed to the factory.

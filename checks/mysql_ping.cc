@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "daemon/mysql.h"
+#include "daemon/io/mysql.h"
 
 namespace warden {
 namespace {

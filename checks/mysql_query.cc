@@ -1,6 +1,6 @@
 #include "checks/mysql_query.h"
 
-#include "daemon/mysql.h"
+#include "daemon/io/mysql.h"
 
 namespace warden {
 namespace {

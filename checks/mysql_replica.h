@@ -29,7 +29,7 @@
 #include <string_view>
 
 #include "checks/check.h"
-#include "daemon/mysql.h"
+#include "daemon/io/mysql.h"
 
 namespace warden {
 

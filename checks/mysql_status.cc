@@ -7,7 +7,7 @@
 #include <optional>
 #include <string>
 
-#include "daemon/mysql.h"
+#include "daemon/io/mysql.h"
 
 namespace warden {
 

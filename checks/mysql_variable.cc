@@ -3,7 +3,7 @@
 #include <cctype>
 #include <memory>
 
-#include "daemon/mysql.h"
+#include "daemon/io/mysql.h"
 
 namespace warden {
 namespace {

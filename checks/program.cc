@@ -2,8 +2,8 @@
 
 #include <cctype>
 
-#include "daemon/process.h"
-#include "daemon/words.h"
+#include "daemon/base/words.h"
+#include "daemon/io/process.h"
 
 namespace warden {
 

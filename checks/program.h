@@ -3,7 +3,7 @@
 //
 //   command = ...   split into argv as a POSIX shell splits words (quotes
 //                   and backslashes, no expansion, no shell runs: see
-//                   daemon/words.h); may continue on indented lines.
+//                   daemon/base/words.h); may continue on indented lines.
 //                   Checked when the config is loaded.
 //   value = exit    (default) the exit status as a number
 //         = stdout  the first number the program prints on stdout (a

@@ -8,14 +8,14 @@
 #include <spdlog/spdlog.h>
 
 #include "daemon/daemon.h"
-#include "daemon/events.h"
-#include "daemon/executor.h"
-#include "daemon/forward_sender.h"
-#include "daemon/guard.h"
-#include "daemon/jobs.h"
-#include "daemon/mutex_client.h"
-#include "daemon/scheduler.h"
-#include "daemon/state.h"
+#include "daemon/engine/events.h"
+#include "daemon/engine/executor.h"
+#include "daemon/engine/guard.h"
+#include "daemon/engine/scheduler.h"
+#include "daemon/engine/state.h"
+#include "daemon/io/forward_sender.h"
+#include "daemon/io/mutex_client.h"
+#include "daemon/jobs/jobs.h"
 #include "version.h"
 
 #if defined(__has_feature)

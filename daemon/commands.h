@@ -1,4 +1,4 @@
-// What the control socket's requests do (daemon/control.h carries them).
+// What the control socket's requests do (daemon/control/control.h carries them).
 // One object per daemon; it reads the daemon's services directly (friend
 // of Daemon) and always uses the current config snapshot.
 //
@@ -8,7 +8,7 @@
 //   check {"name"}              admin  runs a check now (its result counts like any run)
 //   run {"name","dry_run","wait"} admin an action through the guard, trigger "ctl", or
 //                                      a job onto the queue (dry_run: its plan)
-//   resume                      admin  clears the queue's halt (daemon/jobs.h)
+//   resume                      admin  clears the queue's halt (daemon/jobs/jobs.h)
 //   pause {"reason"} / unpause  admin  host-local kill switch, persisted at once
 //   reload                      admin  re-reads the config (Daemon::Reload)
 //
@@ -22,7 +22,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "daemon/control.h"
+#include "daemon/control/control.h"
 
 namespace warden {
 

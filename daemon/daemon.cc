@@ -8,22 +8,22 @@
 
 #include <filesystem>
 
-#include "daemon/atomic_file.h"
+#include "daemon/base/atomic_file.h"
+#include "daemon/base/disk_writer.h"
 #include "daemon/commands.h"
-#include "daemon/control.h"
-#include "daemon/disk_writer.h"
-#include "daemon/events.h"
-#include "daemon/executor.h"
-#include "daemon/forward_sender.h"
-#include "daemon/guard.h"
-#include "daemon/fleet.h"
-#include "daemon/jobs.h"
-#include "daemon/mutex_client.h"
-#include "daemon/mysql.h"
-#include "daemon/process.h"
-#include "daemon/scheduler.h"
-#include "daemon/state.h"
-#include "daemon/worker_pool.h"
+#include "daemon/control/control.h"
+#include "daemon/engine/events.h"
+#include "daemon/engine/executor.h"
+#include "daemon/engine/guard.h"
+#include "daemon/engine/scheduler.h"
+#include "daemon/engine/state.h"
+#include "daemon/io/fleet.h"
+#include "daemon/io/forward_sender.h"
+#include "daemon/io/mutex_client.h"
+#include "daemon/io/mysql.h"
+#include "daemon/io/process.h"
+#include "daemon/io/worker_pool.h"
+#include "daemon/jobs/jobs.h"
 #include "version.h"
 
 namespace warden {
@@ -105,8 +105,8 @@ Status Daemon::Start() {
   runtime_->workers = workers_.get();
   runtime_->processes = processes_.get();
   runtime_->mysql = mysql_.get();
-  runtime_->events = events_.get();
-  runtime_->config = config_.get();
+  runtime_->host = events_->host();
+  runtime_->service_command = c.daemon.service_command;
   executor_ = std::make_unique<Executor>(*runtime_, *guard_, *events_);
   scheduler_ = std::make_unique<Scheduler>(*runtime_, *executor_, *events_);
   jobs_ = std::make_unique<JobRunner>(loop_, *guard_, *executor_, *scheduler_, *events_,
@@ -272,7 +272,7 @@ void Daemon::OnStopPoll(struct ev_loop* loop, ev_timer* w, int) {
 
 void Daemon::OnWatchdog(struct ev_loop*, ev_timer*, int) { sd_notify(0, "WATCHDOG=1"); }
 
-// --- persisted state, pause, reload (daemon/state.h, daemon/commands.h) ---
+// --- persisted state, pause, reload (daemon/engine/state.h, daemon/commands.h) ---
 
 void Daemon::SaveState(std::function<void(bool saved)> saved) {
   if (!state_file_ || !state_) {
@@ -436,7 +436,7 @@ nlohmann::json Daemon::Reload(const std::string& trigger) {
     mutex_->Start();
   }
   config_ = next;
-  runtime_->config = config_.get();
+  runtime_->service_command = config_->daemon.service_command;
   scheduler_->Reload(config_);
   jobs_->Reload(config_);
   nlohmann::json f = {{"version", kVersion},

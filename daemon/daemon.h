@@ -15,8 +15,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "daemon/config.h"
-#include "daemon/status.h"
+#include "daemon/base/status.h"
+#include "daemon/config/config.h"
 
 struct ev_loop;
 struct ev_signal;
@@ -88,7 +88,7 @@ class Daemon {
   struct ev_loop* loop_;
   std::shared_ptr<const Config> config_;
   // The state file, the journal and the events file are written from its
-  // thread (daemon/disk_writer.h); stopped first, destroyed last.
+  // thread (daemon/base/disk_writer.h); stopped first, destroyed last.
   std::unique_ptr<DiskWriter> writer_;
   std::unique_ptr<EventLog> events_;
   std::unique_ptr<ForwardSender> fluentd_;   // null without [fluentd]; destroyed before events_
@@ -107,7 +107,7 @@ class Daemon {
   bool stopping_ = false;
   std::string stop_reason_;
 
-  // Control socket, persisted state, reload (daemon/control.h, state.h).
+  // Control socket, persisted state, reload (daemon/control/control.h, state.h).
   std::unique_ptr<ControlCommands> commands_;
   std::unique_ptr<ControlServer> control_;     // destroyed before commands_
   std::string control_error_;                  // the socket could not be served

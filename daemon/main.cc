@@ -16,8 +16,8 @@
 #include <iostream>
 #include <string>
 
-#include "daemon/atomic_file.h"
-#include "daemon/config.h"
+#include "daemon/base/atomic_file.h"
+#include "daemon/config/config.h"
 #include "daemon/daemon.h"
 #include "version.h"
 

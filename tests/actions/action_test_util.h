@@ -16,12 +16,12 @@
 #include <vector>
 
 #include "actions/action.h"
-#include "daemon/config.h"
-#include "daemon/ini.h"
-#include "daemon/options.h"
-#include "daemon/process.h"
-#include "daemon/runtime.h"
-#include "daemon/worker_pool.h"
+#include "daemon/base/ini.h"
+#include "daemon/base/options.h"
+#include "daemon/config/config.h"
+#include "daemon/io/process.h"
+#include "daemon/io/runtime.h"
+#include "daemon/io/worker_pool.h"
 
 namespace warden::action_test {
 
@@ -95,14 +95,12 @@ struct Harness {
   struct ev_loop* loop = EV_DEFAULT;
   WorkerPool workers{loop, 2};
   ProcessRunner processes{loop};
-  Config config;
   Runtime rt;
 
   Harness() {
     rt.loop = loop;
     rt.workers = &workers;
     rt.processes = &processes;
-    rt.config = &config;
   }
 
   ActionOutcome Run(Action& action, const ActionCommon& common, const Trigger& trigger = {}) {

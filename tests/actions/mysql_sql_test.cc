@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <optional>
 
-#include "daemon/mysql.h"
+#include "daemon/io/mysql.h"
 #include "tests/actions/action_test_util.h"
 #include "tests/support/temp_dir.h"
 

@@ -34,7 +34,7 @@ TEST_CASE("notify: runs with the trigger's values", "[actions][notify]") {
   REQUIRE(b.errors.empty());
   REQUIRE(b.action);
   Harness h;
-  h.config.daemon.host_id = "db-17";
+  h.rt.host = "db-17";
   auto out = h.Run(*b.action, Common("notify"), Trigger{"check", "replica_lag", "crit", "712"});
   CHECK(out.ok);
   CHECK(out.error.empty());

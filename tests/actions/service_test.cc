@@ -26,7 +26,7 @@ ActionOutcome RunService(const std::string& service_command, const Keys& keys) {
   REQUIRE(b.errors.empty());
   REQUIRE(b.action);
   Harness h;
-  h.config.daemon.service_command = service_command;
+  h.rt.service_command = service_command;
   return h.Run(*b.action, Common("service"));
 }
 

@@ -48,10 +48,10 @@
 
 #include <spdlog/spdlog.h>
 
-#include "daemon/config.h"
-#include "daemon/etcd_client.h"
-#include "daemon/http_client.h"
-#include "daemon/mutex_client.h"
+#include "daemon/config/config.h"
+#include "daemon/io/etcd_client.h"
+#include "daemon/io/http_client.h"
+#include "daemon/io/mutex_client.h"
 
 using namespace warden;
 

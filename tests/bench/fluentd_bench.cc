@@ -26,7 +26,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "daemon/forward_sender.h"
+#include "daemon/io/forward_sender.h"
 
 using namespace warden;
 using Clock = std::chrono::steady_clock;

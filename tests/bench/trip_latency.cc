@@ -34,14 +34,14 @@
 
 #include <spdlog/spdlog.h>
 
-#include "daemon/config.h"
-#include "daemon/events.h"
-#include "daemon/executor.h"
-#include "daemon/guard.h"
-#include "daemon/ini.h"
-#include "daemon/mutex_client.h"
-#include "daemon/process.h"
-#include "daemon/scheduler.h"
+#include "daemon/base/ini.h"
+#include "daemon/config/config.h"
+#include "daemon/engine/events.h"
+#include "daemon/engine/executor.h"
+#include "daemon/engine/guard.h"
+#include "daemon/engine/scheduler.h"
+#include "daemon/io/mutex_client.h"
+#include "daemon/io/process.h"
 
 using namespace warden;
 
@@ -144,8 +144,7 @@ int main(int argc, char** argv) {
   Runtime rt;
   rt.loop = loop;
   rt.processes = &processes;
-  rt.events = &events;
-  rt.config = config.get();
+  rt.host = "bench";
   Executor executor(rt, guard, events);
   Scheduler scheduler(rt, executor, events);
   scheduler.Start(config);

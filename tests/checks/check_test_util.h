@@ -14,10 +14,10 @@
 #include <vector>
 
 #include "checks/check.h"
-#include "daemon/ini.h"
-#include "daemon/options.h"
-#include "daemon/runtime.h"
-#include "daemon/worker_pool.h"
+#include "daemon/base/ini.h"
+#include "daemon/base/options.h"
+#include "daemon/io/runtime.h"
+#include "daemon/io/worker_pool.h"
 
 namespace warden::test {
 

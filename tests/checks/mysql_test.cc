@@ -1,7 +1,7 @@
 // MysqlReads and the mysql_* checks against a real MariaDB started by the
 // test in a temporary directory (see TOOLCHAIN.md), plus the replica status
 // normalization on rows shaped like each server version's.
-#include "daemon/mysql.h"
+#include "daemon/io/mysql.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -29,10 +29,10 @@
 #include <thread>
 
 #include "check_test_util.h"
-#include "local_socket.h"
 #include "checks/mysql_replica.h"
 #include "checks/mysql_status.h"
-#include "daemon/config.h"
+#include "daemon/config/config.h"
+#include "local_socket.h"
 #include "support/fake_time.h"
 #include "support/scheduler_rig.h"
 

@@ -4,7 +4,7 @@
 #include <chrono>
 
 #include "check_test_util.h"
-#include "daemon/process.h"
+#include "daemon/io/process.h"
 
 using warden::Measurement;
 using warden::test::Harness;

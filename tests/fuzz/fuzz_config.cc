@@ -1,5 +1,5 @@
-// The config parser and validator (daemon/config.h, LoadConfig over
-// daemon/ini.h). Input: the text of warden.ini, written to a private temp
+// The config parser and validator (daemon/config/config.h, LoadConfig over
+// daemon/base/ini.h). Input: the text of warden.ini, written to a private temp
 // dir and loaded without ownership checks, secrets or includes (a fuzz input
 // must not make it read the machine's files).
 //
@@ -13,7 +13,7 @@
 #include <fstream>
 #include <string>
 
-#include "daemon/config.h"
+#include "daemon/config/config.h"
 #include "tests/fuzz/fuzz.h"
 
 using namespace warden;

@@ -1,4 +1,4 @@
-// The control socket's request side (daemon/control.h): LineReader splits
+// The control socket's request side (daemon/control/control.h): LineReader splits
 // a connection's bytes into request lines under a size cap, ParseRequest
 // reads each line. Input: a byte choosing the cap (0: the daemon's 64 KB),
 // then the bytes a client sends. The bytes are fed once whole and once in
@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "daemon/control.h"
+#include "daemon/control/control.h"
 #include "tests/fuzz/fuzz.h"
 
 using namespace warden;

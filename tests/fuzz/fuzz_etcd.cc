@@ -1,5 +1,5 @@
-// etcd answers (daemon/etcd_client.h) and the etcd mutex built on them
-// (daemon/mutex_client.h, InterpretEtcdMutex). Input: a selector byte, then
+// etcd answers (daemon/io/etcd_client.h) and the etcd mutex built on them
+// (daemon/io/mutex_client.h, InterpretEtcdMutex). Input: a selector byte, then
 // text:
 //   0: the body of a 200 answer to the mutex txn (range <prefix>/armed,
 //      range <prefix>/mutex). Clear only when armed is there and mutex is
@@ -10,8 +10,8 @@
 #include <algorithm>
 #include <string>
 
-#include "daemon/etcd_client.h"
-#include "daemon/mutex_client.h"
+#include "daemon/io/etcd_client.h"
+#include "daemon/io/mutex_client.h"
 #include "tests/fuzz/fuzz.h"
 
 using namespace warden;

@@ -1,10 +1,10 @@
-// The forward-protocol answer reader (daemon/forward_sender.h,
+// The forward-protocol answer reader (daemon/io/forward_sender.h,
 // ReadForwardAnswer). Input: the bytes fluentd sent on the connection, read
 // answer by answer as ForwardSender::ReadAcks does.
 #include <msgpack.hpp>
 #include <string>
 
-#include "daemon/forward_sender.h"
+#include "daemon/io/forward_sender.h"
 #include "tests/fuzz/fuzz.h"
 
 using namespace warden;

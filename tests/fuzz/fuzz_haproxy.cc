@@ -5,7 +5,7 @@
 #include <string>
 
 #include "actions/haproxy.h"
-#include "daemon/units.h"
+#include "daemon/base/units.h"
 #include "tests/fuzz/fuzz.h"
 
 using namespace warden;

@@ -1,4 +1,4 @@
-// The HTTP mutex answer (daemon/mutex_client.h, InterpretMutexResponse).
+// The HTTP mutex answer (daemon/io/mutex_client.h, InterpretMutexResponse).
 // Input: a flags byte (bit 0: the transfer completed, bit 1: a file://
 // URL), a byte choosing the HTTP status, then the body (or, when the
 // transfer failed, the transport's error text).
@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "daemon/mutex_client.h"
+#include "daemon/io/mutex_client.h"
 #include "tests/fuzz/fuzz.h"
 
 using namespace warden;

@@ -1,9 +1,9 @@
-// The value syntaxes of the config (daemon/units.h): durations, sizes,
+// The value syntaxes of the config (daemon/base/units.h): durations, sizes,
 // percentages, booleans, whole numbers, thresholds, trip rules, budgets.
 // Input: a selector byte, then the text (for thresholds: "THRESHOLD\nVALUE").
 #include <string>
 
-#include "daemon/units.h"
+#include "daemon/base/units.h"
 #include "tests/fuzz/fuzz.h"
 
 using namespace warden;

@@ -1,8 +1,8 @@
-// The command word splitter (daemon/words.h). Input: a command line.
+// The command word splitter (daemon/base/words.h). Input: a command line.
 #include <string>
 #include <vector>
 
-#include "daemon/words.h"
+#include "daemon/base/words.h"
 #include "tests/fuzz/fuzz.h"
 
 using namespace warden;

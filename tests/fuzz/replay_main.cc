@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "daemon/atomic_file.h"
+#include "daemon/base/atomic_file.h"
 #include "tests/fuzz/fuzz.h"
 
 namespace {

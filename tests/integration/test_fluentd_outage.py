@@ -14,7 +14,7 @@ from harness import COIN_AND_NOTE, Wardend, _tail
 from test_fluentd import Receiver
 
 OUTAGE = 150          # seconds without fluentd
-BACKOFF_CAP = 30      # daemon/forward_sender.cc kBackoffCap
+BACKOFF_CAP = 30      # daemon/io/forward_sender.cc kBackoffCap
 MARGIN = 15           # scheduling slack on a loaded 2-core machine
 
 CONFIG = """

@@ -29,7 +29,7 @@
 #include <thread>
 #include <vector>
 
-#include "daemon/etcd_client.h"
+#include "daemon/io/etcd_client.h"
 #include "support/temp_dir.h"
 
 extern char** environ;

@@ -6,7 +6,7 @@
 
 #include <chrono>
 
-#include "daemon/time_source.h"
+#include "daemon/base/time_source.h"
 
 namespace warden::testing {
 

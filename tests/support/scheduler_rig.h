@@ -7,11 +7,11 @@
 #include <memory>
 #include <string>
 
-#include "daemon/events.h"
-#include "daemon/executor.h"
-#include "daemon/guard.h"
-#include "daemon/runtime.h"
-#include "daemon/scheduler.h"
+#include "daemon/engine/events.h"
+#include "daemon/engine/executor.h"
+#include "daemon/engine/guard.h"
+#include "daemon/engine/scheduler.h"
+#include "daemon/io/runtime.h"
 #include "support/temp_dir.h"
 
 namespace warden::testing {
@@ -23,10 +23,10 @@ struct SchedulerRig {
   std::unique_ptr<Executor> executor;
   std::unique_ptr<Scheduler> scheduler;
 
-  // Sets rt.events; rt.loop (and what the checks use) is the caller's.
+  // Sets rt.host; rt.loop (and what the checks use) is the caller's.
   explicit SchedulerRig(Runtime& rt) {
     REQUIRE(events.Open(dir / "events.jsonl", dir.path(), "test").ok());
-    rt.events = &events;
+    rt.host = "test";
     executor = std::make_unique<Executor>(rt, guard, events);
     scheduler = std::make_unique<Scheduler>(rt, *executor, events);
   }

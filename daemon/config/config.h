@@ -1,0 +1,120 @@
+// The validated configuration: an immutable snapshot built from the INI
+// files in one pass that reports every problem as "file:line: message".
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "actions/action.h"
+#include "checks/check.h"
+#include "daemon/base/cron.h"
+#include "daemon/base/ini.h"
+#include "daemon/base/units.h"
+#include "daemon/io/fleet.h"
+#include "daemon/io/forward_sender.h"
+#include "daemon/io/mutex_client.h"
+#include "daemon/io/mysql.h"
+
+namespace warden {
+
+struct DaemonConfig {
+  std::string host_id;                       // default: hostname
+  std::string state_dir = "/var/lib/warden";
+  Duration interval{30'000};                 // default `every`
+  double jitter = 0.10;                      // fraction of `every`
+  int workers = 4;
+  std::string service_command = "systemctl"; // service action: argv prefix, or with {op} {name}
+};
+
+struct LogConfig {
+  std::string level = "info";
+  std::string file;    // "" = stderr
+  std::string events;  // "" = <state_dir>/events.jsonl
+};
+
+struct ControlConfig {
+  std::string socket = "/run/warden/wardend.sock";
+  std::string group;
+};
+
+struct CheckConfig {
+  CheckCommon common;
+  const CheckType* type = nullptr;
+  std::shared_ptr<Check> impl;     // holds per-check run state (e.g. rate samples)
+  EvalRules rules;
+  std::vector<std::string> depends;
+  std::vector<std::string> on_warn, on_crit, on_error, on_recover;
+  Location where;
+  std::string digest;              // changes when any key of the section changes
+};
+
+struct ActionConfig {
+  ActionCommon common;
+  const ActionType* type = nullptr;
+  std::shared_ptr<Action> impl;
+  Location where;
+};
+
+// [wait NAME]: a job step that succeeds once every named check has been ok
+// continuously for `for` (counted from the step's start at the earliest),
+// and fails at `timeout`.
+struct WaitConfig {
+  std::string name;
+  std::vector<std::string> checks;
+  Duration hold{30'000};            // `for`
+  Duration timeout{600'000};
+  Location where;
+};
+
+// [job NAME]: steps (actions or waits) run in order on the host's job
+// queue (daemon/jobs/jobs.h); the first failing step stops the job and halts
+// the queue.
+struct JobConfig {
+  std::string name;
+  std::vector<std::string> steps;
+  std::optional<CronSchedule> schedule;
+  Duration timeout{7'200'000};      // 2h: checked at step boundaries, paused time excluded
+  std::string slot;                 // fleet slot group ("" = none; needs [fleet])
+  int slots = 0;                    // the group's capacity; 0 = [fleet] slots
+  Location where;
+};
+
+struct Config {
+  std::string path;
+  DaemonConfig daemon;
+  LogConfig log;
+  ControlConfig control;
+  std::map<std::string, MysqlConnConfig> mysql;   // "" is [mysql]
+  MutexConfig mutex;
+  FluentdConfig fluentd;
+  FleetConfig fleet;
+  std::vector<CheckConfig> checks;                // in file order
+  std::vector<ActionConfig> actions;
+  std::vector<WaitConfig> waits;
+  std::vector<JobConfig> jobs;
+  std::string digest;                             // of all files' bytes, for events
+  std::vector<std::string> secrets;               // passwords, tokens: redacted from tails
+
+  const CheckConfig* FindCheck(const std::string& name) const;
+  const ActionConfig* FindAction(const std::string& name) const;
+  const WaitConfig* FindWait(const std::string& name) const;
+  const JobConfig* FindJob(const std::string& name) const;
+  std::string EventsPath() const;
+};
+
+struct LoadOptions {
+  bool check_ownership = true;
+  // Read password_file / token_file. `wardenctl validate` run by a user who
+  // cannot read them still validates the rest, reporting the read error.
+  bool read_secrets = true;
+  bool follow_includes = true;  // IniOptions::follow_includes
+};
+
+// Parses and validates. On any problem returns nullptr and fills diag.
+std::shared_ptr<const Config> LoadConfig(const std::string& path, const LoadOptions& options,
+                                         Diagnostics& diag);
+
+}  // namespace warden

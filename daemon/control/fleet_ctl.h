@@ -1,0 +1,30 @@
+// `wardenctl fleet …`: the fleet's switches and slots on etcd, for
+// operators, through the same client wardend uses (no hand-encoded base64):
+//
+//   fleet status                  armed?, the mutex and its reason, every
+//                                 group's holders and since when
+//   fleet halt --reason TEXT      puts <prefix>/mutex = TEXT: every host
+//                                 blocks its actions and takes no slot
+//   fleet clear                   deletes <prefix>/mutex (and says so when
+//                                 <prefix>/armed is missing: still held)
+//   fleet release GROUP HOST      deletes HOST's slot in GROUP, only if it
+//                                 still holds the value just read
+//
+// The etcd settings come from [fleet], else from [mutex] backend = etcd.
+// Runs its own libev loop; blocks until etcd answered or timed out.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "daemon/config/config.h"
+
+namespace warden {
+
+// `args` are the words after "fleet". Prints to stdout (results) and stderr
+// (errors). Returns the exit code: 0 done, 1 etcd said no or failed, 2 usage.
+int RunFleetCommand(const Config& config, const std::vector<std::string>& args,
+                    const std::optional<std::string>& reason);
+
+}  // namespace warden

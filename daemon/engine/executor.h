@@ -1,0 +1,70 @@
+// Runs actions: guard first (for types that change something), then the
+// action itself, with action.blocked / action.start / action.finish events.
+// Tails are cut to 4 KB of valid UTF-8 and stripped of every configured
+// secret before they reach an event.
+//
+// Threads: loop thread only. Ownership: borrows everything it is given;
+// the Config snapshot must outlive the runs started with it (the daemon
+// keeps it alive through a shared_ptr captured by each run).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "actions/action.h"
+#include "daemon/config/config.h"
+#include "daemon/engine/guard.h"
+
+namespace warden {
+
+class EventLog;
+
+class Executor {
+ public:
+  Executor(Runtime& rt, Guard& guard, EventLog& events) : rt_(rt), guard_(guard), events_(events) {}
+
+  // Result of one action run: ran and succeeded, or why not.
+  struct Result {
+    bool ran = false;
+    bool ok = false;
+    std::string blocked_reason;
+    std::string blocked_detail;
+    std::string error;          // why it failed (secrets redacted)
+    std::string stderr_tail;    // as in action.finish: for a failed job step's event
+  };
+  using Done = std::function<void(Result)>;
+
+  // Runs one action through the guard. `config` keeps the snapshot alive.
+  // `started`, if given, is called once the guard has let the action
+  // through, just before it starts (before action.start); not when it is
+  // blocked.
+  using Started = std::function<void()>;
+  void Fire(std::shared_ptr<const Config> config, const ActionConfig& action, Trigger trigger,
+            Done done = nullptr, Started started = nullptr);
+  // Runs the named actions one after another (each guarded on its own; a
+  // blocked or failed one does not stop the rest). A name that is a job is
+  // handed to the job queue (SetJobQueue) and the rest go on at once.
+  void FireAll(std::shared_ptr<const Config> config, std::vector<std::string> names,
+               Trigger trigger, std::function<void()> done = nullptr);
+
+  using JobQueue = std::function<void(const std::string& job, const Trigger& trigger)>;
+  void SetJobQueue(JobQueue queue) { job_queue_ = std::move(queue); }
+
+  int running() const { return running_; }
+  std::uint64_t started() const { return started_; }
+
+ private:
+  void Start(std::shared_ptr<const Config> config, const ActionConfig& action, Trigger trigger,
+             Done done, Started started);
+
+  Runtime& rt_;
+  Guard& guard_;
+  EventLog& events_;
+  JobQueue job_queue_;
+  int running_ = 0;
+  std::uint64_t started_ = 0;
+};
+
+}  // namespace warden

@@ -1,0 +1,90 @@
+#include "daemon/engine/guard.h"
+
+#include "daemon/io/mutex_client.h"
+
+namespace warden {
+
+namespace {
+std::string Left(std::chrono::steady_clock::duration d) {
+  auto ms = std::chrono::duration_cast<Duration>(d);
+  if (ms.count() < 0) ms = Duration(0);
+  // Round up to seconds for humans.
+  return FormatDuration(Duration(((ms.count() + 999) / 1000) * 1000)) + " left";
+}
+}  // namespace
+
+void Guard::Consult(const ActionCommon& action, std::function<void(GuardDecision)> done) {
+  if (paused_) {
+    done({false, "paused", "host paused: " + pause_reason_});
+    return;
+  }
+  if (halted_) {
+    done({false, "halted", "queue halted: " + halt_reason_});
+    return;
+  }
+  if (!mutex_) {
+    done(Local(action));
+    return;
+  }
+  ActionCommon copy = action;
+  mutex_->Query([this, copy, done = std::move(done)](MutexAnswer answer) {
+    if (answer.held) {
+      done({false, "mutex", "mutex held: " + answer.reason});
+      return;
+    }
+    // Re-check the host switches: they may have changed while we waited.
+    if (paused_) {
+      done({false, "paused", "host paused: " + pause_reason_});
+      return;
+    }
+    if (halted_) {
+      done({false, "halted", "queue halted: " + halt_reason_});
+      return;
+    }
+    done(Local(copy));
+  });
+}
+
+GuardDecision Guard::Local(const ActionCommon& action) {
+  auto now = now_();
+  History& h = history_[action.name];
+  if (h.running) return {false, "running", "a previous run of " + action.name + " is still in flight"};
+  if (action.cooldown && h.last_end && now - *h.last_end < *action.cooldown) {
+    return {false, "cooldown",
+            "cooldown " + FormatDuration(*action.cooldown) + ": " + Left(*h.last_end + *action.cooldown - now)};
+  }
+  if (action.budget) {
+    while (!h.starts.empty() && now - h.starts.front() >= action.budget->window) h.starts.pop_front();
+    if (static_cast<int>(h.starts.size()) >= action.budget->count) {
+      return {false, "budget",
+              "budget " + std::to_string(action.budget->count) + " per " +
+                  FormatDuration(action.budget->window) + " spent: next place in " +
+                  Left(h.starts.front() + action.budget->window - now)};
+    }
+  }
+  if (action.dry_run) return {false, "dry_run", "dry_run = yes: would run " + action.name};
+  return {true, "", ""};
+}
+
+void Guard::RecordStart(const ActionCommon& action, Clock::time_point now) {
+  History& h = history_[action.name];
+  h.running = true;
+  if (action.budget) {
+    // Only what the window can still count is kept: bounded memory.
+    while (!h.starts.empty() && now - h.starts.front() >= action.budget->window) h.starts.pop_front();
+    h.starts.push_back(now);
+  }
+}
+
+void Guard::RecordEnd(const std::string& action, Clock::time_point now) {
+  History& h = history_[action];
+  h.running = false;
+  h.last_end = now;
+}
+
+bool Guard::Running(const std::string& action) const {
+  auto it = history_.find(action);
+  return it != history_.end() && it->second.running;
+}
+
+}  // namespace warden

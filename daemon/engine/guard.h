@@ -1,0 +1,90 @@
+// The guard: before an action (or, later, a job step) changes anything it
+// asks, in this order, host paused -> queue halted -> central mutex ->
+// running -> cooldown -> budget -> dry-run. The first that says no blocks
+// it with that reason. The mutex is fail-closed (MutexClient).
+//
+// The guard also keeps the per-action history it needs: whether an action
+// is in flight, when its last run ended (cooldown counts from the end), and
+// the start times inside its budget window.
+//
+// Threads: loop thread only. Consult() answers on the loop, possibly from
+// inside the call when the mutex answer is cached or not needed.
+#pragma once
+
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <map>
+#include <string>
+
+#include "actions/action.h"
+
+namespace warden {
+
+class MutexClient;
+
+struct GuardDecision {
+  bool allowed = false;
+  std::string reason;   // paused, halted, mutex, running, cooldown, budget, dry_run
+  std::string detail;   // for an operator: "mutex held: upgrade window", "cooldown: 4m12s left"
+};
+
+class Guard {
+ public:
+  using Clock = std::chrono::steady_clock;
+  explicit Guard(MutexClient* mutex) : mutex_(mutex) {}
+
+  // Host-local switches (the daemon persists the pause: daemon/engine/state.h).
+  void SetPaused(bool paused, std::string reason) {
+    paused_ = paused;
+    pause_reason_ = std::move(reason);
+  }
+  void SetHalted(bool halted, std::string reason) {
+    halted_ = halted;
+    halt_reason_ = std::move(reason);
+  }
+  bool paused() const { return paused_; }
+  const std::string& pause_reason() const { return pause_reason_; }
+  bool halted() const { return halted_; }
+  const std::string& halt_reason() const { return halt_reason_; }
+  // Reload may replace the mutex client (the old one is kept alive by the
+  // daemon until its pending queries have answered).
+  void SetMutex(MutexClient* mutex) { mutex_ = mutex; }
+
+  void Consult(const ActionCommon& action, std::function<void(GuardDecision)> done);
+
+  // Bookkeeping around a run that the guard allowed.
+  void RecordStart(const ActionCommon& action, Clock::time_point now);
+  void RecordEnd(const std::string& action, Clock::time_point now);
+  bool Running(const std::string& action) const;
+
+  // For tests and status: a fixed clock.
+  void SetClock(std::function<Clock::time_point()> now) { now_ = std::move(now); }
+
+  struct History {
+    bool running = false;
+    std::optional<Clock::time_point> last_end;
+    std::deque<Clock::time_point> starts;   // within the budget window
+  };
+  // Persisted state (daemon/engine/state.h): what cooldown and budget count on.
+  const std::map<std::string, History>& history() const { return history_; }
+  void RestoreHistory(const std::string& action, std::optional<Clock::time_point> last_end,
+                      std::deque<Clock::time_point> starts) {
+    History& h = history_[action];
+    h.last_end = last_end;
+    h.starts = std::move(starts);
+  }
+
+ private:
+  GuardDecision Local(const ActionCommon& action);   // running, cooldown, budget, dry_run
+
+  MutexClient* mutex_;   // not owned; nullptr: no mutex (tests)
+  bool paused_ = false;
+  std::string pause_reason_;
+  bool halted_ = false;
+  std::string halt_reason_;
+  std::map<std::string, History> history_;
+  std::function<Clock::time_point()> now_ = [] { return Clock::now(); };
+};
+
+}  // namespace warden

@@ -1,0 +1,182 @@
+// Runs every check on its own cadence (first run spread by `jitter` over a
+// 100 ms grid, so that checks due together run together), feeds results to
+// its Evaluator, emits check.state on every change and hands what to fire
+// to the Executor.
+//
+// Timers: checks due at the same instant (to the millisecond) are one
+// entry of a table ordered by time, and one ev_timer waits for the first:
+// at 1,000 checks on the grid that is ~10 timer expiries a second, not
+// 1,000 timers in libev's heap each expiring on its own.
+//
+// Shared reads: the checks of a batch whose run only reads a shared
+// snapshot (Check::shared_read: mysql_status, mysql_variable) are launched
+// together, one read per kind and connection, and that read's one
+// completion has each of them read its result from it (Check::ReadFrom).
+//
+// Cadence: the timer repeats every `every` whatever the check does. Due
+// times are read from Runtime::time (the real steady clock in wardend, a
+// hand-moved one in tests: a check is due when that clock says so and its
+// timer has fired). A check
+// whose previous run is still in flight is not started again (the tick is
+// counted as overrun). Checks never block the loop: blocking work goes to
+// the worker pool, processes to the ProcessRunner.
+//
+// depends: while a dependency is pending the check waits (retrying within a
+// second); while it is in any other state but ok, the check is skipped.
+//
+// Threads: loop thread only.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "daemon/config/config.h"
+#include "daemon/engine/evaluator.h"
+
+struct ev_timer;
+
+namespace warden {
+
+class Executor;
+class EventLog;
+struct PersistedState;
+
+class Scheduler {
+ public:
+  using Clock = std::chrono::steady_clock;
+  Scheduler(Runtime& rt, Executor& executor, EventLog& events);
+  ~Scheduler();
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  void Start(std::shared_ptr<const Config> config);
+  // Stops the timers; runs in flight complete but fire nothing.
+  void Stop();
+  // Swaps in a new snapshot. A check whose definition did not change
+  // (same name and CheckConfig::digest) keeps its state, counters and
+  // cadence, and a run of it still in flight reports into the new entry.
+  // Other runs in flight finish against the old snapshot (kept alive until
+  // they do) and are then dropped.
+  void Reload(std::shared_ptr<const Config> config);
+
+  // Runs one check now (wardenctl check), whatever its depends say; its
+  // result counts like any other run. If a run is in flight, `done` gets
+  // that run's result. Returns false when there is no such check or the
+  // scheduler is stopped.
+  using RunDone = std::function<void(const Measurement&, const Verdict&)>;
+  bool RunNow(const std::string& name, RunDone done);
+
+  // Persisted state (daemon/engine/state.h). Restore only takes states of checks
+  // whose digest matches, and only bad ones (warn, crit, error): a restart
+  // neither re-fires their hooks nor forgets that they must recover.
+  void Capture(PersistedState& state) const;
+  void Restore(const PersistedState& state);
+
+  struct CheckStatus {
+    std::string name;
+    std::string type;
+    CheckState state;
+    std::string value;
+    std::string error;
+    Clock::time_point since;
+    std::uint64_t runs = 0;
+    std::uint64_t overruns = 0;
+    bool in_flight = false;
+    std::optional<Clock::time_point> last_run;
+  };
+  std::vector<CheckStatus> Status() const;
+  std::uint64_t runs() const { return runs_; }
+  int in_flight() const;
+
+ private:
+  struct Entry;
+  // Keeps entries whose run was in flight when their scheduler went away,
+  // ownerless, until exit: the run's completion still points at its entry.
+  static void KeepOrphans(std::vector<std::unique_ptr<Entry>> orphans);
+  static void OnTimer(struct ev_loop* loop, ev_timer* w, int revents);   // a retry
+  static void OnWheel(struct ev_loop* loop, ev_timer* w, int revents);
+  // Runs the checks due now, each re-armed `every` after its due time as a
+  // repeating timer would be (at the latest, now).
+  void RunDue();
+  void Due(Entry& e);
+  // Whether e is to run now (else it is in flight, waits for or is
+  // skipped because of a dependency, or the scheduler is stopped).
+  bool Ready(Entry& e);
+  void Finish(Entry& e, const Measurement& m);
+  // Checks of one batch that read the same shared snapshot: one read, one
+  // completion that has each of them read its result from it (Check::ReadFrom).
+  struct SharedGroup {
+    int id = -1;          // SharedId(read)
+    SharedMapRead read;   // the first entry's
+    std::unique_ptr<std::vector<Entry*>> entries;
+  };
+  std::vector<SharedGroup> groups_;   // RunDue's, kept with their capacity
+  size_t last_group_ = 0;
+  std::vector<Entry*>& GroupOf(const Entry& e);
+  // A number for each shared read (kind and connection) seen, so that
+  // grouping compares numbers, not names in the checks' own memory; -1
+  // for a check that reads none.
+  std::map<std::pair<int, std::string>, int> shared_ids_;
+  int SharedId(const SharedMapRead& read);
+  void LaunchShared(SharedGroup& group);
+  static void FinishShared(const std::vector<Entry*>& entries, const Check::Snapshot& snapshot);
+  void Apply(Entry& e, const Verdict& v);
+  void Launch(Entry& e);
+  // Arms e's cadence, its first run `first` seconds after `base_ms` (NowMs).
+  void Arm(Entry& e, double first, double base_ms);
+  void Disarm(Entry& e);
+  void RearmWheel();
+  double NowMs() const;   // rt_.time, milliseconds
+  // Seconds to a check's first run: 0 without jitter, else a random point
+  // within every x jitter, on the kRunGrid tick.
+  double FirstRun(const CheckConfig& c);
+  static constexpr double kRunGrid = 0.1;   // seconds
+  void ReapRetired();
+
+  Runtime& rt_;
+  Executor& executor_;
+  EventLog& events_;
+  std::shared_ptr<const Config> config_;
+  std::vector<std::unique_ptr<Entry>> entries_;
+  // Entries of older snapshots whose run is still in flight, with the
+  // snapshot their CheckConfig pointers point into.
+  struct Retired {
+    std::shared_ptr<const Config> config;
+    std::vector<std::unique_ptr<Entry>> entries;
+  };
+  std::vector<Retired> retired_;
+  // Moves `e` into `into` while its run is in flight (its completion points
+  // at it); otherwise nothing refers to it any more and it is left to go.
+  static void RetireIfInFlight(std::unique_ptr<Entry>& e, Retired& into);
+  std::map<std::string, Entry*> by_name_;
+  // Armed entries by due time (steady ms, NowMs rounded down) and the timer
+  // for the first of them.
+  std::map<std::int64_t, std::vector<Entry*>> due_;
+  std::unique_ptr<ev_timer> wheel_;
+  std::uint64_t generation_ = 0;   // bumped when entries may have been destroyed
+  std::vector<Entry*> batch_;      // RunDue's, kept for its capacity
+  // The checks the last RunDue left in flight on their own (not in a
+  // shared read). Their results come back close together, a run after
+  // their state was last touched: the first one to finish prefetches the
+  // others' (Warm). Cleared whenever entries may be destroyed.
+  std::vector<Entry*> launched_;
+  bool launched_warm_ = true;
+  void Warm();
+  // Asks for the checks of entries that run on their own (`launch`: for
+  // RunDue, what launching them reads), or (else) for what their results
+  // touch: the entries, then their checks, so that the misses overlap. A
+  // shared read's entries are FinishShared's.
+  static void Prefetch(const std::vector<Entry*>& entries, bool launch);
+  std::mt19937_64 rng_{std::random_device{}()};
+  bool stopped_ = false;
+  std::uint64_t runs_ = 0;
+};
+
+}  // namespace warden

@@ -1,0 +1,311 @@
+#include "daemon/io/mutex_client.h"
+
+#include <ev.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <string_view>
+#include <utility>
+
+namespace warden {
+namespace {
+
+constexpr std::size_t kMaxBody = 64 * 1024;
+constexpr std::size_t kMaxReason = 256;
+
+bool StartsWithNoCase(std::string_view s, std::string_view prefix) {
+  if (s.size() < prefix.size()) return false;
+  for (size_t i = 0; i < prefix.size(); ++i) {
+    char c = s[i];
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    if (c != prefix[i]) return false;
+  }
+  return true;
+}
+
+// Control characters become spaces; with ascii_only (text that may hold raw
+// bytes from the peer) so does anything outside printable ASCII. Cut at
+// kMaxReason bytes, never inside a UTF-8 sequence.
+std::string BoundReason(std::string_view in, bool ascii_only) {
+  std::string out;
+  out.reserve(std::min(in.size(), kMaxReason));
+  for (char ch : in) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c == 0x7f) {
+      out.push_back(' ');
+    } else if (c >= 0x80 && ascii_only) {
+      out.push_back('?');
+    } else {
+      out.push_back(ch);
+    }
+  }
+  if (out.size() > kMaxReason) {
+    size_t cut = kMaxReason;
+    while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xC0) == 0x80) --cut;
+    out.resize(cut);
+    out += "...";
+  }
+  return out;
+}
+
+// Drops nlohmann's "[json.exception.parse_error.101] " prefix.
+std::string ParseErrorText(const char* what) {
+  std::string_view s(what);
+  if (!s.empty() && s.front() == '[') {
+    auto end = s.find("] ");
+    if (end != std::string_view::npos) s.remove_prefix(end + 2);
+  }
+  return std::string(s);
+}
+
+std::string StripLineBreaks(std::string s) {
+  std::erase_if(s, [](char c) { return c == '\r' || c == '\n'; });
+  return s;
+}
+
+bool ValidUtf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    for (size_t k = 1; k < n; ++k) {
+      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
+    }
+    i += n;
+  }
+  return true;
+}
+
+MutexAnswer Held(std::string reason) {
+  MutexAnswer a;
+  a.held = true;
+  a.reason = std::move(reason);
+  return a;
+}
+
+}  // namespace
+
+MutexClient::MutexClient(struct ev_loop* loop, const MutexConfig& config, std::string host_id)
+    : loop_(loop),
+      config_(config),
+      host_id_(StripLineBreaks(std::move(host_id))),
+      is_file_(StartsWithNoCase(config.url, "file:")),
+      http_(loop),
+      poll_(std::make_unique<ev_timer>()),
+      deferred_timer_(std::make_unique<ev_timer>()),
+      alive_(std::make_shared<bool>(true)) {
+  ev_timer_init(poll_.get(), &MutexClient::OnPoll, 0., 0.);
+  poll_->data = this;
+  if (config_.mode == MutexConfig::Mode::kEtcd) {
+    EtcdConfig etcd = config_.etcd;
+    if (etcd.timeout.count() <= 0) etcd.timeout = Duration(2000);
+    etcd.connect_timeout = std::min(etcd.connect_timeout, etcd.timeout);
+    etcd.max_body = kMaxBody;
+    etcd_ = std::make_unique<EtcdClient>(loop_, std::move(etcd));
+  }
+  ev_timer_init(deferred_timer_.get(), &MutexClient::OnDeferred, 0., 0.);
+  deferred_timer_->data = this;
+}
+
+MutexClient::~MutexClient() {
+  *alive_ = false;
+  ev_timer_stop(loop_, poll_.get());
+  ev_timer_stop(loop_, deferred_timer_.get());
+  // etcd_ and http_ are destroyed after this body: they cancel request_
+  // without calling back.
+}
+
+void MutexClient::Query(Callback done) {
+  if (config_.mode == MutexConfig::Mode::kOff) {
+    Defer([this, done = std::move(done)] {
+      MutexAnswer a;
+      a.held = false;
+      a.reason = "mutex off";
+      a.at = Clock::now();
+      if (!Record(a)) return;
+      if (done) done(a);
+    });
+    return;
+  }
+  if (request_ != 0) {
+    waiters_.push_back(std::move(done));
+    return;
+  }
+  auto now = Clock::now();
+  if (last_ && !last_->held && config_.cache.count() > 0 && now >= last_sent_ &&
+      now - last_sent_ < config_.cache) {
+    MutexAnswer cached = *last_;
+    cached.from_cache = true;
+    Defer([done = std::move(done), cached] {
+      if (done) done(cached);
+    });
+    return;
+  }
+  waiters_.push_back(std::move(done));
+  Fetch();
+}
+
+void MutexClient::Start() {
+  ev_timer_stop(loop_, poll_.get());
+  if (config_.mode == MutexConfig::Mode::kOff) {
+    if (!last_) Query(nullptr);  // reports "mutex off" as the first change
+    return;
+  }
+  double period = static_cast<double>(config_.poll.count()) / 1000.0;
+  if (period <= 0) return;
+  // The first poll runs from the loop, not inside Start().
+  ev_timer_set(poll_.get(), 0., period);
+  ev_timer_start(loop_, poll_.get());
+}
+
+void MutexClient::Stop() { ev_timer_stop(loop_, poll_.get()); }
+
+std::optional<Duration> MutexClient::last_age() const {
+  if (!last_) return std::nullopt;
+  return std::chrono::duration_cast<Duration>(Clock::now() - last_->at);
+}
+
+void MutexClient::Fetch() {
+  if (request_ != 0) return;
+  if (etcd_) {
+    sent_ = Clock::now();
+    ++requests_;
+    // One linearizable txn reads both keys: a consistent answer.
+    request_ = etcd_->Txn({},
+                          {EtcdOp::Range(config_.prefix + "/armed"),
+                           EtcdOp::Range(config_.prefix + "/mutex")},
+                          {}, [this](EtcdResult<EtcdTxnResult> r) {
+                            request_ = 0;
+                            MutexAnswer answer = InterpretEtcdMutex(r, config_.prefix);
+                            Answer(std::move(answer));
+                          });
+    return;
+  }
+  HttpRequest req;
+  req.method = HttpRequest::Method::kGet;
+  req.url = config_.url;
+  req.headers.push_back("X-Warden-Host: " + host_id_);
+  if (!config_.token.empty()) {
+    req.headers.push_back("Authorization: Bearer " + StripLineBreaks(config_.token));
+  }
+  req.timeout = config_.timeout.count() > 0 ? config_.timeout : Duration(2000);
+  req.max_body = kMaxBody;
+  req.ca_file = config_.ca_file;
+  sent_ = Clock::now();
+  ++requests_;
+  // Capturing `this` is safe: http_ is a member and never calls back after
+  // its destruction.
+  request_ = http_.Start(req, [this](HttpResponse r) { OnResponse(r); });
+}
+
+MutexAnswer InterpretMutexResponse(const HttpResponse& r, bool is_file) {
+  if (!r.ok) return Held(BoundReason(r.error, true));
+  long status = r.http_status;
+  if (is_file && status == 0) status = 200;
+  if (status != 200) return Held("HTTP " + std::to_string(status));
+  nlohmann::json doc;
+  try {
+    doc = nlohmann::json::parse(r.body);
+  } catch (const nlohmann::json::exception& e) {
+    return Held(BoundReason("malformed answer: " + ParseErrorText(e.what()), true));
+  }
+  if (!doc.is_object()) return Held("malformed answer: not a JSON object");
+  auto it = doc.find("held");
+  if (it == doc.end()) return Held("malformed answer: no \"held\"");
+  if (!it->is_boolean()) return Held("malformed answer: \"held\" is not a boolean");
+  if (!it->get<bool>()) {
+    MutexAnswer a;
+    a.held = false;
+    a.reason = "clear";
+    return a;
+  }
+  auto reason = doc.find("reason");
+  if (reason != doc.end() && reason->is_string() && !reason->get<std::string>().empty()) {
+    // Parsed JSON strings are valid UTF-8: keep them, only bounded.
+    return Held(BoundReason(reason->get<std::string>(), false));
+  }
+  return Held("held");
+}
+
+MutexAnswer InterpretEtcdMutex(const EtcdResult<EtcdTxnResult>& r, const std::string& prefix) {
+  if (!r.ok()) return Held(BoundReason(r.error().message, true));
+  const auto& responses = r->responses;
+  if (responses.size() != 2) return Held("malformed etcd answer: not two ranges");
+  const std::string mutex_key = prefix + "/mutex";
+  const std::string armed_key = prefix + "/armed";
+  for (const auto& kv : responses[1].kvs) {
+    if (kv.key != mutex_key) continue;
+    if (kv.value.empty()) return Held(mutex_key + " is set");
+    // A value that is valid UTF-8 is kept (bounded); raw bytes are not.
+    return Held(BoundReason(kv.value, !ValidUtf8(kv.value)));
+  }
+  bool armed = std::any_of(responses[0].kvs.begin(), responses[0].kvs.end(),
+                           [&](const EtcdKv& kv) { return kv.key == armed_key; });
+  if (!armed) {
+    return Held(BoundReason("etcd mutex not armed: " + armed_key + " is missing (etcdctl put " +
+                                armed_key + " yes)",
+                            true));
+  }
+  MutexAnswer a;
+  a.held = false;
+  a.reason = "clear";
+  return a;
+}
+
+void MutexClient::OnResponse(const HttpResponse& response) {
+  request_ = 0;
+  Answer(InterpretMutexResponse(response, is_file_));
+}
+
+void MutexClient::Answer(MutexAnswer answer) {
+  answer.at = Clock::now();
+  last_sent_ = sent_;
+  std::vector<Callback> waiters;
+  waiters.swap(waiters_);
+  if (!Record(answer)) return;
+  std::weak_ptr<bool> alive = alive_;
+  for (auto& done : waiters) {
+    if (done) done(answer);
+    auto still = alive.lock();
+    if (!still || !*still) return;
+  }
+}
+
+bool MutexClient::Record(const MutexAnswer& answer) {
+  bool changed = !last_ || last_->held != answer.held || last_->reason != answer.reason;
+  last_ = answer;
+  if (!changed || !on_change_) return true;
+  std::weak_ptr<bool> alive = alive_;
+  // A copy: the callback may replace on_change_.
+  Callback on_change = on_change_;
+  on_change(answer);
+  auto still = alive.lock();
+  return still && *still;
+}
+
+void MutexClient::Defer(std::function<void()> fn) {
+  deferred_.push_back(std::move(fn));
+  if (!ev_is_active(deferred_timer_.get())) {
+    ev_timer_set(deferred_timer_.get(), 0., 0.);
+    ev_timer_start(loop_, deferred_timer_.get());
+  }
+}
+
+void MutexClient::OnPoll(struct ev_loop* /*loop*/, ev_timer* w, int /*revents*/) {
+  static_cast<MutexClient*>(w->data)->Fetch();
+}
+
+void MutexClient::OnDeferred(struct ev_loop* /*loop*/, ev_timer* w, int /*revents*/) {
+  auto* self = static_cast<MutexClient*>(w->data);
+  std::vector<std::function<void()>> run;
+  run.swap(self->deferred_);
+  std::weak_ptr<bool> alive = self->alive_;
+  for (auto& fn : run) {
+    fn();
+    auto still = alive.lock();
+    if (!still || !*still) return;
+  }
+}
+
+}  // namespace warden

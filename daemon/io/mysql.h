@@ -1,0 +1,191 @@
+// MySQL/MariaDB access. Two halves:
+//
+//  * Worker threads: blocking C API calls on a connection that each worker
+//    keeps per [mysql] section and reuses, reconnecting after an error.
+//    Connect and read timeouts come from the section.
+//  * MysqlReads (loop thread): what checks and actions call. Queries,
+//    statements, pings and replica status are submitted to the WorkerPool
+//    on lane "mysql:<name>" and call back on the loop. SHOW GLOBAL STATUS
+//    and SHOW GLOBAL VARIABLES, the reads most checks share, run on the
+//    loop itself through libmariadb's non-blocking API, on one connection
+//    per section that a worker makes (mysql.cc, LoopConn). Reads of one
+//    kind on one connection asked for within `share_window` (100 ms) of
+//    each other are served by one snapshot.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "daemon/base/inline_function.h"
+#include "daemon/base/status.h"
+#include "daemon/base/units.h"
+
+namespace warden {
+
+class WorkerPool;
+
+// TLS to the server, with the mysql client's names (docs/behaviour.md).
+enum class SslMode { kDefault, kDisabled, kPreferred, kRequired, kVerifyCa, kVerifyIdentity };
+const char* SslModeName(SslMode mode);
+
+struct MysqlConnConfig {
+  std::string name;               // "" for [mysql]
+  std::string host;               // empty: use socket
+  int port = 3306;
+  std::string socket;
+  std::string user;
+  std::string password;           // read from password_file; never logged
+  std::string database;
+  // MariaDB's extra_port / MySQL's admin port: tried (over TCP, on `host`
+  // or 127.0.0.1 for a socket section) when the normal path refuses with
+  // "Too many connections" (ERROR 1040). 0: none.
+  int fallback_port = 0;
+  // kDefault: preferred over TCP, disabled on the unix socket.
+  SslMode ssl_mode = SslMode::kDefault;
+  std::string ssl_ca, ssl_capath, ssl_cert, ssl_key, tls_version;
+  SslMode EffectiveSslMode() const;
+  // Where each setting came from ("file:line" of the config or of the
+  // defaults_file), for wardenctl validate; not part of Key().
+  std::map<std::string, std::string> origin;
+  Duration connect_timeout{2000};
+  Duration query_timeout{5000};
+
+  std::string Describe() const;   // "[mysql replica_src] 10.0.0.5:3306" (no password)
+  std::string Key() const;        // changes when any setting changes
+};
+
+// The connect attribute program_name every connection sets ("wardend";
+// wardenctl sets its own), so that DBAs see who is connected. Before any
+// connection is made.
+void SetMysqlProgramName(std::string name);
+
+// A result set read by column name. NULL is nullopt.
+struct MysqlRows {
+  std::vector<std::string> columns;
+  std::vector<std::vector<std::optional<std::string>>> rows;
+  // Index of the column with this name (case-insensitive), or -1.
+  int Column(std::string_view name) const;
+};
+
+// One SHOW GLOBAL STATUS / SHOW GLOBAL VARIABLES snapshot: name -> value,
+// read-only once built. A snapshot of ~600 rows is taken for every share
+// window and read by the few checks due in it, so building one does no
+// work per row beyond keeping it: it holds the client library's stored
+// result as it is (no copy, no lower-casing, no sort), and a name is
+// compared only when a check asks for it. A check keeps a Hint (where its
+// name was), so its lookup in the next snapshot is one comparison of its
+// name with that row's, not a search. Names are matched case-insensitively
+// against a lower-case key; of several rows with the same name, the last.
+class MysqlMap {
+ public:
+  // A row: its name as the server sent it, and its value ("" for NULL).
+  using value_type = std::pair<std::string_view, std::string_view>;
+
+  MysqlMap() = default;
+  // The rows point into what the map keeps: moving keeps them valid.
+  MysqlMap(MysqlMap&&) = default;
+  MysqlMap& operator=(MysqlMap&&) = default;
+  MysqlMap(const MysqlMap&) = delete;
+  MysqlMap& operator=(const MysqlMap&) = delete;
+
+  // The value of `key` (lower case: "threads_running"), or nullopt.
+  std::optional<std::string_view> get(std::string_view key) const;
+  // Where a name was found and how the server spelt it, for finding it
+  // again in a later snapshot (one strcmp): a caller that looks up one
+  // name in every snapshot keeps one. The spelling is kept in place (56
+  // bytes in all, no allocation: the hint is read with whatever holds it,
+  // in one cache line). A name longer than kMaxName (none in SHOW GLOBAL
+  // STATUS, a few in SHOW GLOBAL VARIABLES) keeps only its row, which is
+  // then compared with the key case-insensitively.
+  struct Hint {
+    static constexpr size_t kMaxName = 51;
+    std::uint32_t index = UINT32_MAX;
+    char name[kMaxName + 1] = {};   // "" when not kept
+  };
+  // The same as get(key) (the caller keeps `key` the same for a hint),
+  // trying the hint's row first and updating the hint. `key` is read only
+  // when the hint's row is not the name (or it is too long to be kept):
+  // the usual lookup touches the hint and the snapshot, not the key.
+  std::optional<std::string_view> get(const std::string& key, Hint* hint) const;
+  size_t count(std::string_view key) const { return get(key) ? 1 : 0; }
+  size_t size() const { return rows_.size(); }
+  bool empty() const { return rows_.empty(); }
+  // Row `i` in the server's order.
+  value_type row(size_t i) const;
+  // When the snapshot reached the loop (set by the reader before sharing
+  // it): the time of every value in it, for rates and check results.
+  std::chrono::steady_clock::time_point taken{};
+
+  // Building (before the map is shared). AddRow: a row whose text (NUL-
+  // terminated; `value` may be null) lives as long as `keep`, which the
+  // map holds from Keep on: the reader's stored result. Add: a copy of
+  // the text, for rows that come from elsewhere.
+  void Reserve(size_t rows) { rows_.reserve(rows); }
+  void AddRow(const char* name, const char* value) { rows_.push_back({name, value}); }
+  void Keep(std::shared_ptr<const void> keep) { keep_.push_back(std::move(keep)); }
+  void Add(std::string_view name, std::string_view value);
+
+ private:
+  // Whether a row's name is `key` but for case.
+  static bool NameIs(const char* name, std::string_view key);
+  std::string_view Value(size_t i) const;   // "" for NULL
+
+  struct Row {
+    const char* name;
+    const char* value;   // null for NULL
+  };
+  std::vector<Row> rows_;
+  std::vector<std::shared_ptr<const void>> keep_;   // what rows_ point into
+};
+
+class MysqlReads {
+ public:
+  using Clock = std::chrono::steady_clock;
+  MysqlReads(WorkerPool& workers, std::map<std::string, MysqlConnConfig> connections);
+
+  // Loop thread only. Each callback runs on the loop thread exactly once:
+  // later, from a worker's completion, or before the call returns when the
+  // connection name is unknown or a shared read is served from the window.
+  // Errors carry the server's message and number ("ERROR 1045 (28000):
+  // Access denied ..."); a failed connect says "cannot connect to
+  // <Describe()>: ..."; client-side failures (lost connection, read
+  // timeout) are prefixed with Describe(). A job that could not start
+  // within connect_timeout + query_timeout (workers busy) is the error
+  // "not started within Ns: all workers busy".
+  void Query(const std::string& connection, const std::string& sql,
+             std::function<void(Expected<MysqlRows>)> done);
+  // Runs statements one after another, stopping at the first error.
+  void Execute(const std::string& connection, std::vector<std::string> statements,
+               std::function<void(Status)> done);
+  // Round trip of mysql_ping in ms (connects first if needed).
+  void Ping(const std::string& connection, std::function<void(Expected<double>)> done);
+  // A shared read's completion: one is queued per check due in a window,
+  // kept in place (no allocation) when its capture fits 48 bytes.
+  template <typename T>
+  using SharedDone = InlineFunction<void(const Expected<std::shared_ptr<const T>>&)>;
+  void GlobalStatus(const std::string& connection, SharedDone<MysqlMap> done);
+  void GlobalVariables(const std::string& connection, SharedDone<MysqlMap> done);
+  // SHOW REPLICA STATUS, falling back to SHOW SLAVE STATUS on a syntax
+  // error (1064: MySQL < 8.0.22, MariaDB < 10.5); on MariaDB the ALL form
+  // (SHOW ALL REPLICAS STATUS / SHOW ALL SLAVES STATUS), so that every
+  // multi-source connection is listed with its Connection_name. An empty
+  // result is an error "not a replica: <statement> returned no rows".
+  void ReplicaStatus(const std::string& connection, SharedDone<MysqlRows> done);
+
+  const MysqlConnConfig* Find(const std::string& connection) const;
+  Duration share_window{100};
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace warden
