@@ -1,6 +1,8 @@
 """docs: references hold. The documentation (README.md and docs/*.md) is
 checked against the code, for what a machine can check:
 
+- every key in the key tables of docs/configuration.md is asked for by the
+  code (a string literal in daemon/, checks/ or actions/);
 - every event named in docs/events.md (its `### \`family.what\`` headings)
   is emitted by the code (an `Emit("family.what"` in daemon/, checks/ or
   actions/), and every event the code emits is named there; every field
@@ -205,6 +207,26 @@ class EventsTest(unittest.TestCase):
                     unknown.add("%s.%s" % (event, field))
         self.assertEqual(sorted(unknown), [], "fields listed in docs/events.md that no code "
                          "writes")
+
+
+class KeysTest(unittest.TestCase):
+    def test_every_key_in_the_configuration_reference_is_read_by_the_code(self):
+        """The first column of every `| key | default | meaning |` table of
+        docs/configuration.md names keys the config code asks for."""
+        code = "\n".join(read(f) for f in code_files())
+        keys = set()
+        in_key_table = False
+        for line in read("docs/configuration.md").splitlines():
+            if line.startswith("| key |"):
+                in_key_table = True
+                continue
+            if not line.startswith("|"):
+                in_key_table = False
+            if in_key_table:
+                keys |= set(re.findall(r"`([a-z_]+)`", line.split("|")[1]))
+        self.assertGreater(len(keys), 50, "hardly any keys found in docs/configuration.md")
+        unknown = sorted(k for k in keys if '"%s"' % k not in code)
+        self.assertEqual(unknown, [], "keys in docs/configuration.md that no code reads")
 
 
 @unittest.skipUnless(WARDENCTL, "WARDENCTL is not set")
