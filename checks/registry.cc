@@ -15,7 +15,7 @@
 namespace warden {
 
 const std::vector<CheckType>& CheckTypes() {
-  // One line per type, in the order of DESIGN.md's table.
+  // One line per type, in the order of docs/configuration.md's table.
   // clang-format off
   static const std::vector<CheckType> types = {
       kMysqlPingCheckType,

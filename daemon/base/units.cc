@@ -93,6 +93,7 @@ Expected<std::uint64_t> ParseSize(std::string_view text) {
 
 Expected<double> ParsePercent(std::string_view text) {
   text = Trim(text);
+  if (text == "0") return 0.0;  // like a duration's bare 0: "none" needs no unit
   if (text.empty() || text.back() != '%') {
     return Expected<double>::Error("'" + std::string(text) + "' is not a percentage (e.g. 10%)");
   }

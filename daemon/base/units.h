@@ -18,7 +18,7 @@ using Duration = std::chrono::milliseconds;
 Expected<Duration> ParseDuration(std::string_view text);
 // "64KB", "256MB", "1GB", "512B" (powers of 1024). A unit is required.
 Expected<std::uint64_t> ParseSize(std::string_view text);
-// "10%" -> 0.10; a number in [0, 100] followed by %.
+// "10%" -> 0.10; a number in [0, 100] followed by %. "0" alone is 0%.
 Expected<double> ParsePercent(std::string_view text);
 // "yes"/"no"/"true"/"false"/"on"/"off"/"1"/"0".
 Expected<bool> ParseBool(std::string_view text);

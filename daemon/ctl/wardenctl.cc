@@ -2,7 +2,7 @@
 // other command is one request to wardend's control socket
 // (daemon/control/control.h), whose reply it prints.
 //
-// Exit codes (DESIGN.md "wardenctl"): 0 done / ok, 1 the daemon said no (or
+// Exit codes (docs/control.md, "wardenctl"): 0 done / ok, 1 the daemon said no (or
 // the check is not ok, the action failed, the reload was refused), 2 usage,
 // 3 the daemon cannot be reached.
 #include <poll.h>

@@ -1,7 +1,7 @@
 // Thresholds, trip and recover for one check. Pure logic, no I/O, no clock
 // of its own: the scheduler feeds it results and the time.
 //
-// Rules (also in docs/checks.md):
+// Rules (also in docs/behaviour.md, "Evaluation"):
 //  * Each result is classified: error (the check failed, or the value could
 //    not be compared), crit (crit matches), warn (warn matches), else ok.
 //  * Bad results are counted over a window of the last M results since the

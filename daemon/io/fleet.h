@@ -2,7 +2,7 @@
 // chain) inside a job at once, and one switch (the fleet mutex) that stops
 // every host from taking a slot.
 //
-// Keys (DESIGN.md "etcd (mutex backend and fleet slots)"): group G with
+// Keys (docs/mutex.md, "Keys" and "Fleet slots"): group G with
 // capacity N uses <prefix>/slots/G/0 … N-1, each holding
 // {"host":…,"job":…,"since":…}. The fleet mutex is <prefix>/mutex.
 //

@@ -1,4 +1,4 @@
-// The fleet-wide mutex over HTTP (DESIGN.md "Mutex protocol (HTTP)"): GET
+// The fleet-wide mutex over HTTP (docs/mutex.md, "HTTP protocol"): GET
 // <url> with `X-Warden-Host: <host_id>` (and `Authorization: Bearer <token>`
 // when a token is configured).
 //
@@ -11,7 +11,7 @@
 // bytes) and free of control characters; a clear answer's reason is "clear"
 // ("mutex off" with mode = off, which never does any I/O).
 //
-// backend = etcd (mode kEtcd, DESIGN.md "etcd"): each fetch is ONE txn with
+// backend = etcd (mode kEtcd, docs/mutex.md, "etcd backend"): each fetch is ONE txn with
 // two linearizable range ops, <prefix>/armed and <prefix>/mutex, through
 // EtcdClient (daemon/io/etcd_client.h: endpoints, failover, TLS, cluster_id).
 // Held while <prefix>/mutex exists, its value the reason (bounded as above;

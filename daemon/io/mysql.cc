@@ -1061,7 +1061,7 @@ void SharedReadOf(const std::shared_ptr<ReadsState>& impl,
   }
   // Served from the last read while it is younger than 90% of the window:
   // checks on the next 100 ms tick of the run grid get a fresh one even
-  // when the tick's timer fires a millisecond early (DESIGN: checks due
+  // when the tick's timer fires a millisecond early (docs/behaviour.md, "Sharing window": checks due
   // within the same window share a read, not those of the next one).
   Clock::time_point now = Clock::now();
   if (shared->last && now - shared->started < window * 9 / 10) {

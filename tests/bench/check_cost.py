@@ -39,7 +39,7 @@ TICK = os.sysconf("SC_CLK_TCK")
 WARMUP = 2.0
 
 BASE = base_config("bench", workers=4, level="warn", jitter="100%", mysql=True, mutex_off=True)
-# The shipped default (DESIGN: jitter = 10%): a second's first runs fall on
+# The shipped default (jitter = 10%, etc/warden.ini): a second's first runs fall on
 # two consecutive ticks of the 100 ms grid, so N checks share two reads a
 # second, not ten. The floor's match is two windows of 500 ms.
 BASE_DEFAULT = base_config("bench", workers=4, level="warn", jitter="10%", mysql=True,

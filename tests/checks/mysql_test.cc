@@ -1,5 +1,6 @@
 // MysqlReads and the mysql_* checks against a real MariaDB started by the
-// test in a temporary directory (see TOOLCHAIN.md), plus the replica status
+// test in a temporary directory (mariadb-install-db, as scripts/mariadb-sandbox
+// does), plus the replica status
 // normalization on rows shaped like each server version's.
 #include "daemon/io/mysql.h"
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A mutex server for tests (DESIGN.md "Mutex protocol (HTTP)").
+"""A mutex server for tests (docs/mutex.md, "HTTP protocol").
 
     mutex_server.py CONTROL_FILE LOG_FILE [CERT_PEM KEY_PEM]
 

@@ -1,6 +1,6 @@
 """fluentd delivery end to end: wardend ships its events to a forward-protocol
 receiver (tests/fluentd/receiver.cc, a msgpack-cxx decoder) through every
-fault in issue 4, and every event of events.jsonl arrives, in seq order."""
+fault of docs/fluentd.md, and every event of events.jsonl arrives, in seq order."""
 
 import calendar
 import json

@@ -1,4 +1,4 @@
-"""fluentd down for minutes (issue 4): checks keep emitting events for about
+"""fluentd down for minutes: checks keep emitting events for about
 2.5 minutes while nothing listens, the reconnect backoff climbs to its 30 s
 cap, and once the receiver is back every event arrives at least once, in
 seq order on every connection, with no gap. Its own file so that CTest runs

@@ -1,4 +1,4 @@
-"""Hostile control-socket clients (issue 8): random bytes, a 10 MB line, 500
+"""Hostile control-socket clients: random bytes, a 10 MB line, 500
 connections at once, clients that send requests and never read the replies.
 The daemon keeps serving everyone else, keeps its cadence, and its memory
 stays flat."""

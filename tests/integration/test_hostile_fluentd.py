@@ -1,4 +1,4 @@
-"""A hostile fluentd (issue 8): one that acks with a wrong chunk id, one that
+"""A hostile fluentd: one that acks with a wrong chunk id, one that
 answers garbage. Neither is taken for an ack: the sender reconnects and
 resends, nothing is marked delivered, and once a good receiver is back on
 the same port every event of events.jsonl arrives. The loop keeps its

@@ -1,4 +1,4 @@
-"""Hostile mutex servers (issue 8): slow, drip-feeding, 100 MB answers, not
+"""Hostile mutex servers: slow, drip-feeding, 100 MB answers, not
 JSON, "held": "false", a 302, TLS errors. Every one blocks the action with a
 reason that names the answer; none stalls the loop (a 1 s check keeps its
 cadence, wardenctl status answers at once) and wardend's memory stays flat."""

@@ -1,4 +1,4 @@
-"""Hostile MySQL peers (issue 8): one sends a malformed handshake, one closes
+"""Hostile MySQL peers: one sends a malformed handshake, one closes
 the connection in the middle of a result set (for a query on a worker and
 for the shared variables read on the loop) and answers SHOW GLOBAL STATUS
 with no result set. Each check on them is in

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The soak (issue 8; README "Soak"): wardend, built with AddressSanitizer +
+"""The soak (docs/performance.md, "Soak"): wardend, built with AddressSanitizer +
 LeakSanitizer (WARDEN_SANITIZE), runs SOAK_MINUTES (default 10) against a
 private MariaDB with 200 checks every second (mysql_status, mysql_variable,
 mysql_query, tcp, process, disk) while 10 checks trip and recover every few

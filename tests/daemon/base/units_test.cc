@@ -37,6 +37,8 @@ TEST_CASE("percent, bool, integer", "[units]") {
   CHECK(*ParsePercent("10%") == Approx(0.10));
   CHECK(*ParsePercent("0%") == 0);
   CHECK_FALSE(ParsePercent("10").ok());
+  CHECK_FALSE(ParsePercent("100").ok());
+  CHECK_FALSE(ParsePercent("0.5").ok());
   CHECK_FALSE(ParsePercent("101%").ok());
   CHECK(*ParseBool("yes"));
   CHECK_FALSE(*ParseBool("No"));
@@ -44,6 +46,15 @@ TEST_CASE("percent, bool, integer", "[units]") {
   CHECK(*ParseInteger("42", 1, 64) == 42);
   CHECK_FALSE(ParseInteger("65", 1, 64).ok());
   CHECK_FALSE(ParseInteger("4x", 1, 64).ok());
+}
+
+TEST_CASE("a bare 0 is 0%, as for durations (jitter = 0)", "[units]") {
+  auto zero = ParsePercent("0");
+  REQUIRE(zero.ok());
+  CHECK(*zero == 0);
+  CHECK(*ParsePercent(" 0 ") == 0);
+  CHECK_FALSE(ParsePercent("00").ok());
+  CHECK_FALSE(ParsePercent("0.0").ok());
 }
 
 TEST_CASE("thresholds compare numbers and words", "[units]") {

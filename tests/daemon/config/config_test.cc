@@ -331,6 +331,16 @@ TEST_CASE("checks get defaults from [daemon]", "[config]") {
   CHECK(l.config->mutex.url == "http://127.0.0.1:1/m");
 }
 
+TEST_CASE("jitter = 0 is 0%, the way the samples write it for tests", "[config]") {
+  TempDir dir;
+  Loaded l = Load(dir, "[daemon]\njitter = 0\n[mutex]\nmode = off\n");
+  INFO(l.All());
+  REQUIRE(l.config);
+  CHECK(l.config->daemon.jitter == 0);
+  Loaded bare = Load(dir, "[daemon]\njitter = 10\n[mutex]\nmode = off\n", "b.ini");
+  CHECK(bare.Has("jitter: '10' is not a percentage"));
+}
+
 TEST_CASE("mutex settings", "[config]") {
   TempDir dir;
   Loaded both = Load(dir, "[mutex]\nmode = off\nurl = http://x/\n");
