@@ -128,90 +128,75 @@ ControlCommands::~ControlCommands() = default;
 
 void ControlCommands::Handle(const json& request, const Peer& peer, Access access,
                              ControlServer::Reply reply) {
-  const std::string cmd = request.value("cmd", "");
-  const bool reading = cmd == "status" || cmd == "events" || cmd == "ping";
-  const bool known = reading || cmd == "check" || cmd == "run" || cmd == "pause" ||
-                     cmd == "unpause" || cmd == "reload" || cmd == "resume";
-  if (!known) {
-    reply(Error("unknown command '" + cmd + "'"));
-    return;
+  Dispatch(*this, request, peer, access, std::move(reply));
+}
+
+void ControlCommands::Ping(const CommandRequest&, ControlServer::Reply reply) {
+  reply({{"ok", true}, {"version", kVersion}});
+}
+
+void ControlCommands::Status(const CommandRequest&, ControlServer::Reply reply) {
+  reply(StatusJson());
+}
+
+void ControlCommands::Events(const CommandRequest& r, ControlServer::Reply reply) {
+  const std::int64_t n = std::min<std::int64_t>(r.Count("n").value_or(20), 10000);
+  json events = json::array();
+  for (const auto& line : LastLines(d_.config_->EventsPath(), static_cast<size_t>(n))) {
+    json e = json::parse(line, nullptr, false);
+    if (!e.is_discarded()) events.push_back(std::move(e));
   }
-  if (!reading && access != Access::kAdmin) {
-    reply(Error("permission denied: '" + cmd + "' changes the host; only root or the daemon's "
-                "user may do that (you are " + peer.Describe() + ", allowed to read status)"));
-    return;
-  }
-  auto text = [&](const char* key) -> std::optional<std::string> {
-    auto it = request.find(key);
-    if (it == request.end() || !it->is_string()) return std::nullopt;
-    return it->get<std::string>();
-  };
-  auto flag = [&](const char* key) {
-    auto it = request.find(key);
-    return it != request.end() && it->is_boolean() && it->get<bool>();
-  };
-  if (cmd == "ping") {
-    reply({{"ok", true}, {"version", kVersion}});
-  } else if (cmd == "status") {
-    reply(Status());
-  } else if (cmd == "events") {
-    std::int64_t n = 20;
-    auto it = request.find("n");
-    if (it != request.end()) {
-      if (!it->is_number_integer() || it->get<std::int64_t>() < 0) {
-        reply(Error("events: n must be a non-negative integer"));
-        return;
-      }
-      n = std::min<std::int64_t>(it->get<std::int64_t>(), 10000);
-    }
-    Events(n, std::move(reply));
-  } else if (cmd == "check") {
-    auto name = text("name");
-    if (!name || name->empty()) {
-      reply(Error("check: a check name is needed"));
-      return;
-    }
-    Check(*name, std::move(reply));
-  } else if (cmd == "run") {
-    auto name = text("name");
-    if (!name || name->empty()) {
-      reply(Error("run: an action or job name is needed"));
-      return;
-    }
-    spdlog::info("wardenctl run {}{}{} by {}", *name, flag("dry_run") ? " --dry-run" : "",
-                 flag("wait") ? " --wait" : "", peer.Describe());
-    Run(*name, flag("dry_run"), flag("wait"), std::move(reply));
-  } else if (cmd == "pause") {
-    auto reason = text("reason");
-    if (!reason || reason->find_first_not_of(" \t") == std::string::npos) {
-      reply(Error("pause: a reason is needed (--reason TEXT)"));
-      return;
-    }
-    if (reason->size() > 1024) {
-      // On a character boundary: the reason goes into state.json and
-      // events, whose JSON must stay valid UTF-8.
-      size_t end = 1024;
-      while (end > 0 && (static_cast<unsigned char>((*reason)[end]) & 0xC0) == 0x80) --end;
-      reason->resize(end);
-    }
-    // Answered once the state file holds the pause (or could not).
-    d_.SetPaused(true, *reason, peer.Describe(), [reply, r = *reason](bool saved) {
-      reply({{"ok", true}, {"paused", true}, {"reason", r}, {"persisted", saved}});
-    });
-  } else if (cmd == "unpause") {
-    bool was = d_.guard_->paused();
-    d_.SetPaused(false, "", peer.Describe(), [reply, was](bool saved) {
-      reply({{"ok", true}, {"paused", false}, {"was_paused", was}, {"persisted", saved}});
-    });
-  } else if (cmd == "resume") {
-    d_.jobs_->Resume(peer.Describe(), std::move(reply));
-  } else if (cmd == "reload") {
-    spdlog::info("reload requested by {}", peer.Describe());
-    reply(d_.Reload("wardenctl"));
+  reply({{"ok", true}, {"events", std::move(events)}});
+}
+
+void ControlCommands::Run(const CommandRequest& r, ControlServer::Reply reply) {
+  const std::string name = r.Text("name");
+  const bool dry_run = r.Flag("dry_run"), wait = r.Flag("wait");
+  spdlog::info("wardenctl run {}{}{} by {}", name, dry_run ? " --dry-run" : "",
+               wait ? " --wait" : "", r.peer.Describe());
+  if (d_.config_->FindJob(name)) {
+    RunJob(name, dry_run, wait, std::move(reply));
+  } else {
+    RunAction(name, dry_run, wait, std::move(reply));
   }
 }
 
-json ControlCommands::Status() const {
+void ControlCommands::Pause(const CommandRequest& r, ControlServer::Reply reply) {
+  std::string reason = r.Text("reason");
+  if (reason.find_first_not_of(" \t") == std::string::npos) {
+    reply(Error("pause: a reason is needed (--reason TEXT)"));
+    return;
+  }
+  if (reason.size() > 1024) {
+    // On a character boundary: the reason goes into state.json and
+    // events, whose JSON must stay valid UTF-8.
+    size_t end = 1024;
+    while (end > 0 && (static_cast<unsigned char>(reason[end]) & 0xC0) == 0x80) --end;
+    reason.resize(end);
+  }
+  // Answered once the state file holds the pause (or could not).
+  d_.SetPaused(true, reason, r.peer.Describe(), [reply, reason](bool saved) {
+    reply({{"ok", true}, {"paused", true}, {"reason", reason}, {"persisted", saved}});
+  });
+}
+
+void ControlCommands::Unpause(const CommandRequest& r, ControlServer::Reply reply) {
+  bool was = d_.guard_->paused();
+  d_.SetPaused(false, "", r.peer.Describe(), [reply, was](bool saved) {
+    reply({{"ok", true}, {"paused", false}, {"was_paused", was}, {"persisted", saved}});
+  });
+}
+
+void ControlCommands::Resume(const CommandRequest& r, ControlServer::Reply reply) {
+  d_.jobs_->Resume(r.peer.Describe(), std::move(reply));
+}
+
+void ControlCommands::Reload(const CommandRequest& r, ControlServer::Reply reply) {
+  spdlog::info("reload requested by {}", r.peer.Describe());
+  reply(d_.Reload("wardenctl"));
+}
+
+json ControlCommands::StatusJson() const {
   const Config& c = *d_.config_;
   json j = json::object();
   j["ok"] = true;
@@ -303,16 +288,8 @@ json ControlCommands::Status() const {
   return j;
 }
 
-void ControlCommands::Events(std::int64_t n, ControlServer::Reply reply) {
-  json events = json::array();
-  for (const auto& line : LastLines(d_.config_->EventsPath(), static_cast<size_t>(n))) {
-    json e = json::parse(line, nullptr, false);
-    if (!e.is_discarded()) events.push_back(std::move(e));
-  }
-  reply({{"ok", true}, {"events", std::move(events)}});
-}
-
-void ControlCommands::Check(const std::string& name, ControlServer::Reply reply) {
+void ControlCommands::Check(const CommandRequest& r, ControlServer::Reply reply) {
+  const std::string name = r.Text("name");
   if (!d_.config_->FindCheck(name)) {
     reply(Error("no check named '" + name + "'"));
     return;
@@ -336,13 +313,9 @@ void ControlCommands::Check(const std::string& name, ControlServer::Reply reply)
   if (!ok) reply(Error("check " + name + " cannot run now (wardend is stopping)"));
 }
 
-void ControlCommands::Run(const std::string& name, bool dry_run, bool wait,
-                          ControlServer::Reply reply) {
+void ControlCommands::RunAction(const std::string& name, bool dry_run, bool wait,
+                                ControlServer::Reply reply) {
   std::shared_ptr<const Config> config = d_.config_;
-  if (config->FindJob(name)) {
-    RunJob(name, dry_run, wait, std::move(reply));
-    return;
-  }
   const ActionConfig* a = config->FindAction(name);
   if (!a) {
     reply(Error("no action or job named '" + name + "'"));

@@ -1,16 +1,8 @@
-// What the control socket's requests do (daemon/control/control.h carries them).
-// One object per daemon; it reads the daemon's services directly (friend
-// of Daemon) and always uses the current config snapshot.
-//
-// Commands ("cmd") and who may use them:
-//   status                      read   checks, pause, halt, mutex, events, jobs
-//   events {"n": N}             read   the latest N (default 20, at most 10000) events
-//   check {"name"}              admin  runs a check now (its result counts like any run)
-//   run {"name","dry_run","wait"} admin an action through the guard, trigger "ctl", or
-//                                      a job onto the queue (dry_run: its plan)
-//   resume                      admin  clears the queue's halt (daemon/jobs/jobs.h)
-//   pause {"reason"} / unpause  admin  host-local kill switch, persisted at once
-//   reload                      admin  re-reads the config (Daemon::Reload)
+// What wardend answers on the control socket: the daemon's side of the
+// command table (daemon/control/command_table.h, which also says who may
+// use each command and checks the requests' members before they get
+// here; the protocol is in docs/control.md). One object per daemon; it
+// always uses the current config snapshot.
 //
 // Threads: loop thread only.
 #pragma once
@@ -22,33 +14,43 @@
 
 #include <nlohmann/json.hpp>
 
+#include "daemon/control/command_table.h"
 #include "daemon/control/control.h"
 
 namespace warden {
 
 class Daemon;
 
-class ControlCommands {
+class ControlCommands final : public CommandTarget {
  public:
   explicit ControlCommands(Daemon& daemon);
-  ~ControlCommands();
+  ~ControlCommands() override;
   ControlCommands(const ControlCommands&) = delete;
   ControlCommands& operator=(const ControlCommands&) = delete;
 
-  // The ControlServer handler.
+  // The ControlServer handler: Dispatch through the command table.
   void Handle(const nlohmann::json& request, const Peer& peer, Access access,
               ControlServer::Reply reply);
   // Fed every event (EventLog subscriber): resolves pending `run` requests.
   void OnEvent(const nlohmann::json& event);
 
-  // Building blocks, public for tests.
-  nlohmann::json Status() const;
+  // `status`'s answer.
+  nlohmann::json StatusJson() const;
+
+  // CommandTarget.
+  void Ping(const CommandRequest& r, ControlServer::Reply reply) override;
+  void Status(const CommandRequest& r, ControlServer::Reply reply) override;
+  void Events(const CommandRequest& r, ControlServer::Reply reply) override;
+  void Check(const CommandRequest& r, ControlServer::Reply reply) override;
+  void Run(const CommandRequest& r, ControlServer::Reply reply) override;
+  void Pause(const CommandRequest& r, ControlServer::Reply reply) override;
+  void Unpause(const CommandRequest& r, ControlServer::Reply reply) override;
+  void Resume(const CommandRequest& r, ControlServer::Reply reply) override;
+  void Reload(const CommandRequest& r, ControlServer::Reply reply) override;
 
  private:
-  void Check(const std::string& name, ControlServer::Reply reply);
-  void Run(const std::string& name, bool dry_run, bool wait, ControlServer::Reply reply);
+  void RunAction(const std::string& name, bool dry_run, bool wait, ControlServer::Reply reply);
   void RunJob(const std::string& name, bool dry_run, bool wait, ControlServer::Reply reply);
-  void Events(std::int64_t n, ControlServer::Reply reply);
 
   struct PendingRun {
     bool wait = false;

@@ -23,6 +23,7 @@
 
 #include "daemon/base/ini.h"
 #include "daemon/config/config.h"
+#include "daemon/control/command_table.h"
 #include "daemon/control/fleet_ctl.h"
 #include "daemon/control/grants.h"
 #include "daemon/io/mysql.h"
@@ -38,29 +39,7 @@ constexpr int kExitUsage = 2;
 constexpr int kExitUnreachable = 3;
 constexpr const char* kDefaultConfig = "/etc/warden/warden.ini";
 
-void Usage(std::FILE* out) {
-  std::fprintf(out,
-               "usage: wardenctl [-c FILE | -s SOCKET] COMMAND [ARGS]\n"
-               "commands:\n"
-               "  validate [--grants]          parse and check the config without a daemon\n"
-               "                               (--grants: connect and report missing MySQL privileges)\n"
-               "  status [--json]              checks, jobs, pause, halt, mutex, events\n"
-               "  check NAME                   run one check now (exit 0 ok, 1 otherwise)\n"
-               "  run NAME [--dry-run] [--wait]  run an action through the guard, or queue a job\n"
-               "                               (--dry-run: what would run; --wait: its result)\n"
-               "  resume                       clear the halt a failed or interrupted job left\n"
-               "  fleet status | halt --reason TEXT | clear | release GROUP HOST\n"
-               "                               the fleet mutex and slots on etcd\n"
-               "  pause --reason TEXT          stop all actions on this host (persisted)\n"
-               "  unpause                      let actions run again\n"
-               "  reload                       re-read the config (the running one stays on error)\n"
-               "  events [-n N]                the latest N events (default 20)\n"
-               "  version                      print the version\n"
-               "options:\n"
-               "  -c FILE      config file (default /etc/warden/warden.ini); its [control] socket\n"
-               "  -s SOCKET    the daemon's control socket (instead of reading the config)\n"
-               "exit: 0 ok, 1 refused/failed/not ok, 2 usage, 3 daemon not reachable\n");
-}
+void Usage(std::FILE* out) { std::fputs(warden::UsageText().c_str(), out); }
 
 int UsageError(const std::string& message) {
   std::fprintf(stderr, "wardenctl: %s\n", message.c_str());
@@ -482,61 +461,30 @@ int main(int argc, char** argv) {
   std::string config_path = kDefaultConfig;
   bool config_given = false;
   std::string socket_path;
-  bool as_json = false, dry_run = false, wait = false, grants = false;
-  std::optional<std::string> reason;
-  std::optional<long> count;
+  // The global options, anywhere; the rest is the command's, parsed by its
+  // row of the command table (daemon/control/command_table.h).
   std::vector<std::string> words;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    auto value = [&](const char* what) -> std::optional<std::string> {
-      if (i + 1 >= argc) return std::nullopt;
-      (void)what;
-      return std::string(argv[++i]);
-    };
-    if (a == "-c" || a == "--config") {
-      auto v = value("FILE");
-      if (!v) return UsageError(a + " needs a FILE");
-      config_path = *v;
-      config_given = true;
-    } else if (a == "-s" || a == "--socket") {
-      auto v = value("SOCKET");
-      if (!v) return UsageError(a + " needs a SOCKET");
-      socket_path = *v;
+    if (a == "-c" || a == "--config" || a == "-s" || a == "--socket") {
+      const bool config = a == "-c" || a == "--config";
+      if (i + 1 >= argc) return UsageError(a + (config ? " needs a FILE" : " needs a SOCKET"));
+      (config ? config_path : socket_path) = argv[++i];
+      config_given = config_given || config;
     } else if (a == "-h" || a == "--help") {
       Usage(stdout);
       return 0;
-    } else if (a == "--json") {
-      as_json = true;
-    } else if (a == "--dry-run") {
-      dry_run = true;
-    } else if (a == "--wait") {
-      wait = true;
-    } else if (a == "--grants") {
-      grants = true;
-    } else if (a == "--reason") {
-      auto v = value("TEXT");
-      if (!v) return UsageError("--reason needs a TEXT");
-      reason = *v;
-    } else if (a == "-n") {
-      auto v = value("N");
-      char* end = nullptr;
-      long n = v ? std::strtol(v->c_str(), &end, 10) : -1;
-      if (!v || v->empty() || *end != '\0' || n < 0) return UsageError("-n needs a number >= 0");
-      count = n;
-    } else if (!a.empty() && a[0] == '-') {
-      return UsageError("unknown option '" + a + "'");
     } else {
-      words.push_back(a);
+      words.push_back(std::move(a));
     }
   }
-  if (words.empty()) return UsageError("no command");
-  const std::string cmd = words[0];
-  auto args_are = [&](size_t n) { return words.size() == n; };
-  // Which options each command takes.
-  bool bad_option = (as_json && cmd != "status") || ((dry_run || wait) && cmd != "run") ||
-                    (reason && cmd != "pause" && cmd != "fleet") || (count && cmd != "events") ||
-                    (grants && cmd != "validate");
-  if (bad_option) return UsageError("an option does not apply to '" + cmd + "'");
+  auto parsed = warden::ParseCommandLine(words);
+  if (!parsed) return UsageError(parsed.error());
+  const warden::CommandSpec& spec = *parsed->spec;
+  const std::string cmd = spec.name;
+  json request = parsed->request;
+  const bool as_json = parsed->local.value("json", false);
+  const bool dry_run = request.value("dry_run", false);
 
   if (cmd == "fleet") {
     // Talks to etcd, not to the daemon: the config names the endpoints.
@@ -550,41 +498,19 @@ int main(int argc, char** argv) {
                    diag.errors().size());
       return kExitNo;
     }
-    return warden::RunFleetCommand(*config, {words.begin() + 1, words.end()}, reason);
+    std::optional<std::string> reason;
+    if (request.contains("reason")) reason = request["reason"].get<std::string>();
+    return warden::RunFleetCommand(*config, request["args"].get<std::vector<std::string>>(),
+                                   reason);
   }
-  if (cmd == "validate") {
-    if (!args_are(1)) return UsageError("validate takes no arguments but --grants");
-    return Validate(config_path, grants);
-  }
+  if (cmd == "validate") return Validate(config_path, request.value("grants", false));
   if (cmd == "version") {
-    if (!args_are(1)) return UsageError("version takes no arguments");
     std::printf("wardenctl %s\n", warden::kVersion);
     return 0;
   }
-
-  json request = {{"cmd", cmd}};
-  int timeout_ms = 60'000;
-  if (cmd == "status" || cmd == "unpause" || cmd == "reload" || cmd == "resume") {
-    if (!args_are(1)) return UsageError(cmd + " takes no arguments");
-  } else if (cmd == "events") {
-    if (!args_are(1)) return UsageError("events takes no arguments but -n N");
-    request["n"] = count.value_or(20);
-  } else if (cmd == "check") {
-    if (!args_are(2)) return UsageError("usage: check NAME");
-    request["name"] = words[1];
-    timeout_ms = 10 * 60'000;
-  } else if (cmd == "run") {
-    if (!args_are(2)) return UsageError("usage: run NAME [--dry-run] [--wait]");
-    request["name"] = words[1];
-    request["dry_run"] = dry_run;
-    request["wait"] = wait;
-    if (wait && !dry_run) timeout_ms = 0;  // as long as the action or job takes
-  } else if (cmd == "pause") {
-    if (!args_are(1)) return UsageError("usage: pause --reason TEXT");
-    if (!reason || reason->empty()) return UsageError("pause needs --reason TEXT");
-    request["reason"] = *reason;
-  } else {
-    return UsageError("unknown command '" + cmd + "'");
+  int timeout_ms = spec.timeout_ms;
+  if (cmd == "run" && request.value("wait", false) && !dry_run) {
+    timeout_ms = 0;   // as long as the action or job takes
   }
 
   if (socket_path.empty()) {

@@ -1,0 +1,294 @@
+#include "daemon/control/command_table.h"
+
+#include <cstdlib>
+
+namespace warden {
+
+using nlohmann::json;
+using Kind = CommandParam::Kind;
+
+std::string CommandRequest::Text(const char* key) const {
+  auto it = args.find(key);
+  return it != args.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+bool CommandRequest::Flag(const char* key) const {
+  auto it = args.find(key);
+  return it != args.end() && it->is_boolean() && it->get<bool>();
+}
+
+std::optional<std::int64_t> CommandRequest::Count(const char* key) const {
+  auto it = args.find(key);
+  if (it == args.end() || !it->is_number_integer()) return std::nullopt;
+  return it->get<std::int64_t>();
+}
+
+const std::vector<CommandSpec>& CommandTable() {
+  static const std::vector<CommandSpec> table = {
+      {"validate", Access::kRead, "parse and check the config without a daemon",
+       {{Kind::kFlag, "--grants", "grants", "", false,
+         "connect and report missing MySQL privileges"}},
+       nullptr, 0, "(--grants: connect and report missing MySQL privileges)"},
+      {"status", Access::kRead, "checks, jobs, pause, halt, mutex, events",
+       {{Kind::kFlag, "--json", "json", "", false, "the daemon's answer as JSON", true}},
+       &CommandTarget::Status, 60'000, ""},
+      {"check", Access::kAdmin, "run one check now (exit 0 ok, 1 otherwise)",
+       {{Kind::kName, "", "name", "NAME", true, "the check"}},
+       &CommandTarget::Check, 10 * 60'000, ""},
+      {"run", Access::kAdmin, "run an action through the guard, or queue a job",
+       {{Kind::kName, "", "name", "NAME", true, "the action or job"},
+        {Kind::kFlag, "--dry-run", "dry_run", "", false, "what would run"},
+        {Kind::kFlag, "--wait", "wait", "", false, "its result"}},
+       &CommandTarget::Run, 60'000, "(--dry-run: what would run; --wait: its result)"},
+      {"resume", Access::kAdmin, "clear the halt a failed or interrupted job left", {},
+       &CommandTarget::Resume, 60'000, ""},
+      {"fleet", Access::kRead, "the fleet mutex and slots on etcd",
+       {{Kind::kWords, "", "args", "status | halt --reason TEXT | clear | release GROUP HOST",
+         true, ""},
+        {Kind::kText, "--reason", "reason", "TEXT", false, ""}},
+       nullptr, 0, ""},
+      {"pause", Access::kAdmin, "stop all actions on this host (persisted)",
+       {{Kind::kText, "--reason", "reason", "TEXT", true, "why, for whoever finds it paused"}},
+       &CommandTarget::Pause, 60'000, ""},
+      {"unpause", Access::kAdmin, "let actions run again", {}, &CommandTarget::Unpause, 60'000,
+       ""},
+      {"reload", Access::kAdmin, "re-read the config (the running one stays on error)", {},
+       &CommandTarget::Reload, 60'000, ""},
+      {"events", Access::kRead, "the latest N events (default 20)",
+       {{Kind::kCount, "-n", "n", "N", false, "how many (at most 10000)"}},
+       &CommandTarget::Events, 60'000, ""},
+      {"version", Access::kRead, "print the version", {}, nullptr, 0, ""},
+      // The socket's liveness probe: no help line, so not in wardenctl's usage.
+      {"ping", Access::kRead, "", {}, &CommandTarget::Ping, 10'000, ""},
+  };
+  return table;
+}
+
+const CommandSpec* FindCommand(std::string_view name) {
+  for (const auto& c : CommandTable()) {
+    if (name == c.name) return &c;
+  }
+  return nullptr;
+}
+
+namespace {
+
+json Refuse(const std::string& message) { return {{"ok", false}, {"error", message}}; }
+
+const char* KindWants(Kind k) {
+  switch (k) {
+    case Kind::kName:
+    case Kind::kText:
+      return "a string";
+    case Kind::kWords:
+      return "an array of strings";
+    case Kind::kFlag:
+      return "true or false";
+    case Kind::kCount:
+      return "a non-negative integer";
+  }
+  return "?";
+}
+
+bool HasKind(const json& v, Kind k) {
+  switch (k) {
+    case Kind::kName:
+    case Kind::kText:
+      return v.is_string();
+    case Kind::kWords:
+      if (!v.is_array()) return false;
+      for (const auto& w : v) {
+        if (!w.is_string()) return false;
+      }
+      return true;
+    case Kind::kFlag:
+      return v.is_boolean();
+    case Kind::kCount:
+      return v.is_number_integer() && v.get<std::int64_t>() >= 0;
+  }
+  return false;
+}
+
+std::string Needs(const CommandSpec& spec, const CommandParam& p) {
+  std::string what = p.option[0] ? std::string(p.option) + " " + p.metavar : p.metavar;
+  return std::string(spec.name) + " needs " + what + " (usage: " + Synopsis(spec) + ")";
+}
+
+}  // namespace
+
+void Dispatch(CommandTarget& target, const json& request, const Peer& peer, Access access,
+              ControlServer::Reply reply) {
+  auto cmd_it = request.find("cmd");
+  const std::string cmd =
+      cmd_it != request.end() && cmd_it->is_string() ? cmd_it->get<std::string>() : "";
+  const CommandSpec* spec = FindCommand(cmd);
+  if (!spec || !spec->handler) {
+    reply(Refuse("unknown command '" + cmd + "'"));
+    return;
+  }
+  if (spec->access == Access::kAdmin && access != Access::kAdmin) {
+    reply(Refuse("permission denied: '" + cmd + "' changes the host; only root or the daemon's "
+                 "user may do that (you are " + peer.Describe() + ", allowed to read status)"));
+    return;
+  }
+  for (const auto& p : spec->params) {
+    if (p.local) continue;
+    auto it = request.find(p.key);
+    if (it == request.end() || it->is_null()) {
+      if (p.required) {
+        reply(Refuse(Needs(*spec, p)));
+        return;
+      }
+      continue;
+    }
+    if (!HasKind(*it, p.kind)) {
+      reply(Refuse(cmd + ": '" + p.key + "' must be " + KindWants(p.kind)));
+      return;
+    }
+    if (p.required && (p.kind == Kind::kName || p.kind == Kind::kText) &&
+        it->get_ref<const std::string&>().empty()) {
+      reply(Refuse(Needs(*spec, p)));
+      return;
+    }
+  }
+  (target.*(spec->handler))(CommandRequest{request, peer}, std::move(reply));
+}
+
+std::string Synopsis(const CommandSpec& spec) {
+  std::string s = spec.name;
+  for (const auto& p : spec.params) {
+    switch (p.kind) {
+      case Kind::kName:
+        s += std::string(" ") + (p.required ? "" : "[") + p.metavar + (p.required ? "" : "]");
+        break;
+      case Kind::kWords:
+        s += std::string(" ") + p.metavar;
+        break;
+      case Kind::kFlag:
+        s += std::string(" [") + p.option + "]";
+        break;
+      case Kind::kText:
+      case Kind::kCount:
+        if (!p.help[0]) break;   // shown in the words' metavar
+        s += std::string(" ") + (p.required ? "" : "[") + p.option + " " + p.metavar +
+             (p.required ? "" : "]");
+        break;
+    }
+  }
+  return s;
+}
+
+std::string UsageText() {
+  std::string out = "usage: wardenctl [-c FILE | -s SOCKET] COMMAND [ARGS]\ncommands:\n";
+  constexpr size_t kColumn = 31;
+  for (const auto& c : CommandTable()) {
+    if (!c.help[0]) continue;
+    std::string line = "  " + Synopsis(c);
+    if (line.size() + 1 > kColumn) {
+      out += line + "\n" + std::string(kColumn, ' ');
+    } else {
+      out += line + std::string(kColumn - line.size(), ' ');
+    }
+    out += std::string(c.help) + "\n";
+    if (c.more[0]) out += std::string(kColumn, ' ') + c.more + "\n";
+  }
+  out +=
+      "options:\n"
+      "  -c FILE      config file (default /etc/warden/warden.ini); its [control] socket\n"
+      "  -s SOCKET    the daemon's control socket (instead of reading the config)\n"
+      "exit: 0 ok, 1 refused/failed/not ok, 2 usage, 3 daemon not reachable\n";
+  return out;
+}
+
+Expected<ParsedCommand> ParseCommandLine(const std::vector<std::string>& words) {
+  if (words.empty()) return Status::Error("no command");
+  ParsedCommand out;
+  out.spec = FindCommand(words[0]);
+  if (!out.spec || !out.spec->help[0]) {
+    return Status::Error("unknown command '" + words[0] + "'");
+  }
+  const CommandSpec& spec = *out.spec;
+  out.request = {{"cmd", spec.name}};
+  auto put = [&](const CommandParam& p, json v) {
+    (p.local ? out.local : out.request)[p.key] = std::move(v);
+  };
+  auto usage = [&] { return Status::Error("usage: wardenctl " + Synopsis(spec)); };
+  size_t next_name = 0;   // the next positional param to fill
+  json rest = json::array();
+  for (size_t i = 1; i < words.size(); ++i) {
+    const std::string& w = words[i];
+    if (w.size() > 1 && w[0] == '-') {
+      const CommandParam* p = nullptr;
+      for (const auto& q : spec.params) {
+        if (q.option[0] && w == q.option) p = &q;
+      }
+      if (!p) {
+        for (const auto& c : CommandTable()) {
+          for (const auto& q : c.params) {
+            if (q.option[0] && w == q.option) {
+              return Status::Error("an option does not apply to '" + std::string(spec.name) +
+                                   "': " + w);
+            }
+          }
+        }
+        return Status::Error("unknown option '" + w + "'");
+      }
+      if (p->kind == Kind::kFlag) {
+        put(*p, true);
+        continue;
+      }
+      if (i + 1 >= words.size()) {
+        return Status::Error(std::string(p->option) + " needs " + p->metavar);
+      }
+      const std::string& v = words[++i];
+      if (p->kind == Kind::kCount) {
+        char* end = nullptr;
+        long long n = std::strtoll(v.c_str(), &end, 10);
+        if (v.empty() || *end != '\0' || n < 0) {
+          return Status::Error(std::string(p->option) + " needs a number >= 0");
+        }
+        put(*p, n);
+      } else {
+        put(*p, v);
+      }
+      continue;
+    }
+    // A positional word: the next kName, or kWords's.
+    const CommandParam* p = nullptr;
+    size_t seen = 0;
+    for (const auto& q : spec.params) {
+      if (q.kind == Kind::kWords) {
+        p = &q;
+        break;
+      }
+      if (q.kind == Kind::kName && seen++ == next_name) {
+        p = &q;
+        break;
+      }
+    }
+    if (!p) return usage();
+    if (p->kind == Kind::kWords) {
+      rest.push_back(w);
+    } else {
+      put(*p, w);
+      ++next_name;
+    }
+  }
+  for (const auto& p : spec.params) {
+    if (p.kind == Kind::kWords) {
+      if (p.required && rest.empty()) return usage();
+      put(p, rest);
+      continue;
+    }
+    if (!p.required) continue;
+    const json& where = p.local ? out.local : out.request;
+    auto it = where.find(p.key);
+    if (it == where.end() || (it->is_string() && it->get_ref<const std::string&>().empty())) {
+      if (p.kind == Kind::kName) return usage();
+      return Status::Error(std::string(spec.name) + " needs " + p.option + " " + p.metavar);
+    }
+  }
+  return out;
+}
+
+}  // namespace warden

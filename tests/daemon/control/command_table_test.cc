@@ -1,0 +1,223 @@
+#include "daemon/control/command_table.h"
+
+#include <catch2/catch.hpp>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+using namespace warden;
+using nlohmann::json;
+
+namespace {
+
+// Records which handler Dispatch called, with the request it saw.
+class Recorder final : public CommandTarget {
+ public:
+  std::vector<std::string> called;
+  json last;
+
+  void Ping(const CommandRequest& r, ControlServer::Reply reply) override { Got("ping", r, reply); }
+  void Status(const CommandRequest& r, ControlServer::Reply reply) override {
+    Got("status", r, reply);
+  }
+  void Events(const CommandRequest& r, ControlServer::Reply reply) override {
+    Got("events", r, reply);
+  }
+  void Check(const CommandRequest& r, ControlServer::Reply reply) override {
+    Got("check", r, reply);
+  }
+  void Run(const CommandRequest& r, ControlServer::Reply reply) override { Got("run", r, reply); }
+  void Pause(const CommandRequest& r, ControlServer::Reply reply) override {
+    Got("pause", r, reply);
+  }
+  void Unpause(const CommandRequest& r, ControlServer::Reply reply) override {
+    Got("unpause", r, reply);
+  }
+  void Resume(const CommandRequest& r, ControlServer::Reply reply) override {
+    Got("resume", r, reply);
+  }
+  void Reload(const CommandRequest& r, ControlServer::Reply reply) override {
+    Got("reload", r, reply);
+  }
+
+ private:
+  void Got(const char* name, const CommandRequest& r, const ControlServer::Reply& reply) {
+    called.push_back(name);
+    last = r.args;
+    reply({{"ok", true}, {"handled_by", name}});
+  }
+};
+
+json Ask(Recorder& target, const json& request, Access access = Access::kAdmin) {
+  Peer peer;
+  std::optional<json> answer;
+  Dispatch(target, request, peer, access, [&](json j) { answer = std::move(j); });
+  REQUIRE(answer);   // exactly once, here: the recorder answers at once
+  return *answer;
+}
+
+json Request(const CommandSpec& spec) {
+  json r = {{"cmd", spec.name}};
+  for (const auto& p : spec.params) {
+    if (!p.required || p.local) continue;
+    if (p.kind == CommandParam::Kind::kWords) {
+      r[p.key] = json::array({"x"});
+    } else {
+      r[p.key] = "x";
+    }
+  }
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("commands: every row with a handler reaches its own handler", "[control][commands]") {
+  int handled = 0;
+  for (const auto& spec : CommandTable()) {
+    if (!spec.handler) continue;
+    Recorder target;
+    json a = Ask(target, Request(spec));
+    INFO(spec.name << ": " << a.dump());
+    CHECK(a["ok"] == true);
+    REQUIRE(target.called.size() == 1);
+    CHECK(target.called[0] == spec.name);
+    ++handled;
+  }
+  CHECK(handled == 9);   // ping status events check run pause unpause resume reload
+}
+
+TEST_CASE("commands: the table has no name twice and finds each", "[control][commands]") {
+  for (const auto& spec : CommandTable()) {
+    CHECK(FindCommand(spec.name) == &spec);
+  }
+  CHECK(FindCommand("nope") == nullptr);
+}
+
+TEST_CASE("commands: unknown commands, wardenctl's own and odd cmds are refused",
+          "[control][commands]") {
+  Recorder target;
+  for (const json& request : {json{{"cmd", "nope"}}, json{{"cmd", "validate"}},
+                              json{{"cmd", "fleet"}}, json{{"cmd", 7}}, json::object()}) {
+    json a = Ask(target, request);
+    INFO(request.dump());
+    CHECK(a["ok"] == false);
+    CHECK_THAT(a["error"].get<std::string>(), Catch::StartsWith("unknown command"));
+  }
+  CHECK(target.called.empty());
+}
+
+TEST_CASE("commands: a reader may not change the host", "[control][commands]") {
+  Recorder target;
+  for (const auto& spec : CommandTable()) {
+    if (!spec.handler) continue;
+    json a = Ask(target, Request(spec), Access::kRead);
+    INFO(spec.name);
+    if (spec.access == Access::kAdmin) {
+      CHECK(a["ok"] == false);
+      CHECK_THAT(a["error"].get<std::string>(), Catch::StartsWith("permission denied"));
+    } else {
+      CHECK(a["ok"] == true);
+    }
+  }
+  CHECK(target.called == std::vector<std::string>{"status", "events", "ping"});
+}
+
+TEST_CASE("commands: members of the wrong type or missing are refused before the handler",
+          "[control][commands]") {
+  Recorder target;
+  struct Case {
+    json request;
+    const char* error;
+  };
+  for (const auto& c : std::vector<Case>{
+           {{{"cmd", "run"}}, "run needs NAME (usage: run NAME [--dry-run] [--wait])"},
+           {{{"cmd", "run"}, {"name", ""}}, "run needs NAME"},
+           {{{"cmd", "run"}, {"name", 3}}, "run: 'name' must be a string"},
+           {{{"cmd", "run"}, {"name", "x"}, {"wait", "yes"}}, "run: 'wait' must be true or false"},
+           {{{"cmd", "events"}, {"n", -1}}, "events: 'n' must be a non-negative integer"},
+           {{{"cmd", "events"}, {"n", 1.5}}, "events: 'n' must be a non-negative integer"},
+           {{{"cmd", "pause"}}, "pause needs --reason TEXT"},
+           {{{"cmd", "check"}, {"name", json::array()}}, "check: 'name' must be a string"},
+       }) {
+    json a = Ask(target, c.request);
+    INFO(c.request.dump());
+    CHECK(a["ok"] == false);
+    CHECK_THAT(a["error"].get<std::string>(), Catch::StartsWith(c.error));
+  }
+  CHECK(target.called.empty());
+  // Members no row names are left alone; null is absent.
+  json a = Ask(target, {{"cmd", "events"}, {"n", nullptr}, {"extra", {1, 2}}});
+  CHECK(a["ok"] == true);
+}
+
+TEST_CASE("commands: wardenctl's words become the request its row describes",
+          "[control][commands]") {
+  auto run = ParseCommandLine({"run", "upgrade", "--wait"});
+  REQUIRE(run.ok());
+  CHECK(run->request == json{{"cmd", "run"}, {"name", "upgrade"}, {"wait", true}});
+  CHECK(run->spec == FindCommand("run"));
+
+  auto status = ParseCommandLine({"status", "--json"});
+  REQUIRE(status.ok());
+  CHECK(status->request == json{{"cmd", "status"}});   // --json is wardenctl's own
+  CHECK(status->local == json{{"json", true}});
+
+  auto events = ParseCommandLine({"events", "-n", "5"});
+  REQUIRE(events.ok());
+  CHECK(events->request["n"] == 5);
+
+  auto fleet = ParseCommandLine({"fleet", "halt", "--reason", "upgrade window"});
+  REQUIRE(fleet.ok());
+  CHECK(fleet->request["args"] == json::array({"halt"}));
+  CHECK(fleet->request["reason"] == "upgrade window");
+
+  auto release = ParseCommandLine({"fleet", "release", "g1", "db7"});
+  REQUIRE(release.ok());
+  CHECK(release->request["args"] == json::array({"release", "g1", "db7"}));
+}
+
+TEST_CASE("commands: wardenctl's usage errors say what is wrong", "[control][commands]") {
+  struct Case {
+    std::vector<std::string> words;
+    const char* error;
+  };
+  for (const auto& c : std::vector<Case>{
+           {{}, "no command"},
+           {{"nope"}, "unknown command 'nope'"},
+           {{"ping"}, "unknown command 'ping'"},   // the socket's, not wardenctl's
+           {{"status", "--grants"}, "an option does not apply to 'status': --grants"},
+           {{"status", "--bogus"}, "unknown option '--bogus'"},
+           {{"status", "extra"}, "usage: wardenctl status [--json]"},
+           {{"check"}, "usage: wardenctl check NAME"},
+           {{"check", "a", "b"}, "usage: wardenctl check NAME"},
+           {{"events", "-n"}, "-n needs N"},
+           {{"events", "-n", "x"}, "-n needs a number >= 0"},
+           {{"events", "-n", "-3"}, "-n needs a number >= 0"},
+           {{"pause"}, "pause needs --reason TEXT"},
+           {{"pause", "--reason", ""}, "pause needs --reason TEXT"},
+           {{"fleet"}, "usage: wardenctl fleet status |"},
+       }) {
+    auto p = ParseCommandLine(c.words);
+    std::string said;
+    for (const auto& w : c.words) said += w + " ";
+    INFO(said);
+    REQUIRE_FALSE(p.ok());
+    CHECK_THAT(p.error(), Catch::StartsWith(c.error));
+  }
+}
+
+TEST_CASE("commands: the usage text lists every command wardenctl takes, once",
+          "[control][commands]") {
+  const std::string usage = UsageText();
+  for (const auto& spec : CommandTable()) {
+    const std::string line = "\n  " + Synopsis(spec);
+    INFO(spec.name);
+    if (spec.help[0]) {
+      CHECK(usage.find(line) != std::string::npos);
+      CHECK(usage.find(spec.help) != std::string::npos);
+    } else {
+      CHECK(usage.find(line) == std::string::npos);
+    }
+  }
+}
