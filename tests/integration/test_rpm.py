@@ -8,6 +8,7 @@ tests/CMakeLists.txt: a compile next to the timing-sensitive tests would make
 them flaky. WARDEN_TEST_RPM=PATH checks an RPM built before instead (for
 working on this test; CTest always builds)."""
 
+import gzip
 import os
 import re
 import shutil
@@ -36,6 +37,15 @@ EXPECTED = {
 SAMPLES = sorted(os.listdir(os.path.join(SOURCE_DIR, "etc", "conf.d")))
 for name in SAMPLES:
     EXPECTED["/etc/warden/conf.d/" + name] = (0o100600, "root", "root")
+# Man pages: docs/man/ installed by cmake --install and gzipped by rpm's
+# brp-compress (EL's rpm and Debian's alike).
+MAN_PAGES = {
+    "/usr/share/man/man8/wardend.8.gz": "docs/man/wardend.8",
+    "/usr/share/man/man8/wardenctl.8.gz": "docs/man/wardenctl.8",
+    "/usr/share/man/man5/warden.ini.5.gz": "docs/man/warden.ini.5",
+}
+for path in MAN_PAGES:
+    EXPECTED[path] = (0o100644, "root", "root")
 DOC_DIR = "/usr/share/doc/warden"     # the unit's Documentation= points here
 DOCS = {DOC_DIR + "/README.md", DOC_DIR + "/behaviour.md"}
 CONFIG_FILES = {p for p in EXPECTED if p.startswith("/etc/") and stat.S_ISREG(EXPECTED[p][0])}
@@ -155,6 +165,10 @@ class RpmPackage(unittest.TestCase):
             with self.subTest(path=packaged), open(os.path.join(SOURCE_DIR, source), "rb") as f:
                 self.assertEqual(f.read(), payload[packaged][1], "%s differs from %s"
                                  % (packaged, source))
+        for packaged, source in MAN_PAGES.items():
+            with self.subTest(path=packaged), open(os.path.join(SOURCE_DIR, source), "rb") as f:
+                self.assertEqual(f.read(), gzip.decompress(payload[packaged][1]),
+                                 "%s is not %s gzipped" % (packaged, source))
         with tempfile.TemporaryDirectory(prefix="warden-rpm-bin-") as d:
             for name in ("/usr/sbin/wardend", "/usr/bin/wardenctl"):
                 path = os.path.join(d, os.path.basename(name))
