@@ -26,6 +26,7 @@ EXPECTED = {
     "/usr/sbin/wardend": (0o100755, "root", "root"),
     "/usr/bin/wardenctl": (0o100755, "root", "root"),
     "/usr/lib/systemd/system/wardend.service": (0o100644, "root", "root"),
+    "/usr/share/bash-completion/completions/wardenctl": (0o100644, "root", "root"),
     "/etc/logrotate.d/warden": (0o100644, "root", "root"),
     "/etc/warden": (0o040750, "root", "root"),
     "/etc/warden/conf.d": (0o040750, "root", "root"),
@@ -56,6 +57,7 @@ FROM_TREE = {
     "/etc/logrotate.d/warden": "etc/logrotate.d/warden",
     "/etc/warden/warden.ini": "etc/warden.ini",
     "/etc/warden/warmup.sql": "etc/warmup.sql",
+    "/usr/share/bash-completion/completions/wardenctl": "etc/bash-completion/wardenctl",
 }
 for name in SAMPLES:
     FROM_TREE["/etc/warden/conf.d/" + name] = "etc/conf.d/" + name
