@@ -206,21 +206,34 @@ class EventsTest(unittest.TestCase):
                          "writes")
 
 
+def reference_keys():
+    """{heading: set of keys}: the first column of every `| key | default |
+    meaning |` table of docs/configuration.md, by the `## ` heading it is
+    under (`[daemon]`, `[check NAME]`, ...). Also read by test_man.py, so
+    that warden.ini(5) names the same keys."""
+    keys = {}
+    heading = None
+    in_key_table = False
+    for line in read("docs/configuration.md").splitlines():
+        if line.startswith("## "):
+            heading = line[3:].strip()
+        if line.startswith("| key |"):
+            in_key_table = True
+            continue
+        if not line.startswith("|"):
+            in_key_table = False
+        if in_key_table:
+            keys.setdefault(heading, set()).update(
+                re.findall(r"`([a-z_]+)`", line.split("|")[1]))
+    return keys
+
+
 class KeysTest(unittest.TestCase):
     def test_every_key_in_the_configuration_reference_is_read_by_the_code(self):
         """The first column of every `| key | default | meaning |` table of
         docs/configuration.md names keys the config code asks for."""
         code = "\n".join(read(f) for f in code_files())
-        keys = set()
-        in_key_table = False
-        for line in read("docs/configuration.md").splitlines():
-            if line.startswith("| key |"):
-                in_key_table = True
-                continue
-            if not line.startswith("|"):
-                in_key_table = False
-            if in_key_table:
-                keys |= set(re.findall(r"`([a-z_]+)`", line.split("|")[1]))
+        keys = set().union(*reference_keys().values())
         self.assertGreater(len(keys), 50, "hardly any keys found in docs/configuration.md")
         unknown = sorted(k for k in keys if '"%s"' % k not in code)
         self.assertEqual(unknown, [], "keys in docs/configuration.md that no code reads")

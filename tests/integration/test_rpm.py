@@ -8,6 +8,7 @@ tests/CMakeLists.txt: a compile next to the timing-sensitive tests would make
 them flaky. WARDEN_TEST_RPM=PATH checks an RPM built before instead (for
 working on this test; CTest always builds)."""
 
+import gzip
 import os
 import re
 import shutil
@@ -25,6 +26,7 @@ EXPECTED = {
     "/usr/sbin/wardend": (0o100755, "root", "root"),
     "/usr/bin/wardenctl": (0o100755, "root", "root"),
     "/usr/lib/systemd/system/wardend.service": (0o100644, "root", "root"),
+    "/usr/share/bash-completion/completions/wardenctl": (0o100644, "root", "root"),
     "/etc/logrotate.d/warden": (0o100644, "root", "root"),
     "/etc/warden": (0o040750, "root", "root"),
     "/etc/warden/conf.d": (0o040750, "root", "root"),
@@ -36,6 +38,16 @@ EXPECTED = {
 SAMPLES = sorted(os.listdir(os.path.join(SOURCE_DIR, "etc", "conf.d")))
 for name in SAMPLES:
     EXPECTED["/etc/warden/conf.d/" + name] = (0o100600, "root", "root")
+# Man pages: docs/man/ installed by cmake --install. EL's rpm gzips them
+# (brp-compress); Debian's leaves them as they are (its brp-compress fails
+# under dash), so each is checked as PATH or PATH.gz (packaged()).
+MAN_PAGES = {
+    "/usr/share/man/man8/wardend.8": "docs/man/wardend.8",
+    "/usr/share/man/man8/wardenctl.8": "docs/man/wardenctl.8",
+    "/usr/share/man/man5/warden.ini.5": "docs/man/warden.ini.5",
+}
+for path in MAN_PAGES:
+    EXPECTED[path] = (0o100644, "root", "root")
 DOC_DIR = "/usr/share/doc/warden"     # the unit's Documentation= points here
 DOCS = {DOC_DIR + "/README.md", DOC_DIR + "/behaviour.md"}
 CONFIG_FILES = {p for p in EXPECTED if p.startswith("/etc/") and stat.S_ISREG(EXPECTED[p][0])}
@@ -46,6 +58,7 @@ FROM_TREE = {
     "/etc/logrotate.d/warden": "etc/logrotate.d/warden",
     "/etc/warden/warden.ini": "etc/warden.ini",
     "/etc/warden/warmup.sql": "etc/warmup.sql",
+    "/usr/share/bash-completion/completions/wardenctl": "etc/bash-completion/wardenctl",
 }
 for name in SAMPLES:
     FROM_TREE["/etc/warden/conf.d/" + name] = "etc/conf.d/" + name
@@ -108,9 +121,18 @@ class RpmPackage(unittest.TestCase):
         return run(["rpm", "-qp", "--qf", fmt, self.rpm]).stdout
 
     def files(self):
+        """The package's paths, a gzipped man page under its MAN_PAGES name."""
         # EL adds /usr/lib/.build-id links next to the binaries (debuginfo).
         listed = run(["rpm", "-qpl", self.rpm]).stdout.split()
-        return {p for p in listed if not p.startswith("/usr/lib/.build-id")}
+        return {p[:-3] if p.endswith(".gz") and p[:-3] in MAN_PAGES else p
+                for p in listed if not p.startswith("/usr/lib/.build-id")}
+
+    def packaged(self, path):
+        """The path in the package of an EXPECTED path (a man page may be
+        gzipped)."""
+        if path in MAN_PAGES and path not in self.dump and path + ".gz" in self.dump:
+            return path + ".gz"
+        return path
 
     def test_name_and_version(self):
         self.assertEqual("warden %s" % project_version(), self.query("%{NAME} %{VERSION}"))
@@ -122,7 +144,7 @@ class RpmPackage(unittest.TestCase):
     def test_modes_and_owners(self):
         for path, (mode, owner, group) in sorted(EXPECTED.items()):
             with self.subTest(path=path):
-                got = self.dump[path]
+                got = self.dump[self.packaged(path)]
                 self.assertEqual((oct(mode), owner, group), (oct(got[0]), got[1], got[2]))
         for path in DOCS:
             self.assertTrue(self.dump[path][4], "%s not marked %%doc" % path)
@@ -155,6 +177,13 @@ class RpmPackage(unittest.TestCase):
             with self.subTest(path=packaged), open(os.path.join(SOURCE_DIR, source), "rb") as f:
                 self.assertEqual(f.read(), payload[packaged][1], "%s differs from %s"
                                  % (packaged, source))
+        for path, source in MAN_PAGES.items():
+            packaged = self.packaged(path)
+            with self.subTest(path=packaged), open(os.path.join(SOURCE_DIR, source), "rb") as f:
+                body = payload[packaged][1]
+                if packaged.endswith(".gz"):
+                    body = gzip.decompress(body)
+                self.assertEqual(f.read(), body, "%s differs from %s" % (packaged, source))
         with tempfile.TemporaryDirectory(prefix="warden-rpm-bin-") as d:
             for name in ("/usr/sbin/wardend", "/usr/bin/wardenctl"):
                 path = os.path.join(d, os.path.basename(name))
