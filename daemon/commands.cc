@@ -122,7 +122,7 @@ std::vector<std::string> LastLines(const std::string& path, size_t n, size_t max
   return out;
 }
 
-ControlCommands::ControlCommands(Daemon& daemon) : d_(daemon) {}
+ControlCommands::ControlCommands(DaemonControl& daemon) : d_(daemon) {}
 
 ControlCommands::~ControlCommands() = default;
 
@@ -142,7 +142,7 @@ void ControlCommands::Status(const CommandRequest&, ControlServer::Reply reply) 
 void ControlCommands::Events(const CommandRequest& r, ControlServer::Reply reply) {
   const std::int64_t n = std::min<std::int64_t>(r.Count("n").value_or(20), 10000);
   json events = json::array();
-  for (const auto& line : LastLines(d_.config_->EventsPath(), static_cast<size_t>(n))) {
+  for (const auto& line : LastLines(d_.config()->EventsPath(), static_cast<size_t>(n))) {
     json e = json::parse(line, nullptr, false);
     if (!e.is_discarded()) events.push_back(std::move(e));
   }
@@ -154,7 +154,7 @@ void ControlCommands::Run(const CommandRequest& r, ControlServer::Reply reply) {
   const bool dry_run = r.Flag("dry_run"), wait = r.Flag("wait");
   spdlog::info("wardenctl run {}{}{} by {}", name, dry_run ? " --dry-run" : "",
                wait ? " --wait" : "", r.peer.Describe());
-  if (d_.config_->FindJob(name)) {
+  if (d_.config()->FindJob(name)) {
     RunJob(name, dry_run, wait, std::move(reply));
   } else {
     RunAction(name, dry_run, wait, std::move(reply));
@@ -181,14 +181,14 @@ void ControlCommands::Pause(const CommandRequest& r, ControlServer::Reply reply)
 }
 
 void ControlCommands::Unpause(const CommandRequest& r, ControlServer::Reply reply) {
-  bool was = d_.guard_->paused();
+  bool was = d_.guard().paused();
   d_.SetPaused(false, "", r.peer.Describe(), [reply, was](bool saved) {
     reply({{"ok", true}, {"paused", false}, {"was_paused", was}, {"persisted", saved}});
   });
 }
 
 void ControlCommands::Resume(const CommandRequest& r, ControlServer::Reply reply) {
-  d_.jobs_->Resume(r.peer.Describe(), std::move(reply));
+  d_.jobs().Resume(r.peer.Describe(), std::move(reply));
 }
 
 void ControlCommands::Reload(const CommandRequest& r, ControlServer::Reply reply) {
@@ -197,18 +197,18 @@ void ControlCommands::Reload(const CommandRequest& r, ControlServer::Reply reply
 }
 
 json ControlCommands::StatusJson() const {
-  const Config& c = *d_.config_;
+  const std::shared_ptr<const Config> config = d_.config();
+  const Config& c = *config;
   json j = json::object();
   j["ok"] = true;
   j["host"] = c.daemon.host_id;
   j["version"] = kVersion;
   j["pid"] = ::getpid();
   j["heap_bytes"] = HeapBytes();
-  j["started"] = Rfc3339FromMs(d_.started_ms_);
   j["config"] = c.path;
   j["config_digest"] = c.digest;
   json checks = json::array();
-  for (const auto& s : d_.scheduler_->Status()) {
+  for (const auto& s : d_.scheduler().Status()) {
     checks.push_back({{"name", s.name},
                       {"type", s.type},
                       {"state", StateName(s.state)},
@@ -221,11 +221,8 @@ json ControlCommands::StatusJson() const {
                       {"running", s.in_flight}});
   }
   j["checks"] = std::move(checks);
-  // The disk thread: writes waiting, and the slowest one so far (a
-  // saturated disk shows here while the checks go on).
-  j["disk_writer"] = {{"queued", d_.writer_->queued()}, {"slowest_ms", d_.writer_->slowest_ms()}};
   json actions = json::array();
-  const auto& history = d_.guard_->history();
+  const auto& history = d_.guard().history();
   for (const auto& a : c.actions) {
     json one = {{"name", a.common.name}, {"type", a.common.type}};
     auto it = history.find(a.common.name);
@@ -243,85 +240,48 @@ json ControlCommands::StatusJson() const {
     actions.push_back(std::move(one));
   }
   j["actions"] = std::move(actions);
-  j["pause"] = {{"paused", d_.guard_->paused()},
-                {"reason", d_.guard_->pause_reason()},
-                {"by", d_.state_->paused ? json(d_.state_->paused_by) : json(nullptr)},
-                {"since", d_.state_->paused && d_.state_->paused_at_ms > 0
-                              ? json(Rfc3339FromMs(d_.state_->paused_at_ms))
-                              : json(nullptr)}};
-  j["halt"] = {{"halted", d_.guard_->halted()}, {"reason", d_.guard_->halt_reason()}};
-  json mutex = json::object();
-  if (c.mutex.mode == MutexConfig::Mode::kOff) {
-    mutex = {{"state", "off"}, {"reason", "mode = off"}};
-  } else if (const auto& last = d_.mutex_->last()) {
-    mutex["state"] = last->held ? "held" : "clear";
-    mutex["reason"] = last->reason;
-    auto age = d_.mutex_->last_age();
-    mutex["age_ms"] = age ? json(age->count()) : json(nullptr);
-  } else {
-    mutex = {{"state", "unknown"}, {"reason", "no answer yet"}, {"age_ms", nullptr}};
-  }
-  if (c.mutex.mode == MutexConfig::Mode::kEtcd) {
-    mutex["backend"] = "etcd";
-    mutex["endpoints"] = c.mutex.etcd.endpoints;
-    mutex["prefix"] = c.mutex.prefix;
-  } else {
-    mutex["url"] = c.mutex.url;
-  }
-  j["mutex"] = std::move(mutex);
-  j["jobs"] = d_.jobs_->Status();
-  j["events"] = {{"file", c.EventsPath()}, {"last_seq", d_.events_->last_seq()}};
-  const EventLog::WriteHealth health = d_.events_->write_health();
-  j["events"]["held"] = health.held;
-  j["events"]["dropped"] = health.dropped;
-  j["events"]["file_error"] = health.error.empty() ? json(nullptr) : json(health.error);
-  j["events"]["file_error_since"] =
-      health.error.empty() ? json(nullptr) : json(Rfc3339FromMs(health.since_ms));
-  if (!d_.state_save_error_.empty()) {
-    j["state_save_error"] = d_.state_save_error_;
-    j["state_save_error_since"] = Rfc3339FromMs(d_.state_save_error_since_ms_);
-  }
-  if (const ForwardSender* f = d_.fluentd()) j["events"]["fluentd"] = f->stats().ToJson();
-  if (!d_.state_error_.empty()) j["state_error"] = d_.state_error_;
-  if (!d_.control_error_.empty()) j["control_error"] = d_.control_error_;
-  if (!d_.last_reload_.is_null()) j["last_reload"] = d_.last_reload_;
+  j["pause"] = {{"paused", d_.guard().paused()}, {"reason", d_.guard().pause_reason()}};
+  j["halt"] = {{"halted", d_.guard().halted()}, {"reason", d_.guard().halt_reason()}};
+  j["jobs"] = d_.jobs().Status();
+  d_.AddHealth(j);
   return j;
 }
 
 void ControlCommands::Check(const CommandRequest& r, ControlServer::Reply reply) {
   const std::string name = r.Text("name");
-  if (!d_.config_->FindCheck(name)) {
+  if (!d_.config()->FindCheck(name)) {
     reply(Error("no check named '" + name + "'"));
     return;
   }
-  Daemon* d = &d_;
-  bool ok = d_.scheduler_->RunNow(name, [d, name, reply](const Measurement& m, const Verdict& v) {
-    const CheckConfig* c = d->config_->FindCheck(name);
+  DaemonControl* d = &d_;
+  bool ok = d_.scheduler().RunNow(name, [d, name, reply](const Measurement& m, const Verdict& v) {
+    const std::shared_ptr<const Config> config = d->config();
+    const CheckConfig* c = config->FindCheck(name);
     std::string result = Classify(m, c);
-    json r = {{"ok", true},
-              {"check", name},
-              {"type", c ? c->common.type : std::string()},
-              {"result", result},
-              {"value", m.kind == Measurement::Kind::kValue ? m.value : std::string()},
-              {"error", Redact(m.error, d->config_->secrets)},
-              {"state", StateName(v.state)},
-              {"changed", v.changed}};
-    if (c && c->rules.warn) r["warn"] = c->rules.warn->ToString();
-    if (c && c->rules.crit) r["crit"] = c->rules.crit->ToString();
-    reply(std::move(r));
+    json answer = {{"ok", true},
+                   {"check", name},
+                   {"type", c ? c->common.type : std::string()},
+                   {"result", result},
+                   {"value", m.kind == Measurement::Kind::kValue ? m.value : std::string()},
+                   {"error", Redact(m.error, config->secrets)},
+                   {"state", StateName(v.state)},
+                   {"changed", v.changed}};
+    if (c && c->rules.warn) answer["warn"] = c->rules.warn->ToString();
+    if (c && c->rules.crit) answer["crit"] = c->rules.crit->ToString();
+    reply(std::move(answer));
   });
   if (!ok) reply(Error("check " + name + " cannot run now (wardend is stopping)"));
 }
 
 void ControlCommands::RunAction(const std::string& name, bool dry_run, bool wait,
                                 ControlServer::Reply reply) {
-  std::shared_ptr<const Config> config = d_.config_;
+  std::shared_ptr<const Config> config = d_.config();
   const ActionConfig* a = config->FindAction(name);
   if (!a) {
     reply(Error("no action or job named '" + name + "'"));
     return;
   }
-  if (d_.stopping_) {
+  if (d_.stopping()) {
     reply(Error("wardend is stopping: no new actions"));
     return;
   }
@@ -344,24 +304,24 @@ void ControlCommands::RunAction(const std::string& name, bool dry_run, bool wait
       reply(std::move(would));
       return;
     }
-    d_.guard_->Consult(a->common, [reply, would, config](GuardDecision g) mutable {
+    d_.guard().Consult(a->common, [reply, would, config](GuardDecision g) mutable {
       would["guard"] = {{"allowed", g.allowed}, {"reason", g.reason}, {"detail", g.detail}};
       reply(std::move(would));
     });
     return;
   }
   runs_[name].push_back(PendingRun{wait, false, std::move(reply)});
-  d_.executor_->Fire(config, *a, Trigger{"ctl", "wardenctl", "", ""});
+  d_.executor().Fire(config, *a, Trigger{"ctl", "wardenctl", "", ""});
 }
 
 void ControlCommands::RunJob(const std::string& name, bool dry_run, bool wait,
                              ControlServer::Reply reply) {
   if (dry_run) {
-    d_.jobs_->Plan(name, std::move(reply));
+    d_.jobs().Plan(name, std::move(reply));
     return;
   }
-  if (wait && d_.jobs_->halted()) {
-    reply(Error("the job queue is halted (" + d_.guard_->halt_reason() +
+  if (wait && d_.jobs().halted()) {
+    reply(Error("the job queue is halted (" + d_.guard().halt_reason() +
                 "): job " + name + " would wait until wardenctl resume; not queued"));
     return;
   }
@@ -379,14 +339,14 @@ void ControlCommands::RunJob(const std::string& name, bool dry_run, bool wait,
       reply(std::move(r));
     };
   }
-  JobRunner::Queued q = d_.jobs_->Enqueue(name, Trigger{"ctl", "wardenctl", "", ""}, done);
+  JobRunner::Queued q = d_.jobs().Enqueue(name, Trigger{"ctl", "wardenctl", "", ""}, done);
   if (!q.ok) {
     reply(Error(q.error));
     return;
   }
   if (!wait) {
     json r = {{"ok", true}, {"queued", true}, {"job", name}, {"position", q.position}};
-    if (d_.jobs_->halted()) r["halted"] = d_.guard_->halt_reason();
+    if (d_.jobs().halted()) r["halted"] = d_.guard().halt_reason();
     reply(std::move(r));
   }
 }

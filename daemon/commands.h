@@ -8,6 +8,7 @@
 #pragma once
 
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -19,11 +20,40 @@
 
 namespace warden {
 
-class Daemon;
+struct Config;
+class Executor;
+class Guard;
+class JobRunner;
+class Scheduler;
+
+// What the commands may use of the daemon, and all they may: the current
+// config snapshot, the engine's parts, the daemon's own two operations,
+// and the status members only the daemon holds. Daemon implements it
+// (privately: nothing else of Daemon shows here); a test can too.
+class DaemonControl {
+ public:
+  virtual ~DaemonControl() = default;
+  virtual std::shared_ptr<const Config> config() const = 0;
+  virtual bool stopping() const = 0;
+  virtual Scheduler& scheduler() = 0;
+  virtual Executor& executor() = 0;
+  virtual Guard& guard() = 0;
+  virtual JobRunner& jobs() = 0;
+  // Host pause (wardenctl pause/unpause), persisted at once: `saved`
+  // hears whether the state file took it.
+  virtual void SetPaused(bool paused, std::string reason, std::string by,
+                         std::function<void(bool saved)> saved) = 0;
+  // Re-reads the config; the reply to send (Daemon::Reload).
+  virtual nlohmann::json Reload(const std::string& trigger) = 0;
+  // Adds to `status` what only the daemon holds: started, pause (by,
+  // since), mutex, events and fluentd, the disk writer, and the state,
+  // control and reload problems.
+  virtual void AddHealth(nlohmann::json& status) const = 0;
+};
 
 class ControlCommands final : public CommandTarget {
  public:
-  explicit ControlCommands(Daemon& daemon);
+  explicit ControlCommands(DaemonControl& daemon);
   ~ControlCommands() override;
   ControlCommands(const ControlCommands&) = delete;
   ControlCommands& operator=(const ControlCommands&) = delete;
@@ -57,7 +87,7 @@ class ControlCommands final : public CommandTarget {
     bool started = false;
     ControlServer::Reply reply;
   };
-  Daemon& d_;
+  DaemonControl& d_;
   std::map<std::string, std::deque<PendingRun>> runs_;   // by action name, FIFO
 };
 

@@ -137,7 +137,8 @@ Status Daemon::Start() {
 
   // Control socket. Failing to serve it is reported, not fatal: the
   // watchdog keeps watching without its command line.
-  commands_ = std::make_unique<ControlCommands>(*this);
+  DaemonControl& control = *this;   // what the commands may use of this daemon
+  commands_ = std::make_unique<ControlCommands>(control);
   ControlServer::Options copts;
   copts.path = c.control.socket;
   copts.group = c.control.group;
@@ -357,6 +358,53 @@ bool SameMysql(const std::map<std::string, MysqlConnConfig>& a,
 }
 
 }  // namespace
+
+void Daemon::AddHealth(nlohmann::json& j) const {
+  using nlohmann::json;
+  const Config& c = *config_;
+  j["started"] = Rfc3339FromMs(started_ms_);
+  // The disk thread: writes waiting, and the slowest one so far (a
+  // saturated disk shows here while the checks go on).
+  j["disk_writer"] = {{"queued", writer_->queued()}, {"slowest_ms", writer_->slowest_ms()}};
+  j["pause"]["by"] = state_->paused ? json(state_->paused_by) : json(nullptr);
+  j["pause"]["since"] = state_->paused && state_->paused_at_ms > 0
+                            ? json(Rfc3339FromMs(state_->paused_at_ms))
+                            : json(nullptr);
+  json mutex = json::object();
+  if (c.mutex.mode == MutexConfig::Mode::kOff) {
+    mutex = {{"state", "off"}, {"reason", "mode = off"}};
+  } else if (const auto& last = mutex_->last()) {
+    mutex["state"] = last->held ? "held" : "clear";
+    mutex["reason"] = last->reason;
+    auto age = mutex_->last_age();
+    mutex["age_ms"] = age ? json(age->count()) : json(nullptr);
+  } else {
+    mutex = {{"state", "unknown"}, {"reason", "no answer yet"}, {"age_ms", nullptr}};
+  }
+  if (c.mutex.mode == MutexConfig::Mode::kEtcd) {
+    mutex["backend"] = "etcd";
+    mutex["endpoints"] = c.mutex.etcd.endpoints;
+    mutex["prefix"] = c.mutex.prefix;
+  } else {
+    mutex["url"] = c.mutex.url;
+  }
+  j["mutex"] = std::move(mutex);
+  j["events"] = {{"file", c.EventsPath()}, {"last_seq", events_->last_seq()}};
+  const EventLog::WriteHealth health = events_->write_health();
+  j["events"]["held"] = health.held;
+  j["events"]["dropped"] = health.dropped;
+  j["events"]["file_error"] = health.error.empty() ? json(nullptr) : json(health.error);
+  j["events"]["file_error_since"] =
+      health.error.empty() ? json(nullptr) : json(Rfc3339FromMs(health.since_ms));
+  if (!state_save_error_.empty()) {
+    j["state_save_error"] = state_save_error_;
+    j["state_save_error_since"] = Rfc3339FromMs(state_save_error_since_ms_);
+  }
+  if (const ForwardSender* f = fluentd()) j["events"]["fluentd"] = f->stats().ToJson();
+  if (!state_error_.empty()) j["state_error"] = state_error_;
+  if (!control_error_.empty()) j["control_error"] = control_error_;
+  if (!last_reload_.is_null()) j["last_reload"] = last_reload_;
+}
 
 nlohmann::json Daemon::Reload(const std::string& trigger) {
   if (stopping_) return {{"ok", false}, {"error", "wardend is stopping"}};

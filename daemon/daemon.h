@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "daemon/base/status.h"
+#include "daemon/commands.h"
 #include "daemon/config/config.h"
 
 struct ev_loop;
@@ -37,11 +38,10 @@ class EventLog;
 class DiskWriter;
 class ForwardSender;
 class ControlServer;
-class ControlCommands;
 class StateFile;
 struct PersistedState;
 
-class Daemon {
+class Daemon final : private DaemonControl {
  public:
   Daemon(struct ev_loop* loop, std::shared_ptr<const Config> config);
   ~Daemon();
@@ -64,11 +64,11 @@ class Daemon {
   // running config stays and the reply carries every error (file:line:
   // message). Valid: the snapshot is swapped; unchanged checks keep their
   // state. Either way a daemon.reload event. Returns the control reply.
-  nlohmann::json Reload(const std::string& trigger);
+  nlohmann::json Reload(const std::string& trigger) override;
   // Host pause (wardenctl pause/unpause), persisted at once: `saved`
   // hears whether the state file took it.
   void SetPaused(bool paused, std::string reason, std::string by,
-                 std::function<void(bool saved)> saved = nullptr);
+                 std::function<void(bool saved)> saved = nullptr) override;
   // Writes <state_dir>/state.json (pause, checks, guard history) on the
   // disk thread: captured now, written in order (a newer capture replaces
   // one not yet written); `saved` hears the result on the loop.
@@ -78,7 +78,15 @@ class Daemon {
   static constexpr double kStateDebounce = 1.0;   // seconds
 
  private:
-  friend class ControlCommands;   // daemon/commands.cc: reads the services for status
+  // DaemonControl: what ControlCommands may use (daemon/commands.h).
+  std::shared_ptr<const Config> config() const override { return config_; }
+  bool stopping() const override { return stopping_; }
+  Scheduler& scheduler() override { return *scheduler_; }
+  Executor& executor() override { return *executor_; }
+  Guard& guard() override { return *guard_; }
+  JobRunner& jobs() override { return *jobs_; }
+  void AddHealth(nlohmann::json& status) const override;
+
   static void OnStateTimer(struct ev_loop* loop, ev_timer* w, int revents);
   void ReapRetired();
   static void OnSignal(struct ev_loop* loop, ev_signal* w, int revents);

@@ -146,7 +146,7 @@ void Dispatch(CommandTarget& target, const json& request, const Peer& peer, Acce
       return;
     }
     if (p.required && (p.kind == Kind::kName || p.kind == Kind::kText) &&
-        it->get_ref<const std::string&>().empty()) {
+        it->get<std::string>().empty()) {
       reply(Refuse(Needs(*spec, p)));
       return;
     }
@@ -283,7 +283,7 @@ Expected<ParsedCommand> ParseCommandLine(const std::vector<std::string>& words) 
     if (!p.required) continue;
     const json& where = p.local ? out.local : out.request;
     auto it = where.find(p.key);
-    if (it == where.end() || (it->is_string() && it->get_ref<const std::string&>().empty())) {
+    if (it == where.end() || (it->is_string() && it->get<std::string>().empty())) {
       if (p.kind == Kind::kName) return usage();
       return Status::Error(std::string(spec.name) + " needs " + p.option + " " + p.metavar);
     }
