@@ -110,7 +110,7 @@ Status Daemon::Start() {
   executor_ = std::make_unique<Executor>(*runtime_, *guard_, *events_);
   scheduler_ = std::make_unique<Scheduler>(*runtime_, *executor_, *events_);
   jobs_ = std::make_unique<JobRunner>(loop_, *guard_, *executor_, *scheduler_, *events_,
-                                      c.daemon.state_dir + "/jobs.json");
+                                      c.daemon.state_dir + "/jobs.json", *runtime_->time);
   jobs_->SetWriter(writer_.get());
   if (c.fleet.enabled) {
     fleet_ = std::make_unique<FleetSlots>(loop_, c.fleet, c.daemon.host_id);

@@ -1,5 +1,7 @@
 #include "daemon/base/time_source.h"
 
+#include "daemon/base/wall_time.h"
+
 namespace warden {
 
 namespace {
@@ -7,6 +9,7 @@ namespace {
 class RealTime final : public TimeSource {
  public:
   time_point Now() const override { return std::chrono::steady_clock::now(); }
+  std::int64_t WallMs() const override { return WallMsNow(); }
 };
 
 }  // namespace

@@ -50,7 +50,7 @@ void Executor::Fire(std::shared_ptr<const Config> config, const ActionConfig& ac
 void Executor::Start(std::shared_ptr<const Config> config, const ActionConfig& action,
                      Trigger trigger, Done done, Started started) {
   if (started) started();
-  auto begin = std::chrono::steady_clock::now();
+  auto begin = rt_.time->Now();
   if (action.type->guarded) guard_.RecordStart(action.common, begin);
   ++running_;
   ++started_;
@@ -63,7 +63,7 @@ void Executor::Start(std::shared_ptr<const Config> config, const ActionConfig& a
   const ActionConfig* a = &action;
   action.impl->Run(rt_, action.common, trigger,
                    [this, config, a, f, begin, done](ActionOutcome out) mutable {
-    auto end = std::chrono::steady_clock::now();
+    auto end = rt_.time->Now();
     if (a->type->guarded) guard_.RecordEnd(a->common.name, end);
     --running_;
     nlohmann::json fin = f;

@@ -5,11 +5,17 @@
 namespace warden {
 
 namespace {
+// "19m57s left": rounded up to seconds, in hours, minutes and seconds, for
+// whoever reads why an action waits.
 std::string Left(std::chrono::steady_clock::duration d) {
   auto ms = std::chrono::duration_cast<Duration>(d);
   if (ms.count() < 0) ms = Duration(0);
-  // Round up to seconds for humans.
-  return FormatDuration(Duration(((ms.count() + 999) / 1000) * 1000)) + " left";
+  long long s = (ms.count() + 999) / 1000;
+  std::string out;
+  if (s >= 3600) out += std::to_string(s / 3600) + "h";
+  if (s % 3600 >= 60) out += std::to_string(s % 3600 / 60) + "m";
+  if (s % 60 != 0 || s == 0) out += std::to_string(s % 60) + "s";
+  return out + " left";
 }
 }  // namespace
 
@@ -46,7 +52,7 @@ void Guard::Consult(const ActionCommon& action, std::function<void(GuardDecision
 }
 
 GuardDecision Guard::Local(const ActionCommon& action) {
-  auto now = now_();
+  auto now = time_->Now();
   History& h = history_[action.name];
   if (h.running) return {false, "running", "a previous run of " + action.name + " is still in flight"};
   if (action.cooldown && h.last_end && now - *h.last_end < *action.cooldown) {

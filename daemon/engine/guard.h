@@ -18,6 +18,7 @@
 #include <string>
 
 #include "actions/action.h"
+#include "daemon/base/time_source.h"
 
 namespace warden {
 
@@ -32,7 +33,9 @@ struct GuardDecision {
 class Guard {
  public:
   using Clock = std::chrono::steady_clock;
-  explicit Guard(MutexClient* mutex) : mutex_(mutex) {}
+  // `time`: the clock cooldown and budget windows are counted on.
+  explicit Guard(MutexClient* mutex, const TimeSource& time = TimeSource::Real())
+      : mutex_(mutex), time_(&time) {}
 
   // Host-local switches (the daemon persists the pause: daemon/engine/state.h).
   void SetPaused(bool paused, std::string reason) {
@@ -58,9 +61,6 @@ class Guard {
   void RecordEnd(const std::string& action, Clock::time_point now);
   bool Running(const std::string& action) const;
 
-  // For tests and status: a fixed clock.
-  void SetClock(std::function<Clock::time_point()> now) { now_ = std::move(now); }
-
   struct History {
     bool running = false;
     std::optional<Clock::time_point> last_end;
@@ -84,7 +84,7 @@ class Guard {
   bool halted_ = false;
   std::string halt_reason_;
   std::map<std::string, History> history_;
-  std::function<Clock::time_point()> now_ = [] { return Clock::now(); };
+  const TimeSource* time_;
 };
 
 }  // namespace warden

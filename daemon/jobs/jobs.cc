@@ -88,13 +88,14 @@ struct JobRunner::Schedule {
 };
 
 JobRunner::JobRunner(struct ev_loop* loop, Guard& guard, Executor& executor, Scheduler& scheduler,
-                     EventLog& events, std::string journal_path)
+                     EventLog& events, std::string journal_path, const TimeSource& time)
     : loop_(loop),
       guard_(guard),
       executor_(executor),
       scheduler_(scheduler),
       events_(events),
-      path_(std::move(journal_path)) {}
+      path_(std::move(journal_path)),
+      time_(time) {}
 
 JobRunner::~JobRunner() {
   *alive_ = false;
@@ -166,14 +167,14 @@ void JobRunner::Save(std::function<void(const warden::Status&)> done) {
 void JobRunner::Saved(const warden::Status& s) {
   if (!s.ok()) {
     if (journal_error_.empty()) {
-      journal_error_since_ms_ = WallMsNow();
+      journal_error_since_ms_ = time_.WallMs();
       spdlog::error("cannot write the job journal {}: {} (no job step starts until it is written)",
                     path_, s.message());
     }
     journal_error_ = s.message();
   } else if (!journal_error_.empty()) {
     spdlog::warn("the job journal {} is written again after {} s", path_,
-                 (WallMsNow() - journal_error_since_ms_) / 1000);
+                 (time_.WallMs() - journal_error_since_ms_) / 1000);
     journal_error_.clear();
     journal_error_since_ms_ = 0;
   }
@@ -234,13 +235,13 @@ std::string JobRunner::Start(std::shared_ptr<const Config> config) {
     }
   }
   if (!problem.empty()) {
-    std::string aside = path_ + ".corrupt-" + std::to_string(WallMsNow());
+    std::string aside = path_ + ".corrupt-" + std::to_string(time_.WallMs());
     if (::rename(path_.c_str(), aside.c_str()) == 0) problem += "; set aside as " + aside;
     spdlog::error("job journal unusable: {}", problem);
     // What ran before is unknown: nothing starts until an operator looked.
     SetHalt(Halt{"the job journal was unusable (" + problem +
                      "); check the host, then wardenctl resume",
-                 "", "", WallMsNow(), Slot{}});
+                 "", "", time_.WallMs(), Slot{}});
   }
   if (!running.is_null() && running.is_object() &&
       (!running["steps"].is_array() || running["steps"].empty())) {
@@ -251,7 +252,7 @@ std::string JobRunner::Start(std::shared_ptr<const Config> config) {
     spdlog::warn("job {} had not started its first step when wardend stopped: queued again",
                  job);
     queue_.push_front(Entry{job, running.value("trigger", "ctl"),
-                            running.value("trigger_name", ""), WallMsNow()});
+                            running.value("trigger_name", ""), time_.WallMs()});
   } else if (!running.is_null() && running.is_object()) {
     // Cut short by a crash or a kill: report it, halt, run nothing again.
     const std::string job = running.value("job", "");
@@ -285,7 +286,7 @@ std::string JobRunner::Start(std::shared_ptr<const Config> config) {
     spdlog::error("job {} was interrupted: {}", job, detail);
     SetHalt(Halt{"job " + job + " was interrupted at " + StepLabel(index - 1, count, step) +
                      ": " + detail + "; check the host, then wardenctl resume",
-                 job, step, WallMsNow(), slot});
+                 job, step, time_.WallMs(), slot});
   }
   if (halt_) guard_.SetHalted(true, halt_->reason);
   Save();
@@ -327,7 +328,7 @@ JobRunner::Queued JobRunner::Enqueue(const std::string& job, const Trigger& trig
       return q;
     }
   }
-  queue_.push_back(Entry{job, trigger.kind, trigger.name, WallMsNow()});
+  queue_.push_back(Entry{job, trigger.kind, trigger.name, time_.WallMs()});
   q.ok = true;
   q.position = queue_.size() + (run_ ? 1 : 0);
   json f = {{"job", job}, {"trigger", trigger.kind}, {"position", q.position}};
@@ -368,8 +369,8 @@ void JobRunner::Pump() {
     run_->config = config_;
     run_->job = job;
     run_->entry = e;
-    run_->started = Clock::now();
-    run_->started_ms = WallMsNow();
+    run_->started = time_.Now();
+    run_->started_ms = time_.WallMs();
     if (!job->slot.empty()) {
       run_->slot.group = job->slot;
       run_->slot_capacity = job->slots > 0 ? job->slots : config_->fleet.slots;
@@ -410,7 +411,7 @@ void JobRunner::NextStep() {
     Interrupt("wardend is stopping");
     return;
   }
-  auto now = Clock::now();
+  auto now = time_.Now();
   if (r.active(now) >= r.job->timeout) {
     Fail("job timeout " + FormatDuration(r.job->timeout) + " reached before " +
          StepLabel(r.step, r.job->steps.size(), r.step_name()) +
@@ -451,7 +452,7 @@ void JobRunner::OnGuard(bool allowed, const std::string& reason, const std::stri
 void JobRunner::EndPause() {
   Run& r = *run_;
   if (!r.paused_since) return;
-  auto now = Clock::now();
+  auto now = time_.Now();
   if (!r.pause_reason.empty()) {   // a pause by the guard (not a wait for a slot)
     spdlog::info("job {} continues at {} after {} paused ({})", r.job->name, r.step_name(),
                  FormatDuration(std::chrono::duration_cast<Duration>(now - *r.paused_since)),
@@ -481,7 +482,7 @@ void JobRunner::AcquireSlot() {
 
 void JobRunner::OnSlot(SlotOutcome out) {
   Run& r = *run_;
-  auto now = Clock::now();
+  auto now = time_.Now();
   r.holders = out.holders;
   if (out.kind == SlotOutcome::Kind::kAcquired) {
     r.slot.key = out.key;
@@ -544,7 +545,7 @@ void JobRunner::EnterPaused(const std::string& reason, const std::string& detail
   Run& r = *run_;
   r.phase = Phase::kPaused;
   if (!r.paused_since || r.pause_reason != reason) {
-    if (!r.paused_since) r.paused_since = Clock::now();
+    if (!r.paused_since) r.paused_since = time_.Now();
     r.pause_reason = reason;
     r.pause_detail = detail;
     json f = StepFields();
@@ -562,8 +563,8 @@ void JobRunner::EnterPaused(const std::string& reason, const std::string& detail
 void JobRunner::StartStep() {
   Run& r = *run_;
   const std::string& name = r.step_name();
-  r.step_started = Clock::now();
-  r.step_started_ms = WallMsNow();
+  r.step_started = time_.Now();
+  r.step_started_ms = time_.WallMs();
   r.steps.push_back(StepRecord{name, r.step_started_ms, 0, ""});
   // Durable before the step may change anything: a step the journal does
   // not record could run twice after a crash, so it waits for the write
@@ -669,7 +670,7 @@ void JobRunner::OnActionDone(bool ran, bool ok, const std::string& blocked,
     return;
   }
   if (stopping_ && !ok) {
-    r.steps.back().ended_ms = WallMsNow();
+    r.steps.back().ended_ms = time_.WallMs();
     r.steps.back().result = "fail";
     Interrupt("wardend is stopping; " + r.step_name() + " ended: " + error);
     return;
@@ -681,7 +682,7 @@ void JobRunner::OnActionDone(bool ran, bool ok, const std::string& blocked,
 void JobRunner::PollWait() {
   Run& r = *run_;
   const WaitConfig* w = r.config->FindWait(r.step_name());
-  auto now = Clock::now();
+  auto now = time_.Now();
   std::map<std::string, const Scheduler::CheckStatus*> by;
   auto status = scheduler_.Status();
   for (const auto& s : status) by[s.name] = &s;
@@ -719,7 +720,7 @@ void JobRunner::PollWait() {
     return;
   }
   if (stopping_) {
-    r.steps.back().ended_ms = WallMsNow();
+    r.steps.back().ended_ms = time_.WallMs();
     r.steps.back().result = "fail";
     Interrupt("wardend is stopping during wait " + w->name);
     return;
@@ -740,9 +741,9 @@ void JobRunner::PollWait() {
 
 void JobRunner::StepDone(const std::string& result, const std::string& error) {
   Run& r = *run_;
-  auto now = Clock::now();
+  auto now = time_.Now();
   StepRecord& rec = r.steps.back();
-  rec.ended_ms = WallMsNow();
+  rec.ended_ms = time_.WallMs();
   rec.result = result;
   Save();
   json f = StepFields();
@@ -765,7 +766,7 @@ void JobRunner::Finish() {
   json f = {{"job", r.job->name},
             {"steps", r.job->steps.size()},
             {"result", "ok"},
-            {"duration_ms", Ms(Clock::now() - r.started)},
+            {"duration_ms", Ms(time_.Now() - r.started)},
             {"paused_ms", Ms(r.paused_total)}};
   if (!r.slot.key.empty() && fleet_) {
     // Released only if still ours; until etcd confirms, the journal keeps it
@@ -831,7 +832,7 @@ void JobRunner::Fail(const std::string& error) {
   json f = StepFields();
   f["result"] = "fail";
   f["error"] = error;
-  f["duration_ms"] = Ms(Clock::now() - r.started);
+  f["duration_ms"] = Ms(time_.Now() - r.started);
   if (!failed_stderr_.empty()) f["stderr_tail"] = std::move(failed_stderr_);
   failed_stderr_.clear();
   spdlog::error("job {} failed at {}: {}; the queue is halted until wardenctl resume",
@@ -839,7 +840,7 @@ void JobRunner::Fail(const std::string& error) {
   if (!r.slot.key.empty()) f["slot"] = r.slot.group;   // kept until wardenctl resume
   SetHalt(Halt{"job " + r.job->name + " failed at " +
                    StepLabel(r.step, r.job->steps.size(), r.step_name()) + ": " + error,
-               r.job->name, r.step_name(), WallMsNow(), r.slot});
+               r.job->name, r.step_name(), time_.WallMs(), r.slot});
   EndRun(events_.Emit("job.fail", f));
 }
 
@@ -848,14 +849,14 @@ void JobRunner::Interrupt(const std::string& why) {
   json f = StepFields();
   f["result"] = "interrupted";
   f["error"] = why;
-  f["duration_ms"] = Ms(Clock::now() - r.started);
+  f["duration_ms"] = Ms(time_.Now() - r.started);
   spdlog::warn("job {} interrupted at {}: {}", r.job->name,
                StepLabel(r.step, r.job->steps.size(), r.step_name()), why);
   if (!r.slot.key.empty()) f["slot"] = r.slot.group;   // kept until wardenctl resume
   SetHalt(Halt{"job " + r.job->name + " was interrupted at " +
                    StepLabel(r.step, r.job->steps.size(), r.step_name()) + ": " + why +
                    "; check the host, then wardenctl resume",
-               r.job->name, r.step_name(), WallMsNow(), r.slot});
+               r.job->name, r.step_name(), time_.WallMs(), r.slot});
   EndRun(events_.Emit("job.interrupted", f));
 }
 
@@ -909,7 +910,7 @@ void JobRunner::Stop(const std::string& why) {
   // flight through OnGuard. A wait or a pause ends now.
   if (run_->phase == Phase::kWait) {
     ev_timer_stop(loop_, &run_->timer);
-    run_->steps.back().ended_ms = WallMsNow();
+    run_->steps.back().ended_ms = time_.WallMs();
     run_->steps.back().result = "fail";
     Interrupt("wardend is stopping (" + why + ") during wait " + run_->step_name());
   } else if (run_->phase == Phase::kPaused || run_->phase == Phase::kGuard ||
@@ -1027,7 +1028,7 @@ json JobRunner::Status() const {
   }
   j["queue"] = std::move(queue);
   if (run_) {
-    auto now = Clock::now();
+    auto now = time_.Now();
     const char* phase = run_->phase == Phase::kPaused ? "paused"
                         : run_->phase == Phase::kWait ? "waiting"
                         : run_->phase == Phase::kAction ? "running"
@@ -1075,7 +1076,7 @@ json JobRunner::Status() const {
                     : json(nullptr);
   json schedules = json::array();
   for (const auto& s : schedules_) {
-    auto next = NextCronTime(s->cron, WallMsNow() / 1000);
+    auto next = NextCronTime(s->cron, time_.WallMs() / 1000);
     schedules.push_back({{"job", s->job},
                          {"schedule", s->cron.text},
                          {"next", next ? json(Rfc3339FromMs(*next * 1000)) : json(nullptr)}});
@@ -1119,7 +1120,7 @@ void JobRunner::Plan(const std::string& name, std::function<void(json)> reply) {
                {"steps", std::move(steps)}};
   if (job->schedule) {
     plan["schedule"] = job->schedule->text;
-    auto next = NextCronTime(*job->schedule, WallMsNow() / 1000);
+    auto next = NextCronTime(*job->schedule, time_.WallMs() / 1000);
     plan["next"] = next ? json(Rfc3339FromMs(*next * 1000)) : json(nullptr);
   }
   if (run_ && run_->job->name == name) plan["running"] = true;

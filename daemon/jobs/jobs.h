@@ -39,6 +39,7 @@
 
 #include "actions/action.h"
 #include "daemon/base/disk_writer.h"
+#include "daemon/base/time_source.h"
 #include "daemon/config/config.h"
 
 struct ev_loop;
@@ -57,7 +58,8 @@ class JobRunner {
  public:
   using Clock = std::chrono::steady_clock;
   JobRunner(struct ev_loop* loop, Guard& guard, Executor& executor, Scheduler& scheduler,
-            EventLog& events, std::string journal_path);
+            EventLog& events, std::string journal_path,
+            const TimeSource& time = TimeSource::Real());
   ~JobRunner();
   JobRunner(const JobRunner&) = delete;
   JobRunner& operator=(const JobRunner&) = delete;
@@ -183,6 +185,7 @@ class JobRunner {
   Scheduler& scheduler_;
   EventLog& events_;
   const std::string path_;
+  const TimeSource& time_;   // timeouts, pauses, the journal's times
   std::shared_ptr<const Config> config_;
   std::deque<Entry> queue_;
   std::optional<Halt> halt_;

@@ -7,16 +7,24 @@
 #include <chrono>
 
 #include "daemon/base/time_source.h"
+#include "daemon/base/wall_time.h"
 
 namespace warden::testing {
 
 class FakeTime final : public TimeSource {
  public:
   time_point Now() const override { return now_; }
+  // The wall clock moves with the steady one, from the real time at start.
+  std::int64_t WallMs() const override {
+    return wall_start_ms_ +
+           std::chrono::duration_cast<std::chrono::milliseconds>(now_ - start_).count();
+  }
   void Advance(std::chrono::steady_clock::duration d) { now_ += d; }
 
  private:
-  time_point now_ = std::chrono::steady_clock::now();
+  const time_point start_ = std::chrono::steady_clock::now();
+  time_point now_ = start_;
+  const std::int64_t wall_start_ms_ = WallMsNow();
 };
 
 }  // namespace warden::testing
