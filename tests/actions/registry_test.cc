@@ -117,6 +117,13 @@ TEST_CASE("the reference names each action type's keys and values, and no others
         warden::testing::KeysOfTable(ActionCommonOptions()));
 }
 
+TEST_CASE("every action type has a sample in etc/", "[actions][registry]") {
+  for (const auto& t : ActionTypes()) {
+    INFO(t.name);
+    CHECK_FALSE(warden::testing::SamplesOfType(t.name).empty());
+  }
+}
+
 TEST_CASE("the loader takes every common key of an action", "[actions][registry]") {
   std::string section = "[action common]\ntype = mysql_sql\nsql = SELECT 1\n";
   for (const auto& spec : ActionCommonOptions()) {

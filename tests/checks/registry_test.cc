@@ -118,6 +118,13 @@ TEST_CASE("the reference names each check type's keys and values, and no others"
   CHECK(ReferenceKeys("[check NAME]") == KeysOfTable(warden::CheckCommonOptions()));
 }
 
+TEST_CASE("every check type has a sample in etc/", "[checks][registry]") {
+  for (const auto& t : warden::CheckTypes()) {
+    INFO(t.name);
+    CHECK_FALSE(SamplesOfType(t.name).empty());
+  }
+}
+
 TEST_CASE("the loader takes every common key of a check", "[checks][registry]") {
   std::string section = "[check common]\ntype = mysql_ping\n";
   for (const auto& spec : warden::CheckCommonOptions()) {

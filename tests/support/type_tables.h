@@ -4,6 +4,7 @@
 // words docs/configuration.md gives a type or a section.
 #pragma once
 
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <regex>
@@ -189,6 +190,29 @@ inline std::set<std::string> WordsOfTable(std::span<const OptionSpec> table) {
     out.insert(s.key);
     for (const char* c : s.choices) out.insert(c);
     if (s.default_value && std::regex_match(s.default_value, word)) out.insert(s.default_value);
+  }
+  return out;
+}
+
+// The shipped samples (etc/warden.ini, etc/conf.d/*.ini) that show a
+// section of type `name`, commented out or not.
+inline std::vector<std::string> SamplesOfType(const std::string& name) {
+  std::vector<std::string> files = {"etc/warden.ini"};
+  for (const auto& e : std::filesystem::directory_iterator(std::string(WARDEN_SOURCE_DIR) +
+                                                           "/etc/conf.d")) {
+    if (e.path().extension() == ".ini") files.push_back("etc/conf.d/" + e.path().filename().string());
+  }
+  const std::regex line("^\\s*[;#]?\\s*type\\s*=\\s*" + name + "(\\s.*)?$");
+  std::vector<std::string> out;
+  for (const auto& f : files) {
+    std::istringstream in(ReadSourceFile(f));
+    std::string l;
+    while (std::getline(in, l)) {
+      if (std::regex_match(l, line)) {
+        out.push_back(f);
+        break;
+      }
+    }
   }
   return out;
 }
