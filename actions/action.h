@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -65,9 +66,26 @@ struct ActionType {
   const char* summary;
   bool guarded;      // changes something: passes the guard first (notify: false)
   bool uses_mysql;   // accepts `connection = NAME`
-  // Validates the type's own keys through `opts`; no I/O.
+  // The type's own keys, as data (daemon/base/options.h): what the loader
+  // checks before `make` runs, the defaults `make` reads, and what
+  // `wardenctl help action TYPE` prints.
+  std::span<const OptionSpec> options;
+  // An [action NAME] section of this type that validates as it stands.
+  const char* example;
+  // Validates what the table cannot (values against each other) and builds
+  // the action, reading its keys through `opts`; no I/O.
   std::unique_ptr<Action> (*make)(OptionReader& opts, const ActionCommon& common);
 };
+
+// Declares the type's table on `opts`, then calls its factory (the config
+// loader's way; the caller calls opts.Finish() after).
+std::unique_ptr<Action> BuildAction(const ActionType& type, OptionReader& opts,
+                                    const ActionCommon& common);
+
+// The keys every action has besides its type's own (type, timeout,
+// cooldown, ...), as data for `wardenctl help` and the tests; the config
+// loader reads them. `connection` is for mysql types only.
+std::span<const OptionSpec> ActionCommonOptions();
 
 const std::vector<ActionType>& ActionTypes();   // actions/registry.cc
 const ActionType* FindActionType(std::string_view name);

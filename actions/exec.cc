@@ -63,14 +63,26 @@ class ExecAction final : public Action {
   const std::vector<std::string> env_;
 };
 
+constexpr OptionSpec kOptions[] = {
+    opt::MultiLine("command", "the program and its arguments").Required(),
+    opt::Bool("shell", "yes: run the command with /bin/sh -c instead of splitting it into words")
+        .Default("no"),
+    opt::MultiLine("env", "NAME=VALUE words added to the environment of the command"),
+};
+
+constexpr const char* kExample = R"([action page_oncall]
+type    = exec
+command = /usr/local/bin/page --team dba "replication broken"
+timeout = 30s
+env     = PAGER_PROFILE=db
+)";
+
 std::unique_ptr<Action> MakeExec(OptionReader& opts, const ActionCommon& /*common*/) {
   const size_t errors_before = opts.diag().errors().size();
   bool shell = opts.GetBool("shell").value_or(false);
 
   std::vector<std::string> argv;
-  if (!opts.Has("command")) {
-    (void)opts.Required("command", "the program and its arguments");
-  } else if (auto text = opts.MultiLineText("command")) {
+  if (auto text = opts.MultiLineText("command")) {
     const ConfigEntry& entry = *opts.Find("command");
     if (shell) {
       argv = {"/bin/sh", "-c", *text};
@@ -116,6 +128,6 @@ std::unique_ptr<Action> MakeExec(OptionReader& opts, const ActionCommon& /*commo
 
 const ActionType kExecActionType = {
     "exec", "runs a command (argv split like a shell, no shell unless shell = yes)",
-    /*guarded=*/true, /*uses_mysql=*/false, &MakeExec};
+    /*guarded=*/true, /*uses_mysql=*/false, kOptions, kExample, &MakeExec};
 
 }  // namespace warden

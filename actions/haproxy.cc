@@ -674,6 +674,27 @@ Expected<std::pair<std::string, int>> ParseAddress(std::string_view text) {
   return std::make_pair(host, static_cast<int>(*p));
 }
 
+constexpr const char* kStates[] = {"ready", "drain", "maint"};
+constexpr OptionSpec kOptions[] = {
+    opt::Text("socket", "HAProxy's stats socket, an absolute path (socket or address)"),
+    opt::Text("address", "a stats socket on HOST:PORT (socket or address)"),
+    opt::Text("backend", "the HAProxy backend, e.g. mysql").Required(),
+    opt::Text("server", "the server in that backend, e.g. db1").Required(),
+    opt::Choice("state", kStates, "ready, drain or maint").Required(),
+    opt::Duration("drain_wait",
+                  "state = drain or maint: wait this long at most for the server's sessions to "
+                  "end"),
+};
+
+constexpr const char* kExample = R"([action drain]
+type       = haproxy
+socket     = /run/haproxy/admin.sock
+backend    = mysql
+server     = db17
+state      = drain
+drain_wait = 2m
+)";
+
 std::unique_ptr<Action> MakeHaproxy(OptionReader& opts, const ActionCommon& /*common*/) {
   const size_t errors_before = opts.diag().errors().size();
   Settings s;
@@ -713,8 +734,8 @@ std::unique_ptr<Action> MakeHaproxy(OptionReader& opts, const ActionCommon& /*co
     }
   }
 
-  auto name = [&](const char* key, const char* what) {
-    std::string v = opts.Required(key, what);
+  auto name = [&](const char* key) {
+    std::string v = opts.Text(key).value_or("");
     if (!v.empty() && !ValidName(v)) {
       opts.Error(*opts.Find(key),
                  std::string(key) + ": '" + v + "' is not a HAProxy name (" + kNameRule + ")");
@@ -722,14 +743,9 @@ std::unique_ptr<Action> MakeHaproxy(OptionReader& opts, const ActionCommon& /*co
     }
     return v;
   };
-  s.backend = name("backend", "the HAProxy backend, e.g. mysql");
-  s.server = name("server", "the server in that backend, e.g. db1");
-
-  if (opts.Has("state")) {
-    s.state = opts.GetChoice("state", {"ready", "drain", "maint"}).value_or("");
-  } else {
-    (void)opts.Required("state", "ready, drain or maint");
-  }
+  s.backend = name("backend");
+  s.server = name("server");
+  s.state = opts.GetChoice("state").value_or("");
 
   if (opts.Has("drain_wait")) {
     s.drain_wait = opts.GetDuration("drain_wait");
@@ -753,6 +769,6 @@ const ActionType kHaproxyActionType = {
     "haproxy",
     "sets an HAProxy server to ready, drain or maint over the runtime API (and can wait for "
     "its sessions to end)",
-    /*guarded=*/true, /*uses_mysql=*/false, &MakeHaproxy};
+    /*guarded=*/true, /*uses_mysql=*/false, kOptions, kExample, &MakeHaproxy};
 
 }  // namespace warden

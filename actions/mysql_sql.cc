@@ -212,6 +212,20 @@ class MysqlSqlAction final : public Action {
   const std::string file_;                     // when file = ...
 };
 
+constexpr OptionSpec kOptions[] = {
+    opt::MultiLine("sql", "statements separated by ';' (sql or file)"),
+    opt::Text("file",
+              "a file of statements, read when the action runs; relative to the config file "
+              "naming it (sql or file)"),
+};
+
+constexpr const char* kExample = R"([action restart_replication]
+type     = mysql_sql
+sql      = STOP REPLICA; START REPLICA
+cooldown = 10m
+budget   = 3 per 1h
+)";
+
 std::unique_ptr<Action> MakeMysqlSql(OptionReader& opts, const ActionCommon& /*common*/) {
   const size_t errors_before = opts.diag().errors().size();
   std::vector<std::string> statements;
@@ -246,6 +260,6 @@ std::unique_ptr<Action> MakeMysqlSql(OptionReader& opts, const ActionCommon& /*c
 
 const ActionType kMysqlSqlActionType = {
     "mysql_sql", "runs SQL statements (sql = ...; or file = PATH) on a MySQL connection",
-    /*guarded=*/true, /*uses_mysql=*/true, &MakeMysqlSql};
+    /*guarded=*/true, /*uses_mysql=*/true, kOptions, kExample, &MakeMysqlSql};
 
 }  // namespace warden

@@ -65,18 +65,23 @@ class NotifyAction final : public Action {
   const std::string message_;
 };
 
+constexpr const char* kSeverities[] = {"info", "warning", "critical"};
+constexpr OptionSpec kOptions[] = {
+    opt::Choice("severity", kSeverities, "the event's severity").Default("warning"),
+    opt::MultiLine("message", "the text of the event").Required(),
+};
+
+constexpr const char* kExample = R"([action tell_dba]
+type     = notify
+severity = critical
+message  = {check} is {state} on {host} (value {value})
+)";
+
 std::unique_ptr<Action> MakeNotify(OptionReader& opts, const ActionCommon& /*common*/) {
   const size_t errors_before = opts.diag().errors().size();
-  std::string severity = "warning";
-  if (opts.Has("severity")) {
-    severity = opts.GetChoice("severity", {"info", "warning", "critical"}).value_or("");
-  } else {
-    opts.Find("severity");
-  }
+  std::string severity = opts.GetChoice("severity").value_or("");
   std::string message;
-  if (!opts.Has("message")) {
-    (void)opts.Required("message", "the text of the event");
-  } else if (auto text = opts.MultiLineText("message")) {
+  if (auto text = opts.MultiLineText("message")) {
     message = *text;
     auto check = ExpandPlaceholders(message, NotifyValues(Trigger{}, "", ""));
     if (!check) opts.Error(*opts.Find("message"), "message: " + check.error());
@@ -89,6 +94,6 @@ std::unique_ptr<Action> MakeNotify(OptionReader& opts, const ActionCommon& /*com
 
 const ActionType kNotifyActionType = {
     "notify", "records an event with a severity and a message; changes nothing",
-    /*guarded=*/false, /*uses_mysql=*/false, &MakeNotify};
+    /*guarded=*/false, /*uses_mysql=*/false, kOptions, kExample, &MakeNotify};
 
 }  // namespace warden

@@ -66,21 +66,31 @@ class ServiceAction final : public Action {
   const std::string op_;
 };
 
+constexpr const char* kOps[] = {"start", "stop", "restart", "reload"};
+constexpr OptionSpec kOptions[] = {
+    opt::Text("name", "the service to act on, e.g. mariadb").Required(),
+    opt::Choice("op", kOps, "start, stop, restart or reload").Required(),
+};
+
+constexpr const char* kExample = R"([action restart_mariadb]
+type     = service
+name     = mariadb
+op       = restart
+timeout  = 5m
+cooldown = 30m
+budget   = 2 per 1d
+)";
+
 std::unique_ptr<Action> MakeService(OptionReader& opts, const ActionCommon& /*common*/) {
   const size_t errors_before = opts.diag().errors().size();
-  std::string name = opts.Required("name", "the service to act on, e.g. mariadb");
+  std::string name = opts.Text("name").value_or("");
   if (!name.empty() && !ValidServiceName(name)) {
     opts.Error(*opts.Find("name"), "name: '" + name +
                                        "' is not a service name (letters, digits and : _ . @ \\ "
                                        "-, not starting with '-')");
   }
-  std::optional<std::string> op;
-  if (opts.Has("op")) {
-    op = opts.GetChoice("op", {"start", "stop", "restart", "reload"});
-  } else {
-    (void)opts.Required("op", "start, stop, restart or reload");
-  }
-  if (opts.diag().errors().size() != errors_before || !op) return nullptr;
+  std::optional<std::string> op = opts.GetChoice("op");
+  if (opts.diag().errors().size() != errors_before || name.empty() || !op) return nullptr;
   return std::make_unique<ServiceAction>(std::move(name), std::move(*op));
 }
 
@@ -110,6 +120,6 @@ Expected<std::vector<std::string>> ServiceArgv(const std::string& service_comman
 
 const ActionType kServiceActionType = {
     "service", "starts, stops, restarts or reloads a system service (systemctl by default)",
-    /*guarded=*/true, /*uses_mysql=*/false, &MakeService};
+    /*guarded=*/true, /*uses_mysql=*/false, kOptions, kExample, &MakeService};
 
 }  // namespace warden

@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -111,10 +112,30 @@ struct CheckType {
   const char* name;      // the `type = ...` word
   const char* summary;   // one line for docs and errors
   bool uses_mysql;       // accepts `connection = NAME`
-  // Validates the type's own keys through `opts` (reporting problems there)
-  // and builds the check. Does no I/O. May return nullptr after reporting.
+  // The type's own keys, as data (daemon/base/options.h): what the loader
+  // checks before `make` runs (missing, unknown, of the wrong kind), the
+  // defaults `make` reads, and what `wardenctl help check TYPE` prints.
+  std::span<const OptionSpec> options;
+  // A [check NAME] section of this type that validates as it stands (with
+  // a [mysql] and a [mutex]), for `wardenctl help` and the tests.
+  const char* example;
+  // Validates what the table cannot (values against each other, paths)
+  // and builds the check, reading its keys through `opts`, where the table
+  // is declared. Does no I/O. May return nullptr after reporting.
   std::unique_ptr<Check> (*make)(OptionReader& opts, const CheckCommon& common);
 };
+
+// Builds a check of `type` from `opts` the way the config loader does:
+// declares the type's table on `opts`, then calls its factory. The caller
+// reads the common keys before and calls opts.Finish() after.
+std::unique_ptr<Check> BuildCheck(const CheckType& type, OptionReader& opts,
+                                  const CheckCommon& common);
+
+// The keys every check has besides its type's own (type, every, warn,
+// on_crit, ...), as data for `wardenctl help` and the tests; the config
+// loader reads them (daemon/config/config.cc), with the checks between
+// them that no table says. `connection` is for mysql types only.
+std::span<const OptionSpec> CheckCommonOptions();
 
 // The built-in check types (checks/registry.cc).
 const std::vector<CheckType>& CheckTypes();

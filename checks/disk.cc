@@ -49,27 +49,37 @@ class DiskCheck final : public Check {
   const Duration timeout_;
 };
 
+constexpr const char* kMetrics[] = {"free_pct", "free_bytes", "inodes_free_pct"};
+constexpr OptionSpec kOptions[] = {
+    opt::Text("path", "a path on the file system to watch").Required(),
+    opt::Choice("metric", kMetrics,
+                "free space in percent, free bytes (for the unprivileged), or free inodes in "
+                "percent")
+        .Default("free_pct"),
+};
+
+constexpr const char* kExample = R"([check datadir_space]
+type   = disk
+path   = /var/lib/mysql
+metric = free_pct
+warn   = < 15
+crit   = < 5
+)";
+
 std::unique_ptr<Check> Make(OptionReader& opts, const CheckCommon& common) {
-  std::string path = opts.Required("path", "a path on the file system to watch");
-  std::string metric = "free_pct";
-  bool bad = false;
-  if (opts.Has("metric")) {
-    auto m = opts.GetChoice("metric", {"free_pct", "free_bytes", "inodes_free_pct"});
-    if (m)
-      metric = *m;
-    else
-      bad = true;
-  }
-  if (!path.empty() && path[0] != '/') {
+  auto path = opts.Text("path");
+  auto metric = opts.GetChoice("metric");
+  if (path && (*path)[0] != '/') {
     opts.Error(*opts.Find("path"), "path must be absolute");
-    bad = true;
+    return nullptr;
   }
-  if (bad || path.empty()) return nullptr;
-  return std::make_unique<DiskCheck>(path, metric, common.timeout);
+  if (!path || !metric) return nullptr;
+  return std::make_unique<DiskCheck>(*path, *metric, common.timeout);
 }
 
 }  // namespace
 
-const CheckType kDiskCheckType = {"disk", "free space or inodes of a file system", false, &Make};
+const CheckType kDiskCheckType = {
+    "disk", "free space or inodes of a file system", false, kOptions, kExample, &Make};
 
 }  // namespace warden

@@ -45,28 +45,36 @@ class FileCheck final : public Check {
   const Duration timeout_;
 };
 
+constexpr const char* kMetrics[] = {"exists", "age", "size"};
+constexpr OptionSpec kOptions[] = {
+    opt::Text("path", "the file to look at").Required(),
+    opt::Choice("metric", kMetrics,
+                "1 when it exists (0 when not), seconds since it was modified, or its size in "
+                "bytes")
+        .Default("exists"),
+};
+
+constexpr const char* kExample = R"([check backup_fresh]
+type   = file
+path   = /var/backups/mysql/latest.xbstream
+metric = age
+warn   = > 93600
+)";
+
 std::unique_ptr<Check> Make(OptionReader& opts, const CheckCommon& common) {
-  std::string path = opts.Required("path", "the file to look at");
-  std::string metric = "exists";
-  bool bad = false;
-  if (opts.Has("metric")) {
-    auto m = opts.GetChoice("metric", {"exists", "age", "size"});
-    if (m)
-      metric = *m;
-    else
-      bad = true;
-  }
-  if (!path.empty() && path[0] != '/') {
+  auto path = opts.Text("path");
+  auto metric = opts.GetChoice("metric");
+  if (path && (*path)[0] != '/') {
     opts.Error(*opts.Find("path"), "path must be absolute");
-    bad = true;
+    return nullptr;
   }
-  if (bad || path.empty()) return nullptr;
-  return std::make_unique<FileCheck>(path, metric, common.timeout);
+  if (!path || !metric) return nullptr;
+  return std::make_unique<FileCheck>(*path, *metric, common.timeout);
 }
 
 }  // namespace
 
 const CheckType kFileCheckType = {"file", "whether a file exists, its age or its size", false,
-                                  &Make};
+                                  kOptions, kExample, &Make};
 
 }  // namespace warden

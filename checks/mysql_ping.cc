@@ -29,12 +29,23 @@ class MysqlPingCheck final : public Check {
   const std::string connection_;
 };
 
+// No keys of its own: the connection is a common key.
+constexpr std::span<const OptionSpec> kOptions{};
+
+constexpr const char* kExample = R"([check mysql_alive]
+type  = mysql_ping
+every = 5s
+crit  = > 1000
+trip  = 3
+)";
+
 std::unique_ptr<Check> Make(OptionReader&, const CheckCommon& common) {
   return std::make_unique<MysqlPingCheck>(common.connection);
 }
 
 }  // namespace
 
-const CheckType kMysqlPingCheckType = {"mysql_ping", "round trip of mysql_ping in ms", true, &Make};
+const CheckType kMysqlPingCheckType = {"mysql_ping", "round trip of mysql_ping in ms", true,
+                                       kOptions, kExample, &Make};
 
 }  // namespace warden

@@ -35,11 +35,19 @@ class MysqlQueryCheck final : public Check {
   const std::string sql_;
 };
 
+constexpr OptionSpec kOptions[] = {
+    opt::MultiLine("sql", "the statement whose first column of the first row is the value")
+        .Required(),
+};
+
+constexpr const char* kExample = R"([check open_orders]
+type = mysql_query
+sql  = SELECT COUNT(*)
+       FROM app.orders WHERE state = 'open'
+warn = > 10000
+)";
+
 std::unique_ptr<Check> Make(OptionReader& opts, const CheckCommon& common) {
-  if (!opts.Has("sql")) {
-    opts.Required("sql", "the statement whose first column of the first row is the value");
-    return nullptr;
-  }
   auto sql = opts.MultiLineText("sql");
   if (!sql) return nullptr;
   std::string text(Trim(*sql));
@@ -55,6 +63,6 @@ std::unique_ptr<Check> Make(OptionReader& opts, const CheckCommon& common) {
 }  // namespace
 
 const CheckType kMysqlQueryCheckType = {"mysql_query", "first column of the first row of a query",
-                                        true, &Make};
+                                        true, kOptions, kExample, &Make};
 
 }  // namespace warden

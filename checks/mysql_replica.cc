@@ -196,20 +196,40 @@ class MysqlReplicaCheck final : public Check {
   const std::string channel_;
 };
 
+constexpr const char* kFields[] = {"lag",        "io_running", "sql_running",
+                                   "last_errno", "last_error", "heartbeat_lag"};
+constexpr OptionSpec kOptions[] = {
+    opt::Choice("field", kFields,
+                "lag, io_running, sql_running, last_errno, last_error or heartbeat_lag")
+        .Required(),
+    opt::Text("channel", "the replication channel (MySQL) or connection name (MariaDB) to read")
+        .DefaultNote("the only channel"),
+    opt::Text("heartbeat_table", "field = heartbeat_lag: the pt-heartbeat table, DATABASE.TABLE")
+        .Default("percona.heartbeat"),
+    opt::Integer("heartbeat_server_id", 1, 4294967295LL,
+                 "field = heartbeat_lag: the server_id of the source whose row to read")
+        .DefaultNote("the source's, from the replica status"),
+    opt::Bool("heartbeat_utc",
+              "field = heartbeat_lag: the table's ts is UTC (pt-heartbeat --utc); no: local time")
+        .Default("yes"),
+};
+
+constexpr const char* kExample = R"([check replica_lag]
+type    = mysql_replica
+field   = heartbeat_lag
+every   = 10s
+warn    = > 60
+crit    = > 600
+trip    = 3 of 5
+recover = 2
+)";
+
 std::unique_ptr<Check> Make(OptionReader& opts, const CheckCommon& common) {
-  static const std::vector<std::string> kFields = {"lag",        "io_running", "sql_running",
-                                                   "last_errno", "last_error", "heartbeat_lag"};
-  std::optional<std::string> field;
-  if (!opts.Has("field")) {
-    opts.Required("field", "lag, io_running, sql_running, last_errno, last_error or heartbeat_lag");
-  } else {
-    field = opts.GetChoice("field", kFields);
-  }
+  std::optional<std::string> field = opts.GetChoice("field");
   std::string channel = opts.Text("channel", "");
   const bool heartbeat = field && *field == "heartbeat_lag";
-  std::string table = opts.Text("heartbeat_table", "percona.heartbeat");
-  long long server_id = 0;
-  if (auto v = opts.GetInteger("heartbeat_server_id", 1, 4294967295LL)) server_id = *v;
+  std::string table = opts.Text("heartbeat_table").value_or("");
+  long long server_id = opts.GetInteger("heartbeat_server_id").value_or(0);
   bool utc = opts.GetBool("heartbeat_utc").value_or(true);
   if (!heartbeat) {
     for (const char* key : {"heartbeat_table", "heartbeat_server_id", "heartbeat_utc"}) {
@@ -316,6 +336,6 @@ const CheckType kMysqlReplicaCheckType = {
     "mysql_replica",
     "a replica status field: lag, io_running, sql_running, last_errno, last_error, or "
     "heartbeat_lag from a pt-heartbeat table",
-    true, &Make};
+    true, kOptions, kExample, &Make};
 
 }  // namespace warden

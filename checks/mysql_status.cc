@@ -127,17 +127,32 @@ class MysqlStatusCheck final : public Check {
   const std::shared_ptr<State> state_;
 };
 
+constexpr OptionSpec kOptions[] = {
+    opt::Text("variable", "a SHOW GLOBAL STATUS name, e.g. Threads_running").Required(),
+    opt::Bool("rate",
+              "yes: the counter's increase per second instead of its value (the first sample "
+              "gives none)")
+        .Default("no"),
+};
+
+constexpr const char* kExample = R"([check slow_queries_per_s]
+type     = mysql_status
+variable = Slow_queries
+rate     = yes
+warn     = > 5
+)";
+
 std::unique_ptr<Check> Make(OptionReader& opts, const CheckCommon& common) {
-  std::string variable =
-      opts.Required("variable", "a SHOW GLOBAL STATUS name, e.g. Threads_running");
-  bool rate = opts.GetBool("rate").value_or(false);
-  if (variable.empty()) return nullptr;
-  return std::make_unique<MysqlStatusCheck>(common.connection, variable, rate);
+  auto variable = opts.Text("variable");
+  auto rate = opts.GetBool("rate");
+  if (!variable || !rate) return nullptr;
+  return std::make_unique<MysqlStatusCheck>(common.connection, *variable, *rate);
 }
 
 }  // namespace
 
 const CheckType kMysqlStatusCheckType = {
-    "mysql_status", "a SHOW GLOBAL STATUS value, or its per-second rate (rate = yes)", true, &Make};
+    "mysql_status", "a SHOW GLOBAL STATUS value, or its per-second rate (rate = yes)", true,
+    kOptions, kExample, &Make};
 
 }  // namespace warden

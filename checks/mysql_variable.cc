@@ -61,16 +61,25 @@ class MysqlVariableCheck final : public Check {
   std::shared_ptr<Names> names_;
 };
 
+constexpr OptionSpec kOptions[] = {
+    opt::Text("variable", "a SHOW GLOBAL VARIABLES name, e.g. max_connections").Required(),
+};
+
+constexpr const char* kExample = R"([check read_only]
+type     = mysql_variable
+variable = read_only
+crit     = != OFF
+)";
+
 std::unique_ptr<Check> Make(OptionReader& opts, const CheckCommon& common) {
-  std::string variable =
-      opts.Required("variable", "a SHOW GLOBAL VARIABLES name, e.g. max_connections");
-  if (variable.empty()) return nullptr;
-  return std::make_unique<MysqlVariableCheck>(common.connection, variable);
+  auto variable = opts.Text("variable");
+  if (!variable) return nullptr;
+  return std::make_unique<MysqlVariableCheck>(common.connection, *variable);
 }
 
 }  // namespace
 
 const CheckType kMysqlVariableCheckType = {"mysql_variable", "a SHOW GLOBAL VARIABLES value", true,
-                                           &Make};
+                                           kOptions, kExample, &Make};
 
 }  // namespace warden

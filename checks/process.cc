@@ -109,6 +109,20 @@ class ProcessCheck final : public Check {
   const Duration timeout_;
 };
 
+constexpr OptionSpec kOptions[] = {
+    opt::Text("pidfile",
+              "the pid file, an absolute path (pidfile, name or both: the pid counts only if it "
+              "runs name)"),
+    opt::Text("name", "the program name (no '/'): a process of that name runs"),
+};
+
+constexpr const char* kExample = R"([check mariadbd]
+type    = process
+pidfile = /run/mysqld/mysqld.pid
+name    = mariadbd
+crit    = == 0
+)";
+
 std::unique_ptr<Check> Make(OptionReader& opts, const CheckCommon& common) {
   auto pidfile = opts.Text("pidfile");
   auto name = opts.Text("name");
@@ -165,6 +179,6 @@ bool AnyProcessNamed(const std::string& name) {
 }
 
 const CheckType kProcessCheckType = {"process", "1 when the process runs, 0 when not", false,
-                                     &Make};
+                                     kOptions, kExample, &Make};
 
 }  // namespace warden

@@ -91,13 +91,24 @@ class ProgramCheck final : public Check {
   const Duration timeout_;
 };
 
+constexpr const char* kValues[] = {"exit", "stdout"};
+constexpr OptionSpec kOptions[] = {
+    opt::MultiLine("command", "the program and its arguments").Required(),
+    opt::Choice("value", kValues, "the exit status, or the first number the program prints")
+        .Default("exit"),
+};
+
+constexpr const char* kExample = R"([check raid_ok]
+type    = program
+command = /usr/local/bin/raid-status --quiet
+value   = exit
+crit    = != 0
+)";
+
 std::unique_ptr<Check> Make(OptionReader& opts, const CheckCommon& common) {
   std::vector<std::string> argv;
   bool bad = false;
-  if (!opts.Has("command")) {
-    opts.Required("command", "the program and its arguments");
-    bad = true;
-  } else if (auto text = opts.MultiLineText("command")) {
+  if (auto text = opts.MultiLineText("command")) {
     auto words =
         SplitWords(*text, "quote it; program checks run no shell (use command = sh -c '...')");
     if (!words) {
@@ -109,12 +120,9 @@ std::unique_ptr<Check> Make(OptionReader& opts, const CheckCommon& common) {
   } else {
     bad = true;
   }
-  bool stdout_value = false;
-  if (opts.Has("value")) {
-    auto v = opts.GetChoice("value", {"exit", "stdout"});
-    if (!v) bad = true;
-    stdout_value = v && *v == "stdout";
-  }
+  auto value = opts.GetChoice("value");
+  if (!value) bad = true;
+  const bool stdout_value = value && *value == "stdout";
   if (bad || argv.empty()) return nullptr;
   return std::make_unique<ProgramCheck>(std::move(argv), stdout_value, common.timeout);
 }
@@ -123,6 +131,6 @@ std::unique_ptr<Check> Make(OptionReader& opts, const CheckCommon& common) {
 
 const CheckType kProgramCheckType = {
     "program", "exit status of a command, or the first number it prints (value = stdout)", false,
-    &Make};
+    kOptions, kExample, &Make};
 
 }  // namespace warden

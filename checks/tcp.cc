@@ -190,22 +190,30 @@ class TcpCheck final : public Check {
   const Duration timeout_;
 };
 
+constexpr const char* kProtocols[] = {"none", "mysql"};
+constexpr OptionSpec kOptions[] = {
+    opt::Text("host", "name or address to connect to").Required(),
+    opt::Integer("port", 1, 65535, "TCP port, 1-65535").Required(),
+    opt::Choice("protocol", kProtocols,
+                "none: the connect time; mysql: the time to the server's greeting, which must be "
+                "MySQL's")
+        .Default("none"),
+};
+
+constexpr const char* kExample = R"([check haproxy_stats]
+type  = tcp
+host  = 127.0.0.1
+port  = 8404
+crit  = > 500
+)";
+
 std::unique_ptr<Check> Make(OptionReader& opts, const CheckCommon& common) {
-  std::string host = opts.Required("host", "name or address to connect to");
-  std::optional<long long> port;
-  if (!opts.Has("port")) {
-    opts.Required("port", "TCP port, 1-65535");
-  } else {
-    port = opts.GetInteger("port", 1, 65535);
-  }
-  bool mysql = false;
-  if (opts.Has("protocol")) {
-    auto p = opts.GetChoice("protocol", {"none", "mysql"});
-    if (!p) return nullptr;
-    mysql = *p == "mysql";
-  }
-  if (host.empty() || !port) return nullptr;
-  return std::make_unique<TcpCheck>(host, static_cast<int>(*port), mysql, common.timeout);
+  auto host = opts.Text("host");
+  auto port = opts.GetInteger("port");
+  auto protocol = opts.GetChoice("protocol");
+  if (!host || !port || !protocol) return nullptr;
+  return std::make_unique<TcpCheck>(*host, static_cast<int>(*port), *protocol == "mysql",
+                                    common.timeout);
 }
 
 }  // namespace
@@ -278,6 +286,6 @@ Expected<MysqlGreeting> MysqlGreetingTime(const std::string& host, int port, Dur
 
 const CheckType kTcpCheckType = {
     "tcp", "time to connect to host:port in ms (protocol = mysql: to the server's greeting)", false,
-    &Make};
+    kOptions, kExample, &Make};
 
 }  // namespace warden

@@ -602,7 +602,7 @@ class Loader {
     }
     if (cc.type) {
       size_t before = diag_.errors().size();
-      cc.impl = cc.type->make(r, cc.common);
+      cc.impl = BuildCheck(*cc.type, r, cc.common);
       if (!cc.impl && diag_.errors().size() == before) {
         r.Error(s.title() + ": the check could not be built from these settings");
       }
@@ -642,7 +642,7 @@ class Loader {
                 "cooldown, budget and dry_run do not apply");
       }
       size_t before = diag_.errors().size();
-      ac.impl = ac.type->make(r, ac.common);
+      ac.impl = BuildAction(*ac.type, r, ac.common);
       if (!ac.impl && diag_.errors().size() == before) {
         r.Error(s.title() + ": the action could not be built from these settings");
       }

@@ -58,6 +58,8 @@ const std::vector<CommandSpec>& CommandTable() {
        {{Kind::kCount, "-n", "n", "N", false, "how many (at most 10000)"}},
        &CommandTarget::Events, 60'000, ""},
       {"version", Access::kRead, "print the version", {}, nullptr, 0, ""},
+      {"help", Access::kRead, "the types, or one type's keys and an example",
+       {{Kind::kWords, "", "args", "check|action [TYPE]", false, ""}}, nullptr, 0, ""},
       // The socket's liveness probe: no help line, so not in wardenctl's usage.
       {"ping", Access::kRead, "", {}, &CommandTarget::Ping, 10'000, ""},
   };

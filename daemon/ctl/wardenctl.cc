@@ -1,5 +1,5 @@
-// wardenctl: the command line. `validate` works without a daemon; every
-// other command is one request to wardend's control socket
+// wardenctl: the command line. `validate`, `fleet` and `help` work without
+// a daemon; every other command is one request to wardend's control socket
 // (daemon/control/control.h), whose reply it prints.
 //
 // Exit codes (docs/control.md, "wardenctl"): 0 done / ok, 1 the daemon said no (or
@@ -10,18 +10,24 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <cstring>
 #include <optional>
+#include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "actions/action.h"
+#include "checks/check.h"
 #include "daemon/base/ini.h"
+#include "daemon/base/options.h"
 #include "daemon/config/config.h"
 #include "daemon/control/command_table.h"
 #include "daemon/control/fleet_ctl.h"
@@ -45,6 +51,63 @@ int UsageError(const std::string& message) {
   std::fprintf(stderr, "wardenctl: %s\n", message.c_str());
   Usage(stderr);
   return kExitUsage;
+}
+
+// `wardenctl help check|action [TYPE]`: the types with their summaries,
+// or one type's keys from its option table (daemon/base/options.h), the
+// keys every check or action has, and the type's example, which
+// validates as it stands.
+template <typename Type>
+int HelpOnType(const char* kind, const std::vector<Type>& types, const Type* type,
+               std::span<const warden::OptionSpec> common, const std::string& name) {
+  if (name.empty()) {
+    std::printf("%s types (wardenctl help %s TYPE: its keys and an example):\n", kind, kind);
+    size_t width = 0;
+    for (const auto& t : types) width = std::max(width, std::strlen(t.name));
+    for (const auto& t : types) {
+      std::printf("  %-*s  %s\n", static_cast<int>(width), t.name, t.summary);
+    }
+    return kExitOk;
+  }
+  if (!type) {
+    std::string known;
+    for (const auto& t : types) known += (known.empty() ? "" : ", ") + std::string(t.name);
+    std::fprintf(stderr, "wardenctl: no %s type '%s' (known: %s)\n", kind, name.c_str(),
+                 known.c_str());
+    return kExitUsage;
+  }
+  std::printf("%s type %s: %s\n\nits keys:\n", kind, type->name, type->summary);
+  if (type->options.empty()) std::printf("  none\n");
+  std::fputs(warden::FormatOptions(type->options).c_str(), stdout);
+  std::string also;
+  for (const auto& s : common) {
+    const std::string key = s.key;
+    if (key == "connection" && !type->uses_mysql) continue;
+    if constexpr (std::is_same_v<Type, warden::ActionType>) {
+      if (!type->guarded && (key == "cooldown" || key == "budget" || key == "dry_run")) continue;
+    }
+    also += (also.empty() ? "" : ", ") + key;
+  }
+  std::printf("\nand those of every %s (warden.ini(5)): %s\n\nexample:\n%s", kind, also.c_str(),
+              type->example);
+  return kExitOk;
+}
+
+int Help(const std::vector<std::string>& args) {
+  if (args.empty()) {
+    Usage(stdout);
+    return kExitOk;
+  }
+  if (args.size() > 2 || (args[0] != "check" && args[0] != "action")) {
+    return UsageError("usage: wardenctl help check|action [TYPE]");
+  }
+  const std::string name = args.size() > 1 ? args[1] : "";
+  if (args[0] == "check") {
+    return HelpOnType("check", warden::CheckTypes(), warden::FindCheckType(name),
+                      warden::CheckCommonOptions(), name);
+  }
+  return HelpOnType("action", warden::ActionTypes(), warden::FindActionType(name),
+                    warden::ActionCommonOptions(), name);
 }
 
 // With `grants`, then connects and reports missing MySQL privileges
@@ -504,6 +567,7 @@ int main(int argc, char** argv) {
                                    reason);
   }
   if (cmd == "validate") return Validate(config_path, request.value("grants", false));
+  if (cmd == "help") return Help(request.value("args", std::vector<std::string>()));
   if (cmd == "version") {
     std::printf("wardenctl %s\n", warden::kVersion);
     return 0;

@@ -84,7 +84,7 @@ inline Built MakeAction(const std::string& type, const Keys& keys) {
   RawSection s = Section(keys);
   Diagnostics diag;
   OptionReader opts(s, diag);
-  b.action = t->make(opts, Common(type));
+  b.action = BuildAction(*t, opts, Common(type));
   opts.Finish("action type " + type);
   b.errors = diag.errors();
   return b;

@@ -54,7 +54,7 @@ struct Built {
   std::vector<std::string> errors;
 };
 
-// Validates like the config loader: the type's factory, then Finish().
+// Validates like the config loader: the type's table and factory, then Finish().
 inline Built MakeCheck(const std::string& type,
                        const std::vector<std::pair<std::string, std::string>>& keys,
                        CheckCommon common = {}) {
@@ -69,7 +69,7 @@ inline Built MakeCheck(const std::string& type,
   OptionReader opts(s, diag);
   common.name = "t";
   common.type = type;
-  b.check = t->make(opts, common);
+  b.check = BuildCheck(*t, opts, common);
   opts.Finish("check type " + type);
   b.errors = diag.errors();
   return b;

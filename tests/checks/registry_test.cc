@@ -4,22 +4,14 @@
 
 #include "check_test_util.h"
 #include "checks/check.h"
+#include "daemon/config/config.h"
+#include "support/temp_dir.h"
+#include "support/type_tables.h"
 
 using warden::test::MakeCheck;
+using namespace warden::testing;
 
 namespace {
-
-// Minimal valid options per type, so every type can be built.
-std::vector<std::pair<std::string, std::string>> ValidKeys(const std::string& type) {
-  if (type == "mysql_status" || type == "mysql_variable") return {{"variable", "Uptime"}};
-  if (type == "mysql_query") return {{"sql", "SELECT 1"}};
-  if (type == "mysql_replica") return {{"field", "lag"}};
-  if (type == "process") return {{"name", "mariadbd"}};
-  if (type == "tcp") return {{"host", "127.0.0.1"}, {"port", "3306"}};
-  if (type == "disk" || type == "file") return {{"path", "/"}};
-  if (type == "program") return {{"command", "true"}};
-  return {};
-}
 
 bool AnyContains(const std::vector<std::string>& errors, const std::string& part) {
   for (const auto& e : errors) {
@@ -28,31 +20,120 @@ bool AnyContains(const std::vector<std::string>& errors, const std::string& part
   return false;
 }
 
+std::string Joined(const std::vector<std::string>& errors) {
+  std::string all;
+  for (const auto& e : errors) all += e + "\n";
+  return all;
+}
+
+// What the loader says about `sections` with a [mutex] and a [mysql].
+std::vector<std::string> LoadErrors(const std::string& sections) {
+  TempDir dir;
+  std::string path = dir.Write("warden.ini",
+                               "[daemon]\nstate_dir = " + dir.path() +
+                                   "\n[mutex]\nmode = off\n[mysql]\nsocket = "
+                                   "/run/mysqld/mysqld.sock\nuser = warden\n" + sections);
+  warden::Diagnostics diag;
+  auto config = warden::LoadConfig(path, warden::LoadOptions{}, diag);
+  return diag.errors();
+}
+
 }  // namespace
 
-TEST_CASE("every documented check type is registered once and buildable", "[checks][registry]") {
-  const std::vector<std::string> documented = {
-      "mysql_ping", "mysql_status", "mysql_variable", "mysql_query", "mysql_replica",
-      "process",    "tcp",          "disk",           "program",     "file"};
+// The types are the registry's; what each accepts is its table's. These
+// walk both, so a new type is covered by its registry line.
+TEST_CASE("every check type is registered once, with a sound table and an example",
+          "[checks][registry]") {
   std::set<std::string> seen;
+  REQUIRE(warden::CheckTypes().size() >= 10);
   for (const auto& t : warden::CheckTypes()) {
     INFO(t.name);
     CHECK(seen.insert(t.name).second);
+    CHECK(warden::FindCheckType(t.name) == &t);
     CHECK(std::string(t.summary).size() > 5);
     CHECK(t.uses_mysql == (std::string(t.name).rfind("mysql_", 0) == 0));
-  }
-  CHECK(seen.size() == documented.size());
-  for (const auto& name : documented) {
-    INFO(name);
-    const warden::CheckType* t = warden::FindCheckType(name);
-    REQUIRE(t != nullptr);
-    CHECK(t->name == name);
-    auto built = MakeCheck(name, ValidKeys(name));
-    CHECK(built.errors.empty());
-    CHECK(built.check != nullptr);
+    CHECK(t.make != nullptr);
+    CHECK(Joined(TableProblems(t.options, warden::CheckCommonOptions())) == "");
+    const std::string example = t.example;
+    CHECK(example.rfind("[check ", 0) == 0);
+    bool typed = false;
+    for (const auto& [k, v] : ExampleKeys(example)) typed = typed || (k == "type" && v == t.name);
+    CHECK(typed);
   }
   CHECK(warden::FindCheckType("mysql") == nullptr);
   CHECK(warden::FindCheckType("") == nullptr);
+  CHECK(Joined(TableProblems(warden::CheckCommonOptions(), {})) == "");
+}
+
+TEST_CASE("each check type's example validates through the loader", "[checks][registry]") {
+  for (const auto& t : warden::CheckTypes()) {
+    INFO(t.name << "\n" << t.example);
+    auto errors = LoadErrors(t.example);
+    CHECK(Joined(errors) == "");
+    // And builds from its own keys alone, the way the loader builds it.
+    auto built = MakeCheck(t.name, OwnKeys(t.example, t.options));
+    CHECK(Joined(built.errors) == "");
+    CHECK(built.check != nullptr);
+  }
+}
+
+TEST_CASE("each check type's factory reads every key of its table, and no other",
+          "[checks][registry]") {
+  for (const auto& t : warden::CheckTypes()) {
+    for (const auto& spec : t.options) {
+      INFO(t.name << ": " << spec.key);
+      KeyValues keys = OwnKeys(t.example, t.options);
+      bool present = false;
+      for (const auto& [k, v] : keys) present = present || k == spec.key;
+      if (!present) keys.emplace_back(spec.key, SampleValue(spec));
+      warden::RawSection s = warden::test::Section(keys);
+      warden::Diagnostics diag;
+      warden::OptionReader opts(s, diag);
+      warden::CheckCommon common;
+      common.name = "t";
+      common.type = t.name;
+      auto check = warden::BuildCheck(t, opts, common);
+      opts.Finish("check type " + std::string(t.name));
+      // Read by the factory (a key it never looks at is no key of the type).
+      CHECK(opts.Asked(spec.key));
+      // A key the factory reads that the table does not declare is an
+      // internal error, whatever the keys.
+      CHECK_FALSE(AnyContains(diag.errors(), "internal error"));
+      CHECK_FALSE(AnyContains(diag.errors(), "unknown key"));
+    }
+  }
+}
+
+TEST_CASE("the reference names each check type's keys and values, and no others",
+          "[checks][registry][docs]") {
+  auto rows = ReferenceTypeRows("[check NAME]");
+  std::set<std::string> documented, registered;
+  for (const auto& [name, words] : rows) documented.insert(name);
+  for (const auto& t : warden::CheckTypes()) registered.insert(t.name);
+  CHECK(documented == registered);
+  for (const auto& t : warden::CheckTypes()) {
+    INFO(t.name);
+    CHECK(rows[t.name] == WordsOfTable(t.options));
+  }
+  CHECK(ReferenceKeys("[check NAME]") == KeysOfTable(warden::CheckCommonOptions()));
+}
+
+TEST_CASE("every check type has a sample in etc/", "[checks][registry]") {
+  for (const auto& t : warden::CheckTypes()) {
+    INFO(t.name);
+    CHECK_FALSE(SamplesOfType(t.name).empty());
+  }
+}
+
+TEST_CASE("the loader takes every common key of a check", "[checks][registry]") {
+  std::string section = "[check common]\ntype = mysql_ping\n";
+  for (const auto& spec : warden::CheckCommonOptions()) {
+    if (std::string(spec.key) != "type") section += std::string(spec.key) + " = " + SampleValue(spec) + "\n";
+  }
+  auto errors = LoadErrors(section);
+  INFO(Joined(errors));
+  CHECK_FALSE(AnyContains(errors, "unknown key"));
+  CHECK_FALSE(AnyContains(errors, "internal error"));
 }
 
 TEST_CASE("a key the type does not know is reported with file:line", "[checks][registry]") {
@@ -62,17 +143,48 @@ TEST_CASE("a key the type does not know is reported with file:line", "[checks][r
 }
 
 TEST_CASE("a missing required option is reported with file:line", "[checks][registry]") {
-  for (const std::string type : {"mysql_status", "mysql_variable", "mysql_query", "mysql_replica",
-                                 "tcp", "disk", "program", "file", "process"}) {
-    INFO(type);
-    auto built = MakeCheck(type, {});
-    CHECK(built.check == nullptr);
-    REQUIRE(!built.errors.empty());
-    CHECK(built.errors[0].rfind("test.ini:1: [check t] needs '", 0) == 0);
+  for (const auto& t : warden::CheckTypes()) {
+    for (const auto& spec : t.options) {
+      if (!spec.required) continue;
+      INFO(t.name << ": " << spec.key);
+      KeyValues keys;
+      for (const auto& kv : OwnKeys(t.example, t.options)) {
+        if (kv.first != spec.key) keys.push_back(kv);
+      }
+      auto built = MakeCheck(t.name, keys);
+      CHECK(built.check == nullptr);
+      CHECK(built.errors == std::vector<std::string>{"test.ini:1: [check t] needs '" +
+                                                     std::string(spec.key) + "' (" + spec.help +
+                                                     ")"});
+    }
   }
   auto tcp = MakeCheck("tcp", {{"host", "db"}});
   REQUIRE(tcp.errors.size() == 1);
-  CHECK(tcp.errors[0].rfind("test.ini:1: [check t] needs 'port'", 0) == 0);
+  CHECK(tcp.errors[0] == "test.ini:1: [check t] needs 'port' (TCP port, 1-65535)");
+  auto neither = MakeCheck("process", {});
+  CHECK(neither.errors == std::vector<std::string>{
+                              "test.ini:1: [check t] needs 'pidfile' or 'name' (or both)"});
+}
+
+TEST_CASE("a key the table gives a default reads as it when absent", "[checks][registry]") {
+  const warden::CheckType* disk = warden::FindCheckType("disk");
+  REQUIRE(disk);
+  warden::RawSection s = warden::test::Section({{"path", "/"}});
+  warden::Diagnostics diag;
+  warden::OptionReader opts(s, diag);
+  opts.Declare(disk->options, "check type disk");
+  CHECK(opts.GetChoice("metric") == "free_pct");
+  CHECK(opts.Text("path") == "/");
+  // Read as another kind than declared, or not declared at all: the code
+  // and its table disagree.
+  CHECK_FALSE(opts.GetBool("path"));
+  CHECK_FALSE(opts.Text("colour"));
+  CHECK(diag.errors() ==
+        std::vector<std::string>{
+            "test.ini:1: internal error: check type disk reads 'path' as boolean, but its option "
+            "table declares text",
+            "test.ini:1: internal error: check type disk reads 'colour', which its option table "
+            "does not declare"});
 }
 
 TEST_CASE("bad option values are reported at their line", "[checks][registry]") {

@@ -13,6 +13,9 @@ bash without startup files and asked for COMPREPLY the way bash asks it
   it: a check added to the file is not offered until `wardenctl reload`,
   jobs still come from the file, and `-s SOCKET` alone finds them through
   the config the daemon reports;
+- `help` is offered `check` and `action`, and then the types of the
+  reference (docs/configuration.md's type tables), which the completion
+  reads from `wardenctl help check` / `help action`;
 - when the bash-completion package is there: `cmake --install` puts the
   file where it looks (share/bash-completion/completions under
   XDG_DATA_DIRS), it loads it on demand, and it completes the same.
@@ -58,6 +61,25 @@ def usage():
             words = part.split()
             options[(command, words[1] if i == 0 else words[0])] = set(OPTION.findall(part))
     return commands, options, set(OPTION.findall(options_block))
+
+
+def reference_types(heading):
+    """The types of the `| type | keys |` table under `heading` in
+    docs/configuration.md, sorted."""
+    types, current, in_table = [], None, False
+    with open(os.path.join(SOURCE_DIR, "docs", "configuration.md"), encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("## "):
+                current = line.strip()
+            if line.startswith("| type | keys |"):
+                in_table = True
+                continue
+            if not line.startswith("|"):
+                in_table = False
+            m = re.match(r"^\| `([a-z_]+)` \|", line)
+            if in_table and current == heading and m:
+                types.append(m.group(1))
+    return sorted(types)
 
 
 def complete(words, env=None, loader=None):
@@ -176,6 +198,19 @@ class WithoutDaemon(unittest.TestCase):
         self.assertEqual([], complete(["wardenctl", "-c", self.config, "run", "upgrade", ""]))
         # A config that cannot be read gives no names, and no error.
         self.assertEqual([], complete(["wardenctl", "-c", self.dir + "/missing.ini", "run", ""]))
+
+    def test_help_offers_the_types_of_the_reference(self):
+        self.assertEqual(["action", "check"], complete(["wardenctl", "help", ""]))
+        for kind, heading in (("check", "## [check NAME]"), ("action", "## [action NAME]")):
+            with self.subTest(kind=kind):
+                types = reference_types(heading)
+                self.assertGreater(len(types), 4)
+                self.assertEqual(types, complete(["wardenctl", "help", kind, ""]))
+                self.assertEqual([t for t in types if t.startswith("mysql_")],
+                                 complete(["wardenctl", "help", kind, "mysql_"]))
+                # One type only.
+                self.assertEqual([], complete(["wardenctl", "help", kind, types[0], ""]))
+        self.assertEqual([], complete(["wardenctl", "help", "job", ""]))
 
     def test_files_after_config_and_socket(self):
         prefix = os.path.join(self.dir, "wa")

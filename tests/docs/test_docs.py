@@ -8,6 +8,10 @@ checked against the code, for what a machine can check:
   actions/), and every event the code emits is named there; every field
   named in its tables appears as a string literal in that code;
 - every ```ini block validates with the real `wardenctl validate` (below);
+- `wardenctl help check` and `help action` list the types of the
+  reference's type tables, `help check TYPE` names every key and value of
+  the type's row, and its example validates (the unit tests hold each
+  type's option table to the same row, word for word);
 - every relative link resolves (the file, and the heading of an #anchor),
   and every `docs/NAME.md` named anywhere in the repository exists;
 - no file of the repository refers to files outside it (the old contract,
@@ -298,6 +302,54 @@ class IniSamplesTest(unittest.TestCase):
                     seen += 1
                     self.validate(rel, line, text)
         self.assertGreater(seen, 5, "hardly any ini samples found")
+
+
+def type_rows(heading):
+    """{type: set of backquoted words of its keys column} of the `| type |
+    keys |` table under the `## ` heading `heading` of docs/configuration.md."""
+    rows, current, in_table = {}, None, False
+    for line in read("docs/configuration.md").splitlines():
+        if line.startswith("## "):
+            current = line[3:].strip()
+        if line.startswith("| type | keys |"):
+            in_table = True
+            continue
+        if not line.startswith("|"):
+            in_table = False
+        m = re.match(r"^\| `([a-z_]+)` \|([^|]*)\|", line)
+        if in_table and current == heading and m:
+            rows[m.group(1)] = set(re.findall(r"`([a-z_]+)`", m.group(2)))
+    return rows
+
+
+@unittest.skipUnless(WARDENCTL, "WARDENCTL is not set")
+class HelpTest(unittest.TestCase):
+    def help(self, *args):
+        return subprocess.run([WARDENCTL, "help"] + list(args), capture_output=True, text=True,
+                              timeout=30)
+
+    def test_help_describes_every_type_of_the_reference(self):
+        for kind in ("check", "action"):
+            rows = type_rows("[%s NAME]" % kind)
+            self.assertGreater(len(rows), 4, "hardly any %s types in docs/configuration.md" % kind)
+            p = self.help(kind)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(sorted(re.findall(r"^  ([a-z_]+) ", p.stdout, re.M)), sorted(rows))
+            for name, words in sorted(rows.items()):
+                with self.subTest(kind=kind, type=name):
+                    p = self.help(kind, name)
+                    self.assertEqual((p.returncode, p.stderr), (0, ""))
+                    keys, _, example = p.stdout.partition("\nexample:\n")
+                    keys = keys.split("\nand those of every ")[0]
+                    missing = sorted(w for w in words if not re.search(r"\b%s\b" % w, keys))
+                    self.assertEqual(missing, [], "keys and values of the reference's row that "
+                                     "wardenctl help %s %s does not name" % (kind, name))
+                    self.assertTrue(example.startswith("[%s " % kind), p.stdout)
+                    IniSamplesTest.validate(self, "wardenctl help %s %s" % (kind, name), 1,
+                                            example)
+        p = self.help("check", "nonesuch")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("no check type 'nonesuch'", p.stderr)
 
 
 class ReferencesTest(unittest.TestCase):
