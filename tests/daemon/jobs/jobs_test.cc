@@ -45,7 +45,7 @@ class Takes final : public Action {
 };
 
 const ActionType kTakesType{"takes", "a step that takes time on the fake clock", true, false,
-                            nullptr};
+                            {}, "", nullptr};
 
 struct JobRig {
   FakeTime time;
