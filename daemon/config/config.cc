@@ -443,7 +443,8 @@ class Loader {
         r.Error(*e, "token_file is for url = … (HTTP); with backend = etcd use cert_file and "
                     "key_file");
       } else if (options_.read_secrets &&
-                 !ReadSecretFile(std::string(Trim(e->value)), &c.mutex.token, &error)) {
+                 (!SecretFileIsPrivate(std::string(Trim(e->value)), &error) ||
+                  !ReadSecretFile(std::string(Trim(e->value)), &c.mutex.token, &error))) {
         r.Error(*e, "token_file: " + error);
       }
       if (!c.mutex.token.empty()) c.secrets.push_back(c.mutex.token);

@@ -358,6 +358,13 @@ TEST_CASE("mutex settings", "[config]") {
   CHECK(ok.config->mutex.cache.count() == 1000);
   CHECK(ok.config->mutex.poll.count() == 3000);
   CHECK(ok.config->mutex.timeout.count() == 500);
+  // The token is a secret like a password: not readable by group or others.
+  std::string open_token = dir.Write("open-token", "tok-123\n", 0640);
+  Loaded open = Load(dir, "[mutex]\nurl = https://ops/m.json\ntoken_file = " + open_token + "\n",
+                     "e.ini");
+  CHECK_FALSE(open.config);
+  CHECK(open.Has("e.ini:3: token_file: " + open_token +
+                 " is mode 0640: a secret must not be readable by group or others"));
 }
 
 TEST_CASE("include globs are relative to the including file", "[config]") {
