@@ -10,14 +10,14 @@
 
 namespace warden {
 
-std::optional<std::string_view> Check::ReadFrom(const MysqlMap&, Measurement& otherwise) {
+std::optional<std::string_view> Check::ReadFrom(const NamedValues&, Measurement& otherwise) {
   otherwise = Measurement::Error("internal error: this check reads no shared snapshot");
   return std::nullopt;
 }
 
 Measurement MeasureSnapshot(
     const Check::Snapshot& snapshot,
-    const std::function<std::optional<std::string_view>(const MysqlMap&, Measurement&)>& read) {
+    const std::function<std::optional<std::string_view>(const NamedValues&, Measurement&)>& read) {
   if (!snapshot) return Measurement::Error(snapshot.error());
   Measurement m;
   if (auto value = read(**snapshot, m)) m = Measurement::Value(*value);

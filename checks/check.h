@@ -12,14 +12,14 @@
 #include <string_view>
 #include <vector>
 
+#include "daemon/base/inline_function.h"
+#include "daemon/base/named_values.h"
 #include "daemon/base/options.h"
 #include "daemon/base/status.h"
 #include "daemon/base/units.h"
 #include "daemon/io/runtime.h"
 
 namespace warden {
-
-class MysqlMap;
 
 // What one run of a check produced.
 struct Measurement {
@@ -41,12 +41,33 @@ struct Measurement {
   static Measurement NotYet(std::string why) { return {Kind::kNotYet, {}, std::move(why)}; }
 };
 
-// The shared snapshot a check's run does nothing but read (mysql_status:
-// SHOW GLOBAL STATUS on its connection), if that is all it does.
-struct SharedMapRead {
-  enum class Kind { kNone, kGlobalStatus, kGlobalVariables };
-  Kind kind = Kind::kNone;
-  const std::string* connection = nullptr;   // the check's own; "" is [mysql]
+// Where a shared snapshot comes from (mysql_status: SHOW GLOBAL STATUS on
+// a connection). The scheduler asks a source once for all the checks due
+// together that read it, for the union of the names they need, and hands
+// the one snapshot to each of them (Check::ReadFrom). A source is a
+// constant of its check type, shared by all its checks.
+class SharedSource {
+ public:
+  using Snapshot = Expected<std::shared_ptr<const NamedValues>>;
+  // Kept in place (no allocation) when its capture fits 48 bytes.
+  using Done = InlineFunction<void(const Snapshot&)>;
+  virtual ~SharedSource() = default;
+  // Reads one snapshot of `scope` (which one of the source's: the checks'
+  // connection) holding at least `names` (null: every name; a source may
+  // always read more) and calls `done` exactly once on the loop thread,
+  // possibly before returning. Loop thread only; must not block.
+  virtual void Read(Runtime& rt, const std::string& scope, std::shared_ptr<const NameSet> names,
+                    Done done) const = 0;
+};
+
+// What a check whose run only reads a shared snapshot reads, if that is
+// all it does.
+struct SharedRead {
+  const SharedSource* source = nullptr;   // null: no shared snapshot
+  // The source's scope, the check's own (its connection: "" is [mysql]).
+  const std::string* scope = nullptr;
+  // The names its result needs, lower case (the check's own).
+  std::span<const std::string> names;
   // When the check's result is one name's value exactly as the snapshot
   // has it (no rate, no parsing): that name, lower case, as the check
   // keeps it. The scheduler then looks it up itself, with a hint of its
@@ -91,13 +112,13 @@ class Check {
   // completion, not one per check) and has each read its result from it
   // with ReadFrom, which must give what Run would have given with that
   // snapshot. Run stays the way to run the check on its own.
-  virtual SharedMapRead shared_read() const { return {}; }
-  using Snapshot = Expected<std::shared_ptr<const MysqlMap>>;
+  virtual SharedRead shared_read() const { return {}; }
+  using Snapshot = SharedSource::Snapshot;
   // The result in `snapshot`: when it is a value as it stands there (the
   // usual case), that value, a view into the snapshot, and nothing is
   // built; otherwise (not found, a rate...) nullopt with the result in
   // `otherwise`. Either is the result at the snapshot's time.
-  virtual std::optional<std::string_view> ReadFrom(const MysqlMap& snapshot,
+  virtual std::optional<std::string_view> ReadFrom(const NamedValues& snapshot,
                                                    Measurement& otherwise);
 };
 
@@ -106,7 +127,7 @@ class Check {
 // snapshot's time. For completions that outlive their check (Run).
 Measurement MeasureSnapshot(
     const Check::Snapshot& snapshot,
-    const std::function<std::optional<std::string_view>(const MysqlMap&, Measurement&)>& read);
+    const std::function<std::optional<std::string_view>(const NamedValues&, Measurement&)>& read);
 
 struct CheckType {
   const char* name;      // the `type = ...` word

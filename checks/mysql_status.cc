@@ -31,6 +31,20 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// SHOW GLOBAL STATUS on a connection, for the scheduler's shared reads.
+class StatusSource final : public SharedSource {
+ public:
+  void Read(Runtime& rt, const std::string& scope, std::shared_ptr<const NameSet> names,
+            Done done) const override {
+    if (!rt.mysql) {
+      done(Snapshot::Error("internal error: no MySQL access in this runtime"));
+      return;
+    }
+    rt.mysql->GlobalStatus(scope, std::move(names), std::move(done));
+  }
+};
+const StatusSource kStatusSource;
+
 struct Sample {
   std::string value;
   Clock::time_point at;
@@ -44,6 +58,7 @@ class MysqlStatusCheck final : public Check {
     state_->key = state_->variable;
     for (auto& ch : state_->key) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
     state_->rate = rate;
+    own_names_ = NameSet::Of({state_->key});
   }
 
   void Run(Runtime& rt, Done done) override {
@@ -60,14 +75,14 @@ class MysqlStatusCheck final : public Check {
     };
     // 48 bytes: queued in place, without an allocation (SharedDone).
     static_assert(MysqlReads::SharedDone<MysqlMap>::kInPlace<decltype(measure)>);
-    rt.mysql->GlobalStatus(connection_, std::move(measure));
+    rt.mysql->GlobalStatus(connection_, own_names_, std::move(measure));
   }
 
-  SharedMapRead shared_read() const override {
-    return {SharedMapRead::Kind::kGlobalStatus, &connection_,
+  SharedRead shared_read() const override {
+    return {&kStatusSource, &connection_, std::span<const std::string>(&state_->key, 1),
             state_->rate ? nullptr : &state_->key};
   }
-  std::optional<std::string_view> ReadFrom(const MysqlMap& status,
+  std::optional<std::string_view> ReadFrom(const NamedValues& status,
                                            Measurement& otherwise) override {
     return state_->Read(status, otherwise);
   }
@@ -125,6 +140,7 @@ class MysqlStatusCheck final : public Check {
   };
   const std::string connection_;
   const std::shared_ptr<State> state_;
+  std::shared_ptr<const NameSet> own_names_;   // a run on its own reads this name only
 };
 
 constexpr OptionSpec kOptions[] = {

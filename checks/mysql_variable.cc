@@ -8,6 +8,20 @@
 namespace warden {
 namespace {
 
+// SHOW GLOBAL VARIABLES on a connection, for the scheduler's shared reads.
+class VariablesSource final : public SharedSource {
+ public:
+  void Read(Runtime& rt, const std::string& scope, std::shared_ptr<const NameSet> names,
+            Done done) const override {
+    if (!rt.mysql) {
+      done(Snapshot::Error("internal error: no MySQL access in this runtime"));
+      return;
+    }
+    rt.mysql->GlobalVariables(scope, std::move(names), std::move(done));
+  }
+};
+const VariablesSource kVariablesSource;
+
 class MysqlVariableCheck final : public Check {
  public:
   MysqlVariableCheck(std::string connection, std::string variable)
@@ -16,6 +30,7 @@ class MysqlVariableCheck final : public Check {
     names->variable = std::move(variable);
     names->key = names->variable;
     for (auto& ch : names->key) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    own_names_ = NameSet::Of({names->key});
     names_ = std::move(names);
   }
 
@@ -24,7 +39,7 @@ class MysqlVariableCheck final : public Check {
       done(Measurement::Error("internal error: no MySQL access in this runtime"));
       return;
     }
-    rt.mysql->GlobalVariables(connection_, [names = names_, done = std::move(done)](
+    rt.mysql->GlobalVariables(connection_, own_names_, [names = names_, done = std::move(done)](
                                                const Snapshot& vars) {
       done(MeasureSnapshot(vars, [n = names.get()](const MysqlMap& map, Measurement& otherwise) {
         return n->Read(map, otherwise);
@@ -32,10 +47,11 @@ class MysqlVariableCheck final : public Check {
     });
   }
 
-  SharedMapRead shared_read() const override {
-    return {SharedMapRead::Kind::kGlobalVariables, &connection_, &names_->key};
+  SharedRead shared_read() const override {
+    return {&kVariablesSource, &connection_, std::span<const std::string>(&names_->key, 1),
+            &names_->key};
   }
-  std::optional<std::string_view> ReadFrom(const MysqlMap& vars, Measurement& otherwise) override {
+  std::optional<std::string_view> ReadFrom(const NamedValues& vars, Measurement& otherwise) override {
     return names_->Read(vars, otherwise);
   }
 
@@ -59,6 +75,7 @@ class MysqlVariableCheck final : public Check {
   };
   const std::string connection_;
   std::shared_ptr<Names> names_;
+  std::shared_ptr<const NameSet> own_names_;   // a run on its own reads this name only
 };
 
 constexpr OptionSpec kOptions[] = {

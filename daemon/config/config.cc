@@ -177,6 +177,7 @@ class Loader {
       else c.daemon.interval = *v;
     }
     if (auto v = r.GetPercent("jitter")) c.daemon.jitter = *v;
+    if (auto v = r.GetBool("spread_shared_reads")) c.daemon.spread_shared_reads = *v;
     if (auto v = r.GetInteger("workers", 1, 64)) c.daemon.workers = static_cast<int>(*v);
     if (auto v = r.Text("service_command")) {
       c.daemon.service_command = *v;

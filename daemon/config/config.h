@@ -25,6 +25,9 @@ struct DaemonConfig {
   std::string state_dir = "/var/lib/warden";
   Duration interval{30'000};                 // default `every`
   double jitter = 0.10;                      // fraction of `every`
+  // Whether checks that only read a shared snapshot are spread by
+  // `jitter` too; by default they run on one tick per cadence, one read.
+  bool spread_shared_reads = false;
   int workers = 4;
   std::string service_command = "systemctl"; // service action: argv prefix, or with {op} {name}
 };

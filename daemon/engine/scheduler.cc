@@ -12,7 +12,6 @@
 #include "daemon/engine/events.h"
 #include "daemon/engine/executor.h"
 #include "daemon/engine/state.h"
-#include "daemon/io/mysql.h"
 
 namespace warden {
 
@@ -37,14 +36,14 @@ struct alignas(64) Scheduler::Entry {
   Scheduler* owner = nullptr;
   std::uint64_t runs = 0;
   std::optional<Clock::time_point> last_run;
-  // Line 1: the name a shared read's result is (SharedMapRead::key; null
+  // Line 1: the name a shared read's result is (SharedRead::key; null
   // when the check reads it itself, ReadFrom) and where it was last.
   const std::string* key = nullptr;
-  MysqlMap::Hint hint;
+  NamedValues::Hint hint;
   // Lines 2 and 3: the evaluator's own hot part comes first.
   Evaluator eval;
   // What a state change, a reload or wardenctl reads.
-  SharedMapRead shared;           // impl->shared_read()
+  SharedRead shared;              // impl->shared_read()
   std::vector<RunDone> waiters;   // wardenctl check: the result of the run in flight
   const CheckConfig* cfg = nullptr;
   Entry* successor = nullptr;     // retired: the same check in the new snapshot
@@ -56,7 +55,7 @@ struct alignas(64) Scheduler::Entry {
         every_ms(std::max<std::int64_t>(1, c->common.every.count())),
         impl(c->impl.get()),
         eval(c->rules),
-        shared(impl ? impl->shared_read() : SharedMapRead{}),
+        shared(impl ? impl->shared_read() : SharedRead{}),
         cfg(c) {
     key = shared.key;
     // The lines above, as laid out (a quiet result touches lines 0-3).
@@ -133,6 +132,16 @@ double Scheduler::NowMs() const {
 double Scheduler::FirstRun(const CheckConfig& c) {
   double every = std::chrono::duration<double>(c.common.every).count();
   if (config_->daemon.jitter <= 0) return 0;
+  if (!config_->daemon.spread_shared_reads && c.impl && c.impl->shared_read().source) {
+    // A check that only reads a shared snapshot costs nothing of its own
+    // per run: spreading it would only split one read into several. All
+    // such checks run on one absolute grid of their cadence (a second at
+    // most), so those of one `every` share one read per tick, and a check
+    // added by a reload joins them.
+    const double grid = std::min(every, 1.0);
+    const double now = ev_now(rt_.loop);
+    return std::max(0.0, std::ceil(now / grid) * grid - now);
+  }
   std::uniform_real_distribution<double> d(0, every * config_->daemon.jitter);
   double first = d(rng_);
   // Spread over a grid, not a continuum: checks whose runs fall on the same
@@ -240,7 +249,7 @@ void Scheduler::RunDue() {
       if (generation_ != generation) return;
       continue;
     }
-    if (e->shared_id >= 0 && rt_.mysql) {   // (e->shared is in a colder line)
+    if (e->shared_id >= 0) {   // (e->shared is in a colder line)
       GroupOf(*e).push_back(e);
       continue;
     }
@@ -256,7 +265,7 @@ void Scheduler::RunDue() {
   // (A shared read's completion prefetches its own: FinishShared.)
   launched_.clear();
   for (Entry* e : batch) {
-    if (e->in_flight && !(e->shared_id >= 0 && rt_.mysql)) launched_.push_back(e);
+    if (e->in_flight && e->shared_id < 0) launched_.push_back(e);
   }
   launched_warm_ = launched_.empty();
   batch_.swap(batch);
@@ -468,10 +477,9 @@ void Scheduler::Launch(Entry& e) {
   });
 }
 
-int Scheduler::SharedId(const SharedMapRead& read) {
-  if (read.kind == SharedMapRead::Kind::kNone) return -1;
-  const auto kind = static_cast<int>(read.kind);
-  auto [it, added] = shared_ids_.try_emplace({kind, *read.connection}, 0);
+int Scheduler::SharedId(const SharedRead& read) {
+  if (!read.source) return -1;
+  auto [it, added] = shared_ids_.try_emplace({read.source, *read.scope}, 0);
   if (added) it->second = static_cast<int>(shared_ids_.size()) - 1;
   return it->second;
 }
@@ -513,19 +521,34 @@ void Scheduler::LaunchShared(SharedGroup& group) {
     ++e->runs;
   }
   runs_ += entries->size();
-  // The read's connection name belongs to the first check: copied, as
-  // the completion may run (and a reload free that check) before the call
+  // The read's scope belongs to the first check: copied, as the
+  // completion may run (and a reload free that check) before the call
   // returns.
-  const SharedMapRead::Kind kind = group.read.kind;
-  const std::string connection = *group.read.connection;
+  const SharedSource* source = group.read.source;
+  const std::string scope = *group.read.scope;
+  std::shared_ptr<const NameSet> names = NamesOf(group.id, *entries);
   auto done = [entries = std::move(entries)](const Check::Snapshot& snapshot) {
     FinishShared(*entries, snapshot);
   };
-  if (kind == SharedMapRead::Kind::kGlobalStatus) {
-    rt_.mysql->GlobalStatus(connection, std::move(done));
-  } else {
-    rt_.mysql->GlobalVariables(connection, std::move(done));
+  source->Read(rt_, scope, std::move(names), std::move(done));
+}
+
+std::shared_ptr<const NameSet> Scheduler::NamesOf(int id, const std::vector<Entry*>& entries) {
+  // The checks due together are usually the same ones tick after tick
+  // (one node of due_, in the same order): their names are gathered once
+  // and kept for as long as the list is the same. Comparing the list
+  // reads only the pointers, not the entries' colder lines.
+  if (names_.size() <= static_cast<size_t>(id)) names_.resize(static_cast<size_t>(id) + 1);
+  NamesKept& kept = names_[static_cast<size_t>(id)];
+  if (kept.names && kept.generation == generation_ && kept.entries == entries) return kept.names;
+  std::vector<std::string> names;
+  for (const Entry* e : entries) {
+    names.insert(names.end(), e->shared.names.begin(), e->shared.names.end());
   }
+  kept.names = NameSet::Of(std::move(names));
+  kept.entries = entries;
+  kept.generation = generation_;
+  return kept.names;
 }
 
 void Scheduler::FinishShared(const std::vector<Entry*>& entries, const Check::Snapshot& snapshot) {
@@ -539,7 +562,7 @@ void Scheduler::FinishShared(const std::vector<Entry*>& entries, const Check::Sn
   // each one's first four lines (all that a quiet result touches) are
   // asked for kAhead entries before its turn, so that the misses overlap
   // and the lines are not evicted again before they are used.
-  const MysqlMap* map = snapshot ? snapshot->get() : nullptr;
+  const NamedValues* map = snapshot ? snapshot->get() : nullptr;
   Measurement otherwise;   // one for the loop: most results never fill it
   constexpr size_t kAhead = 8;
   const size_t n = entries.size();

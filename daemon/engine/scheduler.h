@@ -10,8 +10,12 @@
 //
 // Shared reads: the checks of a batch whose run only reads a shared
 // snapshot (Check::shared_read: mysql_status, mysql_variable) are launched
-// together, one read per kind and connection, and that read's one
+// together, one read per source and scope (SharedSource: SHOW GLOBAL
+// STATUS on one connection) for the names they need, and that read's one
 // completion has each of them read its result from it (Check::ReadFrom).
+// Such checks are not spread by jitter (unless [daemon]
+// spread_shared_reads says so): they run on one grid of their cadence,
+// so that those of one `every` share one read per tick.
 //
 // Cadence: the timer repeats every `every` whatever the check does. Due
 // times are read from Runtime::time (the real steady clock in wardend, a
@@ -114,17 +118,26 @@ class Scheduler {
   // completion that has each of them read its result from it (Check::ReadFrom).
   struct SharedGroup {
     int id = -1;          // SharedId(read)
-    SharedMapRead read;   // the first entry's
+    SharedRead read;      // the first entry's
     std::unique_ptr<std::vector<Entry*>> entries;
   };
   std::vector<SharedGroup> groups_;   // RunDue's, kept with their capacity
   size_t last_group_ = 0;
   std::vector<Entry*>& GroupOf(const Entry& e);
-  // A number for each shared read (kind and connection) seen, so that
+  // A number for each shared read (source and scope) seen, so that
   // grouping compares numbers, not names in the checks' own memory; -1
   // for a check that reads none.
-  std::map<std::pair<int, std::string>, int> shared_ids_;
-  int SharedId(const SharedMapRead& read);
+  std::map<std::pair<const SharedSource*, std::string>, int> shared_ids_;
+  int SharedId(const SharedRead& read);
+  // The names a shared read asks its source for: those of the checks due
+  // with it (NamesOf), kept per shared read for the next tick.
+  struct NamesKept {
+    std::vector<Entry*> entries;
+    std::uint64_t generation = 0;
+    std::shared_ptr<const NameSet> names;
+  };
+  std::vector<NamesKept> names_;   // by SharedId
+  std::shared_ptr<const NameSet> NamesOf(int id, const std::vector<Entry*>& entries);
   void LaunchShared(SharedGroup& group);
   static void FinishShared(const std::vector<Entry*>& entries, const Check::Snapshot& snapshot);
   void Apply(Entry& e, const Verdict& v);
@@ -134,8 +147,9 @@ class Scheduler {
   void Disarm(Entry& e);
   void RearmWheel();
   double NowMs() const;   // rt_.time, milliseconds
-  // Seconds to a check's first run: 0 without jitter, else a random point
-  // within every x jitter, on the kRunGrid tick.
+  // Seconds to a check's first run: 0 without jitter; for a shared read's,
+  // the next point of its cadence's grid; else a random point within
+  // every x jitter, on the kRunGrid tick.
   double FirstRun(const CheckConfig& c);
   static constexpr double kRunGrid = 0.1;   // seconds
   void ReapRetired();

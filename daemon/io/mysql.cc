@@ -7,6 +7,7 @@
 #include <cctype>
 #include <cstring>
 #include <deque>
+#include <list>
 #include <exception>
 #include <mutex>
 #include <utility>
@@ -71,67 +72,6 @@ std::string MysqlConnConfig::Key() const {
          std::to_string(connect_timeout.count()) + sep + std::to_string(query_timeout.count()) +
          sep + std::to_string(fallback_port) + sep + SslModeName(ssl_mode) + sep + ssl_ca + sep +
          ssl_capath + sep + ssl_cert + sep + ssl_key + sep + tls_version;
-}
-
-bool MysqlMap::NameIs(const char* name, std::string_view key) {
-  // ASCII case only (server variable names are), without std::tolower's
-  // locale lookup per character; a NUL in `name` ends it.
-  for (size_t i = 0; i < key.size(); ++i) {
-    char ch = name[i];
-    if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
-    if (ch != key[i]) return false;   // also where `name` ends first
-  }
-  return name[key.size()] == '\0';
-}
-
-std::string_view MysqlMap::Value(size_t i) const {
-  const char* v = rows_[i].value;
-  return v ? std::string_view(v) : std::string_view();
-}
-
-std::optional<std::string_view> MysqlMap::get(std::string_view key) const {
-  // From the end: of several rows with the same name, the last one.
-  for (size_t i = rows_.size(); i-- > 0;) {
-    if (NameIs(rows_[i].name, key)) return Value(i);
-  }
-  return std::nullopt;
-}
-
-std::optional<std::string_view> MysqlMap::get(const std::string& key, Hint* hint) const {
-  // The row the hint names, if it still has that name as the server
-  // spelt it (a plain strcmp, a fraction of NameIs's per-byte lowering).
-  // A later row of the same name is not looked for: the hint comes from
-  // the search below, which found the last one.
-  const size_t at = hint->index;
-  if (at < rows_.size() && (hint->name[0] != '\0' ? std::strcmp(rows_[at].name, hint->name) == 0
-                                                   : NameIs(rows_[at].name, key))) {
-    return Value(at);
-  }
-  for (size_t i = rows_.size(); i-- > 0;) {
-    if (NameIs(rows_[i].name, key)) {
-      hint->index = static_cast<std::uint32_t>(i);
-      // key.size() is the name's length (NameIs).
-      const bool keep = key.size() <= Hint::kMaxName;
-      std::memcpy(hint->name, rows_[i].name, keep ? key.size() : 0);
-      hint->name[keep ? key.size() : 0] = '\0';
-      return Value(i);
-    }
-  }
-  return std::nullopt;
-}
-
-MysqlMap::value_type MysqlMap::row(size_t i) const {
-  return {std::string_view(rows_[i].name), Value(i)};
-}
-
-void MysqlMap::Add(std::string_view name, std::string_view value) {
-  // One copy holds both, each NUL-terminated, kept with the map.
-  auto text = std::make_shared<std::string>();
-  text->reserve(name.size() + value.size() + 2);
-  text->append(name).push_back('\0');
-  text->append(value).push_back('\0');
-  rows_.push_back({text->data(), text->data() + name.size() + 1});
-  keep_.push_back(std::move(text));
 }
 
 int MysqlRows::Column(std::string_view name) const {
@@ -570,16 +510,22 @@ struct MapBuilder {
 
 namespace {
 
-// One shared read per connection: callbacks waiting for the read in flight,
-// and the last result with the time its read was started (its age: the
+// The shared reads of one kind on one connection: those in flight (each
+// for a set of names, with the callbacks waiting for it), and the last
+// result with its names and the time its read was started (its age: the
 // data is as old as the query, not as its arrival).
 template <typename T>
 struct SharedRead {
   using Result = Expected<std::shared_ptr<const T>>;
-  bool in_flight = false;
-  std::vector<MysqlReads::SharedDone<T>> waiters;
+  struct Flight {
+    std::shared_ptr<const NameSet> names;   // null: every name
+    std::vector<MysqlReads::SharedDone<T>> waiters;
+    Clock::time_point started{};
+  };
+  std::list<Flight> flights;   // oldest first; a completion keeps its own
   std::vector<MysqlReads::SharedDone<T>> spare;   // the last list walked, for its capacity
   std::optional<Result> last;
+  std::shared_ptr<const NameSet> last_names;
   Clock::time_point started{};
 };
 
@@ -724,16 +670,22 @@ class LoopConn {
   LoopConn& operator=(const LoopConn&) = delete;
 
   // Runs `sql` (a statement returning name/value rows) and builds the map.
-  // `done` runs on the loop, later.
-  void Read(std::string sql, Done done) {
-    queue_.push_back(Op{std::move(sql), std::move(done)});
+  // `done` runs on the loop, later. When the server refuses `sql` as a
+  // syntax error and there is a `fallback`, that runs instead, and
+  // filters() is false from then on.
+  void Read(std::string sql, std::string fallback, Done done) {
+    queue_.push_back(Op{std::move(sql), std::move(fallback), std::move(done)});
     Next();
   }
+  // Whether the server takes a WHERE on SHOW GLOBAL STATUS / VARIABLES
+  // (every MySQL and MariaDB does; a proxy in between may not).
+  bool filters() const { return filters_; }
 
  private:
   enum class Stage { kQuery, kStore, kNext };
   struct Op {
     std::string sql;
+    std::string fallback;
     Done done;
     int attempt = 0;
   };
@@ -746,6 +698,8 @@ class LoopConn {
 
   // Runs the first queued statement, connecting first if needed.
   void Start() {
+    Op& first = queue_.front();
+    if (!filters_ && !first.fallback.empty()) first.sql = std::exchange(first.fallback, {});
     if (!conn_) {
       Connect();
       return;
@@ -941,6 +895,14 @@ class LoopConn {
       Start();
       return;
     }
+    if (err == kErParseError && !op.fallback.empty()) {
+      spdlog::info("{}: the server refuses '{:.60}...': reading every row from now on ({})",
+                   cfg_->Describe(), op.sql, error);
+      filters_ = false;
+      op.sql = std::exchange(op.fallback, std::string());
+      Start();
+      return;
+    }
     // Client-side errors (lost connection, read timeout): name the
     // connection, the library's text does not.
     if (err >= 2000) error = cfg_->Describe() + ": " + error;
@@ -1014,6 +976,7 @@ class LoopConn {
   bool reused_ = false;           // conn_ has served a statement before
   std::deque<Op> queue_;          // the first one runs while busy_
   bool busy_ = false;
+  bool filters_ = true;           // see filters()
   // The running statement: its stage, whether the library waits in it
   // (the next call is a _cont), what the calls returned, and when it began.
   Stage stage_ = Stage::kQuery;
@@ -1039,12 +1002,14 @@ LoopConn& LoopConnOf(const std::shared_ptr<ReadsState>& impl, const std::string&
   return *slot;
 }
 
-// `start(callback)` starts the read, which calls `callback` on the loop
-// once; it runs only when no read is in flight or fresh enough.
+// `start(names, callback)` starts a read of `names`, which calls
+// `callback` on the loop once; it runs only when no read in flight or
+// fresh enough holds every name asked for (NameSet::Covers).
 template <typename T, typename Start>
 void SharedReadOf(const std::shared_ptr<ReadsState>& impl,
                   std::map<std::string, SharedRead<T>>& table, const std::string& name,
-                  Duration window, Start&& start, MysqlReads::SharedDone<T> done) {
+                  Duration window, const std::shared_ptr<const NameSet>& names, Start&& start,
+                  MysqlReads::SharedDone<T> done) {
   // One lookup per run: a table has entries for known connections only.
   auto it = table.find(name);
   if (it == table.end()) {
@@ -1055,37 +1020,80 @@ void SharedReadOf(const std::shared_ptr<ReadsState>& impl,
     it = table.try_emplace(name).first;
   }
   SharedRead<T>* shared = &it->second;
-  if (shared->in_flight) {
-    shared->waiters.push_back(std::move(done));
-    return;
+  for (auto& flight : shared->flights) {
+    if (NameSet::Covers(flight.names.get(), names.get())) {
+      flight.waiters.push_back(std::move(done));
+      return;
+    }
   }
   // Served from the last read while it is younger than 90% of the window:
   // checks on the next 100 ms tick of the run grid get a fresh one even
   // when the tick's timer fires a millisecond early (docs/behaviour.md, "Sharing window": checks due
   // within the same window share a read, not those of the next one).
   Clock::time_point now = Clock::now();
-  if (shared->last && now - shared->started < window * 9 / 10) {
+  if (shared->last && now - shared->started < window * 9 / 10 &&
+      NameSet::Covers(shared->last_names.get(), names.get())) {
     done(*shared->last);
     return;
   }
-  shared->in_flight = true;
-  shared->started = now;
-  shared->waiters.push_back(std::move(done));
-  start([shared](Expected<std::shared_ptr<const T>> r) {
-    shared->in_flight = false;
+  auto flight = shared->flights.emplace(shared->flights.end());
+  flight->names = names;
+  flight->started = now;
+  flight->waiters.swap(shared->spare);   // its capacity
+  flight->waiters.clear();
+  flight->waiters.push_back(std::move(done));
+  start(names, [shared, flight](Expected<std::shared_ptr<const T>> r) {
     // The waiters get this copy: `last` may be replaced while they run
     // (one asks again, the read is stale, the next one fails at once).
     const Expected<std::shared_ptr<const T>> result = std::move(r);
     shared->last = result;
+    shared->last_names = std::move(flight->names);
+    shared->started = flight->started;
     // A waiter may ask again from inside its callback: it is then served
-    // from `last`, not added to the list being walked.
-    auto waiters = std::move(shared->waiters);
-    shared->waiters = std::move(shared->spare);
-    shared->waiters.clear();
+    // from `last` or a flight of its own, not added to the list being
+    // walked.
+    auto waiters = std::move(flight->waiters);
+    shared->flights.erase(flight);
     for (auto& w : waiters) w(result);
     waiters.clear();
     shared->spare = std::move(waiters);
   });
+}
+
+// What a filtered read asks for: `('a','b',...)` for SQL's IN, from the
+// names a status or variable name can be (letters, digits, _); empty when
+// a full read is the better one (no names, or so many that the server
+// spends less on every row than on the filter: docs/performance.md).
+const std::string& InList(const NameSet& names) {
+  constexpr size_t kMaxFiltered = 128;
+  if (!names.prepared.empty() || names.names.size() > kMaxFiltered) return names.prepared;
+  std::string list;
+  for (const auto& n : names.names) {
+    const bool plain = !n.empty() && std::all_of(n.begin(), n.end(), [](char c) {
+      return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+    });
+    if (!plain) continue;   // no such variable: it is reported missing
+    list += list.empty() ? "('" : ",'";
+    list += n;
+    list += '\'';
+  }
+  if (!list.empty()) list += ')';
+  names.prepared = std::move(list);
+  return names.prepared;
+}
+
+// SHOW GLOBAL STATUS or VARIABLES (`what`) of `names` on `connection`'s
+// loop connection: filtered where it pays and the server takes it.
+void ReadNamed(const std::shared_ptr<ReadsState>& impl, const std::string& connection,
+               const char* what, const NameSet* names, LoopConn::Done cb) {
+  LoopConn& conn = LoopConnOf(impl, connection);
+  std::string full = std::string("SHOW GLOBAL ") + what;
+  const std::string* in = names && conn.filters() ? &InList(*names) : nullptr;
+  if (!in || in->empty()) {
+    conn.Read(std::move(full), {}, std::move(cb));
+    return;
+  }
+  conn.Read(full + " WHERE Variable_name IN " + *in, full, std::move(cb));
 }
 
 }  // namespace
@@ -1137,28 +1145,31 @@ void MysqlReads::Ping(const std::string& connection, std::function<void(Expected
   SubmitWork<double>(impl_, connection, std::move(cfg), WorkerPing, std::move(done));
 }
 
-void MysqlReads::GlobalStatus(const std::string& connection, SharedDone<MysqlMap> done) {
+void MysqlReads::GlobalStatus(const std::string& connection,
+                              std::shared_ptr<const NameSet> names, SharedDone<MysqlMap> done) {
   SharedReadOf<MysqlMap>(
-      impl_, impl_->status, connection, share_window,
-      [this, &connection](LoopConn::Done cb) {
-        LoopConnOf(impl_, connection).Read("SHOW GLOBAL STATUS", std::move(cb));
+      impl_, impl_->status, connection, share_window, names,
+      [this, &connection](const std::shared_ptr<const NameSet>& n, LoopConn::Done cb) {
+        ReadNamed(impl_, connection, "STATUS", n.get(), std::move(cb));
       },
       std::move(done));
 }
 
-void MysqlReads::GlobalVariables(const std::string& connection, SharedDone<MysqlMap> done) {
+void MysqlReads::GlobalVariables(const std::string& connection,
+                                 std::shared_ptr<const NameSet> names, SharedDone<MysqlMap> done) {
   SharedReadOf<MysqlMap>(
-      impl_, impl_->variables, connection, share_window,
-      [this, &connection](LoopConn::Done cb) {
-        LoopConnOf(impl_, connection).Read("SHOW GLOBAL VARIABLES", std::move(cb));
+      impl_, impl_->variables, connection, share_window, names,
+      [this, &connection](const std::shared_ptr<const NameSet>& n, LoopConn::Done cb) {
+        ReadNamed(impl_, connection, "VARIABLES", n.get(), std::move(cb));
       },
       std::move(done));
 }
 
 void MysqlReads::ReplicaStatus(const std::string& connection, SharedDone<MysqlRows> done) {
   SharedReadOf<MysqlRows>(
-      impl_, impl_->replica, connection, share_window,
-      [this, &connection](std::function<void(Expected<std::shared_ptr<const MysqlRows>>)> cb) {
+      impl_, impl_->replica, connection, share_window, nullptr,
+      [this, &connection](const std::shared_ptr<const NameSet>&,
+                          std::function<void(Expected<std::shared_ptr<const MysqlRows>>)> cb) {
         SubmitWork<std::shared_ptr<const MysqlRows>>(impl_, connection, impl_->Shared(connection),
                                                      WorkerReplicaStatus, std::move(cb));
       },

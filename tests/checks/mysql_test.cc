@@ -830,6 +830,78 @@ TEST_CASE("GlobalStatus asked for within the window runs one SHOW GLOBAL STATUS"
   CHECK(vars[0]->count("MAX_CONNECTIONS") == 0);
 }
 
+TEST_CASE("a shared read asks the server for the names it needs, every row past 128",
+          "[checks][mysql]") {
+  Sandbox* sb = Sandbox::Get();
+  if (!sb) return;
+  MysqlHarness h({{"", sb->Tcp()}});
+  h.reads->share_window = 0ms;
+  auto all = h.Status("");
+  REQUIRE(all.ok());
+  REQUIRE((*all)->size() > 300);
+  using warden::NameSet;
+  auto read = [&h](std::shared_ptr<const NameSet> names, bool variables = false) {
+    std::optional<Expected<std::shared_ptr<const MysqlMap>>> got;
+    auto done = [&got](Expected<std::shared_ptr<const MysqlMap>> r) { got = std::move(r); };
+    if (variables) {
+      h.reads->GlobalVariables("", std::move(names), done);
+    } else {
+      h.reads->GlobalStatus("", std::move(names), done);
+    }
+    REQUIRE(PumpUntil(h.loop, [&] { return got.has_value(); }));
+    REQUIRE(got->ok());
+    return **got;
+  };
+
+  // Only the names asked for, in any case; one that is no status name is
+  // simply absent, and one that could not be a name is not sent at all.
+  auto some = read(NameSet::Of({"Uptime", "threads_connected", "No_such_status",
+                                "x') OR ('1'='1", "Com_select"}));
+  CHECK(some->size() == 3);
+  CHECK(some->count("uptime") == 1);
+  CHECK(some->count("threads_connected") == 1);
+  CHECK(some->count("com_select") == 1);
+  auto vars = read(NameSet::Of({"max_connections", "read_only"}), true);
+  CHECK(vars->size() == 2);
+  CHECK(vars->count("max_connections") == 1);
+
+  // Past 128 names every row is cheaper for the server than the filter.
+  std::vector<std::string> many;
+  for (size_t i = 0; i < 129; ++i) many.emplace_back((*all)->row(i).first);
+  CHECK(read(NameSet::Of(many))->size() == (*all)->size());
+  many.pop_back();
+  CHECK(read(NameSet::Of(many))->size() == 128);
+
+  // Reads in flight and in the window serve every later call whose names
+  // they hold, and only those.
+  h.reads->share_window = 10s;
+  auto wide = NameSet::Of({"uptime", "questions", "com_select"});
+  auto narrow = NameSet::Of({"questions"});
+  auto other = NameSet::Of({"bytes_sent"});
+  std::vector<std::pair<std::string, std::shared_ptr<const MysqlMap>>> got;
+  auto keep = [&got](std::string what) {
+    return [&got, what](Expected<std::shared_ptr<const MysqlMap>> r) {
+      REQUIRE(r.ok());
+      got.emplace_back(what, *r);
+    };
+  };
+  h.reads->GlobalStatus("", wide, keep("wide"));
+  h.reads->GlobalStatus("", narrow, keep("narrow"));   // joins wide's read
+  h.reads->GlobalStatus("", other, keep("other"));     // a read of its own
+  REQUIRE(PumpUntil(h.loop, [&] { return got.size() == 3; }));
+  std::map<std::string, std::shared_ptr<const MysqlMap>> by;
+  for (auto& [what, map] : got) by[what] = map;
+  CHECK(by["narrow"] == by["wide"]);
+  CHECK(by["other"] != by["wide"]);
+  CHECK(by["other"]->count("bytes_sent") == 1);
+  // From the window: the last read holds `questions`, not `uptime` too.
+  auto again = read(narrow);
+  CHECK(again->count("questions") == 1);
+  auto full = read(nullptr);
+  CHECK(full->size() == (*all)->size());
+  CHECK(read(wide) == full);   // a full read holds every name
+}
+
 TEST_CASE("a snapshot's arrival time is its checks' result time and a rate's sample time",
           "[checks][mysql]") {
   Sandbox* sb = Sandbox::Get();

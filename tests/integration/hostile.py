@@ -275,6 +275,10 @@ class HostileMysql(_Server):
                      anything but SELECT and SHOW GLOBAL VARIABLES, and to
                      those sends the column count and half a column
                      definition, then closes
+      no_filter      a server (or a proxy) that refuses a WHERE on SHOW:
+                     ERROR 1064 for any statement with one, SHOW GLOBAL
+                     STATUS / VARIABLES answered with .rows (name, value),
+                     OK to anything else
     .queries: the statements it received."""
 
     def __init__(self, mode):
@@ -309,6 +313,9 @@ class HostileMysql(_Server):
             sql = body[1:].decode(errors="replace")
             self.queries.append(sql)
             words = sql.upper().split()
+            if self.mode == "no_filter":
+                conn.sendall(self._no_filter_answer(seq, words))
+                continue
             if words[:1] != ["SELECT"] and words[:3] != ["SHOW", "GLOBAL", "VARIABLES"]:
                 conn.sendall(_mysql_packet(seq + 1, _OK))
                 continue
@@ -317,6 +324,29 @@ class HostileMysql(_Server):
             conn.sendall(_mysql_packet(seq + 1, b"\x01") +
                          _mysql_packet(seq + 2, column)[:12])
             return      # closed in the middle of the result set
+
+
+    rows = [("Uptime", "4242"), ("Threads_connected", "3"), ("max_connections", "151")]
+
+    def _no_filter_answer(self, seq, words):
+        if "WHERE" in words:
+            return _mysql_packet(seq + 1, b"\xff" + struct.pack("<H", 1064) + b"#42000" +
+                                 b"You have an error in your SQL syntax near 'WHERE'")
+        if words[:2] != ["SHOW", "GLOBAL"]:
+            return _mysql_packet(seq + 1, _OK)
+
+        def lenenc(b):
+            return bytes([len(b)]) + b
+
+        def column(name):
+            return (lenenc(b"def") + lenenc(b"") + lenenc(b"") + lenenc(b"") + lenenc(name) +
+                    lenenc(b"") + b"\x0c\x21\x00" + struct.pack("<I", 256) + b"\xfd" +
+                    b"\x00\x00\x00\x00\x00")
+        eof = b"\xfe\x00\x00\x02\x00"
+        packets = [b"\x02", column(b"Variable_name"), column(b"Value"), eof]
+        packets += [lenenc(n.encode()) + lenenc(v.encode()) for n, v in self.rows]
+        packets.append(eof)
+        return b"".join(_mysql_packet(seq + 1 + i, p) for i, p in enumerate(packets))
 
 
 # --- fluentd -----------------------------------------------------------------

@@ -7,6 +7,7 @@ a real MariaDB next to them keeps its cadence."""
 
 import datetime
 import json
+import os
 import time
 import unittest
 
@@ -91,11 +92,13 @@ class HostileMysqlTest(unittest.TestCase):
             self.assertIn("[mysql mid_result]", err["error"])
             self.assertIn("Lost connection to server during query", err["error"])
             err = wd.wait_event("check.state", check="mid_status", state="error")[0]
-            self.assertEqual(err["error"], "SHOW GLOBAL STATUS returned 0 columns, expected 2")
+            self.assertEqual(err["error"], "SHOW GLOBAL STATUS WHERE Variable_name IN ('uptime') "
+                                           "returned 0 columns, expected 2")
             wd.wait_event("check.state", check="healthy_tick", state="ok")
             self.assertIn("SELECT 1", mid.queries)
-            self.assertIn("SHOW GLOBAL VARIABLES", mid.queries)
-            self.assertIn("SHOW GLOBAL STATUS", mid.queries)
+            self.assertIn("SHOW GLOBAL VARIABLES WHERE Variable_name IN ('max_connections')",
+                          mid.queries)
+            self.assertIn("SHOW GLOBAL STATUS WHERE Variable_name IN ('uptime')", mid.queries)
             time.sleep(2)
             since = time.time()
             rss_before = rss_kb(wd.proc.pid)
@@ -138,6 +141,51 @@ class HostileMysqlTest(unittest.TestCase):
             states = [e["state"] for e in match(wd.events(), "check.state", check="healthy_tick")]
             self.assertEqual(states, ["ok"])
             self.assertLess(rss_after - rss_before, RSS_MARGIN_KB)
+
+
+    def test_a_server_that_refuses_the_filter_is_read_whole(self):
+        """A peer that refuses SHOW ... WHERE (as a proxy in between may):
+        the first read falls back to every row, the checks get their
+        values, and every later read asks for every row at once."""
+        config = (base_config("itest-no-filter", mysql=False) + mysql_peer("proxy", "port") + """
+[mutex]
+mode = off
+
+[check uptime]
+type       = mysql_status
+connection = proxy
+variable   = Uptime
+every      = 1s
+crit       = > 4000
+
+[check maxconn]
+type       = mysql_variable
+connection = proxy
+variable   = max_connections
+every      = 1s
+""")
+        with HostileMysql("no_filter") as peer, Wardend() as wd:
+            pw = os.path.join(wd.dir, "password")
+            with open(pw, "w") as f:
+                f.write("x\n")
+            os.chmod(pw, 0o600)
+            wd.start(config.format(port=peer.port, password_file=pw, **wd.paths))
+            crit = wd.wait_event("check.state", check="uptime", state="crit")[0]
+            self.assertEqual(crit["value"], "4242")
+            ok = wd.wait_event("check.state", check="maxconn", state="ok")[0]
+            self.assertEqual(ok["value"], "151")
+            deadline = time.monotonic() + slack(10)
+            while time.monotonic() < deadline and len(peer.queries) < 6:
+                time.sleep(0.2)
+            self.assertEqual(wd.stop(), 0)
+        shows = [q for q in peer.queries if q.upper().startswith("SHOW GLOBAL")]
+        self.assertGreaterEqual(len(shows), 6, peer.queries)
+        # One refused filter (status and variables share the connection),
+        # then whole reads only.
+        filtered = [q for q in shows if "WHERE" in q]
+        self.assertEqual(len(filtered), 1, shows)
+        self.assertEqual(shows[0], filtered[0])
+        self.assertTrue(set(shows[1:]) <= {"SHOW GLOBAL STATUS", "SHOW GLOBAL VARIABLES"}, shows)
 
 
 if __name__ == "__main__":
