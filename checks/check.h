@@ -154,7 +154,7 @@ std::unique_ptr<Check> BuildCheck(const CheckType& type, OptionReader& opts,
 
 // The keys every check has besides its type's own (type, every, warn,
 // on_crit, ...), as data for `wardenctl help` and the tests; the config
-// loader reads them (daemon/config/config.cc), with the checks between
+// loader reads them (daemon/config/check_config.cc), with the checks between
 // them that no table says. `connection` is for mysql types only.
 std::span<const OptionSpec> CheckCommonOptions();
 

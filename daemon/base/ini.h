@@ -1,6 +1,6 @@
 // Reading INI files into located sections. This layer knows the file
 // syntax (through inih), `include` globs and file ownership rules; it knows
-// nothing of what the sections mean (that is config.cc).
+// nothing of what the sections mean (that is daemon/config/).
 #pragma once
 
 #include <string>

@@ -23,7 +23,7 @@
 // start.
 //
 // Threads: the loop's only. Nothing blocks: non-blocking connect, ev_io for
-// the socket; the address is numeric (config.cc refuses names).
+// the socket; the address is numeric (fluentd_config.cc refuses names).
 #pragma once
 
 #include <chrono>

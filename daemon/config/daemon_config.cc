@@ -1,0 +1,28 @@
+#include "daemon/config/daemon_config.h"
+
+#include "actions/service.h"
+#include "daemon/base/options.h"
+
+namespace warden {
+
+void LoadDaemonSection(const RawSection& s, DaemonConfig& c, Diagnostics& diag) {
+  OptionReader r(s, diag);
+  r.Find("include");  // handled while reading files
+  if (auto v = r.Text("host_id")) c.host_id = *v;
+  if (auto v = r.Text("state_dir")) c.state_dir = *v;
+  if (auto v = r.GetDuration("interval")) {
+    if (v->count() < 100) r.Error(*r.Find("interval"), "interval must be at least 100ms");
+    else c.interval = *v;
+  }
+  if (auto v = r.GetPercent("jitter")) c.jitter = *v;
+  if (auto v = r.GetBool("spread_shared_reads")) c.spread_shared_reads = *v;
+  if (auto v = r.GetInteger("workers", 1, 64)) c.workers = static_cast<int>(*v);
+  if (auto v = r.Text("service_command")) {
+    c.service_command = *v;
+    auto argv = ServiceArgv(*v, "start", "unit");
+    if (!argv) r.Error(*r.Find("service_command"), "service_command: " + argv.error());
+  }
+  r.Finish("[daemon]");
+}
+
+}  // namespace warden

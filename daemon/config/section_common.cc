@@ -1,0 +1,83 @@
+#include "daemon/config/section_common.h"
+
+#include <sys/stat.h>
+
+#include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+
+namespace warden {
+
+std::string SectionDigest(const RawSection& s) {
+  Digest d;
+  d.Add(s.kind);
+  d.Add(s.name);
+  for (const auto& e : s.entries) {
+    d.Add(e.key);
+    d.Add(e.value);
+  }
+  return d.Hex();
+}
+
+bool ReadSecretFile(const std::string& path, std::string* out, std::string* error) {
+  std::ifstream in(path);
+  if (!in) {
+    *error = "cannot read " + path + ": " + std::strerror(errno);
+    return false;
+  }
+  std::string line;
+  std::getline(in, line);
+  while (!line.empty() && (line.back() == '\r' || line.back() == '\n' || line.back() == ' ')) {
+    line.pop_back();
+  }
+  *out = line;
+  return true;
+}
+
+bool SecretFileIsPrivate(const std::string& path, std::string* error) {
+  struct stat sb {};
+  if (::stat(path.c_str(), &sb) != 0) {
+    *error = "cannot read " + path + ": " + std::strerror(errno);
+    return false;
+  }
+  if ((sb.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(sb.st_mode & 07777));
+    *error = path + " is mode " + mode + ": a secret must not be readable by group or others "
+             "(chmod 600 " + path + ")";
+    return false;
+  }
+  return true;
+}
+
+bool ValidName(const std::string& name) {
+  if (name.empty()) return false;
+  for (char c : name) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.')) {
+      return false;
+    }
+  }
+  return true;
+}
+
+void CheckName(OptionReader& r, const char* kind) {
+  const std::string& name = r.section().name;
+  if (!ValidName(name)) {
+    r.Error(std::string(kind) + " name '" + name + "' is invalid (letters, digits, _ - .)");
+  }
+}
+
+void NoName(const RawSection& s, Diagnostics& diag) {
+  if (!s.name.empty()) diag.Error(s.where, "[" + s.kind + "] takes no name (got '" + s.name + "')");
+}
+
+void ReadTimeout(OptionReader& r, Duration& out) {
+  if (auto v = r.GetDuration("timeout")) {
+    if (v->count() <= 0) r.Error(*r.Find("timeout"), "timeout must be longer than 0");
+    else out = *v;
+  }
+}
+
+}  // namespace warden

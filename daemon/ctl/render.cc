@@ -1,0 +1,368 @@
+#include "daemon/ctl/render.h"
+
+#include <cstdio>
+#include <ctime>
+
+#include "daemon/ctl/exit_codes.h"
+
+namespace warden::ctl {
+namespace {
+
+using nlohmann::json;
+
+std::string Str(const json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return "";
+  if (it->is_string()) return it->get<std::string>();
+  return it->dump();
+}
+
+// "2026-11-25T17:02:44.854Z" -> "17:02:44" when today, else the date too.
+std::string ShortTime(const std::string& t) {
+  if (t.size() < 19) return t.empty() ? "-" : t;
+  return t.substr(0, 10) + " " + t.substr(11, 8);
+}
+
+std::string Cut(std::string s, size_t n) {
+  for (char& ch : s) {
+    if (ch == '\n' || ch == '\t') ch = ' ';
+  }
+  if (s.size() > n) s = s.substr(0, n - 3) + "...";
+  return s;
+}
+
+std::string Seconds(const json& ms) {
+  if (!ms.is_number()) return "?";
+  long long total = ms.get<long long>() / 1000;
+  char buf[32];
+  if (total >= 3600) {
+    std::snprintf(buf, sizeof buf, "%lldh%02lldm%02llds", total / 3600, total / 60 % 60, total % 60);
+  } else if (total >= 60) {
+    std::snprintf(buf, sizeof buf, "%lldm%02llds", total / 60, total % 60);
+  } else {
+    std::snprintf(buf, sizeof buf, "%llds", total);
+  }
+  return buf;
+}
+
+void PrintJobs(const json& jobs) {
+  const json& run = jobs.value("running", json());
+  if (run.is_object()) {
+    std::printf("job       %s %s: step %s/%s %s", Str(run, "job").c_str(),
+                Str(run, "phase").c_str(), Str(run, "step_index").c_str(),
+                Str(run, "steps").c_str(), Str(run, "step").c_str());
+    if (run.contains("step_elapsed_ms")) {
+      std::printf(" for %s", Seconds(run["step_elapsed_ms"]).c_str());
+    }
+    std::printf(" (job %s of %s)\n", Seconds(run.value("elapsed_ms", json())).c_str(),
+                Str(run, "timeout").c_str());
+    if (run.contains("paused")) {
+      std::printf("          PAUSED %s (%s): %s\n", Seconds(run["paused"].value("for_ms", json())).c_str(),
+                  Str(run["paused"], "reason").c_str(), Str(run["paused"], "detail").c_str());
+    }
+    if (!Str(run, "waiting_for").empty()) {
+      std::printf("          waiting for: %s\n", Str(run, "waiting_for").c_str());
+    }
+    if (run.contains("slot")) {
+      const json& sl = run["slot"];
+      if (Str(sl, "state") == "held") {
+        std::printf("slot      %s: held (%s)\n", Str(sl, "group").c_str(), Str(sl, "key").c_str());
+      } else {
+        std::printf("slot      %s: WAITING (%s)\n", Str(sl, "group").c_str(),
+                    Str(sl, "waiting_for").c_str());
+      }
+      for (const auto& h : sl.value("holders", json::array())) {
+        if (Str(h, "key") == Str(sl, "key")) continue;
+        std::printf("          held by %s (%s since %s)\n", Str(h, "host").c_str(),
+                    Str(h, "job").c_str(), Str(h, "since").c_str());
+      }
+    }
+  } else {
+    std::printf("job       none running\n");
+  }
+  const json& halt = jobs.value("halt", json());
+  if (halt.is_object() && halt.value("slot_kept", json()).is_string()) {
+    std::printf("slot      KEPT by the halted job: %s (wardenctl resume releases it)\n",
+                Str(halt, "slot_kept").c_str());
+  }
+  std::string queue;
+  for (const auto& q : jobs.value("queue", json::array())) {
+    queue += (queue.empty() ? "" : ", ") + Str(q, "job") + " (" + Str(q, "trigger") + ")";
+  }
+  std::printf("queue     %s\n", queue.empty() ? "empty" : queue.c_str());
+  for (const auto& sc : jobs.value("schedules", json::array())) {
+    std::printf("schedule  %s: %s, next %s\n", Str(sc, "job").c_str(), Str(sc, "schedule").c_str(),
+                ShortTime(Str(sc, "next")).c_str());
+  }
+}
+
+void PrintStatus(const json& s) {
+  std::printf("host      %s  (wardend %s, pid %s, since %s)\n", Str(s, "host").c_str(),
+              Str(s, "version").c_str(), Str(s, "pid").c_str(),
+              ShortTime(Str(s, "started")).c_str());
+  std::printf("config    %s  (digest %s)\n", Str(s, "config").c_str(),
+              Str(s, "config_digest").c_str());
+  const json& pause = s.value("pause", json::object());
+  if (pause.value("paused", false)) {
+    std::printf("pause     PAUSED: %s  (by %s, since %s)\n", Str(pause, "reason").c_str(),
+                Str(pause, "by").c_str(), ShortTime(Str(pause, "since")).c_str());
+  } else {
+    std::printf("pause     no\n");
+  }
+  const json& halt = s.value("halt", json::object());
+  std::printf("halt      %s\n", halt.value("halted", false)
+                                    ? ("HALTED: " + Str(halt, "reason")).c_str()
+                                    : "no");
+  const json& mutex = s.value("mutex", json::object());
+  std::string age = Str(mutex, "age_ms");
+  std::printf("mutex     %s: %s%s\n", Str(mutex, "state").c_str(), Str(mutex, "reason").c_str(),
+              age.empty() ? "" : ("  (answered " + age + " ms ago)").c_str());
+  const json& events = s.value("events", json::object());
+  std::printf("events    last seq %s  (%s)\n", Str(events, "last_seq").c_str(),
+              Str(events, "file").c_str());
+  if (events.contains("file_error") && events["file_error"].is_string()) {
+    std::printf("          CANNOT WRITE since %s: %s; %s events held in memory, %s dropped\n",
+                Str(events, "file_error_since").c_str(), Str(events, "file_error").c_str(),
+                Str(events, "held").c_str(), Str(events, "dropped").c_str());
+  }
+  if (s.contains("state_save_error")) {
+    std::printf("state     CANNOT SAVE since %s: %s\n", Str(s, "state_save_error_since").c_str(),
+                Str(s, "state_save_error").c_str());
+  }
+  if (const json& jobs = s.value("jobs", json::object()); jobs.contains("journal_error")) {
+    std::printf("journal   CANNOT WRITE since %s: %s (no job step starts meanwhile)\n",
+                Str(jobs, "journal_error_since").c_str(), Str(jobs, "journal_error").c_str());
+  }
+  if (events.contains("fluentd")) {
+    const json& f = events["fluentd"];
+    auto when = [](const json& ms) -> std::string {
+      if (!ms.is_number()) return "never";
+      std::time_t t = static_cast<std::time_t>(ms.get<long long>() / 1000);
+      std::tm tm{};
+      ::gmtime_r(&t, &tm);
+      char buf[32];
+      std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+      return buf;
+    };
+    std::printf("fluentd   %s, backlog %s events (%s bytes), last ack %s%s\n",
+                f.value("connected", false) ? "connected" : "NOT CONNECTED",
+                Str(f, "backlog_events").c_str(), Str(f, "backlog_bytes").c_str(),
+                when(f.value("last_ack_ms", json())).c_str(),
+                Str(f, "last_error").empty() ? ""
+                                              : ("; last error: " + Str(f, "last_error")).c_str());
+  }
+  PrintJobs(s.value("jobs", json::object()));
+  if (s.contains("state_error")) std::printf("STATE     %s\n", Str(s, "state_error").c_str());
+  if (s.contains("control_error")) std::printf("CONTROL   %s\n", Str(s, "control_error").c_str());
+  std::printf("\n%-20s %-14s %-8s %-12s %-20s %-20s %s\n", "CHECK", "TYPE", "STATE", "VALUE",
+              "SINCE", "LAST RUN", "LAST ERROR");
+  for (const auto& c : s.value("checks", json::array())) {
+    std::printf("%-20s %-14s %-8s %-12s %-20s %-20s %s\n", Cut(Str(c, "name"), 20).c_str(),
+                Str(c, "type").c_str(), Str(c, "state").c_str(),
+                Cut(Str(c, "value"), 12).c_str(), ShortTime(Str(c, "since")).c_str(),
+                ShortTime(Str(c, "last_run")).c_str(), Cut(Str(c, "last_error"), 60).c_str());
+  }
+  const json& actions = s.value("actions", json::array());
+  if (!actions.empty()) {
+    std::printf("\n%-20s %-12s %-8s %-20s %s\n", "ACTION", "TYPE", "RUNNING", "LAST END",
+                "BUDGET");
+    for (const auto& a : actions) {
+      std::string budget = "-";
+      if (a.contains("budget")) {
+        const json& b = a["budget"];
+        budget = Str(b, "used") + " of " + Str(b, "count") + " per " + Str(b, "window");
+      }
+      std::printf("%-20s %-12s %-8s %-20s %s\n", Cut(Str(a, "name"), 20).c_str(),
+                  Str(a, "type").c_str(), a.value("running", false) ? "yes" : "no",
+                  ShortTime(Str(a, "last_end")).c_str(), budget.c_str());
+    }
+  }
+}
+
+int Refused(const json& reply) {
+  std::fprintf(stderr, "wardenctl: %s\n", Str(reply, "error").c_str());
+  return kExitNo;
+}
+
+void PrintFinish(const json& e) {
+  std::printf("%s %s: %s in %s ms", Str(e, "action").c_str(), Str(e, "type").c_str(),
+              Str(e, "result").c_str(), Str(e, "duration_ms").c_str());
+  if (e.contains("exit_code")) std::printf(", exit %s", Str(e, "exit_code").c_str());
+  if (e.contains("signal")) std::printf(", signal %s", Str(e, "signal").c_str());
+  std::printf("\n");
+  if (e.contains("error")) std::printf("error: %s\n", Str(e, "error").c_str());
+  if (e.contains("stdout_tail")) std::printf("--- stdout\n%s\n", Str(e, "stdout_tail").c_str());
+  if (e.contains("stderr_tail")) std::printf("--- stderr\n%s\n", Str(e, "stderr_tail").c_str());
+}
+
+int PrintJobRun(const json& r, bool dry_run) {
+  const bool ok = r.value("ok", false);
+  if (dry_run) {
+    std::printf("job %s (timeout %s), defined at %s\n", Str(r, "job").c_str(),
+                Str(r, "timeout").c_str(), Str(r, "defined_at").c_str());
+    if (r.contains("schedule")) {
+      std::printf("schedule %s, next %s\n", Str(r, "schedule").c_str(), Str(r, "next").c_str());
+    }
+    if (r.value("running", false)) std::printf("running now\n");
+    if (r.value("queued", false)) std::printf("queued now\n");
+    std::printf("would run, stopping at the first failure:\n");
+    for (const auto& st : r.value("steps", json::array())) {
+      std::printf("  %s. %-20s %-10s", Str(st, "index").c_str(), Str(st, "step").c_str(),
+                  Str(st, "type").c_str());
+      if (Str(st, "kind") == "wait") {
+        std::string checks;
+        for (const auto& c : st.value("checks", json::array())) {
+          checks += (checks.empty() ? "" : ", ") + c.get<std::string>();
+        }
+        std::printf(" %s ok for %s, within %s", checks.c_str(), Str(st, "for").c_str(),
+                    Str(st, "timeout").c_str());
+      } else {
+        std::printf(" timeout %s%s", Str(st, "timeout").c_str(),
+                    st.value("dry_run", false) ? ", dry_run = yes (not run)" : "");
+      }
+      std::printf("\n");
+    }
+    const json& g = r.value("guard", json::object());
+    if (g.value("allowed", false)) {
+      std::printf("guard: allowed now\n");
+      return kExitOk;
+    }
+    std::printf("guard: would wait before the first step (%s): %s\n", Str(g, "reason").c_str(),
+                Str(g, "detail").c_str());
+    return kExitNo;
+  }
+  if (r.contains("event")) {   // --wait: the job's last event
+    const json& e = r["event"];
+    std::printf("job %s: %s in %s ms", Str(e, "job").c_str(), Str(e, "result").c_str(),
+                Str(e, "duration_ms").c_str());
+    if (!ok) {
+      std::printf(", at step %s/%s (%s)", Str(e, "step_index").c_str(), Str(e, "steps").c_str(),
+                  Str(e, "step").c_str());
+    }
+    std::printf("\n");
+    if (!ok) {
+      std::printf("error: %s\n", Str(e, "error").c_str());
+      if (e.contains("stderr_tail")) {
+        std::printf("--- stderr\n%s\n", Str(e, "stderr_tail").c_str());
+      }
+      std::printf("the queue is halted: look at the host, then wardenctl resume\n");
+    }
+    return ok ? kExitOk : kExitNo;
+  }
+  if (!ok) return Refused(r);
+  std::printf("queued %s at position %s\n", Str(r, "job").c_str(), Str(r, "position").c_str());
+  if (r.contains("halted")) {
+    std::printf("note: the queue is HALTED (%s); it runs after wardenctl resume\n",
+                Str(r, "halted").c_str());
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+int RenderReply(const std::string& cmd, const json& r, bool as_json, bool dry_run) {
+  const bool ok = r.value("ok", false);
+
+  if (cmd == "status") {
+    if (!ok) return Refused(r);
+    if (as_json) {
+      json out = r;
+      out.erase("ok");
+      std::printf("%s\n", out.dump(2).c_str());
+    } else {
+      PrintStatus(r);
+    }
+    return kExitOk;
+  }
+  if (cmd == "events") {
+    if (!ok) return Refused(r);
+    for (const auto& e : r.value("events", json::array())) std::printf("%s\n", e.dump().c_str());
+    return kExitOk;
+  }
+  if (cmd == "check") {
+    if (!ok) return Refused(r);
+    std::string result = Str(r, "result");
+    std::printf("%s (%s): %s", Str(r, "check").c_str(), Str(r, "type").c_str(), result.c_str());
+    if (!Str(r, "value").empty()) std::printf("  value %s", Str(r, "value").c_str());
+    if (r.contains("warn")) std::printf("  warn %s", Str(r, "warn").c_str());
+    if (r.contains("crit")) std::printf("  crit %s", Str(r, "crit").c_str());
+    std::printf("  (state now %s)\n", Str(r, "state").c_str());
+    if (!Str(r, "error").empty()) std::printf("error: %s\n", Str(r, "error").c_str());
+    return result == "ok" ? kExitOk : kExitNo;
+  }
+  if (cmd == "run" && (r.contains("job") || (r.contains("event") && r["event"].contains("job") &&
+                                              !r["event"].contains("action")))) {
+    return PrintJobRun(r, dry_run);
+  }
+  if (cmd == "run") {
+    if (dry_run) {
+      if (!ok) return Refused(r);
+      const json& g = r.value("guard", json::object());
+      std::printf("would run %s (%s, timeout %s%s%s), defined at %s\n", Str(r, "action").c_str(),
+                  Str(r, "type").c_str(), Str(r, "timeout").c_str(),
+                  r.contains("cooldown") ? (", cooldown " + Str(r, "cooldown")).c_str() : "",
+                  r.contains("budget") ? (", budget " + Str(r, "budget")).c_str() : "",
+                  Str(r, "defined_at").c_str());
+      if (g.value("allowed", false)) {
+        std::printf("guard: allowed now%s\n",
+                    Str(g, "detail").empty() ? "" : (" (" + Str(g, "detail") + ")").c_str());
+        return kExitOk;
+      }
+      std::printf("guard: would be blocked (%s): %s\n", Str(g, "reason").c_str(),
+                  Str(g, "detail").c_str());
+      return kExitNo;
+    }
+    if (r.contains("event") && r["event"].value("event", "") == "action.finish") {
+      PrintFinish(r["event"]);
+      return ok ? kExitOk : kExitNo;
+    }
+    if (!ok) return Refused(r);
+    const json& e = r.value("event", json::object());
+    std::printf("started %s (%s), event #%s\n", Str(e, "action").c_str(), Str(e, "type").c_str(),
+                Str(e, "seq").c_str());
+    return kExitOk;
+  }
+  if (cmd == "pause") {
+    if (!ok) return Refused(r);
+    std::printf("paused: %s\n", Str(r, "reason").c_str());
+    if (!r.value("persisted", true)) {
+      std::fprintf(stderr, "wardenctl: warning: wardend could not persist the pause\n");
+    }
+    return kExitOk;
+  }
+  if (cmd == "unpause") {
+    if (!ok) return Refused(r);
+    std::printf(r.value("was_paused", false) ? "unpaused\n" : "was not paused\n");
+    return kExitOk;
+  }
+  if (cmd == "resume") {
+    if (!ok) return Refused(r);
+    if (r.value("was_halted", false)) {
+      std::printf("resumed: the queue was halted: %s\n", Str(r, "reason").c_str());
+    } else {
+      std::printf("was not halted\n");
+    }
+    std::printf("%s job(s) queued\n", Str(r, "queued").c_str());
+    return kExitOk;
+  }
+  if (cmd == "reload") {
+    if (!ok) {
+      for (const auto& e : r.value("errors", json::array())) {
+        std::printf("%s\n", e.get<std::string>().c_str());
+      }
+      return Refused(r);
+    }
+    std::printf("reloaded: config %s -> %s, %s checks (%s kept their state), %s actions\n",
+                Str(r, "prev_config_digest").c_str(), Str(r, "config_digest").c_str(),
+                Str(r, "checks").c_str(), Str(r, "checks_kept").c_str(),
+                Str(r, "actions").c_str());
+    for (const auto& w : r.value("restart_needed", json::array())) {
+      std::printf("note: changes to %s take effect after a restart\n",
+                  w.get<std::string>().c_str());
+    }
+    return kExitOk;
+  }
+  return ok ? kExitOk : Refused(r);
+}
+
+}  // namespace warden::ctl
