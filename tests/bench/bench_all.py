@@ -73,32 +73,60 @@ def main():
                 print("trip_latency failed: %s" % p.stderr, file=sys.stderr)
 
     us = check_cost.per_check_us
+
+    def triple(label, xs_list, key, fmt="%.1f"):
+        """One row of several figures (each a median over the rounds)."""
+        rows.append((label, None, " / ".join(
+            summary([us(x, key) for x in xs if x], fmt).split("  ")[0]
+            for xs in xs_list)))
+
+    def mem_row(label, xs):
+        rows.append((label, None, " / ".join(
+            summary([x[k] / 1024 for x in xs if x], "%.1f").split("  ")[0]
+            for k in ("rss_kb", "pss_kb", "uss_kb"))))
+
     for n in counts:
-        w = [c[n]["wardend"] for c in cost]
-        fp = [c[n]["floor_per_check"] for c in cost]
-        fs = [c[n]["floor_shared"] for c in cost]
-        fl = [c[n]["floor_loop"] for c in cost]
+        fl = [c[n]["floor"] for c in cost]
         mo = [c[n].get("monit") for c in cost]
-        add("%d checks: wardend CPU per check (µs)" % n, [us(x) for x in w], "%.1f")
-        add("%d checks: floor, shared read, CPU per check (µs)" % n, [us(x) for x in fs], "%.1f")
-        add("%d checks: floor, shared read on libev, non-blocking (µs)" % n,
-            [us(x) for x in fl], "%.1f")
-        add("%d checks: floor, one query per check (µs)" % n, [us(x) for x in fp], "%.1f")
-        add("%d checks: Monit CPU per check (µs)" % n, [us(x) if x else None for x in mo], "%.1f")
-        add("%d checks: wardend ÷ floor (shared read)" % n,
-            [us(a) / us(b) for a, b in zip(w, fs)], "%.2f×")
-        add("%d checks: wardend ÷ floor on libev" % n,
-            [us(a) / us(b) for a, b in zip(w, fl)], "%.2f×")
-        add("%d checks: wardend ÷ floor (query per check)" % n,
-            [us(a) / us(b) for a, b in zip(w, fp)], "%.2f×")
-        add("%d checks: Monit ÷ wardend" % n,
-            [us(b) / us(a) if b else None for a, b in zip(w, mo)], "%.0f×")
-        add("%d checks: server CPU per check, wardend / floor per-query / Monit (µs)" % n,
-            [None], "%s")
-        rows[-1] = (rows[-1][0], None, " / ".join(
-            summary([us(x, "server") for x in xs if x], "%.1f").split("  ")[0]
-            for xs in (w, fp, mo)))
-        add("%d checks: wardend RSS (MB)" % n, [x["rss_kb"] / 1024 for x in w], "%.1f")
+        # The headline: what the host pays per check, the daemon and the
+        # server on its behalf, for wardend (spread and at the default
+        # jitter), the floor and Monit.
+        for key, what in (("wardend", "jitter 100%"), ("wardend_default", "default jitter 10%")):
+            w = [c[n][key] for c in cost]
+            add("%d checks, %s: wardend host CPU per check, daemon + server (µs)" % (n, what),
+                [us(x, "host") for x in w], "%.2f")
+            rows.append(("%d checks, %s: wardend daemon / server per check (µs)" % (n, what),
+                         None, " / ".join(summary([us(x, k) for x in w], "%.2f").split("  ")[0]
+                                          for k in ("cpu", "server"))))
+            add("%d checks, %s: Monit ÷ wardend, host CPU (target ≥ %d×)"
+                % (n, what, 20 if n < 1000 else 50),
+                [us(b, "host") / us(a, "host") if b else None for a, b in zip(w, mo)], "%.0f×")
+            add("%d checks, %s: wardend ÷ Monit, server CPU (target ≤ 0.10)" % (n, what),
+                [us(a, "server") / us(b, "server") if b else None for a, b in zip(w, mo)],
+                "%.3f")
+            add("%d checks, %s: wardend ÷ floor, daemon CPU (target ≤ 1.5×)" % (n, what),
+                [us(a) / us(b) for a, b in zip(w, fl)], "%.2f×")
+        add("%d checks: floor (one read of the names a second) host CPU per check (µs)" % n,
+            [us(x, "host") for x in fl], "%.2f")
+        rows.append(("%d checks: floor daemon / server per check (µs)" % n, None, " / ".join(
+            summary([us(x, k) for x in fl], "%.2f").split("  ")[0] for k in ("cpu", "server"))))
+        add("%d checks: Monit host CPU per check (µs)" % n,
+            [us(x, "host") if x else None for x in mo], "%.1f")
+        rows.append(("%d checks: Monit daemon / server per check (µs)" % n, None, " / ".join(
+            summary([us(x, k) for x in mo if x], "%.1f").split("  ")[0]
+            for k in ("cpu", "server"))))
+        # The older floors, daemon side: a full read per 100 ms window
+        # (blocking, and on libev), one query per check.
+        triple("%d checks: older floors, daemon per check: full read per 100 ms / on libev / "
+               "query per check (µs)" % n,
+               [[c[n]["floor_shared"] for c in cost], [c[n]["floor_loop"] for c in cost],
+                [c[n]["floor_per_check"] for c in cost]], "cpu")
+        triple("%d checks: server per check, older floors: full read per 100 ms / query per "
+               "check (µs)" % n,
+               [[c[n]["floor_shared"] for c in cost], [c[n]["floor_per_check"] for c in cost]],
+               "server")
+        mem_row("%d checks: wardend RSS / PSS / USS (MB)" % n, [c[n]["wardend"] for c in cost])
+        mem_row("%d checks: Monit RSS / PSS / USS (MB)" % n, mo)
         if all("wardend_tls" in c[n] for c in cost):
             tcp = [c[n]["wardend_tcp"] for c in cost]
             tls = [c[n]["wardend_tls"] for c in cost]
@@ -108,25 +136,12 @@ def main():
                 [us(x) for x in tls], "%.1f")
             add("%d checks: TLS ÷ plain TCP, wardend CPU" % n,
                 [us(a) / us(b) for a, b in zip(tls, tcp)], "%.2f×")
-            add("%d checks: server CPU per check, plain TCP / TLS (µs)" % n, [None], "%s")
-            rows[-1] = (rows[-1][0], None, " / ".join(
-                summary([us(x, "server") for x in xs], "%.1f").split("  ")[0]
-                for xs in (tcp, tls)))
-        # The shipped default jitter (10%): two reads a second, not ten.
-        wd = [c[n]["wardend_default"] for c in cost]
-        fd = [c[n]["floor_default"] for c in cost]
-        add("%d checks, default jitter 10%%: wardend CPU per check (µs)" % n,
-            [us(x) for x in wd], "%.1f")
-        add("%d checks, default jitter 10%%: floor, shared read, 2 windows a second (µs)" % n,
-            [us(x) for x in fd], "%.1f")
-        add("%d checks, default jitter 10%%: wardend ÷ floor" % n,
-            [us(a) / us(b) for a, b in zip(wd, fd)], "%.2f×")
-        add("%d checks, default jitter 10%%: Monit ÷ wardend" % n,
-            [us(b) / us(a) if b else None for a, b in zip(wd, mo)], "%.0f×")
+            triple("%d checks: server CPU per check, plain TCP / TLS (µs)" % n, [tcp, tls],
+                   "server")
     idle = [c["idle"] for c in cost]
     add("idle wardend (1 disk check /30s): CPU (%)", [100 * x["cpu"] / x["wall"] for x in idle],
         "%.3f")
-    add("idle wardend: RSS (MB)", [x["rss_kb"] / 1024 for x in idle], "%.1f")
+    mem_row("idle wardend: RSS / PSS / USS (MB)", idle)
     add("isolation, 100 tcp checks /1s + hung peer: wardend largest delay (ms)",
         [x["wardend"][0] for x in iso], "%.1f")
     add("isolation: wardend, no hung peer (noise floor) (ms)",

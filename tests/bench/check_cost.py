@@ -2,21 +2,23 @@
 """CPU and memory of wardend per executed mysql_status check, side by side
 with the floor (tests/bench/floor.c on libmariadb) and Monit, measured from
 the kernel's own accounting (/proc/PID/task/*/schedstat, ns; the server's
-/proc/PID/stat utime+stime; /proc/PID/status
-VmRSS; the floor reports its own getrusage).
+/proc/PID/stat utime+stime; /proc/PID/smaps_rollup for RSS, PSS and USS;
+the floor reports its own getrusage).
 
     python3 tests/bench/check_cost.py [--checks 100,1000] [--seconds 6] [--rounds 1]
         [--floor build-bench/floor] [--sandbox DIR]
 
 One round, for each N: wardend with N mysql_status checks (distinct
 variables over one connection, every 1 s, jitter 100%), then the floor in
-its three modes for the same N, cadence and duration, then wardend at the
-default jitter (10%: two reads a second) and the floor's shared read with
-two windows a second, then Monit with N
-`check host … if failed port P protocol mysql` at `set daemon 1`; plus an
-idle wardend (one disk check every 30 s). Also the server's (mariadbd's) CPU
-in each phase. Phases run one after another against the same server, so
-their ratios are taken inside one round.
+its modes for the same N, cadence and duration (the floor itself: one read
+a second of just the names needed; and the older floors: a full read per
+100 ms window, blocking and on libev, and one query per check), then
+wardend at the default jitter (10%), then Monit with N `check host … if
+failed port P protocol mysql` at `set daemon 1`; plus an idle wardend (one
+disk check every 30 s). Also the server's (mariadbd's) CPU in each phase:
+a database host pays for both, so each figure comes as the process's, the
+server's on its behalf, and their sum (host). Phases run one after another
+against the same server, so their ratios are taken inside one round.
 
 Per check: wardend's checks executed = N x seconds (every 1 s); the floor
 counts its own; Monit's = the server's Connections delta (each Monit mysql
@@ -39,12 +41,11 @@ TICK = os.sysconf("SC_CLK_TCK")
 WARMUP = 2.0
 
 BASE = base_config("bench", workers=4, level="warn", jitter="100%", mysql=True, mutex_off=True)
-# The shipped default (jitter = 10%, etc/warden.ini): a second's first runs fall on
-# two consecutive ticks of the 100 ms grid, so N checks share two reads a
-# second, not ten. The floor's match is two windows of 500 ms.
+# The shipped default (jitter = 10%, etc/warden.ini): shared reads are not
+# spread by jitter, so N mysql_status checks share one read a second, as
+# at 100%: the two show that jitter no longer matters for them.
 BASE_DEFAULT = base_config("bench", workers=4, level="warn", jitter="10%", mysql=True,
                            mutex_off=True)
-DEFAULT_WINDOW_MS = 500
 # The same checks over TCP: plain, and with TLS (ssl_mode = required; the
 # sandbox of scripts/bench has a certificate). TLS is set up once per
 # connection, so per check it should cost what plain TCP does.
@@ -79,12 +80,51 @@ def cpu_precise(pid):
     return total / 1e9
 
 
+def server_cpu(pid):
+    """A reading of the server's CPU: (live threads' schedstat, the
+    process's /proc/PID/stat). The first is exact to the nanosecond but
+    forgets threads that exit; the second counts them, in 10 ms ticks."""
+    return cpu_precise(pid), cpu_seconds(pid)
+
+
+def server_delta(before, after):
+    """The server's CPU seconds between two readings: the exact figure,
+    unless threads that exited meanwhile left more than two ticks
+    uncounted (a server that does not cache its threads)."""
+    precise, coarse = after[0] - before[0], after[1] - before[1]
+    return coarse if coarse - precise > 0.02 else precise
+
+
+# The server's own CPU a second with no client (its background threads),
+# measured in each round's idle phase and taken off every phase's server
+# figure: what is left is what the server spent on the client's behalf.
+SERVER_IDLE_PER_S = [0.0]
+
+
+def on_behalf(server_s, wall_s):
+    return max(0.0, server_s - SERVER_IDLE_PER_S[0] * wall_s)
+
+
 def rss_kb(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
+
+
+def memory_kb(pid):
+    """RSS, PSS (shared pages divided among the processes that map them)
+    and USS (pages of this process alone: Private_Clean + Private_Dirty),
+    from /proc/PID/smaps_rollup, in kB."""
+    fields = {}
+    with open("/proc/%d/smaps_rollup" % pid) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 2 and parts[0].endswith(":") and parts[1].isdigit():
+                fields[parts[0][:-1]] = int(parts[1])
+    return {"rss_kb": fields.get("Rss", 0), "pss_kb": fields.get("Pss", 0),
+            "uss_kb": fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)}
 
 
 class Sandbox:
@@ -125,10 +165,10 @@ def status_value(db, name):
 
 def measure_pid(pid, seconds, server_pid):
     time.sleep(1.0)  # settle
-    c0, s0, t0 = cpu_precise(pid), cpu_seconds(server_pid), time.monotonic()
+    c0, s0, t0 = cpu_precise(pid), server_cpu(server_pid), time.monotonic()
     time.sleep(seconds)
-    c1, s1, t1 = cpu_precise(pid), cpu_seconds(server_pid), time.monotonic()
-    return c1 - c0, s1 - s0, t1 - t0, rss_kb(pid)
+    c1, s1, t1 = cpu_precise(pid), server_cpu(server_pid), time.monotonic()
+    return c1 - c0, server_delta(s0, s1), t1 - t0, memory_kb(pid)
 
 
 def run_wardend(db, n, seconds, names, base=BASE, ssl_mode=None):
@@ -146,25 +186,29 @@ def run_wardend(db, n, seconds, names, base=BASE, ssl_mode=None):
         # check.state also rewrites the state file, a start-up cost).
         wd.wait_for(lambda ev: len([e for e in ev if e.get("event") == "check.state"]) >= max(n, 1),
                     timeout=120)
-        cpu, server, wall, rss = measure_pid(wd.proc.pid, seconds, db.pid)
-    return {"cpu": cpu, "server": server, "wall": wall, "rss_kb": rss,
-            "checks": n * wall}
+        cpu, server, wall, mem = measure_pid(wd.proc.pid, seconds, db.pid)
+    if n == 0:
+        # No check touches the server: its CPU is its own.
+        SERVER_IDLE_PER_S[0] = server / wall
+    return dict(mem, cpu=cpu, server=on_behalf(server, wall), server_raw=server, wall=wall,
+                checks=n * wall)
 
 
 def run_floor(db, n, seconds, floor, mode, window_ms=None):
-    s0 = cpu_seconds(db.pid)
+    s0 = server_cpu(db.pid)
     window = ["--window-ms", str(window_ms)] if window_ms else []
     p = subprocess.run([floor, "--socket", db.socket, "--user", "warden", "--password-file",
                         db.password_file, "--checks", str(n), "--seconds", str(seconds),
                         "--mode", mode] + window, capture_output=True, text=True,
                        timeout=seconds + 60)
-    s1 = cpu_seconds(db.pid)
+    s1 = server_cpu(db.pid)
     if p.returncode != 0:
         raise RuntimeError("floor failed: %s" % p.stderr)
     kv = dict(x.split("=") for x in p.stdout.split())
     # The server's CPU includes the floor's 1 s warm-up: scale to the window.
     wall = float(kv["wall_s"])
-    return {"cpu": float(kv["cpu_s"]), "server": (s1 - s0) * wall / (wall + 1.0),
+    server = server_delta(s0, s1) * wall / (wall + 1.0)
+    return {"cpu": float(kv["cpu_s"]), "server": on_behalf(server, wall),
             "wall": wall, "checks": int(kv["checks"]), "queries": int(kv["queries"])}
 
 
@@ -175,14 +219,15 @@ def run_monit(db, n, seconds, binary="monit"):
     with monit.running(checks, binary) as proc:
         time.sleep(WARMUP)
         k0 = status_value(db, "Connections")
-        c0, s0, t0 = cpu_precise(proc.pid), cpu_seconds(db.pid), time.monotonic()
+        c0, s0, t0 = cpu_precise(proc.pid), server_cpu(db.pid), time.monotonic()
         time.sleep(seconds)
-        c1, s1, t1 = cpu_precise(proc.pid), cpu_seconds(db.pid), time.monotonic()
+        c1, s1, t1 = cpu_precise(proc.pid), server_cpu(db.pid), time.monotonic()
         k1 = status_value(db, "Connections")
-        rss = rss_kb(proc.pid)
+        mem = memory_kb(proc.pid)
     checks = max(1, k1 - k0 - 1)  # our own status query is one connection
-    return {"cpu": c1 - c0, "server": s1 - s0, "wall": t1 - t0, "checks": checks,
-            "rss_kb": rss}
+    server = server_delta(s0, s1)
+    return dict(mem, cpu=c1 - c0, server=on_behalf(server, t1 - t0), wall=t1 - t0,
+                checks=checks)
 
 
 def status_names(db):
@@ -190,14 +235,16 @@ def status_names(db):
 
 
 def one_round(db, counts, seconds, floor, monit="monit"):
-    """One round: {"idle": {...}, N: {"wardend": {...}, "floor_per_check": ...,
-    "floor_shared": ..., "floor_loop": ..., "wardend_default": ..., "floor_default": ...,
-    "monit": ...}} with cpu/server in seconds; *_default at the default jitter (10%)."""
+    """One round: {"idle": {...}, N: {"wardend": {...}, "floor": ..., "floor_per_check": ...,
+    "floor_shared": ..., "floor_loop": ..., "wardend_default": ..., "monit": ...}} with
+    cpu/server in seconds; wardend_default at the default jitter (10%). "floor" is the
+    floor: one filtered read of the names needed per cadence tick (1 s)."""
     names = status_names(db)
     out = {"idle": run_wardend(db, 0, seconds, names)}
     for n in counts:
         r = {"wardend": run_wardend(db, n, seconds, names)}
         if floor:
+            r["floor"] = run_floor(db, n, seconds, floor, "filtered", 1000)
             r["floor_per_check"] = run_floor(db, n, seconds, floor, "per-check")
             r["floor_shared"] = run_floor(db, n, seconds, floor, "shared")
             r["floor_loop"] = run_floor(db, n, seconds, floor, "loop")
@@ -205,8 +252,6 @@ def one_round(db, counts, seconds, floor, monit="monit"):
         if getattr(db, "tls", False):
             r["wardend_tcp"] = run_wardend(db, n, seconds, names, BASE_TCP, "disabled")
             r["wardend_tls"] = run_wardend(db, n, seconds, names, BASE_TCP, "required")
-        if floor:
-            r["floor_default"] = run_floor(db, n, seconds, floor, "shared", DEFAULT_WINDOW_MS)
         if monit and shutil.which(monit):
             r["monit"] = run_monit(db, n, seconds, monit)
         out[n] = r
@@ -214,7 +259,37 @@ def one_round(db, counts, seconds, floor, monit="monit"):
 
 
 def per_check_us(r, key="cpu"):
+    """Microseconds per check of the process (cpu), of the server on its
+    behalf (server), or of both: the host's (host)."""
+    if key == "host":
+        return 1e6 * (r["cpu"] + r["server"]) / r["checks"]
     return 1e6 * r[key] / r["checks"]
+
+
+def compare(db, counts, seconds, rounds, binaries):
+    """A change's before and after from one run: each round runs the same
+    phases with each binary, one after the other, and prints per check the
+    daemon's, the server's and the host's CPU, and after ÷ before."""
+    import harness
+    names = status_names(db)
+    results = {}
+    for r in range(rounds):
+        run_wardend(db, 0, seconds, names)   # the server's own CPU (SERVER_IDLE_PER_S)
+        for n in counts:
+            for label, base in (("jitter 100%", BASE), ("default jitter", BASE_DEFAULT)):
+                got = []
+                for binary in binaries:
+                    harness.WARDEND = binary
+                    got.append(run_wardend(db, n, seconds, names, base))
+                results.setdefault((n, label), []).append(got)
+                b, a = got
+                print("round %d  %5d checks, %-14s  daemon %7.2f -> %7.2f us  server %7.2f -> "
+                      "%7.2f us  host %7.2f -> %7.2f us  (after/before host %.2f)"
+                      % (r + 1, n, label, per_check_us(b), per_check_us(a),
+                         per_check_us(b, "server"), per_check_us(a, "server"),
+                         per_check_us(b, "host"), per_check_us(a, "host"),
+                         per_check_us(a, "host") / per_check_us(b, "host")), flush=True)
+    return results
 
 
 def main():
@@ -225,8 +300,14 @@ def main():
     ap.add_argument("--floor", default=None, help="the floor binary (tests/bench/floor.c)")
     ap.add_argument("--monit", default="monit")
     ap.add_argument("--sandbox", default=None, help="a running scripts/mariadb-sandbox DIR")
+    ap.add_argument("--compare", nargs=2, metavar=("BEFORE", "AFTER"),
+                    help="two wardend binaries: only their phases, alternating in each round")
     args = ap.parse_args()
     counts = [int(x) for x in args.checks.split(",")]
+    if args.compare:
+        with (Sandbox(args.sandbox) if args.sandbox else MariaDB()) as db:
+            compare(db, counts, args.seconds, args.rounds, args.compare)
+        return
     with (Sandbox(args.sandbox) if args.sandbox else MariaDB()) as db:
         for _ in range(args.rounds):
             r = one_round(db, counts, args.seconds, args.floor, args.monit)
@@ -235,9 +316,13 @@ def main():
                   (100 * idle["cpu"] / idle["wall"], idle["rss_kb"] / 1024))
             for n in counts:
                 for who, x in r[n].items():
-                    print("%5d %-16s checks %7d  CPU/check %8.1f us  server CPU/check %8.1f us%s"
+                    print("%5d %-16s checks %7d  CPU/check %8.1f us  server %8.1f us  "
+                          "host %8.1f us%s"
                           % (n, who, x["checks"], per_check_us(x), per_check_us(x, "server"),
-                             "  RSS %.1f MB" % (x["rss_kb"] / 1024) if "rss_kb" in x else ""))
+                             per_check_us(x, "host"),
+                             "  RSS %.1f MB PSS %.1f USS %.1f" %
+                             (x["rss_kb"] / 1024, x["pss_kb"] / 1024, x["uss_kb"] / 1024)
+                             if "rss_kb" in x else ""))
 
 
 if __name__ == "__main__":
