@@ -87,6 +87,7 @@ def main():
 
     for n in counts:
         fl = [c[n]["floor"] for c in cost]
+        fe = [c[n]["floor_on_libev"] for c in cost]
         mo = [c[n].get("monit") for c in cost]
         # The headline: what the host pays per check, the daemon and the
         # server on its behalf, for wardend (spread and at the default
@@ -106,10 +107,15 @@ def main():
                 "%.3f")
             add("%d checks, %s: wardend ÷ floor, daemon CPU (target ≤ 1.5×)" % (n, what),
                 [us(a) / us(b) for a, b in zip(w, fl)], "%.2f×")
+            add("%d checks, %s: wardend ÷ floor on libev, daemon CPU" % (n, what),
+                [us(a) / us(b) for a, b in zip(w, fe)], "%.2f×")
         add("%d checks: floor (one read of the names a second) host CPU per check (µs)" % n,
             [us(x, "host") for x in fl], "%.2f")
         rows.append(("%d checks: floor daemon / server per check (µs)" % n, None, " / ".join(
             summary([us(x, k) for x in fl], "%.2f").split("  ")[0] for k in ("cpu", "server"))))
+        rows.append(("%d checks: floor on libev, daemon / server per check (µs)" % n, None,
+                     " / ".join(summary([us(x, k) for x in fe], "%.2f").split("  ")[0]
+                                for k in ("cpu", "server"))))
         add("%d checks: Monit host CPU per check (µs)" % n,
             [us(x, "host") if x else None for x in mo], "%.1f")
         rows.append(("%d checks: Monit daemon / server per check (µs)" % n, None, " / ".join(

@@ -245,6 +245,7 @@ def one_round(db, counts, seconds, floor, monit="monit"):
         r = {"wardend": run_wardend(db, n, seconds, names)}
         if floor:
             r["floor"] = run_floor(db, n, seconds, floor, "filtered", 1000)
+            r["floor_on_libev"] = run_floor(db, n, seconds, floor, "filtered-loop", 1000)
             r["floor_per_check"] = run_floor(db, n, seconds, floor, "per-check")
             r["floor_shared"] = run_floor(db, n, seconds, floor, "shared")
             r["floor_loop"] = run_floor(db, n, seconds, floor, "loop")

@@ -15,6 +15,8 @@
  *   WHERE Variable_name IN (...)`, or every row past 128 names, where that
  *   is cheaper for the server), run with --window-ms = every: one read per
  *   cadence tick for all the checks.
+ * filtered-loop: the same on libev's loop with the non-blocking API (as
+ *   loop does it).
  * loop: the same work done as wardend does it, on libev's default loop
  *   with the client library's non-blocking API: a repeating ev_timer per
  *   window, mysql_real_query_start / mysql_store_result_start and their
@@ -86,6 +88,9 @@ static void serve_window(MYSQL_RES* res, MYSQL_ROW* table, int rows, char** name
   }
 }
 
+/* The shared read's statement: every row, or (filtered) the names needed. */
+static char* status_sql = "SHOW GLOBAL STATUS";
+
 /* --mode loop: the state of the one read in flight. */
 static struct {
   struct ev_loop* loop;
@@ -114,7 +119,8 @@ static void loop_advance(int ready) {
     int status;
     if (!L.storing) {
       status = L.waiting ? mysql_real_query_cont(&L.rc, L.m, ready)
-                         : mysql_real_query_start(&L.rc, L.m, "SHOW GLOBAL STATUS", 18);
+                         : mysql_real_query_start(&L.rc, L.m, status_sql,
+                                                  (unsigned long)strlen(status_sql));
     } else {
       status = L.waiting ? mysql_store_result_cont(&L.res, L.m, ready)
                          : mysql_store_result_start(&L.res, L.m);
@@ -137,7 +143,7 @@ static void loop_advance(int ready) {
     L.waiting = 0;
     ready = 0;
     if (!L.storing) {
-      if (L.rc) loop_fail("SHOW GLOBAL STATUS");
+      if (L.rc) loop_fail(status_sql);
       L.storing = 1;
       continue;
     }
@@ -199,9 +205,10 @@ int main(int argc, char** argv) {
   const char* mode = arg(argc, argv, "--mode", "per-check");
   double every = atof(arg(argc, argv, "--every-ms", "1000")) / 1000.0;
   double window = atof(arg(argc, argv, "--window-ms", "100")) / 1000.0;
-  int filtered = strcmp(mode, "filtered") == 0;
-  int shared = strcmp(mode, "shared") == 0 || filtered;
-  int loop = strcmp(mode, "loop") == 0;
+  int filtered_loop = strcmp(mode, "filtered-loop") == 0;
+  int filtered = strcmp(mode, "filtered") == 0 || filtered_loop;
+  int shared = strcmp(mode, "shared") == 0 || strcmp(mode, "filtered") == 0;
+  int loop = strcmp(mode, "loop") == 0 || filtered_loop;
   if (!sock || !pwfile || n <= 0) {
     fprintf(stderr, "usage: floor --socket PATH --password-file F --checks N [...]\n");
     return 2;
@@ -235,7 +242,6 @@ int main(int argc, char** argv) {
   MYSQL_ROW* table = calloc((size_t)rows, sizeof *table);
   /* filtered: the distinct names (the first min(n, rows) of the server's
    * order, so the answer's row i is check i's), or every row past 128. */
-  char* status_sql = "SHOW GLOBAL STATUS";
   int distinct = n < rows ? n : rows;
   if (filtered && distinct <= 128) {
     size_t len = 64;
