@@ -18,6 +18,7 @@
 #include "actions/service.h"
 #include "daemon/base/options.h"
 #include "daemon/config/fluentd_config.h"
+#include "daemon/config/log_config.h"
 #include "daemon/config/option_file.h"
 #include "daemon/io/etcd_client.h"
 
@@ -121,7 +122,7 @@ class Loader {
     bool have_mutex = false;
     for (const auto& s : sections) {
       if (s.kind == "daemon") continue;
-      if (s.kind == "log") LoadLog(s, *config);
+      if (s.kind == "log") { NoName(s); LoadLogSection(s, config->log, diag_); }
       else if (s.kind == "control") LoadControl(s, *config);
       else if (s.kind == "mysql") LoadMysql(s, *config);
       else if (s.kind == "mutex") { have_mutex = true; LoadMutex(s, *config); }
@@ -184,15 +185,6 @@ class Loader {
       if (!argv) r.Error(*r.Find("service_command"), "service_command: " + argv.error());
     }
     r.Finish("[daemon]");
-  }
-
-  void LoadLog(const RawSection& s, Config& c) {
-    NoName(s);
-    OptionReader r(s, diag_);
-    if (auto v = r.GetChoice("level", {"trace", "debug", "info", "warn", "error"})) c.log.level = *v;
-    if (auto v = r.Text("file")) c.log.file = *v;
-    if (auto v = r.Text("events")) c.log.events = *v;
-    r.Finish("[log]");
   }
 
   void LoadControl(const RawSection& s, Config& c) {
