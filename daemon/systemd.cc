@@ -11,7 +11,7 @@ namespace {
 using nlohmann::json;
 
 // The fields that say most, first; the rest follow in the object's order.
-constexpr std::array kFirst = {"check", "action", "job",   "step",   "prev_state", "state",
+constexpr std::array kFirst = {"action", "check", "job",   "step",   "prev_state", "state",
                                "result", "value", "threshold", "reason", "detail", "error"};
 // Every event has these; WARDEN_* and the journal's own fields carry them.
 constexpr std::array kCommon = {"host", "event", "seq", "time", "version"};

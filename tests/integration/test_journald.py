@@ -8,8 +8,10 @@ what wardend sends there, decoding journald's native protocol itself
 import json
 import os
 import select
+import shutil
 import socket
 import struct
+import subprocess
 import time
 import unittest
 
@@ -226,6 +228,103 @@ class JournaldTest(unittest.TestCase):
         self.start("")
         self.status_line("1 crit; mutex off; queue idle")
         self.assertIn("pending -> crit", self.wd.log())
+
+
+JOURNALD = next((p for p in ("/usr/lib/systemd/systemd-journald", "/lib/systemd/systemd-journald")
+                 if os.access(p, os.X_OK)), None)
+
+
+@unittest.skipUnless(JOURNALD and os.geteuid() == 0 and shutil.which("unshare"),
+                     "needs systemd-journald, root and unshare")
+class RealJournald(unittest.TestCase):
+    """The real systemd-journald takes what wardend sends, and journalctl
+    finds it by priority and by wardend's fields.
+
+    journald runs in a mount namespace of its own where /run is a fresh
+    tmpfs and /run/systemd and /run/log are directories of the test: its
+    socket is <dir>/systemd/journal/socket (wardend's journal_socket), its
+    files are under <dir>/log/journal (journalctl -D). Nothing of the
+    machine's own journal is touched."""
+
+    def setUp(self):
+        self.wd = Wardend().__enter__()
+        self.addCleanup(self.wd.__exit__, None, None, None)
+        d = self.wd.dir
+        for sub in ("systemd", "log", "varlog"):
+            os.makedirs(os.path.join(d, sub))
+        script = ("set -e; mount -t tmpfs tmpfs /run; mkdir -p /run/systemd /run/log; "
+                  "mount --bind {d}/systemd /run/systemd; mount --bind {d}/log /run/log; "
+                  "if [ -d /var/log/journal ]; then mount --bind {d}/varlog /var/log/journal; fi; "
+                  "exec {journald}").format(d=d, journald=JOURNALD)
+        with open(os.path.join(d, "journald.out"), "w") as out:
+            self.journald = subprocess.Popen(["unshare", "-m", "--propagation", "private",
+                                              "sh", "-c", script],
+                                             stdin=subprocess.DEVNULL, stdout=out,
+                                             stderr=subprocess.STDOUT)
+        self.addCleanup(self.stop_journald)
+        self.socket = os.path.join(d, "systemd", "journal", "socket")
+        deadline = time.monotonic() + 20
+        while not os.path.exists(self.socket):
+            self.assertIsNone(self.journald.poll(), "journald exited: %s" % self.journald_out())
+            self.assertLess(time.monotonic(), deadline, "no journald socket: %s"
+                            % self.journald_out())
+            time.sleep(0.05)
+
+    def journald_out(self):
+        with open(os.path.join(self.wd.dir, "journald.out"), errors="replace") as f:
+            return f.read()
+
+    def stop_journald(self):
+        self.journald.terminate()
+        try:
+            self.journald.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.journald.kill()
+            self.journald.wait()
+
+    def journalctl(self, *match):
+        p = subprocess.run(["journalctl", "-D", os.path.join(self.wd.dir, "log", "journal"),
+                            "-o", "json", "--no-pager"] + list(match),
+                           capture_output=True, text=True, timeout=30)
+        return [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
+
+    def wait_journal(self, *match, timeout=20):
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.journalctl(*match)
+            if found:
+                return found
+            if time.monotonic() > deadline:
+                raise AssertionError("journalctl %s found nothing; wardend's entries: %r"
+                                     % (" ".join(match),
+                                        self.journalctl("SYSLOG_IDENTIFIER=wardend")[-20:]))
+            time.sleep(0.2)
+
+    def test_journalctl_finds_errors_and_events(self):
+        wd = self.wd
+        wd.write("state/state.json", "{not json")
+        wd.start(CONFIG.format(log_keys="journal = yes\njournal_socket = %s" % self.socket,
+                               **wd.paths),
+                 env={"NOTIFY_SOCKET": None, "JOURNAL_STREAM": None})
+        event = wd.wait_event("check.state", check="flag", state="crit", timeout=20)[0]
+        errors = self.wait_journal("-p", "err", "SYSLOG_IDENTIFIER=wardend")
+        self.assertTrue(any("state file unusable" in e["MESSAGE"] for e in errors), errors)
+        self.assertTrue(all(int(e["PRIORITY"]) <= 3 for e in errors), errors)
+        self.assertEqual(str(wd.proc.pid), errors[0]["_PID"])
+        state = self.wait_journal("WARDEN_EVENT=check.state", "WARDEN_CHECK=flag")[0]
+        self.assertEqual(str(event["seq"]), state["WARDEN_SEQ"])
+        self.assertEqual("4", state["PRIORITY"])
+        self.assertEqual("journal", state["_TRANSPORT"])
+        # A refused reload: an err entry of its own, naming the problems.
+        wd.write_config(CONFIG.format(log_keys="journal = yes\njournal_socket = %s\nbogus = 1"
+                                      % self.socket, **wd.paths)
+                        + "\n[check flag2]\ntype = nope\n")
+        wd.ctl("reload")
+        reload = self.wait_journal("WARDEN_EVENT=daemon.reload")[0]
+        self.assertEqual("3", reload["PRIORITY"])
+        self.assertIn("bogus", reload["MESSAGE"])
+        self.assertIn("nope", reload["MESSAGE"])
+        self.assertEqual(0, wd.stop(timeout=15))
 
 
 if __name__ == "__main__":
