@@ -19,11 +19,13 @@
 #include "daemon/engine/state.h"
 #include "daemon/io/fleet.h"
 #include "daemon/io/forward_sender.h"
+#include "daemon/io/journal.h"
 #include "daemon/io/mutex_client.h"
 #include "daemon/io/mysql.h"
 #include "daemon/io/process.h"
 #include "daemon/io/worker_pool.h"
 #include "daemon/jobs/jobs.h"
+#include "daemon/systemd.h"
 #include "version.h"
 
 namespace warden {
@@ -41,6 +43,7 @@ Daemon::~Daemon() {
   }
   if (stop_poll_) ev_timer_stop(loop_, stop_poll_.get());
   if (watchdog_) ev_timer_stop(loop_, watchdog_.get());
+  status_.reset();
   if (scheduler_) scheduler_->Stop();
   if (state_timer_) ev_timer_stop(loop_, state_timer_.get());
   if (state_soon_) ev_timer_stop(loop_, state_soon_.get());
@@ -77,6 +80,16 @@ Status Daemon::Start() {
   if (!s.ok()) return s;
   events_->SetLoop(loop_);
   events_->SetWriter(writer_.get());
+  if (journal_) {
+    // Every event as a journal entry of its own (its fields searchable:
+    // journalctl WARDEN_CHECK=connections). Sent without waiting; what
+    // journald does not take is counted (status: log.journal).
+    JournalSender* j = journal_.get();
+    events_->Subscribe([j](const nlohmann::json& e) {
+      JournalEntry entry = EventJournalEntry(e);
+      (void)j->Send(entry.priority, entry.message, entry.fields);
+    });
+  }
   if (c.fluentd.enabled) {
     // Subscribed before the first event, so daemon.start is shipped too.
     fluentd_ = std::make_unique<ForwardSender>(loop_, c.fluentd);
@@ -162,6 +175,8 @@ Status Daemon::Start() {
     // covers them all instead of one rewrite of the whole file per check.
     if (name == "action.start" || name == "action.finish") SaveState();
     else if (name == "check.state") SaveStateSoon();
+    // Check states, the mutex and the queue change only with an event.
+    if (status_) status_->Poke();
   });
 
   // Handlers before daemon.start: a SIGTERM from then on is a clean stop
@@ -219,6 +234,12 @@ Status Daemon::Start() {
     ev_timer_start(loop_, watchdog_.get());
   }
   sd_notify(0, "READY=1");
+  if (::getenv("NOTIFY_SOCKET") != nullptr) {
+    status_ = std::make_unique<StatusNotifier>(
+        loop_, [this] { return StatusText(); },
+        [](const std::string& line) { sd_notify(0, ("STATUS=" + line).c_str()); });
+    status_->Update();
+  }
   return Status::Ok();
 }
 
@@ -242,6 +263,10 @@ void Daemon::RequestStop(const std::string& why) {
   stopping_ = true;
   stop_reason_ = why;
   sd_notify(0, "STOPPING=1");
+  if (status_) {
+    status_->Stop();
+    sd_notify(0, ("STATUS=stopping (" + why + ")").c_str());
+  }
   spdlog::info("stopping ({}): waiting for {} running action(s)", why, executor_->running());
   scheduler_->Stop();
   jobs_->Stop(why);
@@ -272,6 +297,17 @@ void Daemon::OnStopPoll(struct ev_loop* loop, ev_timer* w, int) {
 }
 
 void Daemon::OnWatchdog(struct ev_loop*, ev_timer*, int) { sd_notify(0, "WATCHDOG=1"); }
+
+std::string Daemon::StatusText() const {
+  StatusFacts f;
+  for (const auto& c : scheduler_->Status()) f.check_states.emplace_back(StateName(c.state));
+  if (config_->mutex.mode == MutexConfig::Mode::kOff) f.mutex = "off";
+  else if (const auto& last = mutex_->last()) f.mutex = last->held ? "held" : "clear";
+  else f.mutex = "unknown";
+  f.jobs = jobs_->Status();
+  f.paused = guard_->paused();
+  return StatusLine(f);
+}
 
 // --- persisted state, pause, reload (daemon/engine/state.h, daemon/commands.h) ---
 
@@ -318,6 +354,7 @@ void Daemon::SetPaused(bool paused, std::string reason, std::string by,
   } else {
     spdlog::warn("host unpaused by {}", by);
   }
+  if (status_) status_->Poke();
   SaveState(std::move(saved));
 }
 
@@ -401,6 +438,14 @@ void Daemon::AddHealth(nlohmann::json& j) const {
     j["state_save_error_since"] = Rfc3339FromMs(state_save_error_since_ms_);
   }
   if (const ForwardSender* f = fluentd()) j["events"]["fluentd"] = f->stats().ToJson();
+  if (journal_) {
+    const JournalSender::Stats js = journal_->stats();
+    j["log"]["journal"] = {{"socket", journal_->socket_path()},
+                           {"sent", js.sent},
+                           {"dropped", js.dropped},
+                           {"failed", js.failed},
+                           {"last_error", js.last_error.empty() ? json(nullptr) : json(js.last_error)}};
+  }
   if (!state_error_.empty()) j["state_error"] = state_error_;
   if (!control_error_.empty()) j["control_error"] = control_error_;
   if (!last_reload_.is_null()) j["last_reload"] = last_reload_;
@@ -439,7 +484,8 @@ nlohmann::json Daemon::Reload(const std::string& trigger) {
   if (n.daemon.state_dir != old->daemon.state_dir) restart.push_back("[daemon] state_dir");
   if (n.daemon.workers != old->daemon.workers) restart.push_back("[daemon] workers");
   if (n.log.level != old->log.level || n.log.file != old->log.file ||
-      n.EventsPath() != old->EventsPath()) {
+      n.EventsPath() != old->EventsPath() || n.log.journal != old->log.journal ||
+      n.log.journal_socket != old->log.journal_socket) {
     restart.push_back("[log]");
   }
   if (n.control.socket != old->control.socket || n.control.group != old->control.group) {

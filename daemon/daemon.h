@@ -40,6 +40,8 @@ class ForwardSender;
 class ControlServer;
 class StateFile;
 struct PersistedState;
+class JournalSender;
+class StatusNotifier;
 
 class Daemon final : private DaemonControl {
  public:
@@ -57,6 +59,9 @@ class Daemon final : private DaemonControl {
   // Graceful stop (SIGTERM): no new checks or actions; running actions
   // finish or hit their timeout; then daemon.stop.
   void RequestStop(const std::string& why);
+  // The human log goes to the journal through `journal` (main.cc decides):
+  // events become journal entries too (daemon/systemd.h). Before Start.
+  void SetJournal(std::shared_ptr<JournalSender> journal) { journal_ = std::move(journal); }
   // fluentd delivery (counters via stats()), null without [fluentd].
   const ForwardSender* fluentd() const { return fluentd_.get(); }
 
@@ -112,6 +117,9 @@ class Daemon final : private DaemonControl {
   std::unique_ptr<Runtime> runtime_;
   std::unique_ptr<ev_signal> sigterm_, sigint_, sighup_;
   std::unique_ptr<ev_timer> stop_poll_, watchdog_;
+  std::shared_ptr<JournalSender> journal_;     // null unless the log goes to the journal
+  std::unique_ptr<StatusNotifier> status_;     // null without NOTIFY_SOCKET
+  std::string StatusText() const;              // for status_
   bool stopping_ = false;
   std::string stop_reason_;
 

@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -19,6 +20,7 @@
 #include "daemon/base/atomic_file.h"
 #include "daemon/config/config.h"
 #include "daemon/daemon.h"
+#include "daemon/io/journal.h"
 #include "version.h"
 
 namespace {
@@ -28,10 +30,23 @@ void Usage(std::FILE* out) {
                     "  -c FILE    config file (default /etc/warden/warden.ini)\n");
 }
 
-bool SetupLogging(const warden::Config& c) {
+// Where the human log goes: the journal when `[log] journal = yes`, or
+// with `auto` (the default) when there is no `[log] file` and stderr is
+// the journal (systemd's JOURNAL_STREAM names it); else the file or
+// stderr. `journal` is set when it is the journal.
+bool SetupLogging(const warden::Config& c, std::shared_ptr<warden::JournalSender>& journal) {
+  using Journal = warden::LogConfig::Journal;
+  const bool to_journal =
+      c.log.journal == Journal::kYes ||
+      (c.log.journal == Journal::kAuto && c.log.file.empty() &&
+       warden::FdIsJournalStream(std::getenv("JOURNAL_STREAM"), STDERR_FILENO));
   try {
     std::shared_ptr<spdlog::logger> logger;
-    if (c.log.file.empty()) {
+    if (to_journal) {
+      journal = std::make_shared<warden::JournalSender>(c.log.journal_socket, "wardend");
+      auto sink = std::make_shared<warden::JournalSink>(journal);
+      logger = std::make_shared<spdlog::logger>("wardend", std::move(sink));
+    } else if (c.log.file.empty()) {
       logger = spdlog::stderr_logger_mt("wardend");
     } else {
       // Created here with mode 0640 whatever the umask (spdlog would
@@ -98,10 +113,12 @@ int main(int argc, char** argv) {
                  diag.errors().size());
     return 1;
   }
-  if (!SetupLogging(*config)) return 1;
+  std::shared_ptr<warden::JournalSender> journal;
+  if (!SetupLogging(*config, journal)) return 1;
 
   struct ev_loop* loop = EV_DEFAULT;
   warden::Daemon daemon(loop, config);
+  daemon.SetJournal(journal);
   warden::Status s = daemon.Start();
   if (!s.ok()) {
     spdlog::critical("cannot start: {}", s.message());

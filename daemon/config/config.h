@@ -36,6 +36,8 @@ struct LogConfig {
   std::string level = "info";
   std::string file;    // "" = stderr
   std::string events;  // "" = <state_dir>/events.jsonl
+  enum class Journal { kAuto, kYes, kNo } journal = Journal::kAuto;   // daemon/config/log_config.h
+  std::string journal_socket = "/run/systemd/journal/socket";
 };
 
 struct ControlConfig {

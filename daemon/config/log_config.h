@@ -1,6 +1,7 @@
-// Validation of the [log] section into LogConfig (daemon/config/config.h):
-// level, file, events. Every problem goes to diag as "file:line: message";
-// unknown keys are errors.
+// Validation of the [log] section into LogConfig (daemon/config/config.h).
+// Keys: level, file, events, journal (auto, yes, no), journal_socket (an
+// absolute path that fits a unix socket address). Every problem goes to
+// diag as "file:line: message"; unknown keys are errors.
 #pragma once
 
 #include "daemon/base/ini.h"
