@@ -153,6 +153,10 @@ timeout     = 10s
 cooldown    = 1s
 """).format(mutex_url=mutex.url, level=level, am=am.url, **wd.paths))
             wd.wait_event("check.state", check="load", state="ok")
+            # Asked beforehand, the guard lets it through the held mutex.
+            p = wd.ctl("run", "page", "--dry-run")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIn("guard: allowed", p.stdout)
             wd.write("level", "9\n")
             start = wd.wait_event("action.start", action="page")[0]
             # The mutex is held, and the action ran all the same: it informs.
