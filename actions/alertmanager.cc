@@ -41,18 +41,6 @@ std::map<std::string, std::string> LabelValues(const Trigger& t, const std::stri
   return {{"check", t.name}, {"host", host}, {"action", action}};
 }
 
-// "2026-12-07T03:12:45.123Z"
-std::string Rfc3339(std::int64_t ms) {
-  std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(ms % 1000));
-  return buf;
-}
-
 class AlertmanagerAction final : public Action {
  public:
   AlertmanagerAction(std::string url, Pairs labels, Pairs annotations)
@@ -68,7 +56,7 @@ class AlertmanagerAction final : public Action {
     for (const auto& [k, v] : annotations_) {
       alert["annotations"][k] = ExpandPlaceholders(v, av).value();
     }
-    const std::string now = Rfc3339(WallMsNow());
+    const std::string now = Rfc3339FromMs(WallMsNow());
     const bool resolved = trigger.resolve || trigger.state == "ok";
     if (resolved) {
       alert["endsAt"] = now;
