@@ -26,6 +26,12 @@ struct Trigger {
   std::string name;    // the check, job or "wardenctl"
   std::string state;   // for checks: the state entered ("crit", "ok" on recover)
   std::string value;   // for checks: the value that tripped it
+  // For checks: the threshold of the state ("> 600"), when it has one (the
+  // executor fills it from the check's last check.state event).
+  std::string threshold = {};
+  // Set on the run that resolves what an earlier run reported (ActionType
+  // resolves): the check it reported on has recovered.
+  bool resolve = false;
 };
 
 struct ActionOutcome {
@@ -64,7 +70,7 @@ class Action {
 struct ActionType {
   const char* name;
   const char* summary;
-  bool guarded;      // changes something: passes the guard first (notify: false)
+  bool guarded;      // passes the guard first (notify: false)
   bool uses_mysql;   // accepts `connection = NAME`
   // The type's own keys, as data (daemon/base/options.h): what the loader
   // checks before `make` runs, the defaults `make` reads, and what
@@ -75,6 +81,15 @@ struct ActionType {
   // Validates what the table cannot (values against each other) and builds
   // the action, reading its keys through `opts`; no I/O.
   std::unique_ptr<Action> (*make)(OptionReader& opts, const ActionCommon& common);
+  // Informs and changes nothing (alertmanager, webhook): a guarded type the
+  // guard does not hold back for a paused host, a halted queue or a held
+  // mutex; running, cooldown, budget and dry_run still apply.
+  bool informs = false;
+  // Reports a state that ends (alertmanager): when a check whose on_warn,
+  // on_crit or on_error names the action recovers, the executor runs it
+  // once more with trigger state "ok" and resolve set (unless on_recover
+  // names it too, or dry_run is set).
+  bool resolves = false;
 };
 
 // Declares the type's table on `opts`, then calls its factory (the config

@@ -3,11 +3,13 @@
 // its tests, its row in docs/configuration.md and a commented example in
 // etc/. The registry test walks this list.
 #include "actions/action.h"
+#include "actions/alertmanager.h"
 #include "actions/exec.h"
 #include "actions/haproxy.h"
 #include "actions/mysql_sql.h"
 #include "actions/notify.h"
 #include "actions/service.h"
+#include "actions/webhook.h"
 
 namespace warden {
 
@@ -18,6 +20,8 @@ const std::vector<ActionType>& ActionTypes() {
       kMysqlSqlActionType,
       kHaproxyActionType,
       kNotifyActionType,
+      kAlertmanagerActionType,
+      kWebhookActionType,
   };
   return types;
 }

@@ -304,6 +304,13 @@ void ControlCommands::RunAction(const std::string& name, bool dry_run, bool wait
       reply(std::move(would));
       return;
     }
+    if (a->type->informs) {   // as Executor::Fire: not the pause, the halt or the mutex
+      GuardDecision g = d_.guard().ConsultLocal(a->common);
+      would["guard"] = {{"allowed", g.allowed}, {"reason", g.reason}, {"detail", g.detail}};
+      would["informs"] = true;
+      reply(std::move(would));
+      return;
+    }
     d_.guard().Consult(a->common, [reply, would, config](GuardDecision g) mutable {
       would["guard"] = {{"allowed", g.allowed}, {"reason", g.reason}, {"detail", g.detail}};
       reply(std::move(would));

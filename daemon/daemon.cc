@@ -18,6 +18,7 @@
 #include "daemon/engine/scheduler.h"
 #include "daemon/engine/state.h"
 #include "daemon/io/fleet.h"
+#include "daemon/io/http_client.h"
 #include "daemon/io/forward_sender.h"
 #include "daemon/io/journal.h"
 #include "daemon/io/mutex_client.h"
@@ -110,6 +111,7 @@ Status Daemon::Start() {
 
   workers_ = std::make_unique<WorkerPool>(loop_, c.daemon.workers);
   processes_ = std::make_unique<ProcessRunner>(loop_);
+  http_ = std::make_unique<HttpClient>(loop_);
   mysql_ = std::make_unique<MysqlReads>(*workers_, c.mysql);
   mutex_ = std::make_unique<MutexClient>(loop_, c.mutex, c.daemon.host_id);
   guard_ = std::make_unique<Guard>(mutex_.get());
@@ -118,6 +120,7 @@ Status Daemon::Start() {
   runtime_->workers = workers_.get();
   runtime_->processes = processes_.get();
   runtime_->mysql = mysql_.get();
+  runtime_->http = http_.get();
   runtime_->host = events_->host();
   runtime_->service_command = c.daemon.service_command;
   executor_ = std::make_unique<Executor>(*runtime_, *guard_, *events_);
@@ -210,6 +213,7 @@ Status Daemon::Start() {
     else spdlog::info("mutex clear ({})", a.reason);
   });
   mutex_->Start();
+  executor_->SetConfig(config_);
   scheduler_->Start(config_);
   scheduler_->Restore(*state_);
   // The job journal: a job cut short is reported interrupted and halts
@@ -531,6 +535,7 @@ nlohmann::json Daemon::Reload(const std::string& trigger) {
   }
   config_ = next;
   runtime_->service_command = config_->daemon.service_command;
+  executor_->SetConfig(config_);
   scheduler_->Reload(config_);
   jobs_->Reload(config_);
   nlohmann::json f = {{"version", kVersion},

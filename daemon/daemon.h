@@ -27,6 +27,7 @@ namespace warden {
 
 class WorkerPool;
 class ProcessRunner;
+class HttpClient;
 class MysqlReads;
 class MutexClient;
 class Guard;
@@ -107,6 +108,7 @@ class Daemon final : private DaemonControl {
   std::unique_ptr<ForwardSender> fluentd_;   // null without [fluentd]; destroyed before events_
   std::unique_ptr<WorkerPool> workers_;
   std::unique_ptr<ProcessRunner> processes_;
+  std::unique_ptr<HttpClient> http_;          // the actions' (alertmanager, webhook)
   std::unique_ptr<MysqlReads> mysql_;
   std::unique_ptr<MutexClient> mutex_;
   std::unique_ptr<Guard> guard_;

@@ -1,6 +1,9 @@
 #include "daemon/engine/executor.h"
 
+#include <ev.h>
 #include <spdlog/spdlog.h>
+
+#include <algorithm>
 
 #include "daemon/engine/events.h"
 
@@ -21,51 +24,165 @@ nlohmann::json TriggerFields(const Trigger& t) {
   return j;
 }
 
+bool Names(const std::vector<std::string>& names, const std::string& name) {
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
 }  // namespace
+
+Executor::Executor(Runtime& rt, Guard& guard, EventLog& events)
+    : rt_(rt), guard_(guard), events_(events) {
+  if (rt_.loop) {
+    resolve_timer_ = std::make_unique<ev_timer>();
+    ev_timer_init(resolve_timer_.get(), &Executor::OnResolveTimer, 0., 0.);
+    resolve_timer_->data = this;
+  }
+  // The log may outlive this executor (and emit after it is gone).
+  events_.Subscribe([this, alive = alive_](const nlohmann::json& e) {
+    if (*alive) OnEvent(e);
+  });
+}
+
+Executor::~Executor() {
+  *alive_ = false;
+  if (resolve_timer_) ev_timer_stop(rt_.loop, resolve_timer_.get());
+}
 
 void Executor::Fire(std::shared_ptr<const Config> config, const ActionConfig& action,
                     Trigger trigger, Done done, Started started) {
+  if (trigger.kind == "check" && trigger.threshold.empty() && trigger.state != "ok") {
+    auto it = thresholds_.find(trigger.name);
+    if (it != thresholds_.end()) trigger.threshold = it->second;
+  }
   if (!action.type->guarded) {
     Start(std::move(config), action, std::move(trigger), std::move(done), std::move(started));
+    return;
+  }
+  if (action.type->informs) {
+    // Changes nothing: the pause, the halt and the mutex do not hold it back.
+    GuardDecision d = guard_.ConsultLocal(action.common);
+    Decided(std::move(config), action, std::move(trigger), std::move(done), std::move(started), d);
     return;
   }
   const ActionConfig* a = &action;
   guard_.Consult(action.common, [this, config, a, trigger, done,
                                  started = std::move(started)](GuardDecision d) mutable {
-    if (!d.allowed) {
-      nlohmann::json f = TriggerFields(trigger);
-      f["action"] = a->common.name;
-      f["type"] = a->common.type;
-      f["reason"] = d.reason;
-      f["detail"] = d.detail;
-      events_.Emit("action.blocked", std::move(f));
-      spdlog::warn("action {} blocked ({}): {}", a->common.name, d.reason, d.detail);
-      if (done) done(Result{false, false, d.reason, d.detail, "", ""});
-      return;
-    }
-    Start(std::move(config), *a, std::move(trigger), std::move(done), std::move(started));
+    Decided(std::move(config), *a, std::move(trigger), std::move(done), std::move(started), d);
   });
+}
+
+void Executor::Decided(std::shared_ptr<const Config> config, const ActionConfig& action,
+                       Trigger trigger, Done done, Started started, const GuardDecision& d) {
+  if (!d.allowed) {
+    nlohmann::json f = TriggerFields(trigger);
+    f["action"] = action.common.name;
+    f["type"] = action.common.type;
+    f["reason"] = d.reason;
+    f["detail"] = d.detail;
+    events_.Emit("action.blocked", std::move(f));
+    spdlog::warn("action {} blocked ({}): {}", action.common.name, d.reason, d.detail);
+    if (done) done(Result{false, false, d.reason, d.detail, "", ""});
+    return;
+  }
+  Start(std::move(config), action, std::move(trigger), std::move(done), std::move(started));
+}
+
+void Executor::OnEvent(const nlohmann::json& e) {
+  if (e.value("event", "") != "check.state") return;
+  const std::string check = e.value("check", "");
+  const std::string state = e.value("state", "");
+  thresholds_[check] = e.value("threshold", "");
+  const std::string prev = e.value("prev_state", "");
+  if (state != "ok" || (prev != "warn" && prev != "crit" && prev != "error")) return;
+  if (!config_) return;
+  const CheckConfig* c = config_->FindCheck(check);
+  if (!c) return;
+  std::vector<std::string> names;
+  for (const auto* hook : {&c->on_warn, &c->on_crit, &c->on_error}) {
+    for (const auto& name : *hook) {
+      const ActionConfig* a = config_->FindAction(name);
+      if (!a || !a->type->resolves || a->common.dry_run || Names(c->on_recover, name) ||
+          Names(names, name)) {
+        continue;   // a job, a type that reports no state, or run by on_recover itself
+      }
+      names.push_back(name);
+    }
+  }
+  for (auto& name : names) {
+    Trigger t{"check", check, "ok", e.value("value", "")};
+    t.resolve = true;
+    resolves_.push_back(Resolve{config_, std::move(name), std::move(t)});
+  }
+  if (!names.empty()) ScheduleResolves();
+}
+
+void Executor::ScheduleResolves() {
+  if (!resolve_timer_) {   // no loop (tests): at once
+    RunResolves();
+    return;
+  }
+  ev_timer_stop(rt_.loop, resolve_timer_.get());
+  ev_timer_set(resolve_timer_.get(), 0., 0.);
+  ev_timer_start(rt_.loop, resolve_timer_.get());
+}
+
+void Executor::OnResolveTimer(struct ev_loop* /*loop*/, ev_timer* w, int /*revents*/) {
+  static_cast<Executor*>(w->data)->RunResolves();
+}
+
+void Executor::RunResolves() {
+  std::vector<Resolve> ready;
+  std::vector<Resolve> waiting;
+  for (auto& r : resolves_) {
+    // One in flight (the report itself, still retrying) ends first: the
+    // resolve must reach the peer after it. Started again when a run ends.
+    bool busy = guard_.Running(r.action);
+    for (const auto& o : ready) busy = busy || o.action == r.action;
+    (busy ? waiting : ready).push_back(std::move(r));
+  }
+  resolves_ = std::move(waiting);
+  for (auto& r : ready) {
+    const ActionConfig* a = r.config->FindAction(r.action);
+    if (!a) continue;
+    Start(r.config, *a, std::move(r.trigger), nullptr, nullptr);
+  }
 }
 
 void Executor::Start(std::shared_ptr<const Config> config, const ActionConfig& action,
                      Trigger trigger, Done done, Started started) {
   if (started) started();
   auto begin = rt_.time->Now();
-  if (action.type->guarded) guard_.RecordStart(action.common, begin);
+  const bool resolve = trigger.resolve;
+  if (resolve) {
+    guard_.SetRunning(action.common.name, true);
+  } else if (action.type->guarded) {
+    guard_.RecordStart(action.common, begin);
+  }
   ++running_;
   ++started_;
   nlohmann::json f = TriggerFields(trigger);
   f["action"] = action.common.name;
   f["type"] = action.common.type;
-  events_.Emit("action.start", f);
+  if (resolve) f["resolve"] = true;
+  nlohmann::json start = f;
+  if (action.type->informs) {
+    start["informs"] = true;
+    start["note"] = "informs only: a paused host, a halted queue or a held mutex does not block it";
+  }
+  events_.Emit("action.start", std::move(start));
   spdlog::info("action {} ({}) started by {} {}", action.common.name, action.common.type,
                trigger.kind, trigger.name);
   const ActionConfig* a = &action;
   action.impl->Run(rt_, action.common, trigger,
-                   [this, config, a, f, begin, done](ActionOutcome out) mutable {
+                   [this, config, a, f, begin, done, resolve](ActionOutcome out) mutable {
     auto end = rt_.time->Now();
-    if (a->type->guarded) guard_.RecordEnd(a->common.name, end);
+    if (resolve) {
+      guard_.SetRunning(a->common.name, false);
+    } else if (a->type->guarded) {
+      guard_.RecordEnd(a->common.name, end);
+    }
     --running_;
+    if (!resolves_.empty()) ScheduleResolves();
     nlohmann::json fin = f;
     fin["result"] = out.ok ? "ok" : "fail";
     fin["duration_ms"] = std::chrono::duration_cast<Duration>(end - begin).count();

@@ -1,5 +1,13 @@
-// Runs actions: guard first (for types that change something), then the
-// action itself, with action.blocked / action.start / action.finish events.
+// Runs actions: guard first (for types that change something; only its
+// local part, running, cooldown, budget and dry_run, for types that only
+// inform), then the action itself, with action.blocked / action.start /
+// action.finish events.
+//
+// Types that resolve what they reported (ActionType::resolves) are run once
+// more, unguarded, when a check whose on_warn, on_crit or on_error names
+// them recovers (seen as its check.state event; run from the loop just
+// after, so subscribers see the events in order). Such a run counts for
+// neither cooldown nor budget, but no other run of the action overlaps it.
 // Tails are cut to 4 KB of valid UTF-8 and stripped of every configured
 // secret before they reach an event.
 //
@@ -9,6 +17,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -17,13 +26,22 @@
 #include "daemon/config/config.h"
 #include "daemon/engine/guard.h"
 
+struct ev_timer;
+
 namespace warden {
 
 class EventLog;
 
 class Executor {
  public:
-  Executor(Runtime& rt, Guard& guard, EventLog& events) : rt_(rt), guard_(guard), events_(events) {}
+  Executor(Runtime& rt, Guard& guard, EventLog& events);
+  ~Executor();
+  Executor(const Executor&) = delete;
+  Executor& operator=(const Executor&) = delete;
+
+  // The configuration in force: where a recovered check's hooks are looked
+  // up (set at start and at each reload). Without one nothing is resolved.
+  void SetConfig(std::shared_ptr<const Config> config) { config_ = std::move(config); }
 
   // Result of one action run: ran and succeeded, or why not.
   struct Result {
@@ -58,6 +76,20 @@ class Executor {
  private:
   void Start(std::shared_ptr<const Config> config, const ActionConfig& action, Trigger trigger,
              Done done, Started started);
+  void Decided(std::shared_ptr<const Config> config, const ActionConfig& action, Trigger trigger,
+               Done done, Started started, const GuardDecision& d);
+  // check.state: remembers thresholds, queues the resolves of a recovery.
+  void OnEvent(const nlohmann::json& e);
+  // Runs the queued resolves whose action is not in flight.
+  void RunResolves();
+  void ScheduleResolves();   // RunResolves from the loop, at once
+  static void OnResolveTimer(struct ev_loop* loop, ev_timer* w, int revents);
+
+  struct Resolve {
+    std::shared_ptr<const Config> config;
+    std::string action;
+    Trigger trigger;
+  };
 
   Runtime& rt_;
   Guard& guard_;
@@ -65,6 +97,11 @@ class Executor {
   JobQueue job_queue_;
   int running_ = 0;
   std::uint64_t started_ = 0;
+  std::shared_ptr<const Config> config_;
+  std::map<std::string, std::string> thresholds_;   // check -> its state's threshold
+  std::vector<Resolve> resolves_;                   // waiting for the loop or for a run to end
+  std::unique_ptr<ev_timer> resolve_timer_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace warden

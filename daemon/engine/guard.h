@@ -55,11 +55,19 @@ class Guard {
   void SetMutex(MutexClient* mutex) { mutex_ = mutex; }
 
   void Consult(const ActionCommon& action, std::function<void(GuardDecision)> done);
+  // For a type that only informs (ActionType::informs): running, cooldown,
+  // budget and dry_run, never the pause, the halt or the mutex. Answers at
+  // once.
+  GuardDecision ConsultLocal(const ActionCommon& action) { return Local(action); }
 
   // Bookkeeping around a run that the guard allowed.
   void RecordStart(const ActionCommon& action, Clock::time_point now);
   void RecordEnd(const std::string& action, Clock::time_point now);
   bool Running(const std::string& action) const;
+  // A run that resolves an earlier one (Executor): in flight, so no other
+  // run of the action overlaps it, but counted by neither cooldown nor
+  // budget.
+  void SetRunning(const std::string& action, bool running) { history_[action].running = running; }
 
   struct History {
     bool running = false;

@@ -1,0 +1,24 @@
+// Files that hold a secret (a token, a password): they must be private to
+// their owner, and their first line is the secret.
+//
+// The same rules as the config loader's password_file and [mutex]
+// token_file (daemon/config/config.cc keeps its own copy until its split;
+// these are meant to replace it).
+#pragma once
+
+#include <string>
+
+#include "daemon/base/status.h"
+
+namespace warden {
+
+// Ok when `path` is not readable by group or others; otherwise the reason,
+// naming the file and its mode ("... is mode 0644: a secret must not be
+// readable by group or others (chmod 600 ...)"), or why it cannot be stat'ed.
+Status CheckSecretFilePrivate(const std::string& path);
+
+// The first line of `path` (trailing CR, LF and blanks cut), after
+// CheckSecretFilePrivate. An empty line is an error too.
+Expected<std::string> ReadPrivateSecret(const std::string& path);
+
+}  // namespace warden
