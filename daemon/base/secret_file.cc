@@ -24,8 +24,7 @@ Status CheckSecretFilePrivate(const std::string& path) {
   return Status::Ok();
 }
 
-Expected<std::string> ReadPrivateSecret(const std::string& path) {
-  if (Status s = CheckSecretFilePrivate(path); !s.ok()) return s;
+Expected<std::string> ReadSecretLine(const std::string& path) {
   std::ifstream in(path);
   if (!in) return Status::Error("cannot read " + path + ": " + std::strerror(errno));
   std::string line;
@@ -34,7 +33,13 @@ Expected<std::string> ReadPrivateSecret(const std::string& path) {
                            line.back() == '\t')) {
     line.pop_back();
   }
-  if (line.empty()) return Status::Error(path + " is empty: its first line is the secret");
+  return line;
+}
+
+Expected<std::string> ReadPrivateSecret(const std::string& path) {
+  if (Status s = CheckSecretFilePrivate(path); !s.ok()) return s;
+  auto line = ReadSecretLine(path);
+  if (line && line->empty()) return Status::Error(path + " is empty: its first line is the secret");
   return line;
 }
 

@@ -1,9 +1,8 @@
 // Files that hold a secret (a token, a password): they must be private to
 // their owner, and their first line is the secret.
 //
-// The same rules as the config loader's password_file and [mutex]
-// token_file (daemon/config/config.cc keeps its own copy until its split;
-// these are meant to replace it).
+// The rules of every secret the configuration names: a password_file, a
+// token_file, a TLS key.
 #pragma once
 
 #include <string>
@@ -17,8 +16,11 @@ namespace warden {
 // readable by group or others (chmod 600 ...)"), or why it cannot be stat'ed.
 Status CheckSecretFilePrivate(const std::string& path);
 
-// The first line of `path` (trailing CR, LF and blanks cut), after
-// CheckSecretFilePrivate. An empty line is an error too.
+// The first line of `path` (trailing CR, LF and blanks cut), whatever
+// its mode; it may be empty.
+Expected<std::string> ReadSecretLine(const std::string& path);
+
+// ReadSecretLine after CheckSecretFilePrivate. An empty line is an error too.
 Expected<std::string> ReadPrivateSecret(const std::string& path);
 
 }  // namespace warden

@@ -1,12 +1,9 @@
 #include "daemon/config/section_common.h"
 
-#include <sys/stat.h>
 
 #include <cctype>
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
-#include <fstream>
+
+#include "daemon/base/secret_file.h"
 
 namespace warden {
 
@@ -22,34 +19,19 @@ std::string SectionDigest(const RawSection& s) {
 }
 
 bool ReadSecretFile(const std::string& path, std::string* out, std::string* error) {
-  std::ifstream in(path);
-  if (!in) {
-    *error = "cannot read " + path + ": " + std::strerror(errno);
+  auto line = ReadSecretLine(path);
+  if (!line) {
+    *error = line.error();
     return false;
   }
-  std::string line;
-  std::getline(in, line);
-  while (!line.empty() && (line.back() == '\r' || line.back() == '\n' || line.back() == ' ')) {
-    line.pop_back();
-  }
-  *out = line;
+  *out = std::move(*line);
   return true;
 }
 
 bool SecretFileIsPrivate(const std::string& path, std::string* error) {
-  struct stat sb {};
-  if (::stat(path.c_str(), &sb) != 0) {
-    *error = "cannot read " + path + ": " + std::strerror(errno);
-    return false;
-  }
-  if ((sb.st_mode & 077) != 0) {
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(sb.st_mode & 07777));
-    *error = path + " is mode " + mode + ": a secret must not be readable by group or others "
-             "(chmod 600 " + path + ")";
-    return false;
-  }
-  return true;
+  Status s = CheckSecretFilePrivate(path);
+  if (!s.ok()) *error = s.message();
+  return s.ok();
 }
 
 bool ValidName(const std::string& name) {
