@@ -1,6 +1,5 @@
 #include "daemon/config/section_common.h"
 
-
 #include <cctype>
 
 #include "daemon/base/secret_file.h"
