@@ -18,6 +18,7 @@
 #include "actions/service.h"
 #include "daemon/base/options.h"
 #include "daemon/config/fluentd_config.h"
+#include "daemon/config/metrics_config.h"
 #include "daemon/config/option_file.h"
 #include "daemon/io/etcd_client.h"
 
@@ -131,10 +132,11 @@ class Loader {
       else if (s.kind == "job") LoadJob(s, *config);
       else if (s.kind == "wait") LoadWait(s, *config);
       else if (s.kind == "fleet") { NoName(s); LoadFleet(s, *config); }
+      else if (s.kind == "metrics") { NoName(s); LoadMetricsSection(s, config->metrics, diag_); }
       else
         diag_.Error(s.where, "unknown section " + s.title() +
                                  " (known: daemon, log, control, mysql, mutex, fluentd, check, "
-                                 "action, wait, job)");
+                                 "action, wait, job, fleet, metrics)");
     }
     if (!have_mutex && !sections.empty()) {
       diag_.Error(path + ": no [mutex] section: set url=…, backend=etcd or mode=off "

@@ -23,6 +23,14 @@ nlohmann::json TriggerFields(const Trigger& t) {
 
 }  // namespace
 
+void ActionCounters::Finished(bool succeeded, double took) {
+  ++(succeeded ? ok : fail);
+  seconds += took;
+  for (size_t i = 0; i < kBuckets.size(); ++i) {
+    if (took <= kBuckets[i]) ++within[i];
+  }
+}
+
 void Executor::Fire(std::shared_ptr<const Config> config, const ActionConfig& action,
                     Trigger trigger, Done done, Started started) {
   if (!action.type->guarded) {
@@ -38,6 +46,7 @@ void Executor::Fire(std::shared_ptr<const Config> config, const ActionConfig& ac
       f["type"] = a->common.type;
       f["reason"] = d.reason;
       f["detail"] = d.detail;
+      ++counters_[a->common.name].blocked[d.reason];
       events_.Emit("action.blocked", std::move(f));
       spdlog::warn("action {} blocked ({}): {}", a->common.name, d.reason, d.detail);
       if (done) done(Result{false, false, d.reason, d.detail, "", ""});
@@ -69,6 +78,7 @@ void Executor::Start(std::shared_ptr<const Config> config, const ActionConfig& a
     nlohmann::json fin = f;
     fin["result"] = out.ok ? "ok" : "fail";
     fin["duration_ms"] = std::chrono::duration_cast<Duration>(end - begin).count();
+    counters_[a->common.name].Finished(out.ok, std::chrono::duration<double>(end - begin).count());
     if (out.exit_code >= 0) fin["exit_code"] = out.exit_code;
     if (out.signal != 0) fin["signal"] = out.signal;
     if (!out.error.empty()) fin["error"] = Redact(out.error, config->secrets);

@@ -8,7 +8,10 @@
 // keeps it alive through a shared_ptr captured by each run).
 #pragma once
 
+#include <array>
+#include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -20,6 +23,23 @@
 namespace warden {
 
 class EventLog;
+
+// What an action has done since wardend started, counted by the executor
+// for the metrics endpoint (daemon/control/metrics.h) to read: plain
+// counters, kept across reloads under the action's name.
+struct ActionCounters {
+  // Upper bounds (seconds) of the duration histogram's buckets; +Inf is
+  // `runs()`. From a quick SQL statement to a long restart.
+  static constexpr std::array<double, 11> kBuckets = {0.05, 0.1, 0.25, 0.5, 1,  2.5,
+                                                      5,    10,  30,   60,  300};
+  std::uint64_t ok = 0;
+  std::uint64_t fail = 0;
+  std::map<std::string, std::uint64_t> blocked;        // by the guard's reason
+  std::array<std::uint64_t, kBuckets.size()> within{};  // runs that took <= kBuckets[i]
+  double seconds = 0;                                   // the durations' sum
+  std::uint64_t runs() const { return ok + fail; }
+  void Finished(bool succeeded, double took);
+};
 
 class Executor {
  public:
@@ -54,6 +74,8 @@ class Executor {
 
   int running() const { return running_; }
   std::uint64_t started() const { return started_; }
+  // By action name; an action that never ran nor was blocked is absent.
+  const std::map<std::string, ActionCounters>& counters() const { return counters_; }
 
  private:
   void Start(std::shared_ptr<const Config> config, const ActionConfig& action, Trigger trigger,
@@ -65,6 +87,7 @@ class Executor {
   JobQueue job_queue_;
   int running_ = 0;
   std::uint64_t started_ = 0;
+  std::map<std::string, ActionCounters> counters_;
 };
 
 }  // namespace warden
