@@ -170,6 +170,7 @@ Status Daemon::Start() {
   events_->Subscribe([this](const nlohmann::json& e) {
     const std::string name = e.value("event", "");
     if (commands_) commands_->OnEvent(e);
+    if (metrics_) metrics_->Changed();
     // Budget and cooldown must survive kill -9: saved when they change.
     // Check states are saved within kStateDebounce of a change: with many
     // checks changing at once (the first verdicts at start) one write

@@ -310,6 +310,9 @@ Status MetricsExporter::Start() {
   HttpServer::Options o;
   o.host = config_.host;
   o.port = config_.port;
+  o.max_connections = kMaxConnections;
+  o.timeout_s = kTimeout;
+  o.memory_limit = kRequestMemory;
   server_ = std::make_unique<HttpServer>(
       loop_, o, [this](std::string_view method, std::string_view path) { return Serve(method, path); });
   Status s = server_->Start();

@@ -7,13 +7,15 @@
 // executor's action counters, the guard (pause, halt), the job runner, the
 // mutex client's last answer and the fluentd sender's stats. It runs on
 // the loop, once per scrape at most every kReuse (a page younger than that
-// is served again: a thousand scrapers cost one render).
+// is served again: a thousand scrapers cost one render), unless an event
+// came in between (Changed: a state seen in an event is on the next page).
 //
 // Threads: loop thread only. The textfile is written on the disk writer's
 // thread (daemon/base/disk_writer.h), atomically (a reader sees the old or
 // the new file, never half of one).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
@@ -96,10 +98,19 @@ class MetricsExporter {
   // is the error; the textfile goes on regardless.
   Status Start();
   int port() const { return server_ ? server_->port() : 0; }
+  // Something the page shows has changed (an event): the next scrape
+  // renders afresh instead of serving a page up to kReuse old.
+  void Changed() { page_.reset(); }
   // The last textfile write's error, "" when it worked (wardenctl status).
   const std::string& textfile_error() const { return textfile_error_; }
 
   static constexpr double kReuse = 0.5;   // seconds a rendered page is served again
+  // The HTTP server's limits (daemon/io/http_server.h): connections at
+  // once (Prometheus needs one; more wait in the kernel's backlog), seconds
+  // a connection may make no progress, bytes a request may take.
+  static constexpr unsigned kMaxConnections = 64;
+  static constexpr unsigned kTimeout = 5;
+  static constexpr std::size_t kRequestMemory = 16 * 1024;
 
  private:
   HttpServer::Reply Serve(std::string_view method, std::string_view path);
