@@ -47,6 +47,11 @@ std::string FormatSampleValue(double value) {
   if (std::isnan(value)) return "NaN";
   if (std::isinf(value)) return value > 0 ? "+Inf" : "-Inf";
   char buf[32];
+  // Whole numbers (counters, Unix times) in full: 1700000000, not 1.7e+09.
+  if (value == std::trunc(value) && std::fabs(value) < 1e15) {
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, static_cast<long long>(value));
+    return ec == std::errc() ? std::string(buf, end) : std::string("NaN");
+  }
   auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
   return ec == std::errc() ? std::string(buf, end) : std::string("NaN");
 }

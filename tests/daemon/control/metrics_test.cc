@@ -117,6 +117,9 @@ TEST_CASE("metrics: sample values and numeric check values", "[metrics]") {
   CHECK(FormatSampleValue(0) == "0");
   CHECK(FormatSampleValue(12.5) == "12.5");
   CHECK(FormatSampleValue(1e21) == "1e+21");
+  CHECK(FormatSampleValue(1'700'000'000) == "1700000000");   // whole numbers in full
+  CHECK(FormatSampleValue(1'700'000'000.25) == "1700000000.25");
+  CHECK(FormatSampleValue(-3) == "-3");
   CHECK(FormatSampleValue(std::numeric_limits<double>::infinity()) == "+Inf");
   CHECK(FormatSampleValue(-std::numeric_limits<double>::infinity()) == "-Inf");
   CHECK(FormatSampleValue(std::nan("")) == "NaN");
@@ -154,7 +157,7 @@ TEST_CASE("metrics: a page from the scheduler, executor and guard", "[metrics]")
   REQUIRE(check->pending.size() == 1);
   check->pending[0](Measurement::Value("50"));   // crit
   check->pending.clear();
-  REQUIRE(rig.scheduler->RunNow("lag \"main\"", nullptr));
+  REQUIRE(rig.scheduler->RunNow("lag \"main\"", [](const Measurement&, const Verdict&) {}));
   REQUIRE(check->pending.size() == 1);
   check->pending[0](Measurement::Error("access denied"));
   check->pending.clear();
@@ -165,9 +168,10 @@ TEST_CASE("metrics: a page from the scheduler, executor and guard", "[metrics]")
   ActionOutcome ok;
   ok.ok = true;
   action->pending[0](ok);
+  action->pending.clear();   // its callback holds the config, which holds the action
   rig.guard.SetPaused(true, "maintenance");
   rig.executor->Fire(config, config->actions[0], Trigger{"ctl", "test", "", ""});
-  CHECK(action->pending.size() == 1);   // not run
+  CHECK(action->pending.empty());   // not run
 
   MetricsSources s;
   s.config = config.get();
@@ -188,8 +192,16 @@ TEST_CASE("metrics: a page from the scheduler, executor and guard", "[metrics]")
   CHECK(Contains(page, "warden_check_state{" + lag + ",state=\"ok\"} 0"));
   CHECK(Contains(page, "warden_check_runs_total{" + lag + "} 2"));
   CHECK(Contains(page, "warden_check_errors_total{" + lag + "} 1"));
-  CHECK(page.find("warden_check_last_run_timestamp_seconds{" + lag + "} 17000001") !=
-        std::string::npos);
+  // Steady times shown as Unix times, seen from now_ms (the runs were just now).
+  for (const char* name : {"warden_check_last_run_timestamp_seconds",
+                           "warden_check_last_change_timestamp_seconds"}) {
+    const std::string head = std::string(name) + "{" + lag + "} ";
+    const size_t at = page.find(head);
+    REQUIRE(at != std::string::npos);
+    const double t = std::stod(page.substr(at + head.size(), 30));
+    CHECK(t <= 1'700'000'100.0);
+    CHECK(t > 1'700'000'100.0 - 30);
+  }
   CHECK(Contains(page, "warden_action_runs_total{action=\"restart\",result=\"ok\"} 1"));
   CHECK(Contains(page, "warden_action_runs_total{action=\"restart\",result=\"fail\"} 0"));
   CHECK(Contains(page, "warden_action_blocked_total{action=\"restart\",reason=\"paused\"} 1"));
@@ -206,7 +218,7 @@ TEST_CASE("metrics: a page from the scheduler, executor and guard", "[metrics]")
 
   // A crit value is numeric: a value series once the check has one.
   rig.guard.SetPaused(false, "");
-  REQUIRE(rig.scheduler->RunNow("lag \"main\"", nullptr));
+  REQUIRE(rig.scheduler->RunNow("lag \"main\"", [](const Measurement&, const Verdict&) {}));
   check->pending[0](Measurement::Value("50.5"));
   check->pending.clear();
   const std::string again = RenderMetrics(s, now_ms);
@@ -232,13 +244,14 @@ TEST_CASE("metrics: the exporter serves GET /metrics and nothing else", "[metric
   REQUIRE(exporter.port() > 0);
   const std::string base = "http://127.0.0.1:" + std::to_string(exporter.port());
   HttpClient client(lr.loop);
-  std::vector<HttpResponse> got;
+  std::map<int, HttpResponse> got;   // by the order asked (answers come in any order)
+  int asked = 0;
   auto ask = [&](HttpRequest::Method m, const std::string& path) {
     HttpRequest r;
     r.method = m;
     r.url = base + path;
     r.timeout = Duration(5000);
-    client.Start(r, [&got](HttpResponse resp) { got.push_back(std::move(resp)); });
+    client.Start(r, [&got, i = asked++](HttpResponse resp) { got[i] = std::move(resp); });
   };
   auto wait = [&](size_t n) {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
