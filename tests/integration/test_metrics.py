@@ -168,6 +168,67 @@ class Metrics(unittest.TestCase):
             # No temporary file is left beside it for the collector to read.
             self.assertEqual(os.listdir(os.path.dirname(textfile)), ["warden.prom"])
 
+    def test_fluentd_backlog_job_and_halt(self):
+        from test_fluentd import Receiver
+        with Wardend() as wd:
+            rx = Receiver(wd.dir).start()
+            try:
+                port = free_port()
+                gate = os.path.join(wd.dir, "gate")
+                wd.start(base_config("itest-metrics-job", mutex_off=True).format(**wd.paths) + """
+[metrics]
+listen = 127.0.0.1:%d
+
+[fluentd]
+address     = 127.0.0.1:%d
+ack_timeout = 1s
+
+[action hold]
+type    = exec
+command = sh -c 'while [ ! -e %s ]; do sleep 0.05; done'
+timeout = 60s
+
+[action boom]
+type    = exec
+command = false
+
+[job upgrade]
+steps = hold, boom
+""" % (port, rx.port, gate))
+                wd.wait_event("daemon.start")
+                self.wait_sample(port, "warden_fluentd_connected", 1)
+                self.wait_sample(port, "warden_fluentd_backlog_events", 0)
+                s = samples(scrape(port)[2])
+                self.assertGreaterEqual(s["warden_fluentd_last_ack_age_seconds"], 0)
+                self.assertLess(s["warden_fluentd_last_ack_age_seconds"], slack(30))
+                self.assertEqual(s["warden_fluentd_dropped_events_total"], 0)
+
+                # fluentd stops acking: the backlog grows and the last ack ages.
+                rx.set("noack")
+                self.assertEqual(wd.ctl("run", "upgrade").returncode, 0)
+                wd.wait_event("job.step", job="upgrade", step="hold", result="start")
+                self.wait_sample(port, 'warden_job_running{job="upgrade",step="hold"}', 1)
+                page = scrape(port)[2]
+                self.assertEqual(promtool(page), (0, ""), page)
+                s = samples(page)
+                self.assertGreater(s["warden_fluentd_backlog_events"], 0)
+                self.assertEqual(s["warden_job_queue_length"], 0)
+                self.assertEqual(s["warden_queue_halted"], 0)
+
+                # The second step fails: the queue halts, no job runs.
+                open(gate, "w").close()
+                wd.wait_event("job.fail", job="upgrade")
+                self.wait_sample(port, "warden_queue_halted", 1)
+                s = samples(scrape(port)[2])
+                self.assertFalse([k for k in s if k.startswith("warden_job_running")], s)
+                self.assertEqual(s['warden_action_runs_total{action="boom",result="fail"}'], 1)
+                self.assertEqual(s['warden_action_runs_total{action="hold",result="ok"}'], 1)
+
+                rx.set("ack")
+                self.wait_sample(port, "warden_fluentd_backlog_events", 0, timeout=slack(30))
+            finally:
+                rx.stop()
+
     def test_address_in_use_is_reported_not_fatal(self):
         import socket
         with socket.socket() as taken, Wardend() as wd:
