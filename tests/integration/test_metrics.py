@@ -12,7 +12,7 @@ import subprocess
 import time
 import unittest
 
-from harness import Wardend, base_config, free_port, slack
+from harness import MutexServer, Wardend, base_config, free_port, slack
 
 PROMTOOL = shutil.which("promtool")
 
@@ -228,6 +228,26 @@ steps = hold, boom
                 self.wait_sample(port, "warden_fluentd_backlog_events", 0, timeout=slack(30))
             finally:
                 rx.stop()
+
+    def test_mutex_held_and_its_answer_age(self):
+        with MutexServer("held:upgrade window") as mutex, Wardend() as wd:
+            port = free_port()
+            wd.start(base_config("itest-metrics-mutex").format(**wd.paths) + """
+[mutex]
+url  = %s
+poll = 1s
+
+[metrics]
+listen = 127.0.0.1:%d
+""" % (mutex.url, port))
+            wd.wait_event("mutex.state", held=True)
+            self.wait_sample(port, "warden_mutex_held", 1)
+            age = samples(scrape(port)[2])["warden_mutex_answer_age_seconds"]
+            self.assertGreaterEqual(age, 0)
+            self.assertLess(age, slack(10))
+            mutex.set("clear")
+            wd.wait_event("mutex.state", held=False)
+            self.wait_sample(port, "warden_mutex_held", 0)
 
     def test_address_in_use_is_reported_not_fatal(self):
         import socket
