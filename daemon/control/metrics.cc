@@ -298,7 +298,6 @@ MetricsExporter::MetricsExporter(struct ev_loop* loop, MetricsConfig config, Dis
     : loop_(loop), config_(std::move(config)), writer_(writer), render_(std::move(render)) {}
 
 MetricsExporter::~MetricsExporter() {
-  *alive_ = false;
   if (textfile_timer_) ev_timer_stop(loop_, textfile_timer_.get());
 }
 
@@ -366,7 +365,7 @@ void MetricsExporter::WriteTextfile() {
         return WriteFileAtomically(path, text, 0644);
       },
       [this, alive](const Status& s) {
-        if (alive.expired() || !*alive.lock()) return;
+        if (alive.expired()) return;   // the exporter is gone
         // Said once when writing starts failing and once when it works again.
         if (!s.ok() && !textfile_failing_) {
           spdlog::error("metrics textfile: {} (tried again every {} s)", s.message(),

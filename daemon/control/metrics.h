@@ -128,7 +128,8 @@ class MetricsExporter {
   double page_at_ = -1;   // ev_now of page_
   std::string textfile_error_;
   bool textfile_failing_ = false;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);   // for the writer's completions
+  // Expires with this exporter: a writer's completion that comes later is dropped.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace warden
