@@ -6,9 +6,9 @@
 
 #include <catch2/catch.hpp>
 
-#include <fstream>
 #include <sstream>
 
+#include "daemon/base/atomic_file.h"
 #include "daemon/base/disk_writer.h"
 #include "daemon/control/metrics.h"
 #include "daemon/io/http_client.h"
@@ -319,9 +319,9 @@ TEST_CASE("metrics: the textfile is written atomically on the disk thread", "[me
   });
   REQUIRE(exporter.Start().ok());
   writer.Drain();
-  std::ifstream in(mc.textfile);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  CHECK(text == "warden_n 1\n");
+  auto text = ReadSmallFile(mc.textfile);
+  REQUIRE(text.ok());
+  CHECK(*text == "warden_n 1\n");
   CHECK(exporter.textfile_error().empty());
 
   // A directory that is gone: the error is kept and said, not fatal.
