@@ -145,6 +145,7 @@ void RenderChecks(const MetricsSources& s, std::int64_t now_ms, Exposition& x) {
   x.Family("warden_check_last_change_timestamp_seconds", "gauge",
            "When the check entered its current state (Unix time).");
   for (const auto& c : checks) {
+    if (c.since == SteadyClock::time_point{}) continue;   // pending since start: no change yet
     x.Sample("warden_check_last_change_timestamp_seconds", {{"check", c.name}},
              WallSeconds(c.since, steady_now, now_ms));
   }

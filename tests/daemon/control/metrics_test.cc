@@ -155,6 +155,17 @@ TEST_CASE("metrics: a page from the scheduler, executor and guard", "[metrics]")
   rig.scheduler->Start(config);
   rig.Spin();
   REQUIRE(check->pending.size() == 1);
+  {
+    // Pending, its first run in flight: no run, no change to show yet.
+    MetricsSources first;
+    first.config = config.get();
+    first.scheduler = rig.scheduler.get();
+    const std::string page = RenderMetrics(first, 1'700'000'000'000);
+    INFO(page);
+    CHECK(Contains(page, "warden_check_state{check=\"lag \\\"main\\\"\",state=\"pending\"} 1"));
+    CHECK(page.find("warden_check_last_change_timestamp_seconds{") == std::string::npos);
+    CHECK(page.find("warden_check_last_run_timestamp_seconds{") == std::string::npos);
+  }
   check->pending[0](Measurement::Value("50"));   // crit
   check->pending.clear();
   REQUIRE(rig.scheduler->RunNow("lag \"main\"", [](const Measurement&, const Verdict&) {}));
