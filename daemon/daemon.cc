@@ -12,6 +12,7 @@
 #include "daemon/base/disk_writer.h"
 #include "daemon/commands.h"
 #include "daemon/control/control.h"
+#include "daemon/control/metrics.h"
 #include "daemon/engine/events.h"
 #include "daemon/engine/executor.h"
 #include "daemon/engine/guard.h"
@@ -49,6 +50,7 @@ Daemon::~Daemon() {
   if (state_timer_) ev_timer_stop(loop_, state_timer_.get());
   if (state_soon_) ev_timer_stop(loop_, state_soon_.get());
   control_.reset();   // no request may reach commands_ any more
+  metrics_.reset();   // nor a scrape what follows
   commands_.reset();
   // Threads and children first: nothing may call back into what follows.
   workers_.reset();
@@ -169,9 +171,22 @@ Status Daemon::Start() {
     control_.reset();
     spdlog::error("control socket not served: {}", control_error_);
   }
+  // Metrics: like the control socket, an endpoint that cannot be served
+  // is reported (log, daemon.start, status), not fatal.
+  if (c.metrics.enabled) {
+    metrics_ = std::make_unique<MetricsExporter>(loop_, c.metrics, writer_.get(),
+                                                 [this] { return RenderMetricsPage(); });
+    if (Status ms = metrics_->Start(); !ms.ok()) {
+      metrics_error_ = ms.message();
+      spdlog::error("metrics endpoint not served: {}", metrics_error_);
+    } else if (!c.metrics.listen.empty()) {
+      spdlog::info("metrics served at http://{}/metrics", c.metrics.listen);
+    }
+  }
   events_->Subscribe([this](const nlohmann::json& e) {
     const std::string name = e.value("event", "");
     if (commands_) commands_->OnEvent(e);
+    if (metrics_) metrics_->Changed();
     // Budget and cooldown must survive kill -9: saved when they change.
     // Check states are saved within kStateDebounce of a change: with many
     // checks changing at once (the first verdicts at start) one write
@@ -201,6 +216,7 @@ Status Daemon::Start() {
                           {"actions", c.actions.size()}};
   if (!state_error_.empty()) start["state_error"] = state_error_;
   if (!control_error_.empty()) start["control_error"] = control_error_;
+  if (!metrics_error_.empty()) start["metrics_error"] = metrics_error_;
   if (state_->paused) start["paused"] = state_->pause_reason;
   events_->Emit("daemon.start", std::move(start));
   spdlog::info("wardend {} starting on {}: {} checks, {} actions, config {} ({})", kVersion,
@@ -452,7 +468,26 @@ void Daemon::AddHealth(nlohmann::json& j) const {
   }
   if (!state_error_.empty()) j["state_error"] = state_error_;
   if (!control_error_.empty()) j["control_error"] = control_error_;
+  if (!metrics_error_.empty()) j["metrics_error"] = metrics_error_;
+  if (metrics_ && !metrics_->textfile_error().empty()) {
+    j["metrics_textfile_error"] = metrics_->textfile_error();
+  }
   if (!last_reload_.is_null()) j["last_reload"] = last_reload_;
+}
+
+std::string Daemon::RenderMetricsPage() const {
+  MetricsSources s;
+  s.config = config_.get();
+  s.scheduler = scheduler_.get();
+  s.executor = executor_.get();
+  s.guard = guard_.get();
+  s.jobs = jobs_.get();
+  s.mutex = mutex_.get();
+  s.fluentd = fluentd_.get();
+  s.host = events_->host();
+  s.version = kVersion;
+  s.started_ms = started_ms_;
+  return RenderMetrics(s, WallMsNow());
 }
 
 nlohmann::json Daemon::Reload(const std::string& trigger) {
@@ -501,6 +536,12 @@ nlohmann::json Daemon::Reload(const std::string& trigger) {
       nf.ack != of.ack || nf.buffer_limit != of.buffer_limit || nf.chunk_limit != of.chunk_limit ||
       nf.ack_timeout != of.ack_timeout || nf.stop_flush != of.stop_flush) {
     restart.push_back("[fluentd]");
+  }
+  const MetricsConfig& nm = n.metrics;
+  const MetricsConfig& om = old->metrics;
+  if (nm.enabled != om.enabled || nm.listen != om.listen || nm.textfile != om.textfile ||
+      nm.interval != om.interval) {
+    restart.push_back("[metrics]");
   }
   if (n.fleet.enabled != old->fleet.enabled || n.fleet.prefix != old->fleet.prefix ||
       n.fleet.etcd.endpoints != old->fleet.etcd.endpoints || n.fleet.poll != old->fleet.poll) {

@@ -39,6 +39,7 @@ class EventLog;
 class DiskWriter;
 class ForwardSender;
 class ControlServer;
+class MetricsExporter;
 class StateFile;
 struct PersistedState;
 class JournalSender;
@@ -92,6 +93,8 @@ class Daemon final : private DaemonControl {
   Guard& guard() override { return *guard_; }
   JobRunner& jobs() override { return *jobs_; }
   void AddHealth(nlohmann::json& status) const override;
+  // The metrics page of this daemon now (RenderMetrics over its objects).
+  std::string RenderMetricsPage() const;
 
   static void OnStateTimer(struct ev_loop* loop, ev_timer* w, int revents);
   void ReapRetired();
@@ -129,6 +132,9 @@ class Daemon final : private DaemonControl {
   std::unique_ptr<ControlCommands> commands_;
   std::unique_ptr<ControlServer> control_;     // destroyed before commands_
   std::string control_error_;                  // the socket could not be served
+  // [metrics]: the Prometheus endpoint and textfile (daemon/control/metrics.h).
+  std::unique_ptr<MetricsExporter> metrics_;   // null without [metrics]
+  std::string metrics_error_;                  // the endpoint could not be served
   std::unique_ptr<StateFile> state_file_;
   std::unique_ptr<PersistedState> state_;
   bool state_saved_ = true;                    // the last save worked

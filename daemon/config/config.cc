@@ -18,6 +18,7 @@
 #include "daemon/config/fluentd_config.h"
 #include "daemon/config/job_config.h"
 #include "daemon/config/log_config.h"
+#include "daemon/config/metrics_config.h"
 #include "daemon/config/mutex_config.h"
 #include "daemon/config/mysql_config.h"
 #include "daemon/config/section_common.h"
@@ -77,10 +78,13 @@ class Loader {
       } else if (s.kind == "fleet") {
         NoName(s, diag_);
         LoadFleetSection(s, options_, c.fleet, diag_);
+      } else if (s.kind == "metrics") {
+        NoName(s, diag_);
+        LoadMetricsSection(s, c.metrics, diag_);
       } else {
         diag_.Error(s.where, "unknown section " + s.title() +
                                  " (known: daemon, log, control, mysql, mutex, fluentd, check, "
-                                 "action, wait, job)");
+                                 "action, wait, job, fleet, metrics)");
       }
     }
     if (!have_mutex && !sections.empty()) {

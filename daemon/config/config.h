@@ -13,6 +13,7 @@
 #include "daemon/base/cron.h"
 #include "daemon/base/ini.h"
 #include "daemon/base/units.h"
+#include "daemon/config/metrics_config.h"
 #include "daemon/io/fleet.h"
 #include "daemon/io/forward_sender.h"
 #include "daemon/io/mutex_client.h"
@@ -96,6 +97,7 @@ struct Config {
   MutexConfig mutex;
   FluentdConfig fluentd;
   FleetConfig fleet;
+  MetricsConfig metrics;
   std::vector<CheckConfig> checks;                // in file order
   std::vector<ActionConfig> actions;
   std::vector<WaitConfig> waits;

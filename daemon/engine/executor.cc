@@ -48,6 +48,14 @@ Executor::~Executor() {
   if (resolve_timer_) ev_timer_stop(rt_.loop, resolve_timer_.get());
 }
 
+void ActionCounters::Finished(bool succeeded, double took) {
+  ++(succeeded ? ok : fail);
+  seconds += took;
+  for (size_t i = 0; i < kBuckets.size(); ++i) {
+    if (took <= kBuckets[i]) ++within[i];
+  }
+}
+
 void Executor::Fire(std::shared_ptr<const Config> config, const ActionConfig& action,
                     Trigger trigger, Done done, Started started) {
   if (trigger.kind == "check" && trigger.threshold.empty() && trigger.state != "ok") {
@@ -79,6 +87,7 @@ void Executor::Decided(std::shared_ptr<const Config> config, const ActionConfig&
     f["type"] = action.common.type;
     f["reason"] = d.reason;
     f["detail"] = d.detail;
+    ++counters_[action.common.name].blocked[d.reason];
     events_.Emit("action.blocked", std::move(f));
     spdlog::warn("action {} blocked ({}): {}", action.common.name, d.reason, d.detail);
     if (done) done(Result{false, false, d.reason, d.detail, "", ""});
@@ -186,6 +195,7 @@ void Executor::Start(std::shared_ptr<const Config> config, const ActionConfig& a
     nlohmann::json fin = f;
     fin["result"] = out.ok ? "ok" : "fail";
     fin["duration_ms"] = std::chrono::duration_cast<Duration>(end - begin).count();
+    counters_[a->common.name].Finished(out.ok, std::chrono::duration<double>(end - begin).count());
     if (out.exit_code >= 0) fin["exit_code"] = out.exit_code;
     if (out.signal != 0) fin["signal"] = out.signal;
     if (!out.error.empty()) fin["error"] = Redact(out.error, config->secrets);

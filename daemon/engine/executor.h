@@ -16,6 +16,8 @@
 // keeps it alive through a shared_ptr captured by each run).
 #pragma once
 
+#include <array>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -31,6 +33,23 @@ struct ev_timer;
 namespace warden {
 
 class EventLog;
+
+// What an action has done since wardend started, counted by the executor
+// for the metrics endpoint (daemon/control/metrics.h) to read: plain
+// counters, kept across reloads under the action's name.
+struct ActionCounters {
+  // Upper bounds (seconds) of the duration histogram's buckets; +Inf is
+  // `runs()`. From a quick SQL statement to a long restart.
+  static constexpr std::array<double, 11> kBuckets = {0.05, 0.1, 0.25, 0.5, 1,  2.5,
+                                                      5,    10,  30,   60,  300};
+  std::uint64_t ok = 0;
+  std::uint64_t fail = 0;
+  std::map<std::string, std::uint64_t> blocked;        // by the guard's reason
+  std::array<std::uint64_t, kBuckets.size()> within{};  // runs that took <= kBuckets[i]
+  double seconds = 0;                                   // the durations' sum
+  std::uint64_t runs() const { return ok + fail; }
+  void Finished(bool succeeded, double took);
+};
 
 class Executor {
  public:
@@ -72,6 +91,8 @@ class Executor {
 
   int running() const { return running_; }
   std::uint64_t started() const { return started_; }
+  // By action name; an action that never ran nor was blocked is absent.
+  const std::map<std::string, ActionCounters>& counters() const { return counters_; }
 
  private:
   void Start(std::shared_ptr<const Config> config, const ActionConfig& action, Trigger trigger,
@@ -102,6 +123,7 @@ class Executor {
   std::vector<Resolve> resolves_;                   // waiting for the loop or for a run to end
   std::unique_ptr<ev_timer> resolve_timer_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  std::map<std::string, ActionCounters> counters_;
 };
 
 }  // namespace warden

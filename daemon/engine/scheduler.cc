@@ -48,6 +48,7 @@ struct alignas(64) Scheduler::Entry {
   const CheckConfig* cfg = nullptr;
   Entry* successor = nullptr;     // retired: the same check in the new snapshot
   std::uint64_t overruns = 0;
+  std::uint64_t errors = 0;       // runs whose result was an error (metrics)
   ev_timer retry{};     // dependency still pending: look again soon
 
   explicit Entry(const CheckConfig* c)
@@ -329,6 +330,7 @@ void Scheduler::Reload(std::shared_ptr<const Config> config) {
       e->eval = std::move(prev.eval);
       e->runs = prev.runs;
       e->overruns = prev.overruns;
+      e->errors = prev.errors;
       e->last_run = prev.last_run;
       first = std::clamp(remaining[c.common.name], 0.0, every);
       if (prev.in_flight) {
@@ -623,6 +625,7 @@ void Scheduler::Finish(Entry& e, const Measurement& m) {
     return;
   }
   if (m.kind == Measurement::Kind::kError) {
+    ++e.errors;
     spdlog::debug("check {}: error: {}", e.cfg->common.name, m.error);
   }
   Verdict v = e.eval.Observe(m, now);
@@ -669,7 +672,7 @@ std::vector<Scheduler::CheckStatus> Scheduler::Status() const {
   for (const auto& e : entries_) {
     out.push_back(CheckStatus{e->cfg->common.name, e->cfg->common.type, e->eval.state(),
                               e->eval.last_value(), e->eval.last_error(), e->eval.since(), e->runs,
-                              e->overruns, e->in_flight, e->last_run});
+                              e->overruns, e->in_flight, e->last_run, e->errors});
   }
   return out;
 }

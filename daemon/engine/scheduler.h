@@ -94,6 +94,7 @@ class Scheduler {
     std::uint64_t overruns = 0;
     bool in_flight = false;
     std::optional<Clock::time_point> last_run;
+    std::uint64_t errors = 0;   // runs whose result was an error
   };
   std::vector<CheckStatus> Status() const;
   std::uint64_t runs() const { return runs_; }

@@ -1,0 +1,382 @@
+#include "daemon/control/metrics.h"
+
+#include <ev.h>
+
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <set>
+
+#include "daemon/base/atomic_file.h"
+#include "daemon/engine/executor.h"
+#include "daemon/engine/guard.h"
+#include "daemon/engine/scheduler.h"
+#include "daemon/io/forward_sender.h"
+#include "daemon/io/mutex_client.h"
+#include "daemon/jobs/jobs.h"
+
+namespace warden {
+
+std::string EscapeLabelValue(std::string_view value) {
+  std::string out;
+  out.reserve(value.size());
+  for (char c : value) {
+    if (c == '\\') out += "\\\\";
+    else if (c == '"') out += "\\\"";
+    else if (c == '\n') out += "\\n";
+    else out += c;
+  }
+  return out;
+}
+
+std::string EscapeHelp(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    if (c == '\\') out += "\\\\";
+    else if (c == '\n') out += "\\n";
+    else out += c;
+  }
+  return out;
+}
+
+std::string FormatSampleValue(double value) {
+  if (std::isnan(value)) return "NaN";
+  if (std::isinf(value)) return value > 0 ? "+Inf" : "-Inf";
+  char buf[32];
+  // Whole numbers (counters, Unix times) in full: 1700000000, not 1.7e+09.
+  if (value == std::trunc(value) && std::fabs(value) < 1e15) {
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, static_cast<long long>(value));
+    return ec == std::errc() ? std::string(buf, end) : std::string("NaN");
+  }
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
+  return ec == std::errc() ? std::string(buf, end) : std::string("NaN");
+}
+
+std::optional<double> NumericValue(std::string_view text) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
+  if (text.empty()) return std::nullopt;
+  if (text.front() == '+') text.remove_prefix(1);
+  double v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return v;
+}
+
+void Exposition::Family(std::string_view name, std::string_view type, std::string_view help) {
+  out_ += "# HELP ";
+  out_ += name;
+  out_ += ' ';
+  out_ += EscapeHelp(help);
+  out_ += "\n# TYPE ";
+  out_ += name;
+  out_ += ' ';
+  out_ += type;
+  out_ += '\n';
+}
+
+void Exposition::Sample(std::string_view name, Labels labels, double value) {
+  out_ += name;
+  if (labels.size() > 0) {
+    out_ += '{';
+    bool first = true;
+    for (const auto& [k, v] : labels) {
+      if (!first) out_ += ',';
+      first = false;
+      out_ += k;
+      out_ += "=\"";
+      out_ += EscapeLabelValue(v);
+      out_ += '"';
+    }
+    out_ += '}';
+  }
+  out_ += ' ';
+  out_ += FormatSampleValue(value);
+  out_ += '\n';
+}
+
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+// Wall-clock seconds of a steady time point, seen from now.
+double WallSeconds(SteadyClock::time_point t, SteadyClock::time_point steady_now,
+                   std::int64_t now_ms) {
+  const double ago = std::chrono::duration<double>(steady_now - t).count();
+  return static_cast<double>(now_ms) / 1000.0 - ago;
+}
+
+// The guard's reasons (daemon/engine/guard.h), listed at 0 for every
+// guarded action so that a rate() has a series before the first block.
+constexpr std::array<const char*, 7> kBlockReasons = {"paused",   "halted", "mutex", "running",
+                                                      "cooldown", "budget", "dry_run"};
+constexpr std::array<CheckState, 6> kStates = {CheckState::kPending, CheckState::kOk,
+                                               CheckState::kWarn,    CheckState::kCrit,
+                                               CheckState::kError,   CheckState::kSkipped};
+
+void RenderChecks(const MetricsSources& s, std::int64_t now_ms, Exposition& x) {
+  std::vector<Scheduler::CheckStatus> checks;
+  if (s.scheduler) checks = s.scheduler->Status();
+  const auto steady_now = SteadyClock::now();
+  x.Family("warden_check_state", "gauge",
+           "The check's state: 1 for the current one, 0 for the others.");
+  for (const auto& c : checks) {
+    for (CheckState st : kStates) {
+      x.Sample("warden_check_state", {{"check", c.name}, {"state", StateName(st)}},
+               c.state == st ? 1 : 0);
+    }
+  }
+  x.Family("warden_check_value", "gauge", "The check's last value, when it is a number.");
+  for (const auto& c : checks) {
+    if (auto v = NumericValue(c.value)) x.Sample("warden_check_value", {{"check", c.name}}, *v);
+  }
+  x.Family("warden_check_last_run_timestamp_seconds", "gauge",
+           "When the check's last run ended (Unix time).");
+  for (const auto& c : checks) {
+    if (c.last_run) {
+      x.Sample("warden_check_last_run_timestamp_seconds", {{"check", c.name}},
+               WallSeconds(*c.last_run, steady_now, now_ms));
+    }
+  }
+  x.Family("warden_check_last_change_timestamp_seconds", "gauge",
+           "When the check entered its current state (Unix time).");
+  for (const auto& c : checks) {
+    if (c.since == SteadyClock::time_point{}) continue;   // pending since start: no change yet
+    x.Sample("warden_check_last_change_timestamp_seconds", {{"check", c.name}},
+             WallSeconds(c.since, steady_now, now_ms));
+  }
+  x.Family("warden_check_runs_total", "counter", "Runs of the check.");
+  for (const auto& c : checks) {
+    x.Sample("warden_check_runs_total", {{"check", c.name}}, static_cast<double>(c.runs));
+  }
+  x.Family("warden_check_errors_total", "counter",
+           "Runs of the check whose result was an error (it could not measure).");
+  for (const auto& c : checks) {
+    x.Sample("warden_check_errors_total", {{"check", c.name}}, static_cast<double>(c.errors));
+  }
+}
+
+void RenderActions(const MetricsSources& s, Exposition& x) {
+  static const ActionCounters kNone;
+  std::vector<std::pair<const ActionConfig*, const ActionCounters*>> actions;
+  if (s.config) {
+    for (const auto& a : s.config->actions) {
+      const ActionCounters* n = &kNone;
+      if (s.executor) {
+        auto it = s.executor->counters().find(a.common.name);
+        if (it != s.executor->counters().end()) n = &it->second;
+      }
+      actions.emplace_back(&a, n);
+    }
+  }
+  x.Family("warden_action_runs_total", "counter", "Runs of the action, by result (ok, fail).");
+  for (const auto& [a, n] : actions) {
+    x.Sample("warden_action_runs_total", {{"action", a->common.name}, {"result", "ok"}},
+             static_cast<double>(n->ok));
+    x.Sample("warden_action_runs_total", {{"action", a->common.name}, {"result", "fail"}},
+             static_cast<double>(n->fail));
+  }
+  x.Family("warden_action_blocked_total", "counter",
+           "Times the guard kept the action from running, by reason.");
+  for (const auto& [a, n] : actions) {
+    std::set<std::string> reasons;
+    if (a->type && a->type->guarded) reasons.insert(kBlockReasons.begin(), kBlockReasons.end());
+    for (const auto& [reason, count] : n->blocked) reasons.insert(reason);
+    for (const auto& reason : reasons) {
+      auto it = n->blocked.find(reason);
+      x.Sample("warden_action_blocked_total", {{"action", a->common.name}, {"reason", reason}},
+               it == n->blocked.end() ? 0 : static_cast<double>(it->second));
+    }
+  }
+  x.Family("warden_action_duration_seconds", "histogram", "How long the action's runs took.");
+  for (const auto& [a, n] : actions) {
+    const std::string& name = a->common.name;
+    for (size_t i = 0; i < ActionCounters::kBuckets.size(); ++i) {
+      const std::string le = FormatSampleValue(ActionCounters::kBuckets[i]);
+      x.Sample("warden_action_duration_seconds_bucket", {{"action", name}, {"le", le}},
+               static_cast<double>(n->within[i]));
+    }
+    x.Sample("warden_action_duration_seconds_bucket", {{"action", name}, {"le", "+Inf"}},
+             static_cast<double>(n->runs()));
+    x.Sample("warden_action_duration_seconds_sum", {{"action", name}}, n->seconds);
+    x.Sample("warden_action_duration_seconds_count", {{"action", name}},
+             static_cast<double>(n->runs()));
+  }
+}
+
+void RenderHost(const MetricsSources& s, std::int64_t now_ms, Exposition& x) {
+  // The mutex: fail-closed, so no answer yet counts as held.
+  const bool mutex_off = !s.config || s.config->mutex.mode == MutexConfig::Mode::kOff;
+  x.Family("warden_mutex_held", "gauge",
+           "1 when the central mutex holds automation (or has not answered yet: fail-closed), "
+           "0 when clear or mode = off.");
+  bool held = false;
+  if (!mutex_off && s.mutex) held = !s.mutex->last() || s.mutex->last()->held;
+  x.Sample("warden_mutex_held", {}, held ? 1 : 0);
+  x.Family("warden_mutex_answer_age_seconds", "gauge", "Age of the mutex's last answer.");
+  if (!mutex_off && s.mutex) {
+    if (auto age = s.mutex->last_age()) {
+      x.Sample("warden_mutex_answer_age_seconds", {}, static_cast<double>(age->count()) / 1000.0);
+    }
+  }
+  x.Family("warden_paused", "gauge", "1 while the host is paused (wardenctl pause).");
+  x.Sample("warden_paused", {}, s.guard && s.guard->paused() ? 1 : 0);
+  x.Family("warden_queue_halted", "gauge",
+           "1 while the job queue is halted after a failed or interrupted job.");
+  x.Sample("warden_queue_halted", {}, s.guard && s.guard->halted() ? 1 : 0);
+
+  nlohmann::json jobs = s.jobs ? s.jobs->Status() : nlohmann::json::object();
+  const nlohmann::json& running = jobs.contains("running") ? jobs["running"] : nlohmann::json();
+  x.Family("warden_job_running", "gauge",
+           "1 for the job running now and its current step; no series when none runs.");
+  if (running.is_object()) {
+    x.Sample("warden_job_running",
+             {{"job", running.value("job", std::string())},
+              {"step", running.value("step", std::string())}},
+             1);
+  }
+  x.Family("warden_job_queue_length", "gauge", "Jobs queued behind the running one.");
+  x.Sample("warden_job_queue_length", {},
+           jobs.contains("queue") ? static_cast<double>(jobs["queue"].size()) : 0);
+  bool slot = false;
+  if (running.is_object() && running.contains("slot") && running["slot"].is_object()) {
+    slot = running["slot"].value("state", std::string()) == "held";
+  }
+  if (jobs.contains("halt") && jobs["halt"].is_object() && jobs["halt"]["slot_kept"].is_string()) {
+    slot = true;
+  }
+  x.Family("warden_fleet_slot_held", "gauge",
+           "1 while this host holds a fleet slot (a running job's, or one a failed job keeps).");
+  x.Sample("warden_fleet_slot_held", {}, slot ? 1 : 0);
+
+  if (s.fluentd) {
+    const FluentdStats f = s.fluentd->stats();
+    x.Family("warden_fluentd_connected", "gauge", "1 while connected to fluentd.");
+    x.Sample("warden_fluentd_connected", {}, f.connected ? 1 : 0);
+    x.Family("warden_fluentd_backlog_events", "gauge",
+             "Events buffered and not yet acknowledged by fluentd.");
+    x.Sample("warden_fluentd_backlog_events", {}, static_cast<double>(f.backlog_events));
+    x.Family("warden_fluentd_backlog_bytes", "gauge",
+             "Bytes of the events buffered and not yet acknowledged by fluentd.");
+    x.Sample("warden_fluentd_backlog_bytes", {}, static_cast<double>(f.backlog_bytes));
+    x.Family("warden_fluentd_last_ack_age_seconds", "gauge",
+             "Time since fluentd last acknowledged a chunk; no series before the first.");
+    if (f.last_ack) {
+      const auto ack_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              f.last_ack->time_since_epoch())
+                              .count();
+      x.Sample("warden_fluentd_last_ack_age_seconds", {},
+               std::max<double>(0, static_cast<double>(now_ms - ack_ms) / 1000.0));
+    }
+    x.Family("warden_fluentd_dropped_events_total", "counter",
+             "Events dropped before fluentd had them (buffer limit, full disk).");
+    x.Sample("warden_fluentd_dropped_events_total", {}, static_cast<double>(f.dropped_total));
+  }
+}
+
+}  // namespace
+
+std::string RenderMetrics(const MetricsSources& s, std::int64_t now_ms) {
+  Exposition x;
+  x.Family("warden_build_info", "gauge", "wardend's version and host; always 1.");
+  x.Sample("warden_build_info", {{"version", s.version}, {"host", s.host}}, 1);
+  x.Family("warden_start_time_seconds", "gauge", "When wardend started (Unix time).");
+  x.Sample("warden_start_time_seconds", {}, static_cast<double>(s.started_ms) / 1000.0);
+  RenderChecks(s, now_ms, x);
+  RenderActions(s, x);
+  RenderHost(s, now_ms, x);
+  return x.Take();
+}
+
+// --- the endpoint and the textfile ---
+
+MetricsExporter::MetricsExporter(struct ev_loop* loop, MetricsConfig config, DiskWriter* writer,
+                                 Render render)
+    : loop_(loop), config_(std::move(config)), writer_(writer), render_(std::move(render)) {}
+
+MetricsExporter::~MetricsExporter() {
+  if (textfile_timer_) ev_timer_stop(loop_, textfile_timer_.get());
+}
+
+Status MetricsExporter::Start() {
+  if (!config_.textfile.empty()) {
+    textfile_timer_ = std::make_unique<ev_timer>();
+    const double every = std::chrono::duration<double>(config_.interval).count();
+    ev_timer_init(textfile_timer_.get(), &MetricsExporter::OnTextfileTimer, every, every);
+    textfile_timer_->data = this;
+    ev_timer_start(loop_, textfile_timer_.get());
+    WriteTextfile();
+  }
+  if (config_.listen.empty()) return Status::Ok();
+  HttpServer::Options o;
+  o.host = config_.host;
+  o.port = config_.port;
+  o.max_connections = kMaxConnections;
+  o.timeout_s = kTimeout;
+  o.memory_limit = kRequestMemory;
+  server_ = std::make_unique<HttpServer>(
+      loop_, o, [this](std::string_view method, std::string_view path) { return Serve(method, path); });
+  Status s = server_->Start();
+  if (!s.ok()) server_.reset();
+  return s;
+}
+
+std::shared_ptr<const std::string> MetricsExporter::Page() {
+  const double now = ev_now(loop_);
+  if (!page_ || now - page_at_ >= kReuse || now < page_at_) {
+    page_ = std::make_shared<const std::string>(render_());
+    page_at_ = now;
+  }
+  return page_;
+}
+
+HttpServer::Reply MetricsExporter::Serve(std::string_view method, std::string_view path) {
+  HttpServer::Reply r;
+  if (path != "/metrics") {
+    r.status = 404;
+    r.body = std::make_shared<const std::string>("not found: wardend serves only /metrics\n");
+    return r;
+  }
+  if (method != "GET" && method != "HEAD") {
+    r.status = 405;
+    r.headers.emplace_back("Allow", "GET, HEAD");
+    r.body = std::make_shared<const std::string>("method not allowed: GET or HEAD /metrics\n");
+    return r;
+  }
+  r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+  r.body = Page();
+  return r;
+}
+
+void MetricsExporter::OnTextfileTimer(struct ev_loop*, ev_timer* w, int) {
+  static_cast<MetricsExporter*>(w->data)->WriteTextfile();
+}
+
+void MetricsExporter::WriteTextfile() {
+  // Rendered now, on the loop; written on the disk thread. A write not yet
+  // started is replaced by this newer one (the "metrics" key).
+  std::weak_ptr<bool> alive = alive_;
+  writer_->Post(
+      "metrics",
+      [path = config_.textfile, text = render_()] {
+        return WriteFileAtomically(path, text, 0644);
+      },
+      [this, alive](const Status& s) {
+        if (alive.expired()) return;   // the exporter is gone
+        // Said once when writing starts failing and once when it works again.
+        if (!s.ok() && !textfile_failing_) {
+          spdlog::error("metrics textfile: {} (tried again every {} s)", s.message(),
+                        std::chrono::duration_cast<std::chrono::seconds>(config_.interval).count());
+        } else if (s.ok() && textfile_failing_) {
+          spdlog::warn("metrics textfile {} written again", config_.textfile);
+        }
+        textfile_failing_ = !s.ok();
+        textfile_error_ = s.ok() ? "" : s.message();
+      });
+}
+
+}  // namespace warden

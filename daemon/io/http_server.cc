@@ -1,0 +1,134 @@
+#include "daemon/io/http_server.h"
+
+#include <arpa/inet.h>
+#include <ev.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+
+namespace warden {
+
+struct HttpServerAccess {
+  static MHD_Result OnRequest(void* cls, struct MHD_Connection* connection, const char* url,
+                              const char* method, const char* /*version*/,
+                              const char* /*upload_data*/, size_t* /*upload_data_size*/,
+                              void** /*req_cls*/) {
+    auto* self = static_cast<HttpServer*>(cls);
+    ++self->requests_;
+    HttpServer::Reply reply = self->handler_(method ? method : "", url ? url : "");
+    // The body is shared, not copied: the response keeps a reference until
+    // MHD is done with it (the last client that was sent it).
+    auto* keep = new std::shared_ptr<const std::string>(std::move(reply.body));
+    const std::string* text = keep->get();
+    struct MHD_Response* response = MHD_create_response_from_buffer_with_free_callback_cls(
+        text ? text->size() : 0, text ? const_cast<char*>(text->data()) : nullptr,
+        [](void* p) { delete static_cast<std::shared_ptr<const std::string>*>(p); }, keep);
+    if (!response) {
+      delete keep;
+      return MHD_NO;   // MHD closes the connection
+    }
+    MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, reply.content_type.c_str());
+    for (const auto& [name, value] : reply.headers) {
+      MHD_add_response_header(response, name.c_str(), value.c_str());
+    }
+    MHD_Result queued = MHD_queue_response(connection, reply.status, response);
+    MHD_destroy_response(response);
+    return queued;
+  }
+
+  static void Log(void* /*cls*/, const char* fmt, va_list ap) {
+    char line[512];
+    std::vsnprintf(line, sizeof line, fmt, ap);
+    std::string text(line);
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+    // A hostile client's doing more often than not (a request too large,
+    // a connection reset): debug, not the operator's log.
+    spdlog::debug("metrics http: {}", text);
+  }
+};
+
+HttpServer::HttpServer(struct ev_loop* loop, Options options, Handler handler)
+    : loop_(loop), options_(std::move(options)), handler_(std::move(handler)) {}
+
+HttpServer::~HttpServer() {
+  if (io_) ev_io_stop(loop_, io_.get());
+  if (timer_) ev_timer_stop(loop_, timer_.get());
+  if (mhd_) MHD_stop_daemon(mhd_);
+}
+
+Status HttpServer::Start() {
+  const std::string where = options_.host + ":" + std::to_string(options_.port);
+  sockaddr_in v4{};
+  sockaddr_in6 v6{};
+  const sockaddr* addr = nullptr;
+  unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+  if (::inet_pton(AF_INET, options_.host.c_str(), &v4.sin_addr) == 1) {
+    v4.sin_family = AF_INET;
+    v4.sin_port = htons(static_cast<uint16_t>(options_.port));
+    addr = reinterpret_cast<const sockaddr*>(&v4);
+  } else if (::inet_pton(AF_INET6, options_.host.c_str(), &v6.sin6_addr) == 1) {
+    v6.sin6_family = AF_INET6;
+    v6.sin6_port = htons(static_cast<uint16_t>(options_.port));
+    addr = reinterpret_cast<const sockaddr*>(&v6);
+    flags |= MHD_USE_IPv6;
+  } else {
+    return Status::Error("metrics listen " + where + ": not a numeric IP address");
+  }
+  errno = 0;
+  mhd_ = MHD_start_daemon(
+      flags, static_cast<uint16_t>(options_.port), nullptr, nullptr, &HttpServerAccess::OnRequest,
+      this, MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_CONNECTION_LIMIT, options_.max_connections,
+      MHD_OPTION_CONNECTION_TIMEOUT, options_.timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+      options_.memory_limit, MHD_OPTION_LISTEN_BACKLOG_SIZE, 128u, MHD_OPTION_EXTERNAL_LOGGER,
+      &HttpServerAccess::Log, nullptr, MHD_OPTION_END);
+  if (!mhd_) {
+    const int err = errno;
+    return Status::Error("metrics listen " + where + ": cannot serve" +
+                         (err ? std::string(": ") + std::strerror(err) : std::string()));
+  }
+  const MHD_DaemonInfo* epoll = MHD_get_daemon_info(mhd_, MHD_DAEMON_INFO_EPOLL_FD);
+  const MHD_DaemonInfo* bound = MHD_get_daemon_info(mhd_, MHD_DAEMON_INFO_BIND_PORT);
+  if (!epoll || epoll->epoll_fd < 0) {
+    MHD_stop_daemon(mhd_);
+    mhd_ = nullptr;
+    return Status::Error("metrics listen " + where + ": libmicrohttpd has no epoll fd");
+  }
+  port_ = bound ? bound->port : options_.port;
+  io_ = std::make_unique<ev_io>();
+  ev_io_init(io_.get(), &HttpServer::OnIo, epoll->epoll_fd, EV_READ);
+  io_->data = this;
+  ev_io_start(loop_, io_.get());
+  timer_ = std::make_unique<ev_timer>();
+  ev_timer_init(timer_.get(), &HttpServer::OnTimer, 0, 0);
+  timer_->data = this;
+  // Neither keeps the loop running by itself: the daemon's stop decides.
+  Run();
+  return Status::Ok();
+}
+
+void HttpServer::OnIo(struct ev_loop*, ev_io* w, int) { static_cast<HttpServer*>(w->data)->Run(); }
+
+void HttpServer::OnTimer(struct ev_loop*, ev_timer* w, int) {
+  static_cast<HttpServer*>(w->data)->Run();
+}
+
+void HttpServer::Run() {
+  (void)MHD_run(mhd_);   // epoll_wait with no wait: what is ready, nothing more
+  ev_timer_stop(loop_, timer_.get());
+  MHD_UNSIGNED_LONG_LONG ms = 0;
+  if (MHD_get_timeout(mhd_, &ms) == MHD_YES) {
+    // 0: MHD holds data it has not processed yet (edge-triggered sockets):
+    // run again on the loop's next pass, after the other watchers.
+    ev_timer_set(timer_.get(), static_cast<double>(ms) / 1000.0, 0);
+    ev_timer_start(loop_, timer_.get());
+  }
+}
+
+}  // namespace warden

@@ -1,0 +1,345 @@
+// The metrics page (daemon/control/metrics.cc): the exposition format's
+// escaping and numbers, a page rendered from a real scheduler and executor,
+// and the exporter served by the real HTTP server (daemon/io/http_server.cc)
+// on a private loop, asked by the real HTTP client.
+#include <ev.h>
+
+#include <catch2/catch.hpp>
+
+#include <sstream>
+
+#include "daemon/base/atomic_file.h"
+#include "daemon/base/disk_writer.h"
+#include "daemon/control/metrics.h"
+#include "daemon/io/http_client.h"
+#include "daemon/io/http_server.h"
+#include "support/scheduler_rig.h"
+#include "support/temp_dir.h"
+
+using namespace warden;
+
+namespace {
+
+class ManualCheck : public Check {
+ public:
+  void Run(Runtime&, Done done) override { pending.push_back(std::move(done)); }
+  std::vector<Done> pending;
+};
+
+class ManualAction : public Action {
+ public:
+  void Run(Runtime&, const ActionCommon&, const Trigger&, Done done) override {
+    pending.push_back(std::move(done));
+  }
+  std::vector<Done> pending;
+};
+
+const ActionType kGuardedType{"manual", "test", true, false, {}, "", nullptr};
+const ActionType kNotifyType{"manual_notify", "test", false, false, {}, "", nullptr};
+
+struct LoopRuntime {
+  struct ev_loop* loop = ev_loop_new(EVFLAG_AUTO);
+  Runtime rt;
+  LoopRuntime() { rt.loop = loop; }
+  ~LoopRuntime() { ev_loop_destroy(loop); }
+};
+
+struct Rig : LoopRuntime, warden::testing::SchedulerRig {
+  Rig() : SchedulerRig(rt) {}
+  void Spin() {
+    for (int i = 0; i < 5; ++i) ev_run(loop, EVRUN_NOWAIT);
+  }
+  bool RunUntil(const std::function<bool()>& done, double seconds) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    ev_timer tick;
+    ev_timer_init(&tick, [](struct ev_loop*, ev_timer*, int) {}, 0.02, 0.02);
+    ev_timer_start(loop, &tick);
+    while (!done() && std::chrono::steady_clock::now() < deadline) ev_run(loop, EVRUN_ONCE);
+    ev_timer_stop(loop, &tick);
+    return done();
+  }
+};
+
+std::shared_ptr<Config> MakeConfig(std::shared_ptr<ManualCheck> check,
+                                   std::shared_ptr<ManualAction> action) {
+  auto c = std::make_shared<Config>();
+  c->daemon.jitter = 0;
+  CheckConfig cc;
+  cc.common.name = "lag \"main\"";   // a name that needs escaping
+  cc.common.type = "manual";
+  cc.common.every = Duration(3'600'000);   // one run at start, then none
+  cc.impl = std::move(check);
+  cc.digest = "d1";
+  auto crit = ParseThreshold("> 10");
+  REQUIRE(crit.ok());
+  cc.rules.crit = *crit;
+  c->checks.push_back(std::move(cc));
+  ActionConfig a;
+  a.common.name = "restart";
+  a.common.type = "manual";
+  a.type = &kGuardedType;
+  a.impl = std::move(action);
+  c->actions.push_back(std::move(a));
+  ActionConfig n;
+  n.common.name = "page";
+  n.common.type = "manual_notify";
+  n.type = &kNotifyType;
+  n.impl = std::make_shared<ManualAction>();
+  c->actions.push_back(std::move(n));
+  return c;
+}
+
+bool Contains(const std::string& page, const std::string& line) {
+  std::istringstream in(page);
+  std::string l;
+  while (std::getline(in, l)) {
+    if (l == line) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("metrics: label values and help text are escaped per the format", "[metrics]") {
+  CHECK(EscapeLabelValue("plain") == "plain");
+  CHECK(EscapeLabelValue("a\"b\\c\nd") == "a\\\"b\\\\c\\nd");
+  CHECK(EscapeHelp("x\\y\nz \"q\"") == "x\\\\y\\nz \"q\"");
+  Exposition x;
+  x.Family("warden_x", "gauge", "A line\nand another.");
+  x.Sample("warden_x", {{"check", "a\"b"}, {"state", "ok"}}, 1);
+  x.Sample("warden_x", {}, 0.5);
+  CHECK(x.text() ==
+        "# HELP warden_x A line\\nand another.\n# TYPE warden_x gauge\n"
+        "warden_x{check=\"a\\\"b\",state=\"ok\"} 1\nwarden_x 0.5\n");
+}
+
+TEST_CASE("metrics: sample values and numeric check values", "[metrics]") {
+  CHECK(FormatSampleValue(0) == "0");
+  CHECK(FormatSampleValue(12.5) == "12.5");
+  CHECK(FormatSampleValue(1e21) == "1e+21");
+  CHECK(FormatSampleValue(1'700'000'000) == "1700000000");   // whole numbers in full
+  CHECK(FormatSampleValue(1'700'000'000.25) == "1700000000.25");
+  CHECK(FormatSampleValue(-3) == "-3");
+  CHECK(FormatSampleValue(std::numeric_limits<double>::infinity()) == "+Inf");
+  CHECK(FormatSampleValue(-std::numeric_limits<double>::infinity()) == "-Inf");
+  CHECK(FormatSampleValue(std::nan("")) == "NaN");
+  CHECK(NumericValue("42") == 42.0);
+  CHECK(NumericValue(" -3.25 ") == -3.25);
+  CHECK(NumericValue("+7") == 7.0);
+  CHECK(NumericValue("1e3") == 1000.0);
+  CHECK_FALSE(NumericValue(""));
+  CHECK_FALSE(NumericValue("ON"));
+  CHECK_FALSE(NumericValue("12 ms"));
+  CHECK_FALSE(NumericValue("0x10"));
+}
+
+TEST_CASE("metrics: action durations fall in every bucket at or above them", "[metrics]") {
+  ActionCounters n;
+  n.Finished(true, 0.2);
+  n.Finished(false, 400);
+  CHECK(n.ok == 1);
+  CHECK(n.fail == 1);
+  CHECK(n.runs() == 2);
+  CHECK(n.seconds == Approx(400.2));
+  for (size_t i = 0; i < ActionCounters::kBuckets.size(); ++i) {
+    INFO(ActionCounters::kBuckets[i]);
+    CHECK(n.within[i] == (ActionCounters::kBuckets[i] >= 0.2 ? 1u : 0u));
+  }
+}
+
+TEST_CASE("metrics: a page from the scheduler, executor and guard", "[metrics]") {
+  Rig rig;
+  auto check = std::make_shared<ManualCheck>();
+  auto action = std::make_shared<ManualAction>();
+  auto config = MakeConfig(check, action);
+  rig.scheduler->Start(config);
+  rig.Spin();
+  REQUIRE(check->pending.size() == 1);
+  {
+    // Pending, its first run in flight: no run, no change to show yet.
+    MetricsSources first;
+    first.config = config.get();
+    first.scheduler = rig.scheduler.get();
+    const std::string page = RenderMetrics(first, 1'700'000'000'000);
+    INFO(page);
+    CHECK(Contains(page, "warden_check_state{check=\"lag \\\"main\\\"\",state=\"pending\"} 1"));
+    CHECK(page.find("warden_check_last_change_timestamp_seconds{") == std::string::npos);
+    CHECK(page.find("warden_check_last_run_timestamp_seconds{") == std::string::npos);
+  }
+  check->pending[0](Measurement::Value("50"));   // crit
+  check->pending.clear();
+  REQUIRE(rig.scheduler->RunNow("lag \"main\"", [](const Measurement&, const Verdict&) {}));
+  REQUIRE(check->pending.size() == 1);
+  check->pending[0](Measurement::Error("access denied"));
+  check->pending.clear();
+
+  // One run ok, one blocked by the pause.
+  rig.executor->Fire(config, config->actions[0], Trigger{"ctl", "test", "", ""});
+  REQUIRE(action->pending.size() == 1);
+  ActionOutcome ok;
+  ok.ok = true;
+  action->pending[0](ok);
+  action->pending.clear();   // its callback holds the config, which holds the action
+  rig.guard.SetPaused(true, "maintenance");
+  rig.executor->Fire(config, config->actions[0], Trigger{"ctl", "test", "", ""});
+  CHECK(action->pending.empty());   // not run
+
+  MetricsSources s;
+  s.config = config.get();
+  s.scheduler = rig.scheduler.get();
+  s.executor = rig.executor.get();
+  s.guard = &rig.guard;
+  s.host = "db\"1";
+  s.version = "9.9.9";
+  s.started_ms = 1'700'000'000'000;
+  const std::int64_t now_ms = 1'700'000'100'000;
+  const std::string page = RenderMetrics(s, now_ms);
+  INFO(page);
+  CHECK(Contains(page, "warden_build_info{version=\"9.9.9\",host=\"db\\\"1\"} 1"));
+  CHECK(Contains(page, "warden_start_time_seconds 1700000000"));
+  const std::string lag = "check=\"lag \\\"main\\\"\"";
+  CHECK(Contains(page, "warden_check_state{" + lag + ",state=\"error\"} 1"));
+  CHECK(Contains(page, "warden_check_state{" + lag + ",state=\"crit\"} 0"));
+  CHECK(Contains(page, "warden_check_state{" + lag + ",state=\"ok\"} 0"));
+  CHECK(Contains(page, "warden_check_runs_total{" + lag + "} 2"));
+  CHECK(Contains(page, "warden_check_errors_total{" + lag + "} 1"));
+  // Steady times shown as Unix times, seen from now_ms (the runs were just now).
+  for (const char* name : {"warden_check_last_run_timestamp_seconds",
+                           "warden_check_last_change_timestamp_seconds"}) {
+    const std::string head = std::string(name) + "{" + lag + "} ";
+    const size_t at = page.find(head);
+    REQUIRE(at != std::string::npos);
+    const double t = std::stod(page.substr(at + head.size(), 30));
+    CHECK(t <= 1'700'000'100.0);
+    CHECK(t > 1'700'000'100.0 - 30);
+  }
+  CHECK(Contains(page, "warden_action_runs_total{action=\"restart\",result=\"ok\"} 1"));
+  CHECK(Contains(page, "warden_action_runs_total{action=\"restart\",result=\"fail\"} 0"));
+  CHECK(Contains(page, "warden_action_blocked_total{action=\"restart\",reason=\"paused\"} 1"));
+  CHECK(Contains(page, "warden_action_blocked_total{action=\"restart\",reason=\"mutex\"} 0"));
+  CHECK(page.find("warden_action_blocked_total{action=\"page\"") == std::string::npos);
+  CHECK(Contains(page, "warden_action_runs_total{action=\"page\",result=\"ok\"} 0"));
+  CHECK(Contains(page, "warden_action_duration_seconds_bucket{action=\"restart\",le=\"+Inf\"} 1"));
+  CHECK(Contains(page, "warden_action_duration_seconds_count{action=\"restart\"} 1"));
+  CHECK(Contains(page, "warden_paused 1"));
+  CHECK(Contains(page, "warden_queue_halted 0"));
+  CHECK(Contains(page, "warden_mutex_held 0"));   // mode = off by default
+  CHECK(Contains(page, "warden_job_queue_length 0"));
+  CHECK(page.find("warden_fluentd_") == std::string::npos);   // no [fluentd]
+
+  // A crit value is numeric: a value series once the check has one.
+  rig.guard.SetPaused(false, "");
+  REQUIRE(rig.scheduler->RunNow("lag \"main\"", [](const Measurement&, const Verdict&) {}));
+  check->pending[0](Measurement::Value("50.5"));
+  check->pending.clear();
+  const std::string again = RenderMetrics(s, now_ms);
+  CHECK(Contains(again, "warden_check_value{" + lag + "} 50.5"));
+  CHECK(Contains(again, "warden_check_state{" + lag + ",state=\"crit\"} 1"));
+  CHECK(Contains(again, "warden_paused 0"));
+}
+
+TEST_CASE("metrics: the exporter serves GET /metrics and nothing else", "[metrics][http]") {
+  LoopRuntime lr;
+  int renders = 0;
+  MetricsConfig mc;
+  mc.enabled = true;
+  mc.listen = "127.0.0.1:0";
+  mc.host = "127.0.0.1";
+  mc.port = 0;
+  DiskWriter writer(lr.loop);
+  MetricsExporter exporter(lr.loop, mc, &writer, [&renders] {
+    ++renders;
+    return std::string("# HELP warden_up x\n# TYPE warden_up gauge\nwarden_up 1\n");
+  });
+  REQUIRE(exporter.Start().ok());
+  REQUIRE(exporter.port() > 0);
+  const std::string base = "http://127.0.0.1:" + std::to_string(exporter.port());
+  HttpClient client(lr.loop);
+  std::map<int, HttpResponse> got;   // by the order asked (answers come in any order)
+  int asked = 0;
+  auto ask = [&](HttpRequest::Method m, const std::string& path) {
+    HttpRequest r;
+    r.method = m;
+    r.url = base + path;
+    r.timeout = Duration(5000);
+    client.Start(r, [&got, i = asked++](HttpResponse resp) { got[i] = std::move(resp); });
+  };
+  auto wait = [&](size_t n) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    ev_timer tick;
+    ev_timer_init(&tick, [](struct ev_loop*, ev_timer*, int) {}, 0.02, 0.02);
+    ev_timer_start(lr.loop, &tick);
+    while (got.size() < n && std::chrono::steady_clock::now() < deadline) {
+      ev_run(lr.loop, EVRUN_ONCE);
+    }
+    ev_timer_stop(lr.loop, &tick);
+    REQUIRE(got.size() == n);
+  };
+  ask(HttpRequest::Method::kGet, "/metrics");
+  wait(1);
+  REQUIRE(got[0].ok);
+  CHECK(got[0].http_status == 200);
+  CHECK(got[0].body == "# HELP warden_up x\n# TYPE warden_up gauge\nwarden_up 1\n");
+  ask(HttpRequest::Method::kGet, "/metrics?x=1");   // the query is no other path
+  ask(HttpRequest::Method::kGet, "/");
+  ask(HttpRequest::Method::kGet, "/metrics/x");
+  ask(HttpRequest::Method::kPost, "/metrics");
+  wait(5);
+  CHECK(got[1].http_status == 200);
+  CHECK(got[2].http_status == 404);
+  CHECK(got[3].http_status == 404);
+  CHECK(got[4].http_status == 405);
+  // Two scrapes within kReuse: one render.
+  CHECK(renders == 1);
+}
+
+TEST_CASE("metrics: an address in use is an error naming it", "[metrics][http]") {
+  LoopRuntime lr;
+  HttpServer first(lr.loop, HttpServer::Options{}, [](std::string_view, std::string_view) {
+    return HttpServer::Reply{};
+  });
+  REQUIRE(first.Start().ok());
+  HttpServer::Options o;
+  o.port = first.port();
+  HttpServer second(lr.loop, o, [](std::string_view, std::string_view) {
+    return HttpServer::Reply{};
+  });
+  Status s = second.Start();
+  REQUIRE_FALSE(s.ok());
+  CHECK(s.message().find("127.0.0.1:" + std::to_string(first.port())) != std::string::npos);
+  CHECK(s.message().find("cannot serve") != std::string::npos);
+  HttpServer::Options bad;
+  bad.host = "db1.example.com";
+  HttpServer third(lr.loop, bad, [](std::string_view, std::string_view) {
+    return HttpServer::Reply{};
+  });
+  CHECK(third.Start().message().find("not a numeric IP address") != std::string::npos);
+}
+
+TEST_CASE("metrics: the textfile is written atomically on the disk thread", "[metrics]") {
+  LoopRuntime lr;
+  warden::testing::TempDir dir;
+  MetricsConfig mc;
+  mc.enabled = true;
+  mc.textfile = dir / "warden.prom";
+  mc.interval = Duration(1000);
+  DiskWriter writer(lr.loop);
+  int n = 0;
+  MetricsExporter exporter(lr.loop, mc, &writer, [&n] {
+    return "warden_n " + std::to_string(++n) + "\n";
+  });
+  REQUIRE(exporter.Start().ok());
+  writer.Drain();
+  auto text = ReadSmallFile(mc.textfile);
+  REQUIRE(text.ok());
+  CHECK(*text == "warden_n 1\n");
+  CHECK(exporter.textfile_error().empty());
+
+  // A directory that is gone: the error is kept and said, not fatal.
+  MetricsConfig gone = mc;
+  gone.textfile = dir / "no-such-dir/warden.prom";
+  MetricsExporter broken(lr.loop, gone, &writer, [] { return std::string("x 1\n"); });
+  REQUIRE(broken.Start().ok());
+  writer.Drain();
+  CHECK(broken.textfile_error().find("no-such-dir") != std::string::npos);
+}
