@@ -1,4 +1,4 @@
-#include "daemon/jobs/jobs.h"
+#include "daemon/jobs/job_runner.h"
 
 #include <ev.h>
 
