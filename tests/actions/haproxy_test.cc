@@ -13,11 +13,11 @@
 #include <fstream>
 #include <thread>
 
-#include "tests/actions/action_test_util.h"
+#include "tests/support/action_harness.h"
 #include "tests/support/temp_dir.h"
 
 using namespace warden;
-using namespace warden::action_test;
+using namespace warden::testing;
 
 namespace {
 
@@ -33,8 +33,8 @@ int FreePort() {
   return ntohs(sa.sin_port);
 }
 
-ActionOutcome RunHaproxy(Harness& h, const Keys& keys, Duration timeout = Duration(5000)) {
-  Built b = MakeAction("haproxy", keys);
+ActionOutcome RunHaproxy(ActionHarness& h, const Keys& keys, Duration timeout = Duration(5000)) {
+  BuiltAction b = MakeAction("haproxy", keys);
   INFO(b.error());
   REQUIRE(b.errors.empty());
   REQUIRE(b.action);
@@ -149,7 +149,7 @@ TEST_CASE("haproxy: config errors name file:line", "[actions][haproxy]") {
 
 TEST_CASE("haproxy: transport errors name the socket or address", "[actions][haproxy]") {
   warden::testing::TempDir dir;
-  Harness h;
+  ActionHarness h;
   const Keys target = {{"backend", "mysql"}, {"server", "db1"}, {"state", "drain"}};
   auto keys = [&](const std::string& key, const std::string& value) {
     Keys k = {{key, value}};
@@ -268,7 +268,7 @@ TEST_CASE("haproxy: sets and verifies a server's state on a real HAProxy",
   warden::testing::TempDir dir;
   RealHaproxy haproxy(dir);
   REQUIRE(haproxy.ok());
-  Harness h;
+  ActionHarness h;
   const std::string admin = dir / "admin.sock";
   auto keys = [&](const std::string& server, const std::string& state, const Keys& more = {}) {
     Keys k = {{"socket", admin}, {"backend", "mysql"}, {"server", server}, {"state", state}};
