@@ -15,7 +15,7 @@
 #include "daemon/engine/state.h"
 #include "daemon/io/forward_sender.h"
 #include "daemon/io/mutex_client.h"
-#include "daemon/jobs/jobs.h"
+#include "daemon/jobs/job_runner.h"
 #include "version.h"
 
 #if defined(__has_feature)

@@ -26,7 +26,7 @@
 #include "daemon/io/mysql.h"
 #include "daemon/io/process.h"
 #include "daemon/io/worker_pool.h"
-#include "daemon/jobs/jobs.h"
+#include "daemon/jobs/job_runner.h"
 #include "daemon/systemd.h"
 #include "version.h"
 

@@ -76,7 +76,7 @@ struct WaitConfig {
 };
 
 // [job NAME]: steps (actions or waits) run in order on the host's job
-// queue (daemon/jobs/jobs.h); the first failing step stops the job and halts
+// queue (daemon/jobs/job_runner.h); the first failing step stops the job and halts
 // the queue.
 struct JobConfig {
   std::string name;

@@ -16,7 +16,7 @@
 #include "daemon/engine/scheduler.h"
 #include "daemon/io/forward_sender.h"
 #include "daemon/io/mutex_client.h"
-#include "daemon/jobs/jobs.h"
+#include "daemon/jobs/job_runner.h"
 
 namespace warden {
 

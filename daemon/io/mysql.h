@@ -8,7 +8,7 @@
 //    on lane "mysql:<name>" and call back on the loop. SHOW GLOBAL STATUS
 //    and SHOW GLOBAL VARIABLES, the reads most checks share, run on the
 //    loop itself through libmariadb's non-blocking API, on one connection
-//    per section that a worker makes (mysql.cc, LoopConn). Reads of one
+//    per section that a worker makes (mysql_loop_conn.cc). Reads of one
 //    kind on one connection asked for within `share_window` (100 ms) of
 //    each other are served by one snapshot.
 #pragma once

@@ -3,11 +3,11 @@
 #include <catch2/catch.hpp>
 
 #include "daemon/io/http_client.h"
-#include "tests/actions/action_test_util.h"
+#include "tests/support/action_harness.h"
 #include "tests/support/mutex_test_server.h"
 
 using namespace warden;
-using namespace warden::action_test;
+using namespace warden::testing;
 
 TEST_CASE("alertmanager: the alerts URL and label names", "[actions][alertmanager]") {
   CHECK(AlertsUrl("http://am:9093") == "http://am:9093/api/v2/alerts");
@@ -46,12 +46,12 @@ TEST_CASE("alertmanager: config errors", "[actions][alertmanager]") {
 
 TEST_CASE("alertmanager: posts firing, then resolved", "[actions][alertmanager]") {
   warden::testing::TestServer server;
-  Built b = MakeAction("alertmanager", {{"url", server.Url("http", "")},
+  BuiltAction b = MakeAction("alertmanager", {{"url", server.Url("http", "")},
                                         {"labels", "severity=critical"},
                                         {"annotations", "summary=\"{check} {state} {threshold}\""}});
   INFO(b.error());
   REQUIRE(b.action);
-  Harness h;
+  ActionHarness h;
   HttpClient http(h.loop);
   h.rt.http = &http;
   h.rt.host = "db-17";

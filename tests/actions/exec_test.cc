@@ -4,26 +4,26 @@
 
 #include <catch2/catch.hpp>
 
-#include "tests/actions/action_test_util.h"
+#include "tests/support/action_harness.h"
 
 using namespace warden;
-using namespace warden::action_test;
+using namespace warden::testing;
 using namespace std::chrono_literals;
 
 namespace {
 
 ActionOutcome RunExec(const Keys& keys, ActionCommon common = Common("exec"),
                       const Trigger& trigger = {}) {
-  Built b = MakeAction("exec", keys);
+  BuiltAction b = MakeAction("exec", keys);
   INFO(b.error());
   REQUIRE(b.errors.empty());
   REQUIRE(b.action);
-  Harness h;
+  ActionHarness h;
   return h.Run(*b.action, common, trigger);
 }
 
 std::string ConfigError(const Keys& keys) {
-  Built b = MakeAction("exec", keys);
+  BuiltAction b = MakeAction("exec", keys);
   CHECK_FALSE(b.action);
   return b.error();
 }

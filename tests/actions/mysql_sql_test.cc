@@ -7,11 +7,11 @@
 #include <optional>
 
 #include "daemon/io/mysql.h"
-#include "tests/actions/action_test_util.h"
+#include "tests/support/action_harness.h"
 #include "tests/support/temp_dir.h"
 
 using namespace warden;
-using namespace warden::action_test;
+using namespace warden::testing;
 using Statements = std::vector<std::string>;
 
 namespace {
@@ -106,7 +106,7 @@ TEST_CASE("mysql_sql: config", "[actions][mysql_sql]") {
 
 TEST_CASE("mysql_sql: run-time errors without a server", "[actions][mysql_sql]") {
   warden::testing::TempDir dir;
-  Harness h;
+  ActionHarness h;
   MysqlConnConfig conn;
   conn.socket = dir / "no-such.sock";
   conn.user = "warden";
@@ -115,28 +115,28 @@ TEST_CASE("mysql_sql: run-time errors without a server", "[actions][mysql_sql]")
   h.rt.mysql = &mysql;
 
   // A file that does not exist is read (and reported) when the action runs.
-  Built missing = MakeAction("mysql_sql", {{"file", dir / "missing.sql"}});
+  BuiltAction missing = MakeAction("mysql_sql", {{"file", dir / "missing.sql"}});
   REQUIRE(missing.action);
   auto out = h.Run(*missing.action, Common("mysql_sql"));
   CHECK_FALSE(out.ok);
   CHECK(out.error == "cannot read " + (dir / "missing.sql") + ": No such file or directory");
 
   dir.Write("bad.sql", "SELECT 1;\nSELECT 'unterminated\n");
-  Built bad = MakeAction("mysql_sql", {{"file", dir / "bad.sql"}});
+  BuiltAction bad = MakeAction("mysql_sql", {{"file", dir / "bad.sql"}});
   REQUIRE(bad.action);
   out = h.Run(*bad.action, Common("mysql_sql"));
   CHECK(out.error == dir / "bad.sql" + ": unterminated single quote (opened on line 2)");
 
   // Read, split, and sent to the connection, whose error is the outcome's.
   dir.Write("good.sql", "SELECT 1;\nSELECT 2;\n");
-  Built good = MakeAction("mysql_sql", {{"file", dir / "good.sql"}});
+  BuiltAction good = MakeAction("mysql_sql", {{"file", dir / "good.sql"}});
   REQUIRE(good.action);
   out = h.Run(*good.action, Common("mysql_sql"));
   CHECK_FALSE(out.ok);
   CHECK_FALSE(out.error.empty());
   CHECK(out.extra["statements"] == 2);
 
-  Built inline_sql = MakeAction("mysql_sql", {{"sql", "SELECT 1"}});
+  BuiltAction inline_sql = MakeAction("mysql_sql", {{"sql", "SELECT 1"}});
   REQUIRE(inline_sql.action);
   ActionCommon other = Common("mysql_sql");
   other.connection = "nowhere";
@@ -152,7 +152,7 @@ TEST_CASE("mysql_sql: runs statements on a real server and reports its errors",
     return;
   }
   warden::testing::TempDir dir;
-  Harness h;
+  ActionHarness h;
   const std::string sandbox = std::string(WARDEN_SOURCE_DIR) + "/scripts/mariadb-sandbox";
   auto run_script = [&](const std::string& verb) {
     ProcessSpec spec;
@@ -178,7 +178,7 @@ TEST_CASE("mysql_sql: runs statements on a real server and reports its errors",
   MysqlReads mysql(h.workers, {{"", conn}});
   h.rt.mysql = &mysql;
 
-  Built setup = MakeAction("mysql_sql",
+  BuiltAction setup = MakeAction("mysql_sql",
                            {{"sql",
                              "CREATE DATABASE IF NOT EXISTS wt; -- a comment; still one statement\n"
                              "CREATE TABLE wt.t (a INT, b VARCHAR(20));\n"
@@ -202,7 +202,7 @@ TEST_CASE("mysql_sql: runs statements on a real server and reports its errors",
   dir.Write("fail.sql",
             "INSERT INTO wt.t VALUES (3, 'z');\nSELECT * FROM wt.nope;\n"
             "INSERT INTO wt.t VALUES (4, 'never');\n");
-  Built failing = MakeAction("mysql_sql", {{"file", dir / "fail.sql"}});
+  BuiltAction failing = MakeAction("mysql_sql", {{"file", dir / "fail.sql"}});
   REQUIRE(failing.action);
   out = h.Run(*failing.action, Common("mysql_sql"));
   CHECK_FALSE(out.ok);

@@ -2,10 +2,10 @@
 
 #include <catch2/catch.hpp>
 
-#include "tests/actions/action_test_util.h"
+#include "tests/support/action_harness.h"
 
 using namespace warden;
-using namespace warden::action_test;
+using namespace warden::testing;
 
 TEST_CASE("notify: placeholder expansion", "[actions][notify]") {
   std::map<std::string, std::string> values = {{"check", "replica_lag"}, {"value", "712"}};
@@ -27,13 +27,13 @@ TEST_CASE("notify: placeholder expansion", "[actions][notify]") {
 }
 
 TEST_CASE("notify: runs with the trigger's values", "[actions][notify]") {
-  Built b = MakeAction(
+  BuiltAction b = MakeAction(
       "notify",
       {{"severity", "critical"}, {"message", "{host}: {check} is {state} ({value})\nby {action}"}});
   INFO(b.error());
   REQUIRE(b.errors.empty());
   REQUIRE(b.action);
-  Harness h;
+  ActionHarness h;
   h.rt.host = "db-17";
   auto out = h.Run(*b.action, Common("notify"), Trigger{"check", "replica_lag", "crit", "712"});
   CHECK(out.ok);
@@ -43,9 +43,9 @@ TEST_CASE("notify: runs with the trigger's values", "[actions][notify]") {
 }
 
 TEST_CASE("notify: default severity is warning", "[actions][notify]") {
-  Built b = MakeAction("notify", {{"message", "hello"}});
+  BuiltAction b = MakeAction("notify", {{"message", "hello"}});
   REQUIRE(b.action);
-  Harness h;
+  ActionHarness h;
   auto out = h.Run(*b.action, Common("notify"));
   CHECK(out.ok);
   CHECK(out.extra["severity"] == "warning");

@@ -4,12 +4,12 @@
 #include <set>
 
 #include "daemon/config/config.h"
-#include "support/temp_dir.h"
-#include "support/type_tables.h"
-#include "tests/actions/action_test_util.h"
+#include "tests/support/action_harness.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/type_tables.h"
 
 using namespace warden;
-using namespace warden::action_test;
+using namespace warden::testing;
 using warden::testing::KeyValues;
 using warden::testing::OwnKeys;
 
@@ -77,7 +77,7 @@ TEST_CASE("action registry: every example validates and builds from its own keys
   for (const auto& t : ActionTypes()) {
     INFO(t.name << "\n" << t.example);
     CHECK(Joined(LoadErrors(t.example)) == "");
-    Built b = MakeAction(t.name, MinimalKeys(t));
+    BuiltAction b = MakeAction(t.name, MinimalKeys(t));
     CHECK(b.error() == "");
     CHECK(b.action);
   }
@@ -92,7 +92,7 @@ TEST_CASE("action registry: each factory reads every key of its table, and no ot
       bool present = false;
       for (const auto& [k, v] : keys) present = present || k == spec.key;
       if (!present) keys.emplace_back(spec.key, warden::testing::SampleValue(spec));
-      RawSection s = Section(keys);
+      RawSection s = ActionSection(keys);
       Diagnostics diag;
       OptionReader opts(s, diag);
       auto action = BuildAction(t, opts, Common(t.name));
@@ -145,7 +145,7 @@ TEST_CASE("action registry: unknown keys are reported by Finish", "[actions][reg
     int line = 2;   // the bogus key's: after the example's keys and their continued lines
     for (const auto& [k, v] : keys) line += 1 + static_cast<int>(std::count(v.begin(), v.end(), '\n'));
     keys.emplace_back("bogus_key", "1");
-    Built b = MakeAction(t.name, keys);
+    BuiltAction b = MakeAction(t.name, keys);
     INFO(t.name);
     REQUIRE(b.errors.size() == 1);
     CHECK(b.errors[0] == "test.ini:" + std::to_string(line) +
@@ -160,7 +160,7 @@ TEST_CASE("action registry: unknown keys are reported by Finish", "[actions][reg
 TEST_CASE("action registry: a missing required key names the section's file:line",
           "[actions][registry]") {
   for (const auto& t : ActionTypes()) {
-    Built b = MakeAction(t.name, {});
+    BuiltAction b = MakeAction(t.name, {});
     INFO(t.name);
     CHECK_FALSE(b.action);
     REQUIRE_FALSE(b.errors.empty());

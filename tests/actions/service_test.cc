@@ -2,11 +2,11 @@
 
 #include <catch2/catch.hpp>
 
-#include "tests/actions/action_test_util.h"
+#include "tests/support/action_harness.h"
 #include "tests/support/temp_dir.h"
 
 using namespace warden;
-using namespace warden::action_test;
+using namespace warden::testing;
 using Words = std::vector<std::string>;
 
 namespace {
@@ -21,11 +21,11 @@ std::string RecorderScript(const warden::testing::TempDir& dir, int exit_status 
 }
 
 ActionOutcome RunService(const std::string& service_command, const Keys& keys) {
-  Built b = MakeAction("service", keys);
+  BuiltAction b = MakeAction("service", keys);
   INFO(b.error());
   REQUIRE(b.errors.empty());
   REQUIRE(b.action);
-  Harness h;
+  ActionHarness h;
   h.rt.service_command = service_command;
   return h.Run(*b.action, Common("service"));
 }

@@ -6,11 +6,11 @@
 
 #include "actions/http_post.h"
 #include "daemon/io/http_client.h"
-#include "tests/actions/action_test_util.h"
+#include "tests/support/action_harness.h"
 #include "tests/support/mutex_test_server.h"
 
 using namespace warden;
-using namespace warden::action_test;
+using namespace warden::testing;
 
 TEST_CASE("webhook: placeholders are replaced JSON-escaped", "[actions][webhook]") {
   std::map<std::string, std::string> values = {{"check", "a\"b\\c"}, {"value", "1\n2\t\x01"}};
@@ -60,7 +60,7 @@ TEST_CASE("webhook: config errors", "[actions][webhook]") {
 
 namespace {
 
-struct HttpHarness : Harness {
+struct HttpHarness : ActionHarness {
   HttpClient http{loop};
   HttpHarness() { rt.http = &http; }
 };
@@ -73,7 +73,7 @@ TEST_CASE("webhook: posts with the token, retries a 500, reports the answer",
   warden::testing::ScratchDir dir;
   dir.Write("token", "s3cret\n");
   ::chmod(dir.File("token").c_str(), 0600);
-  Built b = MakeAction("webhook", {{"url", server.Url("http", "/hook")},
+  BuiltAction b = MakeAction("webhook", {{"url", server.Url("http", "/hook")},
                                    {"token_file", dir.File("token")}});
   INFO(b.error());
   REQUIRE(b.action);
@@ -122,7 +122,7 @@ TEST_CASE("webhook: posts with the token, retries a 500, reports the answer",
 
 TEST_CASE("webhook: a peer that is not there fails within the timeout", "[actions][webhook]") {
   int port = warden::testing::UnusedPort();
-  Built b = MakeAction("webhook", {{"url", "http://127.0.0.1:" + std::to_string(port) + "/"}});
+  BuiltAction b = MakeAction("webhook", {{"url", "http://127.0.0.1:" + std::to_string(port) + "/"}});
   REQUIRE(b.action);
   HttpHarness h;
   ActionCommon common = Common("webhook");

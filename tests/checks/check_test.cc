@@ -5,12 +5,12 @@
 #include <limits>
 #include <thread>
 
-#include "check_test_util.h"
+#include "tests/support/check_harness.h"
 
 using warden::Duration;
 using warden::Measurement;
-using warden::test::Harness;
-using warden::test::PumpUntil;
+using warden::testing::CheckHarness;
+using warden::testing::PumpUntil;
 
 TEST_CASE("Measurement::Number prints integers plainly and drops trailing zeros", "[checks]") {
   CHECK(Measurement::Number(42).value == "42");
@@ -38,7 +38,7 @@ TEST_CASE("Measurement::Number prints integers plainly and drops trailing zeros"
 }
 
 TEST_CASE("RunBlocking runs on a worker and reports back on the loop", "[checks]") {
-  Harness h;
+  CheckHarness h;
   auto loop_thread = std::this_thread::get_id();
   std::thread::id work_thread;
   std::optional<Measurement> got;
@@ -60,7 +60,7 @@ TEST_CASE("RunBlocking runs on a worker and reports back on the loop", "[checks]
 }
 
 TEST_CASE("RunBlocking turns an exception into an error", "[checks]") {
-  Harness h;
+  CheckHarness h;
   std::optional<Measurement> got;
   warden::RunBlocking(
       h.rt, "test", Duration(5000), []() -> Measurement { throw std::runtime_error("boom"); },
@@ -71,7 +71,7 @@ TEST_CASE("RunBlocking turns an exception into an error", "[checks]") {
 }
 
 TEST_CASE("RunBlocking reports a job that could not start in time", "[checks]") {
-  Harness h;  // two workers; lane "slow" may use one of them
+  CheckHarness h;  // two workers; lane "slow" may use one of them
   std::optional<Measurement> first, second, third;
   auto sleeper = [] {
     std::this_thread::sleep_for(std::chrono::milliseconds(600));

@@ -2,16 +2,16 @@
 
 #include <catch2/catch.hpp>
 
-#include "check_test_util.h"
+#include "tests/support/check_harness.h"
 
 using warden::Measurement;
-using warden::test::Harness;
-using warden::test::MakeCheck;
-using warden::test::Show;
+using warden::testing::CheckHarness;
+using warden::testing::MakeCheck;
+using warden::testing::Show;
 
 namespace {
 
-double MeasureNumber(Harness& h, const std::vector<std::pair<std::string, std::string>>& keys) {
+double MeasureNumber(CheckHarness& h, const std::vector<std::pair<std::string, std::string>>& keys) {
   auto built = MakeCheck("disk", keys);
   REQUIRE(built.errors.empty());
   Measurement m = h.Run(*built.check);
@@ -25,7 +25,7 @@ double MeasureNumber(Harness& h, const std::vector<std::pair<std::string, std::s
 }  // namespace
 
 TEST_CASE("disk free_pct, free_bytes and inodes_free_pct match statvfs", "[checks][disk]") {
-  Harness h;
+  CheckHarness h;
   const std::string path = WARDEN_SOURCE_DIR;
   struct statvfs fs {};
   REQUIRE(statvfs(path.c_str(), &fs) == 0);
@@ -54,7 +54,7 @@ TEST_CASE("disk free_pct, free_bytes and inodes_free_pct match statvfs", "[check
 }
 
 TEST_CASE("disk on a missing path is an error naming it", "[checks][disk]") {
-  Harness h;
+  CheckHarness h;
   auto built = MakeCheck("disk", {{"path", "/nonexistent/warden-disk-test"}});
   REQUIRE(built.errors.empty());
   Measurement m = h.Run(*built.check);

@@ -7,12 +7,12 @@
 #include <filesystem>
 #include <fstream>
 
-#include "check_test_util.h"
+#include "tests/support/check_harness.h"
 
 using warden::Measurement;
-using warden::test::Harness;
-using warden::test::MakeCheck;
-using warden::test::Show;
+using warden::testing::CheckHarness;
+using warden::testing::MakeCheck;
+using warden::testing::Show;
 
 namespace {
 
@@ -26,7 +26,7 @@ struct TempDir {
   ~TempDir() { std::filesystem::remove_all(path); }
 };
 
-Measurement RunFile(Harness& h, const std::string& path, const std::string& metric) {
+Measurement RunFile(CheckHarness& h, const std::string& path, const std::string& metric) {
   auto built = MakeCheck("file", {{"path", path}, {"metric", metric}});
   REQUIRE(built.errors.empty());
   return h.Run(*built.check);
@@ -35,7 +35,7 @@ Measurement RunFile(Harness& h, const std::string& path, const std::string& metr
 }  // namespace
 
 TEST_CASE("file exists, size and age of a real file", "[checks][file]") {
-  Harness h;
+  CheckHarness h;
   TempDir dir;
   const std::string path = dir.path + "/data";
   {
@@ -66,7 +66,7 @@ TEST_CASE("file exists, size and age of a real file", "[checks][file]") {
 }
 
 TEST_CASE("file on a missing path: exists is 0, age and size are errors", "[checks][file]") {
-  Harness h;
+  CheckHarness h;
   TempDir dir;
   const std::string path = dir.path + "/missing";
   CHECK(Show(RunFile(h, path, "exists")) == "value 0");

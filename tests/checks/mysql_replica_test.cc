@@ -4,12 +4,12 @@
 
 #include <catch2/catch.hpp>
 
-#include "check_test_util.h"
+#include "tests/support/check_harness.h"
 
 using warden::Expected;
 using warden::MysqlRows;
-using warden::test::MakeCheck;
-using warden::test::Show;
+using warden::testing::MakeCheck;
+using warden::testing::Show;
 
 namespace {
 

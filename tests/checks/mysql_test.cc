@@ -29,13 +29,13 @@
 #include <sstream>
 #include <thread>
 
-#include "check_test_util.h"
 #include "checks/mysql_replica.h"
 #include "checks/mysql_status.h"
 #include "daemon/config/config.h"
-#include "local_socket.h"
-#include "support/fake_time.h"
-#include "support/scheduler_rig.h"
+#include "tests/support/check_harness.h"
+#include "tests/support/fake_time.h"
+#include "tests/support/local_socket.h"
+#include "tests/support/scheduler_rig.h"
 
 using warden::Duration;
 using warden::Expected;
@@ -44,11 +44,11 @@ using warden::MysqlConnConfig;
 using warden::MysqlMap;
 using warden::MysqlReads;
 using warden::MysqlRows;
-using warden::test::Harness;
-using warden::test::LocalSocket;
-using warden::test::MakeCheck;
-using warden::test::PumpUntil;
-using warden::test::Show;
+using warden::testing::CheckHarness;
+using warden::testing::LocalSocket;
+using warden::testing::MakeCheck;
+using warden::testing::PumpUntil;
+using warden::testing::Show;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
@@ -327,7 +327,7 @@ class Sandbox {
 };
 
 // A loop with workers and MysqlReads over the given connections.
-struct MysqlHarness : Harness {
+struct MysqlHarness : CheckHarness {
   std::unique_ptr<MysqlReads> reads;
   explicit MysqlHarness(std::map<std::string, MysqlConnConfig> conns) {
     reads = std::make_unique<MysqlReads>(workers, std::move(conns));

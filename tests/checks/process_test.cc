@@ -9,12 +9,12 @@
 #include <filesystem>
 #include <fstream>
 
-#include "check_test_util.h"
+#include "tests/support/check_harness.h"
 
 using warden::Measurement;
-using warden::test::Harness;
-using warden::test::MakeCheck;
-using warden::test::Show;
+using warden::testing::CheckHarness;
+using warden::testing::MakeCheck;
+using warden::testing::Show;
 
 namespace {
 
@@ -48,7 +48,7 @@ pid_t DeadPid() {
   return pid;
 }
 
-Measurement RunProcess(Harness& h, const std::vector<std::pair<std::string, std::string>>& keys) {
+Measurement RunProcess(CheckHarness& h, const std::vector<std::pair<std::string, std::string>>& keys) {
   auto built = MakeCheck("process", keys);
   REQUIRE(built.errors.empty());
   return h.Run(*built.check);
@@ -58,7 +58,7 @@ Measurement RunProcess(Harness& h, const std::vector<std::pair<std::string, std:
 
 TEST_CASE("process by pidfile: alive, dead, missing, and a pid reused by another program",
           "[checks][process]") {
-  Harness h;
+  CheckHarness h;
   const std::string self = SelfName();
   Pidfile mine(std::to_string(getpid()) + "\n");
   CHECK(Show(RunProcess(h, {{"pidfile", mine.path}})) == "value 1");
@@ -78,7 +78,7 @@ TEST_CASE("process by pidfile: alive, dead, missing, and a pid reused by another
 }
 
 TEST_CASE("process by name finds a running program by comm or argv[0]", "[checks][process]") {
-  Harness h;
+  CheckHarness h;
   // The test binary's name is longer than comm's 15 bytes: found by argv[0].
   const std::string self = SelfName();
   CHECK(Show(RunProcess(h, {{"name", self}})) == "value 1");

@@ -3,17 +3,17 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 
-#include "check_test_util.h"
 #include "daemon/io/process.h"
+#include "tests/support/check_harness.h"
 
 using warden::Measurement;
-using warden::test::Harness;
-using warden::test::MakeCheck;
-using warden::test::Show;
+using warden::testing::CheckHarness;
+using warden::testing::MakeCheck;
+using warden::testing::Show;
 
 namespace {
 
-struct ProgramHarness : Harness {
+struct ProgramHarness : CheckHarness {
   warden::ProcessRunner processes{loop};
   ProgramHarness() { rt.processes = &processes; }
 

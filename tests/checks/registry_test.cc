@@ -2,13 +2,13 @@
 #include <set>
 #include <string>
 
-#include "check_test_util.h"
 #include "checks/check.h"
 #include "daemon/config/config.h"
-#include "support/temp_dir.h"
-#include "support/type_tables.h"
+#include "tests/support/check_harness.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/type_tables.h"
 
-using warden::test::MakeCheck;
+using warden::testing::MakeCheck;
 using namespace warden::testing;
 
 namespace {
@@ -86,7 +86,7 @@ TEST_CASE("each check type's factory reads every key of its table, and no other"
       bool present = false;
       for (const auto& [k, v] : keys) present = present || k == spec.key;
       if (!present) keys.emplace_back(spec.key, SampleValue(spec));
-      warden::RawSection s = warden::test::Section(keys);
+      warden::RawSection s = warden::testing::CheckSection(keys);
       warden::Diagnostics diag;
       warden::OptionReader opts(s, diag);
       warden::CheckCommon common;
@@ -169,7 +169,7 @@ TEST_CASE("a missing required option is reported with file:line", "[checks][regi
 TEST_CASE("a key the table gives a default reads as it when absent", "[checks][registry]") {
   const warden::CheckType* disk = warden::FindCheckType("disk");
   REQUIRE(disk);
-  warden::RawSection s = warden::test::Section({{"path", "/"}});
+  warden::RawSection s = warden::testing::CheckSection({{"path", "/"}});
   warden::Diagnostics diag;
   warden::OptionReader opts(s, diag);
   opts.Declare(disk->options, "check type disk");

@@ -12,19 +12,19 @@
 #include <utility>
 #include <vector>
 
-#include "check_test_util.h"
-#include "local_socket.h"
+#include "tests/support/check_harness.h"
+#include "tests/support/local_socket.h"
 
 using warden::Duration;
 using warden::Measurement;
-using warden::test::Harness;
-using warden::test::LocalSocket;
-using warden::test::MakeCheck;
-using warden::test::Show;
+using warden::testing::CheckHarness;
+using warden::testing::LocalSocket;
+using warden::testing::MakeCheck;
+using warden::testing::Show;
 
 namespace {
 
-Measurement RunTcp(Harness& h, int port, const std::string& timeout = "5s",
+Measurement RunTcp(CheckHarness& h, int port, const std::string& timeout = "5s",
                    const std::string& protocol = "") {
   warden::CheckCommon common;
   common.timeout = *warden::ParseDuration(timeout);
@@ -73,7 +73,7 @@ struct GreetingPeer {
 }  // namespace
 
 TEST_CASE("tcp measures the connect time to a listener", "[checks][tcp]") {
-  Harness h;
+  CheckHarness h;
   LocalSocket listener(16);
   Measurement m = RunTcp(h, listener.port);
   INFO(Show(m));
@@ -89,7 +89,7 @@ TEST_CASE("tcp measures the connect time to a listener", "[checks][tcp]") {
 }
 
 TEST_CASE("tcp to a port nobody listens on is an error naming host:port", "[checks][tcp]") {
-  Harness h;
+  CheckHarness h;
   int port = 0;
   {
     LocalSocket bound(-1);  // bound, not listening: connects are refused
@@ -101,7 +101,7 @@ TEST_CASE("tcp to a port nobody listens on is an error naming host:port", "[chec
 }
 
 TEST_CASE("tcp to a peer that never completes the handshake times out", "[checks][tcp]") {
-  Harness h;
+  CheckHarness h;
   // A listener whose accept queue is full: Linux drops further SYNs.
   LocalSocket listener(0);
   std::vector<int> clients;
@@ -142,7 +142,7 @@ TEST_CASE("tcp protocol is none or mysql, anything else an error at its line", "
 
 TEST_CASE("tcp protocol = mysql reads the greeting, sends nothing, gives the time to it",
           "[checks][tcp]") {
-  Harness h;
+  CheckHarness h;
   LocalSocket listener(16);
   {
     GreetingPeer peer(listener, kMariadbGreeting);
@@ -168,7 +168,7 @@ TEST_CASE("tcp protocol = mysql reads the greeting, sends nothing, gives the tim
 
 TEST_CASE("tcp protocol = mysql: an error packet, another protocol, silence are errors",
           "[checks][tcp]") {
-  Harness h;
+  CheckHarness h;
   LocalSocket listener(16);
   const std::string where = "127.0.0.1:" + std::to_string(listener.port);
   {

@@ -7,7 +7,7 @@
 #include <catch2/catch.hpp>
 #include <map>
 
-#include "support/run_loop.h"
+#include "tests/support/run_loop.h"
 
 using namespace warden;
 using nlohmann::json;

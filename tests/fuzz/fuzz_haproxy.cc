@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <string>
 
-#include "actions/haproxy.h"
+#include "actions/haproxy_runtime_api.h"
 #include "daemon/base/units.h"
 #include "tests/fuzz/fuzz.h"
 

@@ -30,7 +30,7 @@
 #include <vector>
 
 #include "daemon/io/etcd_client.h"
-#include "support/temp_dir.h"
+#include "tests/support/temp_dir.h"
 
 extern char** environ;
 

@@ -22,4 +22,20 @@ inline bool RunUntil(const std::function<bool()>& done, double seconds) {
   return done();
 }
 
+inline void IgnoreTimer(struct ev_loop*, ev_timer*, int) {}
+
+// Runs `loop` until `until()` holds or `limit` passes; returns until().
+inline bool PumpUntil(struct ev_loop* loop, const std::function<bool()>& until,
+                      std::chrono::milliseconds limit = std::chrono::seconds(20)) {
+  // A ticking timer keeps ev_run from returning at once (the worker pool
+  // does not hold a reference on the loop) and lets us see the deadline.
+  ev_timer tick;
+  ev_timer_init(&tick, &IgnoreTimer, 0.01, 0.01);
+  ev_timer_start(loop, &tick);
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!until() && std::chrono::steady_clock::now() < deadline) ev_run(loop, EVRUN_ONCE);
+  ev_timer_stop(loop, &tick);
+  return until();
+}
+
 }  // namespace warden::testing

@@ -12,7 +12,7 @@
 #include "daemon/engine/guard.h"
 #include "daemon/engine/scheduler.h"
 #include "daemon/io/runtime.h"
-#include "support/temp_dir.h"
+#include "tests/support/temp_dir.h"
 
 namespace warden::testing {
 

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "daemon/engine/events.h"
-#include "support/temp_dir.h"
+#include "tests/support/temp_dir.h"
 
 namespace {
 

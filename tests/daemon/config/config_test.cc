@@ -11,7 +11,7 @@
 #include <utility>
 #include <catch2/catch.hpp>
 
-#include "support/temp_dir.h"
+#include "tests/support/temp_dir.h"
 
 using namespace warden;
 using warden::testing::TempDir;

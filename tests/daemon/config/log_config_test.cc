@@ -3,7 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "daemon/config/config.h"
-#include "support/temp_dir.h"
+#include "tests/support/temp_dir.h"
 
 using namespace warden;
 using warden::testing::TempDir;

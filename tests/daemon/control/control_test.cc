@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "daemon/commands.h"
-#include "support/temp_dir.h"
+#include "tests/support/temp_dir.h"
 
 using namespace warden;
 using warden::testing::TempDir;

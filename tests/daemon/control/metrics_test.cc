@@ -13,8 +13,8 @@
 #include "daemon/control/metrics.h"
 #include "daemon/io/http_client.h"
 #include "daemon/io/http_server.h"
-#include "support/scheduler_rig.h"
-#include "support/temp_dir.h"
+#include "tests/support/scheduler_rig.h"
+#include "tests/support/temp_dir.h"
 
 using namespace warden;
 

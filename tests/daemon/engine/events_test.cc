@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "support/log_capture.h"
-#include "support/temp_dir.h"
+#include "tests/support/log_capture.h"
+#include "tests/support/temp_dir.h"
 
 namespace {
 

@@ -10,7 +10,7 @@
 
 #include "daemon/engine/events.h"
 #include "daemon/engine/guard.h"
-#include "support/temp_dir.h"
+#include "tests/support/temp_dir.h"
 
 using namespace warden;
 

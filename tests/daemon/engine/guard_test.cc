@@ -6,7 +6,7 @@
 #include <optional>
 #include <string>
 
-#include "support/fake_time.h"
+#include "tests/support/fake_time.h"
 
 using namespace warden;
 using namespace std::chrono_literals;

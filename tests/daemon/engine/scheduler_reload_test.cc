@@ -6,7 +6,7 @@
 
 #include "daemon/engine/scheduler.h"
 #include "daemon/engine/state.h"
-#include "support/scheduler_rig.h"
+#include "tests/support/scheduler_rig.h"
 
 using namespace warden;
 

@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "daemon/engine/scheduler.h"
-#include "support/fake_time.h"
-#include "support/scheduler_rig.h"
+#include "tests/support/fake_time.h"
+#include "tests/support/scheduler_rig.h"
 
 using namespace warden;
 using namespace std::chrono_literals;

@@ -7,7 +7,7 @@
 #include <sstream>
 
 #include "daemon/engine/guard.h"
-#include "support/temp_dir.h"
+#include "tests/support/temp_dir.h"
 
 using namespace warden;
 using warden::testing::TempDir;

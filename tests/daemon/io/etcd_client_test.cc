@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "support/etcd_test_server.h"
-#include "support/run_loop.h"
-#include "support/temp_dir.h"
+#include "tests/support/etcd_test_server.h"
+#include "tests/support/run_loop.h"
+#include "tests/support/temp_dir.h"
 
 namespace warden {
 namespace {

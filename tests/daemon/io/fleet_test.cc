@@ -11,8 +11,8 @@
 #include <optional>
 #include <vector>
 
-#include "support/etcd_test_server.h"
-#include "support/run_loop.h"
+#include "tests/support/etcd_test_server.h"
+#include "tests/support/run_loop.h"
 
 using namespace warden;
 using testing::EtcdTestServer;

@@ -26,8 +26,8 @@
 #include <spdlog/spdlog.h>
 
 #include "daemon/base/disk_writer.h"
-#include "support/log_capture.h"
-#include "support/temp_dir.h"
+#include "tests/support/log_capture.h"
+#include "tests/support/temp_dir.h"
 
 using namespace warden;
 using warden::testing::TempDir;

@@ -2,7 +2,7 @@
 // loopback, driven on EV_DEFAULT.
 #include "daemon/io/http_client.h"
 
-#include "support/mutex_test_server.h"
+#include "tests/support/mutex_test_server.h"
 
 #include <ev.h>
 #include <fcntl.h>

@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "support/temp_dir.h"
+#include "tests/support/temp_dir.h"
 
 using namespace warden;
 using warden::testing::TempDir;

@@ -2,8 +2,8 @@
 // loopback and against file:// answers, driven on EV_DEFAULT.
 #include "daemon/io/mutex_client.h"
 
-#include "support/mutex_test_server.h"
-#include "support/run_loop.h"
+#include "tests/support/mutex_test_server.h"
+#include "tests/support/run_loop.h"
 
 #include <ev.h>
 #include <fcntl.h>

@@ -10,7 +10,7 @@
 
 #include <catch2/catch.hpp>
 
-namespace warden::test {
+namespace warden::testing {
 
 // Listening if backlog >= 0; closed with the object.
 struct LocalSocket {
@@ -35,4 +35,4 @@ struct LocalSocket {
   LocalSocket& operator=(const LocalSocket&) = delete;
 };
 
-}  // namespace warden::test
+}  // namespace warden::testing

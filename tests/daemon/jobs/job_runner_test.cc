@@ -1,4 +1,4 @@
-#include "daemon/jobs/jobs.h"
+#include "daemon/jobs/job_runner.h"
 
 #include <ev.h>
 
@@ -11,9 +11,9 @@
 #include <vector>
 
 #include "daemon/io/runtime.h"
-#include "support/fake_time.h"
-#include "support/run_loop.h"
-#include "support/scheduler_rig.h"
+#include "tests/support/fake_time.h"
+#include "tests/support/run_loop.h"
+#include "tests/support/scheduler_rig.h"
 
 using namespace warden;
 using namespace std::chrono_literals;

@@ -18,27 +18,12 @@
 #include "daemon/base/options.h"
 #include "daemon/io/runtime.h"
 #include "daemon/io/worker_pool.h"
+#include "tests/support/run_loop.h"
 
-namespace warden::test {
-
-inline void IgnoreTimer(struct ev_loop*, ev_timer*, int) {}
-
-// Runs `loop` until `until()` holds or `limit` passes; returns until().
-inline bool PumpUntil(struct ev_loop* loop, const std::function<bool()>& until,
-                      std::chrono::milliseconds limit = std::chrono::seconds(20)) {
-  // A ticking timer keeps ev_run from returning at once (the worker pool
-  // does not hold a reference on the loop) and lets us see the deadline.
-  ev_timer tick;
-  ev_timer_init(&tick, &IgnoreTimer, 0.01, 0.01);
-  ev_timer_start(loop, &tick);
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!until() && std::chrono::steady_clock::now() < deadline) ev_run(loop, EVRUN_ONCE);
-  ev_timer_stop(loop, &tick);
-  return until();
-}
+namespace warden::testing {
 
 // A [check t] section at test.ini line 1, one key per following line.
-inline RawSection Section(const std::vector<std::pair<std::string, std::string>>& keys) {
+inline RawSection CheckSection(const std::vector<std::pair<std::string, std::string>>& keys) {
   RawSection s;
   s.kind = "check";
   s.name = "t";
@@ -49,22 +34,22 @@ inline RawSection Section(const std::vector<std::pair<std::string, std::string>>
   return s;
 }
 
-struct Built {
+struct BuiltCheck {
   std::unique_ptr<Check> check;
   std::vector<std::string> errors;
 };
 
 // Validates like the config loader: the type's table and factory, then Finish().
-inline Built MakeCheck(const std::string& type,
+inline BuiltCheck MakeCheck(const std::string& type,
                        const std::vector<std::pair<std::string, std::string>>& keys,
                        CheckCommon common = {}) {
-  Built b;
+  BuiltCheck b;
   const CheckType* t = FindCheckType(type);
   if (!t) {
     b.errors.push_back("no check type " + type);
     return b;
   }
-  RawSection s = Section(keys);
+  RawSection s = CheckSection(keys);
   Diagnostics diag;
   OptionReader opts(s, diag);
   common.name = "t";
@@ -76,12 +61,12 @@ inline Built MakeCheck(const std::string& type,
 }
 
 // A loop, two workers and a Runtime; add processes/mysql as needed.
-struct Harness {
+struct CheckHarness {
   struct ev_loop* loop = EV_DEFAULT;
   WorkerPool workers{loop, 2};
   Runtime rt;
 
-  Harness() {
+  CheckHarness() {
     rt.loop = loop;
     rt.workers = &workers;
   }
@@ -116,4 +101,4 @@ inline std::string Show(const Measurement& m) {
          (m.kind == Measurement::Kind::kValue ? m.value : m.error);
 }
 
-}  // namespace warden::test
+}  // namespace warden::testing

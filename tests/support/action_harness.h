@@ -22,28 +22,15 @@
 #include "daemon/io/process.h"
 #include "daemon/io/runtime.h"
 #include "daemon/io/worker_pool.h"
+#include "tests/support/run_loop.h"
 
-namespace warden::action_test {
-
-inline void Tick(struct ev_loop*, ev_timer*, int) {}
-
-// Runs `loop` until `until()` holds or `limit` passes; returns until().
-inline bool PumpUntil(struct ev_loop* loop, const std::function<bool()>& until,
-                      std::chrono::milliseconds limit = std::chrono::seconds(20)) {
-  ev_timer tick;
-  ev_timer_init(&tick, &Tick, 0.01, 0.01);
-  ev_timer_start(loop, &tick);
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!until() && std::chrono::steady_clock::now() < deadline) ev_run(loop, EVRUN_ONCE);
-  ev_timer_stop(loop, &tick);
-  return until();
-}
+namespace warden::testing {
 
 using Keys = std::vector<std::pair<std::string, std::string>>;
 
 // An [action t] section at test.ini line 1, one key per following line
 // (the first key is on line 2).
-inline RawSection Section(const Keys& keys) {
+inline RawSection ActionSection(const Keys& keys) {
   RawSection s;
   s.kind = "action";
   s.name = "t";
@@ -57,7 +44,7 @@ inline RawSection Section(const Keys& keys) {
   return s;
 }
 
-struct Built {
+struct BuiltAction {
   std::unique_ptr<Action> action;
   std::vector<std::string> errors;
   std::string error() const {
@@ -74,14 +61,14 @@ inline ActionCommon Common(const std::string& type) {
   return c;
 }
 
-inline Built MakeAction(const std::string& type, const Keys& keys) {
-  Built b;
+inline BuiltAction MakeAction(const std::string& type, const Keys& keys) {
+  BuiltAction b;
   const ActionType* t = FindActionType(type);
   if (!t) {
     b.errors.push_back("no action type " + type);
     return b;
   }
-  RawSection s = Section(keys);
+  RawSection s = ActionSection(keys);
   Diagnostics diag;
   OptionReader opts(s, diag);
   b.action = BuildAction(*t, opts, Common(type));
@@ -91,13 +78,13 @@ inline Built MakeAction(const std::string& type, const Keys& keys) {
 }
 
 // A loop, two workers, a process runner, a Config and the Runtime over them.
-struct Harness {
+struct ActionHarness {
   struct ev_loop* loop = EV_DEFAULT;
   WorkerPool workers{loop, 2};
   ProcessRunner processes{loop};
   Runtime rt;
 
-  Harness() {
+  ActionHarness() {
     rt.loop = loop;
     rt.workers = &workers;
     rt.processes = &processes;
@@ -115,4 +102,4 @@ struct Harness {
   }
 };
 
-}  // namespace warden::action_test
+}  // namespace warden::testing
