@@ -37,7 +37,11 @@ The figures are the daemon's and need the CPU the daemon needs: in the
 sanitized build the loop is on a CPU about 15% of the window (100 checks a
 second, a status every 0.1 s). Where it cannot get that share promptly
 (tests at nice 19 beside other work) it is late for want of a CPU, not of
-the disk: /proc/PID/task/PID/schedstat tells the two apart.
+the disk: /proc/PID/task/PID/schedstat tells the two apart. The poller
+reads the loop thread's run_delay (time spent runnable, waiting for a CPU)
+after each answer, and each gap is judged less that thread's wait around
+it, at most 0.8 s: a busy machine does not fail the test, a loop that waits
+on one 2 s sync still does.
 """
 
 import calendar
@@ -58,6 +62,11 @@ WINDOW_S = float(os.environ.get("WARDEN_SLOW_DISK_SECONDS", "20"))
 
 # The contract (the issue's figures).
 MAX_GAP_S = 1.1
+# A gap is the daemon's when it is not the machine's: the time its loop
+# thread waited for a CPU within the gap (schedstat) is taken off, up to
+# this much. Less than the injected delay, so a loop that waits on one sync
+# still fails.
+MAX_CPU_WAIT_CREDIT_S = 0.8
 MAX_STATUS_S = 0.100
 
 STEADY = 95          # checks on a file that is always there
@@ -202,6 +211,9 @@ class Poller(threading.Thread):
         self.runs = {}          # check -> {run number: last_run ms}
         self.first = None       # (monotonic when in, status)
         self.last = None
+        # The loop thread's time waiting for a CPU (schedstat's run_delay,
+        # ns), read after each answer: (wall ms, ns).
+        self.waits = []
 
     def run(self):
         while not self.stopping.is_set():
@@ -220,6 +232,11 @@ class Poller(threading.Thread):
             self.last = (t0 + took, st)
             if self.first is None:
                 self.first = self.last
+            try:
+                with open("/proc/%d/task/%d/schedstat" % (st["pid"], st["pid"])) as f:
+                    self.waits.append((time.time() * 1000, int(f.read().split()[1])))
+            except (OSError, ValueError, IndexError, KeyError):
+                pass
             for c in st["checks"]:
                 if c["last_run"] is None:
                     continue              # its first run is still to come
@@ -365,12 +382,29 @@ class SlowDisk(unittest.TestCase):
         # after the other (run n and n+1) that ended in the window. Where a
         # run between two seen ones was not seen, the mean over them: a
         # lower bound of the largest gap there, never more than it.
-        gaps = []            # (seconds, check, exact)
+        # On a busy machine the loop can be late for want of a CPU, not of
+        # the disk: the loop thread's wait for a CPU between the samples
+        # around a gap (an upper bound of its wait within the gap) is
+        # taken off the gap, up to MAX_CPU_WAIT_CREDIT_S.
+        waits = self.poller.waits
+
+        def cpu_wait_s(t1_ms, t2_ms):
+            before = [ns for ms, ns in waits if ms <= t1_ms]
+            after = [ns for ms, ns in waits if ms >= t2_ms]
+            if not before or not after:
+                return 0.0
+            return min(MAX_CPU_WAIT_CREDIT_S, (after[0] - before[-1]) / 1e9)
+
+        gaps = []            # (seconds less the CPU wait, check, exact)
         for name, by_run in self.poller.runs.items():
             seen = sorted((n, ms) for n, ms in by_run.items() if ms >= window_start_ms)
             for (n1, t1), (n2, t2) in zip(seen, seen[1:]):
-                gaps.append(((t2 - t1) / 1000.0 / (n2 - n1), name, n2 == n1 + 1))
+                raw = (t2 - t1) / 1000.0
+                gaps.append(((raw - cpu_wait_s(t1, t2)) / (n2 - n1), name, n2 == n1 + 1))
         gaps.sort(reverse=True)
+        if len(waits) > 1:
+            print("slow disk: the loop thread waited %.3f s for a CPU in the window (schedstat)"
+                  % ((waits[-1][1] - waits[0][1]) / 1e9))
         exact = sum(1 for g in gaps if g[2])
         window_gaps = len(gaps)
         # A check that stops running has no gap to measure: each must have
@@ -521,7 +555,8 @@ class SlowDisk(unittest.TestCase):
         if not in_window:
             problems.append("no fsync or fdatasync in the window: the delay was not tried")
         if not gaps or gaps[0][0] >= MAX_GAP_S:
-            problems.append("cadence: largest gap %s (must be < %.1f s)"
+            problems.append("cadence: largest gap, less the loop's wait for a CPU, %s "
+                            "(must be < %.1f s)"
                             % ("%.3f s" % gaps[0][0] if gaps else "not measured", MAX_GAP_S))
         if span < WINDOW_S - STATUS_TIMEOUT_S or fewest[0] < int(span) - 1:
             problems.append("cadence: %s started %d runs in %.1f s between the window's first "
