@@ -161,29 +161,173 @@ void ControlCommands::Run(const CommandRequest& r, ControlServer::Reply reply) {
   }
 }
 
-void ControlCommands::Pause(const CommandRequest& r, ControlServer::Reply reply) {
+namespace {
+
+// --group, --action or --check (at most one; none: the host), each naming
+// what the config has.
+Expected<PauseScope> ScopeOf(const CommandRequest& r, const Config& c, const std::string& cmd) {
+  PauseScope scope;
+  int given = 0;
+  for (auto [key, kind] : {std::pair{"group", PauseScope::Kind::kGroup},
+                           std::pair{"action", PauseScope::Kind::kAction},
+                           std::pair{"check", PauseScope::Kind::kCheck}}) {
+    std::string v = r.Text(key);
+    if (v.empty()) continue;
+    ++given;
+    scope = {kind, v};
+  }
+  if (given > 1) {
+    return Expected<PauseScope>::Error(cmd + ": --group, --action and --check exclude each other");
+  }
+  const std::string& n = scope.name;
+  switch (scope.kind) {
+    case PauseScope::Kind::kHost: break;
+    case PauseScope::Kind::kGroup:
+      if (!c.HasGroup(n)) {
+        return Expected<PauseScope>::Error(cmd + ": no check, action or job is in group '" + n +
+                                           "' (group = " + n + ")");
+      }
+      break;
+    case PauseScope::Kind::kAction:
+      if (!c.FindAction(n) && !c.FindJob(n)) {
+        return Expected<PauseScope>::Error(cmd + ": no action or job named '" + n + "'");
+      }
+      break;
+    case PauseScope::Kind::kCheck:
+      if (!c.FindCheck(n)) return Expected<PauseScope>::Error(cmd + ": no check named '" + n + "'");
+      break;
+  }
+  return scope;
+}
+
+// A reason: not blank, at most 1,024 bytes, cut on a character boundary
+// (it goes into state.json and events, whose JSON must stay valid UTF-8).
+Expected<std::string> ReasonOf(const CommandRequest& r, const std::string& cmd) {
   std::string reason = r.Text("reason");
   if (reason.find_first_not_of(" \t") == std::string::npos) {
-    reply(Error("pause: a reason is needed (--reason TEXT)"));
-    return;
+    return Expected<std::string>::Error(cmd + ": a reason is needed (--reason TEXT)");
   }
   if (reason.size() > 1024) {
-    // On a character boundary: the reason goes into state.json and
-    // events, whose JSON must stay valid UTF-8.
     size_t end = 1024;
     while (end > 0 && (static_cast<unsigned char>(reason[end]) & 0xC0) == 0x80) --end;
     reason.resize(end);
   }
+  return reason;
+}
+
+// The expiry from --for or --until (0: none), capped by [daemon] max_pause.
+struct Expiry {
+  std::int64_t until_ms = 0;
+  bool capped = false;
+};
+Expected<Expiry> ExpiryOf(const CommandRequest& r, const Config& c, std::int64_t now_ms,
+                          const std::string& cmd) {
+  Expiry out;
+  const std::string for_text = r.Text("for"), until_text = r.Text("until");
+  if (!for_text.empty() && !until_text.empty()) {
+    return Expected<Expiry>::Error(cmd + ": --for and --until exclude each other");
+  }
+  if (!for_text.empty()) {
+    auto d = ParseDuration(for_text);
+    if (!d) return Expected<Expiry>::Error(cmd + ": --for: " + d.error());
+    if (d->count() <= 0) return Expected<Expiry>::Error(cmd + ": --for must be longer than 0");
+    out.until_ms = now_ms + d->count();
+  } else if (!until_text.empty()) {
+    auto u = ParseUntil(until_text, now_ms);
+    if (!u) return Expected<Expiry>::Error(cmd + ": " + u.error());
+    out.until_ms = *u;
+  }
+  if (c.daemon.max_pause) {
+    const std::int64_t cap = now_ms + c.daemon.max_pause->count();
+    if (out.until_ms == 0 || out.until_ms > cap) {
+      out.until_ms = cap;
+      out.capped = true;
+    }
+  }
+  return out;
+}
+
+json PauseJson(const warden::Pause& p) {
+  json j = {{"scope", ScopeKindName(p.scope.kind)},
+            {"name", p.scope.name},
+            {"reason", p.reason},
+            {"by", p.by},
+            {"since", p.at_ms ? json(Rfc3339FromMs(p.at_ms)) : json(nullptr)},
+            {"until", p.until_ms ? json(Rfc3339FromMs(p.until_ms)) : json(nullptr)},
+            {"no_expiry", p.until_ms == 0}};
+  return j;
+}
+
+}  // namespace
+
+void ControlCommands::Pause(const CommandRequest& r, ControlServer::Reply reply) {
+  const std::shared_ptr<const Config> config = d_.config();
+  auto reason = ReasonOf(r, "pause");
+  if (!reason) return reply(Error(reason.error()));
+  auto scope = ScopeOf(r, *config, "pause");
+  if (!scope) return reply(Error(scope.error()));
+  const std::int64_t now = WallMsNow();
+  auto expiry = ExpiryOf(r, *config, now, "pause");
+  if (!expiry) return reply(Error(expiry.error()));
+  warden::Pause p;
+  p.scope = *scope;
+  p.reason = *reason;
+  p.by = r.peer.Describe();
+  p.uid = r.peer.uid;
+  p.pid = r.peer.pid;
+  p.at_ms = now;
+  p.until_ms = expiry->until_ms;
+  json answer = {{"ok", true}, {"paused", true}, {"capped", expiry->capped}};
+  answer.update(PauseJson(p));
+  if (expiry->capped) answer["max_pause"] = FormatDuration(*config->daemon.max_pause);
+  d_.StartPause(std::move(p));
   // Answered once the state file holds the pause (or could not).
-  d_.SetPaused(true, reason, r.peer.Describe(), [reply, reason](bool saved) {
-    reply({{"ok", true}, {"paused", true}, {"reason", reason}, {"persisted", saved}});
+  d_.SaveStateThen([reply, answer](bool saved) mutable {
+    answer["persisted"] = saved;
+    reply(std::move(answer));
   });
 }
 
 void ControlCommands::Unpause(const CommandRequest& r, ControlServer::Reply reply) {
-  bool was = d_.guard().paused();
-  d_.SetPaused(false, "", r.peer.Describe(), [reply, was](bool saved) {
-    reply({{"ok", true}, {"paused", false}, {"was_paused", was}, {"persisted", saved}});
+  const std::shared_ptr<const Config> config = d_.config();
+  std::vector<PauseScope> scopes;
+  if (r.Flag("all")) {
+    if (!r.Text("group").empty() || !r.Text("action").empty() || !r.Text("check").empty()) {
+      return reply(Error("unpause: --all and --group, --action or --check exclude each other"));
+    }
+    for (const auto& p : d_.guard().pauses().all()) scopes.push_back(p.scope);
+  } else {
+    // A scope the config no longer names may still be paused: only its
+    // absence from both is an error.
+    auto scope = ScopeOf(r, *config, "unpause");
+    if (!scope) {
+      PauseScope named;
+      for (auto [key, kind] : {std::pair{"group", PauseScope::Kind::kGroup},
+                               std::pair{"action", PauseScope::Kind::kAction},
+                               std::pair{"check", PauseScope::Kind::kCheck}}) {
+        if (!r.Text(key).empty()) named = {kind, r.Text(key)};
+      }
+      if (!d_.guard().pauses().Find(named)) return reply(Error(scope.error()));
+      scope = named;
+    }
+    scopes.push_back(*scope);
+  }
+  json ended = json::array();
+  for (size_t i = 0; i < scopes.size(); ++i) {
+    auto p = d_.EndPause(scopes[i], r.peer);
+    if (p) ended.push_back(PauseJson(*p));
+  }
+  json answer = {{"ok", true},
+                 {"paused", d_.guard().host_pause() != nullptr},
+                 {"was_paused", !ended.empty()},
+                 {"ended", ended},
+                 {"scope", scopes.size() == 1 ? json(ScopeKindName(scopes[0].kind)) : json("all")},
+                 {"name", scopes.size() == 1 ? json(scopes[0].name) : json("")},
+                 {"still_paused", d_.guard().pauses().all().size()}};
+  // Answered once the state file holds the change (or could not).
+  d_.SaveStateThen([reply, answer](bool saved) mutable {
+    answer["persisted"] = saved;
+    reply(std::move(answer));
   });
 }
 
@@ -240,7 +384,21 @@ json ControlCommands::StatusJson() const {
     actions.push_back(std::move(one));
   }
   j["actions"] = std::move(actions);
-  j["pause"] = {{"paused", d_.guard().paused()}, {"reason", d_.guard().pause_reason()}};
+  // "pause": the host pause, as earlier versions showed it; "pauses":
+  // every pause in force, the host's among them.
+  const warden::Pause* host = d_.guard().host_pause();
+  j["pause"] = {{"paused", host != nullptr},
+                {"reason", host ? host->reason : std::string()},
+                {"by", host ? json(host->by) : json(nullptr)},
+                {"since", host && host->at_ms ? json(Rfc3339FromMs(host->at_ms)) : json(nullptr)},
+                {"until", host && host->until_ms ? json(Rfc3339FromMs(host->until_ms)) : json(nullptr)},
+                {"no_expiry", host && host->until_ms == 0}};
+  json pauses = json::array();
+  const std::int64_t now_ms = WallMsNow();
+  for (const auto& p : d_.guard().pauses().all()) {
+    if (p.until_ms == 0 || p.until_ms > now_ms) pauses.push_back(PauseJson(p));
+  }
+  j["pauses"] = std::move(pauses);
   j["halt"] = {{"halted", d_.guard().halted()}, {"reason", d_.guard().halt_reason()}};
   j["jobs"] = d_.jobs().Status();
   d_.AddHealth(j);

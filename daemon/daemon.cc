@@ -1,6 +1,7 @@
 #include "daemon/daemon.h"
 
 #include <ev.h>
+#include <unistd.h>
 #include <malloc.h>
 #include <systemd/sd-daemon.h>
 
@@ -28,6 +29,44 @@
 
 namespace warden {
 
+namespace {
+
+// Who did it, for events: the control socket peer's uid and pid.
+nlohmann::json WhoJson(std::int64_t uid, std::int64_t pid, const std::string& by) {
+  return {{"uid", uid >= 0 ? nlohmann::json(uid) : nlohmann::json(nullptr)},
+          {"pid", pid >= 0 ? nlohmann::json(pid) : nlohmann::json(nullptr)},
+          {"by", by}};
+}
+
+nlohmann::json WardendWho() {
+  return WhoJson(static_cast<std::int64_t>(::getuid()), static_cast<std::int64_t>(::getpid()),
+                 "wardend");
+}
+
+nlohmann::json PauseFields(const Pause& p) {
+  nlohmann::json f = {{"scope", ScopeKindName(p.scope.kind)},
+                      {"reason", p.reason},
+                      {"expiry", p.until_ms ? nlohmann::json(Rfc3339FromMs(p.until_ms))
+                                            : nlohmann::json(nullptr)},
+                      {"since", Rfc3339FromMs(p.at_ms)},
+                      {"who", WhoJson(p.uid, p.pid, p.by)}};
+  if (p.scope.kind != PauseScope::Kind::kHost) f[ScopeKindName(p.scope.kind)] = p.scope.name;
+  return f;
+}
+
+std::map<std::string, std::vector<std::string>> GroupsOf(const Config& c) {
+  std::map<std::string, std::vector<std::string>> out;
+  for (const auto& a : c.actions) {
+    if (!a.groups.empty()) out[a.common.name] = a.groups;
+  }
+  for (const auto& j : c.jobs) {
+    if (!j.groups.empty()) out["job:" + j.name] = j.groups;
+  }
+  return out;
+}
+
+}  // namespace
+
 Daemon::Daemon(struct ev_loop* loop, std::shared_ptr<const Config> config)
     : loop_(loop), config_(std::move(config)) {}
 
@@ -43,6 +82,7 @@ Daemon::~Daemon() {
   if (watchdog_) ev_timer_stop(loop_, watchdog_.get());
   if (scheduler_) scheduler_->Stop();
   if (state_timer_) ev_timer_stop(loop_, state_timer_.get());
+  if (pause_timer_) ev_timer_stop(loop_, pause_timer_.get());
   if (state_soon_) ev_timer_stop(loop_, state_soon_.get());
   control_.reset();   // no request may reach commands_ any more
   commands_.reset();
@@ -131,9 +171,13 @@ Status Daemon::Start() {
     if (!loaded.set_aside.empty()) state_error_ += "; set aside as " + loaded.set_aside;
     spdlog::error("state file unusable, starting without it: {}", state_error_);
   }
-  guard_->SetPaused(state_->paused, state_->pause_reason);
+  for (const Pause& p : state_->pauses) {
+    guard_->pauses().Set(p);
+    spdlog::warn("{} is paused ({}), by {}{}", p.scope.Describe(), p.reason, p.by,
+                 p.until_ms ? ", until " + Rfc3339FromMs(p.until_ms) : ", no expiry");
+  }
+  guard_->SetGroups(GroupsOf(c));
   RestoreGuard(*state_, *guard_);
-  if (state_->paused) spdlog::warn("host is paused ({}), by {}", state_->pause_reason, state_->paused_by);
 
   // Control socket. Failing to serve it is reported, not fatal: the
   // watchdog keeps watching without its command line.
@@ -183,7 +227,7 @@ Status Daemon::Start() {
                           {"actions", c.actions.size()}};
   if (!state_error_.empty()) start["state_error"] = state_error_;
   if (!control_error_.empty()) start["control_error"] = control_error_;
-  if (state_->paused) start["paused"] = state_->pause_reason;
+  if (const Pause* host = guard_->pauses().Find(PauseScope{})) start["paused"] = host->reason;
   events_->Emit("daemon.start", std::move(start));
   spdlog::info("wardend {} starting on {}: {} checks, {} actions, config {} ({})", kVersion,
                c.daemon.host_id, c.checks.size(), c.actions.size(), c.path, c.digest);
@@ -200,7 +244,15 @@ Status Daemon::Start() {
   // The job journal: a job cut short is reported interrupted and halts
   // the queue; nothing of it runs again by itself.
   journal_error_ = jobs_->Start(config_);
+  // Pauses that expired while wardend was down end now; those of what the
+  // config no longer has end as at a reload.
+  ExpirePauses();
+  ReconcilePauses();
   SaveState();
+  pause_timer_ = std::make_unique<ev_timer>();
+  ev_timer_init(pause_timer_.get(), &Daemon::OnPauseTimer, 1, 1);
+  pause_timer_->data = this;
+  ev_timer_start(loop_, pause_timer_.get());
   // Counters (runs) change too often to save on each; every minute will do.
   state_timer_ = std::make_unique<ev_timer>();
   ev_timer_init(state_timer_.get(), &Daemon::OnStateTimer, 60, 60);
@@ -283,6 +335,7 @@ void Daemon::SaveState(std::function<void(bool saved)> saved) {
   if (state_soon_) ev_timer_stop(loop_, state_soon_.get());   // this save covers it
   scheduler_->Capture(*state_);
   CaptureGuard(*guard_, *state_);
+  state_->pauses = guard_->pauses().all();
   writer_->Post(
       "state",
       [path = state_file_->path(), text = StateText(*state_, WallMsNow())] {
@@ -306,19 +359,68 @@ void Daemon::SaveState(std::function<void(bool saved)> saved) {
       });
 }
 
-void Daemon::SetPaused(bool paused, std::string reason, std::string by,
-                       std::function<void(bool saved)> saved) {
-  guard_->SetPaused(paused, reason);
-  state_->paused = paused;
-  state_->pause_reason = paused ? reason : "";
-  state_->paused_by = paused ? by : "";
-  state_->paused_at_ms = paused ? WallMsNow() : 0;
-  if (paused) {
-    spdlog::warn("host paused by {}: {}", by, reason);
-  } else {
-    spdlog::warn("host unpaused by {}", by);
+void Daemon::StartPause(Pause p) {
+  nlohmann::json f = PauseFields(p);
+  std::optional<Pause> replaced = guard_->pauses().Set(p);
+  f["replaced"] = replaced.has_value();
+  events_->Emit("pause.start", std::move(f));
+  spdlog::warn("{} paused by {} ({}): {}", p.scope.Describe(), p.by,
+               p.until_ms ? "until " + Rfc3339FromMs(p.until_ms) : std::string("no expiry"),
+               p.reason);
+}
+
+std::optional<Pause> Daemon::EndPause(const PauseScope& scope, const Peer& who) {
+  std::optional<Pause> ended = guard_->pauses().Remove(scope);
+  if (ended) {
+    EmitPauseEnd(*ended, "unpause", WhoJson(who.uid, who.pid, who.Describe()));
+    spdlog::warn("{} unpaused by {}", scope.Describe(), who.Describe());
   }
-  SaveState(std::move(saved));
+  return ended;
+}
+
+void Daemon::EmitPauseEnd(const Pause& p, const char* cause, const nlohmann::json& who) {
+  nlohmann::json f = PauseFields(p);
+  f["paused_by"] = f["who"];
+  f["who"] = who;
+  f["cause"] = cause;
+  events_->Emit("pause.end", std::move(f));
+}
+
+void Daemon::ExpirePauses() {
+  std::vector<Pause> gone = guard_->pauses().TakeExpired(WallMsNow());
+  for (const Pause& p : gone) {
+    EmitPauseEnd(p, "expired", WardendWho());
+    spdlog::warn("pause of {} expired ({})", p.scope.Describe(), p.reason);
+  }
+  if (!gone.empty()) SaveState();
+}
+
+void Daemon::ReconcilePauses() {
+  const Config& c = *config_;
+  guard_->SetGroups(GroupsOf(c));
+  std::vector<PauseScope> gone;
+  for (const Pause& p : guard_->pauses().all()) {
+    const std::string& n = p.scope.name;
+    bool exists = true;
+    switch (p.scope.kind) {
+      case PauseScope::Kind::kHost: break;
+      case PauseScope::Kind::kGroup: exists = c.HasGroup(n); break;
+      case PauseScope::Kind::kAction: exists = c.FindAction(n) || c.FindJob(n); break;
+      case PauseScope::Kind::kCheck: exists = c.FindCheck(n) != nullptr; break;
+    }
+    if (!exists) gone.push_back(p.scope);
+  }
+  for (const PauseScope& s : gone) {
+    if (auto p = guard_->pauses().Remove(s)) {
+      EmitPauseEnd(*p, "reload", WardendWho());
+      spdlog::warn("pause of {} ended: the config no longer has it", s.Describe());
+    }
+  }
+  if (!gone.empty()) SaveState();
+}
+
+void Daemon::OnPauseTimer(struct ev_loop*, ev_timer* w, int) {
+  static_cast<Daemon*>(w->data)->ExpirePauses();
 }
 
 void Daemon::SaveStateSoon() {
@@ -366,10 +468,6 @@ void Daemon::AddHealth(nlohmann::json& j) const {
   // The disk thread: writes waiting, and the slowest one so far (a
   // saturated disk shows here while the checks go on).
   j["disk_writer"] = {{"queued", writer_->queued()}, {"slowest_ms", writer_->slowest_ms()}};
-  j["pause"]["by"] = state_->paused ? json(state_->paused_by) : json(nullptr);
-  j["pause"]["since"] = state_->paused && state_->paused_at_ms > 0
-                            ? json(Rfc3339FromMs(state_->paused_at_ms))
-                            : json(nullptr);
   json mutex = json::object();
   if (c.mutex.mode == MutexConfig::Mode::kOff) {
     mutex = {{"state", "off"}, {"reason", "mode = off"}};
@@ -486,6 +584,7 @@ nlohmann::json Daemon::Reload(const std::string& trigger) {
   config_ = next;
   runtime_->service_command = config_->daemon.service_command;
   scheduler_->Reload(config_);
+  ReconcilePauses();
   jobs_->Reload(config_);
   nlohmann::json f = {{"version", kVersion},
                       {"config_digest", n.digest},

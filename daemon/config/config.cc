@@ -6,6 +6,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <set>
@@ -239,6 +240,22 @@ const WaitConfig* Config::FindWait(const std::string& name) const {
     if (w.name == name) return &w;
   }
   return nullptr;
+}
+
+bool Config::HasGroup(const std::string& group) const {
+  auto in = [&group](const std::vector<std::string>& groups) {
+    return std::find(groups.begin(), groups.end(), group) != groups.end();
+  };
+  for (const auto& c : checks) {
+    if (in(c.groups)) return true;
+  }
+  for (const auto& a : actions) {
+    if (in(a.groups)) return true;
+  }
+  for (const auto& j : jobs) {
+    if (in(j.groups)) return true;
+  }
+  return false;
 }
 
 const JobConfig* Config::FindJob(const std::string& name) const {

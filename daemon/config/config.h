@@ -30,6 +30,7 @@ struct DaemonConfig {
   bool spread_shared_reads = false;
   int workers = 4;
   std::string service_command = "systemctl"; // service action: argv prefix, or with {op} {name}
+  std::optional<Duration> max_pause;         // caps every pause and disable; unset: no cap
 };
 
 struct LogConfig {
@@ -50,6 +51,7 @@ struct CheckConfig {
   EvalRules rules;
   std::vector<std::string> depends;
   std::vector<std::string> on_warn, on_crit, on_error, on_recover;
+  std::vector<std::string> groups;  // `group = NAME, NAME`
   Location where;
   std::string digest;              // changes when any key of the section changes
 };
@@ -58,6 +60,7 @@ struct ActionConfig {
   ActionCommon common;
   const ActionType* type = nullptr;
   std::shared_ptr<Action> impl;
+  std::vector<std::string> groups;  // `group = NAME, NAME`
   Location where;
 };
 
@@ -82,6 +85,7 @@ struct JobConfig {
   Duration timeout{7'200'000};      // 2h: checked at step boundaries, paused time excluded
   std::string slot;                 // fleet slot group ("" = none; needs [fleet])
   int slots = 0;                    // the group's capacity; 0 = [fleet] slots
+  std::vector<std::string> groups;  // `group = NAME, NAME`
   Location where;
 };
 
@@ -105,6 +109,8 @@ struct Config {
   const ActionConfig* FindAction(const std::string& name) const;
   const WaitConfig* FindWait(const std::string& name) const;
   const JobConfig* FindJob(const std::string& name) const;
+  // Whether a check, action or job names `group` in its `group` key.
+  bool HasGroup(const std::string& group) const;
   std::string EventsPath() const;
 };
 

@@ -102,12 +102,17 @@ void PrintStatus(const json& s) {
               ShortTime(Str(s, "started")).c_str());
   std::printf("config    %s  (digest %s)\n", Str(s, "config").c_str(),
               Str(s, "config_digest").c_str());
-  const json& pause = s.value("pause", json::object());
-  if (pause.value("paused", false)) {
-    std::printf("pause     PAUSED: %s  (by %s, since %s)\n", Str(pause, "reason").c_str(),
-                Str(pause, "by").c_str(), ShortTime(Str(pause, "since")).c_str());
-  } else {
-    std::printf("pause     no\n");
+  // One line per pause in force; one without an expiry says so loudly:
+  // a forgotten pause is a host silently unprotected.
+  const json& pauses = s.value("pauses", json::array());
+  if (pauses.empty()) std::printf("pause     no\n");
+  for (const auto& p : pauses) {
+    std::string scope = Str(p, "scope") == "host" ? "" : Str(p, "scope") + " " + Str(p, "name") + " ";
+    std::string until = p.value("no_expiry", false) ? "NO EXPIRY"
+                                                    : "until " + ShortTime(Str(p, "until")) + " UTC";
+    std::printf("pause     %sPAUSED: %s  (by %s, since %s, %s)\n", scope.c_str(),
+                Str(p, "reason").c_str(), Str(p, "by").c_str(),
+                ShortTime(Str(p, "since")).c_str(), until.c_str());
   }
   const json& halt = s.value("halt", json::object());
   std::printf("halt      %s\n", halt.value("halted", false)
@@ -324,7 +329,17 @@ int RenderReply(const std::string& cmd, const json& r, bool as_json, bool dry_ru
   }
   if (cmd == "pause") {
     if (!ok) return Refused(r);
-    std::printf("paused: %s\n", Str(r, "reason").c_str());
+    std::string scope = Str(r, "scope") == "host" ? "host" : Str(r, "scope") + " " + Str(r, "name");
+    std::printf("paused (%s, %s): %s\n", scope.c_str(),
+                r.value("no_expiry", false) ? "no expiry" : ("until " + ShortTime(Str(r, "until")) + " UTC").c_str(),
+                Str(r, "reason").c_str());
+    if (r.value("capped", false)) {
+      std::fprintf(stderr, "wardenctl: note: capped by [daemon] max_pause = %s\n",
+                   Str(r, "max_pause").c_str());
+    }
+    if (r.value("no_expiry", false)) {
+      std::fprintf(stderr, "wardenctl: warning: this pause has no expiry; end it with wardenctl unpause\n");
+    }
     if (!r.value("persisted", true)) {
       std::fprintf(stderr, "wardenctl: warning: wardend could not persist the pause\n");
     }
@@ -332,7 +347,12 @@ int RenderReply(const std::string& cmd, const json& r, bool as_json, bool dry_ru
   }
   if (cmd == "unpause") {
     if (!ok) return Refused(r);
-    std::printf(r.value("was_paused", false) ? "unpaused\n" : "was not paused\n");
+    if (!r.value("was_paused", false)) std::printf("was not paused\n");
+    for (const auto& p : r.value("ended", json::array())) {
+      std::printf("unpaused %s\n", Str(p, "scope") == "host"
+                                       ? "host"
+                                       : (Str(p, "scope") + " " + Str(p, "name")).c_str());
+    }
     return kExitOk;
   }
   if (cmd == "resume") {

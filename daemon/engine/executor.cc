@@ -44,7 +44,7 @@ void Executor::Fire(std::shared_ptr<const Config> config, const ActionConfig& ac
       return;
     }
     Start(std::move(config), *a, std::move(trigger), std::move(done), std::move(started));
-  });
+  }, trigger.kind == "check" ? trigger.name : std::string());
 }
 
 void Executor::Start(std::shared_ptr<const Config> config, const ActionConfig& action,
