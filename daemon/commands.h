@@ -46,6 +46,12 @@ class DaemonControl {
   // The caller saves the state (SaveStateThen).
   virtual void StartPause(Pause p) = 0;
   virtual std::optional<Pause> EndPause(const PauseScope& scope, const Peer& who) = 0;
+  // Checks disabled (wardenctl disable/enable), kept like pauses (scope:
+  // the check): check.disabled, check.enabled (cause enable). The caller
+  // saves the state (SaveStateThen).
+  virtual void DisableCheck(Pause d) = 0;
+  virtual std::optional<Pause> EnableCheck(const std::string& check, const Peer& who) = 0;
+  virtual const PauseSet& disabled() const = 0;
   // Saves the state file now; `saved` hears whether it took it.
   virtual void SaveStateThen(std::function<void(bool saved)> saved) = 0;
   // Re-reads the config; the reply to send (Daemon::Reload).
@@ -80,10 +86,14 @@ class ControlCommands final : public CommandTarget {
   void Run(const CommandRequest& r, ControlServer::Reply reply) override;
   void Pause(const CommandRequest& r, ControlServer::Reply reply) override;
   void Unpause(const CommandRequest& r, ControlServer::Reply reply) override;
+  void Disable(const CommandRequest& r, ControlServer::Reply reply) override;
+  void Enable(const CommandRequest& r, ControlServer::Reply reply) override;
   void Resume(const CommandRequest& r, ControlServer::Reply reply) override;
   void Reload(const CommandRequest& r, ControlServer::Reply reply) override;
 
  private:
+  // check --group: every check of the group now, one reply.
+  void CheckGroup(const std::string& group, ControlServer::Reply reply);
   void RunAction(const std::string& name, bool dry_run, bool wait, ControlServer::Reply reply);
   void RunJob(const std::string& name, bool dry_run, bool wait, ControlServer::Reply reply);
 

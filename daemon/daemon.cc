@@ -51,7 +51,15 @@ nlohmann::json PauseFields(const Pause& p) {
                       {"since", Rfc3339FromMs(p.at_ms)},
                       {"who", WhoJson(p.uid, p.pid, p.by)}};
   if (p.scope.kind != PauseScope::Kind::kHost) f[ScopeKindName(p.scope.kind)] = p.scope.name;
+  if (!p.window.empty()) f["window"] = p.window;
   return f;
+}
+
+// The pause scope of a [maintenance] window.
+PauseScope WindowScope(const MaintenanceConfig& m) {
+  if (m.scope_kind == "group") return {PauseScope::Kind::kGroup, m.scope_name};
+  if (m.scope_kind == "action") return {PauseScope::Kind::kAction, m.scope_name};
+  return {};
 }
 
 std::map<std::string, std::vector<std::string>> GroupsOf(const Config& c) {
@@ -241,6 +249,12 @@ Status Daemon::Start() {
   mutex_->Start();
   scheduler_->Start(config_);
   scheduler_->Restore(*state_);
+  for (const Pause& d : state_->disabled) {
+    disabled_.Set(d);
+    if (scheduler_->SetDisabled(d.scope.name, true)) {
+      spdlog::warn("check {} is disabled ({}), by {}", d.scope.name, d.reason, d.by);
+    }
+  }
   // The job journal: a job cut short is reported interrupted and halts
   // the queue; nothing of it runs again by itself.
   journal_error_ = jobs_->Start(config_);
@@ -248,6 +262,7 @@ Status Daemon::Start() {
   // config no longer has end as at a reload.
   ExpirePauses();
   ReconcilePauses();
+  OpenWindows();
   SaveState();
   pause_timer_ = std::make_unique<ev_timer>();
   ev_timer_init(pause_timer_.get(), &Daemon::OnPauseTimer, 1, 1);
@@ -336,6 +351,7 @@ void Daemon::SaveState(std::function<void(bool saved)> saved) {
   scheduler_->Capture(*state_);
   CaptureGuard(*guard_, *state_);
   state_->pauses = guard_->pauses().all();
+  state_->disabled = disabled_.all();
   writer_->Post(
       "state",
       [path = state_file_->path(), text = StateText(*state_, WallMsNow())] {
@@ -387,19 +403,76 @@ void Daemon::EmitPauseEnd(const Pause& p, const char* cause, const nlohmann::jso
 }
 
 void Daemon::ExpirePauses() {
-  std::vector<Pause> gone = guard_->pauses().TakeExpired(WallMsNow());
+  const std::int64_t now = WallMsNow();
+  std::vector<Pause> gone = guard_->pauses().TakeExpired(now);
   for (const Pause& p : gone) {
     EmitPauseEnd(p, "expired", WardendWho());
     spdlog::warn("pause of {} expired ({})", p.scope.Describe(), p.reason);
   }
-  if (!gone.empty()) SaveState();
+  std::vector<Pause> back = disabled_.TakeExpired(now);
+  for (const Pause& d : back) {
+    EmitEnabled(d, "expired", WardendWho());
+    scheduler_->SetDisabled(d.scope.name, false);
+    spdlog::warn("check {} enabled again: its disable expired ({})", d.scope.name, d.reason);
+  }
+  if (!gone.empty() || !back.empty()) SaveState();
+}
+
+void Daemon::DisableCheck(Pause d) {
+  nlohmann::json f = PauseFields(d);
+  f.erase("scope");
+  std::optional<Pause> replaced = disabled_.Set(d);
+  f["replaced"] = replaced.has_value();
+  events_->Emit("check.disabled", std::move(f));   // then check.state (disabled)
+  scheduler_->SetDisabled(d.scope.name, true);
+  spdlog::warn("check {} disabled by {} ({}): {}", d.scope.name, d.by,
+               d.until_ms ? "until " + Rfc3339FromMs(d.until_ms) : std::string("no expiry"),
+               d.reason);
+}
+
+std::optional<Pause> Daemon::EnableCheck(const std::string& check, const Peer& who) {
+  std::optional<Pause> d = disabled_.Remove({PauseScope::Kind::kCheck, check});
+  if (d) {
+    EmitEnabled(*d, "enable", WhoJson(who.uid, who.pid, who.Describe()));
+    scheduler_->SetDisabled(check, false);   // check.state (pending)
+    spdlog::warn("check {} enabled by {}", check, who.Describe());
+  }
+  return d;
+}
+
+void Daemon::EmitEnabled(const Pause& d, const char* cause, const nlohmann::json& who) {
+  nlohmann::json f = PauseFields(d);
+  f.erase("scope");
+  f["disabled_by"] = f["who"];
+  f["who"] = who;
+  f["cause"] = cause;
+  events_->Emit("check.enabled", std::move(f));
 }
 
 void Daemon::ReconcilePauses() {
   const Config& c = *config_;
   guard_->SetGroups(GroupsOf(c));
   std::vector<PauseScope> gone;
+  std::vector<std::pair<PauseScope, std::string>> gone_windows;
   for (const Pause& p : guard_->pauses().all()) {
+    if (p.window.empty()) continue;
+    const MaintenanceConfig* m = nullptr;
+    for (const auto& w : c.maintenance) {
+      if (w.name == p.window) m = &w;
+    }
+    if (!m || WindowScope(*m) != p.scope || m->reason != p.reason) {
+      gone_windows.emplace_back(p.scope, p.window);
+    }
+  }
+  for (const auto& [scope, window] : gone_windows) {
+    if (auto p = guard_->pauses().Remove(scope, window)) {
+      EmitPauseEnd(*p, "reload", WardendWho());
+      spdlog::warn("maintenance {} changed or removed: its pause of {} ends", window,
+                   scope.Describe());
+    }
+  }
+  for (const Pause& p : guard_->pauses().all()) {
+    if (!p.window.empty()) continue;
     const std::string& n = p.scope.name;
     bool exists = true;
     switch (p.scope.kind) {
@@ -416,11 +489,46 @@ void Daemon::ReconcilePauses() {
       spdlog::warn("pause of {} ended: the config no longer has it", s.Describe());
     }
   }
-  if (!gone.empty()) SaveState();
+  // Disabled checks: applied again to checks the reload rebuilt; those
+  // the config no longer has are forgotten (check.enabled, cause reload).
+  std::vector<PauseScope> dropped;
+  for (const Pause& d : disabled_.all()) {
+    if (!scheduler_->SetDisabled(d.scope.name, true)) dropped.push_back(d.scope);
+  }
+  for (const PauseScope& s : dropped) {
+    if (auto d = disabled_.Remove(s)) {
+      EmitEnabled(*d, "reload", WardendWho());
+      spdlog::warn("check {} no longer disabled: the config no longer has it", s.name);
+    }
+  }
+  if (!gone.empty() || !dropped.empty() || !gone_windows.empty()) SaveState();
 }
 
 void Daemon::OnPauseTimer(struct ev_loop*, ev_timer* w, int) {
-  static_cast<Daemon*>(w->data)->ExpirePauses();
+  auto* d = static_cast<Daemon*>(w->data);
+  d->ExpirePauses();
+  d->OpenWindows();
+}
+
+void Daemon::OpenWindows() {
+  const std::int64_t now = WallMsNow();
+  bool changed = false;
+  for (const auto& m : config_->maintenance) {
+    auto span = WindowAt(m.schedule, m.hold, now);
+    if (!span) continue;
+    const Pause* open = guard_->pauses().FindWindow(m.name);
+    if (open && open->until_ms == span->end_ms && open->scope == WindowScope(m)) continue;
+    Pause p;
+    p.scope = WindowScope(m);
+    p.reason = m.reason;
+    p.by = "maintenance " + m.name;
+    p.at_ms = span->start_ms;
+    p.until_ms = span->end_ms;
+    p.window = m.name;
+    StartPause(std::move(p));
+    changed = true;
+  }
+  if (changed) SaveState();
 }
 
 void Daemon::SaveStateSoon() {
@@ -585,6 +693,7 @@ nlohmann::json Daemon::Reload(const std::string& trigger) {
   runtime_->service_command = config_->daemon.service_command;
   scheduler_->Reload(config_);
   ReconcilePauses();
+  OpenWindows();
   jobs_->Reload(config_);
   nlohmann::json f = {{"version", kVersion},
                       {"config_digest", n.digest},

@@ -18,6 +18,7 @@
 #include "daemon/base/status.h"
 #include "daemon/commands.h"
 #include "daemon/config/config.h"
+#include "daemon/engine/pauses.h"
 
 struct ev_loop;
 struct ev_signal;
@@ -69,6 +70,9 @@ class Daemon final : private DaemonControl {
   void StartPause(Pause p) override;
   std::optional<Pause> EndPause(const PauseScope& scope, const Peer& who) override;
   void SaveStateThen(std::function<void(bool saved)> saved) override { SaveState(std::move(saved)); }
+  void DisableCheck(Pause d) override;
+  std::optional<Pause> EnableCheck(const std::string& check, const Peer& who) override;
+  const PauseSet& disabled() const override { return disabled_; }
   // Writes <state_dir>/state.json (pause, checks, guard history) on the
   // disk thread: captured now, written in order (a newer capture replaces
   // one not yet written); `saved` hears the result on the loop.
@@ -91,10 +95,14 @@ class Daemon final : private DaemonControl {
   // Every second: pauses past their expiry end (pause.end, cause expired).
   static void OnPauseTimer(struct ev_loop* loop, ev_timer* w, int revents);
   void ExpirePauses();
+  // [maintenance NAME] windows: one open now and not yet paused (or
+  // reopened by a later firing) gets its pause (pause.start with window).
+  void OpenWindows();
   // After a reload: pauses of a group, action or check the config no
   // longer has end (cause reload); the guard learns the new groups.
   void ReconcilePauses();
   void EmitPauseEnd(const Pause& p, const char* cause, const nlohmann::json& who);
+  void EmitEnabled(const Pause& d, const char* cause, const nlohmann::json& who);
   void ReapRetired();
   static void OnSignal(struct ev_loop* loop, ev_signal* w, int revents);
   static void OnStopPoll(struct ev_loop* loop, ev_timer* w, int revents);
@@ -138,6 +146,7 @@ class Daemon final : private DaemonControl {
   std::unique_ptr<ev_timer> state_timer_;
   std::unique_ptr<ev_timer> state_soon_;       // SaveStateSoon's one-shot
   std::unique_ptr<ev_timer> pause_timer_;      // OnPauseTimer
+  PauseSet disabled_;                          // checks disabled (scope: the check)
   // Replaced by a reload while still answering (kept until !busy()), and
   // MySQL readers replaced by a reload (kept: calls may be in flight).
   std::vector<std::unique_ptr<MutexClient>> old_mutexes_;

@@ -22,6 +22,7 @@
 #include "daemon/config/mutex_config.h"
 #include "daemon/config/mysql_config.h"
 #include "daemon/config/section_common.h"
+#include "daemon/config/maintenance_config.h"
 #include "daemon/config/wait_config.h"
 
 namespace warden {
@@ -75,13 +76,15 @@ class Loader {
         LoadJobSection(s, c.jobs, diag_);
       } else if (s.kind == "wait") {
         LoadWaitSection(s, c.waits, diag_);
+      } else if (s.kind == "maintenance") {
+        LoadMaintenanceSection(s, c.maintenance, diag_);
       } else if (s.kind == "fleet") {
         NoName(s, diag_);
         LoadFleetSection(s, options_, c.fleet, diag_);
       } else {
         diag_.Error(s.where, "unknown section " + s.title() +
                                  " (known: daemon, log, control, mysql, mutex, fluentd, check, "
-                                 "action, wait, job)");
+                                 "action, wait, job, maintenance)");
       }
     }
     if (!have_mutex && !sections.empty()) {
@@ -137,6 +140,16 @@ class Loader {
 
   void CrossCheck(Config& c) {
     CrossCheckJobs(c);
+    for (const auto& m : c.maintenance) {
+      if (m.scope_kind == "group" && !c.HasGroup(m.scope_name)) {
+        diag_.Error(m.where, "[maintenance " + m.name + "] scope: no check, action or job is in "
+                                 "group '" + m.scope_name + "'");
+      } else if (m.scope_kind == "action" && !c.FindAction(m.scope_name) &&
+                 !c.FindJob(m.scope_name)) {
+        diag_.Error(m.where, "[maintenance " + m.name + "] scope: '" + m.scope_name +
+                                 "' is neither an action nor a job");
+      }
+    }
     for (const auto& ref : connection_refs_) {
       if (!c.mysql.count(ref.name)) {
         if (ref.name.empty()) {

@@ -89,6 +89,19 @@ struct JobConfig {
   Location where;
 };
 
+// [maintenance NAME]: a scheduled window. While one is open (from each
+// firing of `schedule` for `hold`) its scope is paused like a wardenctl
+// pause, with `reason`.
+struct MaintenanceConfig {
+  std::string name;
+  CronSchedule schedule;
+  Duration hold{0};                 // `for`
+  std::string scope_kind = "host";  // host, group, action
+  std::string scope_name;           // the group or action ("" for host)
+  std::string reason;
+  Location where;
+};
+
 struct Config {
   std::string path;
   DaemonConfig daemon;
@@ -102,6 +115,7 @@ struct Config {
   std::vector<ActionConfig> actions;
   std::vector<WaitConfig> waits;
   std::vector<JobConfig> jobs;
+  std::vector<MaintenanceConfig> maintenance;
   std::string digest;                             // of all files' bytes, for events
   std::vector<std::string> secrets;               // passwords, tokens: redacted from tails
 

@@ -66,7 +66,7 @@ std::optional<PauseScope::Kind> ScopeKindFromName(std::string_view name) {
 
 std::optional<Pause> PauseSet::Set(Pause p) {
   for (auto& q : pauses_) {
-    if (q.scope == p.scope) {
+    if (q.scope == p.scope && q.window == p.window) {
       Pause old = std::move(q);
       q = std::move(p);
       return old;
@@ -76,9 +76,9 @@ std::optional<Pause> PauseSet::Set(Pause p) {
   return std::nullopt;
 }
 
-std::optional<Pause> PauseSet::Remove(const PauseScope& scope) {
+std::optional<Pause> PauseSet::Remove(const PauseScope& scope, const std::string& window) {
   for (auto it = pauses_.begin(); it != pauses_.end(); ++it) {
-    if (it->scope == scope) {
+    if (it->scope == scope && it->window == window) {
       Pause old = std::move(*it);
       pauses_.erase(it);
       return old;
@@ -123,11 +123,36 @@ const Pause* PauseSet::Blocking(const std::string& action, const std::vector<std
   return best;
 }
 
-const Pause* PauseSet::Find(const PauseScope& scope) const {
+const Pause* PauseSet::Find(const PauseScope& scope, const std::string& window) const {
   for (const auto& p : pauses_) {
-    if (p.scope == scope) return &p;
+    if (p.scope == scope && p.window == window) return &p;
   }
   return nullptr;
+}
+
+const Pause* PauseSet::FindWindow(const std::string& name) const {
+  for (const auto& p : pauses_) {
+    if (!name.empty() && p.window == name) return &p;
+  }
+  return nullptr;
+}
+
+std::optional<WindowSpan> WindowAt(const CronSchedule& schedule, Duration hold,
+                                   std::int64_t now_ms) {
+  if (hold.count() <= 0) return std::nullopt;
+  const std::int64_t now_s = now_ms / 1000;
+  // Firings after now - hold, up to now: the latest one opened the window
+  // in force (a schedule firing more often than `hold` keeps it open).
+  std::optional<std::int64_t> latest;
+  std::optional<std::int64_t> f = NextCronTime(schedule, (now_ms - hold.count()) / 1000);
+  for (int i = 0; f && *f <= now_s && i < 100'000; ++i) {
+    latest = f;
+    f = NextCronTime(schedule, *f);
+  }
+  if (!latest) return std::nullopt;
+  WindowSpan w{*latest * 1000, *latest * 1000 + hold.count()};
+  if (w.end_ms <= now_ms || w.start_ms > now_ms) return std::nullopt;
+  return w;
 }
 
 std::optional<std::int64_t> PauseSet::NextExpiry() const {
@@ -156,7 +181,8 @@ std::string ShortUtc(std::int64_t ms, std::int64_t now_ms) {
 
 std::string DescribeBlock(const Pause& p, std::int64_t now_ms) {
   std::string when = p.until_ms == 0 ? "no expiry" : "until " + ShortUtc(p.until_ms, now_ms);
-  return "paused (" + p.scope.Describe() + ", " + when + "): " + p.reason;
+  std::string window = p.window.empty() ? "" : "maintenance " + p.window + ", ";
+  return "paused (" + window + p.scope.Describe() + ", " + when + "): " + p.reason;
 }
 
 Expected<std::int64_t> ParseUntil(std::string_view text, std::int64_t now_ms) {

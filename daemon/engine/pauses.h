@@ -7,7 +7,8 @@
 // One pause per scope: a second `pause` of the same scope replaces the
 // first (a longer or shorter expiry, a new reason). Pauses of different
 // scopes are all in force at once; the guard asks Blocking() which one
-// stops a given action.
+// stops a given action. A scheduled window ([maintenance NAME]) has its
+// own pause beside the operator's of the same scope (`window` set).
 //
 // Expiry is decided on the wall clock the caller passes: a pause whose
 // `until_ms` has passed blocks nothing even before TakeExpired() has
@@ -22,7 +23,9 @@
 #include <string_view>
 #include <vector>
 
+#include "daemon/base/cron.h"
 #include "daemon/base/status.h"
+#include "daemon/base/units.h"
 
 namespace warden {
 
@@ -48,15 +51,18 @@ struct Pause {
   std::int64_t pid = -1;
   std::int64_t at_ms = 0;     // wall clock, when it was set
   std::int64_t until_ms = 0;  // wall clock, when it ends by itself; 0: never
+  std::string window;         // the [maintenance NAME] that set it; "" for wardenctl's
   bool operator==(const Pause&) const = default;
 };
 
 class PauseSet {
  public:
-  // Puts `p` in force, replacing the pause of the same scope (returned).
+  // Puts `p` in force, replacing the pause of the same scope and window
+  // (returned).
   std::optional<Pause> Set(Pause p);
-  // Ends the pause of `scope` (returned; nullopt when there was none).
-  std::optional<Pause> Remove(const PauseScope& scope);
+  // Ends the pause of `scope` and `window` ("": wardenctl's) (returned;
+  // nullopt when there was none).
+  std::optional<Pause> Remove(const PauseScope& scope, const std::string& window = "");
   // Ends and returns every pause whose expiry is at or before `now_ms`.
   std::vector<Pause> TakeExpired(std::int64_t now_ms);
   // The pause that stops `action` (in `groups`, fired by check `check`,
@@ -65,7 +71,9 @@ class PauseSet {
   // within a kind the one that lasts longest.
   const Pause* Blocking(const std::string& action, const std::vector<std::string>& groups,
                         const std::string& check, std::int64_t now_ms) const;
-  const Pause* Find(const PauseScope& scope) const;
+  const Pause* Find(const PauseScope& scope, const std::string& window = "") const;
+  // The pause window `name` set, whatever its scope (nullptr: none).
+  const Pause* FindWindow(const std::string& name) const;
   // The earliest expiry in force (nullopt: none expires).
   std::optional<std::int64_t> NextExpiry() const;
   const std::vector<Pause>& all() const { return pauses_; }
@@ -82,6 +90,16 @@ std::string DescribeBlock(const Pause& p, std::int64_t now_ms);
 // "14:00 UTC" within the next 24 hours of `now_ms`, else
 // "2026-12-08 14:00 UTC"; seconds shown when not zero.
 std::string ShortUtc(std::int64_t ms, std::int64_t now_ms);
+
+// A [maintenance] window in force at `now_ms`: the latest firing of
+// `schedule` at or before now whose `hold` has not passed, as [start, end)
+// in wall-clock ms; nullopt when none is.
+struct WindowSpan {
+  std::int64_t start_ms = 0;
+  std::int64_t end_ms = 0;
+};
+std::optional<WindowSpan> WindowAt(const CronSchedule& schedule, Duration hold,
+                                   std::int64_t now_ms);
 
 // `--until`: "HH:MM" (the next such time, UTC), "YYYY-MM-DD HH:MM",
 // "YYYY-MM-DDTHH:MM[:SS][Z]" (UTC). Wall-clock ms; an error that says what

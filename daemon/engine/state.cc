@@ -108,6 +108,10 @@ class StateWriter {
 
 }  // namespace
 
+std::string PauseKey(const Pause& p) {
+  return p.scope.Describe() + (p.window.empty() ? "" : " (maintenance " + p.window + ")");
+}
+
 std::string StateText(const PersistedState& s, std::int64_t saved_ms) {
   std::string out;
   out.reserve(256 + s.checks.size() * 256 + s.actions.size() * 128);
@@ -155,6 +159,7 @@ std::string StateText(const PersistedState& s, std::int64_t saved_ms) {
     if (with_scope) w.Member("scope", ScopeKindName(p.scope.kind));
     w.Member("uid", p.uid);
     w.Member("until_ms", p.until_ms);
+    if (with_scope) w.Member("window", p.window);
   };
   std::map<std::string, const Pause*> disabled;
   for (const auto& p : s.disabled) disabled[p.scope.name] = &p;
@@ -171,8 +176,8 @@ std::string StateText(const PersistedState& s, std::int64_t saved_ms) {
   const Pause* host = nullptr;
   std::map<std::string, const Pause*> pauses;
   for (const auto& p : s.pauses) {
-    pauses[p.scope.Describe()] = &p;
-    if (p.scope.kind == PauseScope::Kind::kHost) host = &p;
+    pauses[PauseKey(p)] = &p;
+    if (p.scope.kind == PauseScope::Kind::kHost && p.window.empty()) host = &p;
   }
   w.Key("pause");
   w.Open();
@@ -266,6 +271,7 @@ Expected<PersistedState> StateFromJson(std::string_view text) {
           throw std::runtime_error(where + ".name does not fit its scope");
         }
         read_pause(p, where, one);
+        if (p.contains("window")) one.window = Field<std::string>(p, "window", where);
         s.pauses.push_back(std::move(one));
       }
     } else if (legacy_paused) {

@@ -73,6 +73,10 @@ struct PersistedState {
 
 inline constexpr int kStateFormat = 1;
 
+// A pause's key in the file's "pauses": "host", "group replication",
+// "host (maintenance sunday)".
+std::string PauseKey(const Pause& p);
+
 // The state file's text, saved at `saved_ms` (wall clock): a JSON object
 // laid out as nlohmann's dump(1) would lay it out, and a newline.
 std::string StateText(const PersistedState& state, std::int64_t saved_ms);

@@ -160,3 +160,48 @@ TEST_CASE("guard: a pause with an expiry lets the action through once it has pas
   REQUIRE(g.host_pause() != nullptr);
   CHECK(Ask(g, Common("restart")).detail == "paused (host, no expiry): all");
 }
+
+TEST_CASE("pauses: a maintenance window is open from each firing for its length",
+          "[pauses][maintenance]") {
+  // Minutes only: the same in every zone whose offset is whole quarter hours.
+  auto every10 = ParseCron("*/10 * * * *");
+  REQUIRE(every10.ok());
+  const Duration hold(5 * 60'000);
+  // kNoon is 13:00:00 UTC, a firing.
+  auto at = [&](std::int64_t ms) { return WindowAt(*every10, hold, ms); };
+  REQUIRE(at(kNoon));
+  CHECK(at(kNoon)->start_ms == kNoon);
+  CHECK(at(kNoon)->end_ms == kNoon + 300'000);
+  CHECK(at(kNoon + 299'999)->start_ms == kNoon);
+  CHECK_FALSE(at(kNoon + 300'000));        // closed at its end
+  CHECK_FALSE(at(kNoon - 1));              // 12:59:59.999: the 12:50 window closed at 12:55
+  CHECK(at(kNoon + 600'000)->start_ms == kNoon + 600'000);
+  // A schedule firing more often than the window lasts keeps it open; the
+  // latest firing decides its end.
+  auto every_minute = ParseCron("* * * * *");
+  REQUIRE(every_minute.ok());
+  auto w = WindowAt(*every_minute, Duration(90'000), kNoon + 30'000);
+  REQUIRE(w);
+  CHECK(w->start_ms == kNoon);
+  CHECK(w->end_ms == kNoon + 90'000);
+  CHECK_FALSE(WindowAt(*every10, Duration(0), kNoon));
+}
+
+TEST_CASE("pauses: a window's pause sits beside the operator's of the same scope",
+          "[pauses][maintenance]") {
+  PauseSet set;
+  Pause op = Make(kHost, "disk", kNoon, 0);
+  Pause win = Make(kHost, "weekly backup", kNoon, kNoon + 60'000);
+  win.window = "backup";
+  set.Set(op);
+  CHECK_FALSE(set.Set(win));
+  CHECK(set.all().size() == 2);
+  CHECK(set.Find(kHost)->reason == "disk");
+  CHECK(set.FindWindow("backup")->reason == "weekly backup");
+  CHECK(DescribeBlock(win, kNoon) ==
+        "paused (maintenance backup, host, until 13:01 UTC): weekly backup");
+  CHECK(set.Remove(kHost)->reason == "disk");   // wardenctl unpause: the operator's only
+  CHECK(set.FindWindow("backup") != nullptr);
+  CHECK(set.Remove(kHost, "backup"));
+  CHECK(set.empty());
+}

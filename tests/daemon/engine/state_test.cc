@@ -41,6 +41,13 @@ PersistedState Sample() {
   off.at_ms = 1'700'000'000'300;
   off.until_ms = 1'700'000'900'300;
   s.disabled.push_back(off);
+  Pause window;
+  window.reason = "weekly backup";
+  window.by = "maintenance backup";
+  window.at_ms = 1'700'000'000'000;
+  window.until_ms = 1'700'007'200'000;
+  window.window = "backup";
+  s.pauses.push_back(window);
   CheckRecord c;
   c.state = "crit";
   c.value = "27";
@@ -68,10 +75,11 @@ nlohmann::json Tree(const PersistedState& s, std::int64_t saved_ms) {
   const Pause* host = nullptr;
   nlohmann::json pauses = nlohmann::json::object();
   for (const auto& p : s.pauses) {
-    if (p.scope.kind == PauseScope::Kind::kHost) host = &p;
-    pauses[p.scope.Describe()] = {{"scope", ScopeKindName(p.scope.kind)}, {"name", p.scope.name},
-                                  {"reason", p.reason}, {"by", p.by}, {"uid", p.uid},
-                                  {"pid", p.pid}, {"at_ms", p.at_ms}, {"until_ms", p.until_ms}};
+    if (p.scope.kind == PauseScope::Kind::kHost && p.window.empty()) host = &p;   // wardenctl's
+    pauses[PauseKey(p)] = {{"scope", ScopeKindName(p.scope.kind)}, {"name", p.scope.name},
+                           {"reason", p.reason}, {"by", p.by}, {"uid", p.uid},
+                           {"pid", p.pid}, {"at_ms", p.at_ms}, {"until_ms", p.until_ms},
+                           {"window", p.window}};
   }
   j["pauses"] = std::move(pauses);
   j["pause"] = {{"paused", host != nullptr},
@@ -147,10 +155,11 @@ TEST_CASE("state round-trips through JSON", "[state]") {
   PersistedState s = Sample();
   auto back = StateFromJson(StateText(s, kSaved));
   REQUIRE(back.ok());
-  // Pauses come back by scope (the file keeps them in scope order).
-  REQUIRE(back->pauses.size() == 2);
+  // Pauses come back by key (the file keeps them in key order).
+  REQUIRE(back->pauses.size() == 3);
   CHECK(back->pauses[0] == s.pauses[1]);   // "group replication"
   CHECK(back->pauses[1] == s.pauses[0]);   // "host"
+  CHECK(back->pauses[2] == s.pauses[2]);   // "host (maintenance backup)"
   CHECK(back->disabled == s.disabled);
   REQUIRE(back->checks.count("connections") == 1);
   const CheckRecord& c = back->checks["connections"];
@@ -248,7 +257,7 @@ TEST_CASE("state file: missing, saved, loaded", "[state]") {
   auto loaded = f.Load();
   CHECK(loaded.existed);
   CHECK(loaded.error.empty());
-  CHECK(loaded.state.pauses.size() == 2);
+  CHECK(loaded.state.pauses.size() == 3);
   CHECK(loaded.state.checks.at("connections").state == "crit");
   // No temp files are left behind.
   int files = 0;
