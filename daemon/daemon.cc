@@ -263,6 +263,9 @@ Status Daemon::Start() {
   ExpirePauses();
   ReconcilePauses();
   OpenWindows();
+  // From now on (the checks restored): an action let through at a pause's
+  // expiry comes after its pause.end.
+  guard_->SetOnExpired([this](std::vector<Pause> gone) { PausesExpired(gone); });
   SaveState();
   pause_timer_ = std::make_unique<ev_timer>();
   ev_timer_init(pause_timer_.get(), &Daemon::OnPauseTimer, 1, 1);
@@ -405,17 +408,22 @@ void Daemon::EmitPauseEnd(const Pause& p, const char* cause, const nlohmann::jso
 void Daemon::ExpirePauses() {
   const std::int64_t now = WallMsNow();
   std::vector<Pause> gone = guard_->pauses().TakeExpired(now);
-  for (const Pause& p : gone) {
-    EmitPauseEnd(p, "expired", WardendWho());
-    spdlog::warn("pause of {} expired ({})", p.scope.Describe(), p.reason);
-  }
+  PausesExpired(gone);
   std::vector<Pause> back = disabled_.TakeExpired(now);
   for (const Pause& d : back) {
     EmitEnabled(d, "expired", WardendWho());
     scheduler_->SetDisabled(d.scope.name, false);
     spdlog::warn("check {} enabled again: its disable expired ({})", d.scope.name, d.reason);
   }
-  if (!gone.empty() || !back.empty()) SaveState();
+  if (!back.empty()) SaveState();
+}
+
+void Daemon::PausesExpired(const std::vector<Pause>& gone) {
+  for (const Pause& p : gone) {
+    EmitPauseEnd(p, "expired", WardendWho());
+    spdlog::warn("pause of {} expired ({})", p.scope.Describe(), p.reason);
+  }
+  if (!gone.empty()) SaveState();
 }
 
 void Daemon::DisableCheck(Pause d) {

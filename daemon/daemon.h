@@ -95,6 +95,8 @@ class Daemon final : private DaemonControl {
   // Every second: pauses past their expiry end (pause.end, cause expired).
   static void OnPauseTimer(struct ev_loop* loop, ev_timer* w, int revents);
   void ExpirePauses();
+  // pause.end (cause expired) for pauses already removed, and a save.
+  void PausesExpired(const std::vector<Pause>& gone);
   // [maintenance NAME] windows: one open now and not yet paused (or
   // reopened by a later firing) gets its pause (pause.start with window).
   void OpenWindows();

@@ -39,10 +39,14 @@ const Pause* Guard::host_pause() const {
 }
 
 std::optional<GuardDecision> Guard::Switches(const std::string& action,
-                                             const std::string& check) const {
+                                             const std::string& check) {
   static const std::vector<std::string> kNone;
   auto g = groups_.find(action);
   const auto now = time_->WallMs();
+  if (on_expired_) {
+    std::vector<Pause> gone = pauses_.TakeExpired(now);
+    if (!gone.empty()) on_expired_(std::move(gone));
+  }
   if (const Pause* p = pauses_.Blocking(action, g != groups_.end() ? g->second : kNone, check, now)) {
     return GuardDecision{false, "paused", DescribeBlock(*p, now)};
   }

@@ -59,6 +59,12 @@ class Guard {
     halted_ = halted;
     halt_reason_ = std::move(reason);
   }
+  // Hears the pauses the guard found expired when it was asked (they are
+  // removed first), so that their end is said before anything they held
+  // back runs. Without it an expired pause is only ignored.
+  void SetOnExpired(std::function<void(std::vector<Pause>)> on_expired) {
+    on_expired_ = std::move(on_expired);
+  }
   // The host pause in force (not expired), or nullptr.
   const Pause* host_pause() const;
   bool halted() const { return halted_; }
@@ -94,11 +100,12 @@ class Guard {
  private:
   GuardDecision Local(const ActionCommon& action);   // running, cooldown, budget, dry_run
   // paused, then halted; nullopt when neither says no.
-  std::optional<GuardDecision> Switches(const std::string& action, const std::string& check) const;
+  std::optional<GuardDecision> Switches(const std::string& action, const std::string& check);
 
   MutexClient* mutex_;   // not owned; nullptr: no mutex (tests)
   PauseSet pauses_;
   std::map<std::string, std::vector<std::string>> groups_;
+  std::function<void(std::vector<Pause>)> on_expired_;
   bool halted_ = false;
   std::string halt_reason_;
   std::map<std::string, History> history_;

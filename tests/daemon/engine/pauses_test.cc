@@ -150,6 +150,13 @@ TEST_CASE("guard: a pause with an expiry lets the action through once it has pas
   t.Advance(1ms);
   CHECK(Ask(g, Common("failover")).allowed);   // expired, though still in the set
   CHECK(g.pauses().all().size() == 1);
+  // With a listener, the guard hands the expired pause over before it answers.
+  std::vector<Pause> heard;
+  g.SetOnExpired([&](std::vector<Pause> gone) { heard = std::move(gone); });
+  CHECK(Ask(g, Common("failover")).allowed);
+  REQUIRE(heard.size() == 1);
+  CHECK(heard[0].reason == "swapping disk");
+  CHECK(g.pauses().empty());
 
   // A check's pause: the actions it fires, not the same action fired otherwise.
   g.pauses().Set(Make({PauseScope::Kind::kCheck, "lag"}, "noisy", t.WallMs(), 0));
