@@ -47,7 +47,10 @@ std::optional<GuardDecision> Guard::Switches(const std::string& action,
     std::vector<Pause> gone = pauses_.TakeExpired(now);
     if (!gone.empty()) on_expired_(std::move(gone));
   }
-  if (const Pause* p = pauses_.Blocking(action, g != groups_.end() ? g->second : kNone, check, now)) {
+  // A job's steps are asked for as "job:NAME" (daemon/jobs): its pause
+  // (--action NAME) names the job. Actions and jobs share one namespace.
+  const std::string name = action.rfind("job:", 0) == 0 ? action.substr(4) : action;
+  if (const Pause* p = pauses_.Blocking(name, g != groups_.end() ? g->second : kNone, check, now)) {
     return GuardDecision{false, "paused", DescribeBlock(*p, now)};
   }
   if (halted_) return GuardDecision{false, "halted", "queue halted: " + halt_reason_};

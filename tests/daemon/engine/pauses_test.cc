@@ -145,6 +145,11 @@ TEST_CASE("guard: a pause with an expiry lets the action through once it has pas
   CHECK_THAT(d.detail, Catch::EndsWith("): swapping disk"));
   CHECK(Ask(g, Common("job:rebuild")).reason == "paused");
   CHECK(Ask(g, Common("restart")).allowed);   // not in the group
+  // A job's own pause names the job, whose steps ask as "job:NAME".
+  g.pauses().Set(Make({PauseScope::Kind::kAction, "deploy"}, "hold it", t.WallMs(), 0));
+  CHECK(Ask(g, Common("job:deploy")).reason == "paused");
+  CHECK(Ask(g, Common("deploy2")).allowed);
+  g.pauses().Remove({PauseScope::Kind::kAction, "deploy"});
   t.Advance(2999ms);
   CHECK(Ask(g, Common("failover")).reason == "paused");
   t.Advance(1ms);
