@@ -35,6 +35,7 @@ std::span<const OptionSpec> ActionCommonOptions() {
       opt::Budget("budget", "at most N runs per window, e.g. 3 per 1h"),
       opt::Bool("dry_run", "yes: the guard blocks it with reason dry_run").Default("no"),
       opt::Text("connection", "mysql types only: a [mysql NAME] section").DefaultNote("[mysql]"),
+      opt::List("group", "groups this action is in: wardenctl pause --group blocks it"),
   };
   return kCommon;
 }

@@ -56,6 +56,7 @@ std::span<const OptionSpec> CheckCommonOptions() {
       opt::List("on_error", "actions or jobs to run when error is entered"),
       opt::List("on_recover", "actions or jobs to run when ok is entered again"),
       opt::Text("connection", "mysql types only: a [mysql NAME] section").DefaultNote("[mysql]"),
+      opt::List("group", "groups this check is in: wardenctl status --group, check --group"),
   };
   return kCommon;
 }

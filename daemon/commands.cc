@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include "daemon/daemon.h"
@@ -135,8 +137,29 @@ void ControlCommands::Ping(const CommandRequest&, ControlServer::Reply reply) {
   reply({{"ok", true}, {"version", kVersion}});
 }
 
-void ControlCommands::Status(const CommandRequest&, ControlServer::Reply reply) {
-  reply(StatusJson());
+void ControlCommands::Status(const CommandRequest& r, ControlServer::Reply reply) {
+  const std::string group = r.Text("group");
+  if (group.empty()) return reply(StatusJson());
+  if (!d_.config()->HasGroup(group)) {
+    return reply(Error("status: no check, action or job is in group '" + group + "' (group = " +
+                       group + ")"));
+  }
+  json j = StatusJson();
+  auto in = [&group](const json& one) {
+    for (const auto& g : one.value("groups", json::array())) {
+      if (g == group) return true;
+    }
+    return false;
+  };
+  for (const char* list : {"checks", "actions"}) {
+    json kept = json::array();
+    for (auto& one : j[list]) {
+      if (in(one)) kept.push_back(std::move(one));
+    }
+    j[list] = std::move(kept);
+  }
+  j["group"] = group;
+  reply(std::move(j));
 }
 
 void ControlCommands::Events(const CommandRequest& r, ControlServer::Reply reply) {
@@ -161,29 +184,216 @@ void ControlCommands::Run(const CommandRequest& r, ControlServer::Reply reply) {
   }
 }
 
-void ControlCommands::Pause(const CommandRequest& r, ControlServer::Reply reply) {
+namespace {
+
+// --group, --action or --check (at most one; none: the host), each naming
+// what the config has.
+Expected<PauseScope> ScopeOf(const CommandRequest& r, const Config& c, const std::string& cmd) {
+  PauseScope scope;
+  int given = 0;
+  for (auto [key, kind] : {std::pair{"group", PauseScope::Kind::kGroup},
+                           std::pair{"action", PauseScope::Kind::kAction},
+                           std::pair{"check", PauseScope::Kind::kCheck}}) {
+    std::string v = r.Text(key);
+    if (v.empty()) continue;
+    ++given;
+    scope = {kind, v};
+  }
+  if (given > 1) {
+    return Expected<PauseScope>::Error(cmd + ": --group, --action and --check exclude each other");
+  }
+  const std::string& n = scope.name;
+  switch (scope.kind) {
+    case PauseScope::Kind::kHost: break;
+    case PauseScope::Kind::kGroup:
+      if (!c.HasGroup(n)) {
+        return Expected<PauseScope>::Error(cmd + ": no check, action or job is in group '" + n +
+                                           "' (group = " + n + ")");
+      }
+      break;
+    case PauseScope::Kind::kAction:
+      if (!c.FindAction(n) && !c.FindJob(n)) {
+        return Expected<PauseScope>::Error(cmd + ": no action or job named '" + n + "'");
+      }
+      break;
+    case PauseScope::Kind::kCheck:
+      if (!c.FindCheck(n)) return Expected<PauseScope>::Error(cmd + ": no check named '" + n + "'");
+      break;
+  }
+  return scope;
+}
+
+// A reason: not blank, at most 1,024 bytes, cut on a character boundary
+// (it goes into state.json and events, whose JSON must stay valid UTF-8).
+Expected<std::string> ReasonOf(const CommandRequest& r, const std::string& cmd) {
   std::string reason = r.Text("reason");
   if (reason.find_first_not_of(" \t") == std::string::npos) {
-    reply(Error("pause: a reason is needed (--reason TEXT)"));
-    return;
+    return Expected<std::string>::Error(cmd + ": a reason is needed (--reason TEXT)");
   }
   if (reason.size() > 1024) {
-    // On a character boundary: the reason goes into state.json and
-    // events, whose JSON must stay valid UTF-8.
     size_t end = 1024;
     while (end > 0 && (static_cast<unsigned char>(reason[end]) & 0xC0) == 0x80) --end;
     reason.resize(end);
   }
+  return reason;
+}
+
+// The expiry from --for or --until (0: none), capped by [daemon] max_pause.
+struct Expiry {
+  std::int64_t until_ms = 0;
+  bool capped = false;
+};
+Expected<Expiry> ExpiryOf(const CommandRequest& r, const Config& c, std::int64_t now_ms,
+                          const std::string& cmd) {
+  Expiry out;
+  const std::string for_text = r.Text("for"), until_text = r.Text("until");
+  if (!for_text.empty() && !until_text.empty()) {
+    return Expected<Expiry>::Error(cmd + ": --for and --until exclude each other");
+  }
+  if (!for_text.empty()) {
+    auto d = ParseDuration(for_text);
+    if (!d) return Expected<Expiry>::Error(cmd + ": --for: " + d.error());
+    if (d->count() <= 0) return Expected<Expiry>::Error(cmd + ": --for must be longer than 0");
+    out.until_ms = now_ms + d->count();
+  } else if (!until_text.empty()) {
+    auto u = ParseUntil(until_text, now_ms);
+    if (!u) return Expected<Expiry>::Error(cmd + ": " + u.error());
+    out.until_ms = *u;
+  }
+  if (c.daemon.max_pause) {
+    const std::int64_t cap = now_ms + c.daemon.max_pause->count();
+    if (out.until_ms == 0 || out.until_ms > cap) {
+      out.until_ms = cap;
+      out.capped = true;
+    }
+  }
+  return out;
+}
+
+json PauseJson(const warden::Pause& p) {
+  json j = {{"scope", ScopeKindName(p.scope.kind)},
+            {"window", p.window.empty() ? json(nullptr) : json(p.window)},
+            {"name", p.scope.name},
+            {"reason", p.reason},
+            {"by", p.by},
+            {"since", p.at_ms ? json(Rfc3339FromMs(p.at_ms)) : json(nullptr)},
+            {"until", p.until_ms ? json(Rfc3339FromMs(p.until_ms)) : json(nullptr)},
+            {"no_expiry", p.until_ms == 0}};
+  return j;
+}
+
+}  // namespace
+
+void ControlCommands::Pause(const CommandRequest& r, ControlServer::Reply reply) {
+  const std::shared_ptr<const Config> config = d_.config();
+  auto reason = ReasonOf(r, "pause");
+  if (!reason) return reply(Error(reason.error()));
+  auto scope = ScopeOf(r, *config, "pause");
+  if (!scope) return reply(Error(scope.error()));
+  const std::int64_t now = WallMsNow();
+  auto expiry = ExpiryOf(r, *config, now, "pause");
+  if (!expiry) return reply(Error(expiry.error()));
+  warden::Pause p;
+  p.scope = *scope;
+  p.reason = *reason;
+  p.by = r.peer.Describe();
+  p.uid = r.peer.uid;
+  p.pid = r.peer.pid;
+  p.at_ms = now;
+  p.until_ms = expiry->until_ms;
+  json answer = {{"ok", true}, {"paused", true}, {"capped", expiry->capped}};
+  answer.update(PauseJson(p));
+  if (expiry->capped) answer["max_pause"] = FormatDuration(*config->daemon.max_pause);
+  d_.StartPause(std::move(p));
   // Answered once the state file holds the pause (or could not).
-  d_.SetPaused(true, reason, r.peer.Describe(), [reply, reason](bool saved) {
-    reply({{"ok", true}, {"paused", true}, {"reason", reason}, {"persisted", saved}});
+  d_.SaveStateThen([reply, answer](bool saved) mutable {
+    answer["persisted"] = saved;
+    reply(std::move(answer));
   });
 }
 
 void ControlCommands::Unpause(const CommandRequest& r, ControlServer::Reply reply) {
-  bool was = d_.guard().paused();
-  d_.SetPaused(false, "", r.peer.Describe(), [reply, was](bool saved) {
-    reply({{"ok", true}, {"paused", false}, {"was_paused", was}, {"persisted", saved}});
+  const std::shared_ptr<const Config> config = d_.config();
+  std::vector<PauseScope> scopes;
+  if (r.Flag("all")) {
+    if (!r.Text("group").empty() || !r.Text("action").empty() || !r.Text("check").empty()) {
+      return reply(Error("unpause: --all and --group, --action or --check exclude each other"));
+    }
+    for (const auto& p : d_.guard().pauses().all()) scopes.push_back(p.scope);
+  } else {
+    // A scope the config no longer names may still be paused: only its
+    // absence from both is an error.
+    auto scope = ScopeOf(r, *config, "unpause");
+    if (!scope) {
+      PauseScope named;
+      for (auto [key, kind] : {std::pair{"group", PauseScope::Kind::kGroup},
+                               std::pair{"action", PauseScope::Kind::kAction},
+                               std::pair{"check", PauseScope::Kind::kCheck}}) {
+        if (!r.Text(key).empty()) named = {kind, r.Text(key)};
+      }
+      if (!d_.guard().pauses().Find(named)) return reply(Error(scope.error()));
+      scope = named;
+    }
+    scopes.push_back(*scope);
+  }
+  json ended = json::array();
+  for (size_t i = 0; i < scopes.size(); ++i) {
+    auto p = d_.EndPause(scopes[i], r.peer);
+    if (p) ended.push_back(PauseJson(*p));
+  }
+  json answer = {{"ok", true},
+                 {"paused", d_.guard().host_pause() != nullptr},
+                 {"was_paused", !ended.empty()},
+                 {"ended", ended},
+                 {"scope", scopes.size() == 1 ? json(ScopeKindName(scopes[0].kind)) : json("all")},
+                 {"name", scopes.size() == 1 ? json(scopes[0].name) : json("")},
+                 {"still_paused", d_.guard().pauses().all().size()}};
+  // Answered once the state file holds the change (or could not).
+  d_.SaveStateThen([reply, answer](bool saved) mutable {
+    answer["persisted"] = saved;
+    reply(std::move(answer));
+  });
+}
+
+void ControlCommands::Disable(const CommandRequest& r, ControlServer::Reply reply) {
+  const std::shared_ptr<const Config> config = d_.config();
+  const std::string name = r.Text("name");
+  if (!config->FindCheck(name)) return reply(Error("disable: no check named '" + name + "'"));
+  auto reason = ReasonOf(r, "disable");
+  if (!reason) return reply(Error(reason.error()));
+  const std::int64_t now = WallMsNow();
+  auto expiry = ExpiryOf(r, *config, now, "disable");
+  if (!expiry) return reply(Error(expiry.error()));
+  warden::Pause d;
+  d.scope = {PauseScope::Kind::kCheck, name};
+  d.reason = *reason;
+  d.by = r.peer.Describe();
+  d.uid = r.peer.uid;
+  d.pid = r.peer.pid;
+  d.at_ms = now;
+  d.until_ms = expiry->until_ms;
+  json answer = PauseJson(d);
+  answer.erase("scope");
+  answer.erase("name");
+  answer.update({{"ok", true}, {"check", name}, {"disabled", true}, {"capped", expiry->capped}});
+  if (expiry->capped) answer["max_pause"] = FormatDuration(*config->daemon.max_pause);
+  d_.DisableCheck(std::move(d));
+  d_.SaveStateThen([reply, answer](bool saved) mutable {
+    answer["persisted"] = saved;
+    reply(std::move(answer));
+  });
+}
+
+void ControlCommands::Enable(const CommandRequest& r, ControlServer::Reply reply) {
+  const std::string name = r.Text("name");
+  // A check the config no longer has cannot still be disabled (a reload
+  // forgets it), so an unknown name is an error either way.
+  if (!d_.config()->FindCheck(name)) return reply(Error("enable: no check named '" + name + "'"));
+  auto was = d_.EnableCheck(name, r.peer);
+  json answer = {{"ok", true}, {"check", name}, {"disabled", false}, {"was_disabled", was.has_value()}};
+  d_.SaveStateThen([reply, answer](bool saved) mutable {
+    answer["persisted"] = saved;
+    reply(std::move(answer));
   });
 }
 
@@ -208,8 +418,19 @@ json ControlCommands::StatusJson() const {
   j["config"] = c.path;
   j["config_digest"] = c.digest;
   json checks = json::array();
+  const PauseSet& disabled = d_.disabled();
   for (const auto& s : d_.scheduler().Status()) {
+    const warden::Pause* off = disabled.Find({PauseScope::Kind::kCheck, s.name});
+    json why = nullptr;
+    if (off) {
+      why = PauseJson(*off);
+      why.erase("scope");
+      why.erase("name");
+    }
+    const CheckConfig* cc = c.FindCheck(s.name);
     checks.push_back({{"name", s.name},
+                      {"groups", cc ? cc->groups : std::vector<std::string>()},
+                      {"disabled", std::move(why)},
                       {"type", s.type},
                       {"state", StateName(s.state)},
                       {"value", s.value},
@@ -224,7 +445,7 @@ json ControlCommands::StatusJson() const {
   json actions = json::array();
   const auto& history = d_.guard().history();
   for (const auto& a : c.actions) {
-    json one = {{"name", a.common.name}, {"type", a.common.type}};
+    json one = {{"name", a.common.name}, {"type", a.common.type}, {"groups", a.groups}};
     auto it = history.find(a.common.name);
     one["running"] = it != history.end() && it->second.running;
     one["last_end"] = it != history.end() ? Time(it->second.last_end) : json(nullptr);
@@ -240,7 +461,36 @@ json ControlCommands::StatusJson() const {
     actions.push_back(std::move(one));
   }
   j["actions"] = std::move(actions);
-  j["pause"] = {{"paused", d_.guard().paused()}, {"reason", d_.guard().pause_reason()}};
+  // "pause": the host pause, as earlier versions showed it; "pauses":
+  // every pause in force, the host's among them.
+  const warden::Pause* host = d_.guard().host_pause();
+  j["pause"] = {{"paused", host != nullptr},
+                {"reason", host ? host->reason : std::string()},
+                {"by", host ? json(host->by) : json(nullptr)},
+                {"since", host && host->at_ms ? json(Rfc3339FromMs(host->at_ms)) : json(nullptr)},
+                {"until", host && host->until_ms ? json(Rfc3339FromMs(host->until_ms)) : json(nullptr)},
+                {"no_expiry", host && host->until_ms == 0}};
+  json pauses = json::array();
+  const std::int64_t now_ms = WallMsNow();
+  for (const auto& p : d_.guard().pauses().all()) {
+    if (p.until_ms == 0 || p.until_ms > now_ms) pauses.push_back(PauseJson(p));
+  }
+  j["pauses"] = std::move(pauses);
+  // [maintenance] windows: open now (until), and the next one.
+  json windows = json::array();
+  for (const auto& m : c.maintenance) {
+    auto span = WindowAt(m.schedule, m.hold, now_ms);
+    auto next = NextCronTime(m.schedule, now_ms / 1000);
+    windows.push_back({{"name", m.name},
+                       {"schedule", m.schedule.text},
+                       {"for", FormatDuration(m.hold)},
+                       {"scope", m.scope_kind == "host" ? "host" : m.scope_kind + " " + m.scope_name},
+                       {"reason", m.reason},
+                       {"open", span.has_value()},
+                       {"until", span ? json(Rfc3339FromMs(span->end_ms)) : json(nullptr)},
+                       {"next", next ? json(Rfc3339FromMs(*next * 1000)) : json(nullptr)}});
+  }
+  j["maintenance"] = std::move(windows);
   j["halt"] = {{"halted", d_.guard().halted()}, {"reason", d_.guard().halt_reason()}};
   j["jobs"] = d_.jobs().Status();
   d_.AddHealth(j);
@@ -248,9 +498,18 @@ json ControlCommands::StatusJson() const {
 }
 
 void ControlCommands::Check(const CommandRequest& r, ControlServer::Reply reply) {
-  const std::string name = r.Text("name");
+  const std::string name = r.Text("name"), group = r.Text("group");
+  if (name.empty() == group.empty()) {
+    return reply(Error("check needs NAME or --group G, not both (usage: check [NAME] [--group G])"));
+  }
+  if (!group.empty()) return CheckGroup(group, std::move(reply));
   if (!d_.config()->FindCheck(name)) {
     reply(Error("no check named '" + name + "'"));
+    return;
+  }
+  if (const warden::Pause* off = d_.disabled().Find({PauseScope::Kind::kCheck, name})) {
+    reply(Error("check " + name + " is disabled (" + off->reason + ", by " + off->by +
+                "): wardenctl enable " + name + " first"));
     return;
   }
   DaemonControl* d = &d_;
@@ -271,6 +530,68 @@ void ControlCommands::Check(const CommandRequest& r, ControlServer::Reply reply)
     reply(std::move(answer));
   });
   if (!ok) reply(Error("check " + name + " cannot run now (wardend is stopping)"));
+}
+
+void ControlCommands::CheckGroup(const std::string& group, ControlServer::Reply reply) {
+  const std::shared_ptr<const Config> config = d_.config();
+  if (!config->HasGroup(group)) {
+    return reply(Error("check: no check, action or job is in group '" + group + "' (group = " +
+                       group + ")"));
+  }
+  std::vector<std::string> names;
+  json skipped = json::array();
+  for (const auto& c : config->checks) {
+    if (std::find(c.groups.begin(), c.groups.end(), group) == c.groups.end()) continue;
+    if (d_.disabled().Find({PauseScope::Kind::kCheck, c.common.name})) {
+      skipped.push_back(c.common.name);
+    } else {
+      names.push_back(c.common.name);
+    }
+  }
+  // One reply once every check of the group has answered, in config order.
+  struct Gather {
+    json results;
+    size_t left = 0;
+    bool all_ok = true;
+    ControlServer::Reply reply;
+    json skipped;
+    std::string group;
+  };
+  auto g = std::make_shared<Gather>();
+  g->results = json::array();
+  for (size_t i = 0; i < names.size(); ++i) g->results.push_back(nullptr);
+  g->left = names.size();
+  g->reply = std::move(reply);
+  g->skipped = std::move(skipped);
+  g->group = group;
+  auto finish = [](Gather& x) {
+    x.reply({{"ok", x.all_ok}, {"group", x.group}, {"results", std::move(x.results)},
+             {"disabled", std::move(x.skipped)}});
+  };
+  if (names.empty()) return finish(*g);
+  DaemonControl* d = &d_;
+  for (size_t i = 0; i < names.size(); ++i) {
+    const std::string name = names[i];
+    bool ok = d_.scheduler().RunNow(name, [d, g, i, name, finish](const Measurement& m,
+                                                               const Verdict& v) {
+      const std::shared_ptr<const Config> cfg = d->config();
+      const CheckConfig* c = cfg->FindCheck(name);
+      std::string result = Classify(m, c);
+      g->all_ok = g->all_ok && result == "ok";
+      g->results[i] = {{"check", name},
+                       {"type", c ? c->common.type : std::string()},
+                       {"result", result},
+                       {"value", m.kind == Measurement::Kind::kValue ? m.value : std::string()},
+                       {"error", Redact(m.error, cfg->secrets)},
+                       {"state", StateName(v.state)}};
+      if (--g->left == 0) finish(*g);
+    });
+    if (!ok) {
+      g->all_ok = false;
+      g->results[i] = {{"check", name}, {"result", "error"}, {"error", "cannot run now (wardend is stopping)"}};
+      if (--g->left == 0) finish(*g);
+    }
+  }
 }
 
 void ControlCommands::RunAction(const std::string& name, bool dry_run, bool wait,

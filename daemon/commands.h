@@ -17,6 +17,7 @@
 
 #include "daemon/control/command_table.h"
 #include "daemon/control/control.h"
+#include "daemon/engine/pauses.h"
 
 namespace warden {
 
@@ -39,10 +40,20 @@ class DaemonControl {
   virtual Executor& executor() = 0;
   virtual Guard& guard() = 0;
   virtual JobRunner& jobs() = 0;
-  // Host pause (wardenctl pause/unpause), persisted at once: `saved`
-  // hears whether the state file took it.
-  virtual void SetPaused(bool paused, std::string reason, std::string by,
-                         std::function<void(bool saved)> saved) = 0;
+  // Pauses (wardenctl pause/unpause; daemon/engine/pauses.h): put in
+  // force or ended with their event (pause.start, pause.end with cause
+  // unpause). EndPause returns the pause ended (nullopt: none had `scope`).
+  // The caller saves the state (SaveStateThen).
+  virtual void StartPause(Pause p) = 0;
+  virtual std::optional<Pause> EndPause(const PauseScope& scope, const Peer& who) = 0;
+  // Checks disabled (wardenctl disable/enable), kept like pauses (scope:
+  // the check): check.disabled, check.enabled (cause enable). The caller
+  // saves the state (SaveStateThen).
+  virtual void DisableCheck(Pause d) = 0;
+  virtual std::optional<Pause> EnableCheck(const std::string& check, const Peer& who) = 0;
+  virtual const PauseSet& disabled() const = 0;
+  // Saves the state file now; `saved` hears whether it took it.
+  virtual void SaveStateThen(std::function<void(bool saved)> saved) = 0;
   // Re-reads the config; the reply to send (Daemon::Reload).
   virtual nlohmann::json Reload(const std::string& trigger) = 0;
   // Adds to `status` what only the daemon holds: started, pause (by,
@@ -75,10 +86,14 @@ class ControlCommands final : public CommandTarget {
   void Run(const CommandRequest& r, ControlServer::Reply reply) override;
   void Pause(const CommandRequest& r, ControlServer::Reply reply) override;
   void Unpause(const CommandRequest& r, ControlServer::Reply reply) override;
+  void Disable(const CommandRequest& r, ControlServer::Reply reply) override;
+  void Enable(const CommandRequest& r, ControlServer::Reply reply) override;
   void Resume(const CommandRequest& r, ControlServer::Reply reply) override;
   void Reload(const CommandRequest& r, ControlServer::Reply reply) override;
 
  private:
+  // check --group: every check of the group now, one reply.
+  void CheckGroup(const std::string& group, ControlServer::Reply reply);
   void RunAction(const std::string& name, bool dry_run, bool wait, ControlServer::Reply reply);
   void RunJob(const std::string& name, bool dry_run, bool wait, ControlServer::Reply reply);
 

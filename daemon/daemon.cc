@@ -1,6 +1,7 @@
 #include "daemon/daemon.h"
 
 #include <ev.h>
+#include <unistd.h>
 #include <malloc.h>
 #include <systemd/sd-daemon.h>
 
@@ -32,6 +33,52 @@
 
 namespace warden {
 
+namespace {
+
+// Who did it, for events: the control socket peer's uid and pid.
+nlohmann::json WhoJson(std::int64_t uid, std::int64_t pid, const std::string& by) {
+  return {{"uid", uid >= 0 ? nlohmann::json(uid) : nlohmann::json(nullptr)},
+          {"pid", pid >= 0 ? nlohmann::json(pid) : nlohmann::json(nullptr)},
+          {"by", by}};
+}
+
+nlohmann::json WardendWho() {
+  return WhoJson(static_cast<std::int64_t>(::getuid()), static_cast<std::int64_t>(::getpid()),
+                 "wardend");
+}
+
+nlohmann::json PauseFields(const Pause& p) {
+  nlohmann::json f = {{"scope", ScopeKindName(p.scope.kind)},
+                      {"reason", p.reason},
+                      {"expiry", p.until_ms ? nlohmann::json(Rfc3339FromMs(p.until_ms))
+                                            : nlohmann::json(nullptr)},
+                      {"since", Rfc3339FromMs(p.at_ms)},
+                      {"who", WhoJson(p.uid, p.pid, p.by)}};
+  if (p.scope.kind != PauseScope::Kind::kHost) f[ScopeKindName(p.scope.kind)] = p.scope.name;
+  if (!p.window.empty()) f["window"] = p.window;
+  return f;
+}
+
+// The pause scope of a [maintenance] window.
+PauseScope WindowScope(const MaintenanceConfig& m) {
+  if (m.scope_kind == "group") return {PauseScope::Kind::kGroup, m.scope_name};
+  if (m.scope_kind == "action") return {PauseScope::Kind::kAction, m.scope_name};
+  return {};
+}
+
+std::map<std::string, std::vector<std::string>> GroupsOf(const Config& c) {
+  std::map<std::string, std::vector<std::string>> out;
+  for (const auto& a : c.actions) {
+    if (!a.groups.empty()) out[a.common.name] = a.groups;
+  }
+  for (const auto& j : c.jobs) {
+    if (!j.groups.empty()) out["job:" + j.name] = j.groups;
+  }
+  return out;
+}
+
+}  // namespace
+
 Daemon::Daemon(struct ev_loop* loop, std::shared_ptr<const Config> config)
     : loop_(loop), config_(std::move(config)) {}
 
@@ -48,6 +95,7 @@ Daemon::~Daemon() {
   status_.reset();
   if (scheduler_) scheduler_->Stop();
   if (state_timer_) ev_timer_stop(loop_, state_timer_.get());
+  if (pause_timer_) ev_timer_stop(loop_, pause_timer_.get());
   if (state_soon_) ev_timer_stop(loop_, state_soon_.get());
   control_.reset();   // no request may reach commands_ any more
   metrics_.reset();   // nor a scrape what follows
@@ -149,9 +197,13 @@ Status Daemon::Start() {
     if (!loaded.set_aside.empty()) state_error_ += "; set aside as " + loaded.set_aside;
     spdlog::error("state file unusable, starting without it: {}", state_error_);
   }
-  guard_->SetPaused(state_->paused, state_->pause_reason);
+  for (const Pause& p : state_->pauses) {
+    guard_->pauses().Set(p);
+    spdlog::warn("{} is paused ({}), by {}{}", p.scope.Describe(), p.reason, p.by,
+                 p.until_ms ? ", until " + Rfc3339FromMs(p.until_ms) : ", no expiry");
+  }
+  guard_->SetGroups(GroupsOf(c));
   RestoreGuard(*state_, *guard_);
-  if (state_->paused) spdlog::warn("host is paused ({}), by {}", state_->pause_reason, state_->paused_by);
 
   // Control socket. Failing to serve it is reported, not fatal: the
   // watchdog keeps watching without its command line.
@@ -217,7 +269,7 @@ Status Daemon::Start() {
   if (!state_error_.empty()) start["state_error"] = state_error_;
   if (!control_error_.empty()) start["control_error"] = control_error_;
   if (!metrics_error_.empty()) start["metrics_error"] = metrics_error_;
-  if (state_->paused) start["paused"] = state_->pause_reason;
+  if (const Pause* host = guard_->pauses().Find(PauseScope{})) start["paused"] = host->reason;
   events_->Emit("daemon.start", std::move(start));
   spdlog::info("wardend {} starting on {}: {} checks, {} actions, config {} ({})", kVersion,
                c.daemon.host_id, c.checks.size(), c.actions.size(), c.path, c.digest);
@@ -232,10 +284,28 @@ Status Daemon::Start() {
   executor_->SetConfig(config_);
   scheduler_->Start(config_);
   scheduler_->Restore(*state_);
+  for (const Pause& d : state_->disabled) {
+    disabled_.Set(d);
+    if (scheduler_->SetDisabled(d.scope.name, true)) {
+      spdlog::warn("check {} is disabled ({}), by {}", d.scope.name, d.reason, d.by);
+    }
+  }
   // The job journal: a job cut short is reported interrupted and halts
   // the queue; nothing of it runs again by itself.
   journal_error_ = jobs_->Start(config_);
+  // Pauses that expired while wardend was down end now; those of what the
+  // config no longer has end as at a reload.
+  ExpirePauses();
+  ReconcilePauses();
+  OpenWindows();
+  // From now on (the checks restored): an action let through at a pause's
+  // expiry comes after its pause.end.
+  guard_->SetOnExpired([this](std::vector<Pause> gone) { PausesExpired(gone); });
   SaveState();
+  pause_timer_ = std::make_unique<ev_timer>();
+  ev_timer_init(pause_timer_.get(), &Daemon::OnPauseTimer, 1, 1);
+  pause_timer_->data = this;
+  ev_timer_start(loop_, pause_timer_.get());
   // Counters (runs) change too often to save on each; every minute will do.
   state_timer_ = std::make_unique<ev_timer>();
   ev_timer_init(state_timer_.get(), &Daemon::OnStateTimer, 60, 60);
@@ -339,6 +409,8 @@ void Daemon::SaveState(std::function<void(bool saved)> saved) {
   if (state_soon_) ev_timer_stop(loop_, state_soon_.get());   // this save covers it
   scheduler_->Capture(*state_);
   CaptureGuard(*guard_, *state_);
+  state_->pauses = guard_->pauses().all();
+  state_->disabled = disabled_.all();
   writer_->Post(
       "state",
       [path = state_file_->path(), text = StateText(*state_, WallMsNow())] {
@@ -362,20 +434,165 @@ void Daemon::SaveState(std::function<void(bool saved)> saved) {
       });
 }
 
-void Daemon::SetPaused(bool paused, std::string reason, std::string by,
-                       std::function<void(bool saved)> saved) {
-  guard_->SetPaused(paused, reason);
-  state_->paused = paused;
-  state_->pause_reason = paused ? reason : "";
-  state_->paused_by = paused ? by : "";
-  state_->paused_at_ms = paused ? WallMsNow() : 0;
-  if (paused) {
-    spdlog::warn("host paused by {}: {}", by, reason);
-  } else {
-    spdlog::warn("host unpaused by {}", by);
+void Daemon::StartPause(Pause p) {
+  nlohmann::json f = PauseFields(p);
+  std::optional<Pause> replaced = guard_->pauses().Set(p);
+  f["replaced"] = replaced.has_value();
+  events_->Emit("pause.start", std::move(f));
+  spdlog::warn("{} paused by {} ({}): {}", p.scope.Describe(), p.by,
+               p.until_ms ? "until " + Rfc3339FromMs(p.until_ms) : std::string("no expiry"),
+               p.reason);
+}
+
+std::optional<Pause> Daemon::EndPause(const PauseScope& scope, const Peer& who) {
+  std::optional<Pause> ended = guard_->pauses().Remove(scope);
+  if (ended) {
+    EmitPauseEnd(*ended, "unpause", WhoJson(who.uid, who.pid, who.Describe()));
+    spdlog::warn("{} unpaused by {}", scope.Describe(), who.Describe());
   }
-  if (status_) status_->Poke();
-  SaveState(std::move(saved));
+  return ended;
+}
+
+void Daemon::EmitPauseEnd(const Pause& p, const char* cause, const nlohmann::json& who) {
+  nlohmann::json f = PauseFields(p);
+  f["paused_by"] = f["who"];
+  f["who"] = who;
+  f["cause"] = cause;
+  events_->Emit("pause.end", std::move(f));
+}
+
+void Daemon::ExpirePauses() {
+  const std::int64_t now = WallMsNow();
+  std::vector<Pause> gone = guard_->pauses().TakeExpired(now);
+  PausesExpired(gone);
+  std::vector<Pause> back = disabled_.TakeExpired(now);
+  for (const Pause& d : back) {
+    EmitEnabled(d, "expired", WardendWho());
+    scheduler_->SetDisabled(d.scope.name, false);
+    spdlog::warn("check {} enabled again: its disable expired ({})", d.scope.name, d.reason);
+  }
+  if (!back.empty()) SaveState();
+}
+
+void Daemon::PausesExpired(const std::vector<Pause>& gone) {
+  for (const Pause& p : gone) {
+    EmitPauseEnd(p, "expired", WardendWho());
+    spdlog::warn("pause of {} expired ({})", p.scope.Describe(), p.reason);
+  }
+  if (!gone.empty()) SaveState();
+}
+
+void Daemon::DisableCheck(Pause d) {
+  nlohmann::json f = PauseFields(d);
+  f.erase("scope");
+  std::optional<Pause> replaced = disabled_.Set(d);
+  f["replaced"] = replaced.has_value();
+  events_->Emit("check.disabled", std::move(f));   // then check.state (disabled)
+  scheduler_->SetDisabled(d.scope.name, true);
+  spdlog::warn("check {} disabled by {} ({}): {}", d.scope.name, d.by,
+               d.until_ms ? "until " + Rfc3339FromMs(d.until_ms) : std::string("no expiry"),
+               d.reason);
+}
+
+std::optional<Pause> Daemon::EnableCheck(const std::string& check, const Peer& who) {
+  std::optional<Pause> d = disabled_.Remove({PauseScope::Kind::kCheck, check});
+  if (d) {
+    EmitEnabled(*d, "enable", WhoJson(who.uid, who.pid, who.Describe()));
+    scheduler_->SetDisabled(check, false);   // check.state (pending)
+    spdlog::warn("check {} enabled by {}", check, who.Describe());
+  }
+  return d;
+}
+
+void Daemon::EmitEnabled(const Pause& d, const char* cause, const nlohmann::json& who) {
+  nlohmann::json f = PauseFields(d);
+  f.erase("scope");
+  f["disabled_by"] = f["who"];
+  f["who"] = who;
+  f["cause"] = cause;
+  events_->Emit("check.enabled", std::move(f));
+}
+
+void Daemon::ReconcilePauses() {
+  const Config& c = *config_;
+  guard_->SetGroups(GroupsOf(c));
+  std::vector<PauseScope> gone;
+  std::vector<std::pair<PauseScope, std::string>> gone_windows;
+  for (const Pause& p : guard_->pauses().all()) {
+    if (p.window.empty()) continue;
+    const MaintenanceConfig* m = nullptr;
+    for (const auto& w : c.maintenance) {
+      if (w.name == p.window) m = &w;
+    }
+    if (!m || WindowScope(*m) != p.scope || m->reason != p.reason) {
+      gone_windows.emplace_back(p.scope, p.window);
+    }
+  }
+  for (const auto& [scope, window] : gone_windows) {
+    if (auto p = guard_->pauses().Remove(scope, window)) {
+      EmitPauseEnd(*p, "reload", WardendWho());
+      spdlog::warn("maintenance {} changed or removed: its pause of {} ends", window,
+                   scope.Describe());
+    }
+  }
+  for (const Pause& p : guard_->pauses().all()) {
+    if (!p.window.empty()) continue;
+    const std::string& n = p.scope.name;
+    bool exists = true;
+    switch (p.scope.kind) {
+      case PauseScope::Kind::kHost: break;
+      case PauseScope::Kind::kGroup: exists = c.HasGroup(n); break;
+      case PauseScope::Kind::kAction: exists = c.FindAction(n) || c.FindJob(n); break;
+      case PauseScope::Kind::kCheck: exists = c.FindCheck(n) != nullptr; break;
+    }
+    if (!exists) gone.push_back(p.scope);
+  }
+  for (const PauseScope& s : gone) {
+    if (auto p = guard_->pauses().Remove(s)) {
+      EmitPauseEnd(*p, "reload", WardendWho());
+      spdlog::warn("pause of {} ended: the config no longer has it", s.Describe());
+    }
+  }
+  // Disabled checks: applied again to checks the reload rebuilt; those
+  // the config no longer has are forgotten (check.enabled, cause reload).
+  std::vector<PauseScope> dropped;
+  for (const Pause& d : disabled_.all()) {
+    if (!scheduler_->SetDisabled(d.scope.name, true)) dropped.push_back(d.scope);
+  }
+  for (const PauseScope& s : dropped) {
+    if (auto d = disabled_.Remove(s)) {
+      EmitEnabled(*d, "reload", WardendWho());
+      spdlog::warn("check {} no longer disabled: the config no longer has it", s.name);
+    }
+  }
+  if (!gone.empty() || !dropped.empty() || !gone_windows.empty()) SaveState();
+}
+
+void Daemon::OnPauseTimer(struct ev_loop*, ev_timer* w, int) {
+  auto* d = static_cast<Daemon*>(w->data);
+  d->ExpirePauses();
+  d->OpenWindows();
+}
+
+void Daemon::OpenWindows() {
+  const std::int64_t now = WallMsNow();
+  bool changed = false;
+  for (const auto& m : config_->maintenance) {
+    auto span = WindowAt(m.schedule, m.hold, now);
+    if (!span) continue;
+    const Pause* open = guard_->pauses().FindWindow(m.name);
+    if (open && open->until_ms == span->end_ms && open->scope == WindowScope(m)) continue;
+    Pause p;
+    p.scope = WindowScope(m);
+    p.reason = m.reason;
+    p.by = "maintenance " + m.name;
+    p.at_ms = span->start_ms;
+    p.until_ms = span->end_ms;
+    p.window = m.name;
+    StartPause(std::move(p));
+    changed = true;
+  }
+  if (changed) SaveState();
 }
 
 void Daemon::SaveStateSoon() {
@@ -423,10 +640,6 @@ void Daemon::AddHealth(nlohmann::json& j) const {
   // The disk thread: writes waiting, and the slowest one so far (a
   // saturated disk shows here while the checks go on).
   j["disk_writer"] = {{"queued", writer_->queued()}, {"slowest_ms", writer_->slowest_ms()}};
-  j["pause"]["by"] = state_->paused ? json(state_->paused_by) : json(nullptr);
-  j["pause"]["since"] = state_->paused && state_->paused_at_ms > 0
-                            ? json(Rfc3339FromMs(state_->paused_at_ms))
-                            : json(nullptr);
   json mutex = json::object();
   if (c.mutex.mode == MutexConfig::Mode::kOff) {
     mutex = {{"state", "off"}, {"reason", "mode = off"}};
@@ -578,6 +791,8 @@ nlohmann::json Daemon::Reload(const std::string& trigger) {
   runtime_->service_command = config_->daemon.service_command;
   executor_->SetConfig(config_);
   scheduler_->Reload(config_);
+  ReconcilePauses();
+  OpenWindows();
   jobs_->Reload(config_);
   nlohmann::json f = {{"version", kVersion},
                       {"config_digest", n.digest},

@@ -18,6 +18,7 @@
 #include "daemon/base/status.h"
 #include "daemon/commands.h"
 #include "daemon/config/config.h"
+#include "daemon/engine/pauses.h"
 
 struct ev_loop;
 struct ev_signal;
@@ -72,10 +73,13 @@ class Daemon final : private DaemonControl {
   // message). Valid: the snapshot is swapped; unchanged checks keep their
   // state. Either way a daemon.reload event. Returns the control reply.
   nlohmann::json Reload(const std::string& trigger) override;
-  // Host pause (wardenctl pause/unpause), persisted at once: `saved`
-  // hears whether the state file took it.
-  void SetPaused(bool paused, std::string reason, std::string by,
-                 std::function<void(bool saved)> saved = nullptr) override;
+  // Pauses (wardenctl pause/unpause), with their events, persisted at once.
+  void StartPause(Pause p) override;
+  std::optional<Pause> EndPause(const PauseScope& scope, const Peer& who) override;
+  void SaveStateThen(std::function<void(bool saved)> saved) override { SaveState(std::move(saved)); }
+  void DisableCheck(Pause d) override;
+  std::optional<Pause> EnableCheck(const std::string& check, const Peer& who) override;
+  const PauseSet& disabled() const override { return disabled_; }
   // Writes <state_dir>/state.json (pause, checks, guard history) on the
   // disk thread: captured now, written in order (a newer capture replaces
   // one not yet written); `saved` hears the result on the loop.
@@ -97,6 +101,19 @@ class Daemon final : private DaemonControl {
   std::string RenderMetricsPage() const;
 
   static void OnStateTimer(struct ev_loop* loop, ev_timer* w, int revents);
+  // Every second: pauses past their expiry end (pause.end, cause expired).
+  static void OnPauseTimer(struct ev_loop* loop, ev_timer* w, int revents);
+  void ExpirePauses();
+  // pause.end (cause expired) for pauses already removed, and a save.
+  void PausesExpired(const std::vector<Pause>& gone);
+  // [maintenance NAME] windows: one open now and not yet paused (or
+  // reopened by a later firing) gets its pause (pause.start with window).
+  void OpenWindows();
+  // After a reload: pauses of a group, action or check the config no
+  // longer has end (cause reload); the guard learns the new groups.
+  void ReconcilePauses();
+  void EmitPauseEnd(const Pause& p, const char* cause, const nlohmann::json& who);
+  void EmitEnabled(const Pause& d, const char* cause, const nlohmann::json& who);
   void ReapRetired();
   static void OnSignal(struct ev_loop* loop, ev_signal* w, int revents);
   static void OnStopPoll(struct ev_loop* loop, ev_timer* w, int revents);
@@ -146,6 +163,8 @@ class Daemon final : private DaemonControl {
   nlohmann::json last_reload_;                 // null before the first reload
   std::unique_ptr<ev_timer> state_timer_;
   std::unique_ptr<ev_timer> state_soon_;       // SaveStateSoon's one-shot
+  std::unique_ptr<ev_timer> pause_timer_;      // OnPauseTimer
+  PauseSet disabled_;                          // checks disabled (scope: the check)
   // Replaced by a reload while still answering (kept until !busy()), and
   // MySQL readers replaced by a reload (kept: calls may be in flight).
   std::vector<std::unique_ptr<MutexClient>> old_mutexes_;

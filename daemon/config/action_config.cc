@@ -31,6 +31,7 @@ void LoadActionSection(const RawSection& s, std::vector<ActionConfig>& out,
     r.Error(*r.Find("type"), "unknown action type '" + type + "' (known: " + ActionTypeList() + ")");
   }
   ReadTimeout(r, ac.common.timeout);
+  ac.groups = ReadGroups(r);
   ac.common.cooldown = r.GetDuration("cooldown");
   ac.common.budget = r.GetBudget("budget");
   if (auto v = r.GetBool("dry_run")) ac.common.dry_run = *v;

@@ -50,6 +50,7 @@ void LoadCheckSection(const RawSection& s, Duration default_every,
     cc.rules.repeat.reset();
   }
   cc.depends = r.GetList("depends");
+  cc.groups = ReadGroups(r);
   cc.on_warn = r.GetList("on_warn");
   cc.on_crit = r.GetList("on_crit");
   cc.on_error = r.GetList("on_error");

@@ -6,6 +6,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <set>
@@ -22,6 +23,7 @@
 #include "daemon/config/mutex_config.h"
 #include "daemon/config/mysql_config.h"
 #include "daemon/config/section_common.h"
+#include "daemon/config/maintenance_config.h"
 #include "daemon/config/wait_config.h"
 
 namespace warden {
@@ -75,6 +77,8 @@ class Loader {
         LoadJobSection(s, c.jobs, diag_);
       } else if (s.kind == "wait") {
         LoadWaitSection(s, c.waits, diag_);
+      } else if (s.kind == "maintenance") {
+        LoadMaintenanceSection(s, c.maintenance, diag_);
       } else if (s.kind == "fleet") {
         NoName(s, diag_);
         LoadFleetSection(s, options_, c.fleet, diag_);
@@ -84,7 +88,7 @@ class Loader {
       } else {
         diag_.Error(s.where, "unknown section " + s.title() +
                                  " (known: daemon, log, control, mysql, mutex, fluentd, check, "
-                                 "action, wait, job, fleet, metrics)");
+                                 "action, wait, job, fleet, metrics, maintenance)");
       }
     }
     if (!have_mutex && !sections.empty()) {
@@ -140,6 +144,16 @@ class Loader {
 
   void CrossCheck(Config& c) {
     CrossCheckJobs(c);
+    for (const auto& m : c.maintenance) {
+      if (m.scope_kind == "group" && !c.HasGroup(m.scope_name)) {
+        diag_.Error(m.where, "[maintenance " + m.name + "] scope: no check, action or job is in "
+                                 "group '" + m.scope_name + "'");
+      } else if (m.scope_kind == "action" && !c.FindAction(m.scope_name) &&
+                 !c.FindJob(m.scope_name)) {
+        diag_.Error(m.where, "[maintenance " + m.name + "] scope: '" + m.scope_name +
+                                 "' is neither an action nor a job");
+      }
+    }
     for (const auto& ref : connection_refs_) {
       if (!c.mysql.count(ref.name)) {
         if (ref.name.empty()) {
@@ -243,6 +257,22 @@ const WaitConfig* Config::FindWait(const std::string& name) const {
     if (w.name == name) return &w;
   }
   return nullptr;
+}
+
+bool Config::HasGroup(const std::string& group) const {
+  auto in = [&group](const std::vector<std::string>& groups) {
+    return std::find(groups.begin(), groups.end(), group) != groups.end();
+  };
+  for (const auto& c : checks) {
+    if (in(c.groups)) return true;
+  }
+  for (const auto& a : actions) {
+    if (in(a.groups)) return true;
+  }
+  for (const auto& j : jobs) {
+    if (in(j.groups)) return true;
+  }
+  return false;
 }
 
 const JobConfig* Config::FindJob(const std::string& name) const {

@@ -31,6 +31,7 @@ struct DaemonConfig {
   bool spread_shared_reads = false;
   int workers = 4;
   std::string service_command = "systemctl"; // service action: argv prefix, or with {op} {name}
+  std::optional<Duration> max_pause;         // caps every pause and disable; unset: no cap
 };
 
 struct LogConfig {
@@ -53,6 +54,7 @@ struct CheckConfig {
   EvalRules rules;
   std::vector<std::string> depends;
   std::vector<std::string> on_warn, on_crit, on_error, on_recover;
+  std::vector<std::string> groups;  // `group = NAME, NAME`
   Location where;
   std::string digest;              // changes when any key of the section changes
 };
@@ -61,6 +63,7 @@ struct ActionConfig {
   ActionCommon common;
   const ActionType* type = nullptr;
   std::shared_ptr<Action> impl;
+  std::vector<std::string> groups;  // `group = NAME, NAME`
   Location where;
 };
 
@@ -85,6 +88,20 @@ struct JobConfig {
   Duration timeout{7'200'000};      // 2h: checked at step boundaries, paused time excluded
   std::string slot;                 // fleet slot group ("" = none; needs [fleet])
   int slots = 0;                    // the group's capacity; 0 = [fleet] slots
+  std::vector<std::string> groups;  // `group = NAME, NAME`
+  Location where;
+};
+
+// [maintenance NAME]: a scheduled window. While one is open (from each
+// firing of `schedule` for `hold`) its scope is paused like a wardenctl
+// pause, with `reason`.
+struct MaintenanceConfig {
+  std::string name;
+  CronSchedule schedule;
+  Duration hold{0};                 // `for`
+  std::string scope_kind = "host";  // host, group, action
+  std::string scope_name;           // the group or action ("" for host)
+  std::string reason;
   Location where;
 };
 
@@ -102,6 +119,7 @@ struct Config {
   std::vector<ActionConfig> actions;
   std::vector<WaitConfig> waits;
   std::vector<JobConfig> jobs;
+  std::vector<MaintenanceConfig> maintenance;
   std::string digest;                             // of all files' bytes, for events
   std::vector<std::string> secrets;               // passwords, tokens: redacted from tails
 
@@ -109,6 +127,8 @@ struct Config {
   const ActionConfig* FindAction(const std::string& name) const;
   const WaitConfig* FindWait(const std::string& name) const;
   const JobConfig* FindJob(const std::string& name) const;
+  // Whether a check, action or job names `group` in its `group` key.
+  bool HasGroup(const std::string& group) const;
   std::string EventsPath() const;
 };
 

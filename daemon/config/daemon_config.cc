@@ -17,6 +17,10 @@ void LoadDaemonSection(const RawSection& s, DaemonConfig& c, Diagnostics& diag) 
   if (auto v = r.GetPercent("jitter")) c.jitter = *v;
   if (auto v = r.GetBool("spread_shared_reads")) c.spread_shared_reads = *v;
   if (auto v = r.GetInteger("workers", 1, 64)) c.workers = static_cast<int>(*v);
+  if (auto v = r.GetDuration("max_pause")) {
+    if (v->count() <= 0) r.Error(*r.Find("max_pause"), "max_pause must be longer than 0 (leave it out for no cap)");
+    else c.max_pause = *v;
+  }
   if (auto v = r.Text("service_command")) {
     c.service_command = *v;
     auto argv = ServiceArgv(*v, "start", "unit");

@@ -31,6 +31,7 @@ void LoadJobSection(const RawSection& s, std::vector<JobConfig>& out, Diagnostic
     }
   }
   ReadTimeout(r, j.timeout);
+  j.groups = ReadGroups(r);
   if (auto v = r.Text("slot")) {
     if (!ValidName(*v)) {
       r.Error(*r.Find("slot"), "slot: '" + *v + "' is not a group name (letters, digits, _ - .)");

@@ -1,5 +1,6 @@
 #include "daemon/config/section_common.h"
 
+#include <algorithm>
 #include <cctype>
 
 #include "daemon/base/secret_file.h"
@@ -52,6 +53,20 @@ void CheckName(OptionReader& r, const char* kind) {
 
 void NoName(const RawSection& s, Diagnostics& diag) {
   if (!s.name.empty()) diag.Error(s.where, "[" + s.kind + "] takes no name (got '" + s.name + "')");
+}
+
+std::vector<std::string> ReadGroups(OptionReader& r) {
+  std::vector<std::string> out;
+  for (auto& g : r.GetList("group")) {
+    if (!ValidName(g)) {
+      r.Error(*r.Find("group"), "group: '" + g + "' is not a group name (letters, digits, _ - .)");
+    } else if (std::find(out.begin(), out.end(), g) != out.end()) {
+      r.Error(*r.Find("group"), "group: '" + g + "' is named twice");
+    } else {
+      out.push_back(std::move(g));
+    }
+  }
+  return out;
 }
 
 void ReadTimeout(OptionReader& r, Duration& out) {

@@ -50,6 +50,9 @@ void CheckName(OptionReader& r, const char* kind);
 // [daemon], [log], [mutex] ... take no name; an error when `s` has one.
 void NoName(const RawSection& s, Diagnostics& diag);
 
+// `group = NAME, NAME` (checks, actions, jobs): each a ValidName, none twice.
+std::vector<std::string> ReadGroups(OptionReader& r);
+
 // `timeout`, when set, must be longer than 0; `out` keeps its default otherwise.
 void ReadTimeout(OptionReader& r, Duration& out);
 

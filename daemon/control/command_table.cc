@@ -30,11 +30,13 @@ const std::vector<CommandSpec>& CommandTable() {
          "connect and report missing MySQL privileges"}},
        nullptr, 0, "(--grants: connect and report missing MySQL privileges)"},
       {"status", Access::kRead, "checks, jobs, pause, halt, mutex, events",
-       {{Kind::kFlag, "--json", "json", "", false, "the daemon's answer as JSON", true}},
+       {{Kind::kFlag, "--json", "json", "", false, "the daemon's answer as JSON", true},
+        {Kind::kText, "--group", "group", "G", false, "only the checks and actions in group G"}},
        &CommandTarget::Status, 60'000, ""},
-      {"check", Access::kAdmin, "run one check now (exit 0 ok, 1 otherwise)",
-       {{Kind::kName, "", "name", "NAME", true, "the check"}},
-       &CommandTarget::Check, 10 * 60'000, ""},
+      {"check", Access::kAdmin, "run one check, or a group's, now (exit 0 ok, 1 otherwise)",
+       {{Kind::kName, "", "name", "NAME", false, "the check"},
+        {Kind::kText, "--group", "group", "G", false, "every check in group G"}},
+       &CommandTarget::Check, 10 * 60'000, "", "name group"},
       {"run", Access::kAdmin, "run an action through the guard, or queue a job",
        {{Kind::kName, "", "name", "NAME", true, "the action or job"},
         {Kind::kFlag, "--dry-run", "dry_run", "", false, "what would run"},
@@ -47,11 +49,30 @@ const std::vector<CommandSpec>& CommandTable() {
          true, ""},
         {Kind::kText, "--reason", "reason", "TEXT", false, ""}},
        nullptr, 0, ""},
-      {"pause", Access::kAdmin, "stop all actions on this host (persisted)",
-       {{Kind::kText, "--reason", "reason", "TEXT", true, "why, for whoever finds it paused"}},
-       &CommandTarget::Pause, 60'000, ""},
-      {"unpause", Access::kAdmin, "let actions run again", {}, &CommandTarget::Unpause, 60'000,
-       ""},
+      {"pause", Access::kAdmin, "stop actions: the host's, a group's, one action or one check's",
+       {{Kind::kText, "--reason", "reason", "TEXT", true, "why, for whoever finds it paused"},
+        {Kind::kText, "--for", "for", "DURATION", false, "ends by itself after DURATION"},
+        {Kind::kText, "--until", "until", "TIME", false, "ends by itself at TIME (UTC)"},
+        {Kind::kText, "--group", "group", "G", false, "only the actions and jobs in group G"},
+        {Kind::kText, "--action", "action", "NAME", false, "only this action or job"},
+        {Kind::kText, "--check", "check", "NAME", false, "only the actions this check fires"}},
+       &CommandTarget::Pause, 60'000,
+       "(persisted; one pause per scope, several scopes at once)"},
+      {"unpause", Access::kAdmin, "end a pause (the host's unless a scope is given)",
+       {{Kind::kText, "--group", "group", "G", false, "the pause of group G"},
+        {Kind::kText, "--action", "action", "NAME", false, "the pause of this action"},
+        {Kind::kText, "--check", "check", "NAME", false, "the pause of this check's actions"},
+        {Kind::kFlag, "--all", "all", "", false, "every pause in force"}},
+       &CommandTarget::Unpause, 60'000, ""},
+      {"disable", Access::kAdmin, "stop running a check (state disabled, no actions)",
+       {{Kind::kName, "", "name", "CHECK", true, "the check"},
+        {Kind::kText, "--reason", "reason", "TEXT", true, "why, for whoever finds it disabled"},
+        {Kind::kText, "--for", "for", "DURATION", false, "enabled again after DURATION"},
+        {Kind::kText, "--until", "until", "TIME", false, "enabled again at TIME (UTC)"}},
+       &CommandTarget::Disable, 60'000, "(persisted; dependents see it as not ok)"},
+      {"enable", Access::kAdmin, "run a disabled check again (from pending)",
+       {{Kind::kName, "", "name", "CHECK", true, "the check"}},
+       &CommandTarget::Enable, 60'000, ""},
       {"reload", Access::kAdmin, "re-read the config (the running one stays on error)", {},
        &CommandTarget::Reload, 60'000, ""},
       {"events", Access::kRead, "the latest N events (default 20)",
@@ -275,6 +296,15 @@ Expected<ParsedCommand> ParseCommandLine(const std::vector<std::string>& words) 
       put(*p, w);
       ++next_name;
     }
+  }
+  if (spec.needs_one[0]) {
+    const std::string keys = std::string(" ") + spec.needs_one + " ";
+    bool any = false;
+    for (const auto& p : spec.params) {
+      if (keys.find(std::string(" ") + p.key + " ") == std::string::npos) continue;
+      any = any || out.request.contains(p.key) || out.local.contains(p.key);
+    }
+    if (!any) return usage();
   }
   for (const auto& p : spec.params) {
     if (p.kind == Kind::kWords) {

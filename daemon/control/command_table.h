@@ -45,6 +45,8 @@ class CommandTarget {
   virtual void Run(const CommandRequest& r, ControlServer::Reply reply) = 0;
   virtual void Pause(const CommandRequest& r, ControlServer::Reply reply) = 0;
   virtual void Unpause(const CommandRequest& r, ControlServer::Reply reply) = 0;
+  virtual void Disable(const CommandRequest& r, ControlServer::Reply reply) = 0;
+  virtual void Enable(const CommandRequest& r, ControlServer::Reply reply) = 0;
   virtual void Resume(const CommandRequest& r, ControlServer::Reply reply) = 0;
   virtual void Reload(const CommandRequest& r, ControlServer::Reply reply) = 0;
 };
@@ -76,6 +78,9 @@ struct CommandSpec {
   void (CommandTarget::*handler)(const CommandRequest&, ControlServer::Reply);
   int timeout_ms;        // how long wardenctl waits for the answer (0: as long as it takes)
   const char* more;      // a second help line ("" for none)
+  // wardenctl: at least one of these params' keys (space separated) must
+  // be given, else a usage error ("" for no such rule).
+  const char* needs_one = "";
 };
 
 const std::vector<CommandSpec>& CommandTable();

@@ -102,12 +102,38 @@ void PrintStatus(const json& s) {
               ShortTime(Str(s, "started")).c_str());
   std::printf("config    %s  (digest %s)\n", Str(s, "config").c_str(),
               Str(s, "config_digest").c_str());
-  const json& pause = s.value("pause", json::object());
-  if (pause.value("paused", false)) {
-    std::printf("pause     PAUSED: %s  (by %s, since %s)\n", Str(pause, "reason").c_str(),
-                Str(pause, "by").c_str(), ShortTime(Str(pause, "since")).c_str());
-  } else {
-    std::printf("pause     no\n");
+  // One line per pause in force; one without an expiry says so loudly:
+  // a forgotten pause is a host silently unprotected.
+  const json& pauses = s.value("pauses", json::array());
+  if (pauses.empty()) std::printf("pause     no\n");
+  for (const auto& p : pauses) {
+    std::string scope = Str(p, "scope") == "host" ? "" : Str(p, "scope") + " " + Str(p, "name") + " ";
+    if (p.value("window", json()).is_string()) scope = "(maintenance " + Str(p, "window") + ") " + scope;
+    std::string until = p.value("no_expiry", false) ? "NO EXPIRY"
+                                                    : "until " + ShortTime(Str(p, "until")) + " UTC";
+    std::printf("pause     %sPAUSED: %s  (by %s, since %s, %s)\n", scope.c_str(),
+                Str(p, "reason").c_str(), Str(p, "by").c_str(),
+                ShortTime(Str(p, "since")).c_str(), until.c_str());
+  }
+  for (const auto& w : s.value("maintenance", json::array())) {
+    if (w.value("open", false)) {
+      std::printf("window    %s (%s): OPEN until %s UTC: %s\n", Str(w, "name").c_str(),
+                  Str(w, "scope").c_str(), ShortTime(Str(w, "until")).c_str(),
+                  Str(w, "reason").c_str());
+    } else {
+      std::printf("window    %s (%s): next %s UTC, for %s\n", Str(w, "name").c_str(),
+                  Str(w, "scope").c_str(), ShortTime(Str(w, "next")).c_str(),
+                  Str(w, "for").c_str());
+    }
+  }
+  for (const auto& c : s.value("checks", json::array())) {
+    const json& off = c.value("disabled", json());
+    if (!off.is_object()) continue;
+    std::string until = off.value("no_expiry", false) ? "NO EXPIRY"
+                                                      : "until " + ShortTime(Str(off, "until")) + " UTC";
+    std::printf("disabled  check %s: %s  (by %s, since %s, %s)\n", Str(c, "name").c_str(),
+                Str(off, "reason").c_str(), Str(off, "by").c_str(),
+                ShortTime(Str(off, "since")).c_str(), until.c_str());
   }
   const json& halt = s.value("halt", json::object());
   std::printf("halt      %s\n", halt.value("halted", false)
@@ -279,6 +305,20 @@ int RenderReply(const std::string& cmd, const json& r, bool as_json, bool dry_ru
     for (const auto& e : r.value("events", json::array())) std::printf("%s\n", e.dump().c_str());
     return kExitOk;
   }
+  if (cmd == "check" && r.contains("group")) {
+    if (!r.contains("results")) return Refused(r);
+    for (const auto& one : r["results"]) {
+      std::printf("%s (%s): %s", Str(one, "check").c_str(), Str(one, "type").c_str(),
+                  Str(one, "result").c_str());
+      if (!Str(one, "value").empty()) std::printf("  value %s", Str(one, "value").c_str());
+      std::printf("  (state now %s)\n", Str(one, "state").c_str());
+      if (!Str(one, "error").empty()) std::printf("  error: %s\n", Str(one, "error").c_str());
+    }
+    for (const auto& name : r.value("disabled", json::array())) {
+      std::printf("%s: disabled, not run\n", name.get<std::string>().c_str());
+    }
+    return ok ? kExitOk : kExitNo;
+  }
   if (cmd == "check") {
     if (!ok) return Refused(r);
     std::string result = Str(r, "result");
@@ -324,7 +364,17 @@ int RenderReply(const std::string& cmd, const json& r, bool as_json, bool dry_ru
   }
   if (cmd == "pause") {
     if (!ok) return Refused(r);
-    std::printf("paused: %s\n", Str(r, "reason").c_str());
+    std::string scope = Str(r, "scope") == "host" ? "host" : Str(r, "scope") + " " + Str(r, "name");
+    std::printf("paused (%s, %s): %s\n", scope.c_str(),
+                r.value("no_expiry", false) ? "no expiry" : ("until " + ShortTime(Str(r, "until")) + " UTC").c_str(),
+                Str(r, "reason").c_str());
+    if (r.value("capped", false)) {
+      std::fprintf(stderr, "wardenctl: note: capped by [daemon] max_pause = %s\n",
+                   Str(r, "max_pause").c_str());
+    }
+    if (r.value("no_expiry", false)) {
+      std::fprintf(stderr, "wardenctl: warning: this pause has no expiry; end it with wardenctl unpause\n");
+    }
     if (!r.value("persisted", true)) {
       std::fprintf(stderr, "wardenctl: warning: wardend could not persist the pause\n");
     }
@@ -332,7 +382,37 @@ int RenderReply(const std::string& cmd, const json& r, bool as_json, bool dry_ru
   }
   if (cmd == "unpause") {
     if (!ok) return Refused(r);
-    std::printf(r.value("was_paused", false) ? "unpaused\n" : "was not paused\n");
+    if (!r.value("was_paused", false)) std::printf("was not paused\n");
+    for (const auto& p : r.value("ended", json::array())) {
+      std::printf("unpaused %s\n", Str(p, "scope") == "host"
+                                       ? "host"
+                                       : (Str(p, "scope") + " " + Str(p, "name")).c_str());
+    }
+    return kExitOk;
+  }
+  if (cmd == "disable") {
+    if (!ok) return Refused(r);
+    std::printf("disabled check %s (%s): %s\n", Str(r, "check").c_str(),
+                r.value("no_expiry", false) ? "no expiry" : ("until " + ShortTime(Str(r, "until")) + " UTC").c_str(),
+                Str(r, "reason").c_str());
+    if (r.value("capped", false)) {
+      std::fprintf(stderr, "wardenctl: note: capped by [daemon] max_pause = %s\n",
+                   Str(r, "max_pause").c_str());
+    }
+    if (r.value("no_expiry", false)) {
+      std::fprintf(stderr, "wardenctl: warning: no expiry; run it again with wardenctl enable %s\n",
+                   Str(r, "check").c_str());
+    }
+    if (!r.value("persisted", true)) {
+      std::fprintf(stderr, "wardenctl: warning: wardend could not persist it\n");
+    }
+    return kExitOk;
+  }
+  if (cmd == "enable") {
+    if (!ok) return Refused(r);
+    std::printf(r.value("was_disabled", false) ? "enabled check %s (pending)\n"
+                                               : "check %s was not disabled\n",
+                Str(r, "check").c_str());
     return kExitOk;
   }
   if (cmd == "resume") {

@@ -12,13 +12,14 @@ const char* StateName(CheckState s) {
     case CheckState::kCrit: return "crit";
     case CheckState::kError: return "error";
     case CheckState::kSkipped: return "skipped";
+    case CheckState::kDisabled: return "disabled";
   }
   return "?";
 }
 
 std::optional<CheckState> StateFromName(std::string_view name) {
   for (auto s : {CheckState::kPending, CheckState::kOk, CheckState::kWarn, CheckState::kCrit,
-                 CheckState::kError, CheckState::kSkipped}) {
+                 CheckState::kError, CheckState::kSkipped, CheckState::kDisabled}) {
     if (name == StateName(s)) return s;
   }
   return std::nullopt;
@@ -178,6 +179,13 @@ Verdict Evaluator::Skip(Clock::time_point now) {
   Verdict v;
   v.prev = v.state = state_;
   Enter(CheckState::kSkipped, now, v);
+  return v;
+}
+
+Verdict Evaluator::SetDisabled(bool disabled, Clock::time_point now) {
+  Verdict v;
+  v.prev = v.state = state_;
+  Enter(disabled ? CheckState::kDisabled : CheckState::kPending, now, v);
   return v;
 }
 

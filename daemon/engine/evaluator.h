@@ -27,7 +27,7 @@
 
 namespace warden {
 
-enum class CheckState { kPending, kOk, kWarn, kCrit, kError, kSkipped };
+enum class CheckState { kPending, kOk, kWarn, kCrit, kError, kSkipped, kDisabled };
 const char* StateName(CheckState s);
 std::optional<CheckState> StateFromName(std::string_view name);
 
@@ -65,6 +65,9 @@ class Evaluator {
   bool Quiet(std::string_view value);
   // A dependency is not ok: the check did not run.
   Verdict Skip(Clock::time_point now);
+  // wardenctl disable / enable: into `disabled` (no hook fires; a
+  // dependent sees it as not ok), or back to `pending`.
+  Verdict SetDisabled(bool disabled, Clock::time_point now);
   // Restores a state persisted before a restart (daemon/engine/state.h): no hook
   // fires for it; `repeat` counts from `now`, and the return to ok needs
   // `recover` ok results and fires on_recover as usual.

@@ -76,7 +76,7 @@ void Executor::Fire(std::shared_ptr<const Config> config, const ActionConfig& ac
   guard_.Consult(action.common, [this, config, a, trigger, done,
                                  started = std::move(started)](GuardDecision d) mutable {
     Decided(std::move(config), *a, std::move(trigger), std::move(done), std::move(started), d);
-  });
+  }, trigger.kind == "check" ? trigger.name : std::string());
 }
 
 void Executor::Decided(std::shared_ptr<const Config> config, const ActionConfig& action,

@@ -19,13 +19,48 @@ std::string Left(std::chrono::steady_clock::duration d) {
 }
 }  // namespace
 
-void Guard::Consult(const ActionCommon& action, std::function<void(GuardDecision)> done) {
-  if (paused_) {
-    done({false, "paused", "host paused: " + pause_reason_});
+void Guard::SetPaused(bool paused, std::string reason) {
+  PauseScope host;
+  if (!paused) {
+    pauses_.Remove(host);
     return;
   }
-  if (halted_) {
-    done({false, "halted", "queue halted: " + halt_reason_});
+  Pause p;
+  p.scope = host;
+  p.reason = std::move(reason);
+  p.at_ms = time_->WallMs();
+  pauses_.Set(std::move(p));
+}
+
+const Pause* Guard::host_pause() const {
+  const Pause* p = pauses_.Find(PauseScope{});
+  if (!p || (p->until_ms != 0 && p->until_ms <= time_->WallMs())) return nullptr;
+  return p;
+}
+
+std::optional<GuardDecision> Guard::Switches(const std::string& action,
+                                             const std::string& check) {
+  static const std::vector<std::string> kNone;
+  auto g = groups_.find(action);
+  const auto now = time_->WallMs();
+  if (on_expired_) {
+    std::vector<Pause> gone = pauses_.TakeExpired(now);
+    if (!gone.empty()) on_expired_(std::move(gone));
+  }
+  // A job's steps are asked for as "job:NAME" (daemon/jobs): its pause
+  // (--action NAME) names the job. Actions and jobs share one namespace.
+  const std::string name = action.rfind("job:", 0) == 0 ? action.substr(4) : action;
+  if (const Pause* p = pauses_.Blocking(name, g != groups_.end() ? g->second : kNone, check, now)) {
+    return GuardDecision{false, "paused", DescribeBlock(*p, now)};
+  }
+  if (halted_) return GuardDecision{false, "halted", "queue halted: " + halt_reason_};
+  return std::nullopt;
+}
+
+void Guard::Consult(const ActionCommon& action, std::function<void(GuardDecision)> done,
+                    const std::string& check) {
+  if (auto no = Switches(action.name, check)) {
+    done(std::move(*no));
     return;
   }
   if (!mutex_) {
@@ -33,18 +68,14 @@ void Guard::Consult(const ActionCommon& action, std::function<void(GuardDecision
     return;
   }
   ActionCommon copy = action;
-  mutex_->Query([this, copy, done = std::move(done)](MutexAnswer answer) {
+  mutex_->Query([this, copy, check, done = std::move(done)](MutexAnswer answer) {
     if (answer.held) {
       done({false, "mutex", "mutex held: " + answer.reason});
       return;
     }
     // Re-check the host switches: they may have changed while we waited.
-    if (paused_) {
-      done({false, "paused", "host paused: " + pause_reason_});
-      return;
-    }
-    if (halted_) {
-      done({false, "halted", "queue halted: " + halt_reason_});
+    if (auto no = Switches(copy.name, check)) {
+      done(std::move(*no));
       return;
     }
     done(Local(copy));

@@ -1,7 +1,11 @@
-// The guard: before an action (or, later, a job step) changes anything it
-// asks, in this order, host paused -> queue halted -> central mutex ->
-// running -> cooldown -> budget -> dry-run. The first that says no blocks
-// it with that reason. The mutex is fail-closed (MutexClient).
+// The guard: before an action (or a job step) changes anything it asks, in
+// this order, paused -> queue halted -> central mutex -> running ->
+// cooldown -> budget -> dry-run. The first that says no blocks it with
+// that reason. The mutex is fail-closed (MutexClient).
+//
+// Paused: any pause in force (daemon/engine/pauses.h) whose scope covers
+// the action: the host, the action itself, one of its groups, or the
+// check that fired it. The detail names that pause.
 //
 // The guard also keeps the per-action history it needs: whether an action
 // is in flight, when its last run ended (cooldown counts from the end), and
@@ -15,10 +19,13 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "actions/action.h"
 #include "daemon/base/time_source.h"
+#include "daemon/engine/pauses.h"
 
 namespace warden {
 
@@ -37,24 +44,39 @@ class Guard {
   explicit Guard(MutexClient* mutex, const TimeSource& time = TimeSource::Real())
       : mutex_(mutex), time_(&time) {}
 
-  // Host-local switches (the daemon persists the pause: daemon/engine/state.h).
-  void SetPaused(bool paused, std::string reason) {
-    paused_ = paused;
-    pause_reason_ = std::move(reason);
+  // The pauses in force (the daemon persists them: daemon/engine/state.h).
+  PauseSet& pauses() { return pauses_; }
+  const PauseSet& pauses() const { return pauses_; }
+  // A host pause without expiry (on) or none (off): for tests and callers
+  // that know only the host switch.
+  void SetPaused(bool paused, std::string reason);
+  // The groups (`group = ...`) of each action, and of each job as
+  // "job:NAME": what a group pause matches. Replaced at start and reload.
+  void SetGroups(std::map<std::string, std::vector<std::string>> groups) {
+    groups_ = std::move(groups);
   }
   void SetHalted(bool halted, std::string reason) {
     halted_ = halted;
     halt_reason_ = std::move(reason);
   }
-  bool paused() const { return paused_; }
-  const std::string& pause_reason() const { return pause_reason_; }
+  // Hears the pauses the guard found expired when it was asked (they are
+  // removed first), so that their end is said before anything they held
+  // back runs. Without it an expired pause is only ignored.
+  void SetOnExpired(std::function<void(std::vector<Pause>)> on_expired) {
+    on_expired_ = std::move(on_expired);
+  }
+  // The host pause in force (not expired), or nullptr.
+  const Pause* host_pause() const;
   bool halted() const { return halted_; }
   const std::string& halt_reason() const { return halt_reason_; }
   // Reload may replace the mutex client (the old one is kept alive by the
   // daemon until its pending queries have answered).
   void SetMutex(MutexClient* mutex) { mutex_ = mutex; }
 
-  void Consult(const ActionCommon& action, std::function<void(GuardDecision)> done);
+  // `check`: the check whose verdict fired the action ("" otherwise), for
+  // a pause of that check's actions.
+  void Consult(const ActionCommon& action, std::function<void(GuardDecision)> done,
+               const std::string& check = "");
   // For a type that only informs (ActionType::informs): running, cooldown,
   // budget and dry_run, never the pause, the halt or the mutex. Answers at
   // once.
@@ -85,10 +107,13 @@ class Guard {
 
  private:
   GuardDecision Local(const ActionCommon& action);   // running, cooldown, budget, dry_run
+  // paused, then halted; nullopt when neither says no.
+  std::optional<GuardDecision> Switches(const std::string& action, const std::string& check);
 
   MutexClient* mutex_;   // not owned; nullptr: no mutex (tests)
-  bool paused_ = false;
-  std::string pause_reason_;
+  PauseSet pauses_;
+  std::map<std::string, std::vector<std::string>> groups_;
+  std::function<void(std::vector<Pause>)> on_expired_;
   bool halted_ = false;
   std::string halt_reason_;
   std::map<std::string, History> history_;

@@ -49,6 +49,9 @@ struct alignas(64) Scheduler::Entry {
   Entry* successor = nullptr;     // retired: the same check in the new snapshot
   std::uint64_t overruns = 0;
   std::uint64_t errors = 0;       // runs whose result was an error (metrics)
+  // wardenctl disable: not armed (so no tick reads this), a result of a
+  // run in flight dropped.
+  bool disabled = false;
   ev_timer retry{};     // dependency still pending: look again soon
 
   explicit Entry(const CheckConfig* c)
@@ -366,6 +369,23 @@ void Scheduler::ReapRetired() {
   std::erase_if(retired_, [](const Retired& r) { return r.entries.empty(); });
 }
 
+bool Scheduler::SetDisabled(const std::string& name, bool disabled) {
+  auto it = by_name_.find(name);
+  if (it == by_name_.end()) return false;
+  Entry& e = *it->second;
+  if (e.disabled == disabled) return true;
+  e.disabled = disabled;
+  if (disabled) {
+    Disarm(e);
+    ev_timer_stop(rt_.loop, &e.retry);
+  } else {
+    Arm(e, 0, NowMs());   // runs on the next pass, then at its cadence
+  }
+  Apply(e, e.eval.SetDisabled(disabled, Clock::now()));
+  RearmWheel();
+  return true;
+}
+
 bool Scheduler::RunNow(const std::string& name, RunDone done) {
   auto it = by_name_.find(name);
   if (stopped_ || it == by_name_.end()) return false;
@@ -620,7 +640,7 @@ void Scheduler::Finish(Entry& e, const Measurement& m) {
   auto waiters = std::move(e.waiters);
   e.waiters.clear();
   e.waiting = false;
-  if (stopped_) {
+  if (stopped_ || e.disabled) {   // a run in flight when it was disabled counts for nothing
     for (auto& w : waiters) w(m, Verdict{});
     return;
   }

@@ -76,6 +76,12 @@ class Scheduler {
   // scheduler is stopped.
   using RunDone = std::function<void(const Measurement&, const Verdict&)>;
   bool RunNow(const std::string& name, RunDone done);
+  // wardenctl disable / enable: a disabled check does not run (a run in
+  // flight counts for nothing), is in state `disabled` (check.state; no
+  // hook), and its dependents are skipped; enabled, it is pending and runs
+  // at its next tick. False when there is no such check. Not kept across
+  // Reload for a check whose definition changed: the caller applies it again.
+  bool SetDisabled(const std::string& name, bool disabled);
 
   // Persisted state (daemon/engine/state.h). Restore only takes states of checks
   // whose digest matches, and only bad ones (warn, crit, error): a restart

@@ -108,6 +108,10 @@ class StateWriter {
 
 }  // namespace
 
+std::string PauseKey(const Pause& p) {
+  return p.scope.Describe() + (p.window.empty() ? "" : " (maintenance " + p.window + ")");
+}
+
 std::string StateText(const PersistedState& s, std::int64_t saved_ms) {
   std::string out;
   out.reserve(256 + s.checks.size() * 256 + s.actions.size() * 128);
@@ -146,14 +150,51 @@ std::string StateText(const PersistedState& s, std::int64_t saved_ms) {
     w.Close();
   }
   w.Close();
+  auto pause_members = [&w](const Pause& p, bool with_scope) {
+    w.Member("at_ms", p.at_ms);
+    w.Member("by", p.by);
+    if (with_scope) w.Member("name", p.scope.name);
+    w.Member("pid", p.pid);
+    w.Member("reason", p.reason);
+    if (with_scope) w.Member("scope", ScopeKindName(p.scope.kind));
+    w.Member("uid", p.uid);
+    w.Member("until_ms", p.until_ms);
+    if (with_scope) w.Member("window", p.window);
+  };
+  std::map<std::string, const Pause*> disabled;
+  for (const auto& p : s.disabled) disabled[p.scope.name] = &p;
+  w.Key("disabled");
+  w.Open();
+  for (const auto& [name, p] : disabled) {
+    w.Key(name);
+    w.Open();
+    pause_members(*p, false);
+    w.Close();
+  }
+  w.Close();
   w.Member("format", std::int64_t{kStateFormat});
+  const Pause* host = nullptr;
+  std::map<std::string, const Pause*> pauses;
+  for (const auto& p : s.pauses) {
+    pauses[PauseKey(p)] = &p;
+    if (p.scope.kind == PauseScope::Kind::kHost && p.window.empty()) host = &p;
+  }
   w.Key("pause");
   w.Open();
-  w.Member("at_ms", s.paused_at_ms);
-  w.Member("by", s.paused_by);
+  w.Member("at_ms", host ? host->at_ms : std::int64_t{0});
+  w.Member("by", host ? host->by : std::string());
   w.Key("paused");
-  w.Bool(s.paused);
-  w.Member("reason", s.pause_reason);
+  w.Bool(host != nullptr);
+  w.Member("reason", host ? host->reason : std::string());
+  w.Close();
+  w.Key("pauses");
+  w.Open();
+  for (const auto& [key, p] : pauses) {
+    w.Key(key);
+    w.Open();
+    pause_members(*p, true);
+    w.Close();
+  }
   w.Close();
   w.Member("saved", Rfc3339FromMs(saved_ms));
   w.Close();
@@ -204,10 +245,49 @@ Expected<PersistedState> StateFromJson(std::string_view text) {
                                              std::to_string(kStateFormat) + ")");
     }
     const json& pause = Object(j, "pause", "state");
-    s.paused = Field<bool>(pause, "paused", "pause");
-    s.pause_reason = Field<std::string>(pause, "reason", "pause");
-    s.paused_by = Field<std::string>(pause, "by", "pause");
-    s.paused_at_ms = Field<std::int64_t>(pause, "at_ms", "pause");
+    // The host pause as earlier versions wrote it (and this one still does).
+    const bool legacy_paused = Field<bool>(pause, "paused", "pause");
+    Pause legacy;
+    legacy.reason = Field<std::string>(pause, "reason", "pause");
+    legacy.by = Field<std::string>(pause, "by", "pause");
+    legacy.at_ms = Field<std::int64_t>(pause, "at_ms", "pause");
+    auto read_pause = [](const json& p, const std::string& where, Pause& out) {
+      out.reason = Field<std::string>(p, "reason", where);
+      out.by = Field<std::string>(p, "by", where);
+      out.at_ms = Field<std::int64_t>(p, "at_ms", where);
+      out.until_ms = Field<std::int64_t>(p, "until_ms", where);
+      out.uid = Field<std::int64_t>(p, "uid", where);
+      out.pid = Field<std::int64_t>(p, "pid", where);
+    };
+    if (j.contains("pauses")) {
+      for (const auto& [key, p] : Object(j, "pauses", "state").items()) {
+        std::string where = "pauses." + key;
+        if (!p.is_object()) throw std::runtime_error(where + " is not an object");
+        Pause one;
+        auto kind = ScopeKindFromName(Field<std::string>(p, "scope", where));
+        if (!kind) throw std::runtime_error(where + ".scope is not host, group, action or check");
+        one.scope = {*kind, Field<std::string>(p, "name", where)};
+        if ((*kind == PauseScope::Kind::kHost) != one.scope.name.empty()) {
+          throw std::runtime_error(where + ".name does not fit its scope");
+        }
+        read_pause(p, where, one);
+        if (p.contains("window")) one.window = Field<std::string>(p, "window", where);
+        s.pauses.push_back(std::move(one));
+      }
+    } else if (legacy_paused) {
+      // Written by an earlier version: the host pause, no expiry.
+      s.pauses.push_back(std::move(legacy));
+    }
+    if (j.contains("disabled")) {
+      for (const auto& [name, p] : Object(j, "disabled", "state").items()) {
+        std::string where = "disabled." + name;
+        if (!p.is_object()) throw std::runtime_error(where + " is not an object");
+        Pause one;
+        one.scope = {PauseScope::Kind::kCheck, name};
+        read_pause(p, where, one);
+        s.disabled.push_back(std::move(one));
+      }
+    }
     for (const auto& [name, c] : Object(j, "checks", "state").items()) {
       std::string where = "checks." + name;
       if (!c.is_object()) throw std::runtime_error(where + " is not an object");

@@ -2,7 +2,9 @@
 // <state_dir>/state.json, replaced atomically (temp file, fsync, rename,
 // fsync of the directory) on every change that matters:
 //
-//  * the host pause and its reason (wardenctl pause / unpause),
+//  * the pauses in force, each with its scope, reason, who set it and its
+//    expiry as wall-clock time (wardenctl pause / unpause), and the checks
+//    disabled (wardenctl disable / enable), kept the same way,
 //  * per check: state, value, last error, since, last run, run counters and
 //    the definition's digest (a state is restored only into an unchanged
 //    definition),
@@ -34,6 +36,7 @@
 
 #include "daemon/base/status.h"
 #include "daemon/base/wall_time.h"
+#include "daemon/engine/pauses.h"
 
 namespace warden {
 
@@ -57,15 +60,22 @@ struct ActionRecord {
 };
 
 struct PersistedState {
-  bool paused = false;
-  std::string pause_reason;
-  std::string paused_by;           // "uid 0 (root)"
-  std::int64_t paused_at_ms = 0;
+  // In the file: "pauses", an object keyed by the scope ("host", "group
+  // replication"), and "pause", the host pause alone as earlier versions
+  // wrote it (read only when "pauses" is absent: a file of an earlier
+  // version).
+  std::vector<Pause> pauses;
+  // In the file: "disabled", by check name (scope: that check).
+  std::vector<Pause> disabled;
   std::map<std::string, CheckRecord> checks;
   std::map<std::string, ActionRecord> actions;
 };
 
 inline constexpr int kStateFormat = 1;
+
+// A pause's key in the file's "pauses": "host", "group replication",
+// "host (maintenance sunday)".
+std::string PauseKey(const Pause& p);
 
 // The state file's text, saved at `saved_ms` (wall clock): a JSON object
 // laid out as nlohmann's dump(1) would lay it out, and a newline.

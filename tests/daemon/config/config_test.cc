@@ -710,3 +710,108 @@ steps = fix
   REQUIRE(l.config);
   CHECK(l.config->FindCheck("alive")->on_crit == std::vector<std::string>{"repair"});
 }
+
+TEST_CASE("group on checks, actions and jobs, and max_pause, load; their mistakes are named",
+          "[config]") {
+  TempDir dir;
+  Loaded ok = Load(dir, R"([daemon]
+state_dir = /tmp/warden-state
+max_pause = 4h
+[mutex]
+mode = off
+[check c]
+type = file
+path = /
+metric = exists
+group = replication, disks
+[action a]
+type = exec
+command = /bin/true
+group = replication
+[job j]
+steps = a
+group = maintenance
+)");
+  INFO(ok.All());
+  REQUIRE(ok.config);
+  CHECK(ok.config->daemon.max_pause == Duration(4 * 3'600'000));
+  CHECK(ok.config->FindCheck("c")->groups == std::vector<std::string>{"replication", "disks"});
+  CHECK(ok.config->FindAction("a")->groups == std::vector<std::string>{"replication"});
+  CHECK(ok.config->FindJob("j")->groups == std::vector<std::string>{"maintenance"});
+  CHECK(ok.config->HasGroup("disks"));
+  CHECK(ok.config->HasGroup("maintenance"));
+  CHECK_FALSE(ok.config->HasGroup("nosuch"));
+
+  TempDir dir2;
+  Loaded bad = Load(dir2, R"([daemon]
+max_pause = 0s
+[mutex]
+mode = off
+[check c]
+type = file
+path = /
+metric = exists
+group = a b
+[action a]
+type = exec
+command = /bin/true
+group = x, x
+)");
+  INFO(bad.All());
+  CHECK_FALSE(bad.config);
+  CHECK(bad.Has("max_pause must be longer than 0"));
+  CHECK(bad.Has("group: 'a b' is not a group name"));
+  CHECK(bad.Has("group: 'x' is named twice"));
+  CHECK(ok.config->daemon.max_pause.has_value());
+  CHECK_FALSE(Load(dir, kMinimal).config->daemon.max_pause.has_value());
+}
+
+TEST_CASE("[maintenance NAME] loads; its mistakes are named", "[config]") {
+  TempDir dir;
+  Loaded ok = Load(dir, std::string(kMinimal) + R"([maintenance backup]
+schedule = 0 2 * * *
+for = 90m
+reason = nightly backup
+[maintenance repl]
+schedule = @weekly
+for = 1h
+scope = action fix
+reason = r
+[action fix]
+type = exec
+command = /bin/true
+)");
+  INFO(ok.All());
+  REQUIRE(ok.config);
+  REQUIRE(ok.config->maintenance.size() == 2);
+  const MaintenanceConfig& m = ok.config->maintenance[0];
+  CHECK(m.name == "backup");
+  CHECK(m.schedule.text == "0 2 * * *");
+  CHECK(m.hold == Duration(90 * 60'000));
+  CHECK(m.scope_kind == "host");
+  CHECK(m.reason == "nightly backup");
+  CHECK(ok.config->maintenance[1].scope_kind == "action");
+  CHECK(ok.config->maintenance[1].scope_name == "fix");
+
+  TempDir dir2;
+  Loaded bad = Load(dir2, std::string(kMinimal) + R"([maintenance a]
+schedule = 0 0 30 2 *
+for = 1h
+reason = r
+[maintenance b]
+schedule = 61 * * * *
+reason = r
+scope = action nosuch
+[maintenance c]
+for = 1h
+reason = r
+scope = everything
+)");
+  INFO(bad.All());
+  CHECK_FALSE(bad.config);
+  CHECK(bad.Has("never fires"));
+  CHECK(bad.Has("schedule: minute field"));
+  CHECK(bad.Has("[maintenance b] needs 'for'"));
+  CHECK(bad.Has("[maintenance c] needs 'schedule'"));
+  CHECK(bad.Has("scope: 'everything' is not host, group NAME or action NAME"));
+}

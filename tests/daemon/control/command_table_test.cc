@@ -34,6 +34,12 @@ class Recorder final : public CommandTarget {
   void Unpause(const CommandRequest& r, ControlServer::Reply reply) override {
     Got("unpause", r, reply);
   }
+  void Disable(const CommandRequest& r, ControlServer::Reply reply) override {
+    Got("disable", r, reply);
+  }
+  void Enable(const CommandRequest& r, ControlServer::Reply reply) override {
+    Got("enable", r, reply);
+  }
   void Resume(const CommandRequest& r, ControlServer::Reply reply) override {
     Got("resume", r, reply);
   }
@@ -84,7 +90,8 @@ TEST_CASE("commands: every row with a handler reaches its own handler", "[contro
     CHECK(target.called[0] == spec.name);
     ++handled;
   }
-  CHECK(handled == 9);   // ping status events check run pause unpause resume reload
+  // ping status events check run pause unpause disable enable resume reload
+  CHECK(handled == 11);
 }
 
 TEST_CASE("commands: the table has no name twice and finds each", "[control][commands]") {
@@ -172,6 +179,18 @@ TEST_CASE("commands: wardenctl's words become the request its row describes",
   CHECK(fleet->request["args"] == json::array({"halt"}));
   CHECK(fleet->request["reason"] == "upgrade window");
 
+  auto pause = ParseCommandLine({"pause", "--reason", "disk", "--for", "2h", "--group", "repl"});
+  REQUIRE(pause.ok());
+  CHECK(pause->request ==
+        json{{"cmd", "pause"}, {"reason", "disk"}, {"for", "2h"}, {"group", "repl"}});
+  auto disable = ParseCommandLine({"disable", "lag", "--reason", "noisy", "--until", "14:00"});
+  REQUIRE(disable.ok());
+  CHECK(disable->request ==
+        json{{"cmd", "disable"}, {"name", "lag"}, {"reason", "noisy"}, {"until", "14:00"}});
+  auto group = ParseCommandLine({"check", "--group", "repl"});
+  REQUIRE(group.ok());
+  CHECK(group->request == json{{"cmd", "check"}, {"group", "repl"}});
+
   auto release = ParseCommandLine({"fleet", "release", "g1", "db7"});
   REQUIRE(release.ok());
   CHECK(release->request["args"] == json::array({"release", "g1", "db7"}));
@@ -189,8 +208,13 @@ TEST_CASE("commands: wardenctl's usage errors say what is wrong", "[control][com
            {{"status", "--grants"}, "an option does not apply to 'status': --grants"},
            {{"status", "--bogus"}, "unknown option '--bogus'"},
            {{"status", "extra"}, "usage: wardenctl status [--json]"},
-           {{"check"}, "usage: wardenctl check NAME"},
-           {{"check", "a", "b"}, "usage: wardenctl check NAME"},
+           {{"check"}, "usage: wardenctl check [NAME] [--group G]"},
+           {{"check", "a", "b"}, "usage: wardenctl check [NAME] [--group G]"},
+           {{"check", "--group"}, "--group needs G"},
+           {{"disable"}, "usage: wardenctl disable CHECK --reason TEXT"},
+           {{"disable", "db"}, "disable needs --reason TEXT"},
+           {{"enable"}, "usage: wardenctl enable CHECK"},
+           {{"unpause", "--reason", "x"}, "an option does not apply to 'unpause': --reason"},
            {{"events", "-n"}, "-n needs N"},
            {{"events", "-n", "x"}, "-n needs a number >= 0"},
            {{"events", "-n", "-3"}, "-n needs a number >= 0"},

@@ -393,3 +393,22 @@ TEST_CASE("Quiet takes a value exactly as Observe would, or leaves everything as
     CHECK(declined > 100);
   }
 }
+
+TEST_CASE("evaluator: disabled fires nothing and comes back pending", "[evaluator]") {
+  Driver d(Rules(nullptr, "> 10"));
+  d.Value("20");
+  REQUIRE(d.eval.state() == CheckState::kCrit);
+  int fired = d.fired_state;
+  Verdict off = d.eval.SetDisabled(true, d.now);
+  CHECK(off.changed);
+  CHECK(off.state == CheckState::kDisabled);
+  CHECK(off.fire == Verdict::Fire::kNone);   // not a recovery either
+  CHECK(StateName(CheckState::kDisabled) == std::string("disabled"));
+  CHECK(StateFromName("disabled") == CheckState::kDisabled);
+  Verdict on = d.eval.SetDisabled(false, d.now);
+  CHECK(on.state == CheckState::kPending);
+  CHECK(on.fire == Verdict::Fire::kNone);
+  // Crit again from pending fires its hook as a new state.
+  d.Value("20");
+  CHECK(d.fired_state == fired + 1);
+}

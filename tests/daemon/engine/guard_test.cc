@@ -89,7 +89,7 @@ TEST_CASE("guard: host switches come before the action's own limits", "[guard]")
   g.SetPaused(true, "disk swap");
   GuardDecision d = Ask(g, a);
   CHECK(d.reason == "paused");
-  CHECK(d.detail == "host paused: disk swap");
+  CHECK(d.detail == "paused (host, no expiry): disk swap");
   g.SetPaused(false, "");
   g.SetHalted(false, "");
   CHECK(Ask(g, a).reason == "cooldown");

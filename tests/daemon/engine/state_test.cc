@@ -16,10 +16,38 @@ namespace {
 
 PersistedState Sample() {
   PersistedState s;
-  s.paused = true;
-  s.pause_reason = "disk swap on db-17";
-  s.paused_by = "uid 0 gid 0 pid 42";
-  s.paused_at_ms = 1'700'000'000'123;
+  Pause host;
+  host.reason = "disk swap on db-17";
+  host.by = "uid 0 gid 0 pid 42";
+  host.uid = 0;
+  host.pid = 42;
+  host.at_ms = 1'700'000'000'123;
+  s.pauses.push_back(host);
+  Pause group;
+  group.scope = {PauseScope::Kind::kGroup, "replication"};
+  group.reason = "swapping disk";
+  group.by = "uid 1000 (alice) pid 7";
+  group.uid = 1000;
+  group.pid = 7;
+  group.at_ms = 1'700'000'000'200;
+  group.until_ms = 1'700'003'600'200;
+  s.pauses.push_back(group);
+  Pause off;
+  off.scope = {PauseScope::Kind::kCheck, "connections"};
+  off.reason = "noisy until the fix";
+  off.by = "uid 0 (root) pid 9";
+  off.uid = 0;
+  off.pid = 9;
+  off.at_ms = 1'700'000'000'300;
+  off.until_ms = 1'700'000'900'300;
+  s.disabled.push_back(off);
+  Pause window;
+  window.reason = "weekly backup";
+  window.by = "maintenance backup";
+  window.at_ms = 1'700'000'000'000;
+  window.until_ms = 1'700'007'200'000;
+  window.window = "backup";
+  s.pauses.push_back(window);
   CheckRecord c;
   c.state = "crit";
   c.value = "27";
@@ -44,10 +72,26 @@ nlohmann::json Tree(const PersistedState& s, std::int64_t saved_ms) {
   nlohmann::json j = nlohmann::json::object();
   j["format"] = kStateFormat;
   j["saved"] = Rfc3339FromMs(saved_ms);
-  j["pause"] = {{"paused", s.paused},
-                {"reason", s.pause_reason},
-                {"by", s.paused_by},
-                {"at_ms", s.paused_at_ms}};
+  const Pause* host = nullptr;
+  nlohmann::json pauses = nlohmann::json::object();
+  for (const auto& p : s.pauses) {
+    if (p.scope.kind == PauseScope::Kind::kHost && p.window.empty()) host = &p;   // wardenctl's
+    pauses[PauseKey(p)] = {{"scope", ScopeKindName(p.scope.kind)}, {"name", p.scope.name},
+                           {"reason", p.reason}, {"by", p.by}, {"uid", p.uid},
+                           {"pid", p.pid}, {"at_ms", p.at_ms}, {"until_ms", p.until_ms},
+                           {"window", p.window}};
+  }
+  j["pauses"] = std::move(pauses);
+  j["pause"] = {{"paused", host != nullptr},
+                {"reason", host ? host->reason : ""},
+                {"by", host ? host->by : ""},
+                {"at_ms", host ? host->at_ms : 0}};
+  nlohmann::json disabled = nlohmann::json::object();
+  for (const auto& p : s.disabled) {
+    disabled[p.scope.name] = {{"reason", p.reason}, {"by", p.by}, {"uid", p.uid},
+                              {"pid", p.pid}, {"at_ms", p.at_ms}, {"until_ms", p.until_ms}};
+  }
+  j["disabled"] = std::move(disabled);
   nlohmann::json checks = nlohmann::json::object();
   for (const auto& [name, c] : s.checks) {
     checks[name] = {{"state", c.state},       {"value", c.value},
@@ -111,10 +155,12 @@ TEST_CASE("state round-trips through JSON", "[state]") {
   PersistedState s = Sample();
   auto back = StateFromJson(StateText(s, kSaved));
   REQUIRE(back.ok());
-  CHECK(back->paused);
-  CHECK(back->pause_reason == "disk swap on db-17");
-  CHECK(back->paused_by == s.paused_by);
-  CHECK(back->paused_at_ms == s.paused_at_ms);
+  // Pauses come back by key (the file keeps them in key order).
+  REQUIRE(back->pauses.size() == 3);
+  CHECK(back->pauses[0] == s.pauses[1]);   // "group replication"
+  CHECK(back->pauses[1] == s.pauses[0]);   // "host"
+  CHECK(back->pauses[2] == s.pauses[2]);   // "host (maintenance backup)"
+  CHECK(back->disabled == s.disabled);
   REQUIRE(back->checks.count("connections") == 1);
   const CheckRecord& c = back->checks["connections"];
   CHECK(c.state == "crit");
@@ -148,7 +194,7 @@ TEST_CASE("the state file is written as a dump of its JSON tree would be, whatev
   s.checks["quote\"d \\ name\n"] = c;
   s.checks["ünïcödé"] = c;
   s.actions["no_starts"] = ActionRecord{std::nullopt, {}};
-  s.pause_reason = "tab\there";
+  s.pauses[0].reason = "tab\there";
   same(s);
   auto back = StateFromJson(StateText(s, kSaved));
   REQUIRE(back.ok());
@@ -203,7 +249,7 @@ TEST_CASE("state file: missing, saved, loaded", "[state]") {
   auto none = f.Load();
   CHECK_FALSE(none.existed);
   CHECK(none.error.empty());
-  CHECK_FALSE(none.state.paused);
+  CHECK(none.state.pauses.empty());
 
   REQUIRE(f.Save(Sample()).ok());
   CHECK((std::filesystem::status(dir / "state.json").permissions() &
@@ -211,7 +257,7 @@ TEST_CASE("state file: missing, saved, loaded", "[state]") {
   auto loaded = f.Load();
   CHECK(loaded.existed);
   CHECK(loaded.error.empty());
-  CHECK(loaded.state.paused);
+  CHECK(loaded.state.pauses.size() == 3);
   CHECK(loaded.state.checks.at("connections").state == "crit");
   // No temp files are left behind.
   int files = 0;
@@ -231,7 +277,7 @@ TEST_CASE("a corrupt state file is set aside and reported, never fatal", "[state
   CHECK(loaded.existed);
   CHECK_THAT(loaded.error, Catch::Contains("state.json"));
   CHECK_THAT(loaded.error, Catch::Contains("not valid JSON"));
-  CHECK_FALSE(loaded.state.paused);      // empty state, not half of one
+  CHECK(loaded.state.pauses.empty());      // empty state, not half of one
   CHECK(loaded.state.checks.empty());
   CHECK_FALSE(std::filesystem::exists(dir / "state.json"));
   auto aside = CorruptFiles(dir);
@@ -307,8 +353,49 @@ TEST_CASE("guard history survives a capture and restore: budget and cooldown", "
 TEST_CASE("pause is restored into the guard", "[state]") {
   PersistedState s = Sample();
   Guard g(nullptr);
-  g.SetPaused(s.paused, s.pause_reason);
+  for (const auto& p : s.pauses) g.pauses().Set(p);
   auto d = Ask(g, Budgeted("x"));
   CHECK(d.reason == "paused");
   CHECK_THAT(d.detail, Catch::Contains("disk swap on db-17"));
+}
+
+TEST_CASE("a state file of an earlier version: its host pause is read, without expiry",
+          "[state]") {
+  auto j = nlohmann::json::parse(StateText(PersistedState{}, kSaved));
+  j.erase("pauses");
+  j.erase("disabled");
+  j["pause"] = {{"paused", true}, {"reason", "old"}, {"by", "uid 0 (root)"}, {"at_ms", 5}};
+  auto r = StateFromJson(j.dump());
+  REQUIRE(r.ok());
+  REQUIRE(r->pauses.size() == 1);
+  CHECK(r->pauses[0].scope.kind == PauseScope::Kind::kHost);
+  CHECK(r->pauses[0].reason == "old");
+  CHECK(r->pauses[0].until_ms == 0);
+  CHECK(r->disabled.empty());
+  j["pause"]["paused"] = false;
+  auto none = StateFromJson(j.dump());
+  REQUIRE(none.ok());
+  CHECK(none->pauses.empty());
+}
+
+TEST_CASE("state: a pause with a wrong scope or field is refused by name", "[state]") {
+  auto j = nlohmann::json::parse(StateText(Sample(), kSaved));
+  SECTION("unknown scope") {
+    j["pauses"]["host"]["scope"] = "galaxy";
+    auto r = StateFromJson(j.dump());
+    REQUIRE_FALSE(r.ok());
+    CHECK_THAT(r.error(), Catch::Contains("pauses.host.scope"));
+  }
+  SECTION("a group without its name") {
+    j["pauses"]["group replication"]["name"] = "";
+    auto r = StateFromJson(j.dump());
+    REQUIRE_FALSE(r.ok());
+    CHECK_THAT(r.error(), Catch::Contains("pauses.group replication.name"));
+  }
+  SECTION("expiry not a number") {
+    j["disabled"]["connections"]["until_ms"] = "soon";
+    auto r = StateFromJson(j.dump());
+    REQUIRE_FALSE(r.ok());
+    CHECK_THAT(r.error(), Catch::Contains("disabled.connections.until_ms"));
+  }
 }
