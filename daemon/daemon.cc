@@ -395,7 +395,7 @@ std::string Daemon::StatusText() const {
   else if (const auto& last = mutex_->last()) f.mutex = last->held ? "held" : "clear";
   else f.mutex = "unknown";
   f.jobs = jobs_->Status();
-  f.paused = guard_->paused();
+  f.paused = guard_->host_pause() != nullptr;
   return StatusLine(f);
 }
 

@@ -114,9 +114,10 @@ double WallSeconds(SteadyClock::time_point t, SteadyClock::time_point steady_now
 // guarded action so that a rate() has a series before the first block.
 constexpr std::array<const char*, 7> kBlockReasons = {"paused",   "halted", "mutex", "running",
                                                       "cooldown", "budget", "dry_run"};
-constexpr std::array<CheckState, 6> kStates = {CheckState::kPending, CheckState::kOk,
+constexpr std::array<CheckState, 7> kStates = {CheckState::kPending, CheckState::kOk,
                                                CheckState::kWarn,    CheckState::kCrit,
-                                               CheckState::kError,   CheckState::kSkipped};
+                                               CheckState::kError,   CheckState::kSkipped,
+                                               CheckState::kDisabled};
 
 void RenderChecks(const MetricsSources& s, std::int64_t now_ms, Exposition& x) {
   std::vector<Scheduler::CheckStatus> checks;
@@ -224,7 +225,10 @@ void RenderHost(const MetricsSources& s, std::int64_t now_ms, Exposition& x) {
     }
   }
   x.Family("warden_paused", "gauge", "1 while the host is paused (wardenctl pause).");
-  x.Sample("warden_paused", {}, s.guard && s.guard->paused() ? 1 : 0);
+  x.Sample("warden_paused", {}, s.guard && s.guard->host_pause() ? 1 : 0);
+  x.Family("warden_pauses", "gauge",
+           "Pauses in force, of any scope (host, group, action, check; windows included).");
+  x.Sample("warden_pauses", {}, s.guard ? static_cast<double>(s.guard->pauses().all().size()) : 0);
   x.Family("warden_queue_halted", "gauge",
            "1 while the job queue is halted after a failed or interrupted job.");
   x.Sample("warden_queue_halted", {}, s.guard && s.guard->halted() ? 1 : 0);
