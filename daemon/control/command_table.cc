@@ -219,6 +219,7 @@ std::string UsageText() {
       "options:\n"
       "  -c FILE      config file (default /etc/warden/warden.ini); its [control] socket\n"
       "  -s SOCKET    the daemon's control socket (instead of reading the config)\n"
+      "  --version    print the version (as the version command does)\n"
       "exit: 0 ok, 1 refused/failed/not ok, 2 usage, 3 daemon not reachable\n";
   return out;
 }

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "daemon/ctl/exit_codes.h"
+#include "version.h"
 
 namespace warden::ctl {
 
@@ -15,6 +16,8 @@ int UsageError(const std::string& message) {
   Usage(stderr);
   return kExitUsage;
 }
+
+void PrintVersion() { std::printf("wardenctl %s\n", warden::kVersion); }
 
 std::optional<int> ParseArgs(int argc, char** argv, Args& out) {
   // The global options, anywhere; the rest is the command's, parsed by its
@@ -29,6 +32,9 @@ std::optional<int> ParseArgs(int argc, char** argv, Args& out) {
       out.config_given = out.config_given || config;
     } else if (a == "-h" || a == "--help") {
       Usage(stdout);
+      return kExitOk;
+    } else if (a == "--version") {
+      PrintVersion();
       return kExitOk;
     } else {
       words.push_back(std::move(a));

@@ -15,7 +15,6 @@
 #include "daemon/ctl/local_commands.h"
 #include "daemon/ctl/render.h"
 #include "daemon/io/mysql.h"
-#include "version.h"
 
 int main(int argc, char** argv) {
   using namespace warden::ctl;
@@ -32,7 +31,7 @@ int main(int argc, char** argv) {
   if (cmd == "validate") return Validate(args.config_path, request.value("grants", false));
   if (cmd == "help") return Help(request.value("args", std::vector<std::string>()));
   if (cmd == "version") {
-    std::printf("wardenctl %s\n", warden::kVersion);
+    PrintVersion();
     return kExitOk;
   }
   int timeout_ms = spec.timeout_ms;

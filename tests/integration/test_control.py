@@ -11,7 +11,7 @@ import threading
 import time
 import unittest
 
-from harness import Wardend, match, rss_kb, run, WARDENCTL
+from harness import Wardend, match, rss_kb, run, WARDEND, WARDENCTL
 
 CONFIG = """
 [daemon]
@@ -69,6 +69,17 @@ class Control(unittest.TestCase):
         while not os.path.exists(wd.paths["control"]):
             self.assertLess(time.monotonic(), deadline, wd.log())
             time.sleep(0.05)
+
+    def test_version_is_the_same_from_both_binaries_and_ends_in_a_newline(self):
+        daemon = run([WARDEND, "--version"]).stdout
+        ctl = run([WARDENCTL, "--version"]).stdout
+        command = run([WARDENCTL, "version"]).stdout
+        self.assertRegex(daemon, r"^wardend \d+\.\d+\.\d+\S*\n$")
+        self.assertRegex(ctl, r"^wardenctl \d+\.\d+\.\d+\S*\n$")
+        self.assertEqual(ctl, command)
+        self.assertEqual(daemon.split()[1], ctl.split()[1])
+        # Anywhere on the line, like the other global options; no daemon asked.
+        self.assertEqual(run([WARDENCTL, "-s", "/nonexistent/sock", "--version"]).stdout, ctl)
 
     def test_status_check_run_events(self):
         with Wardend() as wd:
