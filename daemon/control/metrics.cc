@@ -345,10 +345,10 @@ HttpServer::Reply MetricsExporter::Serve(std::string_view method, std::string_vi
     r.body = std::make_shared<const std::string>("not found: wardend serves only /metrics\n");
     return r;
   }
-  if (method != "GET" && method != "HEAD") {
+  if (method != "GET") {
     r.status = 405;
-    r.headers.emplace_back("Allow", "GET, HEAD");
-    r.body = std::make_shared<const std::string>("method not allowed: GET or HEAD /metrics\n");
+    r.headers.emplace_back("Allow", "GET");
+    r.body = std::make_shared<const std::string>("method not allowed: only GET /metrics\n");
     return r;
   }
   r.content_type = "text/plain; version=0.0.4; charset=utf-8";
