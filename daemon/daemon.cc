@@ -372,6 +372,12 @@ void Daemon::RequestStop(const std::string& why) {
 void Daemon::OnStopPoll(struct ev_loop* loop, ev_timer* w, int) {
   auto* d = static_cast<Daemon*>(w->data);
   if (d->executor_->running() > 0) return;
+  // A status read still in flight ends first (at most its query_timeout):
+  // the server would count a connection closed under it as aborted.
+  if (d->mysql_ && d->mysql_->Busy()) return;
+  for (const auto& old : d->old_mysql_) {
+    if (old->Busy()) return;
+  }
   ev_timer_stop(loop, w);
   d->SaveState();
   d->events_->Emit("daemon.stop", {{"version", kVersion}, {"config_digest", d->config_->digest},

@@ -130,6 +130,11 @@ class MysqlReads {
   void ReplicaStatus(const std::string& connection, SharedDone<MysqlRows> done);
 
   const MysqlConnConfig* Find(const std::string& connection) const;
+  // A status or variables read is in flight on a loop connection. A stop
+  // waits for it (each is bounded by query_timeout): closing a connection
+  // mid-read is an aborted client to the server (Aborted_clients and an
+  // "Aborted connection" warning in its error log).
+  bool Busy() const;
   Duration share_window{100};
 
  private:

@@ -107,6 +107,8 @@ struct ReadsState {
   // The connection the status and variables reads run on, per name
   // (LoopConn), made on first use.
   std::map<std::string, std::unique_ptr<LoopConn>> loop_conns;
+  // A read is in flight or queued on one of them (in mysql_loop_conn.cc).
+  bool Busy() const;
 
   const MysqlConnConfig* Find(const std::string& name) const {
     auto it = connections.find(name);

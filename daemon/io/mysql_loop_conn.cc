@@ -106,6 +106,8 @@ class LoopConn {
   // Whether the server takes a WHERE on SHOW GLOBAL STATUS / VARIABLES
   // (every MySQL and MariaDB does; a proxy in between may not).
   bool filters() const { return filters_; }
+  // A statement is in flight (or queued behind one).
+  bool busy() const { return busy_ || !queue_.empty(); }
 
  private:
   enum class Stage { kQuery, kStore, kNext };
@@ -418,6 +420,13 @@ ReadsState::ReadsState(WorkerPool& w, std::map<std::string, MysqlConnConfig> c) 
 }
 
 ReadsState::~ReadsState() = default;
+
+bool ReadsState::Busy() const {
+  for (const auto& [name, conn] : loop_conns) {
+    if (conn && conn->busy()) return true;
+  }
+  return false;
+}
 
 namespace {
 

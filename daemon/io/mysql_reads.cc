@@ -143,6 +143,8 @@ void MysqlReads::Ping(const std::string& connection, std::function<void(Expected
   SubmitWork<double>(impl_, connection, std::move(cfg), mysql_internal::WorkerPing, std::move(done));
 }
 
+bool MysqlReads::Busy() const { return impl_->Busy(); }
+
 void MysqlReads::GlobalStatus(const std::string& connection,
                               std::shared_ptr<const NameSet> names, SharedDone<MysqlMap> done) {
   SharedReadOf<MysqlMap>(

@@ -33,6 +33,7 @@ keeps that visible on each run, for `protocol = none` and `protocol = mysql`
 import json
 import os
 import re
+import signal
 import time
 import unittest
 
@@ -269,6 +270,43 @@ every    = 1h
             self.assertEqual(len(lines), 8, lines)
             for line in lines:
                 self.assertIn("closed normally without authentication", line)
+
+
+    def test_a_stop_mid_read_aborts_no_connection(self):
+        """SIGTERM while a status read waits on the server: wardend lets
+        the read end before it closes the connection, so the server counts
+        no aborted client and logs no "Aborted connection". The server is
+        stopped (SIGSTOP) meanwhile, so that a read is surely in flight."""
+        with Wardend() as wd:
+            wd.start((base_config("samples-stop", mysql=True, mutex_off=True) + """
+[check connected]
+type     = mysql_status
+variable = Threads_connected
+every    = 1s
+""").format(socket=self.db.socket, password_file=self.db.password_file, **wd.paths))
+
+            def ran(_events):
+                checks = status(wd, starting=True)
+                return checks and checks["connected"]["runs"] >= 2
+            wd.wait_for(ran, timeout=30)
+            before = self.window()
+            os.kill(self.db.pid, signal.SIGSTOP)
+            try:
+                time.sleep(1.5)     # at least one tick: a read waits on the server
+                wd.signal(signal.SIGTERM)
+                time.sleep(1)
+                waited = wd.running()
+            finally:
+                os.kill(self.db.pid, signal.SIGCONT)
+            rc = wd.stop()
+            counts, lines = self.delta_once(before, lambda c, l: c["Aborted_clients"] or l,
+                                            timeout=2)
+            print("\nstop mid-read: waited for the read: %s; counters moved by %s; %s"
+                  % (waited, counts, lines))
+            self.assertEqual(rc, 0, wd.log()[-3000:])
+            self.assertTrue(waited, "wardend did not wait for the read in flight")
+            self.assertEqual(counts, {c: 0 for c in COUNTERS})
+            self.assertEqual(lines, [])
 
 
 def status_names(checks):
