@@ -1,18 +1,12 @@
 #include "daemon/config/fluentd_config.h"
 
-#include <arpa/inet.h>
-
 #include <cctype>
 
 #include "daemon/base/options.h"
+#include "daemon/config/section_common.h"
 
 namespace warden {
 namespace {
-
-bool NumericHost(const std::string& host) {
-  unsigned char buf[16];
-  return ::inet_pton(AF_INET, host.c_str(), buf) == 1 || ::inet_pton(AF_INET6, host.c_str(), buf) == 1;
-}
 
 bool ValidTag(const std::string& tag) {
   if (tag.empty() || tag.front() == '.' || tag.back() == '.') return false;
@@ -38,32 +32,12 @@ void LoadFluentdSection(const RawSection& s, FluentdConfig& c, Diagnostics& diag
         r.Error(e, "address: the unix socket path is longer than 107 bytes");
       }
     } else {
-      // host:port, [v6]:port. The host must be an IP address (or
-      // localhost): a name lookup would block the loop.
-      std::string host, port;
-      if (!v->empty() && (*v)[0] == '[') {
-        size_t close = v->find(']');
-        if (close != std::string::npos && close + 1 < v->size() && (*v)[close + 1] == ':') {
-          host = v->substr(1, close - 1);
-          port = v->substr(close + 2);
-        }
-      } else if (size_t colon = v->rfind(':'); colon != std::string::npos &&
-                                                 v->find(':') == colon) {
-        host = v->substr(0, colon);
-        port = v->substr(colon + 1);
-      }
-      if (host.empty() || port.empty()) {
-        r.Error(e, "address: '" + *v + "' is not host:port or unix:/path");
+      auto hp = ParseHostPort(*v, "host:port or unix:/path");
+      if (!hp) {
+        r.Error(e, "address: " + hp.error());
       } else {
-        if (host == "localhost") host = "127.0.0.1";
-        if (!NumericHost(host)) {
-          r.Error(e, "address: '" + host + "' is not an IP address (names are not resolved: "
-                     "a lookup would block wardend's loop)");
-        }
-        auto p = ParseInteger(port, 1, 65535);
-        if (!p) r.Error(e, "address: port: " + p.error());
-        else c.port = static_cast<int>(*p);
-        c.host = host;
+        c.host = hp->host;
+        c.port = hp->port;
       }
     }
   } else if (!r.Has("address")) {

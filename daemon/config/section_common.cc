@@ -1,5 +1,7 @@
 #include "daemon/config/section_common.h"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <cctype>
 
@@ -74,6 +76,33 @@ void ReadTimeout(OptionReader& r, Duration& out) {
     if (v->count() <= 0) r.Error(*r.Find("timeout"), "timeout must be longer than 0");
     else out = *v;
   }
+}
+
+Expected<HostPort> ParseHostPort(const std::string& text, const std::string& form) {
+  std::string host, port;
+  if (!text.empty() && text[0] == '[') {
+    size_t close = text.find(']');
+    if (close != std::string::npos && close + 1 < text.size() && text[close + 1] == ':') {
+      host = text.substr(1, close - 1);
+      port = text.substr(close + 2);
+    }
+  } else if (size_t colon = text.rfind(':');
+             colon != std::string::npos && text.find(':') == colon) {
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+  }
+  if (host.empty() || port.empty()) {
+    return Expected<HostPort>::Error("'" + text + "' is not " + form);
+  }
+  if (host == "localhost") host = "127.0.0.1";
+  unsigned char buf[16];
+  if (::inet_pton(AF_INET, host.c_str(), buf) != 1 && ::inet_pton(AF_INET6, host.c_str(), buf) != 1) {
+    return Expected<HostPort>::Error("'" + host + "' is not an IP address (names are not resolved: "
+                                     "a lookup would block wardend's loop)");
+  }
+  auto p = ParseInteger(port, 1, 65535);
+  if (!p) return Expected<HostPort>::Error("port: " + p.error());
+  return HostPort{host, static_cast<int>(*p)};
 }
 
 }  // namespace warden

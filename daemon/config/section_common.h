@@ -12,6 +12,7 @@
 
 #include "daemon/base/ini.h"
 #include "daemon/base/options.h"
+#include "daemon/base/status.h"
 #include "daemon/base/units.h"
 
 namespace warden {
@@ -63,6 +64,17 @@ bool ReadSecretFile(const std::string& path, std::string* out, std::string* erro
 // A secret (a password file, a TLS key) must not be readable by group or
 // others: false, with the reason, when it is.
 bool SecretFileIsPrivate(const std::string& path, std::string* error);
+
+// An address wardend connects to or listens on: "host:port" or
+// "[v6]:port" whose host is an IP address ("localhost" is 127.0.0.1);
+// names are not resolved, a lookup would block wardend's loop. The error
+// says what is wrong; `form` is what the key takes, for the message when
+// `text` is not host:port at all ("host:port or unix:/path").
+struct HostPort {
+  std::string host;
+  int port = 0;
+};
+Expected<HostPort> ParseHostPort(const std::string& text, const std::string& form);
 
 // A check's or action's use of a MySQL connection ("" = [mysql]), checked
 // against the [mysql NAME] sections once all are read.

@@ -11,6 +11,7 @@
 #include <utility>
 #include <catch2/catch.hpp>
 
+#include "tests/support/config_loader.h"
 #include "tests/support/temp_dir.h"
 
 using namespace warden;
@@ -25,27 +26,10 @@ state_dir = /tmp/warden-state
 mode = off
 )";
 
-struct Loaded {
-  std::shared_ptr<const Config> config;
-  std::vector<std::string> errors;
-  bool Has(const std::string& needle) const {
-    return std::any_of(errors.begin(), errors.end(),
-                       [&](const std::string& e) { return e.find(needle) != std::string::npos; });
-  }
-  std::string All() const {
-    std::string s;
-    for (const auto& e : errors) s += e + "\n";
-    return s;
-  }
-};
+using Loaded = warden::testing::LoadedConfig;
 
 Loaded Load(const TempDir& dir, const std::string& text, const std::string& name = "warden.ini") {
-  std::string path = dir.Write(name, text);
-  Diagnostics diag;
-  Loaded l;
-  l.config = LoadConfig(path, LoadOptions{}, diag);
-  l.errors = diag.errors();
-  return l;
+  return warden::testing::LoadConfigText(dir, text, name);
 }
 
 }  // namespace

@@ -1,41 +1,21 @@
 // [fluentd] validation (daemon/config/fluentd_config.cc through LoadConfig).
-#include <algorithm>
 #include <catch2/catch.hpp>
 
-#include "daemon/config/config.h"
-#include "tests/support/temp_dir.h"
+#include "tests/support/config_loader.h"
 
 using namespace warden;
+using warden::testing::LoadedConfig;
+using warden::testing::LoadConfigText;
+using warden::testing::LoadSection;
+using warden::testing::kMinimalConfig;
 using warden::testing::TempDir;
 
 namespace {
 
-const char* kBase = "[daemon]\nhost_id = db-test\nstate_dir = /tmp/warden-state\n[mutex]\nmode = off\n";
-// kBase is 5 lines: [fluentd] is line 6, its first key line 7.
+using Loaded = LoadedConfig;
 
-struct Loaded {
-  std::shared_ptr<const Config> config;
-  std::vector<std::string> errors;
-  bool Has(const std::string& needle) const {
-    return std::any_of(errors.begin(), errors.end(),
-                       [&](const std::string& e) { return e.find(needle) != std::string::npos; });
-  }
-  std::string All() const {
-    std::string s;
-    for (const auto& e : errors) s += e + "\n";
-    return s;
-  }
-};
-
-Loaded Load(const std::string& fluentd) {
-  TempDir dir;
-  std::string path = dir.Write("warden.ini", std::string(kBase) + "[fluentd]\n" + fluentd);
-  Diagnostics diag;
-  Loaded l;
-  l.config = LoadConfig(path, LoadOptions{}, diag);
-  l.errors = diag.errors();
-  return l;
-}
+// [fluentd] is line 6 of the config, its first key line 7.
+Loaded Load(const std::string& body) { return LoadSection("fluentd", body); }
 
 }  // namespace
 
@@ -58,10 +38,9 @@ TEST_CASE("fluentd: defaults with a TCP address", "[config][fluentd]") {
 
 TEST_CASE("fluentd: without the section delivery is off", "[config][fluentd]") {
   TempDir dir;
-  Diagnostics diag;
-  auto c = LoadConfig(dir.Write("warden.ini", kBase), LoadOptions{}, diag);
-  REQUIRE(c);
-  CHECK_FALSE(c->fluentd.enabled);
+  Loaded l = LoadConfigText(dir, kMinimalConfig);
+  REQUIRE(l.config);
+  CHECK_FALSE(l.config->fluentd.enabled);
 }
 
 TEST_CASE("fluentd: every key is read", "[config][fluentd]") {
@@ -169,8 +148,6 @@ TEST_CASE("fluentd: the buffer must hold at least two chunks", "[config][fluentd
 
 TEST_CASE("fluentd: [fluentd] takes no name", "[config][fluentd]") {
   TempDir dir;
-  Diagnostics diag;
-  auto c = LoadConfig(dir.Write("warden.ini", std::string(kBase) + "[fluentd x]\naddress = 127.0.0.1:1\n"),
-                      LoadOptions{}, diag);
-  CHECK_FALSE(c);
+  Loaded l = LoadConfigText(dir, std::string(kMinimalConfig) + "[fluentd x]\naddress = 127.0.0.1:1\n");
+  CHECK_FALSE(l.config);
 }

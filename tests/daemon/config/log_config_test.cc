@@ -1,41 +1,18 @@
 // [log] validation (daemon/config/log_config.cc through LoadConfig).
-#include <algorithm>
 #include <catch2/catch.hpp>
 
-#include "daemon/config/config.h"
-#include "tests/support/temp_dir.h"
+#include "tests/support/config_loader.h"
 
 using namespace warden;
-using warden::testing::TempDir;
+using warden::testing::LoadedConfig;
+using warden::testing::LoadSection;
 
 namespace {
 
-const char* kBase = "[daemon]\nhost_id = db-test\nstate_dir = /tmp/warden-state\n[mutex]\nmode = off\n";
-// kBase is 5 lines: [log] is line 6, its first key line 7.
+using Loaded = LoadedConfig;
 
-struct Loaded {
-  std::shared_ptr<const Config> config;
-  std::vector<std::string> errors;
-  bool Has(const std::string& needle) const {
-    return std::any_of(errors.begin(), errors.end(),
-                       [&](const std::string& e) { return e.find(needle) != std::string::npos; });
-  }
-  std::string All() const {
-    std::string s;
-    for (const auto& e : errors) s += e + "\n";
-    return s;
-  }
-};
-
-Loaded Load(const std::string& log) {
-  TempDir dir;
-  std::string path = dir.Write("warden.ini", std::string(kBase) + "[log]\n" + log);
-  Diagnostics diag;
-  Loaded l;
-  l.config = LoadConfig(path, LoadOptions{}, diag);
-  l.errors = diag.errors();
-  return l;
-}
+// [log] is line 6 of the config, its first key line 7.
+Loaded Load(const std::string& body) { return LoadSection("log", body); }
 
 }  // namespace
 

@@ -1,41 +1,22 @@
 // [metrics] validation (daemon/config/metrics_config.cc through LoadConfig).
-#include <algorithm>
 #include <catch2/catch.hpp>
 
-#include "daemon/config/config.h"
-#include "tests/support/temp_dir.h"
+#include "daemon/config/section_common.h"
+#include "tests/support/config_loader.h"
 
 using namespace warden;
+using warden::testing::LoadedConfig;
+using warden::testing::LoadConfigText;
+using warden::testing::LoadSection;
+using warden::testing::kMinimalConfig;
 using warden::testing::TempDir;
 
 namespace {
 
-const char* kBase = "[daemon]\nhost_id = db-test\nstate_dir = /tmp/warden-state\n[mutex]\nmode = off\n";
-// kBase is 5 lines: [metrics] is line 6, its first key line 7.
+using Loaded = LoadedConfig;
 
-struct Loaded {
-  std::shared_ptr<const Config> config;
-  std::vector<std::string> errors;
-  bool Has(const std::string& needle) const {
-    return std::any_of(errors.begin(), errors.end(),
-                       [&](const std::string& e) { return e.find(needle) != std::string::npos; });
-  }
-  std::string All() const {
-    std::string s;
-    for (const auto& e : errors) s += e + "\n";
-    return s;
-  }
-};
-
-Loaded Load(const std::string& metrics) {
-  TempDir dir;
-  std::string path = dir.Write("warden.ini", std::string(kBase) + "[metrics]\n" + metrics);
-  Diagnostics diag;
-  Loaded l;
-  l.config = LoadConfig(path, LoadOptions{}, diag);
-  l.errors = diag.errors();
-  return l;
-}
+// [metrics] is line 6 of the config, its first key line 7.
+Loaded Load(const std::string& body) { return LoadSection("metrics", body); }
 
 }  // namespace
 
@@ -65,13 +46,11 @@ TEST_CASE("metrics: IPv6, localhost and an interval", "[config][metrics]") {
 
 TEST_CASE("metrics: without the section nothing is served", "[config][metrics]") {
   TempDir dir;
-  std::string path = dir.Write("warden.ini", kBase);
-  Diagnostics diag;
-  auto c = LoadConfig(path, LoadOptions{}, diag);
-  REQUIRE(c);
-  CHECK_FALSE(c->metrics.enabled);
-  CHECK(c->metrics.listen.empty());
-  CHECK(c->metrics.textfile.empty());
+  Loaded l = LoadConfigText(dir, kMinimalConfig);
+  REQUIRE(l.config);
+  CHECK_FALSE(l.config->metrics.enabled);
+  CHECK(l.config->metrics.listen.empty());
+  CHECK(l.config->metrics.textfile.empty());
 }
 
 TEST_CASE("metrics: bad values are reported at their line", "[config][metrics]") {
@@ -87,4 +66,22 @@ TEST_CASE("metrics: bad values are reported at their line", "[config][metrics]")
   Loaded empty = Load("interval = 15s\n");
   CHECK(empty.Has(":6: [metrics] needs listen = host:port, textfile = /path, or both"));
   CHECK_FALSE(empty.config);
+}
+
+TEST_CASE("an address is host:port with an IP address, as every key that takes one reads it",
+          "[config]") {
+  auto v6 = ParseHostPort("[::1]:9187", "host:port");
+  REQUIRE(v6.ok());
+  CHECK(v6->host == "::1");
+  CHECK(v6->port == 9187);
+  auto local = ParseHostPort("localhost:24224", "host:port");
+  REQUIRE(local.ok());
+  CHECK(local->host == "127.0.0.1");
+  CHECK(ParseHostPort("::1:9187", "host:port").error() == "'::1:9187' is not host:port");
+  CHECK(ParseHostPort("[::1]9187", "host:port").error() == "'[::1]9187' is not host:port");
+  CHECK(ParseHostPort(":9187", "host:port or unix:/path").error() ==
+        "':9187' is not host:port or unix:/path");
+  CHECK(ParseHostPort("db1:9187", "host:port").error().find("'db1' is not an IP address") == 0);
+  CHECK(ParseHostPort("127.0.0.1:0", "host:port").error().find("port: ") == 0);
+  CHECK(ParseHostPort("127.0.0.1:65536", "host:port").error().find("port: ") == 0);
 }
