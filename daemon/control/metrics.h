@@ -76,6 +76,7 @@ class Exposition {
   using Labels = std::initializer_list<std::pair<std::string_view, std::string_view>>;
   void Family(std::string_view name, std::string_view type, std::string_view help);
   void Sample(std::string_view name, Labels labels, double value);
+  void Reserve(size_t bytes) { out_.reserve(out_.size() + bytes); }
   const std::string& text() const { return out_; }
   std::string Take() { return std::move(out_); }
 

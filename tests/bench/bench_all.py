@@ -109,6 +109,15 @@ def main():
                 [us(a) / us(b) for a, b in zip(w, fl)], "%.2f×")
             add("%d checks, %s: wardend ÷ floor on libev, daemon CPU" % (n, what),
                 [us(a) / us(b) for a, b in zip(w, fe)], "%.2f×")
+        # The monitoring surfaces (metrics scraped every second, textfile
+        # every 15 s, journald) on and off, next to each other in each round.
+        off = [c[n]["wardend_default"] for c in cost]
+        on = [c[n]["wardend_surfaces"] for c in cost]
+        rows.append(("%d checks, default jitter: wardend daemon CPU per check, surfaces off / on "
+                     "(metrics scraped 1/s, textfile, journald) (µs)" % n, None, " / ".join(
+                         summary([us(x) for x in xs], "%.2f").split("  ")[0] for xs in (off, on))))
+        add("%d checks: surfaces on ÷ off, wardend daemon CPU" % n,
+            [us(a) / us(b) for a, b in zip(on, off)], "%.2f×")
         add("%d checks: floor (one read of the names a second) host CPU per check (µs)" % n,
             [us(x, "host") for x in fl], "%.2f")
         rows.append(("%d checks: floor daemon / server per check (µs)" % n, None, " / ".join(

@@ -163,6 +163,89 @@ def status_value(db, name):
     return int(db.sql("SHOW GLOBAL STATUS LIKE '%s'" % name)[0][1])
 
 
+# The monitoring surfaces a fleet turns on, on top of BASE_DEFAULT: the
+# metrics endpoint (scraped every second by Surfaces), the textfile for
+# node_exporter at its default interval (15 s), and the log in journald's
+# native protocol (to a socket Surfaces binds and drains).
+SURFACES = """
+[metrics]
+listen   = 127.0.0.1:{metrics_port}
+textfile = {textfile}
+"""
+
+
+class Surfaces:
+    """What stands in for Prometheus and journald while wardend runs with
+    SURFACES: a thread that GETs /metrics every second (kept alive), and a datagram
+    socket that reads whatever the daemon sends to journald."""
+
+    def __init__(self, dir):
+        import socket
+        self.dir = dir
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        self.port = s.getsockname()[1]
+        s.close()
+        self.journal_path = os.path.join(dir, "journal.sock")
+        self.journal = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.journal.bind(self.journal_path)
+        self.journal.settimeout(0.2)
+        self.scrapes, self.scrape_errors, self.journal_datagrams = 0, 0, 0
+        self.stopping = False
+
+    def config(self, base):
+        log = "[log]\njournal = yes\njournal_socket = %s\n" % self.journal_path
+        return (base.replace("[log]\n", log, 1) + SURFACES).replace(
+            "{metrics_port}", str(self.port)).replace(
+            "{textfile}", os.path.join(self.dir, "warden.prom"))
+
+    def _scrape(self):
+        """GET /metrics every second on one kept-alive connection, as
+        Prometheus scrapes (a new connection after an error)."""
+        import http.client
+        conn = None
+        while not self.stopping:
+            t = time.monotonic()
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                conn.request("GET", "/metrics")
+                r = conn.getresponse()
+                r.read()
+                if r.status != 200:
+                    raise OSError("HTTP %d" % r.status)
+                self.scrapes += 1
+            except (OSError, http.client.HTTPException):
+                self.scrape_errors += 1
+                if conn is not None:
+                    conn.close()
+                conn = None
+            time.sleep(max(0.0, 1.0 - (time.monotonic() - t)))
+        if conn is not None:
+            conn.close()
+
+    def _drain(self):
+        while not self.stopping:
+            try:
+                self.journal.recv(1 << 20)
+                self.journal_datagrams += 1
+            except OSError:
+                pass
+
+    def __enter__(self):
+        import threading
+        self.threads = [threading.Thread(target=f, daemon=True) for f in (self._scrape, self._drain)]
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopping = True
+        for t in self.threads:
+            t.join()
+        self.journal.close()
+
+
 def measure_pid(pid, seconds, server_pid):
     time.sleep(1.0)  # settle
     c0, s0, t0 = cpu_precise(pid), server_cpu(server_pid), time.monotonic()
@@ -171,13 +254,17 @@ def measure_pid(pid, seconds, server_pid):
     return c1 - c0, server_delta(s0, s1), t1 - t0, memory_kb(pid)
 
 
-def run_wardend(db, n, seconds, names, base=BASE, ssl_mode=None):
+def run_wardend(db, n, seconds, names, base=BASE, ssl_mode=None, surfaces=False):
+    """wardend with n mysql_status checks (0: one disk check) on `base`;
+    surfaces: with SURFACES on, scraped and drained (Surfaces)."""
     if n == 0:
         checks = "[check root]\ntype = disk\npath = /\nevery = 30s\n"
     else:
         checks = "".join("[check c%d]\ntype = mysql_status\nvariable = %s\n" %
                          (i, names[i % len(names)]) for i in range(n))
-    with Wardend() as wd:
+    with Wardend() as wd, Surfaces(wd.dir) as surf:
+        if surfaces:
+            base = surf.config(base)
         wd.start(base.format(socket=db.socket, password_file=db.password_file, port=db.port,
                              ssl_mode=ssl_mode or "disabled", **wd.paths)
                  + checks)
@@ -186,7 +273,13 @@ def run_wardend(db, n, seconds, names, base=BASE, ssl_mode=None):
         # check.state also rewrites the state file, a start-up cost).
         wd.wait_for(lambda ev: len([e for e in ev if e.get("event") == "check.state"]) >= max(n, 1),
                     timeout=120)
+        # (Scrapes before the daemon listened failed; those in the window count.)
+        scrapes0, errors0 = surf.scrapes, surf.scrape_errors
         cpu, server, wall, mem = measure_pid(wd.proc.pid, seconds, db.pid)
+        scrapes, errors = surf.scrapes - scrapes0, surf.scrape_errors - errors0
+        if surfaces and (scrapes < seconds - 1 or errors):
+            raise RuntimeError("the metrics endpoint was not scraped every second: %d scrapes "
+                               "in %.0f s, %d errors" % (scrapes, seconds, errors))
     if n == 0:
         # No check touches the server: its CPU is its own.
         SERVER_IDLE_PER_S[0] = server / wall
@@ -236,8 +329,10 @@ def status_names(db):
 
 def one_round(db, counts, seconds, floor, monit="monit"):
     """One round: {"idle": {...}, N: {"wardend": {...}, "floor": ..., "floor_per_check": ...,
-    "floor_shared": ..., "floor_loop": ..., "wardend_default": ..., "monit": ...}} with
-    cpu/server in seconds; wardend_default at the default jitter (10%). "floor" is the
+    "floor_shared": ..., "floor_loop": ..., "wardend_default": ..., "wardend_surfaces": ...,
+    "monit": ...}} with cpu/server in seconds; wardend_default at the default jitter (10%),
+    wardend_surfaces the same with the metrics endpoint scraped every second, the textfile
+    and journald on (SURFACES). "floor" is the
     floor: one filtered read of the names needed per cadence tick (1 s)."""
     names = status_names(db)
     out = {"idle": run_wardend(db, 0, seconds, names)}
@@ -250,6 +345,7 @@ def one_round(db, counts, seconds, floor, monit="monit"):
             r["floor_shared"] = run_floor(db, n, seconds, floor, "shared")
             r["floor_loop"] = run_floor(db, n, seconds, floor, "loop")
         r["wardend_default"] = run_wardend(db, n, seconds, names, BASE_DEFAULT)
+        r["wardend_surfaces"] = run_wardend(db, n, seconds, names, BASE_DEFAULT, surfaces=True)
         if getattr(db, "tls", False):
             r["wardend_tcp"] = run_wardend(db, n, seconds, names, BASE_TCP, "disabled")
             r["wardend_tls"] = run_wardend(db, n, seconds, names, BASE_TCP, "required")

@@ -4,6 +4,7 @@
 // on a private loop, asked by the real HTTP client.
 #include <ev.h>
 
+#include <charconv>
 #include <catch2/catch.hpp>
 
 #include <sstream>
@@ -120,6 +121,19 @@ TEST_CASE("metrics: sample values and numeric check values", "[metrics]") {
   CHECK(FormatSampleValue(1'700'000'000) == "1700000000");   // whole numbers in full
   CHECK(FormatSampleValue(1'700'000'000.25) == "1700000000.25");
   CHECK(FormatSampleValue(-3) == "-3");
+  // Thousandths (times to the millisecond) take a shorter path: the same text.
+  CHECK(FormatSampleValue(1'733'561'234.567) == "1733561234.567");
+  CHECK(FormatSampleValue(1'733'561'234.5) == "1733561234.5");
+  CHECK(FormatSampleValue(0.05) == "0.05");
+  CHECK(FormatSampleValue(-0.25) == "-0.25");
+  CHECK(FormatSampleValue(-12.001) == "-12.001");
+  CHECK(FormatSampleValue(0.0005) == "5e-04");   // not thousandths: the general form
+  CHECK(FormatSampleValue(1.0 / 3) == "0.3333333333333333");
+  for (long long ms : {1LL, 7LL, 10LL, 999LL, 1001LL, 123456789LL, 1'733'561'234'567LL}) {
+    char buf[64];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, static_cast<double>(ms) / 1000);
+    CHECK(FormatSampleValue(static_cast<double>(ms) / 1000) == std::string(buf, end));
+  }
   CHECK(FormatSampleValue(std::numeric_limits<double>::infinity()) == "+Inf");
   CHECK(FormatSampleValue(-std::numeric_limits<double>::infinity()) == "-Inf");
   CHECK(FormatSampleValue(std::nan("")) == "NaN");
