@@ -41,7 +41,8 @@ the disk: /proc/PID/task/PID/schedstat tells the two apart. The poller
 reads the loop thread's run_delay (time spent runnable, waiting for a CPU)
 after each answer, and each gap is judged less that thread's wait around
 it, at most 0.8 s: a busy machine does not fail the test, a loop that waits
-on one 2 s sync still does.
+on one 2 s sync still does. Each status round trip is judged the same way,
+less the waits of the loop thread and of the poller's own thread during it.
 """
 
 import calendar
@@ -206,7 +207,9 @@ class Poller(threading.Thread):
         super().__init__(daemon=True)
         self.path = path
         self.stopping = threading.Event()
-        self.latencies = []     # (monotonic at send, seconds)
+        # (monotonic at send, seconds, seconds the daemon's loop thread and
+        # this poller's thread waited for a CPU meanwhile, when known)
+        self.latencies = []
         self.errors = []        # (monotonic at send, what)
         self.runs = {}          # check -> {run number: last_run ms}
         self.first = None       # (monotonic when in, status)
@@ -216,19 +219,24 @@ class Poller(threading.Thread):
         self.waits = []
 
     def run(self):
+        pid = None                        # the daemon's, from its first answer
+        own = (os.getpid(), threading.get_native_id())
         while not self.stopping.is_set():
+            before = cpu_waits(pid, own)
             t0 = time.monotonic()
             try:
                 raw = ask_raw(self.path, {"cmd": "status"}, timeout=STATUS_TIMEOUT_S)
                 took = time.monotonic() - t0     # the answer, not our parsing
+                after = cpu_waits(pid, own)
                 st = json.loads(raw)
             except (OSError, ValueError) as e:
                 took = time.monotonic() - t0
                 self.errors.append((t0, "%.1f s: %s" % (took, e)))
-                self.latencies.append((t0, took))
+                self.latencies.append((t0, took, 0.0))
                 self.stopping.wait(POLL_S)
                 continue
-            self.latencies.append((t0, took))
+            self.latencies.append((t0, took, waited_s(before, after)))
+            pid = st.get("pid", pid)
             self.last = (t0 + took, st)
             if self.first is None:
                 self.first = self.last
@@ -247,6 +255,25 @@ class Poller(threading.Thread):
                 n = c["runs"] - (1 if c["running"] else 0)
                 self.runs.setdefault(c["name"], {}).setdefault(n, wall_ms(c["last_run"]))
             self.stopping.wait(max(0.0, POLL_S - took))
+
+
+def cpu_waits(pid, own):
+    """(the loop thread's, this thread's) run_delay in ns, from schedstat:
+    time runnable but waiting for a CPU. None for what cannot be read (the
+    daemon's pid before its first answer)."""
+    out = []
+    for p, tid in (((pid, pid) if pid else (None, None)), own):
+        try:
+            with open("/proc/%d/task/%d/schedstat" % (p, tid)) as f:
+                out.append(int(f.read().split()[1]))
+        except (TypeError, OSError, ValueError, IndexError):
+            out.append(None)
+    return out
+
+
+def waited_s(before, after):
+    """Seconds both threads waited for a CPU between two cpu_waits()."""
+    return sum((a - b) / 1e9 for b, a in zip(before, after) if a is not None and b is not None)
 
 
 class JobRunner(threading.Thread):
@@ -420,8 +447,15 @@ class SlowDisk(unittest.TestCase):
                                             if f["name"] == c["name"])
                        for c in st_last["checks"])
         # (b) status latency, of the requests sent in the window.
-        lat = sorted((s for t, s in self.poller.latencies if t >= window_start), reverse=True)
-        over = [s for s in lat if s >= MAX_STATUS_S]
+        # Each round trip is judged, like a gap, less the time the daemon's
+        # loop thread and the poller's thread waited for a CPU during it
+        # (at most MAX_CPU_WAIT_CREDIT_S: a loop that waits on a 2 s sync
+        # still fails).
+        in_window = [(s, w) for t, s, w in self.poller.latencies if t >= window_start]
+        lat = sorted((s for s, _ in in_window), reverse=True)
+        judged = sorted((s - min(w, MAX_CPU_WAIT_CREDIT_S) for s, w in in_window), reverse=True)
+        over = [s for s in judged if s >= MAX_STATUS_S]
+        cpu_wait = sum(w for _, w in in_window)
         errors = [e for t, e in self.poller.errors if t >= window_start]
 
         def pct(p):
@@ -434,10 +468,11 @@ class SlowDisk(unittest.TestCase):
                            for g, n, x in gaps[:3]) or "not measured",
                  sum(1 for g in gaps if g[0] >= MAX_GAP_S), len(gaps), MAX_GAP_S,
                  len(gaps) - exact, span, fewest[0], fewest[1], overruns))
-        print("slow disk: status: %d requests in the window, max %.3f s, p99 %.3f s, p50 %.3f s, "
-              "%d >= %.0f ms, %d errors%s"
-              % (len(lat), lat[0], pct(0.99), pct(0.5), len(over), MAX_STATUS_S * 1000,
-                 len(errors), (": " + "; ".join(errors[:3])) if errors else ""))
+        print("slow disk: status: %d requests in the window, max %.3f s, p99 %.3f s, p50 %.3f s; "
+              "less the CPU waits (%.3f s in all): max %.3f s, %d >= %.0f ms; %d errors%s"
+              % (len(lat), lat[0], pct(0.99), pct(0.5), cpu_wait, judged[0], len(over),
+                 MAX_STATUS_S * 1000, len(errors),
+                 (": " + "; ".join(errors[:3])) if errors else ""))
 
         # (c) nothing lost or reordered: both job runs done and the backlog
         # shipped (bounded, generous), then a clean stop, under the delay too.
@@ -567,8 +602,10 @@ class SlowDisk(unittest.TestCase):
         if overruns:
             problems.append("cadence: %d overruns (a file check never takes 1 s)" % overruns)
         if over or errors:
-            problems.append("status: %d of %d round trips >= %.0f ms (largest %.3f s), %d errors"
-                            % (len(over), len(lat), MAX_STATUS_S * 1000, lat[0], len(errors)))
+            problems.append("status: %d of %d round trips >= %.0f ms less the CPU waits (largest "
+                            "%.3f s, %.3f s as measured), %d errors"
+                            % (len(over), len(lat), MAX_STATUS_S * 1000, judged[0], lat[0],
+                               len(errors)))
         if self.jobs.error or any(rc_ != 0 for rc_, _, _ in self.jobs.requests):
             problems.append("wardenctl run marks: %s %s"
                             % (self.jobs.error or "", [o for _, _, o in self.jobs.requests]))
