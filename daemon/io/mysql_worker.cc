@@ -366,10 +366,10 @@ Expected<bool> WorkerExecute(const MysqlConnConfig& cfg, const std::vector<std::
         // connection before sending anything instead.
         if (reused && mysql_ping(c.mysql) != 0) return Expected<bool>::Error(ServerError(c.mysql));
         *retryable = false;
-        struct Clear {
-          MysqlStatementControl* control;
+        struct Clear {   // no statement runs once this returns
+          MysqlStatementControl* target;
           ~Clear() {
-            if (control) control->connection_id = 0;
+            if (target) target->connection_id = 0;
           }
         } clear{control};
         for (size_t i = 0; i < statements.size(); ++i) {
