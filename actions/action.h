@@ -32,6 +32,9 @@ struct Trigger {
   // Set on the run that resolves what an earlier run reported (ActionType
   // resolves): the check it reported on has recovered.
   bool resolve = false;
+  // A step of a rollback job (daemon/jobs): the queue's halt, set by the
+  // failure it undoes, does not hold it back.
+  bool past_halt = false;
 };
 
 struct ActionOutcome {
@@ -65,6 +68,16 @@ class Action {
   // Loop thread only; must not block. Calls `done` exactly once on the loop
   // thread (possibly from inside Run). `common` holds the timeout.
   virtual void Run(Runtime& rt, const ActionCommon& common, const Trigger& trigger, Done done) = 0;
+
+  // Ends the run in flight early (wardenctl abort, a terminating halt): a
+  // process gets SIGTERM to its group and SIGKILL `kill_grace` later
+  // (exec, service), a statement KILL QUERY from a second connection
+  // (mysql_sql). The run's `done` still comes, with what it came to.
+  // Returns false when there is nothing it can stop (no run in flight, or
+  // a type that ends only by its own timeout: the default). The guard runs
+  // one run of an action at a time, so "the run" is unambiguous. Loop
+  // thread only.
+  virtual bool Terminate(Runtime& /*rt*/, Duration /*kill_grace*/) { return false; }
 };
 
 struct ActionType {

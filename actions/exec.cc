@@ -14,8 +14,24 @@ ActionOutcome ProcessOutcome(const ProcessResult& result) {
   if (!out.ok) out.error = result.Describe();
   out.stdout_tail = result.stdout_tail;
   out.stderr_tail = result.stderr_tail;
-  if (result.timed_out) out.extra["timed_out"] = true;
+  if (result.timed_out && !result.terminated) out.extra["timed_out"] = true;
+  if (result.terminated) out.extra["terminated"] = true;
   return out;
+}
+
+void RunningProcess::Spawn(ProcessRunner& runner, ProcessSpec spec, ProcessRunner::Done done) {
+  // The id is cleared by the completion, which may come (a spawn failure)
+  // only after Spawn returned: it is set first.
+  auto id = id_;
+  *id = runner.Spawn(std::move(spec), [id, done = std::move(done)](ProcessResult r) {
+    *id = 0;
+    done(std::move(r));
+  });
+}
+
+bool RunningProcess::Terminate(ProcessRunner* runner, Duration kill_grace) {
+  if (!runner || *id_ == 0) return false;
+  return runner->Terminate(*id_, kill_grace);
 }
 
 std::vector<std::string> TriggerEnvironment(const ActionCommon& common, const Trigger& trigger) {
@@ -54,11 +70,16 @@ class ExecAction final : public Action {
     spec.env.insert(spec.env.end(), env_.begin(), env_.end());
     spec.timeout = common.timeout;
     spec.capture_limit = kActionCaptureLimit;
-    rt.processes->Spawn(std::move(spec),
-                        [done = std::move(done)](ProcessResult r) { done(ProcessOutcome(r)); });
+    process_.Spawn(*rt.processes, std::move(spec),
+                   [done = std::move(done)](ProcessResult r) { done(ProcessOutcome(r)); });
+  }
+
+  bool Terminate(Runtime& rt, Duration kill_grace) override {
+    return process_.Terminate(rt.processes, kill_grace);
   }
 
  private:
+  RunningProcess process_;
   const std::vector<std::string> argv_;
   const std::vector<std::string> env_;
 };

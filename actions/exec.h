@@ -15,11 +15,15 @@
 // group, stdin /dev/null, SIGTERM then SIGKILL at the action's timeout).
 // The outcome is ok iff the exit status is 0; error says why not ("exit
 // status 3", "killed by signal 9 (SIGKILL)", "timed out after 5s",
-// "command not found: foo").
+// "command not found: foo"). Terminate: SIGTERM to the group, SIGKILL after
+// the grace ("terminated: killed by signal 15 (SIGTERM)", extra terminated).
 #pragma once
 
 #include "actions/action.h"
 #include "daemon/io/process.h"
+
+#include <cstdint>
+#include <memory>
 
 namespace warden {
 
@@ -32,6 +36,17 @@ inline constexpr size_t kActionCaptureLimit = 8192;
 
 // The outcome of an action that ran one process: ok iff exit status 0.
 ActionOutcome ProcessOutcome(const ProcessResult& result);
+
+// The process run of an action that runs one process at a time (exec,
+// service): Spawn keeps its id until it ends, Terminate ends it early.
+class RunningProcess {
+ public:
+  void Spawn(ProcessRunner& runner, ProcessSpec spec, ProcessRunner::Done done);
+  bool Terminate(ProcessRunner* runner, Duration kill_grace);
+
+ private:
+  std::shared_ptr<std::uint64_t> id_ = std::make_shared<std::uint64_t>(0);   // 0: none
+};
 
 // The WARDEN_* variables that describe why an action runs.
 std::vector<std::string> TriggerEnvironment(const ActionCommon& common, const Trigger& trigger);

@@ -11,6 +11,8 @@
 #include <filesystem>
 #include <optional>
 
+#include <spdlog/spdlog.h>
+
 #include "daemon/io/mysql.h"
 #include "daemon/io/worker_pool.h"
 
@@ -157,16 +159,24 @@ ActionOutcome Failed(std::string error) {
 }
 
 void ExecuteStatements(Runtime& rt, const std::string& connection,
-                       std::vector<std::string> statements, Action::Done done) {
+                       std::vector<std::string> statements,
+                       std::shared_ptr<MysqlStatementControl> control, Action::Done done) {
   size_t count = statements.size();
-  rt.mysql->Execute(connection, std::move(statements),
-                    [count, done = std::move(done)](Status status) {
-                      ActionOutcome out;
-                      out.ok = status.ok();
-                      if (!status.ok()) out.error = status.message();
-                      out.extra["statements"] = count;
-                      done(std::move(out));
-                    });
+  rt.mysql->Execute(
+      connection, std::move(statements),
+      [count, control, done = std::move(done)](Status status) {
+        ActionOutcome out;
+        out.ok = status.ok();
+        if (!status.ok()) out.error = status.message();
+        out.extra["statements"] = count;
+        if (control->stop) {
+          out.ok = false;
+          out.error = "terminated: " + (status.ok() ? std::string("completed") : status.message());
+          out.extra["terminated"] = true;
+        }
+        done(std::move(out));
+      },
+      control);
 }
 
 class MysqlSqlAction final : public Action {
@@ -180,12 +190,20 @@ class MysqlSqlAction final : public Action {
       done(Failed("internal error: no MySQL client in this runtime"));
       return;
     }
+    // One run at a time (the guard): this run's control, until it ends.
+    auto control = std::make_shared<MysqlStatementControl>();
+    running_ = control;
+    connection_ = common.connection;
+    Done finish = [this, control, done = std::move(done)](ActionOutcome out) {
+      if (running_ == control) running_.reset();
+      done(std::move(out));
+    };
     if (file_.empty()) {
-      ExecuteStatements(rt, common.connection, statements_, std::move(done));
+      ExecuteStatements(rt, common.connection, statements_, control, std::move(finish));
       return;
     }
     if (!rt.workers) {
-      done(Failed("internal error: no worker pool in this runtime"));
+      finish(Failed("internal error: no worker pool in this runtime"));
       return;
     }
     auto loaded = std::make_shared<Expected<std::vector<std::string>>>(Status::Error("not read"));
@@ -195,19 +213,33 @@ class MysqlSqlAction final : public Action {
           *loaded = ReadStatements(path);
           return true;
         },
-        [&rt, loaded, path = file_, connection = common.connection,
-         done = std::move(done)](bool ran) mutable {
+        [&rt, loaded, path = file_, connection = common.connection, control,
+         done = std::move(finish)](bool ran) mutable {
           if (!ran) {
             done(Failed("cannot read " + path + ": no worker was free within the timeout"));
           } else if (!loaded->ok()) {
             done(Failed(loaded->error()));
           } else {
-            ExecuteStatements(rt, connection, std::move(loaded->value()), std::move(done));
+            ExecuteStatements(rt, connection, std::move(loaded->value()), control,
+                              std::move(done));
           }
         });
   }
 
+  // KILL QUERY for the statement running now (the kill grace does not
+  // apply: the server ends the statement itself); no later one starts.
+  bool Terminate(Runtime& rt, Duration /*kill_grace*/) override {
+    if (!running_ || !rt.mysql) return false;
+    const std::string connection = connection_;
+    rt.mysql->KillQuery(connection_, running_, [connection](Status s) {
+      if (!s.ok()) spdlog::error("KILL QUERY on connection {} failed: {}", connection, s.message());
+    });
+    return true;
+  }
+
  private:
+  std::shared_ptr<MysqlStatementControl> running_;   // the run in flight, if any
+  std::string connection_;                           // its connection
   const std::vector<std::string> statements_;  // when sql = ...
   const std::string file_;                     // when file = ...
 };

@@ -15,7 +15,10 @@
 // connection's query_timeout, not by the action's timeout (a statement the
 // server is executing cannot be abandoned halfway). extra = {"statements": N}.
 // DELIMITER (a mysql client command) is refused: stored program bodies
-// need the mysql client, run by an exec action.
+// need the mysql client, run by an exec action. Terminate (wardenctl abort,
+// a terminating halt): no further statement starts, and the one running is
+// ended with KILL QUERY <its connection id> from a second connection; the
+// outcome fails with "terminated: ..." and extra terminated.
 #pragma once
 
 #include <string>

@@ -52,16 +52,21 @@ class ServiceAction final : public Action {
     spec.env = TriggerEnvironment(common, trigger);
     spec.timeout = common.timeout;
     spec.capture_limit = kActionCaptureLimit;
-    rt.processes->Spawn(std::move(spec),
-                        [service = name_, op = op_, done = std::move(done)](ProcessResult r) {
-                          ActionOutcome o = ProcessOutcome(r);
-                          o.extra["service"] = service;
-                          o.extra["op"] = op;
-                          done(std::move(o));
-                        });
+    process_.Spawn(*rt.processes, std::move(spec),
+                   [service = name_, op = op_, done = std::move(done)](ProcessResult r) {
+                     ActionOutcome o = ProcessOutcome(r);
+                     o.extra["service"] = service;
+                     o.extra["op"] = op;
+                     done(std::move(o));
+                   });
+  }
+
+  bool Terminate(Runtime& rt, Duration kill_grace) override {
+    return process_.Terminate(rt.processes, kill_grace);
   }
 
  private:
+  RunningProcess process_;
   const std::string name_;
   const std::string op_;
 };

@@ -401,6 +401,38 @@ void ControlCommands::Resume(const CommandRequest& r, ControlServer::Reply reply
   d_.jobs().Resume(r.peer.Describe(), std::move(reply));
 }
 
+void ControlCommands::Abort(const CommandRequest& r, ControlServer::Reply reply) {
+  const std::string job = r.Text("job");
+  const std::string action = r.Text("action");
+  if (!job.empty() && !action.empty()) {
+    reply({{"ok", false}, {"error", "abort: --job or --action, not both"}});
+    return;
+  }
+  const auto config = d_.config();
+  if (!job.empty() && !config->FindJob(job)) {
+    reply({{"ok", false}, {"error", "abort: no job named '" + job + "'"}});
+    return;
+  }
+  if (!action.empty() && !config->FindAction(action)) {
+    reply({{"ok", false}, {"error", "abort: no action named '" + action + "'"}});
+    return;
+  }
+  const std::string by = r.peer.Describe();
+  json done = d_.Terminate(job, action, "abort", "wardenctl abort by " + by);
+  const bool reached = done["job"].is_string() || !done["actions"].empty();
+  if (!reached && (!job.empty() || !action.empty())) {
+    reply({{"ok", false},
+           {"error", "abort: " + (job.empty() ? "action " + action : "job " + job) +
+                         " is not running" +
+                         (action.empty() ? ""
+                                         : " (or its type ends only by its own timeout)")}});
+    return;
+  }
+  done["ok"] = true;
+  done["kill_grace"] = FormatDuration(config->daemon.kill_grace);
+  reply(std::move(done));
+}
+
 void ControlCommands::Reload(const CommandRequest& r, ControlServer::Reply reply) {
   spdlog::info("reload requested by {}", r.peer.Describe());
   reply(d_.Reload("wardenctl"));

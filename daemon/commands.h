@@ -56,6 +56,13 @@ class DaemonControl {
   virtual void SaveStateThen(std::function<void(bool saved)> saved) = 0;
   // Re-reads the config; the reply to send (Daemon::Reload).
   virtual nlohmann::json Reload(const std::string& trigger) = 0;
+  // Ends what runs now (wardenctl abort, a terminating halt; Daemon's
+  // Terminate): the running job (`job`: only that one), the changing
+  // actions in flight (`action`: only that one). Both "" with `all`:
+  // everything. Returns {"job": reached or null, "actions": [...]} and emits
+  // daemon.terminate when anything was reached.
+  virtual nlohmann::json Terminate(const std::string& job, const std::string& action,
+                                   const std::string& cause, const std::string& reason) = 0;
   // Adds to `status` what only the daemon holds: started, pause (by,
   // since), mutex, events and fluentd, the disk writer, and the state,
   // control and reload problems.
@@ -89,6 +96,7 @@ class ControlCommands final : public CommandTarget {
   void Disable(const CommandRequest& r, ControlServer::Reply reply) override;
   void Enable(const CommandRequest& r, ControlServer::Reply reply) override;
   void Resume(const CommandRequest& r, ControlServer::Reply reply) override;
+  void Abort(const CommandRequest& r, ControlServer::Reply reply) override;
   void Reload(const CommandRequest& r, ControlServer::Reply reply) override;
 
  private:

@@ -274,12 +274,7 @@ Status Daemon::Start() {
   spdlog::info("wardend {} starting on {}: {} checks, {} actions, config {} ({})", kVersion,
                c.daemon.host_id, c.checks.size(), c.actions.size(), c.path, c.digest);
 
-  EventLog* ev = events_.get();
-  mutex_->SetOnChange([ev](MutexAnswer a) {
-    ev->Emit("mutex.state", {{"held", a.held}, {"reason", a.reason}});
-    if (a.held) spdlog::warn("mutex held: {}", a.reason);
-    else spdlog::info("mutex clear ({})", a.reason);
-  });
+  mutex_->SetOnChange([this](MutexAnswer a) { OnMutexChange(a); });
   mutex_->Start();
   executor_->SetConfig(config_);
   scheduler_->Start(config_);
@@ -331,6 +326,46 @@ Status Daemon::Start() {
     status_->Update();
   }
   return Status::Ok();
+}
+
+void Daemon::OnMutexChange(const MutexAnswer& a) {
+  nlohmann::json f = {{"held", a.held}, {"reason", a.reason}};
+  if (a.terminate) f["terminate"] = true;
+  events_->Emit("mutex.state", std::move(f));
+  if (a.held) spdlog::warn("mutex held{}: {}", a.terminate ? " (terminate)" : "", a.reason);
+  else spdlog::info("mutex clear ({})", a.reason);
+  if (!a.held || !a.terminate) {
+    terminated_by_mutex_ = false;
+    return;
+  }
+  if (terminated_by_mutex_ || stopping_) return;
+  terminated_by_mutex_ = true;
+  (void)Terminate("", "", "mutex", "fleet halt (terminate): " + a.reason);
+}
+
+nlohmann::json Daemon::Terminate(const std::string& job, const std::string& action,
+                                 const std::string& cause, const std::string& reason) {
+  const Duration grace = config_->daemon.kill_grace;
+  nlohmann::json out = {{"job", nullptr}, {"actions", nlohmann::json::array()}};
+  if (action.empty()) {
+    // The job first, so that it ends job.terminated with this reason.
+    std::string reached = jobs_->Terminate(job, grace, reason);
+    if (!reached.empty()) out["job"] = reached;
+  }
+  if (job.empty()) {
+    for (auto& name : executor_->Terminate(action, grace, reason)) out["actions"].push_back(name);
+  }
+  if (!out["job"].is_null() || !out["actions"].empty()) {
+    nlohmann::json f = {{"cause", cause},
+                        {"reason", reason},
+                        {"job", out["job"]},
+                        {"actions", out["actions"]},
+                        {"kill_grace", FormatDuration(grace)}};
+    events_->Emit("daemon.terminate", std::move(f));
+  } else {
+    spdlog::info("terminate ({}): nothing was running", reason);
+  }
+  return out;
 }
 
 int Daemon::Run() {
@@ -779,12 +814,7 @@ nlohmann::json Daemon::Reload(const std::string& trigger) {
   }
   if (!SameMutex(old->mutex, n.mutex)) {
     auto fresh = std::make_unique<MutexClient>(loop_, n.mutex, n.daemon.host_id);
-    EventLog* ev = events_.get();
-    fresh->SetOnChange([ev](MutexAnswer a) {
-      ev->Emit("mutex.state", {{"held", a.held}, {"reason", a.reason}});
-      if (a.held) spdlog::warn("mutex held: {}", a.reason);
-      else spdlog::info("mutex clear ({})", a.reason);
-    });
+    fresh->SetOnChange([this](MutexAnswer a) { OnMutexChange(a); });
     mutex_->Stop();
     guard_->SetMutex(fresh.get());
     // The old client may still owe answers to guard queries: kept until

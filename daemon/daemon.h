@@ -45,6 +45,7 @@ class StateFile;
 struct PersistedState;
 class JournalSender;
 class StatusNotifier;
+struct MutexAnswer;
 
 class Daemon final : private DaemonControl {
  public:
@@ -97,6 +98,11 @@ class Daemon final : private DaemonControl {
   Guard& guard() override { return *guard_; }
   JobRunner& jobs() override { return *jobs_; }
   void AddHealth(nlohmann::json& status) const override;
+  nlohmann::json Terminate(const std::string& job, const std::string& action,
+                           const std::string& cause, const std::string& reason) override;
+  // mutex.state, and a terminating halt's Terminate (once per halt).
+  void OnMutexChange(const MutexAnswer& a);
+  bool terminated_by_mutex_ = false;           // the halt in force has been acted on
   // The metrics page of this daemon now (RenderMetrics over its objects).
   std::string RenderMetricsPage() const;
 

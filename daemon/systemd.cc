@@ -52,11 +52,14 @@ JournalPriority PriorityOfEvent(const std::string& name, const json& e) {
   const std::string state = e.value("state", "");
   const std::string result = e.value("result", "");
   if (name == "events.dropped" || name == "job.fail" || name == "job.interrupted" ||
+      name == "job.terminated" || name == "job.rollback.fail" ||
       (name == "daemon.reload" && result == "fail")) {
     return JournalPriority::kErr;
   }
   if ((name == "check.state" && (state == "crit" || state == "error")) ||
-      (name == "action.finish" && result != "ok") || name == "action.blocked") {
+      (name == "action.finish" && result != "ok") || name == "action.blocked" ||
+      name == "daemon.terminate" || name == "job.rollback.start" ||
+      name == "job.rollback.finish") {
     return JournalPriority::kWarning;
   }
   if ((name == "check.state" && state == "warn") ||

@@ -130,6 +130,22 @@ class Loader {
                                  " needs a [fleet] section (the etcd endpoints that hold the "
                                  "slots)");
       }
+      if (!j.on_fail.empty()) {
+        if (j.on_fail == j.name) {
+          diag_.Error(j.on_fail_where, "[job " + j.name + "] on_fail names the job itself");
+        } else if (const JobConfig* rb = c.FindJob(j.on_fail)) {
+          if (!rb->slot.empty()) {
+            diag_.Error(j.on_fail_where, "[job " + j.name + "] on_fail = " + j.on_fail +
+                                             ": a rollback job takes no fleet slot (" +
+                                             rb->where.str() + " has slot = " + rb->slot + ")");
+          }
+        } else {
+          diag_.Error(j.on_fail_where, "[job " + j.name + "] on_fail names '" + j.on_fail + "'" +
+                                           (c.FindAction(j.on_fail) || c.FindWait(j.on_fail)
+                                                ? ", which is not a job (a rollback is a job)"
+                                                : ", which is not a job"));
+        }
+      }
       for (const auto& n : j.steps) {
         if (c.FindJob(n)) {
           diag_.Error(j.where, "[job " + j.name + "] step '" + n +
@@ -142,8 +158,37 @@ class Loader {
     }
   }
 
+  // on_fail chains must end: A -> B -> A would roll back forever.
+  void CheckRollbackCycles(const Config& c) {
+    std::set<std::string> reported;
+    for (const auto& start : c.jobs) {
+      std::vector<std::string> path{start.name};
+      const JobConfig* j = &start;
+      while (!j->on_fail.empty() && j->on_fail != j->name) {
+        const JobConfig* next = c.FindJob(j->on_fail);
+        if (!next) break;
+        auto seen = std::find(path.begin(), path.end(), next->name);
+        if (seen != path.end()) {
+          if (seen == path.begin() && !reported.count(start.name)) {
+            std::string cycle;
+            for (auto it = seen; it != path.end(); ++it) cycle += *it + " -> ";
+            cycle += next->name;
+            for (auto it = seen; it != path.end(); ++it) reported.insert(*it);
+            diag_.Error(start.on_fail_where, "[job " + start.name + "] on_fail makes a cycle (" +
+                                                 cycle + "): a rollback must not roll back to "
+                                                 "what failed");
+          }
+          break;
+        }
+        path.push_back(next->name);
+        j = next;
+      }
+    }
+  }
+
   void CrossCheck(Config& c) {
     CrossCheckJobs(c);
+    CheckRollbackCycles(c);
     for (const auto& m : c.maintenance) {
       if (m.scope_kind == "group" && !c.HasGroup(m.scope_name)) {
         diag_.Error(m.where, "[maintenance " + m.name + "] scope: no check, action or job is in "

@@ -32,6 +32,9 @@ struct DaemonConfig {
   int workers = 4;
   std::string service_command = "systemctl"; // service action: argv prefix, or with {op} {name}
   std::optional<Duration> max_pause;         // caps every pause and disable; unset: no cap
+  // A terminate (wardenctl abort, a terminating halt): SIGTERM to a running
+  // process group, SIGKILL this much later.
+  Duration kill_grace{10'000};
 };
 
 struct LogConfig {
@@ -89,6 +92,14 @@ struct JobConfig {
   std::string slot;                 // fleet slot group ("" = none; needs [fleet])
   int slots = 0;                    // the group's capacity; 0 = [fleet] slots
   std::vector<std::string> groups;  // `group = NAME, NAME`
+  // The job run on this host right after a step fails ("" = none), through
+  // the guard but past the queue's halt; after an interruption found at
+  // start-up only with rollback_interrupted, after a terminate only with
+  // rollback_on_terminate.
+  std::string on_fail;
+  Location on_fail_where;           // the on_fail line, for the cross-checks
+  bool rollback_interrupted = false;
+  bool rollback_on_terminate = false;
   Location where;
 };
 

@@ -21,6 +21,10 @@ void LoadDaemonSection(const RawSection& s, DaemonConfig& c, Diagnostics& diag) 
     if (v->count() <= 0) r.Error(*r.Find("max_pause"), "max_pause must be longer than 0 (leave it out for no cap)");
     else c.max_pause = *v;
   }
+  if (auto v = r.GetDuration("kill_grace")) {
+    if (v->count() < 100) r.Error(*r.Find("kill_grace"), "kill_grace must be at least 100ms");
+    else c.kill_grace = *v;
+  }
   if (auto v = r.Text("service_command")) {
     c.service_command = *v;
     auto argv = ServiceArgv(*v, "start", "unit");

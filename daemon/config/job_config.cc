@@ -43,6 +43,21 @@ void LoadJobSection(const RawSection& s, std::vector<JobConfig>& out, Diagnostic
     if (j.slot.empty()) r.Error(*r.Find("slots"), "slots without slot = GROUP means nothing");
     j.slots = static_cast<int>(*v);
   }
+  if (auto v = r.Text("on_fail")) {
+    if (!ValidName(*v)) {
+      r.Error(*r.Find("on_fail"), "on_fail: '" + *v + "' is not a job name (letters, digits, _ - .)");
+    } else {
+      j.on_fail = *v;
+      j.on_fail_where = r.Find("on_fail")->where;
+    }
+  }
+  if (auto v = r.GetBool("rollback_interrupted")) j.rollback_interrupted = *v;
+  if (auto v = r.GetBool("rollback_on_terminate")) j.rollback_on_terminate = *v;
+  for (const char* key : {"rollback_interrupted", "rollback_on_terminate"}) {
+    if (r.Has(key) && !r.Has("on_fail")) {
+      r.Error(*r.Find(key), std::string(key) + " without on_fail = JOB means nothing");
+    }
+  }
   r.Finish("[job]");
   for (const auto& other : out) {
     if (other.name == s.name) return;

@@ -44,10 +44,15 @@ const std::vector<CommandSpec>& CommandTable() {
        &CommandTarget::Run, 60'000, "(--dry-run: what would run; --wait: its result)"},
       {"resume", Access::kAdmin, "clear the halt a failed or interrupted job left", {},
        &CommandTarget::Resume, 60'000, ""},
+      {"abort", Access::kAdmin, "stop what runs now: SIGTERM, SIGKILL after kill_grace",
+       {{Kind::kText, "--job", "job", "NAME", false, "only this job's running step"},
+        {Kind::kText, "--action", "action", "NAME", false, "only this action"}},
+       &CommandTarget::Abort, 60'000, "(a job ends job.terminated and halts the queue)"},
       {"fleet", Access::kRead, "the fleet mutex and slots on etcd",
-       {{Kind::kWords, "", "args", "status | halt --reason TEXT | clear | release GROUP HOST",
-         true, ""},
-        {Kind::kText, "--reason", "reason", "TEXT", false, ""}},
+       {{Kind::kWords, "", "args",
+         "status | halt --reason TEXT [--terminate] | clear | release GROUP HOST", true, ""},
+        {Kind::kText, "--reason", "reason", "TEXT", false, ""},
+        {Kind::kFlag, "--terminate", "terminate", "", false, ""}},
        nullptr, 0, ""},
       {"pause", Access::kAdmin, "stop actions: the host's, a group's, one action or one check's",
        {{Kind::kText, "--reason", "reason", "TEXT", true, "why, for whoever finds it paused"},
@@ -188,6 +193,7 @@ std::string Synopsis(const CommandSpec& spec) {
         s += std::string(" ") + p.metavar;
         break;
       case Kind::kFlag:
+        if (!p.help[0]) break;   // shown in the words' metavar
         s += std::string(" [") + p.option + "]";
         break;
       case Kind::kText:

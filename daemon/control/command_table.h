@@ -48,6 +48,7 @@ class CommandTarget {
   virtual void Disable(const CommandRequest& r, ControlServer::Reply reply) = 0;
   virtual void Enable(const CommandRequest& r, ControlServer::Reply reply) = 0;
   virtual void Resume(const CommandRequest& r, ControlServer::Reply reply) = 0;
+  virtual void Abort(const CommandRequest& r, ControlServer::Reply reply) = 0;
   virtual void Reload(const CommandRequest& r, ControlServer::Reply reply) = 0;
 };
 

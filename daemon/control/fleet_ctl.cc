@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <map>
 
+#include <nlohmann/json.hpp>
+
 #include "daemon/io/etcd_client.h"
 #include "daemon/io/fleet.h"
 
@@ -26,8 +28,12 @@ int Fail(const std::string& what) {
 
 }  // namespace
 
+std::string TerminateHaltRecord(const std::string& reason) {
+  return nlohmann::json{{"reason", reason}, {"terminate", true}}.dump();
+}
+
 int RunFleetCommand(const Config& config, const std::vector<std::string>& args,
-                    const std::optional<std::string>& reason) {
+                    const std::optional<std::string>& reason, bool terminate) {
   EtcdConfig etcd;
   std::string prefix;
   if (config.fleet.enabled) {
@@ -44,9 +50,9 @@ int RunFleetCommand(const Config& config, const std::vector<std::string>& args,
                         (sub == "halt" && args.size() == 1 && reason && !reason->empty()) ||
                         (sub == "clear" && args.size() == 1) ||
                         (sub == "release" && args.size() == 3);
-  if (!usage_ok) {
+  if (!usage_ok || (terminate && sub != "halt")) {
     std::fprintf(stderr,
-                 "usage: wardenctl fleet status | halt --reason TEXT | clear | "
+                 "usage: wardenctl fleet status | halt --reason TEXT [--terminate] | clear | "
                  "release GROUP HOST\n");
     return 2;
   }
@@ -58,11 +64,13 @@ int RunFleetCommand(const Config& config, const std::vector<std::string>& args,
   if (sub == "halt" || sub == "clear") {
     if (sub == "halt") {
       std::optional<EtcdResult<EtcdPutResult>> got;
-      client.Put(mutex_key, *reason, [&](EtcdResult<EtcdPutResult> r) { got = std::move(r); });
+      const std::string value = terminate ? TerminateHaltRecord(*reason) : *reason;
+      client.Put(mutex_key, value, [&](EtcdResult<EtcdPutResult> r) { got = std::move(r); });
       auto r = Wait(loop, got);
       if (!r) return Fail("fleet halt: " + r.error().message);
-      std::printf("fleet halted: %s = %s (revision %lld)\n", mutex_key.c_str(), reason->c_str(),
-                  static_cast<long long>(r->header.revision));
+      std::printf("fleet halted%s: %s = %s (revision %lld)\n",
+                  terminate ? " and terminating what runs" : "", mutex_key.c_str(),
+                  value.c_str(), static_cast<long long>(r->header.revision));
       return 0;
     }
     std::optional<EtcdResult<EtcdTxnResult>> got;
@@ -129,7 +137,17 @@ int RunFleetCommand(const Config& config, const std::vector<std::string>& args,
               static_cast<long long>(r->header.revision));
   std::printf("armed     %s\n", armed ? "yes" : ("NO: " + armed_key + " is missing (the etcd "
                                                     "mutex reads as held)").c_str());
-  std::printf("mutex     %s\n", mutex ? ("HALTED: " + mutex->value).c_str() : "clear");
+  std::string halt = "clear";
+  if (mutex) {
+    halt = "HALTED: " + mutex->value;
+    nlohmann::json doc = nlohmann::json::parse(mutex->value, nullptr, /*allow_exceptions=*/false);
+    if (doc.is_object() && doc.contains("reason") && doc["reason"].is_string()) {
+      const bool term = doc.value("terminate", nlohmann::json(false)) == nlohmann::json(true);
+      halt = std::string(term ? "HALTED, terminating: " : "HALTED: ") +
+             doc["reason"].get<std::string>();
+    }
+  }
+  std::printf("mutex     %s\n", halt.c_str());
   if (groups.empty()) std::printf("slots     none held\n");
   for (const auto& [group, kvs] : groups) {
     for (const auto& h : ParseSlotHolders(slots + group + "/", kvs)) {

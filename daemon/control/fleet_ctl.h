@@ -5,6 +5,9 @@
 //                                 group's holders and since when
 //   fleet halt --reason TEXT      puts <prefix>/mutex = TEXT: every host
 //                                 blocks its actions and takes no slot
+//     [--terminate]               puts the halt record {"reason": TEXT,
+//                                 "terminate": true} instead: every host
+//                                 also stops what is running
 //   fleet clear                   deletes <prefix>/mutex (and says so when
 //                                 <prefix>/armed is missing: still held)
 //   fleet release GROUP HOST      deletes HOST's slot in GROUP, only if it
@@ -25,6 +28,9 @@ namespace warden {
 // `args` are the words after "fleet". Prints to stdout (results) and stderr
 // (errors). Returns the exit code: 0 done, 1 etcd said no or failed, 2 usage.
 int RunFleetCommand(const Config& config, const std::vector<std::string>& args,
-                    const std::optional<std::string>& reason);
+                    const std::optional<std::string>& reason, bool terminate = false);
+
+// The value `fleet halt --terminate` writes to <prefix>/mutex.
+std::string TerminateHaltRecord(const std::string& reason);
 
 }  // namespace warden

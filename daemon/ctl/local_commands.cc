@@ -126,7 +126,9 @@ int Fleet(const std::string& config_path, const nlohmann::json& request) {
   }
   std::optional<std::string> reason;
   if (request.contains("reason")) reason = request["reason"].get<std::string>();
-  return RunFleetCommand(*config, request["args"].get<std::vector<std::string>>(), reason);
+  const bool terminate = request.value("terminate", false);
+  return RunFleetCommand(*config, request["args"].get<std::vector<std::string>>(), reason,
+                         terminate);
 }
 
 }  // namespace warden::ctl

@@ -56,6 +56,12 @@ void PrintJobs(const json& jobs) {
     }
     std::printf(" (job %s of %s)\n", Seconds(run.value("elapsed_ms", json())).c_str(),
                 Str(run, "timeout").c_str());
+    if (run.contains("rollback_of")) {
+      std::printf("          ROLLBACK of %s\n", Str(run, "rollback_of").c_str());
+    }
+    if (run.contains("terminating")) {
+      std::printf("          TERMINATING: %s\n", Str(run, "terminating").c_str());
+    }
     if (run.contains("paused")) {
       std::printf("          PAUSED %s (%s): %s\n", Seconds(run["paused"].value("for_ms", json())).c_str(),
                   Str(run["paused"], "reason").c_str(), Str(run["paused"], "detail").c_str());
@@ -81,6 +87,14 @@ void PrintJobs(const json& jobs) {
     std::printf("job       none running\n");
   }
   const json& halt = jobs.value("halt", json());
+  if (halt.is_object() && halt.value("rollback", json()).is_object()) {
+    // The failure is the halt's reason (the halt line); this is the other result.
+    const json& rb = halt["rollback"];
+    const std::string result = Str(rb, "result");
+    std::printf("rollback  %s: %s%s\n", Str(rb, "job").c_str(),
+                result == "ok" ? "ok" : result == "running" ? "running" : ("FAILED (" + result + ")").c_str(),
+                Str(rb, "error").empty() ? "" : (": " + Str(rb, "error")).c_str());
+  }
   if (halt.is_object() && halt.value("slot_kept", json()).is_string()) {
     std::printf("slot      KEPT by the halted job: %s (wardenctl resume releases it)\n",
                 Str(halt, "slot_kept").c_str());
@@ -413,6 +427,25 @@ int RenderReply(const std::string& cmd, const json& r, bool as_json, bool dry_ru
     std::printf(r.value("was_disabled", false) ? "enabled check %s (pending)\n"
                                                : "check %s was not disabled\n",
                 Str(r, "check").c_str());
+    return kExitOk;
+  }
+  if (cmd == "abort") {
+    if (!ok) return Refused(r);
+    const json& actions = r.value("actions", json::array());
+    if (!r.value("job", json()).is_string() && actions.empty()) {
+      std::printf("nothing was running\n");
+      return kExitOk;
+    }
+    if (r["job"].is_string()) {
+      std::printf("job %s: terminating (it ends job.terminated; the queue halts)\n",
+                  Str(r, "job").c_str());
+    }
+    for (const auto& a : actions) {
+      if (a.is_string()) {
+        std::printf("action %s: SIGTERM sent (SIGKILL after %s), or KILL QUERY\n",
+                    a.get<std::string>().c_str(), Str(r, "kill_grace").c_str());
+      }
+    }
     return kExitOk;
   }
   if (cmd == "resume") {

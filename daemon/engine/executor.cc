@@ -76,7 +76,7 @@ void Executor::Fire(std::shared_ptr<const Config> config, const ActionConfig& ac
   guard_.Consult(action.common, [this, config, a, trigger, done,
                                  started = std::move(started)](GuardDecision d) mutable {
     Decided(std::move(config), *a, std::move(trigger), std::move(done), std::move(started), d);
-  }, trigger.kind == "check" ? trigger.name : std::string());
+  }, trigger.kind == "check" ? trigger.name : std::string(), trigger.past_halt);
 }
 
 void Executor::Decided(std::shared_ptr<const Config> config, const ActionConfig& action,
@@ -90,7 +90,7 @@ void Executor::Decided(std::shared_ptr<const Config> config, const ActionConfig&
     ++counters_[action.common.name].blocked[d.reason];
     events_.Emit("action.blocked", std::move(f));
     spdlog::warn("action {} blocked ({}): {}", action.common.name, d.reason, d.detail);
-    if (done) done(Result{false, false, d.reason, d.detail, "", ""});
+    if (done) done(Result{false, false, d.reason, d.detail, "", "", ""});
     return;
   }
   Start(std::move(config), action, std::move(trigger), std::move(done), std::move(started));
@@ -182,9 +182,16 @@ void Executor::Start(std::shared_ptr<const Config> config, const ActionConfig& a
   spdlog::info("action {} ({}) started by {} {}", action.common.name, action.common.type,
                trigger.kind, trigger.name);
   const ActionConfig* a = &action;
+  const std::uint64_t run = next_run_++;
+  in_flight_[run] = InFlight{a, config, resolve, ""};
   action.impl->Run(rt_, action.common, trigger,
-                   [this, config, a, f, begin, done, resolve](ActionOutcome out) mutable {
+                   [this, config, a, f, begin, done, resolve, run](ActionOutcome out) mutable {
     auto end = rt_.time->Now();
+    std::string terminated;
+    if (auto it = in_flight_.find(run); it != in_flight_.end()) {
+      terminated = std::move(it->second.terminated);
+      in_flight_.erase(it);
+    }
     if (resolve) {
       guard_.SetRunning(a->common.name, false);
     } else if (a->type->guarded) {
@@ -204,6 +211,10 @@ void Executor::Start(std::shared_ptr<const Config> config, const ActionConfig& a
     for (auto& [k, v] : out.extra.items()) {
       if (!fin.contains(k)) fin[k] = v;
     }
+    if (!terminated.empty()) {
+      fin["terminated"] = true;
+      fin["terminated_by"] = terminated;
+    }
     std::string stderr_tail = fin.value("stderr_tail", std::string());
     events_.Emit("action.finish", std::move(fin));
     if (out.ok) {
@@ -213,9 +224,51 @@ void Executor::Start(std::shared_ptr<const Config> config, const ActionConfig& a
     }
     if (done) {
       done(Result{true, out.ok, "", "", Redact(out.error, config->secrets),
-                  std::move(stderr_tail)});
+                  std::move(stderr_tail), terminated});
     }
   });
+}
+
+bool Executor::Terminable(const std::string& action) const {
+  for (const auto& [run, f] : in_flight_) {
+    if (f.action->common.name == action && !f.resolve && f.action->type->guarded &&
+        !f.action->type->informs) {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::vector<std::string> Executor::Terminate(const std::string& action, Duration kill_grace,
+                                             const std::string& why) {
+  std::vector<std::string> reached;
+  // A copy of the run numbers: a Terminate may complete a run at once.
+  std::vector<std::uint64_t> runs;
+  for (const auto& [run, f] : in_flight_) runs.push_back(run);
+  for (std::uint64_t run : runs) {
+    auto it = in_flight_.find(run);
+    if (it == in_flight_.end()) continue;
+    InFlight& f = it->second;
+    const ActionConfig& a = *f.action;
+    // Informing types tell people what happens: they are never cut short.
+    if (f.resolve || !a.type->guarded || a.type->informs) continue;
+    if (!action.empty() && a.common.name != action) continue;
+    if (!f.terminated.empty()) {   // asked before: still on its way down
+      reached.push_back(a.common.name);
+      continue;
+    }
+    f.terminated = why;
+    if (!a.impl->Terminate(rt_, kill_grace)) {
+      f.terminated.clear();
+      spdlog::warn("action {} ({}) cannot be stopped early: it ends by its timeout ({})",
+                   a.common.name, a.common.type, FormatDuration(a.common.timeout));
+      continue;
+    }
+    spdlog::warn("action {} terminated ({}): SIGTERM / KILL QUERY sent, kill_grace {}",
+                 a.common.name, why, FormatDuration(kill_grace));
+    reached.push_back(a.common.name);
+  }
+  return reached;
 }
 
 void Executor::FireAll(std::shared_ptr<const Config> config, std::vector<std::string> names,

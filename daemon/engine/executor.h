@@ -70,6 +70,7 @@ class Executor {
     std::string blocked_detail;
     std::string error;          // why it failed (secrets redacted)
     std::string stderr_tail;    // as in action.finish: for a failed job step's event
+    std::string terminated;     // Terminate's reason when it reached the run ("" otherwise)
   };
   using Done = std::function<void(Result)>;
 
@@ -88,6 +89,19 @@ class Executor {
 
   using JobQueue = std::function<void(const std::string& job, const Trigger& trigger)>;
   void SetJobQueue(JobQueue queue) { job_queue_ = std::move(queue); }
+
+  // Ends the runs in flight of the types that change something (not those
+  // that only inform, not resolves) through their type's Action::Terminate:
+  // SIGTERM to a process group and SIGKILL `kill_grace` later, KILL QUERY
+  // for a statement. `action`: only that action's run ("" for every one).
+  // Each one's action.finish says terminated (with `why`), and its Done
+  // gets `why` as Result::terminated. Returns the names of the runs it reached; an
+  // action whose type cannot stop early (haproxy, http_post) is absent: it
+  // ends by its own timeout.
+  std::vector<std::string> Terminate(const std::string& action, Duration kill_grace,
+                                     const std::string& why);
+  // Whether `action` has a run in flight that Terminate would reach.
+  bool Terminable(const std::string& action) const;
 
   int running() const { return running_; }
   std::uint64_t started() const { return started_; }
@@ -112,8 +126,18 @@ class Executor {
     Trigger trigger;
   };
 
+  // A run in flight, from Start to its completion.
+  struct InFlight {
+    const ActionConfig* action = nullptr;   // kept alive by `config`
+    std::shared_ptr<const Config> config;
+    bool resolve = false;
+    std::string terminated;                 // why Terminate ended it ("" if it did not)
+  };
+
   Runtime& rt_;
   Guard& guard_;
+  std::map<std::uint64_t, InFlight> in_flight_;   // by run number
+  std::uint64_t next_run_ = 1;
   EventLog& events_;
   JobQueue job_queue_;
   int running_ = 0;

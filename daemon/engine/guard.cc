@@ -39,7 +39,7 @@ const Pause* Guard::host_pause() const {
 }
 
 std::optional<GuardDecision> Guard::Switches(const std::string& action,
-                                             const std::string& check) {
+                                             const std::string& check, bool past_halt) {
   static const std::vector<std::string> kNone;
   auto g = groups_.find(action);
   const auto now = time_->WallMs();
@@ -53,13 +53,13 @@ std::optional<GuardDecision> Guard::Switches(const std::string& action,
   if (const Pause* p = pauses_.Blocking(name, g != groups_.end() ? g->second : kNone, check, now)) {
     return GuardDecision{false, "paused", DescribeBlock(*p, now)};
   }
-  if (halted_) return GuardDecision{false, "halted", "queue halted: " + halt_reason_};
+  if (halted_ && !past_halt) return GuardDecision{false, "halted", "queue halted: " + halt_reason_};
   return std::nullopt;
 }
 
 void Guard::Consult(const ActionCommon& action, std::function<void(GuardDecision)> done,
-                    const std::string& check) {
-  if (auto no = Switches(action.name, check)) {
+                    const std::string& check, bool past_halt) {
+  if (auto no = Switches(action.name, check, past_halt)) {
     done(std::move(*no));
     return;
   }
@@ -68,13 +68,13 @@ void Guard::Consult(const ActionCommon& action, std::function<void(GuardDecision
     return;
   }
   ActionCommon copy = action;
-  mutex_->Query([this, copy, check, done = std::move(done)](MutexAnswer answer) {
+  mutex_->Query([this, copy, check, past_halt, done = std::move(done)](MutexAnswer answer) {
     if (answer.held) {
       done({false, "mutex", "mutex held: " + answer.reason});
       return;
     }
     // Re-check the host switches: they may have changed while we waited.
-    if (auto no = Switches(copy.name, check)) {
+    if (auto no = Switches(copy.name, check, past_halt)) {
       done(std::move(*no));
       return;
     }

@@ -74,9 +74,11 @@ class Guard {
   void SetMutex(MutexClient* mutex) { mutex_ = mutex; }
 
   // `check`: the check whose verdict fired the action ("" otherwise), for
-  // a pause of that check's actions.
+  // a pause of that check's actions. `past_halt`: the queue's halt does not
+  // hold it back (a rollback job's steps: the halt is the failure it undoes);
+  // a pause and the mutex still do.
   void Consult(const ActionCommon& action, std::function<void(GuardDecision)> done,
-               const std::string& check = "");
+               const std::string& check = "", bool past_halt = false);
   // For a type that only informs (ActionType::informs): running, cooldown,
   // budget and dry_run, never the pause, the halt or the mutex. Answers at
   // once.
@@ -108,7 +110,8 @@ class Guard {
  private:
   GuardDecision Local(const ActionCommon& action);   // running, cooldown, budget, dry_run
   // paused, then halted; nullopt when neither says no.
-  std::optional<GuardDecision> Switches(const std::string& action, const std::string& check);
+  std::optional<GuardDecision> Switches(const std::string& action, const std::string& check,
+                                        bool past_halt = false);
 
   MutexClient* mutex_;   // not owned; nullptr: no mutex (tests)
   PauseSet pauses_;

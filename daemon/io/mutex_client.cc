@@ -84,6 +84,22 @@ MutexAnswer Held(std::string reason) {
   return a;
 }
 
+// A held answer read from a JSON object: its "reason" (a non-empty string,
+// else `fallback`) and "terminate" (only the boolean true counts).
+MutexAnswer HeldObject(const nlohmann::json& doc, const std::string& fallback) {
+  auto reason = doc.find("reason");
+  MutexAnswer a;
+  if (reason != doc.end() && reason->is_string() && !reason->get<std::string>().empty()) {
+    // Parsed JSON strings are valid UTF-8: keep them, only bounded.
+    a = Held(BoundReason(reason->get<std::string>(), false));
+  } else {
+    a = Held(fallback);
+  }
+  auto terminate = doc.find("terminate");
+  a.terminate = terminate != doc.end() && terminate->is_boolean() && terminate->get<bool>();
+  return a;
+}
+
 }  // namespace
 
 MutexClient::MutexClient(struct ev_loop* loop, const MutexConfig& config, std::string host_id)
@@ -220,12 +236,7 @@ MutexAnswer InterpretMutexResponse(const HttpResponse& r, bool is_file) {
     a.reason = "clear";
     return a;
   }
-  auto reason = doc.find("reason");
-  if (reason != doc.end() && reason->is_string() && !reason->get<std::string>().empty()) {
-    // Parsed JSON strings are valid UTF-8: keep them, only bounded.
-    return Held(BoundReason(reason->get<std::string>(), false));
-  }
-  return Held("held");
+  return HeldObject(doc, "held");
 }
 
 MutexAnswer InterpretEtcdMutex(const EtcdResult<EtcdTxnResult>& r, const std::string& prefix) {
@@ -237,6 +248,14 @@ MutexAnswer InterpretEtcdMutex(const EtcdResult<EtcdTxnResult>& r, const std::st
   for (const auto& kv : responses[1].kvs) {
     if (kv.key != mutex_key) continue;
     if (kv.value.empty()) return Held(mutex_key + " is set");
+    // A halt record ({"reason": ..., "terminate": true}) is read like the
+    // HTTP answer; any other value is the reason itself.
+    if (kv.value.front() == '{') {
+      nlohmann::json doc = nlohmann::json::parse(kv.value, nullptr, /*allow_exceptions=*/false);
+      if (doc.is_object() && doc.contains("reason") && doc["reason"].is_string()) {
+        return HeldObject(doc, mutex_key + " is set");
+      }
+    }
     // A value that is valid UTF-8 is kept (bounded); raw bytes are not.
     return Held(BoundReason(kv.value, !ValidUtf8(kv.value)));
   }
@@ -273,7 +292,8 @@ void MutexClient::Answer(MutexAnswer answer) {
 }
 
 bool MutexClient::Record(const MutexAnswer& answer) {
-  bool changed = !last_ || last_->held != answer.held || last_->reason != answer.reason;
+  bool changed = !last_ || last_->held != answer.held || last_->reason != answer.reason ||
+                 last_->terminate != answer.terminate;
   last_ = answer;
   if (!changed || !on_change_) return true;
   std::weak_ptr<bool> alive = alive_;

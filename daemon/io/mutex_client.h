@@ -7,7 +7,9 @@
 // with the server's "reason" (a string; else "held"). Anything else is held,
 // the reason saying why: "HTTP 503", "timed out after 2000 ms", "connection
 // refused: ...", "connection closed without an answer", a TLS error,
-// "malformed answer: ...", "body over 64 KB". Reasons are bounded (256
+// "malformed answer: ...", "body over 64 KB". A held answer whose object
+// also has "terminate": true (exactly that boolean) asks every host to stop
+// what is running too (MutexAnswer::terminate). Reasons are bounded (256
 // bytes) and free of control characters; a clear answer's reason is "clear"
 // ("mutex off" with mode = off, which never does any I/O).
 //
@@ -15,7 +17,10 @@
 // two linearizable range ops, <prefix>/armed and <prefix>/mutex, through
 // EtcdClient (daemon/io/etcd_client.h: endpoints, failover, TLS, cluster_id).
 // Held while <prefix>/mutex exists, its value the reason (bounded as above;
-// an empty value reads "<prefix>/mutex is set"). Clear ("clear") only while
+// an empty value reads "<prefix>/mutex is set"). A value that is a JSON
+// object with a string "reason" (what `wardenctl fleet halt --terminate`
+// writes) is read as the HTTP body is: its reason, and terminate when it has
+// "terminate": true. Clear ("clear") only while
 // <prefix>/armed exists and <prefix>/mutex does not: a missing sentinel is
 // held with "etcd mutex not armed: <prefix>/armed is missing (etcdctl put
 // <prefix>/armed yes)", and every etcd error (unreachable, timeout, non-200,
@@ -28,7 +33,7 @@
 // one request, one callback each.
 //
 // Poll: after Start(), a request every `poll` (the first one at once); every
-// fresh answer, polled or queried, whose held flag or reason differs from
+// fresh answer, polled or queried, whose held flag, terminate flag or reason differs from
 // the previous one (the first one always does) calls the on_change callback
 // before the Query callbacks of that answer. Cached answers never do.
 //
@@ -77,6 +82,8 @@ struct MutexConfig {
 struct MutexAnswer {
   bool held = true;
   std::string reason;
+  // Held, and what is running must stop too (a terminating halt).
+  bool terminate = false;
   // When this answer came back (for a cached answer: when it originally did).
   std::chrono::steady_clock::time_point at{};
   bool from_cache = false;

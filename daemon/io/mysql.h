@@ -13,6 +13,7 @@
 //    each other are served by one snapshot.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -80,6 +81,17 @@ struct MysqlRows {
 // (daemon/base/named_values.h); the name they have here.
 using MysqlMap = NamedValues;
 
+// How the loop stops the statements of one Execute that a worker runs
+// (mysql_sql's Terminate): while a statement runs, `connection_id` is the
+// server's id of its connection (0 otherwise) and `statement` counts the
+// statements sent; `stop` set, no further statement starts. Shared by the
+// loop and one worker: atomics only.
+struct MysqlStatementControl {
+  std::atomic<unsigned long> connection_id{0};
+  std::atomic<std::uint64_t> statement{0};
+  std::atomic<bool> stop{false};
+};
+
 class MysqlReads {
  public:
   using Clock = std::chrono::steady_clock;
@@ -97,8 +109,20 @@ class MysqlReads {
   void Query(const std::string& connection, const std::string& sql,
              std::function<void(Expected<MysqlRows>)> done);
   // Runs statements one after another, stopping at the first error.
+  // With `control`, the statements can be stopped by KillQuery; a stop
+  // before a statement starts ends them with "stopped before statement N".
   void Execute(const std::string& connection, std::vector<std::string> statements,
-               std::function<void(Status)> done);
+               std::function<void(Status)> done,
+               std::shared_ptr<MysqlStatementControl> control = nullptr);
+  // Sets control->stop, then sends `KILL QUERY <connection id>` for the
+  // statement running under `control`, on another connection of the same
+  // section (lane "mysql:kill:<name>", so that it does not queue behind the
+  // statement); sent again (at most 3 times, 200 ms apart) while the same
+  // statement still runs, since a KILL that reaches the server just before
+  // the statement does finds nothing to kill. `done`: ok when nothing runs
+  // any more or the KILL was sent, else why not.
+  void KillQuery(const std::string& connection, std::shared_ptr<MysqlStatementControl> control,
+                 std::function<void(Status)> done);
   // Round trip of mysql_ping in ms (connects first if needed).
   void Ping(const std::string& connection, std::function<void(Expected<double>)> done);
   // A shared read's completion: one is queued per check due in a window,

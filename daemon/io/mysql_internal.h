@@ -59,7 +59,10 @@ Expected<std::shared_ptr<MYSQL>> WorkerConnectNonblocking(const MysqlConnConfig&
 Expected<double> WorkerPing(const MysqlConnConfig& cfg, bool* healthy);
 Expected<MysqlRows> WorkerQuery(const MysqlConnConfig& cfg, const std::string& sql, bool* healthy);
 Expected<bool> WorkerExecute(const MysqlConnConfig& cfg, const std::vector<std::string>& statements,
-                             bool* healthy);
+                             bool* healthy, MysqlStatementControl* control = nullptr);
+// KILL QUERY for the statement `control` shows running (MysqlReads::KillQuery).
+Expected<bool> WorkerKillQuery(const MysqlConnConfig& cfg, MysqlStatementControl& control,
+                               bool* healthy);
 Expected<std::shared_ptr<const MysqlRows>> WorkerReplicaStatus(const MysqlConnConfig& cfg,
                                                                bool* healthy);
 

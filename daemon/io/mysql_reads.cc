@@ -120,7 +120,8 @@ void MysqlReads::Query(const std::string& connection, const std::string& sql,
 }
 
 void MysqlReads::Execute(const std::string& connection, std::vector<std::string> statements,
-                         std::function<void(Status)> done) {
+                         std::function<void(Status)> done,
+                         std::shared_ptr<MysqlStatementControl> control) {
   auto cfg = impl_->Shared(connection);
   if (!cfg) {
     done(Status::Error(UnknownConnection(connection)));
@@ -128,8 +129,29 @@ void MysqlReads::Execute(const std::string& connection, std::vector<std::string>
   }
   SubmitWork<bool>(
       impl_, connection, std::move(cfg),
-      [statements = std::move(statements)](const MysqlConnConfig& c, bool* healthy) {
-        return mysql_internal::WorkerExecute(c, statements, healthy);
+      [statements = std::move(statements), control](const MysqlConnConfig& c, bool* healthy) {
+        return mysql_internal::WorkerExecute(c, statements, healthy, control.get());
+      },
+      [done = std::move(done)](Expected<bool> r) { done(r.status()); });
+}
+
+void MysqlReads::KillQuery(const std::string& connection,
+                           std::shared_ptr<MysqlStatementControl> control,
+                           std::function<void(Status)> done) {
+  control->stop = true;
+  auto cfg = impl_->Shared(connection);
+  if (!cfg) {
+    done(Status::Error(UnknownConnection(connection)));
+    return;
+  }
+  if (control->connection_id == 0) {   // not started yet, or over: stop is enough
+    done(Status::Ok());
+    return;
+  }
+  SubmitWork<bool>(
+      impl_, "kill:" + connection, std::move(cfg),
+      [control](const MysqlConnConfig& c, bool* healthy) {
+        return mysql_internal::WorkerKillQuery(c, *control, healthy);
       },
       [done = std::move(done)](Expected<bool> r) { done(r.status()); });
 }

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 
 #include <spdlog/spdlog.h>
@@ -357,15 +358,32 @@ Expected<MysqlRows> WorkerQuery(const MysqlConnConfig& cfg, const std::string& s
 }
 
 Expected<bool> WorkerExecute(const MysqlConnConfig& cfg, const std::vector<std::string>& statements,
-                             bool* healthy) {
+                             bool* healthy, MysqlStatementControl* control) {
   return WithConnection<bool>(
       cfg,
-      [&statements](CachedConn& c, bool reused, bool* retryable) -> Expected<bool> {
+      [&statements, control](CachedConn& c, bool reused, bool* retryable) -> Expected<bool> {
         // Statements change things: never resend one. Find a dead cached
         // connection before sending anything instead.
         if (reused && mysql_ping(c.mysql) != 0) return Expected<bool>::Error(ServerError(c.mysql));
         *retryable = false;
+        struct Clear {   // no statement runs once this returns
+          MysqlStatementControl* target;
+          ~Clear() {
+            if (target) target->connection_id = 0;
+          }
+        } clear{control};
         for (size_t i = 0; i < statements.size(); ++i) {
+          if (control) {
+            // The id first, then the stop: a KillQuery that set stop after
+            // we looked finds the id (seq_cst), one that set it before is
+            // seen here.
+            control->connection_id = mysql_thread_id(c.mysql);
+            ++control->statement;
+            if (control->stop) {
+              return Expected<bool>::Error("stopped before statement " + std::to_string(i + 1) +
+                                           " of " + std::to_string(statements.size()));
+            }
+          }
           auto r = RunQuery(c.mysql, statements[i]);
           if (!r) {
             std::string where = statements.size() > 1
@@ -374,6 +392,26 @@ Expected<bool> WorkerExecute(const MysqlConnConfig& cfg, const std::vector<std::
                                     : "";
             return Expected<bool>::Error(r.error() + where);
           }
+        }
+        return true;
+      },
+      healthy);
+}
+
+Expected<bool> WorkerKillQuery(const MysqlConnConfig& cfg, MysqlStatementControl& control,
+                               bool* healthy) {
+  return WithConnection<bool>(
+      cfg,
+      [&control](CachedConn& c, bool, bool*) -> Expected<bool> {
+        for (int attempt = 0; attempt < 3; ++attempt) {
+          const unsigned long id = control.connection_id;
+          const std::uint64_t seq = control.statement;
+          if (id == 0) return true;   // nothing runs
+          auto r = RunQuery(c.mysql, "KILL QUERY " + std::to_string(id));
+          // 1094: unknown thread id (the connection is gone): nothing to kill.
+          if (!r && mysql_errno(c.mysql) != 1094) return Expected<bool>::Error(r.error());
+          std::this_thread::sleep_for(std::chrono::milliseconds(200));
+          if (control.connection_id != id || control.statement != seq) return true;
         }
         return true;
       },

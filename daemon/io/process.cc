@@ -187,6 +187,12 @@ Expected<std::string> ResolveProgram(const std::string& name, const std::vector<
 
 std::string ProcessResult::Describe() const {
   if (!started) return error.empty() ? "not started" : error;
+  if (terminated) {
+    std::string how = signal != 0 ? "killed by signal " + std::to_string(signal) + " (" +
+                                        SignalName(signal) + ")"
+                                  : "exit status " + std::to_string(exit_code);
+    return "terminated: " + how;
+  }
   if (timed_out) return error.empty() ? "timed out" : error;
   if (signal != 0)
     return "killed by signal " + std::to_string(signal) + " (" + SignalName(signal) + ")";
@@ -197,6 +203,7 @@ std::string ProcessResult::Describe() const {
 // watchers point back here through `data`.
 struct ProcessRunner::Child {
   ProcessRunner* runner = nullptr;
+  std::uint64_t id = 0;
   ProcessSpec spec;
   Done done;
   ProcessResult result;
@@ -428,10 +435,12 @@ ProcessRunner::~ProcessRunner() {
   children_.clear();
 }
 
-void ProcessRunner::Spawn(ProcessSpec spec, Done done) {
+std::uint64_t ProcessRunner::Spawn(ProcessSpec spec, Done done) {
   auto owned = std::make_unique<Child>();
   Child* c = owned.get();
   c->runner = this;
+  c->id = next_id_++;
+  const std::uint64_t id = c->id;
   c->spec = std::move(spec);
   c->done = std::move(done);
   c->start = Clock::now();
@@ -439,6 +448,25 @@ void ProcessRunner::Spawn(ProcessSpec spec, Done done) {
   children_.emplace(c, std::move(owned));
   std::string error = c->Start();
   if (!error.empty()) c->Fail(std::move(error));
+  return id;
+}
+
+bool ProcessRunner::Terminate(std::uint64_t id, Duration kill_grace) {
+  for (auto& [raw, child] : children_) {
+    Child& c = *child;
+    if (c.id != id) continue;
+    if (c.pid <= 0 || c.exited) return false;
+    c.result.terminated = true;
+    if (c.term_sent) return true;   // already within a grace (a timeout or a Terminate)
+    c.term_sent = true;
+    c.Signal(SIGTERM);
+    // The grace from now, replacing the timeout.
+    ev_timer_stop(loop_, &c.timer_w);
+    ev_timer_set(&c.timer_w, Seconds(kill_grace) + ev_time() - ev_now(loop_), 0.);
+    ev_timer_start(loop_, &c.timer_w);
+    return true;
+  }
+  return false;
 }
 
 size_t ProcessRunner::running() const {

@@ -20,6 +20,8 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
+
 #include <functional>
 #include <map>
 #include <memory>
@@ -46,13 +48,15 @@ struct ProcessResult {
   int exit_code = -1;            // set when the child exited
   int signal = 0;                // set when a signal ended it
   bool timed_out = false;
+  bool terminated = false;       // ended by Terminate (an abort or a terminating halt)
   Duration elapsed{0};
   std::string stdout_head;       // first capture_limit bytes
   std::string stdout_tail;       // last capture_limit bytes
   std::string stderr_tail;
 
   bool success() const { return started && !timed_out && signal == 0 && exit_code == 0; }
-  // "exit status 3", "killed by signal 9 (SIGKILL)", "timed out after 10s"
+  // "exit status 3", "killed by signal 9 (SIGKILL)", "timed out after 10s",
+  // "terminated: killed by signal 15 (SIGTERM)"
   std::string Describe() const;
 };
 
@@ -68,8 +72,15 @@ class ProcessRunner {
 
   using Done = std::function<void(ProcessResult)>;
   // Loop thread only. `done` runs on the loop, never from inside Spawn
-  // (a spawn failure is reported on the next loop iteration).
-  void Spawn(ProcessSpec spec, Done done);
+  // (a spawn failure is reported on the next loop iteration). Returns the
+  // child's id for Terminate (never 0).
+  std::uint64_t Spawn(ProcessSpec spec, Done done);
+
+  // Ends child `id` early: SIGTERM to its group now, SIGKILL to the group
+  // `kill_grace` later if the child has not exited (and, as at a timeout,
+  // SIGKILL to what is left of the group once it has). Its result says
+  // terminated. False when no such child runs (it has ended already).
+  bool Terminate(std::uint64_t id, Duration kill_grace);
 
   size_t running() const;
   // SIGTERM to every running group (shutdown); their timeouts still apply.
@@ -79,6 +90,7 @@ class ProcessRunner {
   struct Child;
   struct ev_loop* loop_;
   std::map<Child*, std::unique_ptr<Child>> children_;
+  std::uint64_t next_id_ = 1;
   friend struct Child;
 };
 

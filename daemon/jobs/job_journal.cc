@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 
 #include "daemon/base/atomic_file.h"
 #include "daemon/engine/events.h"
@@ -52,6 +53,11 @@ json JobRunner::JournalJson() const {
                            {"since_ms", halt_->since_ms},
                            {"slot", slot_json(halt_->slot)}}
                     : json(nullptr);
+  if (halt_ && !halt_->rollback.empty()) {
+    j["halt"]["rollback"] = {{"job", halt_->rollback},
+                             {"result", halt_->rollback_result},
+                             {"error", halt_->rollback_error}};
+  }
   json releases = json::array();
   for (const auto& r : releases_) releases.push_back(slot_json(r));
   j["releases"] = std::move(releases);
@@ -70,6 +76,7 @@ json JobRunner::JournalJson() const {
                     {"step_count", run_->job->steps.size()},
                     {"slot", slot_json(run_->slot)},
                     {"steps", std::move(steps)}};
+    if (!run_->rollback_of.empty()) j["running"]["rollback_of"] = run_->rollback_of;
   } else {
     j["running"] = nullptr;
   }
@@ -143,7 +150,12 @@ std::string JobRunner::Start(std::shared_ptr<const Config> config) {
         if (const json& h = j.at("halt"); !h.is_null()) {
           halt_ = Halt{h.at("reason").get<std::string>(), h.at("job").get<std::string>(),
                        h.at("step").get<std::string>(), h.at("since_ms").get<std::int64_t>(),
-                       slot_from(h.value("slot", json()))};
+                       slot_from(h.value("slot", json())), "", "", ""};
+          if (const json& rb = h.value("rollback", json()); rb.is_object()) {
+            halt_->rollback = rb.at("job").get<std::string>();
+            halt_->rollback_result = rb.at("result").get<std::string>();
+            halt_->rollback_error = rb.at("error").get<std::string>();
+          }
         }
         for (const auto& r : j.value("releases", json::array())) {
           releases_.push_back(slot_from(r));
@@ -168,9 +180,37 @@ std::string JobRunner::Start(std::shared_ptr<const Config> config) {
     // What ran before is unknown: nothing starts until an operator looked.
     SetHalt(Halt{"the job journal was unusable (" + problem +
                      "); check the host, then wardenctl resume",
-                 "", "", time_.WallMs(), Slot{}});
+                 "", "", time_.WallMs(), Slot{}, "", "", ""});
   }
-  if (!running.is_null() && running.is_object() &&
+  struct PendingRollback {
+    std::string job, step, error;
+  };
+  std::optional<PendingRollback> rollback;
+  if (!running.is_null() && running.is_object() && running.contains("rollback_of")) {
+    // A rollback cut short: what it undid and what it did are both
+    // unknown. Reported, never run again nor followed by another.
+    const std::string job = running.value("job", "");
+    const json& steps = running["steps"];
+    const std::string step =
+        steps.is_array() && !steps.empty() ? steps.back().value("step", "") : std::string();
+    const std::string detail =
+        step.empty() ? "wardend stopped before its first step"
+                     : "wardend stopped during or after " + step + "; it was not run again";
+    json f = {{"job", job},
+              {"rollback_of", running.value("rollback_of", "")},
+              {"step", step},
+              {"result", "interrupted"},
+              {"error", detail}};
+    if (!halt_) {
+      halt_ = Halt{"rollback job " + job + " was interrupted: " + detail, job, step,
+                   time_.WallMs(), Slot{}, "", "", ""};
+    }
+    halt_->rollback = job;
+    halt_->rollback_result = "interrupted";
+    halt_->rollback_error = detail;
+    events_.Emit("job.rollback.fail", f);
+    spdlog::error("ROLLBACK job {} was interrupted: {}", job, detail);
+  } else if (!running.is_null() && running.is_object() &&
       (!running["steps"].is_array() || running["steps"].empty())) {
     // Stopped before its first step (waiting for the guard or a slot):
     // nothing ran, so it simply goes back to the front of the queue. A
@@ -213,12 +253,14 @@ std::string JobRunner::Start(std::shared_ptr<const Config> config) {
     spdlog::error("job {} was interrupted: {}", job, detail);
     SetHalt(Halt{"job " + job + " was interrupted at " + StepLabel(index - 1, count, step) +
                      ": " + detail + "; check the host, then wardenctl resume",
-                 job, step, time_.WallMs(), slot});
+                 job, step, time_.WallMs(), slot, "", "", ""});
+    rollback = PendingRollback{job, step, detail};
   }
   if (halt_) guard_.SetHalted(true, halt_->reason);
   Save();
   ReleaseSlots();   // left over from before a restart
   ArmSchedules();
+  if (rollback) StartRollback(rollback->job, rollback->step, rollback->error, "interrupted");
   Pump();
   return problem;
 }

@@ -133,8 +133,8 @@ void JobRunner::Stop(const std::string& why) {
     run_->steps.pop_back();
     run_->phase = Phase::kGuard;
   }
-  if (run_->steps.empty() && run_->phase != Phase::kAction) {
-    Requeue();   // nothing ran: back to the queue, no halt
+  if (run_->steps.empty() && run_->phase != Phase::kAction && run_->rollback_of.empty()) {
+    Requeue();   // nothing ran: back to the queue, no halt (a rollback is no queued job)
     return;
   }
   // An action in flight reports through OnActionDone; a guard question in
@@ -154,6 +154,12 @@ void JobRunner::Stop(const std::string& why) {
 }
 
 void JobRunner::Resume(const std::string& by, std::function<void(json)> reply) {
+  if (run_ && !run_->rollback_of.empty()) {
+    reply({{"ok", false},
+           {"error", "rollback job " + run_->job->name + " (after " + run_->rollback_of +
+                         " failed) is running; resume once it has ended (wardenctl status)"}});
+    return;
+  }
   if (!halt_) {
     reply({{"ok", true}, {"was_halted", false}, {"queued", queue_.size()}});
     return;

@@ -71,14 +71,16 @@ void JobRunner::NextStep() {
   r.phase = Phase::kGuard;
   std::uint64_t gen = ++r.generation;
   std::weak_ptr<bool> alive = alive_;
-  guard_.Consult(JobGuardCommon(r.job->name),
-                 [this, alive, gen, run = run_.get()](GuardDecision d) {
-                   if (alive.expired() || run_.get() != run || run->generation != gen ||
-                       run->phase != Phase::kGuard) {
-                     return;
-                   }
-                   OnGuard(d.allowed, d.reason, d.detail);
-                 });
+  guard_.Consult(
+      JobGuardCommon(r.job->name),
+      [this, alive, gen, run = run_.get()](GuardDecision d) {
+        if (alive.expired() || run_.get() != run || run->generation != gen ||
+            run->phase != Phase::kGuard) {
+          return;
+        }
+        OnGuard(d.allowed, d.reason, d.detail);
+      },
+      "", /*past_halt=*/!r.rollback_of.empty());
 }
 
 void JobRunner::OnGuard(bool allowed, const std::string& reason, const std::string& detail) {
@@ -248,16 +250,24 @@ void JobRunner::BeginStep() {
     // step parked there (running, or a pause, halt or held mutex that came
     // after the job's own check) or blocked (cooldown, budget) has not
     // started, and says `start` once, when it does.
+    Trigger trigger{"job", r.job->name, "", ""};
+    trigger.past_halt = !r.rollback_of.empty();
     executor_.Fire(
-        r.config, *a, Trigger{"job", r.job->name, "", ""},
+        r.config, *a, std::move(trigger),
         [this, alive, run = run_.get()](Executor::Result res) {
           if (alive.expired() || run_.get() != run) return;
           OnActionDone(res.ran, res.ok, res.blocked_reason, res.blocked_detail, res.error,
-                       res.stderr_tail);
+                       res.stderr_tail, res.terminated);
         },
         [this, alive, run = run_.get(), type = a->common.type] {
           if (alive.expired() || run_.get() != run) return;
           EmitActionStepStart(type);
+          if (!run->terminating.empty()) {
+            // Terminate came while the guard was asked: the run is
+            // registered once this returns; ended from the loop, at once.
+            ev_timer_set(&run->timer, 0, 0);
+            ev_timer_start(loop_, &run->timer);
+          }
         });
     return;
   }
@@ -295,8 +305,22 @@ void JobRunner::EmitActionStepStart(const std::string& type) {
 
 void JobRunner::OnActionDone(bool ran, bool ok, const std::string& blocked,
                              const std::string& detail, const std::string& error,
-                             const std::string& stderr_tail) {
+                             const std::string& stderr_tail, const std::string& terminated) {
   Run& r = *run_;
+  if (ran && (!terminated.empty() || !r.terminating.empty())) {
+    const std::string why = !r.terminating.empty() ? r.terminating : terminated;
+    auto now = time_.Now();
+    r.steps.back().ended_ms = time_.WallMs();
+    r.steps.back().result = "terminated";
+    Save();
+    json f = StepFields();
+    f["result"] = "terminated";
+    f["duration_ms"] = Ms(now - r.step_started);
+    f["error"] = error.empty() ? (ok ? "ended ok as it was terminated" : "terminated") : error;
+    events_.Emit("job.step", f);
+    Terminated(why);
+    return;
+  }
   if (!ran) {
     if (blocked == "dry_run") {
       // A rehearsed step reads as a run one: start, then its result.
@@ -308,6 +332,10 @@ void JobRunner::OnActionDone(bool ran, bool ok, const std::string& blocked,
     // Not run: the step did not happen, it is tried again or fails below.
     r.steps.pop_back();
     Save();
+    if (!r.terminating.empty()) {
+      Terminated(r.terminating);
+      return;
+    }
     if (stopping_) {
       Interrupt("wardend is stopping");
       return;
@@ -413,6 +441,11 @@ void JobRunner::StepDone(const std::string& result, const std::string& error) {
 
 void JobRunner::Finish() {
   Run& r = *run_;
+  if (!r.rollback_of.empty()) {
+    json f = {{"job", r.job->name}, {"steps", r.job->steps.size()}};
+    RollbackEnded("ok", "", std::move(f));
+    return;
+  }
   json f = {{"job", r.job->name},
             {"steps", r.job->steps.size()},
             {"result", "ok"},
@@ -488,10 +521,144 @@ void JobRunner::Fail(const std::string& error) {
   spdlog::error("job {} failed at {}: {}; the queue is halted until wardenctl resume",
                 r.job->name, StepLabel(r.step, r.job->steps.size(), r.step_name()), error);
   if (!r.slot.key.empty()) f["slot"] = r.slot.group;   // kept until wardenctl resume
+  if (!r.rollback_of.empty()) {
+    RollbackEnded("fail", error, std::move(f));
+    return;
+  }
   SetHalt(Halt{"job " + r.job->name + " failed at " +
                    StepLabel(r.step, r.job->steps.size(), r.step_name()) + ": " + error,
-               r.job->name, r.step_name(), time_.WallMs(), r.slot});
+               r.job->name, r.step_name(), time_.WallMs(), r.slot, "", "", ""});
+  const std::string job = r.job->name;
+  const std::string step = r.step_name();
   EndRun(events_.Emit("job.fail", f));
+  StartRollback(job, step, error, "fail");
+}
+
+void JobRunner::Terminated(const std::string& why) {
+  Run& r = *run_;
+  ev_timer_stop(loop_, &r.timer);
+  ++r.generation;   // a guard or slot answer still on its way is ignored
+  json f = StepFields();
+  f["result"] = "terminated";
+  f["error"] = why;
+  f["duration_ms"] = Ms(time_.Now() - r.started);
+  if (!r.slot.key.empty()) f["slot"] = r.slot.group;   // kept until wardenctl resume
+  if (!r.rollback_of.empty()) {
+    RollbackEnded("terminated", why, std::move(f));
+    return;
+  }
+  spdlog::error("job {} terminated at {}: {}; the queue is halted until wardenctl resume",
+                r.job->name, StepLabel(r.step, r.job->steps.size(), r.step_name()), why);
+  SetHalt(Halt{"job " + r.job->name + " was terminated at " +
+                   StepLabel(r.step, r.job->steps.size(), r.step_name()) + ": " + why +
+                   "; check the host, then wardenctl resume",
+               r.job->name, r.step_name(), time_.WallMs(), r.slot, "", "", ""});
+  const std::string job = r.job->name;
+  const std::string step = r.step_name();
+  EndRun(events_.Emit("job.terminated", f));
+  StartRollback(job, step, why, "terminated");
+}
+
+std::string JobRunner::Terminate(const std::string& job, Duration kill_grace,
+                                 const std::string& why) {
+  if (!run_ || (!job.empty() && run_->job->name != job)) return "";
+  Run& r = *run_;
+  const std::string name = r.job->name;
+  if (!r.terminating.empty()) return name;   // on its way down
+  r.terminating = why;
+  r.kill_grace = kill_grace;
+  switch (r.phase) {
+    case Phase::kAction:
+      // Ends through OnActionDone. A step still before the guard's answer
+      // is ended as it starts (Fire's `started`).
+      // A type that cannot stop early ends by its timeout (the executor
+      // says so); the job ends terminated then.
+      (void)executor_.Terminate(r.step_name(), kill_grace, why);
+      return name;
+    case Phase::kWait:
+      r.steps.back().ended_ms = time_.WallMs();
+      r.steps.back().result = "terminated";
+      break;
+    case Phase::kJournal:
+      r.steps.pop_back();   // recorded, never started
+      break;
+    case Phase::kGuard:
+    case Phase::kPaused:
+    case Phase::kSlot:
+      break;
+  }
+  Terminated(why);
+  return name;
+}
+
+void JobRunner::RollbackEnded(const std::string& result, const std::string& error, json f) {
+  Run& r = *run_;
+  f["rollback_of"] = r.rollback_of;
+  f["result"] = result;
+  if (!error.empty()) f["error"] = error;
+  f["duration_ms"] = Ms(time_.Now() - r.started);
+  const std::string job = r.job->name;
+  const std::string step = r.step < r.job->steps.size() ? r.step_name() : std::string();
+  if (halt_) {   // set by the failure undone (Resume waits for the rollback)
+    halt_->rollback = job;
+    halt_->rollback_result = result;
+    halt_->rollback_error = error;
+  }
+  if (result == "ok") {
+    spdlog::warn("rollback job {} (after {} failed) finished ok; the queue stays halted until "
+                 "wardenctl resume", job, r.rollback_of);
+    EndRun(events_.Emit("job.rollback.finish", f));
+    return;
+  }
+  spdlog::error("ROLLBACK job {} (after {} failed) {} at {}: {}; the host is neither as before "
+                "nor as intended; the queue stays halted", job, r.rollback_of,
+                result == "fail" ? "FAILED" : result, step, error);
+  EndRun(events_.Emit("job.rollback.fail", f));
+  StartRollback(job, step, error, result == "fail" ? "fail" : result);
+}
+
+void JobRunner::StartRollback(const std::string& failed, const std::string& step,
+                              const std::string& error, const std::string& cause) {
+  const JobConfig* job = config_ ? config_->FindJob(failed) : nullptr;
+  if (!job || job->on_fail.empty() || run_ || stopping_) return;
+  if (cause == "terminated" && !job->rollback_on_terminate) {
+    spdlog::warn("job {} was terminated: its rollback {} does not run (rollback_on_terminate "
+                 "= no)", failed, job->on_fail);
+    return;
+  }
+  if (cause == "interrupted" && !job->rollback_interrupted) return;
+  const JobConfig* rb = config_->FindJob(job->on_fail);
+  if (!rb) {   // validated at load
+    spdlog::error("job {}: on_fail names {}, which is not a job", failed, job->on_fail);
+    return;
+  }
+  run_ = std::make_unique<Run>();
+  run_->config = config_;
+  run_->job = rb;
+  run_->entry = Entry{rb->name, "rollback", failed, time_.WallMs()};
+  run_->started = time_.Now();
+  run_->started_ms = time_.WallMs();
+  run_->rollback_of = failed;
+  ev_timer_init(&run_->timer, &JobRunner::OnTimer, 0, 0);
+  run_->timer.data = this;
+  if (halt_) {
+    halt_->rollback = rb->name;
+    halt_->rollback_result = "running";
+    halt_->rollback_error.clear();
+  }
+  Save();
+  json f = {{"job", rb->name},
+            {"rollback_of", failed},
+            {"cause", cause},
+            {"step", step},
+            {"error", error},
+            {"steps", rb->steps.size()},
+            {"plan", rb->steps},
+            {"timeout", FormatDuration(rb->timeout)}};
+  events_.Emit("job.rollback.start", f);
+  spdlog::warn("job {} {} at {}: rolling back with job {} ({} steps)", failed,
+               cause == "fail" ? "failed" : cause, step, rb->name, rb->steps.size());
+  NextStep();
 }
 
 void JobRunner::Interrupt(const std::string& why) {
@@ -503,10 +670,14 @@ void JobRunner::Interrupt(const std::string& why) {
   spdlog::warn("job {} interrupted at {}: {}", r.job->name,
                StepLabel(r.step, r.job->steps.size(), r.step_name()), why);
   if (!r.slot.key.empty()) f["slot"] = r.slot.group;   // kept until wardenctl resume
+  if (!r.rollback_of.empty()) {
+    RollbackEnded("interrupted", why, std::move(f));
+    return;
+  }
   SetHalt(Halt{"job " + r.job->name + " was interrupted at " +
                    StepLabel(r.step, r.job->steps.size(), r.step_name()) + ": " + why +
                    "; check the host, then wardenctl resume",
-               r.job->name, r.step_name(), time_.WallMs(), r.slot});
+               r.job->name, r.step_name(), time_.WallMs(), r.slot, "", "", ""});
   EndRun(events_.Emit("job.interrupted", f));
 }
 
@@ -532,6 +703,11 @@ void JobRunner::EndRun(const json& event) {
 void JobRunner::OnTimer(struct ev_loop*, ev_timer* w, int) {
   auto* self = static_cast<JobRunner*>(w->data);
   if (!self->run_) return;
+  Run& r = *self->run_;
+  if (r.phase == Phase::kAction && !r.terminating.empty()) {
+    (void)self->executor_.Terminate(r.step_name(), r.kill_grace, r.terminating);
+    return;
+  }
   if (self->run_->phase == Phase::kPaused || self->run_->phase == Phase::kSlot) {
     self->NextStep();
   } else if (self->run_->phase == Phase::kWait) {

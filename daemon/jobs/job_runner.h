@@ -17,6 +17,19 @@
 // journal was cut short: it is reported job.interrupted with the step that
 // was in flight, the queue is halted, and nothing is run again.
 //
+// Terminate (wardenctl abort, a terminating halt): the step in flight is
+// ended through Executor::Terminate (SIGTERM to its process group, SIGKILL
+// after [daemon] kill_grace; KILL QUERY for a statement), a wait or a pause
+// at once; the job ends with job.terminated at its step and the queue halts.
+//
+// Rollback: `on_fail = JOB` runs JOB right after a step of this job failed
+// (job.rollback.start), through the guard but past the queue's halt that
+// the failure set; after a terminate only with rollback_on_terminate, after
+// an interruption found at Start() only with rollback_interrupted. Its end
+// is job.rollback.finish (ok) or job.rollback.fail (failed, terminated or
+// interrupted; its own on_fail runs next); the queue stays halted either
+// way and Status shows both results. Resume is refused while it runs.
+//
 // Triggers: Enqueue() (wardenctl run, a check's on_crit/on_warn/on_error
 // through Executor::SetJobQueue) and each job's `schedule` (cron, local
 // time, an ev_periodic so that wall-clock jumps are followed).
@@ -102,6 +115,11 @@ class JobRunner {
   // wardenctl run JOB --dry-run: the plan, the guard's answer now, nothing run.
   void Plan(const std::string& job, std::function<void(nlohmann::json)> reply);
 
+  // Ends the running job now (see above). `job`: only when that job runs
+  // ("" for whichever runs). Returns the job reached ("" none). `why` goes
+  // into job.terminated and the halt's reason.
+  std::string Terminate(const std::string& job, Duration kill_grace, const std::string& why);
+
   nlohmann::json Status() const;
   bool halted() const { return halt_.has_value(); }
   bool step_in_flight() const;
@@ -118,6 +136,11 @@ class JobRunner {
     std::string step;
     std::int64_t since_ms = 0;
     Slot slot;            // kept by the failed job until Resume
+    // The rollback run after the failure ("" none): its job, and its result
+    // (running, ok, fail, terminated, interrupted) and error.
+    std::string rollback;
+    std::string rollback_result;
+    std::string rollback_error;
   };
   struct Entry {
     std::string job;
@@ -145,7 +168,8 @@ class JobRunner {
   // job.step `start` for the current step, an action of `type`.
   void EmitActionStepStart(const std::string& type);
   void OnActionDone(bool ran, bool ok, const std::string& blocked, const std::string& detail,
-                    const std::string& error, const std::string& stderr_tail);
+                    const std::string& error, const std::string& stderr_tail,
+                    const std::string& terminated);
   void PollWait();
   void AcquireSlot();
   void OnSlot(struct SlotOutcome out);
@@ -155,6 +179,16 @@ class JobRunner {
   void Finish();
   void Fail(const std::string& error);
   void Interrupt(const std::string& why);
+  // The job ends job.terminated (Terminate, or a step the executor ended).
+  void Terminated(const std::string& why);
+  // A rollback run ended: job.rollback.finish or job.rollback.fail with
+  // `f` (the step fields), the halt's rollback result, and the next
+  // rollback of a failed one.
+  void RollbackEnded(const std::string& result, const std::string& error, nlohmann::json f);
+  // Runs the on_fail job of `failed` (as now configured) when `cause`
+  // (fail, terminated, interrupted) allows it.
+  void StartRollback(const std::string& failed, const std::string& step,
+                     const std::string& error, const std::string& cause);
   void EndRun(const nlohmann::json& event);
   void SetHalt(Halt h);
   nlohmann::json StepFields() const;

@@ -64,6 +64,9 @@ struct JobRunner::Run {
   std::string slot_wait;           // why the job waits for its slot ("" = not waiting)
   ev_timer timer{};
   std::uint64_t generation = 0;
+  std::string rollback_of;         // a rollback run: the job whose failure it undoes
+  std::string terminating;         // why Terminate was asked ("" = not asked)
+  Duration kill_grace{10'000};     // Terminate's, for a step that starts meanwhile
 
   const std::string& step_name() const { return job->steps[step]; }
   bool needs_slot() const { return !slot.group.empty() && slot.key.empty(); }

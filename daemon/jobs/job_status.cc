@@ -46,6 +46,8 @@ json JobRunner::Status() const {
     json r = StepFields();
     r["phase"] = phase;
     r["trigger"] = run_->entry.trigger;
+    if (!run_->rollback_of.empty()) r["rollback_of"] = run_->rollback_of;
+    if (!run_->terminating.empty()) r["terminating"] = run_->terminating;
     r["started"] = Rfc3339FromMs(run_->started_ms);
     r["elapsed_ms"] = Ms(now - run_->started);
     r["timeout"] = FormatDuration(run_->job->timeout);
@@ -84,6 +86,11 @@ json JobRunner::Status() const {
                            {"slot_kept", halt_->slot.key.empty() ? json(nullptr)
                                                                  : json(halt_->slot.key)}}
                     : json(nullptr);
+  if (halt_ && !halt_->rollback.empty()) {
+    j["halt"]["rollback"] = {{"job", halt_->rollback},
+                             {"result", halt_->rollback_result},
+                             {"error", halt_->rollback_error}};
+  }
   json schedules = json::array();
   for (const auto& s : schedules_) {
     auto next = NextCronTime(s->cron, time_.WallMs() / 1000);

@@ -9,6 +9,7 @@ behaviour mid-run; a missing or empty file means `clear`) and answers:
 
   clear            200 {"held": false}
   held:REASON      200 {"held": true, "reason": REASON}
+  terminate:REASON 200 {"held": true, "terminate": true, "reason": REASON}
   status:CODE      CODE with the body {"held": false} (only the status is wrong)
   slow:SECONDS     sleeps, then answers like `clear`
   close            closes the connection without answering
@@ -91,6 +92,8 @@ def main():
                 self.send(200, clear)
             elif m.startswith("held:"):
                 self.send(200, json.dumps({"held": True, "reason": m[5:]}))
+            elif m.startswith("terminate:"):
+                self.send(200, json.dumps({"held": True, "terminate": True, "reason": m[10:]}))
             elif m.startswith("status:"):
                 self.send(int(m[7:]), clear)
             elif m.startswith("slow:"):

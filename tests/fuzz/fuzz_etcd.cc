@@ -44,6 +44,7 @@ void MutexTxn(std::string_view body) {
   FUZZ_CHECK(a.held == !clear, std::string(clear ? "clear answer held: " : "held answer clear: ") +
                                    std::string(body));
   if (!a.held) FUZZ_CHECK(a.reason == "clear", a.reason);
+  FUZZ_CHECK(!a.terminate || a.held, "terminate without held: " + std::string(body));
   FUZZ_CHECK(!a.reason.empty() && a.reason.size() <= 256 + 3, a.reason);
   for (char ch : a.reason) {
     auto c = static_cast<unsigned char>(ch);

@@ -57,6 +57,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   FUZZ_CHECK(a.held == !clear, std::string(clear ? "clear answer held: " : "held answer clear: ") +
                                    std::string(rest));
   if (!a.held) FUZZ_CHECK(a.reason == "clear", a.reason);
+  // Terminate only as part of a held answer, and only for "terminate": true.
+  bool terminate = false;
+  if (!clear && r.ok && (status == 200 || (is_file && status == 0))) {
+    auto doc = nlohmann::json::parse(r.body, nullptr, /*allow_exceptions=*/false);
+    terminate = doc.is_object() && doc.contains("held") && doc["held"] == true &&
+                doc.contains("terminate") && doc["terminate"] == true;
+  }
+  FUZZ_CHECK(a.terminate == terminate, std::string(rest));
   CheckReason(a, rest);
   return 0;
 }

@@ -799,3 +799,100 @@ scope = everything
   CHECK(bad.Has("[maintenance c] needs 'schedule'"));
   CHECK(bad.Has("scope: 'everything' is not host, group NAME or action NAME"));
 }
+
+TEST_CASE("on_fail, the rollback flags and kill_grace load", "[config][jobs]") {
+  TempDir dir;
+  Loaded l = Load(dir, R"([daemon]
+host_id = db-test
+state_dir = /tmp/warden-state
+kill_grace = 1500ms
+[mutex]
+mode = off
+[action a]
+type = notify
+message = a
+[job upgrade]
+steps   = a
+on_fail = downgrade
+rollback_interrupted = yes
+[job downgrade]
+steps   = a
+on_fail = page
+[job page]
+steps = a
+)");
+  INFO(l.All());
+  REQUIRE(l.config);
+  CHECK(l.config->daemon.kill_grace == Duration(1500));
+  const JobConfig* up = l.config->FindJob("upgrade");
+  REQUIRE(up);
+  CHECK(up->on_fail == "downgrade");
+  CHECK(up->rollback_interrupted);
+  CHECK_FALSE(up->rollback_on_terminate);
+  CHECK(l.config->FindJob("page")->on_fail.empty());
+  Loaded d = Load(dir, kMinimal);
+  REQUIRE(d.config);
+  CHECK(d.config->daemon.kill_grace == Duration(10'000));
+}
+
+TEST_CASE("on_fail mistakes are named with file:line", "[config][jobs]") {
+  TempDir dir;
+  Loaded l = Load(dir, R"([daemon]
+host_id = db-test
+kill_grace = 10ms
+[mutex]
+mode = off
+[fleet]
+endpoints = http://127.0.0.1:2379
+[action a]
+type = notify
+message = a
+[job self]
+steps   = a
+on_fail = self
+[job unknown]
+steps   = a
+on_fail = nosuch
+[job to_action]
+steps   = a
+on_fail = a
+[job x]
+steps   = a
+on_fail = y
+[job y]
+steps   = a
+on_fail = z
+[job z]
+steps   = a
+on_fail = x
+[job into_cycle]
+steps   = a
+on_fail = x
+[job slotted_rollback]
+steps   = a
+on_fail = slotted
+[job slotted]
+steps = a
+slot  = chain-a
+[job flags]
+steps = a
+rollback_on_terminate = yes
+rollback_interrupted = no
+)");
+  CHECK_FALSE(l.config);
+  INFO(l.All());
+  CHECK(l.Has("warden.ini:3: kill_grace must be at least 100ms"));
+  CHECK(l.Has("warden.ini:13: [job self] on_fail names the job itself"));
+  CHECK(l.Has("warden.ini:16: [job unknown] on_fail names 'nosuch', which is not a job"));
+  CHECK(l.Has("warden.ini:19: [job to_action] on_fail names 'a', which is not a job (a "
+              "rollback is a job)"));
+  CHECK(l.Has("warden.ini:22: [job x] on_fail makes a cycle (x -> y -> z -> x)"));
+  CHECK(l.Has("warden.ini:34: [job slotted_rollback] on_fail = slotted: a rollback job takes "
+              "no fleet slot"));
+  CHECK(l.Has("warden.ini:40: rollback_on_terminate without on_fail = JOB means nothing"));
+  CHECK(l.Has("warden.ini:41: rollback_interrupted without on_fail = JOB means nothing"));
+  // One cycle, one message; a job leading into it is no cycle of its own.
+  size_t cycles = 0;
+  for (const auto& e : l.errors) cycles += e.find("makes a cycle") != std::string::npos;
+  CHECK(cycles == 1);
+}

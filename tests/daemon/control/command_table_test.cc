@@ -43,6 +43,9 @@ class Recorder final : public CommandTarget {
   void Resume(const CommandRequest& r, ControlServer::Reply reply) override {
     Got("resume", r, reply);
   }
+  void Abort(const CommandRequest& r, ControlServer::Reply reply) override {
+    Got("abort", r, reply);
+  }
   void Reload(const CommandRequest& r, ControlServer::Reply reply) override {
     Got("reload", r, reply);
   }
@@ -91,7 +94,7 @@ TEST_CASE("commands: every row with a handler reaches its own handler", "[contro
     ++handled;
   }
   // ping status events check run pause unpause disable enable resume reload
-  CHECK(handled == 11);
+  CHECK(handled == 12);
 }
 
 TEST_CASE("commands: the table has no name twice and finds each", "[control][commands]") {

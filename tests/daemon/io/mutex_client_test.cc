@@ -400,4 +400,52 @@ TEST_CASE("mutex_client: destruction with a query in flight drops its callback",
   CHECK(calls == 0);
 }
 
+
+TEST_CASE("mutex_client: a terminating halt over HTTP and in etcd's halt record", "[mutex]") {
+  auto http = [](const std::string& body) {
+    HttpResponse r;
+    r.ok = true;
+    r.http_status = 200;
+    r.body = body;
+    return InterpretMutexResponse(r, false);
+  };
+  MutexAnswer a = http(R"({"held": true, "terminate": true, "reason": "bad rpm"})");
+  CHECK((a.held && a.terminate && a.reason == "bad rpm"));
+  a = http(R"({"held": true, "terminate": true})");
+  CHECK((a.held && a.terminate && a.reason == "held"));
+  // Only the boolean true terminates; held stays held whatever it says.
+  for (const char* body : {R"({"held": true, "reason": "x"})", R"({"held": true, "terminate": "yes"})",
+                           R"({"held": true, "terminate": 1})", R"({"held": true, "terminate": false})"}) {
+    INFO(body);
+    a = http(body);
+    CHECK(a.held);
+    CHECK_FALSE(a.terminate);
+  }
+  a = http(R"({"held": false, "terminate": true})");   // clear is clear
+  CHECK_FALSE(a.held);
+  CHECK_FALSE(a.terminate);
+
+  auto etcd = [](std::vector<EtcdKv> mutex) {
+    EtcdTxnResult txn;
+    txn.succeeded = true;
+    EtcdOpResult armed;
+    armed.kvs.push_back(EtcdKv{"/warden/armed", "yes"});
+    EtcdOpResult m;
+    m.kvs = std::move(mutex);
+    txn.responses = {armed, m};
+    return InterpretEtcdMutex(EtcdResult<EtcdTxnResult>(txn), "/warden");
+  };
+  a = etcd({EtcdKv{"/warden/mutex", R"({"reason":"bad rpm","terminate":true})"}});
+  CHECK((a.held && a.terminate && a.reason == "bad rpm"));
+  a = etcd({EtcdKv{"/warden/mutex", "plain reason"}});
+  CHECK((a.held && !a.terminate && a.reason == "plain reason"));
+  // JSON without a string reason is text, as before the halt record.
+  a = etcd({EtcdKv{"/warden/mutex", R"({"terminate":true})"}});
+  CHECK((a.held && !a.terminate && a.reason == R"({"terminate":true})"));
+  a = etcd({EtcdKv{"/warden/mutex", R"({"reason":"x","terminate":tru)"}});
+  CHECK((a.held && !a.terminate));
+  a = etcd({});
+  CHECK_FALSE(a.held);
+}
+
 }  // namespace warden

@@ -388,3 +388,41 @@ TEST_CASE("process: the destructor kills and reaps, leaving no zombies", "[proce
   }
   CHECK(Zombies() == 0);
 }
+
+TEST_CASE("process: Terminate sends SIGTERM now and SIGKILL to the group after the grace",
+          "[process]") {
+  ProcessRunner runner(EV_DEFAULT);
+  std::optional<ProcessResult> r;
+  std::uint64_t id = runner.Spawn(Sh("exec sleep 100"), [&](ProcessResult p) { r = std::move(p); });
+  (void)RunUntil(EV_DEFAULT, [] { return false; }, 200ms);
+  auto start = Clock::now();
+  CHECK(runner.Terminate(id, 5s));
+  REQUIRE(RunUntil(EV_DEFAULT, [&] { return r.has_value(); }, 3s));
+  CHECK(Clock::now() - start < 2s);   // SIGTERM ended it: no grace waited for
+  CHECK(r->terminated);
+  CHECK_FALSE(r->timed_out);
+  CHECK(r->signal == SIGTERM);
+  CHECK(r->Describe() == "terminated: killed by signal 15 (SIGTERM)");
+  CHECK_FALSE(runner.Terminate(id, 1s));   // gone
+
+  // SIGTERM ignored by the child and its background grandchild.
+  r.reset();
+  ProcessSpec spec = Sh("trap '' TERM; sleep 100 & echo $!; sleep 100");
+  spec.timeout = 60s;
+  id = runner.Spawn(std::move(spec), [&](ProcessResult p) { r = std::move(p); });
+  (void)RunUntil(EV_DEFAULT, [] { return false; }, 300ms);
+  start = Clock::now();
+  CHECK(runner.Terminate(id, 400ms));
+  CHECK(runner.Terminate(id, 30s));   // asked again: the first grace stands
+  REQUIRE(RunUntil(EV_DEFAULT, [&] { return r.has_value(); }, 5s));
+  auto took = Clock::now() - start;
+  CHECK(took >= 400ms);
+  CHECK(took < 3s);
+  CHECK(r->terminated);
+  CHECK(r->signal == SIGKILL);
+  CHECK(r->Describe() == "terminated: killed by signal 9 (SIGKILL)");
+  pid_t grandchild = std::atoi(r->stdout_head.c_str());
+  REQUIRE(grandchild > 0);
+  CHECK(RunUntil(EV_DEFAULT, [&] { return !Alive(grandchild); }, 3s));
+  CHECK_FALSE(runner.Terminate(12345678, 1s));   // no such child
+}
