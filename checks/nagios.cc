@@ -217,12 +217,8 @@ Measurement MeasurePlugin(std::string_view check, std::string_view program, int 
                                   ")";
     return Measurement::Error(who + " said OK, but " + why + "; its output: " + Shown(output));
   }
-  Measurement value = Measurement::Number(*ParseNumber(found->value));
-  if (value.kind != Measurement::Kind::kValue) {
-    return Measurement::Error(who + ": perfdata '" + perfdata + "' is " + found->value +
-                              ", not a finite number; its output: " + Shown(output));
-  }
-  m.value = std::move(value.value);
+  // A finite number: the parser took nothing else.
+  m.value = Measurement::Number(*ParseNumber(found->value)).value;
   m.unit = found->unit;
   return m;
 }

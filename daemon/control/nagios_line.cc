@@ -80,7 +80,9 @@ int NagiosLine(const std::string& name, const json& reply, std::string& line) {
   if (text.empty() && !value.empty()) {
     text = "value " + value + unit;
     const char* which = result == "crit" ? "crit" : result == "warn" ? "warn" : nullptr;
-    if (which && reply.contains(which)) text += " (" + std::string(which) + " " + Str(reply, which) + ")";
+    if (which && reply.contains(which)) {
+      text += " (" + std::string(which) + " " + Str(reply, which) + ")";
+    }
   }
   if (text.empty()) text = result.empty() ? "no result" : result;
   line = Line(name, status, text);

@@ -185,7 +185,8 @@ void PrintStatus(const json& s) {
   for (const auto& c : s.value("checks", json::array())) {
     std::printf("%-20s %-14s %-8s %-12s %-20s %-20s %s\n", Cut(Str(c, "name"), 20).c_str(),
                 Str(c, "type").c_str(), Str(c, "state").c_str(),
-                Cut(Str(c, "value") + Str(c, "unit"), 12).c_str(), ShortTime(Str(c, "since")).c_str(),
+                Cut(Str(c, "value") + Str(c, "unit"), 12).c_str(),
+                ShortTime(Str(c, "since")).c_str(),
                 ShortTime(Str(c, "last_run")).c_str(),
                 Cut(Str(c, "last_error").empty() ? Str(c, "detail") : Str(c, "last_error"), 60)
                     .c_str());

@@ -54,7 +54,8 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) nagios = nagios || std::string(argv[i]) == "--nagios";
   if (auto done = ParseArgs(argc, argv, args)) {
     if (!nagios || *done == kExitOk) return *done;
-    std::printf("%s\n", warden::NagiosUnknown("", "wardenctl: bad arguments (see its stderr)").c_str());
+    std::printf("%s\n",
+                warden::NagiosUnknown("", "wardenctl: bad arguments (see its stderr)").c_str());
     return warden::kNagiosUnknown;
   }
   const warden::CommandSpec& spec = *args.command.spec;

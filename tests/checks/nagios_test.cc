@@ -43,7 +43,8 @@ std::string Plugin(const std::string& name) {
 }  // namespace
 
 TEST_CASE("plugin output: the first line is the text, perfdata after |", "[checks][nagios]") {
-  auto o = ParsePluginOutput("DISK OK - free space: / 3326 MB (56%); | /=2643MB;5948;5958;0;5968\n");
+  auto o =
+      ParsePluginOutput("DISK OK - free space: / 3326 MB (56%); | /=2643MB;5948;5958;0;5968\n");
   REQUIRE(o);
   CHECK(o->text == "DISK OK - free space: / 3326 MB (56%);");
   REQUIRE(o->perfdata.size() == 1);

@@ -13,7 +13,7 @@ import os
 import re
 import unittest
 
-from harness import MariaDB, Wardend, base_config, free_port, match
+from harness import WARDENCTL, MariaDB, Wardend, base_config, free_port, match, run
 
 PLUGINS = next((d for d in ("/usr/lib/nagios/plugins", "/usr/lib64/nagios/plugins")
                 if os.path.exists(os.path.join(d, "check_dummy"))), "/usr/lib/nagios/plugins")
@@ -237,6 +237,11 @@ class NagiosTest(unittest.TestCase):
                          (3, "WARDEN flip UNKNOWN - wardend is not running (no control socket "
                              "%s)\n" % gone))
         self.assertEqual(p.stderr, "")
+        missing = os.path.join(self.wd.dir, "no-such.ini")
+        p = run([WARDENCTL, "-c", missing, "check", "flip", "--nagios"], check=False)
+        self.assertEqual(p.returncode, 3, p.stdout + p.stderr)
+        self.assertRegex(p.stdout, r"^WARDEN flip UNKNOWN - cannot find the control socket: "
+                                   r".*no-such\.ini.* \(or use -s SOCKET\)\n$")
         # Without --nagios the same failure still says so on stderr, exit 3.
         p = self.wd.ctl("-s", gone, "check", "flip")
         self.assertEqual((p.returncode, p.stdout), (3, ""))

@@ -33,8 +33,9 @@ TEST_CASE("--nagios: ok, warn, crit exit 0, 1, 2 with the detail and perfdata",
                            "disk_root=2643MB;~:5000;~:5900"});
   json warn = Answer("warn", "61");
   warn["warn"] = "> 60";
-  CHECK(Line(warn) == std::pair<int, std::string>{
-                          1, "WARDEN disk_root WARNING - value 61 (warn > 60) | disk_root=61;~:60;"});
+  CHECK(Line(warn) ==
+        std::pair<int, std::string>{
+            1, "WARDEN disk_root WARNING - value 61 (warn > 60) | disk_root=61;~:60;"});
   json crit = Answer("crit", "1");
   crit["crit"] = "< 2";
   CHECK(Line(crit) == std::pair<int, std::string>{
