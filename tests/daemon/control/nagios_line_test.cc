@@ -21,7 +21,7 @@ json Answer(const char* result, const char* value = "") {
 
 }  // namespace
 
-TEST_CASE("--nagios: ok, warn, crit exit 0, 1, 2 with the detail and perfdata",
+TEST_CASE("check --nagios: ok, warn, crit exit 0, 1, 2 with the detail and perfdata",
           "[control][nagios]") {
   json ok = Answer("ok", "2643");
   ok["detail"] = "DISK OK - free space: / 3326 MB (56%);";
@@ -45,7 +45,8 @@ TEST_CASE("--nagios: ok, warn, crit exit 0, 1, 2 with the detail and perfdata",
         std::pair<int, std::string>{0, "WARDEN disk_root OK - value Yes"});
 }
 
-TEST_CASE("--nagios: an error, no value yet and a refusal are UNKNOWN (3)", "[control][nagios]") {
+TEST_CASE("check --nagios: an error, no value yet and a refusal are UNKNOWN (3)",
+          "[control][nagios]") {
   json error = Answer("error");
   error["error"] = "nagios check disk_root: check_disk: UNKNOWN (exit status 3): bad | args";
   CHECK(Line(error) ==
@@ -62,7 +63,7 @@ TEST_CASE("--nagios: an error, no value yet and a refusal are UNKNOWN (3)", "[co
         "WARDEN UNKNOWN - wardend is not running at all");
 }
 
-TEST_CASE("--nagios: the detail is one line, and a plugin's own text is kept",
+TEST_CASE("check --nagios: the detail is one line, and a plugin's own text is kept",
           "[control][nagios]") {
   json crit = Answer("crit", "");
   crit["detail"] = "CRITICAL: a|b\nsecond line";
