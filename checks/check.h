@@ -1,6 +1,8 @@
 // The interface every check type implements. A check only measures: it
-// returns a value or an error. Thresholds, trip/recover, state and what to
-// fire live in the evaluator (daemon/engine/evaluator.h).
+// returns a value or an error (and, when it has one of its own, such as a
+// Nagios plugin's exit status, a verdict for the evaluator to weigh).
+// Thresholds, trip/recover, state and what to fire live in the evaluator
+// (daemon/engine/evaluator.h).
 #pragma once
 
 #include <chrono>
@@ -31,6 +33,19 @@ struct Measurement {
   // arrival: one clock reading for all its checks); otherwise the
   // scheduler takes the time the result reaches it.
   std::chrono::steady_clock::time_point at{};
+  // A verdict the check reached itself (a Nagios plugin's exit status:
+  // 0 ok, 1 warn, 2 crit), for a kValue result. The evaluator judges the
+  // result as the worse of it and the thresholds; a result with a verdict
+  // and an empty value (the plugin could not measure) is judged by the
+  // verdict alone. kNone: the thresholds alone judge.
+  enum class Level : unsigned char { kNone, kOk, kWarn, kCrit };
+  Level level = Level::kNone;
+  // The check's own one-line account of the result, for the event and the
+  // status (a plugin's first line of output); usually empty.
+  std::string detail{};
+  // The value's unit when the check knows it ("MB", "%", "s"; a plugin's
+  // perfdata UOM); usually empty.
+  std::string unit{};
 
   static Measurement Value(std::string v) { return {Kind::kValue, std::move(v), {}}; }
   static Measurement Value(std::string_view v) { return Value(std::string(v)); }
@@ -92,6 +107,7 @@ struct CheckCommon {
   Duration every{30'000};
   Duration timeout{10'000};
   std::string connection;  // mysql_* only: "" means [mysql]
+  bool has_thresholds = false;   // warn or crit is set
 };
 
 class Check {
@@ -144,6 +160,9 @@ struct CheckType {
   // and builds the check, reading its keys through `opts`, where the table
   // is declared. Does no I/O. May return nullptr after reporting.
   std::unique_ptr<Check> (*make)(OptionReader& opts, const CheckCommon& common);
+  // Its results carry a verdict of their own (Measurement::level: nagios),
+  // so on_warn and on_crit may fire without a warn or crit threshold.
+  bool own_verdict = false;
 };
 
 // Builds a check of `type` from `opts` the way the config loader does:

@@ -35,6 +35,45 @@ std::optional<std::string> FirstNumber(std::string_view text) {
   return std::nullopt;
 }
 
+std::optional<std::vector<std::string>> ReadCommand(OptionReader& opts) {
+  auto text = opts.MultiLineText("command");
+  if (!text) return std::nullopt;
+  auto words =
+      SplitWords(*text, "quote it; program checks run no shell (use command = sh -c '...')");
+  if (!words) {
+    opts.Error(*opts.Find("command"), "command: " + words.error());
+    return std::nullopt;
+  }
+  if (words->empty()) return std::nullopt;
+  return std::move(*words);
+}
+
+void RunCheckProgram(Runtime& rt, const std::vector<std::string>& argv, Duration timeout,
+                     size_t capture, ProgramExited exited, Check::Done done) {
+  if (!rt.processes) {
+    done(Measurement::Error("internal error: no process runner in this runtime"));
+    return;
+  }
+  ProcessSpec spec;
+  spec.argv = argv;
+  spec.timeout = timeout;
+  spec.kill_grace = std::min(spec.kill_grace, std::max(timeout, Duration(1000)));
+  spec.capture_limit = capture;
+  rt.processes->Spawn(std::move(spec), [program = argv[0], exited = std::move(exited),
+                                        done = std::move(done)](ProcessResult r) {
+    if (!r.started) {
+      // The runner's error names the program already ("command not found: x").
+      done(Measurement::Error(r.error.find(program) != std::string::npos
+                                  ? r.error
+                                  : "cannot run " + program + ": " + r.error));
+    } else if (r.timed_out || r.signal != 0) {
+      done(Measurement::Error(program + ": " + r.Describe()));
+    } else {
+      done(exited(r));
+    }
+  });
+}
+
 namespace {
 
 // The last line of stderr, short, for an error message.
@@ -53,36 +92,20 @@ class ProgramCheck final : public Check {
       : argv_(std::move(argv)), stdout_value_(stdout_value), timeout_(timeout) {}
 
   void Run(Runtime& rt, Done done) override {
-    if (!rt.processes) {
-      done(Measurement::Error("internal error: no process runner in this runtime"));
-      return;
-    }
-    ProcessSpec spec;
-    spec.argv = argv_;
-    spec.timeout = timeout_;
-    spec.kill_grace = std::min(spec.kill_grace, std::max(timeout_, Duration(1000)));
-    rt.processes->Spawn(std::move(spec), [program = argv_[0], stdout_value = stdout_value_,
-                                          done = std::move(done)](ProcessResult r) {
-      if (!r.started) {
-        // The runner's error names the program already ("command not found: x").
-        done(Measurement::Error(r.error.find(program) != std::string::npos
-                                    ? r.error
-                                    : "cannot run " + program + ": " + r.error));
-      } else if (r.timed_out || r.signal != 0) {
-        done(Measurement::Error(program + ": " + r.Describe()));
-      } else if (!stdout_value) {
-        done(Measurement::Number(r.exit_code));
-      } else if (r.exit_code != 0) {
-        done(Measurement::Error(program + ": " + r.Describe() + StderrHint(r.stderr_tail)));
-      } else if (auto n = FirstNumber(r.stdout_head)) {
-        done(Measurement::Number(*ParseNumber(*n)));
-      } else {
-        std::string shown(Trim(r.stdout_head).substr(0, 80));
-        done(Measurement::Error(
-            program + " printed no number" +
-            (shown.empty() ? std::string(" (no output)") : ": '" + shown + "'")));
-      }
-    });
+    RunCheckProgram(
+        rt, argv_, timeout_, ProcessSpec{}.capture_limit,
+        [program = argv_[0], stdout_value = stdout_value_](const ProcessResult& r) {
+          if (!stdout_value) return Measurement::Number(r.exit_code);
+          if (r.exit_code != 0) {
+            return Measurement::Error(program + ": " + r.Describe() + StderrHint(r.stderr_tail));
+          }
+          if (auto n = FirstNumber(r.stdout_head)) return Measurement::Number(*ParseNumber(*n));
+          std::string shown(Trim(r.stdout_head).substr(0, 80));
+          return Measurement::Error(
+              program + " printed no number" +
+              (shown.empty() ? std::string(" (no output)") : ": '" + shown + "'"));
+        },
+        std::move(done));
   }
 
  private:
@@ -106,25 +129,11 @@ crit    = != 0
 )";
 
 std::unique_ptr<Check> Make(OptionReader& opts, const CheckCommon& common) {
-  std::vector<std::string> argv;
-  bool bad = false;
-  if (auto text = opts.MultiLineText("command")) {
-    auto words =
-        SplitWords(*text, "quote it; program checks run no shell (use command = sh -c '...')");
-    if (!words) {
-      opts.Error(*opts.Find("command"), "command: " + words.error());
-      bad = true;
-    } else {
-      argv = std::move(*words);
-    }
-  } else {
-    bad = true;
-  }
+  auto argv = ReadCommand(opts);
   auto value = opts.GetChoice("value");
-  if (!value) bad = true;
   const bool stdout_value = value && *value == "stdout";
-  if (bad || argv.empty()) return nullptr;
-  return std::make_unique<ProgramCheck>(std::move(argv), stdout_value, common.timeout);
+  if (!argv || !value) return nullptr;
+  return std::make_unique<ProgramCheck>(std::move(*argv), stdout_value, common.timeout);
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include "checks/mysql_replica.h"
 #include "checks/mysql_status.h"
 #include "checks/mysql_variable.h"
+#include "checks/nagios.h"
 #include "checks/process.h"
 #include "checks/program.h"
 #include "checks/tcp.h"
@@ -30,6 +31,7 @@ const std::vector<CheckType>& CheckTypes() {
       kTcpCheckType,
       kDiskCheckType,
       kProgramCheckType,
+      kNagiosCheckType,
       kFileCheckType,
   };
   // clang-format on

@@ -59,18 +59,10 @@ json Time(std::optional<std::chrono::steady_clock::time_point> tp) {
   return Rfc3339FromMs(SteadyToWallMs(*tp));
 }
 
-// How one measurement compares with the check's thresholds.
+// How one measurement compares with the check's thresholds (and its own
+// verdict, if it has one), as the evaluator judges it.
 std::string Classify(const Measurement& m, const CheckConfig* c) {
-  if (m.kind == Measurement::Kind::kError) return "error";
-  if (m.kind == Measurement::Kind::kNotYet) return "no_value";
-  if (!c) return "ok";
-  for (auto [t, name] : {std::pair{&c->rules.crit, "crit"}, std::pair{&c->rules.warn, "warn"}}) {
-    if (!*t) continue;
-    auto hit = (*t)->Matches(m.value);
-    if (!hit) return "error";
-    if (*hit) return name;
-  }
-  return "ok";
+  return ResultName(m, c ? c->rules : EvalRules{});
 }
 
 }  // namespace
@@ -469,6 +461,8 @@ json ControlCommands::StatusJson() const {
                       {"since", Time(s.since)},
                       {"last_run", Time(s.last_run)},
                       {"last_error", Redact(s.error, c.secrets)},
+                      {"detail", Redact(s.detail, c.secrets)},
+                      {"unit", s.unit},
                       {"runs", s.runs},
                       {"overruns", s.overruns},
                       {"running", s.in_flight}});
@@ -557,6 +551,8 @@ void ControlCommands::Check(const CommandRequest& r, ControlServer::Reply reply)
                    {"error", Redact(m.error, config->secrets)},
                    {"state", StateName(v.state)},
                    {"changed", v.changed}};
+    if (!m.unit.empty()) answer["unit"] = m.unit;
+    if (!m.detail.empty()) answer["detail"] = Redact(m.detail, config->secrets);
     if (c && c->rules.warn) answer["warn"] = c->rules.warn->ToString();
     if (c && c->rules.crit) answer["crit"] = c->rules.crit->ToString();
     reply(std::move(answer));

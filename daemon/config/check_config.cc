@@ -55,10 +55,12 @@ void LoadCheckSection(const RawSection& s, Duration default_every,
   cc.on_crit = r.GetList("on_crit");
   cc.on_error = r.GetList("on_error");
   cc.on_recover = r.GetList("on_recover");
-  if (!cc.on_warn.empty() && !cc.rules.warn) {
+  cc.common.has_thresholds = cc.rules.warn || cc.rules.crit;
+  const bool own_verdict = cc.type && cc.type->own_verdict;
+  if (!cc.on_warn.empty() && !cc.rules.warn && !own_verdict) {
     r.Error(*r.Find("on_warn"), "on_warn can never fire: the check has no warn threshold");
   }
-  if (!cc.on_crit.empty() && !cc.rules.crit) {
+  if (!cc.on_crit.empty() && !cc.rules.crit && !own_verdict) {
     r.Error(*r.Find("on_crit"), "on_crit can never fire: the check has no crit threshold");
   }
   if (cc.type && cc.type->uses_mysql) {

@@ -41,6 +41,15 @@ std::optional<std::string> SocketFromConfig(const std::string& path, std::string
   return socket;
 }
 
+// Says what went wrong: into `why` when given, else on stderr.
+void Complain(std::string* why, const std::string& message) {
+  if (why) {
+    *why = message;
+  } else {
+    std::fprintf(stderr, "wardenctl: %s\n", message.c_str());
+  }
+}
+
 struct Connection {
   int fd = -1;
   ~Connection() {
@@ -51,30 +60,30 @@ struct Connection {
 }  // namespace
 
 std::optional<std::string> FindControlSocket(const std::string& socket_path,
-                                             const std::string& config_path, bool config_given) {
+                                             const std::string& config_path, bool config_given,
+                                             std::string* why) {
   if (!socket_path.empty()) return socket_path;
   std::string error;
   if (auto found = SocketFromConfig(config_path, error)) return found;
   if (!config_given) return ControlConfig{}.socket;  // the default config is not readable to us
-  std::fprintf(stderr, "wardenctl: cannot find the control socket: %s (or use -s SOCKET)\n",
-               error.c_str());
+  Complain(why, "cannot find the control socket: " + error + " (or use -s SOCKET)");
   return std::nullopt;
 }
 
 std::optional<json> Ask(const std::string& socket_path, const json& request, int timeout_ms,
-                        int& exit_code) {
+                        int& exit_code, std::string* why) {
   exit_code = kExitUnreachable;
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (socket_path.size() >= sizeof addr.sun_path) {
-    std::fprintf(stderr, "wardenctl: socket path too long: %s\n", socket_path.c_str());
+    Complain(why, "socket path too long: " + socket_path);
     return std::nullopt;
   }
   std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
   Connection c;
   c.fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (c.fd < 0) {
-    std::fprintf(stderr, "wardenctl: socket: %s\n", std::strerror(errno));
+    Complain(why, "socket: " + std::string(std::strerror(errno)));
     return std::nullopt;
   }
   timeval tv{10, 0};  // connect and send: a daemon that does not accept is unreachable
@@ -82,19 +91,16 @@ std::optional<json> Ask(const std::string& socket_path, const json& request, int
   if (::connect(c.fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     int err = errno;
     if (err == ENOENT) {
-      std::fprintf(stderr, "wardenctl: wardend is not running (no control socket %s)\n",
-                   socket_path.c_str());
+      Complain(why, "wardend is not running (no control socket " + socket_path + ")");
     } else if (err == ECONNREFUSED) {
-      std::fprintf(stderr, "wardenctl: wardend is not running (nobody answers on %s)\n",
-                   socket_path.c_str());
+      Complain(why, "wardend is not running (nobody answers on " + socket_path + ")");
     } else if (err == EACCES || err == EPERM) {
-      std::fprintf(stderr,
-                   "wardenctl: permission denied on %s: only root, wardend's user and members "
-                   "of its [control] group may use it\n",
-                   socket_path.c_str());
+      Complain(why, "permission denied on " + socket_path +
+                        ": only root, wardend's user and members of its [control] group may "
+                        "use it");
     } else {
-      std::fprintf(stderr, "wardenctl: cannot reach wardend on %s: %s\n", socket_path.c_str(),
-                   std::strerror(err));
+      Complain(why,
+               "cannot reach wardend on " + socket_path + ": " + std::string(std::strerror(err)));
     }
     return std::nullopt;
   }
@@ -105,8 +111,8 @@ std::optional<json> Ask(const std::string& socket_path, const json& request, int
     ssize_t n = ::send(c.fd, p, left, MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
-      std::fprintf(stderr, "wardenctl: cannot send to wardend on %s: %s\n", socket_path.c_str(),
-                   std::strerror(errno));
+      Complain(why, "cannot send to wardend on " + socket_path + ": " +
+                        std::string(std::strerror(errno)));
       return std::nullopt;
     }
     p += n;
@@ -126,8 +132,7 @@ std::optional<json> Ask(const std::string& socket_path, const json& request, int
                          deadline - std::chrono::steady_clock::now())
                          .count();
       if (left_ms <= 0) {
-        std::fprintf(stderr, "wardenctl: no answer from wardend within %d s\n",
-                     timeout_ms / 1000);
+        Complain(why, "no answer from wardend within " + std::to_string(timeout_ms / 1000) + " s");
         return std::nullopt;
       }
       wait = static_cast<int>(left_ms);
@@ -140,14 +145,14 @@ std::optional<json> Ask(const std::string& socket_path, const json& request, int
     ssize_t n = ::read(c.fd, buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
-      std::fprintf(stderr, "wardenctl: wardend closed the connection without an answer\n");
+      Complain(why, "wardend closed the connection without an answer");
       return std::nullopt;
     }
     reply.append(buf, static_cast<size_t>(n));
   }
   json j = json::parse(reply, nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
-    std::fprintf(stderr, "wardenctl: unreadable answer from wardend\n");
+    Complain(why, "unreadable answer from wardend");
     return std::nullopt;
   }
   exit_code = kExitOk;

@@ -195,12 +195,15 @@ void PrintStatus(const json& s) {
   if (s.contains("state_error")) std::printf("STATE     %s\n", Str(s, "state_error").c_str());
   if (s.contains("control_error")) std::printf("CONTROL   %s\n", Str(s, "control_error").c_str());
   std::printf("\n%-20s %-14s %-8s %-12s %-20s %-20s %s\n", "CHECK", "TYPE", "STATE", "VALUE",
-              "SINCE", "LAST RUN", "LAST ERROR");
+              "SINCE", "LAST RUN", "ERROR OR DETAIL");
   for (const auto& c : s.value("checks", json::array())) {
     std::printf("%-20s %-14s %-8s %-12s %-20s %-20s %s\n", Cut(Str(c, "name"), 20).c_str(),
                 Str(c, "type").c_str(), Str(c, "state").c_str(),
-                Cut(Str(c, "value"), 12).c_str(), ShortTime(Str(c, "since")).c_str(),
-                ShortTime(Str(c, "last_run")).c_str(), Cut(Str(c, "last_error"), 60).c_str());
+                Cut(Str(c, "value") + Str(c, "unit"), 12).c_str(),
+                ShortTime(Str(c, "since")).c_str(),
+                ShortTime(Str(c, "last_run")).c_str(),
+                Cut(Str(c, "last_error").empty() ? Str(c, "detail") : Str(c, "last_error"), 60)
+                    .c_str());
   }
   const json& actions = s.value("actions", json::array());
   if (!actions.empty()) {
@@ -337,10 +340,13 @@ int RenderReply(const std::string& cmd, const json& r, bool as_json, bool dry_ru
     if (!ok) return Refused(r);
     std::string result = Str(r, "result");
     std::printf("%s (%s): %s", Str(r, "check").c_str(), Str(r, "type").c_str(), result.c_str());
-    if (!Str(r, "value").empty()) std::printf("  value %s", Str(r, "value").c_str());
+    if (!Str(r, "value").empty()) {
+      std::printf("  value %s%s", Str(r, "value").c_str(), Str(r, "unit").c_str());
+    }
     if (r.contains("warn")) std::printf("  warn %s", Str(r, "warn").c_str());
     if (r.contains("crit")) std::printf("  crit %s", Str(r, "crit").c_str());
     std::printf("  (state now %s)\n", Str(r, "state").c_str());
+    if (!Str(r, "detail").empty()) std::printf("%s\n", Str(r, "detail").c_str());
     if (!Str(r, "error").empty()) std::printf("error: %s\n", Str(r, "error").c_str());
     return result == "ok" ? kExitOk : kExitNo;
   }

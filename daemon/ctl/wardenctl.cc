@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "daemon/control/command_table.h"
+#include "daemon/control/nagios_line.h"
 #include "daemon/ctl/args.h"
 #include "daemon/ctl/control_client.h"
 #include "daemon/ctl/exit_codes.h"
@@ -16,11 +17,47 @@
 #include "daemon/ctl/render.h"
 #include "daemon/io/mysql.h"
 
+namespace {
+
+// wardenctl check NAME --nagios (daemon/control/nagios_line.h).
+int NagiosCheck(const warden::ctl::Args& args, const nlohmann::json& request) {
+  using namespace warden;
+  const std::string name = request.value("name", std::string());
+  auto answer = [](const std::string& line, int code) {
+    std::printf("%s\n", line.c_str());
+    return code;
+  };
+  if (name.empty() || request.contains("group")) {
+    return answer(NagiosUnknown(name, "wardenctl check --nagios takes one check NAME, not --group"),
+                  kNagiosUnknown);
+  }
+  std::string why;
+  auto socket = ctl::FindControlSocket(args.socket_path, args.config_path, args.config_given, &why);
+  if (!socket) return answer(NagiosUnknown(name, why), kNagiosUnknown);
+  int code = 0;
+  auto reply = ctl::Ask(*socket, request, args.command.spec->timeout_ms, code, &why);
+  if (!reply) return answer(NagiosUnknown(name, why), kNagiosUnknown);
+  std::string line;
+  code = NagiosLine(name, *reply, line);
+  return answer(line, code);
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   using namespace warden::ctl;
   warden::SetMysqlProgramName("wardenctl");   // its own connections (validate --grants)
   Args args;
-  if (auto done = ParseArgs(argc, argv, args)) return *done;
+  // check --nagios answers as a plugin whatever happens: one line on
+  // stdout, and 3 (UNKNOWN), not 2 (CRITICAL to Nagios), for bad arguments.
+  bool nagios = false;
+  for (int i = 1; i < argc; ++i) nagios = nagios || std::string(argv[i]) == "--nagios";
+  if (auto done = ParseArgs(argc, argv, args)) {
+    if (!nagios || *done == kExitOk) return *done;
+    std::printf("%s\n",
+                warden::NagiosUnknown("", "wardenctl: bad arguments (see its stderr)").c_str());
+    return warden::kNagiosUnknown;
+  }
   const warden::CommandSpec& spec = *args.command.spec;
   const std::string cmd = spec.name;
   const nlohmann::json& request = args.command.request;
@@ -33,6 +70,9 @@ int main(int argc, char** argv) {
   if (cmd == "version") {
     PrintVersion();
     return kExitOk;
+  }
+  if (cmd == "check" && args.command.local.value("nagios", false)) {
+    return NagiosCheck(args, request);
   }
   int timeout_ms = spec.timeout_ms;
   if (cmd == "run" && request.value("wait", false) && !dry_run) {

@@ -91,6 +91,59 @@ void Evaluator::ClearWindow() {
   window_errors_ = window_crits_ = window_warns_ = 0;
 }
 
+Evaluator::Level Evaluator::Classify(const Measurement& m, const EvalRules& rules,
+                                     bool has_thresholds, std::string& threshold,
+                                     std::string& error) {
+  if (m.kind == Measurement::Kind::kError) {
+    error = m.error;
+    return Level::kError;
+  }
+  Level level = Level::kOk;
+  // A verdict of the check's own with no value (a plugin that could not
+  // measure) has nothing for the thresholds to compare.
+  const bool own = m.level != Measurement::Level::kNone;
+  if (has_thresholds && !(own && m.value.empty())) {
+    // crit first: a value past both thresholds is crit.
+    auto classify = [&](const std::optional<Threshold>& t, Level l) {
+      if (!t || level != Level::kOk) return;
+      auto hit = t->Matches(m.value);
+      if (!hit) {
+        level = Level::kError;
+        error = hit.error();
+      } else if (*hit) {
+        level = l;
+        threshold = t->ToString();
+      }
+    };
+    classify(rules.crit, Level::kCrit);
+    classify(rules.warn, Level::kWarn);
+  }
+  if (own && level != Level::kError) {
+    // The worse of the two; the check's own when it is worse, and then no
+    // threshold is what decided.
+    const Level mine = m.level == Measurement::Level::kCrit   ? Level::kCrit
+                       : m.level == Measurement::Level::kWarn ? Level::kWarn
+                                                              : Level::kOk;
+    if (mine > level) {
+      level = mine;
+      threshold.clear();
+    }
+  }
+  return level;
+}
+
+const char* ResultName(const Measurement& m, const EvalRules& rules) {
+  if (m.kind == Measurement::Kind::kNotYet) return "no_value";
+  std::string threshold, error;
+  switch (Evaluator::Classify(m, rules, rules.warn || rules.crit, threshold, error)) {
+    case Evaluator::Level::kOk: return "ok";
+    case Evaluator::Level::kWarn: return "warn";
+    case Evaluator::Level::kCrit: return "crit";
+    case Evaluator::Level::kError: return "error";
+  }
+  return "error";
+}
+
 Verdict Evaluator::Observe(const Measurement& m, Clock::time_point now) {
   // One Verdict, filled in place and returned as it is: a result with
   // nothing to say (no thresholds, no error, the value as before) copies
@@ -99,34 +152,23 @@ Verdict Evaluator::Observe(const Measurement& m, Clock::time_point now) {
   v.prev = v.state = state_;
   if (m.kind == Measurement::Kind::kNotYet) return v;
 
-  Level level = Level::kOk;
-  if (m.kind == Measurement::Kind::kError) {
-    level = Level::kError;
-    v.error = m.error;
-  } else if (has_thresholds_) {
-    // crit first: a value past both thresholds is crit.
-    auto classify = [&](const std::optional<Threshold>& t, Level l) {
-      if (!t || level != Level::kOk) return;
-      auto hit = t->Matches(m.value);
-      if (!hit) {
-        level = Level::kError;
-        v.error = hit.error();
-      } else if (*hit) {
-        level = l;
-        v.threshold = t->ToString();
-      }
-    };
-    classify(rules_.crit, Level::kCrit);
-    classify(rules_.warn, Level::kWarn);
-  }
+  const Level level = Classify(m, rules_, has_thresholds_, v.threshold, v.error);
   if (m.kind != Measurement::Kind::kValue) {
     last_value_.clear();
   } else if (last_value_ != m.value) {
     last_value_ = m.value;
   }
   last_error_ = v.error;
-  if (!v.threshold.empty()) last_threshold_ = v.threshold;
+  if (!v.threshold.empty()) {
+    last_threshold_ = v.threshold;
+  } else if (level == Level::kWarn || level == Level::kCrit) {
+    last_threshold_.clear();   // the check's own verdict: no threshold to name
+  }
+  if (last_detail_ != m.detail) last_detail_ = m.detail;
+  if (last_unit_ != m.unit) last_unit_ = m.unit;
   v.value = last_value_;
+  v.detail = last_detail_;
+  v.unit = last_unit_;
 
   PushWindow(level);
   ok_streak_ = level == Level::kOk ? ok_streak_ + 1 : 0;

@@ -4,6 +4,9 @@
 // Rules (also in docs/behaviour.md, "Evaluation"):
 //  * Each result is classified: error (the check failed, or the value could
 //    not be compared), crit (crit matches), warn (warn matches), else ok.
+//    A result with a verdict of its own (Measurement::level: a Nagios
+//    plugin's exit status) is the worse of that verdict and the thresholds;
+//    with no value, the verdict alone.
 //  * Bad results are counted over a window of the last M results since the
 //    last state change (trip = N of M; trip = N means N in a row).
 //    error wins over crit, crit over warn when several trip at once.
@@ -41,9 +44,16 @@ struct Verdict {
   Fire fire = Fire::kNone;
   bool repeat = false;          // fire because of `repeat`, not a change
   std::string value;            // the last value (may be empty)
-  std::string threshold;        // "> 600" for warn/crit
+  std::string threshold;        // "> 600" for warn/crit ("" when the check's own verdict)
   std::string error;            // for error
+  std::string detail;           // the last result's Measurement::detail
+  std::string unit;             // the last value's Measurement::unit
 };
+
+// What one result is, judged alone against `rules` (no trip window): "ok",
+// "warn", "crit", "error", or "no_value" (Measurement::kNotYet). What
+// Observe classifies a result as, for wardenctl check.
+const char* ResultName(const Measurement& m, const EvalRules& rules);
 
 class Evaluator {
  public:
@@ -77,6 +87,8 @@ class Evaluator {
     since_ = since;
     last_value_ = std::move(value);
     last_error_ = std::move(error);
+    last_detail_.clear();
+    last_unit_.clear();
     ClearWindow();
     ok_streak_ = 0;
     if (state == CheckState::kWarn || state == CheckState::kCrit || state == CheckState::kError) {
@@ -90,10 +102,19 @@ class Evaluator {
   Clock::time_point since() const { return since_; }
   const std::string& last_value() const { return last_value_; }
   const std::string& last_error() const { return last_error_; }
+  // The last result's Measurement::detail and unit ("" when it had none).
+  const std::string& last_detail() const { return last_detail_; }
+  const std::string& last_unit() const { return last_unit_; }
   const EvalRules& rules() const { return rules_; }
 
  private:
   enum class Level : std::uint8_t { kOk, kWarn, kCrit, kError };
+  // The result's level (worst first: error, crit, warn), with `threshold`
+  // set to the threshold that matched (if that decided it) and `error` to
+  // why it is an error (if it is). Observe's and ResultName's.
+  static Level Classify(const Measurement& m, const EvalRules& rules, bool has_thresholds,
+                        std::string& threshold, std::string& error);
+  friend const char* ResultName(const Measurement& m, const EvalRules& rules);
   // Moves to `next`, filling in `v` (which the caller returns).
   void Enter(CheckState next, Clock::time_point now, Verdict& v);
   // The window: the levels of the last trip.window results since the last
@@ -127,6 +148,8 @@ class Evaluator {
   std::optional<Clock::time_point> last_fire_;
   std::vector<Level> window_heap_;   // trip.window > kInlineWindow
   std::string last_threshold_;
+  std::string last_detail_;
+  std::string last_unit_;
 };
 
 }  // namespace warden

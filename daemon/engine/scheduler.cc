@@ -664,6 +664,8 @@ void Scheduler::Apply(Entry& e, const Verdict& v) {
     f["value"] = v.value;
     f["threshold"] = v.threshold;
     f["error"] = Redact(v.error, config_->secrets);
+    if (!v.unit.empty()) f["unit"] = v.unit;
+    if (!v.detail.empty()) f["detail"] = Redact(v.detail, config_->secrets);
     events_.Emit("check.state", std::move(f));
     auto level = v.state == CheckState::kOk ? spdlog::level::info : spdlog::level::warn;
     spdlog::log(level, "check {}: {} -> {}{}{}", c.common.name, StateName(v.prev),
@@ -692,7 +694,8 @@ std::vector<Scheduler::CheckStatus> Scheduler::Status() const {
   for (const auto& e : entries_) {
     out.push_back(CheckStatus{e->cfg->common.name, e->cfg->common.type, e->eval.state(),
                               e->eval.last_value(), e->eval.last_error(), e->eval.since(), e->runs,
-                              e->overruns, e->in_flight, e->last_run, e->errors});
+                              e->overruns, e->in_flight, e->last_run, e->errors,
+                              e->eval.last_detail(), e->eval.last_unit()});
   }
   return out;
 }

@@ -101,6 +101,8 @@ class Scheduler {
     bool in_flight = false;
     std::optional<Clock::time_point> last_run;
     std::uint64_t errors = 0;   // runs whose result was an error
+    std::string detail;         // the last result's Measurement::detail
+    std::string unit;           // the last value's unit
   };
   std::vector<CheckStatus> Status() const;
   std::uint64_t runs() const { return runs_; }

@@ -895,4 +895,24 @@ rollback_interrupted = no
   size_t cycles = 0;
   for (const auto& e : l.errors) cycles += e.find("makes a cycle") != std::string::npos;
   CHECK(cycles == 1);
+
+TEST_CASE("a nagios check may fire on_warn and on_crit without thresholds", "[config]") {
+  TempDir dir;
+  Loaded l = Load(dir, std::string(kMinimal) + R"([check plugin]
+type     = nagios
+command  = /usr/lib/nagios/plugins/check_dummy 0
+on_warn  = tell
+on_crit  = tell
+[check program]
+type    = program
+command = true
+on_crit = tell
+[action tell]
+type    = notify
+message = {check} is {state}
+)");
+  INFO(l.All());
+  CHECK_FALSE(l.config);
+  CHECK(l.Has("warden.ini:14: on_crit can never fire: the check has no crit threshold"));
+  CHECK(l.errors.size() == 1);
 }

@@ -412,3 +412,81 @@ TEST_CASE("evaluator: disabled fires nothing and comes back pending", "[evaluato
   d.Value("20");
   CHECK(d.fired_state == fired + 1);
 }
+
+namespace {
+
+Measurement Judged(const char* value, Measurement::Level level, const char* detail = "") {
+  Measurement m = Measurement::Value(value);
+  m.level = level;
+  m.detail = detail;
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("a check's own verdict is the state without thresholds", "[evaluator]") {
+  using L = Measurement::Level;
+  Driver d(Rules(nullptr, nullptr));
+  Verdict ok = d.Feed(Judged("", L::kOk, "OK: fine"));
+  CHECK(ok.state == CheckState::kOk);
+  CHECK(ok.detail == "OK: fine");
+  Verdict warn = d.Feed(Judged("", L::kWarn, "WARNING: half"));
+  CHECK(warn.state == CheckState::kWarn);
+  CHECK(warn.fire == Verdict::Fire::kState);
+  CHECK(warn.threshold.empty());
+  CHECK(warn.detail == "WARNING: half");
+  CHECK(d.eval.last_detail() == "WARNING: half");
+  Verdict crit = d.Feed(Judged("", L::kCrit, "CRITICAL: down"));
+  CHECK(crit.state == CheckState::kCrit);
+  Verdict back = d.Feed(Judged("", L::kOk, "OK"));
+  CHECK(back.state == CheckState::kOk);
+  CHECK(back.fire == Verdict::Fire::kRecover);
+  CHECK(ResultName(Judged("", L::kCrit), EvalRules{}) == std::string("crit"));
+  CHECK(ResultName(Judged("", L::kWarn), EvalRules{}) == std::string("warn"));
+  CHECK(ResultName(Measurement::NotYet("rate"), EvalRules{}) == std::string("no_value"));
+}
+
+TEST_CASE("a check's own verdict and the thresholds: the worse wins", "[evaluator]") {
+  using L = Measurement::Level;
+  EvalRules rules = Rules("> 80", "> 90");
+  // Thresholds worse than the verdict: the threshold is named.
+  Driver d(rules);
+  Verdict v = d.Feed(Judged("95", L::kWarn));
+  CHECK(v.state == CheckState::kCrit);
+  CHECK(v.threshold == "> 90");
+  CHECK(ResultName(Judged("95", L::kWarn), rules) == std::string("crit"));
+  // The verdict worse than the thresholds: no threshold is named, not even
+  // the one of an earlier result.
+  Driver e(rules);
+  e.Feed(Judged("85", L::kOk));
+  CHECK(e.eval.state() == CheckState::kWarn);
+  Verdict w = e.Feed(Judged("10", L::kCrit, "CRITICAL: plugin says so"));
+  CHECK(w.state == CheckState::kCrit);
+  CHECK(w.threshold.empty());
+  CHECK(ResultName(Judged("10", L::kCrit), rules) == std::string("crit"));
+  CHECK(ResultName(Judged("10", L::kOk), rules) == std::string("ok"));
+  // No value with a verdict (the plugin could not measure): the verdict
+  // alone, the thresholds not compared.
+  Driver f(rules);
+  Verdict n = f.Feed(Judged("", L::kCrit, "Can't connect"));
+  CHECK(n.state == CheckState::kCrit);
+  CHECK(n.error.empty());
+  CHECK(ResultName(Judged("", L::kCrit), rules) == std::string("crit"));
+  // An empty value with no verdict is still an error against thresholds.
+  CHECK(ResultName(Measurement::Value(""), rules) == std::string("error"));
+  // An error is an error whatever the level says.
+  Measurement err = Measurement::Error("boom");
+  err.level = L::kOk;
+  CHECK(ResultName(err, rules) == std::string("error"));
+}
+
+TEST_CASE("a check's own verdict goes through the trip window", "[evaluator]") {
+  using L = Measurement::Level;
+  Driver d(Rules(nullptr, nullptr, "2 of 3"));
+  d.Feed(Judged("", L::kOk));
+  CHECK(d.Feed(Judged("", L::kCrit)).state == CheckState::kOk);
+  Verdict v = d.Feed(Judged("", L::kCrit));
+  CHECK(v.state == CheckState::kCrit);
+  CHECK(v.changed);
+  CHECK(v.threshold.empty());
+}
