@@ -19,15 +19,18 @@ EtcdResult<T> Wait(struct ev_loop* loop, std::optional<EtcdResult<T>>& got) {
   return std::move(*got);
 }
 
-int Fail(const std::string& what) {
-  std::fprintf(stderr, "wardenctl: %s\n", what.c_str());
-  return 1;
-}
-
 }  // namespace
 
 int RunFleetCommand(const Config& config, const std::vector<std::string>& args,
-                    const std::optional<std::string>& reason) {
+                    const std::optional<std::string>& reason, nlohmann::json* out) {
+  auto Fail = [out](const std::string& what) {
+    if (out) {
+      *out = {{"ok", false}, {"error", what}};
+    } else {
+      std::fprintf(stderr, "wardenctl: %s\n", what.c_str());
+    }
+    return 1;
+  };
   EtcdConfig etcd;
   std::string prefix;
   if (config.fleet.enabled) {
@@ -45,9 +48,10 @@ int RunFleetCommand(const Config& config, const std::vector<std::string>& args,
                         (sub == "clear" && args.size() == 1) ||
                         (sub == "release" && args.size() == 3);
   if (!usage_ok) {
-    std::fprintf(stderr,
-                 "usage: wardenctl fleet status | halt --reason TEXT | clear | "
-                 "release GROUP HOST\n");
+    const char* usage = "usage: wardenctl fleet status | halt --reason TEXT | clear | "
+                        "release GROUP HOST";
+    if (out) *out = {{"ok", false}, {"error", usage}, {"usage", true}};
+    std::fprintf(stderr, "%s\n", usage);
     return 2;
   }
   struct ev_loop* loop = ev_default_loop(0);
@@ -61,6 +65,11 @@ int RunFleetCommand(const Config& config, const std::vector<std::string>& args,
       client.Put(mutex_key, *reason, [&](EtcdResult<EtcdPutResult> r) { got = std::move(r); });
       auto r = Wait(loop, got);
       if (!r) return Fail("fleet halt: " + r.error().message);
+      if (out) {
+        *out = {{"ok", true}, {"halted", true}, {"key", mutex_key}, {"reason", *reason},
+                {"revision", r->header.revision}};
+        return 0;
+      }
       std::printf("fleet halted: %s = %s (revision %lld)\n", mutex_key.c_str(), reason->c_str(),
                   static_cast<long long>(r->header.revision));
       return 0;
@@ -72,6 +81,10 @@ int RunFleetCommand(const Config& config, const std::vector<std::string>& args,
     if (!r) return Fail("fleet clear: " + r.error().message);
     const bool deleted = r->responses.size() > 0 && r->responses[0].deleted > 0;
     const bool armed = r->responses.size() > 1 && !r->responses[1].kvs.empty();
+    if (out) {
+      *out = {{"ok", true}, {"cleared", deleted}, {"key", mutex_key}, {"armed", armed}};
+      return 0;
+    }
     std::printf("%s\n", deleted ? ("fleet cleared: " + mutex_key + " deleted").c_str()
                                 : ("fleet was not halted (" + mutex_key + " absent)").c_str());
     if (!armed) {
@@ -118,6 +131,11 @@ int RunFleetCommand(const Config& config, const std::vector<std::string>& args,
       auto d = Wait(loop, del);
       if (!d) return Fail("fleet release: " + d.error().message);
       if (!d->succeeded) return Fail("fleet release: " + h.key + " changed meanwhile; not deleted");
+      if (out) {
+        *out = {{"ok", true}, {"released", h.key}, {"group", group}, {"host", host},
+                {"job", h.job}, {"since", h.since}};
+        return 0;
+      }
       std::printf("released %s (held by %s for %s since %s)\n", h.key.c_str(), host.c_str(),
                   h.job.c_str(), h.since.c_str());
       return 0;
@@ -125,6 +143,23 @@ int RunFleetCommand(const Config& config, const std::vector<std::string>& args,
     return Fail("fleet release: " + host + " holds no slot of " + group);
   }
 
+  if (out) {
+    nlohmann::json held = nlohmann::json::array();
+    for (const auto& [group, kvs] : groups) {
+      for (const auto& h : ParseSlotHolders(slots + group + "/", kvs)) {
+        held.push_back({{"group", group}, {"index", h.index}, {"host", h.host}, {"job", h.job},
+                        {"since", h.since}, {"key", h.key}});
+      }
+    }
+    *out = {{"ok", true},
+            {"endpoint", client.current_endpoint()},
+            {"revision", r->header.revision},
+            {"armed", armed != nullptr},
+            {"mutex", mutex ? "halted" : "clear"},
+            {"reason", mutex ? nlohmann::json(mutex->value) : nlohmann::json()},
+            {"slots", std::move(held)}};
+    return 0;
+  }
   std::printf("etcd      %s (revision %lld)\n", client.current_endpoint().c_str(),
               static_cast<long long>(r->header.revision));
   std::printf("armed     %s\n", armed ? "yes" : ("NO: " + armed_key + " is missing (the etcd "

@@ -1,6 +1,7 @@
 #include "daemon/ctl/control_client.h"
 
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -12,7 +13,6 @@
 
 #include "daemon/base/ini.h"
 #include "daemon/config/config.h"
-#include "daemon/ctl/exit_codes.h"
 
 namespace warden::ctl {
 namespace {
@@ -43,60 +43,42 @@ std::optional<std::string> SocketFromConfig(const std::string& path, std::string
 
 struct Connection {
   int fd = -1;
+  std::string buffer;   // read, not yet a whole line
   ~Connection() {
     if (fd >= 0) ::close(fd);
   }
 };
 
-}  // namespace
-
-std::optional<std::string> FindControlSocket(const std::string& socket_path,
-                                             const std::string& config_path, bool config_given) {
-  if (!socket_path.empty()) return socket_path;
-  std::string error;
-  if (auto found = SocketFromConfig(config_path, error)) return found;
-  if (!config_given) return ControlConfig{}.socket;  // the default config is not readable to us
-  std::fprintf(stderr, "wardenctl: cannot find the control socket: %s (or use -s SOCKET)\n",
-               error.c_str());
-  return std::nullopt;
-}
-
-std::optional<json> Ask(const std::string& socket_path, const json& request, int timeout_ms,
-                        int& exit_code) {
-  exit_code = kExitUnreachable;
+// Connects and sends `request` as one line. false with the reason.
+bool Open(Connection& c, const std::string& socket_path, const json& request,
+          std::string& error) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (socket_path.size() >= sizeof addr.sun_path) {
-    std::fprintf(stderr, "wardenctl: socket path too long: %s\n", socket_path.c_str());
-    return std::nullopt;
+    error = "socket path too long: " + socket_path;
+    return false;
   }
   std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
-  Connection c;
   c.fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (c.fd < 0) {
-    std::fprintf(stderr, "wardenctl: socket: %s\n", std::strerror(errno));
-    return std::nullopt;
+    error = std::string("socket: ") + std::strerror(errno);
+    return false;
   }
   timeval tv{10, 0};  // connect and send: a daemon that does not accept is unreachable
   ::setsockopt(c.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   if (::connect(c.fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     int err = errno;
     if (err == ENOENT) {
-      std::fprintf(stderr, "wardenctl: wardend is not running (no control socket %s)\n",
-                   socket_path.c_str());
+      error = "wardend is not running (no control socket " + socket_path + ")";
     } else if (err == ECONNREFUSED) {
-      std::fprintf(stderr, "wardenctl: wardend is not running (nobody answers on %s)\n",
-                   socket_path.c_str());
+      error = "wardend is not running (nobody answers on " + socket_path + ")";
     } else if (err == EACCES || err == EPERM) {
-      std::fprintf(stderr,
-                   "wardenctl: permission denied on %s: only root, wardend's user and members "
-                   "of its [control] group may use it\n",
-                   socket_path.c_str());
+      error = "permission denied on " + socket_path +
+              ": only root, wardend's user and members of its [control] group may use it";
     } else {
-      std::fprintf(stderr, "wardenctl: cannot reach wardend on %s: %s\n", socket_path.c_str(),
-                   std::strerror(err));
+      error = "cannot reach wardend on " + socket_path + ": " + std::strerror(err);
     }
-    return std::nullopt;
+    return false;
   }
   std::string line = request.dump() + "\n";
   const char* p = line.data();
@@ -105,29 +87,67 @@ std::optional<json> Ask(const std::string& socket_path, const json& request, int
     ssize_t n = ::send(c.fd, p, left, MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
-      std::fprintf(stderr, "wardenctl: cannot send to wardend on %s: %s\n", socket_path.c_str(),
-                   std::strerror(errno));
-      return std::nullopt;
+      error = "cannot send to wardend on " + socket_path + ": " + std::strerror(errno);
+      return false;
     }
     p += n;
     left -= static_cast<size_t>(n);
   }
-  std::string reply;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  return true;
+}
+
+// The next whole line already read, if any.
+std::optional<std::string> TakeLine(Connection& c) {
+  size_t nl = c.buffer.find('\n');
+  if (nl == std::string::npos) return std::nullopt;
+  std::string line = c.buffer.substr(0, nl);
+  c.buffer.erase(0, nl + 1);
+  return line;
+}
+
+// Reads what is there into the buffer. false at EOF or on an error.
+bool ReadSome(Connection& c) {
+  char buf[65536];
   for (;;) {
-    size_t nl = reply.find('\n');
-    if (nl != std::string::npos) {
-      reply.resize(nl);
-      break;
-    }
+    ssize_t n = ::read(c.fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    c.buffer.append(buf, static_cast<size_t>(n));
+    return true;
+  }
+}
+
+volatile sig_atomic_t g_interrupted = 0;
+
+void OnInterrupt(int) { g_interrupted = 1; }
+
+}  // namespace
+
+std::optional<std::string> FindControlSocket(const std::string& socket_path,
+                                             const std::string& config_path, bool config_given,
+                                             std::string& error) {
+  if (!socket_path.empty()) return socket_path;
+  std::string why;
+  if (auto found = SocketFromConfig(config_path, why)) return found;
+  if (!config_given) return ControlConfig{}.socket;  // the default config is not readable to us
+  error = "cannot find the control socket: " + why + " (or use -s SOCKET)";
+  return std::nullopt;
+}
+
+std::optional<json> Ask(const std::string& socket_path, const json& request, int timeout_ms,
+                        std::string& error) {
+  Connection c;
+  if (!Open(c, socket_path, request, error)) return std::nullopt;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  std::optional<std::string> reply;
+  while (!(reply = TakeLine(c))) {
     int wait = -1;
     if (timeout_ms > 0) {
       auto left_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                          deadline - std::chrono::steady_clock::now())
                          .count();
       if (left_ms <= 0) {
-        std::fprintf(stderr, "wardenctl: no answer from wardend within %d s\n",
-                     timeout_ms / 1000);
+        error = "no answer from wardend within " + std::to_string(timeout_ms / 1000) + " s";
         return std::nullopt;
       }
       wait = static_cast<int>(left_ms);
@@ -136,22 +156,63 @@ std::optional<json> Ask(const std::string& socket_path, const json& request, int
     int r = ::poll(&pfd, 1, wait);
     if (r < 0 && errno == EINTR) continue;
     if (r == 0) continue;  // the deadline check above reports it
-    char buf[65536];
-    ssize_t n = ::read(c.fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      std::fprintf(stderr, "wardenctl: wardend closed the connection without an answer\n");
+    if (!ReadSome(c)) {
+      error = "wardend closed the connection without an answer";
       return std::nullopt;
     }
-    reply.append(buf, static_cast<size_t>(n));
   }
-  json j = json::parse(reply, nullptr, false);
+  json j = json::parse(*reply, nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
-    std::fprintf(stderr, "wardenctl: unreadable answer from wardend\n");
+    error = "unreadable answer from wardend";
     return std::nullopt;
   }
-  exit_code = kExitOk;
   return j;
+}
+
+bool FollowLines(const std::string& socket_path, const json& request,
+                 const std::function<bool(const json&)>& on_line, std::string& error) {
+  // SIGINT and SIGTERM end the follow: blocked except while waiting in
+  // ppoll, so one that arrives between two waits is not missed.
+  struct sigaction sa {};
+  sa.sa_handler = OnInterrupt;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
+  sigset_t block, waiting;
+  sigemptyset(&block);
+  sigaddset(&block, SIGINT);
+  sigaddset(&block, SIGTERM);
+  ::sigprocmask(SIG_BLOCK, &block, &waiting);
+  sigdelset(&waiting, SIGINT);
+  sigdelset(&waiting, SIGTERM);
+
+  Connection c;
+  if (!Open(c, socket_path, request, error)) return false;
+  bool first = true;
+  for (;;) {
+    while (auto line = TakeLine(c)) {
+      json j = json::parse(*line, nullptr, false);
+      if (j.is_discarded() || !j.is_object()) {
+        error = "unreadable line from wardend";
+        return false;
+      }
+      if (!on_line(j)) return false;
+      first = false;
+    }
+    if (g_interrupted) return true;
+    pollfd pfd{c.fd, POLLIN, 0};
+    int r = ::ppoll(&pfd, 1, nullptr, &waiting);
+    if (r < 0 && errno == EINTR) continue;   // the flag is looked at above
+    if (r < 0) {
+      error = std::string("poll: ") + std::strerror(errno);
+      return false;
+    }
+    if (!ReadSome(c)) {
+      error = first ? "wardend closed the connection without an answer"
+                    : "wardend closed the connection";
+      return false;
+    }
+  }
 }
 
 }  // namespace warden::ctl
