@@ -171,18 +171,21 @@ std::optional<json> Ask(const std::string& socket_path, const json& request, int
 
 bool FollowLines(const std::string& socket_path, const json& request,
                  const std::function<bool(const json&)>& on_line, std::string& error) {
-  // SIGINT and SIGTERM end the follow: blocked except while waiting in
-  // ppoll, so one that arrives between two waits is not missed.
+  // SIGINT and SIGTERM end the follow: their handler only sets a flag, and
+  // they are blocked from the look at the flag until ppoll waits, so one
+  // that comes in between is not missed. They are not blocked while a
+  // line is printed: a stdout nobody reads cannot make Ctrl-C wait.
   struct sigaction sa {};
   sa.sa_handler = OnInterrupt;
   sigemptyset(&sa.sa_mask);
   ::sigaction(SIGINT, &sa, nullptr);
   ::sigaction(SIGTERM, &sa, nullptr);
-  sigset_t block, waiting;
+  sigset_t block, outside, waiting;
   sigemptyset(&block);
   sigaddset(&block, SIGINT);
   sigaddset(&block, SIGTERM);
-  ::sigprocmask(SIG_BLOCK, &block, &waiting);
+  ::sigprocmask(SIG_SETMASK, nullptr, &outside);
+  waiting = outside;
   sigdelset(&waiting, SIGINT);
   sigdelset(&waiting, SIGTERM);
 
@@ -191,6 +194,7 @@ bool FollowLines(const std::string& socket_path, const json& request,
   bool first = true;
   for (;;) {
     while (auto line = TakeLine(c)) {
+      if (g_interrupted) return true;
       json j = json::parse(*line, nullptr, false);
       if (j.is_discarded() || !j.is_object()) {
         error = "unreadable line from wardend";
@@ -199,12 +203,15 @@ bool FollowLines(const std::string& socket_path, const json& request,
       if (!on_line(j)) return false;
       first = false;
     }
+    ::sigprocmask(SIG_BLOCK, &block, nullptr);
     if (g_interrupted) return true;
     pollfd pfd{c.fd, POLLIN, 0};
     int r = ::ppoll(&pfd, 1, nullptr, &waiting);
-    if (r < 0 && errno == EINTR) continue;   // the flag is looked at above
+    const int poll_errno = errno;
+    ::sigprocmask(SIG_SETMASK, &outside, nullptr);
+    if (r < 0 && poll_errno == EINTR) continue;   // the flag is looked at above
     if (r < 0) {
-      error = std::string("poll: ") + std::strerror(errno);
+      error = std::string("poll: ") + std::strerror(poll_errno);
       return false;
     }
     if (!ReadSome(c)) {

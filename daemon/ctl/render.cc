@@ -328,7 +328,7 @@ bool RenderFollowed(const json& line, bool first, bool as_json, int& exit_code) 
   }
   if (first) return true;   // {"ok": true, "following": true}
   if (as_json) {
-    PrintJson({{"event", line}}, false);
+    PrintJson({{"ok", true}, {"event", line}}, false);
   } else {
     std::printf("%s\n", line.dump(-1, ' ', false, json::error_handler_t::replace).c_str());
     std::fflush(stdout);

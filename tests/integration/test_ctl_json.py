@@ -138,6 +138,10 @@ class Json(unittest.TestCase):
                 (["fleet", "halt", "--reason", "x"], 1),
                 (["fleet", "clear"], 1),
                 (["fleet", "release", "g", "h"], 1),
+                (["help"], 0),
+                (["help", "check"], 0),
+                (["help", "action", "exec"], 0),
+                (["help", "check", "nope"], 2),
             ]
             seen = set()
             for args, code in cases:
@@ -162,7 +166,12 @@ class Json(unittest.TestCase):
                         self.assertEqual((j["checks"], j["actions"], j["jobs"]), (1, 2, 1))
                     if what == "fleet status":
                         self.assertIn("no [fleet]", j["error"])
-            self.assertEqual(sorted(usage_commands() - seen - {"help"}), [],
+                    if what == "help":
+                        self.assertEqual({c["name"] for c in j["commands"]}, usage_commands())
+                    if what == "help action exec":
+                        self.assertIn("command", [o["key"] for o in j["options"]])
+                        self.assertIn("[action", j["example"])
+            self.assertEqual(sorted(usage_commands() - seen), [],
                              "commands of the usage without a --json case here")
 
             # A check not ok: ok (it ran) but exit 1, as the text output.

@@ -168,7 +168,7 @@ class Follow(unittest.TestCase):
 
                 typed = by_type.take()
                 self.assertEqual([j["event"]["event"] for j in typed], ["pause.start", "pause.end"])
-                self.assertEqual(typed[0]["schema"], 1)
+                self.assertEqual((typed[0]["schema"], typed[0]["ok"]), (1, True))
                 checked = by_check.take()
                 self.assertTrue(checked, "no event of check flag")
                 self.assertEqual({e["check"] for e in checked}, {"flag"})
