@@ -115,6 +115,29 @@ TEST_CASE("LastLines returns the latest complete lines", "[control]") {
   CHECK(LastLines(dir / "events.jsonl", 0).empty());
 }
 
+TEST_CASE("EventFilter: types, prefixes and checks", "[control]") {
+  const json start = {{"event", "pause.start"}, {"scope", "host"}};
+  const json state = {{"event", "check.state"}, {"check", "lag"}};
+  const json fired = {{"event", "action.start"}, {"check", "lag"}, {"action", "fix"}};
+  const json other = {{"event", "check.state"}, {"check", "disk"}};
+  CHECK(EventFilter{}.Matches(start));   // no filter: everything
+  EventFilter prefix{{"pause.*"}, {}};
+  CHECK(prefix.Matches(start));
+  CHECK_FALSE(prefix.Matches(state));
+  CHECK_FALSE(EventFilter({{"pause."}, {}}).Matches(start));   // without '*': the whole name
+  CHECK(EventFilter({{"*"}, {}}).Matches(state));
+  CHECK_FALSE(EventFilter({{"pause.start.*"}, {}}).Matches(start));
+  EventFilter lag{{}, {"lag"}};
+  CHECK(lag.Matches(state));
+  CHECK(lag.Matches(fired));
+  CHECK_FALSE(lag.Matches(other));
+  CHECK_FALSE(lag.Matches(start));   // no check member
+  EventFilter both{{"check.state", "check.disabled"}, {"lag", "disk"}};
+  CHECK(both.Matches(state));
+  CHECK(both.Matches(other));
+  CHECK_FALSE(both.Matches(fired));
+}
+
 namespace {
 
 // A server on its own loop, driven by the test between client calls.
