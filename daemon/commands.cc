@@ -154,7 +154,50 @@ void ControlCommands::Status(const CommandRequest& r, ControlServer::Reply reply
   reply(std::move(j));
 }
 
+bool EventFilter::Matches(const json& e) const {
+  if (!types.empty()) {
+    const std::string name = e.value("event", "");
+    bool any = false;
+    for (const auto& t : types) {
+      any = any || (t.back() == '*' ? name.compare(0, t.size() - 1, t, 0, t.size() - 1) == 0
+                                    : name == t);
+    }
+    if (!any) return false;
+  }
+  if (!checks.empty()) {
+    auto it = e.find("check");
+    if (it == e.end() || !it->is_string()) return false;
+    if (std::find(checks.begin(), checks.end(), it->get<std::string>()) == checks.end()) {
+      return false;
+    }
+  }
+  return true;
+}
+
+Expected<EventFilter> ParseEventFilter(std::vector<std::string> types,
+                                       std::vector<std::string> checks, const Config& config) {
+  for (const auto& t : types) {
+    const size_t star = t.find('*');
+    const bool ok = !t.empty() && (star == std::string::npos || star == t.size() - 1) &&
+                    t.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_.*") ==
+                        std::string::npos;
+    if (!ok) {
+      return Status::Error("events: bad event type '" + t +
+                           "' (a name like pause.start, or a prefix like pause.*)");
+    }
+  }
+  for (const auto& c : checks) {
+    if (!config.FindCheck(c)) return Status::Error("events: no check '" + c + "' in the config");
+  }
+  return EventFilter{std::move(types), std::move(checks)};
+}
+
 void ControlCommands::Events(const CommandRequest& r, ControlServer::Reply reply) {
+  if (r.Flag("follow")) return Follow(r, std::move(reply));
+  if (!r.List("event").empty() || !r.List("check").empty()) {
+    return reply(Error("events: --event and --check filter what -f follows; without -f, "
+                       "events prints the last N events as they are"));
+  }
   const std::int64_t n = std::min<std::int64_t>(r.Count("n").value_or(20), 10000);
   json events = json::array();
   for (const auto& line : LastLines(d_.config()->EventsPath(), static_cast<size_t>(n))) {
@@ -707,7 +750,26 @@ void ControlCommands::RunJob(const std::string& name, bool dry_run, bool wait,
   }
 }
 
+void ControlCommands::Follow(const CommandRequest& r, ControlServer::Reply reply) {
+  if (r.Count("n")) {
+    return reply(Error("events: -n and -f do not go together (-f prints the events from now "
+                       "on; events -n N the last N)"));
+  }
+  auto filter = ParseEventFilter(r.List("event"), r.List("check"), *d_.config());
+  if (!filter.ok()) return reply(Error(filter.error()));
+  spdlog::info("wardenctl events -f by {}", r.peer.Describe());
+  auto stream = reply.OpenStream({{"ok", true}, {"following", true}});
+  if (!stream) return;   // the client has gone
+  followers_.push_back({std::move(*filter), std::move(stream)});
+}
+
 void ControlCommands::OnEvent(const json& e) {
+  // Followers first, each event as it is emitted: a stream that ended
+  // (gone, or fell behind) is forgotten.
+  std::erase_if(followers_, [&e](Follower& f) {
+    if (!f.filter.Matches(e)) return !f.stream->open();
+    return !f.stream->Push(e);
+  });
   if (runs_.empty() || e.value("trigger", "") != "ctl") return;
   const std::string event = e.value("event", "");
   auto it = runs_.find(e.value("action", ""));

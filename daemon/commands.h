@@ -12,9 +12,11 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "daemon/base/status.h"
 #include "daemon/control/command_table.h"
 #include "daemon/control/control.h"
 #include "daemon/engine/pauses.h"
@@ -69,6 +71,18 @@ class DaemonControl {
   virtual void AddHealth(nlohmann::json& status) const = 0;
 };
 
+// What `events -f` follows: events whose name is one of `types` (a type
+// ending in '*' is a prefix: "pause.*"), and whose `check` is one of
+// `checks`; an empty list lets everything through.
+struct EventFilter {
+  std::vector<std::string> types;
+  std::vector<std::string> checks;
+  bool Matches(const nlohmann::json& event) const;
+};
+// Checks the types' spelling and that each check is in `config`.
+Expected<EventFilter> ParseEventFilter(std::vector<std::string> types,
+                                       std::vector<std::string> checks, const Config& config);
+
 class ControlCommands final : public CommandTarget {
  public:
   explicit ControlCommands(DaemonControl& daemon);
@@ -79,7 +93,8 @@ class ControlCommands final : public CommandTarget {
   // The ControlServer handler: Dispatch through the command table.
   void Handle(const nlohmann::json& request, const Peer& peer, Access access,
               ControlServer::Reply reply);
-  // Fed every event (EventLog subscriber): resolves pending `run` requests.
+  // Fed every event (EventLog subscriber), as it is emitted: pushes it to
+  // the followers (events -f) it matches, resolves pending `run` requests.
   void OnEvent(const nlohmann::json& event);
 
   // `status`'s answer.
@@ -104,6 +119,8 @@ class ControlCommands final : public CommandTarget {
   void CheckGroup(const std::string& group, ControlServer::Reply reply);
   void RunAction(const std::string& name, bool dry_run, bool wait, ControlServer::Reply reply);
   void RunJob(const std::string& name, bool dry_run, bool wait, ControlServer::Reply reply);
+  // events -f: the reply opens a stream; OnEvent pushes to it.
+  void Follow(const CommandRequest& r, ControlServer::Reply reply);
 
   struct PendingRun {
     bool wait = false;
@@ -112,6 +129,11 @@ class ControlCommands final : public CommandTarget {
   };
   DaemonControl& d_;
   std::map<std::string, std::deque<PendingRun>> runs_;   // by action name, FIFO
+  struct Follower {
+    EventFilter filter;
+    std::shared_ptr<ControlServer::Stream> stream;
+  };
+  std::vector<Follower> followers_;
 };
 
 // The last `n` complete lines of a file (at most `max_bytes` read from its

@@ -27,7 +27,8 @@ namespace {
 
 void Usage(std::FILE* out) {
   std::fprintf(out, "usage: wardend [-c FILE] [--version]\n"
-                    "  -c FILE    config file (default /etc/warden/warden.ini)\n");
+                    "  -c FILE    config file (default /etc/warden/warden.ini)\n"
+                    "  --version  print the version and the build (the git commit)\n");
 }
 
 // Where the human log goes: the journal when `[log] journal = yes`, or
@@ -88,7 +89,7 @@ int main(int argc, char** argv) {
     if ((a == "-c" || a == "--config") && i + 1 < argc) {
       path = argv[++i];
     } else if (a == "--version") {
-      std::printf("wardend %s\n", warden::kVersion);
+      std::printf("wardend %s (build %s)\n", warden::kVersion, warden::kBuildId);
       return 0;
     } else if (a == "-h" || a == "--help") {
       Usage(stdout);

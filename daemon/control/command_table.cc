@@ -23,39 +23,62 @@ std::optional<std::int64_t> CommandRequest::Count(const char* key) const {
   return it->get<std::int64_t>();
 }
 
+std::vector<std::string> CommandRequest::List(const char* key) const {
+  std::vector<std::string> out;
+  auto it = args.find(key);
+  if (it == args.end() || !it->is_array()) return out;
+  for (const auto& v : *it) {
+    if (v.is_string()) out.push_back(v.get<std::string>());
+  }
+  return out;
+}
+
+namespace {
+// Every command that prints something takes --json (docs/control.md,
+// "JSON output"): one JSON object on stdout, with "schema".
+const CommandParam kJson{Kind::kFlag, "--json", "json", "", false, "print JSON", true};
+}  // namespace
+
 const std::vector<CommandSpec>& CommandTable() {
   static const std::vector<CommandSpec> table = {
       {"validate", Access::kRead, "parse and check the config without a daemon",
        {{Kind::kFlag, "--grants", "grants", "", false,
-         "connect and report missing MySQL privileges"}},
+         "connect and report missing MySQL privileges"},
+        kJson},
        nullptr, 0, "(--grants: connect and report missing MySQL privileges)"},
       {"status", Access::kRead, "checks, jobs, pause, halt, mutex, events",
-       {{Kind::kFlag, "--json", "json", "", false, "the daemon's answer as JSON", true},
-        {Kind::kText, "--group", "group", "G", false, "only the checks and actions in group G"}},
+       {{Kind::kText, "--group", "group", "G", false, "only the checks and actions in group G"},
+        kJson},
        &CommandTarget::Status, 60'000, ""},
       {"check", Access::kAdmin, "run one check, or a group's, now (exit 0 ok, 1 otherwise)",
        {{Kind::kName, "", "name", "NAME", false, "the check"},
         {Kind::kText, "--group", "group", "G", false, "every check in group G"},
         {Kind::kFlag, "--nagios", "nagios", "", false,
-         "one Nagios plugin line; exit 0 ok, 1 warn, 2 crit, 3 otherwise", true}},
+         "one Nagios plugin line; exit 0 ok, 1 warn, 2 crit, 3 otherwise", true},
+        kJson},
        &CommandTarget::Check, 10 * 60'000,
        "(--nagios: one plugin line, exit 0 ok, 1 warn, 2 crit, 3 unknown)", "name group"},
       {"run", Access::kAdmin, "run an action through the guard, or queue a job",
        {{Kind::kName, "", "name", "NAME", true, "the action or job"},
         {Kind::kFlag, "--dry-run", "dry_run", "", false, "what would run"},
-        {Kind::kFlag, "--wait", "wait", "", false, "its result"}},
+        {Kind::kFlag, "--wait", "wait", "", false, "its result"},
+        kJson},
        &CommandTarget::Run, 60'000, "(--dry-run: what would run; --wait: its result)"},
-      {"resume", Access::kAdmin, "clear the halt a failed or interrupted job left", {},
+      {"resume", Access::kAdmin, "clear the halt a failed or interrupted job left", {kJson},
        &CommandTarget::Resume, 60'000, ""},
       {"abort", Access::kAdmin, "stop what runs now: SIGTERM, SIGKILL after kill_grace",
        {{Kind::kText, "--job", "job", "NAME", false, "only this job's running step"},
-        {Kind::kText, "--action", "action", "NAME", false, "only this action"}},
+        {Kind::kText, "--action", "action", "NAME", false, "only this action"},
+        kJson},
        &CommandTarget::Abort, 60'000, "(a job ends job.terminated and halts the queue)"},
       {"fleet", Access::kRead, "the fleet mutex and slots on etcd",
        {{Kind::kWords, "", "args",
-         "status | halt --reason TEXT [--terminate] | clear | release GROUP HOST", true, ""},
+         "status [--json] | halt --reason TEXT [--terminate] [--json] | clear [--json] | "
+         "release GROUP HOST [--json]",
+         true, ""},
         {Kind::kText, "--reason", "reason", "TEXT", false, ""},
-        {Kind::kFlag, "--terminate", "terminate", "", false, ""}},
+        {Kind::kFlag, "--terminate", "terminate", "", false, ""},
+        {Kind::kFlag, "--json", "json", "", false, "", true}},   // shown in the words' metavar
        nullptr, 0, ""},
       {"pause", Access::kAdmin, "stop actions: the host's, a group's, one action or one check's",
        {{Kind::kText, "--reason", "reason", "TEXT", true, "why, for whoever finds it paused"},
@@ -63,32 +86,41 @@ const std::vector<CommandSpec>& CommandTable() {
         {Kind::kText, "--until", "until", "TIME", false, "ends by itself at TIME (UTC)"},
         {Kind::kText, "--group", "group", "G", false, "only the actions and jobs in group G"},
         {Kind::kText, "--action", "action", "NAME", false, "only this action or job"},
-        {Kind::kText, "--check", "check", "NAME", false, "only the actions this check fires"}},
+        {Kind::kText, "--check", "check", "NAME", false, "only the actions this check fires"},
+        kJson},
        &CommandTarget::Pause, 60'000,
        "(persisted; one pause per scope, several scopes at once)"},
       {"unpause", Access::kAdmin, "end a pause (the host's unless a scope is given)",
        {{Kind::kText, "--group", "group", "G", false, "the pause of group G"},
         {Kind::kText, "--action", "action", "NAME", false, "the pause of this action"},
         {Kind::kText, "--check", "check", "NAME", false, "the pause of this check's actions"},
-        {Kind::kFlag, "--all", "all", "", false, "every pause in force"}},
+        {Kind::kFlag, "--all", "all", "", false, "every pause in force"},
+        kJson},
        &CommandTarget::Unpause, 60'000, ""},
       {"disable", Access::kAdmin, "stop running a check (state disabled, no actions)",
        {{Kind::kName, "", "name", "CHECK", true, "the check"},
         {Kind::kText, "--reason", "reason", "TEXT", true, "why, for whoever finds it disabled"},
         {Kind::kText, "--for", "for", "DURATION", false, "enabled again after DURATION"},
-        {Kind::kText, "--until", "until", "TIME", false, "enabled again at TIME (UTC)"}},
+        {Kind::kText, "--until", "until", "TIME", false, "enabled again at TIME (UTC)"},
+        kJson},
        &CommandTarget::Disable, 60'000, "(persisted; dependents see it as not ok)"},
       {"enable", Access::kAdmin, "run a disabled check again (from pending)",
-       {{Kind::kName, "", "name", "CHECK", true, "the check"}},
+       {{Kind::kName, "", "name", "CHECK", true, "the check"}, kJson},
        &CommandTarget::Enable, 60'000, ""},
-      {"reload", Access::kAdmin, "re-read the config (the running one stays on error)", {},
+      {"reload", Access::kAdmin, "re-read the config (the running one stays on error)", {kJson},
        &CommandTarget::Reload, 60'000, ""},
-      {"events", Access::kRead, "the latest N events (default 20)",
-       {{Kind::kCount, "-n", "n", "N", false, "how many (at most 10000)"}},
-       &CommandTarget::Events, 60'000, ""},
-      {"version", Access::kRead, "print the version", {}, nullptr, 0, ""},
+      {"events", Access::kRead, "the latest N events (default 20), or follow new ones (-f)",
+       {{Kind::kCount, "-n", "n", "N", false, "how many (at most 10000)"},
+        {Kind::kFlag, "-f", "follow", "", false, "follow: each new event as it happens"},
+        {Kind::kList, "--event", "event", "TYPE", false,
+         "-f: only events of TYPE (pause.*: a prefix)"},
+        {Kind::kList, "--check", "check", "NAME", false, "-f: only events of check NAME"},
+        kJson},
+       &CommandTarget::Events, 60'000,
+       "(-f: until interrupted; --event, --check repeat or take a comma list)"},
+      {"version", Access::kRead, "print the version and build", {kJson}, nullptr, 0, ""},
       {"help", Access::kRead, "the types, or one type's keys and an example",
-       {{Kind::kWords, "", "args", "check|action [TYPE]", false, ""}}, nullptr, 0, ""},
+       {{Kind::kWords, "", "args", "check|action [TYPE]", false, ""}, kJson}, nullptr, 0, ""},
       // The socket's liveness probe: no help line, so not in wardenctl's usage.
       {"ping", Access::kRead, "", {}, &CommandTarget::Ping, 10'000, ""},
   };
@@ -113,6 +145,8 @@ const char* KindWants(Kind k) {
       return "a string";
     case Kind::kWords:
       return "an array of strings";
+    case Kind::kList:
+      return "an array of non-empty strings";
     case Kind::kFlag:
       return "true or false";
     case Kind::kCount:
@@ -130,6 +164,12 @@ bool HasKind(const json& v, Kind k) {
       if (!v.is_array()) return false;
       for (const auto& w : v) {
         if (!w.is_string()) return false;
+      }
+      return true;
+    case Kind::kList:
+      if (!v.is_array()) return false;
+      for (const auto& w : v) {
+        if (!w.is_string() || w.get<std::string>().empty()) return false;
       }
       return true;
     case Kind::kFlag:
@@ -201,6 +241,7 @@ std::string Synopsis(const CommandSpec& spec) {
         break;
       case Kind::kText:
       case Kind::kCount:
+      case Kind::kList:
         if (!p.help[0]) break;   // shown in the words' metavar
         s += std::string(" ") + (p.required ? "" : "[") + p.option + " " + p.metavar +
              (p.required ? "" : "]");
@@ -228,7 +269,7 @@ std::string UsageText() {
       "options:\n"
       "  -c FILE      config file (default /etc/warden/warden.ini); its [control] socket\n"
       "  -s SOCKET    the daemon's control socket (instead of reading the config)\n"
-      "  --version    print the version (as the version command does)\n"
+      "  --version    print the version and build (as the version command does)\n"
       "exit: 0 ok, 1 refused/failed/not ok, 2 usage, 3 daemon not reachable\n";
   return out;
 }
@@ -274,7 +315,25 @@ Expected<ParsedCommand> ParseCommandLine(const std::vector<std::string>& words) 
         return Status::Error(std::string(p->option) + " needs " + p->metavar);
       }
       const std::string& v = words[++i];
-      if (p->kind == Kind::kCount) {
+      if (p->kind == Kind::kList) {
+        // Repeatable, and each a comma list: --event a --event b,c.
+        json& list = (p->local ? out.local : out.request)[p->key];
+        if (!list.is_array()) list = json::array();
+        size_t start = 0;
+        for (;;) {
+          size_t comma = v.find(',', start);
+          std::string item = v.substr(start, comma == std::string::npos ? comma : comma - start);
+          while (!item.empty() && item.front() == ' ') item.erase(0, 1);
+          while (!item.empty() && item.back() == ' ') item.pop_back();
+          if (item.empty()) {
+            return Status::Error(std::string(p->option) + " needs " + p->metavar +
+                                 " (an empty name in '" + v + "')");
+          }
+          list.push_back(std::move(item));
+          if (comma == std::string::npos) break;
+          start = comma + 1;
+        }
+      } else if (p->kind == Kind::kCount) {
         char* end = nullptr;
         long long n = std::strtoll(v.c_str(), &end, 10);
         if (v.empty() || *end != '\0' || n < 0) {

@@ -31,6 +31,7 @@ struct CommandRequest {
   std::string Text(const char* key) const;        // "" when absent
   bool Flag(const char* key) const;               // false when absent
   std::optional<std::int64_t> Count(const char* key) const;
+  std::vector<std::string> List(const char* key) const;   // empty when absent
 };
 
 // The daemon's side of the commands that wardend answers (implemented by
@@ -59,6 +60,8 @@ struct CommandParam {
     kFlag,    // `option` alone: true
     kText,    // `option TEXT`
     kCount,   // `option N`: a non-negative integer
+    kList,    // `option TEXT`, repeatable, each a comma list: an array of
+              // non-empty strings
   };
   Kind kind;
   const char* option;    // "--reason", "-n"; "" for kName and kWords

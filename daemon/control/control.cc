@@ -107,6 +107,7 @@ struct ControlServer::Client {
   bool dispatching = false;   // inside Dispatch (a reply may come synchronously)
   bool eof = false;
   bool closing = false;       // close once `out` is written
+  bool streaming = false;     // a stream (Reply::OpenStream): no more requests
   std::string out;
 
   explicit Client(size_t max_line) : reader(max_line) {}
@@ -212,7 +213,17 @@ void ControlServer::Stop() {
   if (accept_) ev_io_stop(loop_, accept_.get());
   if (retry_) ev_timer_stop(loop_, retry_.get());
   std::vector<std::uint64_t> ids;
-  for (auto& [id, c] : clients_) ids.push_back(id);
+  for (auto& [id, c] : clients_) {
+    ids.push_back(id);
+    if (c->streaming && !c->closing && c->out.empty()) {
+      // Said once, without waiting: a follower learns the stream did not
+      // just go quiet.
+      json last = {{"ok", false}, {"error", "wardend is stopping"}, {"end", "stopping"}};
+      std::string line = last.dump() + "\n";
+      ssize_t ignored = ::send(c->fd, line.data(), line.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      (void)ignored;
+    }
+  }
   for (auto id : ids) Close(id);
   if (fd_ >= 0) {
     ::close(fd_);
@@ -311,6 +322,21 @@ void ControlServer::OnReadable(Client& c) {
   char buf[65536];
   size_t total = 0;
   std::uint64_t id = c.id;
+  if (c.streaming) {
+    // A stream takes no requests: what comes is read and ignored, and its
+    // end (or a reset) means the follower has gone.
+    while (total < 4 * sizeof buf) {
+      ssize_t n = ::read(c.fd, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+      if (n <= 0) {
+        Close(id);
+        return;
+      }
+      total += static_cast<size_t>(n);
+    }
+    return;
+  }
   while (total < 4 * sizeof buf) {  // bounded per wakeup: fairness between clients
     ssize_t n = ::read(c.fd, buf, sizeof buf);
     if (n < 0) {
@@ -343,6 +369,7 @@ void ControlServer::OnReadable(Client& c) {
 
 void ControlServer::OnIdle(Client& c) {
   if (c.busy) return;  // a long request (run --wait) is not idleness
+  if (c.streaming && c.out.empty()) return;   // a quiet stream is not idleness
   if (!c.out.empty()) {
     // Replies unread for idle_timeout (writing resets the timer).
     spdlog::warn("control socket: client {} does not read its replies; dropped",
@@ -364,7 +391,7 @@ void ControlServer::Dispatch(Client& c) {
   std::uint64_t id = c.id;
   c.dispatching = true;
   size_t served = 0;
-  while (!c.busy && !c.queue.empty() && !c.closing) {
+  while (!c.busy && !c.queue.empty() && !c.closing && !c.streaming) {
     if (ev_iteration(loop_) != iteration_) {
       iteration_ = ev_iteration(loop_);
       iteration_served_ = 0;
@@ -411,6 +438,25 @@ void ControlServer::Dispatch(Client& c) {
           if (!clients_.count(id)) return;
           if (!cl.dispatching) Dispatch(cl);
         };
+        reply.stream_ = [this, alive, id, replied](json first) -> std::shared_ptr<Stream> {
+          if (alive.expired() || *replied) return nullptr;
+          *replied = true;
+          auto it = clients_.find(id);
+          if (it == clients_.end()) return nullptr;  // the client has gone
+          Client& cl = *it->second;
+          cl.busy = false;
+          cl.streaming = true;
+          cl.queue.clear();   // requests pipelined behind it are not served
+          // What the kernel holds for it counts against the same bound: a
+          // small socket buffer, so that most of a slow follower's backlog
+          // is the one this server measures.
+          int sndbuf = static_cast<int>(std::min<size_t>(options_.max_stream_backlog, 64 * 1024));
+          ::setsockopt(cl.fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+          Send(cl, first);
+          if (!clients_.count(id)) return nullptr;
+          if (!cl.eof) ev_io_start(loop_, &cl.rio);   // to see the follower go
+          return std::shared_ptr<Stream>(new Stream(this, alive, id));
+        };
         handler_(*req, c.peer, c.access, std::move(reply));
         if (alive.expired()) return;
       }
@@ -419,6 +465,10 @@ void ControlServer::Dispatch(Client& c) {
   }
   c.dispatching = false;
   if (!c.eof && !c.closing && c.queue.size() < kMaxQueued) ev_io_start(loop_, &c.rio);
+  if (c.eof && c.streaming) {
+    Close(id);   // the follower has gone
+    return;
+  }
   if (c.eof && c.queue.empty() && !c.busy) CloseLater(c);
 }
 
@@ -455,6 +505,54 @@ void ControlServer::OnWritable(Client& c) {
   } else if (!c.dispatching && !c.busy && !c.queue.empty()) {
     Dispatch(c);  // requests held back while replies were pending
   }
+}
+
+bool ControlServer::Stream::Push(const json& line) {
+  if (ended_ || alive_.expired()) return false;
+  ended_ = !server_->PushLine(id_, line);
+  return !ended_;
+}
+
+bool ControlServer::Stream::open() const {
+  if (ended_ || alive_.expired()) return false;
+  auto it = server_->clients_.find(id_);
+  return it != server_->clients_.end() && !it->second->closing;
+}
+
+bool ControlServer::PushLine(std::uint64_t id, const json& line) {
+  auto it = clients_.find(id);
+  if (it == clients_.end()) return false;
+  Client& c = *it->second;
+  if (c.closing) return false;
+  std::string text = line.dump(-1, ' ', false, json::error_handler_t::replace);
+  text += '\n';
+  if (c.out.size() + text.size() > options_.max_stream_backlog) {
+    EndStream(c, "fell behind: more than " + std::to_string(options_.max_stream_backlog) +
+                     " bytes unread; this stream is ended",
+              "behind");
+    return false;
+  }
+  c.out += text;
+  OnWritable(c);
+  it = clients_.find(id);
+  return it != clients_.end() && !it->second->closing;
+}
+
+void ControlServer::EndStream(Client& c, const std::string& error, const char* end) {
+  // The first line may be partly sent already: it is finished; the rest,
+  // not begun, is cut and counted.
+  size_t keep = c.out.find('\n');
+  keep = keep == std::string::npos ? 0 : keep + 1;
+  size_t cut = static_cast<size_t>(std::count(c.out.begin() + static_cast<std::ptrdiff_t>(keep),
+                                              c.out.end(), '\n'));
+  c.out.resize(keep);
+  spdlog::warn("control socket: stream to {} ended: {} ({} lines not sent)", c.peer.Describe(),
+               error, cut + 1);
+  json last = {{"ok", false}, {"error", error}, {"end", end}, {"not_sent", cut + 1}};
+  c.out += last.dump() + "\n";
+  std::uint64_t id = c.id;
+  OnWritable(c);
+  if (clients_.count(id)) CloseLater(c);
 }
 
 void ControlServer::CloseLater(Client& c) {

@@ -12,6 +12,18 @@
 // connection are answered in order, one at a time; a connection may send
 // several.
 //
+// A request may turn its connection into a one-way stream instead
+// (`events` with `follow`, Reply::OpenStream): after its reply, the server
+// pushes lines to it (Stream::Push) until the client goes; what the client
+// sends from then on is read and ignored. Push never blocks: lines wait in
+// the client's buffer, and one that would take it past
+// `max_stream_backlog` bytes unsent ends the stream instead: the lines not
+// yet begun are cut, a last line {"ok": false, "error": ..., "end":
+// "behind", "not_sent": N} follows, and the connection is closed once that
+// is written (or after `idle_timeout` unread). A stream still open when the
+// server stops gets {"ok": false, "error": ..., "end": "stopping"} when its
+// buffer is empty.
+//
 // Robustness: everything is non-blocking. A line longer than
 // `max_request` (64 KB) is answered with an error and the rest of it is
 // discarded; a line that is not a JSON object with a "cmd" gets an error;
@@ -39,6 +51,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -100,10 +113,55 @@ class ControlServer {
     double idle_timeout = 10.0;         // seconds a partial request may wait
     size_t max_clients = 1024;
     size_t max_reply_backlog = 64u << 20;   // unsent reply bytes before a client is dropped
+    size_t max_stream_backlog = 256 * 1024;  // unsent stream bytes before a stream is ended
   };
+
+  // A connection turned into a stream by its request (Reply::OpenStream).
+  // Shared by whoever pushes to it; the server forgets it when the client
+  // goes. Loop thread only.
+  class Stream {
+   public:
+    // Sends one line (`line`, dumped). false once the stream has ended (the
+    // client went, fell behind, or the server stopped): drop it then.
+    bool Push(const nlohmann::json& line);
+    bool open() const;
+
+   private:
+    friend class ControlServer;
+    Stream(ControlServer* server, std::weak_ptr<bool> alive, std::uint64_t id)
+        : server_(server), alive_(std::move(alive)), id_(id) {}
+    ControlServer* server_;
+    std::weak_ptr<bool> alive_;
+    std::uint64_t id_;
+    bool ended_ = false;
+  };
+
   // Sends the reply to one request; call exactly once. Safe to call after
   // the client has gone (dropped), and from any later loop iteration.
-  using Reply = std::function<void(nlohmann::json)>;
+  // Made from any callable taking the reply (tests, wrappers); the
+  // server's own can also open a stream.
+  class Reply {
+   public:
+    Reply() = default;
+    template <typename F, typename = std::enable_if_t<
+                              !std::is_same_v<std::decay_t<F>, Reply> &&
+                              std::is_invocable_v<F&, nlohmann::json>>>
+    Reply(F f) : send_(std::move(f)) {}   // NOLINT: implicit, like std::function
+    void operator()(nlohmann::json reply) const {
+      if (send_) send_(std::move(reply));
+    }
+    // Answers with `first` (instead of calling the reply) and keeps the
+    // connection as a stream. nullptr when this reply cannot stream (not
+    // the server's, or already used) or the client has gone.
+    std::shared_ptr<Stream> OpenStream(nlohmann::json first) const {
+      return stream_ ? stream_(std::move(first)) : nullptr;
+    }
+
+   private:
+    friend class ControlServer;
+    std::function<void(nlohmann::json)> send_;
+    std::function<std::shared_ptr<Stream>(nlohmann::json)> stream_;
+  };
   using Handler =
       std::function<void(const nlohmann::json& request, const Peer& peer, Access access, Reply reply)>;
 
@@ -133,6 +191,10 @@ class ControlServer {
   void Send(Client& c, const nlohmann::json& reply);
   void Close(std::uint64_t id);
   void CloseLater(Client& c);   // after the pending output is written
+  // Stream::Push: false when the stream ended (now or before).
+  bool PushLine(std::uint64_t id, const nlohmann::json& line);
+  // Cuts the lines not yet begun, adds the last line, closes after it.
+  void EndStream(Client& c, const std::string& error, const char* end);
 
   struct ev_loop* loop_;
   Options options_;

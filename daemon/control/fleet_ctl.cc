@@ -21,11 +21,6 @@ EtcdResult<T> Wait(struct ev_loop* loop, std::optional<EtcdResult<T>>& got) {
   return std::move(*got);
 }
 
-int Fail(const std::string& what) {
-  std::fprintf(stderr, "wardenctl: %s\n", what.c_str());
-  return 1;
-}
-
 }  // namespace
 
 std::string TerminateHaltRecord(const std::string& reason) {
@@ -33,7 +28,16 @@ std::string TerminateHaltRecord(const std::string& reason) {
 }
 
 int RunFleetCommand(const Config& config, const std::vector<std::string>& args,
-                    const std::optional<std::string>& reason, bool terminate) {
+                    const std::optional<std::string>& reason, bool terminate,
+                    nlohmann::json* out) {
+  auto Fail = [out](const std::string& what) {
+    if (out) {
+      *out = {{"ok", false}, {"error", what}};
+    } else {
+      std::fprintf(stderr, "wardenctl: %s\n", what.c_str());
+    }
+    return 1;
+  };
   EtcdConfig etcd;
   std::string prefix;
   if (config.fleet.enabled) {
@@ -51,9 +55,10 @@ int RunFleetCommand(const Config& config, const std::vector<std::string>& args,
                         (sub == "clear" && args.size() == 1) ||
                         (sub == "release" && args.size() == 3);
   if (!usage_ok || (terminate && sub != "halt")) {
-    std::fprintf(stderr,
-                 "usage: wardenctl fleet status | halt --reason TEXT [--terminate] | clear | "
-                 "release GROUP HOST\n");
+    const char* usage = "usage: wardenctl fleet status | halt --reason TEXT [--terminate] | clear | "
+                        "release GROUP HOST";
+    if (out) *out = {{"ok", false}, {"error", usage}, {"usage", true}};
+    std::fprintf(stderr, "%s\n", usage);
     return 2;
   }
   struct ev_loop* loop = ev_default_loop(0);
@@ -68,6 +73,11 @@ int RunFleetCommand(const Config& config, const std::vector<std::string>& args,
       client.Put(mutex_key, value, [&](EtcdResult<EtcdPutResult> r) { got = std::move(r); });
       auto r = Wait(loop, got);
       if (!r) return Fail("fleet halt: " + r.error().message);
+      if (out) {
+        *out = {{"ok", true}, {"halted", true}, {"terminate", terminate}, {"key", mutex_key},
+                {"reason", *reason}, {"revision", r->header.revision}};
+        return 0;
+      }
       std::printf("fleet halted%s: %s = %s (revision %lld)\n",
                   terminate ? " and terminating what runs" : "", mutex_key.c_str(),
                   value.c_str(), static_cast<long long>(r->header.revision));
@@ -80,6 +90,10 @@ int RunFleetCommand(const Config& config, const std::vector<std::string>& args,
     if (!r) return Fail("fleet clear: " + r.error().message);
     const bool deleted = r->responses.size() > 0 && r->responses[0].deleted > 0;
     const bool armed = r->responses.size() > 1 && !r->responses[1].kvs.empty();
+    if (out) {
+      *out = {{"ok", true}, {"cleared", deleted}, {"key", mutex_key}, {"armed", armed}};
+      return 0;
+    }
     std::printf("%s\n", deleted ? ("fleet cleared: " + mutex_key + " deleted").c_str()
                                 : ("fleet was not halted (" + mutex_key + " absent)").c_str());
     if (!armed) {
@@ -126,6 +140,11 @@ int RunFleetCommand(const Config& config, const std::vector<std::string>& args,
       auto d = Wait(loop, del);
       if (!d) return Fail("fleet release: " + d.error().message);
       if (!d->succeeded) return Fail("fleet release: " + h.key + " changed meanwhile; not deleted");
+      if (out) {
+        *out = {{"ok", true}, {"released", h.key}, {"group", group}, {"host", host},
+                {"job", h.job}, {"since", h.since}};
+        return 0;
+      }
       std::printf("released %s (held by %s for %s since %s)\n", h.key.c_str(), host.c_str(),
                   h.job.c_str(), h.since.c_str());
       return 0;
@@ -133,6 +152,23 @@ int RunFleetCommand(const Config& config, const std::vector<std::string>& args,
     return Fail("fleet release: " + host + " holds no slot of " + group);
   }
 
+  if (out) {
+    nlohmann::json held = nlohmann::json::array();
+    for (const auto& [group, kvs] : groups) {
+      for (const auto& h : ParseSlotHolders(slots + group + "/", kvs)) {
+        held.push_back({{"group", group}, {"index", h.index}, {"host", h.host}, {"job", h.job},
+                        {"since", h.since}, {"key", h.key}});
+      }
+    }
+    *out = {{"ok", true},
+            {"endpoint", client.current_endpoint()},
+            {"revision", r->header.revision},
+            {"armed", armed != nullptr},
+            {"mutex", mutex ? "halted" : "clear"},
+            {"reason", mutex ? nlohmann::json(mutex->value) : nlohmann::json()},
+            {"slots", std::move(held)}};
+    return 0;
+  }
   std::printf("etcd      %s (revision %lld)\n", client.current_endpoint().c_str(),
               static_cast<long long>(r->header.revision));
   std::printf("armed     %s\n", armed ? "yes" : ("NO: " + armed_key + " is missing (the etcd "

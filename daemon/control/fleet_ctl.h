@@ -21,14 +21,19 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "daemon/config/config.h"
 
 namespace warden {
 
 // `args` are the words after "fleet". Prints to stdout (results) and stderr
-// (errors). Returns the exit code: 0 done, 1 etcd said no or failed, 2 usage.
+// (errors); with `out`, fills it instead (a JSON object: `ok`, and the
+// result's members or `error`; docs/control.md). Returns the exit code: 0
+// done, 1 etcd said no or failed, 2 usage.
 int RunFleetCommand(const Config& config, const std::vector<std::string>& args,
-                    const std::optional<std::string>& reason, bool terminate = false);
+                    const std::optional<std::string>& reason, bool terminate = false,
+                    nlohmann::json* out = nullptr);
 
 // The value `fleet halt --terminate` writes to <prefix>/mutex.
 std::string TerminateHaltRecord(const std::string& reason);

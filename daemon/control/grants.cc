@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -496,7 +498,8 @@ Expected<std::vector<std::string>> ActionStatements(const Config& config,
 
 class Reporter {
  public:
-  explicit Reporter(const Config& config) : config_(config), client_(config) {}
+  Reporter(const Config& config, std::vector<std::string>* lines)
+      : config_(config), client_(config), lines_(lines) {}
 
   int Run() {
     // Connections in the order checks and actions first use them.
@@ -513,21 +516,44 @@ class Reporter {
       if (a.type && a.type->uses_mysql) add(a.common.connection, Use{nullptr, &a});
     }
     if (order.empty()) {
-      std::printf("grants: no check or action uses MySQL\n");
+      Print("grants: no check or action uses MySQL\n");
       return 0;
     }
     for (const auto& connection : order) Connection(connection, uses[connection]);
     if (problems_ == 0) {
-      std::printf("grants: ok (%zu connection(s))\n", order.size());
+      Print("grants: ok (%zu connection(s))\n", order.size());
       return 0;
     }
-    std::printf("grants: %d problem(s)\n", problems_);
+    Print("grants: %d problem(s)\n", problems_);
     return 1;
   }
 
  private:
+  // A line of the report (a format with or without its newline): to
+  // stdout, or kept in `lines_` (validate --json).
+  __attribute__((format(printf, 2, 3))) void Print(const char* format, ...) {
+    va_list args;
+    va_start(args, format);
+    char* text = nullptr;
+    int n = ::vasprintf(&text, format, args);
+    va_end(args);
+    if (n < 0) return;
+    std::string line(text, static_cast<size_t>(n));
+    std::free(text);
+    if (!lines_) {
+      std::fputs(line.c_str(), stdout);
+      return;
+    }
+    size_t start = 0;
+    for (size_t nl; (nl = line.find('\n', start)) != std::string::npos; start = nl + 1) {
+      lines_->push_back(partial_ + line.substr(start, nl - start));
+      partial_.clear();
+    }
+    partial_ += line.substr(start);
+  }
+
   void Problem(const std::string& line) {
-    std::printf("%s\n", line.c_str());
+    Print("%s\n", line.c_str());
     ++problems_;
   }
 
@@ -574,13 +600,13 @@ class Reporter {
         if (line) {
           grants.Add(*line);
         } else {
-          std::printf("connection %s: note: %s\n", label.c_str(), line.error().c_str());
+          Print("connection %s: note: %s\n", label.c_str(), line.error().c_str());
         }
       }
     }
     std::string roles;
     for (const auto& r : grants.roles()) roles += (roles.empty() ? "" : ", ") + r;
-    std::printf("connection %s: %s on %s; privileges on *.*: %s%s%s\n", label.c_str(),
+    Print("connection %s: %s on %s; privileges on *.*: %s%s%s\n", label.c_str(),
                 user.c_str(), version.c_str(), grants.GlobalList().c_str(),
                 roles.empty() ? "" : ("; roles granted: " + roles).c_str(),
                 role.empty() ? "" : ("; active: " + role).c_str());
@@ -623,12 +649,12 @@ class Reporter {
         return;
       }
       std::string held = needs.empty() ? "" : grants.FirstHeld(needs);
-      std::printf("%sneeds %s%s; note: the check's run failed for another reason — %s\n",
+      Print("%sneeds %s%s; note: the check's run failed for another reason — %s\n",
                   head.c_str(), needs_text.c_str(), held.empty() ? "" : " (granted)",
                   m.error.c_str());
       return;
     }
-    std::printf("%sok — needs %s\n", head.c_str(), needs_text.c_str());
+    Print("%sok — needs %s\n", head.c_str(), needs_text.c_str());
   }
 
   void ReportAction(const ActionConfig& action, const std::string& label,
@@ -636,7 +662,7 @@ class Reporter {
     const std::string head = "action " + action.common.name + " (connection " + label + "): ";
     auto statements = ActionStatements(config_, action);
     if (!statements) {
-      std::printf("%snot verified: %s\n", head.c_str(), statements.error().c_str());
+      Print("%snot verified: %s\n", head.c_str(), statements.error().c_str());
       return;
     }
     std::vector<std::string> ok, unverified;
@@ -656,12 +682,12 @@ class Reporter {
       }
     }
     for (const auto& u : unverified) {
-      std::printf("%snot verified without running it: %s\n", head.c_str(), u.c_str());
+      Print("%snot verified without running it: %s\n", head.c_str(), u.c_str());
     }
     if (!missing && unverified.empty()) {
       std::string list;
       for (const auto& o : ok) list += (list.empty() ? "" : ", ") + o;
-      std::printf("%sok — %s\n", head.c_str(), list.c_str());
+      Print("%sok — %s\n", head.c_str(), list.c_str());
     }
   }
 
@@ -683,12 +709,14 @@ class Reporter {
   const Config& config_;
   Client client_;
   int problems_ = 0;
+  std::vector<std::string>* lines_;   // null: print to stdout
+  std::string partial_;               // a line printed in pieces, so far
 };
 
 }  // namespace
 
-int ReportGrants(const Config& config) {
-  Reporter reporter(config);
+int ReportGrants(const Config& config, std::vector<std::string>* lines) {
+  Reporter reporter(config, lines);
   return reporter.Run();
 }
 

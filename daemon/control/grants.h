@@ -99,6 +99,7 @@ bool IsPrivilegeError(unsigned number);
 // problem as `check NAME (connection X): missing PRIV — server said: ...`.
 // Returns 0 when everything needed is granted (or cannot be known without
 // running an action), 1 when something is missing or a connection fails.
-int ReportGrants(const Config& config);
+// With `lines`, the report's lines go there instead (validate --json).
+int ReportGrants(const Config& config, std::vector<std::string>* lines = nullptr);
 
 }  // namespace warden

@@ -1,10 +1,12 @@
 #include "daemon/ctl/args.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <utility>
 #include <vector>
 
 #include "daemon/ctl/exit_codes.h"
+#include "daemon/ctl/render.h"
 #include "version.h"
 
 namespace warden::ctl {
@@ -17,7 +19,14 @@ int UsageError(const std::string& message) {
   return kExitUsage;
 }
 
-void PrintVersion() { std::printf("wardenctl %s\n", warden::kVersion); }
+void PrintVersion(bool as_json) {
+  if (as_json) {
+    PrintJson({{"ok", true}, {"program", "wardenctl"}, {"version", warden::kVersion},
+               {"build", std::string(warden::kBuildId)}});
+  } else {
+    std::printf("wardenctl %s (build %s)\n", warden::kVersion, warden::kBuildId);
+  }
+}
 
 std::optional<int> ParseArgs(int argc, char** argv, Args& out) {
   // The global options, anywhere; the rest is the command's, parsed by its
@@ -41,7 +50,13 @@ std::optional<int> ParseArgs(int argc, char** argv, Args& out) {
     }
   }
   auto parsed = ParseCommandLine(words);
-  if (!parsed) return UsageError(parsed.error());
+  if (!parsed) {
+    // Asked for JSON: the usage error is JSON too (and the usage on stderr).
+    if (std::find(words.begin(), words.end(), "--json") != words.end()) {
+      PrintJson({{"ok", false}, {"error", parsed.error()}, {"usage", true}});
+    }
+    return UsageError(parsed.error());
+  }
   out.command = std::move(*parsed);
   return std::nullopt;
 }

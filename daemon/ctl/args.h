@@ -26,9 +26,10 @@ std::optional<int> ParseArgs(int argc, char** argv, Args& out);
 
 // The usage text, from the command table.
 void Usage(std::FILE* out);
-// "wardenctl VERSION" and a newline on stdout: the version command and
-// --version, the same version as wardend --version prints.
-void PrintVersion();
+// "wardenctl VERSION (build ID)" and a newline on stdout: the version
+// command and --version, the same version and build as wardend --version
+// prints; `as_json`: version --json.
+void PrintVersion(bool as_json = false);
 
 // Prints "wardenctl: MESSAGE" and the usage to stderr; returns kExitUsage.
 int UsageError(const std::string& message);

@@ -12,10 +12,12 @@
 #include "daemon/base/ini.h"
 #include "daemon/base/options.h"
 #include "daemon/config/config.h"
+#include "daemon/control/command_table.h"
 #include "daemon/control/fleet_ctl.h"
 #include "daemon/control/grants.h"
 #include "daemon/ctl/args.h"
 #include "daemon/ctl/exit_codes.h"
+#include "daemon/ctl/render.h"
 #include "daemon/io/mysql.h"
 
 namespace warden::ctl {
@@ -25,9 +27,48 @@ namespace {
 // or one type's keys from its option table (daemon/base/options.h), the
 // keys every check or action has, and the type's example, which
 // validates as it stands.
+nlohmann::json OptionsJson(std::span<const OptionSpec> table) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& s : table) {
+    nlohmann::json o = {{"key", s.key}, {"syntax", KindName(s)}, {"required", s.required},
+                        {"default", nullptr}, {"help", s.help}};
+    if (s.default_value) o["default"] = s.default_value;
+    if (s.default_note) o["default_note"] = s.default_note;
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
 template <typename Type>
 int HelpOnType(const char* kind, const std::vector<Type>& types, const Type* type,
-               std::span<const OptionSpec> common, const std::string& name) {
+               std::span<const OptionSpec> common, const std::string& name, bool as_json) {
+  if (as_json && (name.empty() || type)) {
+    nlohmann::json out = {{"ok", true}, {"kind", kind}};
+    if (name.empty()) {
+      nlohmann::json list = nlohmann::json::array();
+      for (const auto& t : types) list.push_back({{"name", t.name}, {"summary", t.summary}});
+      out["types"] = std::move(list);
+    } else {
+      nlohmann::json also = nlohmann::json::array();
+      for (const auto& s : common) {
+        const std::string key = s.key;
+        if (key == "connection" && !type->uses_mysql) continue;
+        if constexpr (std::is_same_v<Type, ActionType>) {
+          if (!type->guarded && (key == "cooldown" || key == "budget" || key == "dry_run")) {
+            continue;
+          }
+        }
+        also.push_back(key);
+      }
+      out["type"] = type->name;
+      out["summary"] = type->summary;
+      out["options"] = OptionsJson(type->options);
+      out["common"] = std::move(also);
+      out["example"] = type->example;
+    }
+    PrintJson(std::move(out));
+    return kExitOk;
+  }
   if (name.empty()) {
     std::printf("%s types (wardenctl help %s TYPE: its keys and an example):\n", kind, kind);
     size_t width = 0;
@@ -40,9 +81,9 @@ int HelpOnType(const char* kind, const std::vector<Type>& types, const Type* typ
   if (!type) {
     std::string known;
     for (const auto& t : types) known += (known.empty() ? "" : ", ") + std::string(t.name);
-    std::fprintf(stderr, "wardenctl: no %s type '%s' (known: %s)\n", kind, name.c_str(),
-                 known.c_str());
-    return kExitUsage;
+    return Fail(kExitUsage,
+                std::string("no ") + kind + " type '" + name + "' (known: " + known + ")",
+                as_json);
   }
   std::printf("%s type %s: %s\n\nits keys:\n", kind, type->name, type->summary);
   if (type->options.empty()) std::printf("  none\n");
@@ -63,31 +104,47 @@ int HelpOnType(const char* kind, const std::vector<Type>& types, const Type* typ
 
 }  // namespace
 
-int Help(const std::vector<std::string>& args) {
+int Help(const std::vector<std::string>& args, bool as_json) {
   if (args.empty()) {
-    Usage(stdout);
+    if (!as_json) {
+      Usage(stdout);
+      return kExitOk;
+    }
+    nlohmann::json commands = nlohmann::json::array();
+    for (const auto& c : CommandTable()) {
+      if (!c.help[0]) continue;
+      commands.push_back({{"name", c.name}, {"synopsis", Synopsis(c)}, {"help", c.help}});
+    }
+    PrintJson({{"ok", true}, {"commands", std::move(commands)}});
     return kExitOk;
   }
   if (args.size() > 2 || (args[0] != "check" && args[0] != "action")) {
-    return UsageError("usage: wardenctl help check|action [TYPE]");
+    const char* usage = "usage: wardenctl help check|action [TYPE]";
+    if (as_json) PrintJson({{"ok", false}, {"error", usage}, {"usage", true}});
+    return UsageError(usage);
   }
   const std::string name = args.size() > 1 ? args[1] : "";
   if (args[0] == "check") {
     return HelpOnType("check", CheckTypes(), FindCheckType(name),
-                      CheckCommonOptions(), name);
+                      CheckCommonOptions(), name, as_json);
   }
   return HelpOnType("action", ActionTypes(), FindActionType(name),
-                    ActionCommonOptions(), name);
+                    ActionCommonOptions(), name, as_json);
 }
 
-int Validate(const std::string& path, bool grants) {
+int Validate(const std::string& path, bool grants, bool as_json) {
   Diagnostics diag;
   LoadOptions options;
   auto config = LoadConfig(path, options, diag);
   if (!config) {
+    const std::string summary = path + ": " + std::to_string(diag.errors().size()) + " problem(s)";
+    if (as_json) {
+      PrintJson({{"ok", false}, {"config", path}, {"error", summary}, {"errors", diag.errors()}});
+      return kExitNo;
+    }
     for (const auto& e : diag.errors()) std::printf("%s\n", e.c_str());
-    std::printf("%s: %zu problem(s)\n", path.c_str(), diag.errors().size());
-    return 1;
+    std::printf("%s\n", summary.c_str());
+    return kExitNo;
   }
   std::string mutex = config->mutex.url;
   if (config->mutex.mode == MutexConfig::Mode::kOff) {
@@ -95,6 +152,34 @@ int Validate(const std::string& path, bool grants) {
   } else if (config->mutex.mode == MutexConfig::Mode::kEtcd) {
     mutex = "etcd " + config->mutex.prefix + " on";
     for (const auto& e : config->mutex.etcd.endpoints) mutex += " " + e;
+  }
+  if (as_json) {
+    nlohmann::json out = {{"ok", true},
+                          {"config", path},
+                          {"checks", config->checks.size()},
+                          {"actions", config->actions.size()},
+                          {"jobs", config->jobs.size()},
+                          {"mysql", config->mysql.size()},
+                          {"mutex", mutex},
+                          {"fleet", config->fleet.enabled}};
+    nlohmann::json origins = nlohmann::json::object();
+    for (const auto& [name, m] : config->mysql) {
+      for (const auto& [key, where] : m.origin) origins[name][key] = where;
+    }
+    out["origins"] = std::move(origins);
+    if (grants) {
+      std::vector<std::string> lines;
+      const int code = ReportGrants(*config, &lines);
+      out["grants"] = {{"ok", code == 0}, {"lines", lines}};
+      if (code != 0) {
+        out["ok"] = false;
+        out["error"] = lines.empty() ? "grants: not checked" : lines.back();
+      }
+      PrintJson(std::move(out));
+      return code;
+    }
+    PrintJson(std::move(out));
+    return kExitOk;
   }
   std::printf("%s: ok (%zu checks, %zu actions, %zu jobs, %zu mysql connections, mutex %s%s)\n",
               path.c_str(), config->checks.size(), config->actions.size(),
@@ -113,11 +198,17 @@ int Validate(const std::string& path, bool grants) {
   return grants ? ReportGrants(*config) : 0;
 }
 
-int Fleet(const std::string& config_path, const nlohmann::json& request) {
+int Fleet(const std::string& config_path, const nlohmann::json& request, bool as_json) {
   Diagnostics diag;
   LoadOptions options;
   options.read_secrets = false;
   auto config = LoadConfig(config_path, options, diag);
+  if (!config && as_json) {
+    PrintJson({{"ok", false},
+               {"error", config_path + ": " + std::to_string(diag.errors().size()) + " problem(s)"},
+               {"errors", diag.errors()}});
+    return kExitNo;
+  }
   if (!config) {
     for (const auto& e : diag.errors()) std::fprintf(stderr, "%s\n", e.c_str());
     std::fprintf(stderr, "wardenctl: %s: %zu problem(s)\n", config_path.c_str(),
@@ -127,8 +218,15 @@ int Fleet(const std::string& config_path, const nlohmann::json& request) {
   std::optional<std::string> reason;
   if (request.contains("reason")) reason = request["reason"].get<std::string>();
   const bool terminate = request.value("terminate", false);
-  return RunFleetCommand(*config, request["args"].get<std::vector<std::string>>(), reason,
-                         terminate);
+  if (!as_json) {
+    return RunFleetCommand(*config, request["args"].get<std::vector<std::string>>(), reason,
+                           terminate);
+  }
+  nlohmann::json out;
+  const int code = RunFleetCommand(*config, request["args"].get<std::vector<std::string>>(),
+                                   reason, terminate, &out);
+  PrintJson(std::move(out));
+  return code;
 }
 
 }  // namespace warden::ctl

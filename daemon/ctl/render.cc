@@ -301,20 +301,68 @@ int PrintJobRun(const json& r, bool dry_run) {
   return kExitOk;
 }
 
+// The exit code of a reply, as the text rendering below decides it: 1
+// for a refusal, a check not ok, a dry run the guard would block.
+int ExitCodeOf(const std::string& cmd, const json& r, bool dry_run) {
+  if (!r.value("ok", false)) return kExitNo;
+  if (cmd == "check" && !r.contains("group") && r.value("result", "") != "ok") return kExitNo;
+  if (cmd == "run" && dry_run && !r.value("guard", json::object()).value("allowed", false)) {
+    return kExitNo;
+  }
+  return kExitOk;
+}
+
 }  // namespace
+
+void PrintJson(json out, bool pretty) {
+  out["schema"] = kJsonSchema;
+  std::string text = out.dump(pretty ? 2 : -1, ' ', false, json::error_handler_t::replace);
+  std::printf("%s\n", text.c_str());
+  std::fflush(stdout);
+}
+
+int Fail(int code, const std::string& message, bool as_json) {
+  if (as_json) {
+    PrintJson({{"ok", false}, {"error", message}});
+  } else {
+    std::fprintf(stderr, "wardenctl: %s\n", message.c_str());
+  }
+  return code;
+}
+
+bool RenderFollowed(const json& line, bool first, bool as_json, int& exit_code) {
+  const bool last = line.contains("end") && line.value("ok", true) == false;   // no event has "end"
+  if (last || (first && !line.value("ok", false))) {
+    // The request refused, or the stream's last line: wardend stopping
+    // (3, like a daemon gone), or this follower fell behind (1).
+    exit_code = line.value("end", "") == "stopping" ? kExitUnreachable : kExitNo;
+    if (as_json) {
+      PrintJson(line, false);
+    } else {
+      std::fprintf(stderr, "wardenctl: %s\n", Str(line, "error").c_str());
+    }
+    return false;
+  }
+  if (first) return true;   // {"ok": true, "following": true}
+  if (as_json) {
+    PrintJson({{"ok", true}, {"event", line}}, false);
+  } else {
+    std::printf("%s\n", line.dump(-1, ' ', false, json::error_handler_t::replace).c_str());
+    std::fflush(stdout);
+  }
+  return true;
+}
 
 int RenderReply(const std::string& cmd, const json& r, bool as_json, bool dry_run) {
   const bool ok = r.value("ok", false);
+  if (as_json) {
+    PrintJson(r);
+    return ExitCodeOf(cmd, r, dry_run);
+  }
 
   if (cmd == "status") {
     if (!ok) return Refused(r);
-    if (as_json) {
-      json out = r;
-      out.erase("ok");
-      std::printf("%s\n", out.dump(2).c_str());
-    } else {
-      PrintStatus(r);
-    }
+    PrintStatus(r);
     return kExitOk;
   }
   if (cmd == "events") {

@@ -10,9 +10,26 @@
 
 namespace warden::ctl {
 
+// The version of wardenctl's JSON output (docs/control.md, "JSON
+// output"): members may be added under the same number; one changed or
+// removed raises it.
+constexpr int kJsonSchema = 1;
+
+// Prints `out`, with "schema" added, as one JSON object on stdout:
+// indented (`pretty`), or on one line.
+void PrintJson(nlohmann::json out, bool pretty = true);
+// A failure: as JSON ({"schema", "ok": false, "error": message}) on
+// stdout, else "wardenctl: message" on stderr. Returns `code`.
+int Fail(int code, const std::string& message, bool as_json);
+
 // Prints the reply to the command `cmd` (a refusal goes to stderr) and
-// returns the exit code. `as_json`: `status --json`, the reply as it came;
-// `dry_run`: the request was `run --dry-run`.
+// returns the exit code. `as_json`: the reply as it came, with "schema"
+// (PrintJson), and the same exit code; `dry_run`: the request was
+// `run --dry-run`.
 int RenderReply(const std::string& cmd, const nlohmann::json& reply, bool as_json, bool dry_run);
+
+// `events -f`: one line from wardend (the first is the reply to the
+// request). Returns false when it ends the stream, with `exit_code` set.
+bool RenderFollowed(const nlohmann::json& line, bool first, bool as_json, int& exit_code);
 
 }  // namespace warden::ctl

@@ -1,7 +1,9 @@
 // wardenctl: the command line. `validate`, `fleet` and `help` work without
 // a daemon (local_commands.h); every other command is one request to
 // wardend's control socket (control_client.h), whose reply it prints
-// (render.h). Exit codes: exit_codes.h.
+// (render.h), but `events -f`, which follows a stream of events until
+// interrupted. --json: one JSON object on stdout (render.h, PrintJson).
+// Exit codes: exit_codes.h.
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -32,13 +34,12 @@ int NagiosCheck(const warden::ctl::Args& args, const nlohmann::json& request) {
                   kNagiosUnknown);
   }
   std::string why;
-  auto socket = ctl::FindControlSocket(args.socket_path, args.config_path, args.config_given, &why);
+  auto socket = ctl::FindControlSocket(args.socket_path, args.config_path, args.config_given, why);
   if (!socket) return answer(NagiosUnknown(name, why), kNagiosUnknown);
-  int code = 0;
-  auto reply = ctl::Ask(*socket, request, args.command.spec->timeout_ms, code, &why);
+  auto reply = ctl::Ask(*socket, request, args.command.spec->timeout_ms, why);
   if (!reply) return answer(NagiosUnknown(name, why), kNagiosUnknown);
   std::string line;
-  code = NagiosLine(name, *reply, line);
+  const int code = NagiosLine(name, *reply, line);
   return answer(line, code);
 }
 
@@ -64,11 +65,11 @@ int main(int argc, char** argv) {
   const bool as_json = args.command.local.value("json", false);
   const bool dry_run = request.value("dry_run", false);
 
-  if (cmd == "fleet") return Fleet(args.config_path, request);
-  if (cmd == "validate") return Validate(args.config_path, request.value("grants", false));
-  if (cmd == "help") return Help(request.value("args", std::vector<std::string>()));
+  if (cmd == "fleet") return Fleet(args.config_path, request, as_json);
+  if (cmd == "validate") return Validate(args.config_path, request.value("grants", false), as_json);
+  if (cmd == "help") return Help(request.value("args", std::vector<std::string>()), as_json);
   if (cmd == "version") {
-    PrintVersion();
+    PrintVersion(as_json);
     return kExitOk;
   }
   if (cmd == "check" && args.command.local.value("nagios", false)) {
@@ -78,10 +79,25 @@ int main(int argc, char** argv) {
   if (cmd == "run" && request.value("wait", false) && !dry_run) {
     timeout_ms = 0;   // as long as the action or job takes
   }
-  auto socket = FindControlSocket(args.socket_path, args.config_path, args.config_given);
-  if (!socket) return kExitUnreachable;
-  int code = kExitOk;
-  auto reply = Ask(*socket, request, timeout_ms, code);
-  if (!reply) return code;
+  std::string error;
+  auto socket = FindControlSocket(args.socket_path, args.config_path, args.config_given, error);
+  if (!socket) return Fail(kExitUnreachable, error, as_json);
+  if (cmd == "events" && request.value("follow", false)) {
+    int code = kExitOk;
+    bool first = true;
+    const bool interrupted = FollowLines(
+        *socket, request,
+        [&](const nlohmann::json& line) {
+          const bool more = RenderFollowed(line, first, as_json, code);
+          first = false;
+          return more;
+        },
+        error);
+    if (interrupted) return kExitOk;
+    if (!error.empty()) return Fail(kExitUnreachable, error, as_json);
+    return code;
+  }
+  auto reply = Ask(*socket, request, timeout_ms, error);
+  if (!reply) return Fail(kExitUnreachable, error, as_json);
   return RenderReply(cmd, *reply, as_json, dry_run);
 }

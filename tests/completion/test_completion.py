@@ -177,8 +177,12 @@ class WithoutDaemon(unittest.TestCase):
                 if command in ("check", "run"):
                     words.append("some_name")
                 self.assertEqual(sorted(options), complete(words + ["-"]))
-        self.assertEqual(["--dry-run", "--wait"], complete(["wardenctl", "run", "x", "--"]))
-        self.assertEqual(["--dry-run"], complete(["wardenctl", "run", "x", "--wait", "-"]))
+        self.assertEqual(["--dry-run", "--json", "--wait"],
+                         complete(["wardenctl", "run", "x", "--"]))
+        self.assertEqual(["--dry-run", "--json"], complete(["wardenctl", "run", "x", "--wait", "-"]))
+        # --event and --check of events -f repeat: offered again.
+        self.assertEqual(["--check", "--event", "--json", "-n"],
+                         complete(["wardenctl", "events", "-f", "--event", "a", "-"]))
 
     def test_fleet_subcommands(self):
         subs = sorted(sub for (command, sub) in self.options if command == "fleet")

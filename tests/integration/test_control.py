@@ -74,10 +74,10 @@ class Control(unittest.TestCase):
         daemon = run([WARDEND, "--version"]).stdout
         ctl = run([WARDENCTL, "--version"]).stdout
         command = run([WARDENCTL, "version"]).stdout
-        self.assertRegex(daemon, r"^wardend \d+\.\d+\.\d+\S*\n$")
-        self.assertRegex(ctl, r"^wardenctl \d+\.\d+\.\d+\S*\n$")
+        self.assertRegex(daemon, r"^wardend \d+\.\d+\.\d+\S* \(build \S+\)\n$")
+        self.assertRegex(ctl, r"^wardenctl \d+\.\d+\.\d+\S* \(build \S+\)\n$")
         self.assertEqual(ctl, command)
-        self.assertEqual(daemon.split()[1], ctl.split()[1])
+        self.assertEqual(daemon.split(" ", 1)[1], ctl.split(" ", 1)[1])   # version and build
         # Anywhere on the line, like the other global options; no daemon asked.
         self.assertEqual(run([WARDENCTL, "-s", "/nonexistent/sock", "--version"]).stdout, ctl)
 

@@ -167,11 +167,20 @@ class FleetTest(unittest.TestCase):
             self.assertIn("armed     NO: /warden/armed is missing", p.stdout)
             self.assertIn("mutex     clear", p.stdout)
             self.assertIn("slots     none held", p.stdout)
+            j = json.loads(wd.ctl("fleet", "status", "--json").stdout)
+            self.assertEqual((j["schema"], j["ok"], j["armed"], j["mutex"], j["reason"],
+                              j["slots"]), (1, True, False, "clear", None, []))
+            self.assertGreater(j["revision"], 0)
 
-            p = wd.ctl("fleet", "halt", "--reason", "bad package in the mirror")
+            p = wd.ctl("fleet", "halt", "--reason", "bad package in the mirror", "--json")
             self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            j = json.loads(p.stdout)
+            self.assertEqual((j["halted"], j["key"], j["reason"]),
+                             (True, "/warden/mutex", "bad package in the mirror"))
             self.assertEqual(etcd.get("/warden/mutex"), "bad package in the mirror")
             self.assertIn("HALTED: bad package in the mirror", wd.ctl("fleet", "status").stdout)
+            j = json.loads(wd.ctl("fleet", "status", "--json").stdout)
+            self.assertEqual((j["mutex"], j["reason"]), ("halted", "bad package in the mirror"))
             # A host's job now waits for the halt to clear.
             wd.ctl("run", "upgrade")
             wd.wait_event("job.waiting", reason="halted")
@@ -188,6 +197,11 @@ class FleetTest(unittest.TestCase):
             p = wd.ctl("fleet", "status")
             self.assertIn("armed     yes", p.stdout)
             self.assertRegex(p.stdout, r"slot +chain-b +0 +db-99 +upgrade +since 2026-11-25T03")
+            j = json.loads(wd.ctl("fleet", "status", "--json").stdout)
+            self.assertTrue(j["armed"])
+            self.assertEqual(j["slots"], [{"group": "chain-b", "index": 0, "host": "db-99",
+                                           "job": "upgrade", "since": "2026-11-25T03:00:00.000Z",
+                                           "key": "/warden/slots/chain-b/0"}])
             p = wd.ctl("fleet", "release", "chain-b", "db-99")
             self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
             self.assertIn("released /warden/slots/chain-b/0", p.stdout)
@@ -195,6 +209,11 @@ class FleetTest(unittest.TestCase):
             p = wd.ctl("fleet", "release", "chain-b", "db-99")
             self.assertEqual(p.returncode, 1)
             self.assertIn("holds no slot", p.stderr)
+            p = wd.ctl("fleet", "release", "chain-b", "db-99", "--json")
+            self.assertEqual(p.returncode, 1)
+            j = json.loads(p.stdout)
+            self.assertEqual((j["schema"], j["ok"]), (1, False))
+            self.assertIn("holds no slot", j["error"])
             self.assertEqual(wd.ctl("fleet", "halt").returncode, 2)
             self.assertEqual(wd.ctl("fleet", "frobnicate").returncode, 2)
 
@@ -206,6 +225,9 @@ class FleetTest(unittest.TestCase):
             p = wd.ctl("fleet", "status")
             self.assertEqual(p.returncode, 1)
             self.assertIn("wardenctl: fleet status: etcd http://127.0.0.1:", p.stderr)
+            p = wd.ctl("fleet", "status", "--json")
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("fleet status: etcd http://127.0.0.1:", json.loads(p.stdout)["error"])
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 user, the exact lines for what it lacks, then the grants that fix it (one of
 them through a role), a wrong password and a server that is not there."""
 
+import json
 import unittest
 
 from harness import MariaDB, Wardend, free_port
@@ -123,6 +124,14 @@ class Grants(unittest.TestCase):
         self.assertIn("action warm " + HEAD + "not verified without running it: statement 1 "
                       "(SELECT): SELECT needs SELECT on the tables it names", out)
         self.assertTrue(out.rstrip().endswith("grants: 5 problem(s)"), out)
+        # --json: the same report, line by line, and its verdict.
+        p = self.wd.ctl("validate", "--grants", "--json", timeout=120)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        j = json.loads(p.stdout)
+        self.assertEqual((j["schema"], j["ok"], j["grants"]["ok"]), (1, False, False))
+        self.assertEqual(j["error"], "grants: 5 problem(s)")
+        self.assertEqual(problems("\n".join(j["grants"]["lines"])), problems(out))
+        self.assertEqual((j["checks"], j["actions"]), (5, 4))
 
         # The monitor privilege through a role that is granted but not active
         # at login: still missing, and the line says why.

@@ -1,5 +1,6 @@
 """Hostile control-socket clients: random bytes, a 10 MB line, 500
-connections at once, clients that send requests and never read the replies.
+connections at once, clients that send requests and never read the replies,
+an `events -f` follower that never reads.
 The daemon keeps serving everyone else, keeps its cadence, and its memory
 stays flat."""
 
@@ -14,7 +15,11 @@ import unittest
 from harness import Wardend, base_config, rss_margin_kb, slack
 from hostile import Ticks, rss_kb, timed
 
-CONFIG = base_config("itest-hostile-ctl", mutex_off=True)
+CONFIG = base_config("itest-hostile-ctl", mutex_off=True) + """
+[action fix]
+type    = exec
+command = /bin/true
+"""
 
 RSS_MARGIN_KB = rss_margin_kb(20 * 1024)
 MAX_GAP = 1.8
@@ -198,6 +203,47 @@ class HostileControl(unittest.TestCase):
         for s in clients:
             s.close()
         self.assert_still_serving()
+
+    def test_event_follower_that_never_reads(self):
+        # `events -f` that never reads while events pour in: wardend pushes
+        # without waiting, ends that stream once its buffer is full (a last
+        # line says so), and keeps its cadence and its other clients.
+        stuck = self.connect()
+        stuck.sendall(b'{"cmd":"events","follow":true}\n')
+        deadline = time.monotonic() + 20
+        while "wardenctl events -f by" not in self.wd.log():
+            self.assertLess(time.monotonic(), deadline, self.wd.log())
+            time.sleep(0.05)
+        # Events quickly: with the host paused for a 1 KB reason, each run
+        # of fix is an action.blocked event that quotes it; pipelined.
+        p = self.wd.ctl("pause", "--reason", "x" * 1000, "--for", "1h")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        gen = self.connect()
+        runs, start = 0, time.monotonic()
+        while "stream to" not in self.wd.log():
+            self.assertLess(time.monotonic() - start, 60, "the stuck follower was never ended")
+            gen.sendall(b'{"cmd":"run","name":"fix"}\n' * 16)
+            replies = read_lines(gen, want=16)
+            self.assertEqual(len(replies), 16)
+            self.assertEqual({r.get("blocked") for r in replies}, {"paused"}, replies)
+            runs += 16
+        print("follower ended after %d blocked runs in %.1f s" % (runs, time.monotonic() - start))
+        gen.close()
+        self.assert_still_serving()
+        lines = read_lines(stuck)   # what it was sent, then the last line, then EOF
+        stuck.close()
+        self.assertEqual(lines[0], {"ok": True, "following": True})
+        last = lines[-1]
+        self.assertEqual(last["end"], "behind", last)
+        self.assertIn("fell behind", last["error"])
+        self.assertGreater(last["not_sent"], 0)
+        events = lines[1:-1]
+        self.assertGreater(len(events), 10)
+        seqs = [e["seq"] for e in events]
+        self.assertEqual(seqs, list(range(seqs[0], seqs[0] + len(seqs))),
+                         "the events sent are not one run without a gap")
+        self.assert_still_serving()
+        self.assert_cadence_and_memory()
 
 
 if __name__ == "__main__":

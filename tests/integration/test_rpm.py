@@ -192,7 +192,15 @@ class RpmPackage(unittest.TestCase):
                     f.write(payload[name][1])
                 os.chmod(path, 0o755)
             version = run([os.path.join(d, "wardend"), "--version"]).stdout
-            self.assertEqual("wardend %s\n" % project_version(), version)
+            # Built from a tarball, with the build id of the tree it was
+            # made from (scripts/rpm): its commit.
+            m = re.match(r"^wardend %s \(build (\S+)\)\n$" % re.escape(project_version()),
+                         version)
+            self.assertTrue(m, version)
+            head = subprocess.run(["git", "-C", SOURCE_DIR, "rev-parse", "--short", "HEAD"],
+                                  capture_output=True, text=True)
+            if head.returncode == 0:
+                self.assertEqual(m.group(1).replace("-dirty", ""), head.stdout.strip())
             config = os.path.join(d, "warden.ini")
             fd = os.open(config, os.O_WRONLY | os.O_CREAT, 0o600)
             with os.fdopen(fd, "w") as f:

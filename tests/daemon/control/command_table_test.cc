@@ -141,7 +141,7 @@ TEST_CASE("commands: members of the wrong type or missing are refused before the
     const char* error;
   };
   for (const auto& c : std::vector<Case>{
-           {{{"cmd", "run"}}, "run needs NAME (usage: run NAME [--dry-run] [--wait])"},
+           {{{"cmd", "run"}}, "run needs NAME (usage: run NAME [--dry-run] [--wait] [--json])"},
            {{{"cmd", "run"}, {"name", ""}}, "run needs NAME"},
            {{{"cmd", "run"}, {"name", 3}}, "run: 'name' must be a string"},
            {{{"cmd", "run"}, {"name", "x"}, {"wait", "yes"}}, "run: 'wait' must be true or false"},
@@ -149,6 +149,11 @@ TEST_CASE("commands: members of the wrong type or missing are refused before the
            {{{"cmd", "events"}, {"n", 1.5}}, "events: 'n' must be a non-negative integer"},
            {{{"cmd", "pause"}}, "pause needs --reason TEXT"},
            {{{"cmd", "check"}, {"name", json::array()}}, "check: 'name' must be a string"},
+           {{{"cmd", "events"}, {"event", "pause.*"}},
+            "events: 'event' must be an array of non-empty strings"},
+           {{{"cmd", "events"}, {"check", {"a", ""}}},
+            "events: 'check' must be an array of non-empty strings"},
+           {{{"cmd", "events"}, {"follow", 1}}, "events: 'follow' must be true or false"},
        }) {
     json a = Ask(target, c.request);
     INFO(c.request.dump());
@@ -176,6 +181,15 @@ TEST_CASE("commands: wardenctl's words become the request its row describes",
   auto events = ParseCommandLine({"events", "-n", "5"});
   REQUIRE(events.ok());
   CHECK(events->request["n"] == 5);
+  // --event and --check repeat, and each takes a comma list.
+  auto follow = ParseCommandLine({"events", "-f", "--event", "pause.*, check.state", "--check",
+                                  "lag", "--event", "job.fail", "--json"});
+  REQUIRE(follow.ok());
+  CHECK(follow->request == json{{"cmd", "events"},
+                                {"follow", true},
+                                {"event", {"pause.*", "check.state", "job.fail"}},
+                                {"check", {"lag"}}});
+  CHECK(follow->local == json{{"json", true}});
 
   auto fleet = ParseCommandLine({"fleet", "halt", "--reason", "upgrade window"});
   REQUIRE(fleet.ok());
@@ -210,7 +224,7 @@ TEST_CASE("commands: wardenctl's usage errors say what is wrong", "[control][com
            {{"ping"}, "unknown command 'ping'"},   // the socket's, not wardenctl's
            {{"status", "--grants"}, "an option does not apply to 'status': --grants"},
            {{"status", "--bogus"}, "unknown option '--bogus'"},
-           {{"status", "extra"}, "usage: wardenctl status [--json]"},
+           {{"status", "extra"}, "usage: wardenctl status [--group G] [--json]"},
            {{"check"}, "usage: wardenctl check [NAME] [--group G]"},
            {{"check", "a", "b"}, "usage: wardenctl check [NAME] [--group G]"},
            {{"check", "--group"}, "--group needs G"},
@@ -223,7 +237,10 @@ TEST_CASE("commands: wardenctl's usage errors say what is wrong", "[control][com
            {{"events", "-n", "-3"}, "-n needs a number >= 0"},
            {{"pause"}, "pause needs --reason TEXT"},
            {{"pause", "--reason", ""}, "pause needs --reason TEXT"},
-           {{"fleet"}, "usage: wardenctl fleet status |"},
+           {{"fleet"}, "usage: wardenctl fleet status [--json] |"},
+           {{"events", "--event"}, "--event needs TYPE"},
+           {{"events", "-f", "--event", "a,,b"}, "--event needs TYPE (an empty name in 'a,,b')"},
+           {{"events", "-f", "--check", ""}, "--check needs NAME"},
        }) {
     auto p = ParseCommandLine(c.words);
     std::string said;
@@ -231,6 +248,30 @@ TEST_CASE("commands: wardenctl's usage errors say what is wrong", "[control][com
     INFO(said);
     REQUIRE_FALSE(p.ok());
     CHECK_THAT(p.error(), Catch::StartsWith(c.error));
+  }
+}
+
+TEST_CASE("commands: every command that prints takes --json, wardenctl's own option",
+          "[control][commands]") {
+  for (const auto& spec : CommandTable()) {
+    const std::string name = spec.name;
+    INFO(name);
+    if (name == "ping") continue;   // the socket's, not wardenctl's
+    auto words = std::vector<std::string>{name};
+    if (name == "fleet") words.push_back("status");
+    for (const auto& p : spec.params) {
+      if (p.required && p.kind == CommandParam::Kind::kName) words.push_back("x");
+      if (p.required && p.kind == CommandParam::Kind::kText) {
+        words.push_back(p.option);
+        words.push_back("x");
+      }
+    }
+    if (name == "check") words.push_back("x");
+    words.push_back("--json");
+    auto parsed = ParseCommandLine(words);
+    REQUIRE(parsed.ok());
+    CHECK(parsed->local == json{{"json", true}});
+    CHECK_FALSE(parsed->request.contains("json"));
   }
 }
 

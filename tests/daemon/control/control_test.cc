@@ -115,6 +115,29 @@ TEST_CASE("LastLines returns the latest complete lines", "[control]") {
   CHECK(LastLines(dir / "events.jsonl", 0).empty());
 }
 
+TEST_CASE("EventFilter: types, prefixes and checks", "[control]") {
+  const json start = {{"event", "pause.start"}, {"scope", "host"}};
+  const json state = {{"event", "check.state"}, {"check", "lag"}};
+  const json fired = {{"event", "action.start"}, {"check", "lag"}, {"action", "fix"}};
+  const json other = {{"event", "check.state"}, {"check", "disk"}};
+  CHECK(EventFilter{}.Matches(start));   // no filter: everything
+  EventFilter prefix{{"pause.*"}, {}};
+  CHECK(prefix.Matches(start));
+  CHECK_FALSE(prefix.Matches(state));
+  CHECK_FALSE(EventFilter({{"pause."}, {}}).Matches(start));   // without '*': the whole name
+  CHECK(EventFilter({{"*"}, {}}).Matches(state));
+  CHECK_FALSE(EventFilter({{"pause.start.*"}, {}}).Matches(start));
+  EventFilter lag{{}, {"lag"}};
+  CHECK(lag.Matches(state));
+  CHECK(lag.Matches(fired));
+  CHECK_FALSE(lag.Matches(other));
+  CHECK_FALSE(lag.Matches(start));   // no check member
+  EventFilter both{{"check.state", "check.disabled"}, {"lag", "disk"}};
+  CHECK(both.Matches(state));
+  CHECK(both.Matches(other));
+  CHECK_FALSE(both.Matches(fired));
+}
+
 namespace {
 
 // A server on its own loop, driven by the test between client calls.
@@ -124,18 +147,27 @@ struct Fixture {
   std::vector<json> seen;
   std::vector<unsigned> iterations;   // the loop iteration of each request
   std::vector<ControlServer::Reply> held;   // requests answered later ("slow")
+  std::vector<std::shared_ptr<ControlServer::Stream>> streams;   // "follow" requests
   std::unique_ptr<ControlServer> server;
 
-  explicit Fixture(double idle = 10.0) {
+  explicit Fixture(double idle = 10.0, size_t stream_backlog = 256 * 1024) {
     ControlServer::Options o;
     o.path = dir / "ctl.sock";
     o.idle_timeout = idle;
+    o.max_stream_backlog = stream_backlog;
     server = std::make_unique<ControlServer>(
         loop, o, [this](const json& req, const Peer& peer, Access access, ControlServer::Reply r) {
           seen.push_back(req);
           iterations.push_back(ev_iteration(loop));
           if (req["cmd"] == "slow") {
             held.push_back(std::move(r));
+            return;
+          }
+          if (req["cmd"] == "follow") {
+            auto stream = r.OpenStream({{"ok", true}, {"following", true}});
+            REQUIRE(stream);
+            CHECK_FALSE(r.OpenStream({{"ok", true}}));   // once only
+            streams.push_back(std::move(stream));
             return;
           }
           r({{"ok", true}, {"echo", req}, {"uid", peer.uid}, {"access", AccessName(access)}});
@@ -326,6 +358,94 @@ TEST_CASE("control server: many pipelining clients share each loop iteration", "
   for (const auto& [it, n] : per_iteration) most = std::max(most, n);
   CHECK(most <= 32);
   CHECK(per_iteration.size() >= 5);
+}
+
+TEST_CASE("control server: a stream pushes lines until its client goes", "[control]") {
+  Fixture f;
+  REQUIRE(f.server->Start().ok());
+  int fd = f.Connect();
+  f.Send(fd, "{\"cmd\":\"follow\"}\n{\"cmd\":\"ignored\"}\n");
+  auto first = f.Read(fd);
+  REQUIRE(first);
+  CHECK((*first)["following"] == true);
+  REQUIRE(f.streams.size() == 1);
+  auto& stream = f.streams[0];
+  CHECK(stream->open());
+  for (int i = 1; i <= 3; ++i) CHECK(stream->Push({{"seq", i}}));
+  for (int i = 1; i <= 3; ++i) {
+    auto line = f.Read(fd);
+    REQUIRE(line);
+    CHECK((*line)["seq"] == i);
+  }
+  // What the client sends on a stream is read and not served.
+  f.Send(fd, "{\"cmd\":\"status\"}\n");
+  CHECK_FALSE(f.Read(fd, 0.3));
+  CHECK(f.seen.size() == 1);
+  // A reply made without a server cannot stream.
+  ControlServer::Reply plain = [](json) {};
+  CHECK_FALSE(plain.OpenStream({}));
+
+  ::close(fd);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (stream->open() && std::chrono::steady_clock::now() < deadline) {
+    ev_run(f.loop, EVRUN_NOWAIT);
+    ::usleep(1000);
+  }
+  CHECK_FALSE(stream->open());
+  CHECK_FALSE(stream->Push({{"seq", 4}}));
+  CHECK(f.server->clients() == 0);
+}
+
+TEST_CASE("control server: a stream that falls behind is ended with a last line, never "
+          "waited for",
+          "[control]") {
+  Fixture f(10.0, 8 * 1024);
+  REQUIRE(f.server->Start().ok());
+  int fd = f.Connect();
+  f.Send(fd, "{\"cmd\":\"follow\"}\n");
+  REQUIRE(f.Read(fd));
+  REQUIRE(f.streams.size() == 1);
+  auto& stream = f.streams[0];
+  // The client reads nothing: the kernel's buffer fills, then the
+  // server's; a push never blocks, and the one past the bound ends it.
+  const std::string filler(500, 'x');
+  int pushed = 0;
+  auto start = std::chrono::steady_clock::now();
+  while (stream->Push({{"seq", pushed + 1}, {"filler", filler}})) {
+    ++pushed;
+    REQUIRE(pushed < 100'000);
+  }
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(5));
+  CHECK_FALSE(stream->open());
+  CHECK_FALSE(stream->Push({{"seq", 0}}));
+  // Now it reads: a run of whole lines from the first, then the last line.
+  std::vector<json> lines;
+  while (auto line = f.Read(fd, 5)) lines.push_back(*line);
+  REQUIRE(lines.size() >= 2);
+  const json& last = lines.back();
+  CHECK(last["ok"] == false);
+  CHECK(last["end"] == "behind");
+  CHECK_THAT(last["error"].get<std::string>(), Catch::Contains("fell behind"));
+  const int got = static_cast<int>(lines.size()) - 1;
+  for (int i = 0; i < got; ++i) CHECK(lines[static_cast<size_t>(i)]["seq"] == i + 1);
+  CHECK(last["not_sent"] == pushed + 1 - got);
+  CHECK(f.Closed(fd));
+}
+
+TEST_CASE("control server: a stream open when the server stops hears so", "[control]") {
+  Fixture f;
+  REQUIRE(f.server->Start().ok());
+  int fd = f.Connect();
+  f.Send(fd, "{\"cmd\":\"follow\"}\n");
+  REQUIRE(f.Read(fd));
+  REQUIRE(f.streams.size() == 1);
+  f.server->Stop();
+  auto last = f.Read(fd);
+  REQUIRE(last);
+  CHECK(last->value("end", "") == "stopping");
+  CHECK_FALSE(f.streams[0]->open());
+  CHECK_FALSE(f.streams[0]->Push({{"seq", 1}}));
+  ::close(fd);
 }
 
 TEST_CASE("control server: a half-sent request times out with an error", "[control]") {

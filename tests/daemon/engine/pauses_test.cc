@@ -217,3 +217,41 @@ TEST_CASE("pauses: a window's pause sits beside the operator's of the same scope
   CHECK(set.Remove(kHost, "backup"));
   CHECK(set.empty());
 }
+
+TEST_CASE("guard: overlapping pauses block in turn until the last one has passed",
+          "[pauses][guard]") {
+  // The action's own pause (2 s), a check's (5 s, for what that check
+  // fires) and the action's group's (8 s), all at once: as each expires
+  // the next one names the block (action before check before group), and
+  // the action goes through once none is left, with no command between.
+  FakeTime t;
+  Guard g(nullptr, t);
+  g.SetGroups({{"failover", {"replication"}}});
+  const std::int64_t start = t.WallMs();
+  g.pauses().Set(Make({PauseScope::Kind::kAction, "failover"}, "own", start, start + 2000));
+  g.pauses().Set(Make({PauseScope::Kind::kCheck, "lag"}, "check", start, start + 5000));
+  g.pauses().Set(Make(kRepl, "group", start, start + 8000));
+  std::vector<std::string> ended;
+  g.SetOnExpired([&](std::vector<Pause> gone) {
+    for (const auto& p : gone) ended.push_back(p.reason);
+  });
+  // What blocks `failover` fired by `check`, `at` ms after the start.
+  auto blocking = [&](std::int64_t at, const std::string& check = "lag") {
+    t.Advance(std::chrono::milliseconds(start + at - t.WallMs()));
+    GuardDecision d = Ask(g, Common("failover"), check);
+    if (d.allowed) return std::string("allowed");
+    return d.detail.substr(d.detail.rfind(": ") + 2);
+  };
+  CHECK(blocking(0) == "own");
+  CHECK(blocking(1999) == "own");
+  CHECK(blocking(2000) == "check");
+  CHECK(ended == std::vector<std::string>{"own"});
+  CHECK(blocking(2000, "") == "group");   // fired otherwise: the check's pause is not its
+  CHECK(blocking(4999) == "check");
+  CHECK(blocking(5000) == "group");
+  CHECK(blocking(7999) == "group");
+  CHECK(ended == std::vector<std::string>{"own", "check"});
+  CHECK(blocking(8000) == "allowed");
+  CHECK(ended == std::vector<std::string>{"own", "check", "group"});
+  CHECK(g.pauses().empty());
+}
