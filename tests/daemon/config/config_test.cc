@@ -895,6 +895,7 @@ rollback_interrupted = no
   size_t cycles = 0;
   for (const auto& e : l.errors) cycles += e.find("makes a cycle") != std::string::npos;
   CHECK(cycles == 1);
+}
 
 TEST_CASE("a nagios check may fire on_warn and on_crit without thresholds", "[config]") {
   TempDir dir;
