@@ -286,6 +286,8 @@ int PrintJobRun(const json& r, bool dry_run) {
 
 }  // namespace
 
+void PrintStatusText(const json& status) { PrintStatus(status); }
+
 int RenderReply(const std::string& cmd, const json& r, bool as_json, bool dry_run) {
   const bool ok = r.value("ok", false);
 

@@ -15,4 +15,8 @@ namespace warden::ctl {
 // `dry_run`: the request was `run --dry-run`.
 int RenderReply(const std::string& cmd, const nlohmann::json& reply, bool as_json, bool dry_run);
 
+// What `status` prints for wardend's status reply, on stdout (wardenctl
+// top redraws it).
+void PrintStatusText(const nlohmann::json& status);
+
 }  // namespace warden::ctl

@@ -14,6 +14,7 @@
 #include "daemon/ctl/exit_codes.h"
 #include "daemon/ctl/local_commands.h"
 #include "daemon/ctl/render.h"
+#include "daemon/ctl/top.h"
 #include "daemon/io/mysql.h"
 
 int main(int argc, char** argv) {
@@ -40,6 +41,7 @@ int main(int argc, char** argv) {
   }
   auto socket = FindControlSocket(args.socket_path, args.config_path, args.config_given);
   if (!socket) return kExitUnreachable;
+  if (cmd == "top") return Top(*socket, request);
   int code = kExitOk;
   auto reply = Ask(*socket, request, timeout_ms, code);
   if (!reply) return code;
