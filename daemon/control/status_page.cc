@@ -85,7 +85,11 @@ std::string Text(std::string_view s) {
   return HtmlEscape(s.substr(0, cut)) + "\xE2\x80\xA6";   // …
 }
 
-std::string Field(const json& j, const char* key) { return Text(Str(j, key)); }
+std::string Field(const json& j, const char* key) {
+  const json& v = Member(j, key);
+  if (v.is_string()) return Text(v.get_ref<const std::string&>());   // no copy first
+  return v.is_null() ? std::string() : Text(v.dump());
+}
 
 // "2026-11-25T17:02:44.854Z" -> ms since the epoch; nullopt if not one.
 std::optional<std::int64_t> ParseTime(const std::string& t) {
@@ -212,29 +216,38 @@ void Facts(std::string& o, const json& s, std::int64_t now_ms) {
                                       : Badge("st-crit", "NOT CONNECTED")) +
          " backlog " + Field(f, "backlog_events") + " events</div>";
   }
-  for (const char* problem : {"state_save_error", "state_error", "control_error",
-                              "metrics_error", "metrics_textfile_error"}) {
-    if (s.contains(problem)) {
-      o += "<div>" + std::string(problem) + "</div><div>" + Badge("st-error", "ERROR") + " " +
-           Field(s, problem) + "</div>";
-    }
+  // The daemon's own problems: a file it cannot write, an endpoint it cannot serve.
+  const std::pair<const json*, const char*> problems[] = {
+      {&events, "file_error"},        {&Member(s, "jobs"), "journal_error"},
+      {&s, "state_save_error"},       {&s, "state_error"},
+      {&s, "control_error"},          {&s, "metrics_error"},
+      {&s, "metrics_textfile_error"}};
+  for (const auto& [where, problem] : problems) {
+    if (Str(*where, problem).empty()) continue;
+    const std::string label = where == &events ? "events_file_error" : problem;
+    o += "<div>" + label + "</div><div>" + Badge("st-error", "ERROR") + " " +
+         Field(*where, problem) + "</div>";
   }
   o += "</div></section>";
 }
 
 void Checks(std::string& o, const json& s, std::int64_t now_ms) {
-  const json& all = Items(s, "checks");
-  std::vector<const json*> checks;
-  for (const auto& c : all) checks.push_back(&c);
-  std::stable_sort(checks.begin(), checks.end(), [](const json* a, const json* b) {
-    const int ra = Rank(Str(*a, "state")), rb = Rank(Str(*b, "state"));
-    return ra != rb ? ra < rb : Str(*a, "name") < Str(*b, "name");
+  struct Row {
+    int rank;
+    std::string name;
+    const json* check;
+  };
+  std::vector<Row> rows;
+  for (const auto& c : Items(s, "checks")) rows.push_back({Rank(Str(c, "state")), Str(c, "name"), &c});
+  std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) {
+    return a.rank != b.rank ? a.rank < b.rank : a.name < b.name;
   });
-  o += "<section><h2>Checks (" + std::to_string(checks.size()) + ")</h2>";
+  o.reserve(o.size() + rows.size() * 600);
+  o += "<section><h2>Checks (" + std::to_string(rows.size()) + ")</h2>";
   o += "<table id=\"checks\"><thead><tr><th>check</th><th>state</th><th>value</th>"
        "<th>threshold</th><th>since</th><th>last run</th><th>last error</th></tr></thead><tbody>";
-  for (const json* cp : checks) {
-    const json& c = *cp;
+  for (const Row& row : rows) {
+    const json& c = *row.check;
     const std::string state = Str(c, "state");
     std::string threshold;
     if (!Str(c, "warn").empty()) threshold += "warn " + Field(c, "warn");
@@ -250,7 +263,7 @@ void Checks(std::string& o, const json& s, std::int64_t now_ms) {
          When(c, "last_run", now_ms) +
          "</td><td class=\"err\">" + Field(c, "last_error") + "</td></tr>";
   }
-  if (checks.empty()) o += "<tr><td colspan=\"7\" class=\"none\">no checks</td></tr>";
+  if (rows.empty()) o += "<tr><td colspan=\"7\" class=\"none\">no checks</td></tr>";
   o += "</tbody></table></section>";
 }
 

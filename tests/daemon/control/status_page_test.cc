@@ -38,6 +38,8 @@ json Sample() {
        })},
       {"pause", {{"paused", true}, {"reason", "<b>upgrade</b>"}, {"by", "root"}, {"no_expiry", true}}},
       {"halt", {{"halted", false}, {"reason", ""}}},
+      {"events", {{"file_error", "events.jsonl: No space left on device"}}},
+      {"state_save_error", "state.json: <read-only>"},
       {"mutex", {{"state", "clear"}, {"reason", "ok"}}},
       {"jobs", {{"running", {{"job", "failover"}, {"phase", "running"}, {"step", "promote"},
                              {"step_index", 2}, {"steps", 3}, {"elapsed_ms", 125000},
@@ -80,6 +82,9 @@ TEST_CASE("status page: checks bad-first, every value escaped, the facts shown",
                   "onerror=alert(1)&gt;") != std::string::npos);
   CHECK(page.find("&lt;b&gt;upgrade&lt;/b&gt;") != std::string::npos);
   CHECK(page.find("NO EXPIRY") != std::string::npos);
+  CHECK(page.find("<div>events_file_error</div><div><span class=\"badge st-error\">ERROR</span> "
+                  "events.jsonl: No space left on device</div>") != std::string::npos);
+  CHECK(page.find("state.json: &lt;read-only&gt;") != std::string::npos);
   // State as colour and as a word.
   CHECK(page.find("<span class=\"badge st-crit\">crit</span>") != std::string::npos);
   CHECK(page.find("warn &gt; 5") != std::string::npos);
