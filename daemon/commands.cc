@@ -509,6 +509,9 @@ json ControlCommands::StatusJson() const {
                       {"runs", s.runs},
                       {"overruns", s.overruns},
                       {"running", s.in_flight}});
+    json& one = checks.back();
+    one["warn"] = cc && cc->rules.warn ? json(cc->rules.warn->ToString()) : json(nullptr);
+    one["crit"] = cc && cc->rules.crit ? json(cc->rules.crit->ToString()) : json(nullptr);
   }
   j["checks"] = std::move(checks);
   json actions = json::array();

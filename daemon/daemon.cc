@@ -228,6 +228,13 @@ Status Daemon::Start() {
   if (c.metrics.enabled) {
     metrics_ = std::make_unique<MetricsExporter>(loop_, c.metrics, writer_.get(),
                                                  [this] { return RenderMetricsPage(); });
+    // The status page: status --json's data and the last events.
+    metrics_->ServeStatus([this] {
+      nlohmann::json j = commands_->StatusJson();
+      j.erase("ok");
+      j["recent_events"] = recent_events_.ToJson();
+      return j;
+    });
     if (Status ms = metrics_->Start(); !ms.ok()) {
       metrics_error_ = ms.message();
       spdlog::error("metrics endpoint not served: {}", metrics_error_);
@@ -238,6 +245,7 @@ Status Daemon::Start() {
   events_->Subscribe([this](const nlohmann::json& e) {
     const std::string name = e.value("event", "");
     if (commands_) commands_->OnEvent(e);
+    recent_events_.Add(e);
     if (metrics_) metrics_->Changed();
     // Budget and cooldown must survive kill -9: saved when they change.
     // Check states are saved within kStateDebounce of a change: with many
@@ -656,6 +664,17 @@ void Daemon::ReapRetired() {
 
 namespace {
 
+// A URL as status shows it (wardenctl status, the status page): a
+// user:password@ in it becomes ****@.
+std::string WithoutUserinfo(const std::string& url) {
+  const size_t scheme = url.find("://");
+  const size_t from = scheme == std::string::npos ? 0 : scheme + 3;
+  const size_t at = url.find('@', from);
+  const size_t path = url.find('/', from);
+  if (at == std::string::npos || (path != std::string::npos && path < at)) return url;
+  return url.substr(0, from) + "****" + url.substr(at);
+}
+
 bool SameMutex(const MutexConfig& a, const MutexConfig& b) {
   return a.mode == b.mode && a.url == b.url && a.timeout == b.timeout && a.cache == b.cache &&
          a.poll == b.poll && a.token == b.token && a.ca_file == b.ca_file && a.etcd == b.etcd &&
@@ -694,10 +713,12 @@ void Daemon::AddHealth(nlohmann::json& j) const {
   }
   if (c.mutex.mode == MutexConfig::Mode::kEtcd) {
     mutex["backend"] = "etcd";
-    mutex["endpoints"] = c.mutex.etcd.endpoints;
+    json endpoints = json::array();
+    for (const auto& e : c.mutex.etcd.endpoints) endpoints.push_back(WithoutUserinfo(e));
+    mutex["endpoints"] = std::move(endpoints);
     mutex["prefix"] = c.mutex.prefix;
   } else {
-    mutex["url"] = c.mutex.url;
+    mutex["url"] = WithoutUserinfo(c.mutex.url);
   }
   j["mutex"] = std::move(mutex);
   j["events"] = {{"file", c.EventsPath()}, {"last_seq", events_->last_seq()}};
@@ -794,7 +815,7 @@ nlohmann::json Daemon::Reload(const std::string& trigger) {
   const MetricsConfig& nm = n.metrics;
   const MetricsConfig& om = old->metrics;
   if (nm.enabled != om.enabled || nm.listen != om.listen || nm.textfile != om.textfile ||
-      nm.interval != om.interval) {
+      nm.interval != om.interval || nm.status_page != om.status_page) {
     restart.push_back("[metrics]");
   }
   if (n.fleet.enabled != old->fleet.enabled || n.fleet.prefix != old->fleet.prefix ||

@@ -18,6 +18,7 @@
 #include "daemon/base/status.h"
 #include "daemon/commands.h"
 #include "daemon/config/config.h"
+#include "daemon/control/status_page.h"
 #include "daemon/engine/pauses.h"
 
 struct ev_loop;
@@ -158,6 +159,7 @@ class Daemon final : private DaemonControl {
   // [metrics]: the Prometheus endpoint and textfile (daemon/control/metrics.h).
   std::unique_ptr<MetricsExporter> metrics_;   // null without [metrics]
   std::string metrics_error_;                  // the endpoint could not be served
+  RecentEvents recent_events_;                 // the status page's last events
   std::unique_ptr<StateFile> state_file_;
   std::unique_ptr<PersistedState> state_;
   bool state_saved_ = true;                    // the last save worked

@@ -32,6 +32,7 @@ void LoadMetricsSection(const RawSection& s, MetricsConfig& c, Diagnostics& diag
     if (v->count() < 1000) r.Error(*r.Find("interval"), "interval must be at least 1s");
     else c.interval = *v;
   }
+  if (auto v = r.GetBool("status_page")) c.status_page = *v;
   if (!r.Has("listen") && !r.Has("textfile")) {
     r.Error("[metrics] needs listen = host:port, textfile = /path, or both");
   }

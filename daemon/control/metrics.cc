@@ -11,6 +11,8 @@
 #include <set>
 
 #include "daemon/base/atomic_file.h"
+#include "daemon/base/wall_time.h"
+#include "daemon/control/status_page.h"
 #include "daemon/engine/executor.h"
 #include "daemon/engine/guard.h"
 #include "daemon/engine/scheduler.h"
@@ -387,21 +389,53 @@ std::shared_ptr<const std::string> MetricsExporter::Page() {
   return page_;
 }
 
+void MetricsExporter::StatusPages() {
+  const double now = ev_now(loop_);
+  if (status_json_ && status_html_ && now - status_at_ < kReuse && now >= status_at_) return;
+  const nlohmann::json status = status_source_();
+  status_json_ = std::make_shared<const std::string>(status.dump(2, ' ', false,
+                                                                 nlohmann::json::error_handler_t::replace) + "\n");
+  status_html_ = std::make_shared<const std::string>(RenderStatusPage(status, WallMsNow()));
+  status_at_ = now;
+}
+
 HttpServer::Reply MetricsExporter::Serve(std::string_view method, std::string_view path) {
   HttpServer::Reply r;
-  if (path != "/metrics") {
+  // Every answer: the browser must not guess a type (a 404's text is not HTML).
+  r.headers.emplace_back("X-Content-Type-Options", "nosniff");
+  const bool status = config_.status_page && status_source_;
+  const bool known = path == "/metrics" || (status && (path == "/" || path == "/status.json"));
+  if (!known) {
     r.status = 404;
-    r.body = std::make_shared<const std::string>("not found: wardend serves only /metrics\n");
+    r.body = std::make_shared<const std::string>(
+        status ? "not found: wardend serves /metrics, / and /status.json\n"
+               : "not found: wardend serves only /metrics\n");
     return r;
   }
   if (method != "GET") {
     r.status = 405;
     r.headers.emplace_back("Allow", "GET");
-    r.body = std::make_shared<const std::string>("method not allowed: only GET /metrics\n");
+    r.body = std::make_shared<const std::string>("method not allowed: only GET " +
+                                                 std::string(path) + "\n");
     return r;
   }
-  r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-  r.body = Page();
+  if (path == "/metrics") {
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    r.body = Page();
+    return r;
+  }
+  StatusPages();
+  r.headers.emplace_back("Content-Security-Policy", kStatusPageCsp);
+  r.headers.emplace_back("Cache-Control", "no-store");
+  r.headers.emplace_back("Referrer-Policy", "no-referrer");
+  r.headers.emplace_back("X-Frame-Options", "DENY");
+  if (path == "/") {
+    r.content_type = "text/html; charset=utf-8";
+    r.body = status_html_;
+  } else {
+    r.content_type = "application/json";
+    r.body = status_json_;
+  }
   return r;
 }
 

@@ -25,6 +25,8 @@
 #include <string_view>
 #include <utility>
 
+#include <nlohmann/json.hpp>
+
 #include "daemon/base/disk_writer.h"
 #include "daemon/base/status.h"
 #include "daemon/config/config.h"
@@ -85,7 +87,10 @@ class Exposition {
 };
 
 // The endpoint and the textfile. `render` makes the page (the daemon's
-// RenderMetrics over its current objects).
+// RenderMetrics over its current objects). With ServeStatus and
+// [metrics] status_page (the default), the listener also serves the status
+// page (daemon/control/status_page.h) at GET / and its data at GET
+// /status.json, each rendered at most every kReuse like /metrics.
 class MetricsExporter {
  public:
   using Render = std::function<std::string()>;
@@ -98,10 +103,19 @@ class MetricsExporter {
   // `interval` (when `textfile` is set). An address that cannot be served
   // is the error; the textfile goes on regardless.
   Status Start();
+  // What / and /status.json show: the status (wardenctl status --json)
+  // with "recent_events". Called before Start; without it, or with
+  // status_page = no, both paths are 404.
+  using StatusSource = std::function<nlohmann::json()>;
+  void ServeStatus(StatusSource source) { status_source_ = std::move(source); }
   int port() const { return server_ ? server_->port() : 0; }
   // Something the page shows has changed (an event): the next scrape
   // renders afresh instead of serving a page up to kReuse old.
-  void Changed() { page_.reset(); }
+  void Changed() {
+    page_.reset();
+    status_json_.reset();
+    status_html_.reset();
+  }
   // The last textfile write's error, "" when it worked (wardenctl status).
   const std::string& textfile_error() const { return textfile_error_; }
 
@@ -116,6 +130,8 @@ class MetricsExporter {
  private:
   HttpServer::Reply Serve(std::string_view method, std::string_view path);
   std::shared_ptr<const std::string> Page();
+  // The status page's two renderings, made together from one status.
+  void StatusPages();
   void WriteTextfile();
   static void OnTextfileTimer(struct ev_loop* loop, ev_timer* w, int revents);
 
@@ -127,6 +143,9 @@ class MetricsExporter {
   std::unique_ptr<ev_timer> textfile_timer_;
   std::shared_ptr<const std::string> page_;
   double page_at_ = -1;   // ev_now of page_
+  StatusSource status_source_;
+  std::shared_ptr<const std::string> status_json_, status_html_;
+  double status_at_ = -1;   // ev_now of both
   std::string textfile_error_;
   bool textfile_failing_ = false;
   // Expires with this exporter: a writer's completion that comes later is dropped.

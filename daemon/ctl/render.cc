@@ -353,6 +353,8 @@ bool RenderFollowed(const json& line, bool first, bool as_json, int& exit_code) 
   return true;
 }
 
+void PrintStatusText(const json& status) { PrintStatus(status); }
+
 int RenderReply(const std::string& cmd, const json& r, bool as_json, bool dry_run) {
   const bool ok = r.value("ok", false);
   if (as_json) {

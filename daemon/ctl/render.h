@@ -32,4 +32,8 @@ int RenderReply(const std::string& cmd, const nlohmann::json& reply, bool as_jso
 // request). Returns false when it ends the stream, with `exit_code` set.
 bool RenderFollowed(const nlohmann::json& line, bool first, bool as_json, int& exit_code);
 
+// What `status` prints for wardend's status reply, on stdout (wardenctl
+// top redraws it).
+void PrintStatusText(const nlohmann::json& status);
+
 }  // namespace warden::ctl

@@ -17,6 +17,7 @@
 #include "daemon/ctl/exit_codes.h"
 #include "daemon/ctl/local_commands.h"
 #include "daemon/ctl/render.h"
+#include "daemon/ctl/top.h"
 #include "daemon/io/mysql.h"
 
 namespace {
@@ -82,6 +83,7 @@ int main(int argc, char** argv) {
   std::string error;
   auto socket = FindControlSocket(args.socket_path, args.config_path, args.config_given, error);
   if (!socket) return Fail(kExitUnreachable, error, as_json);
+  if (cmd == "top") return Top(*socket, request);
   if (cmd == "events" && request.value("follow", false)) {
     int code = kExitOk;
     bool first = true;

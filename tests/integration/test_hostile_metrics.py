@@ -1,10 +1,12 @@
 """Hostile clients of the metrics endpoint ([metrics] listen): connections
 left idle or half-sent, an oversized request, a thousand connections at
-once, clients that pipeline requests and never read, random bytes. The
+once, clients that pipeline requests and never read, random bytes; the
+status page (/ and /status.json) asked the same ways, and its headers. The
 loop's 1 s check keeps its cadence while they are connected, memory stays
 flat, and once they are gone (or timed out) a scrape is served again."""
 
 import http.client
+import json
 import random
 import resource
 import socket
@@ -240,6 +242,91 @@ class HostileMetrics(unittest.TestCase):
                 self.assertNotIn(b"warden_check_state", answer)
         self.assert_cadence()
         self.assert_serving()
+        self.assert_memory()
+
+    def get(self, method, path, timeout=None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout or slack(5))
+        try:
+            conn.request(method, path)
+            r = conn.getresponse()
+            return r.status, dict((k.lower(), v) for k, v in r.getheaders()), r.read()
+        finally:
+            conn.close()
+
+    def test_status_page_answers_and_headers(self):
+        status, headers, body = self.get("GET", "/")
+        self.assertEqual(status, 200)
+        self.assertEqual(headers["content-type"], "text/html; charset=utf-8")
+        csp = headers["content-security-policy"]
+        self.assertIn("default-src 'none'", csp)
+        self.assertNotIn("script-src", csp)    # no script may run: default-src 'none' holds
+        self.assertIn("frame-ancestors 'none'", csp)
+        self.assertEqual(headers["x-content-type-options"], "nosniff")
+        self.assertIn(b'<h1 id="host">itest-hostile-metrics</h1>', body)
+        self.assertIn(b">tick<", body)
+        status, headers, body = self.get("GET", "/status.json")
+        self.assertEqual(status, 200)
+        self.assertEqual(headers["content-type"], "application/json")
+        self.assertIn("default-src 'none'", headers["content-security-policy"])
+        self.assertEqual(headers["x-content-type-options"], "nosniff")
+        data = json.loads(body)
+        self.assertEqual(data["host"], "itest-hostile-metrics")
+        self.assertEqual([c["name"] for c in data["checks"]], ["tick"])
+        self.assertNotIn("ok", data)
+        self.assertTrue(any(e["event"] == "daemon.start" for e in data["recent_events"]))
+        for method in ("POST", "PUT", "DELETE", "HEAD"):
+            for path in ("/", "/status.json"):
+                status, headers, _ = self.get(method, path)
+                self.assertEqual(status, 405, (method, path))
+                self.assertEqual(headers["allow"], "GET")
+        for path in ("//", "/status.json/x", "/status", "/../metrics", "/index.html", "/%2e"):
+            status, headers, body = self.get("GET", path)
+            self.assertEqual(status, 404, path)
+            self.assertEqual(headers["x-content-type-options"], "nosniff")
+            self.assertNotIn(b"<", body)
+
+    def test_status_page_flood(self):
+        # Hundreds of clients pipeline requests for the page and its JSON and
+        # never read; others leave a request half-sent. The loop keeps its
+        # cadence, memory stays flat, and the page is served afterwards.
+        request = (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+                   b"GET /status.json HTTP/1.1\r\nHost: x\r\n\r\n") * 200
+        clients = []
+        try:
+            for i in range(200):
+                s = self.connect()
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                s.setblocking(False)
+                if i % 4 == 0:
+                    s.send(b"GET /status.json HTTP/1.1\r\nHost: x\r\nAcc")
+                clients.append(s)
+            deadline = time.monotonic() + 4
+            while time.monotonic() < deadline:
+                progress = False
+                for s in clients[1::4]:
+                    try:
+                        s.send(request)
+                        progress = True
+                    except (BlockingIOError, BrokenPipeError, ConnectionResetError):
+                        pass
+                if not progress:
+                    time.sleep(0.05)
+            self.assert_cadence()
+            self.assert_memory()
+        finally:
+            for s in clients:
+                s.close()
+        self.assert_serving(within=slack(SERVER_TIMEOUT + 10))
+        deadline = time.monotonic() + slack(SERVER_TIMEOUT + 10)
+        while True:
+            try:
+                status, _, body = self.get("GET", "/")
+                if status == 200 and b">tick<" in body:
+                    break
+            except OSError:
+                pass
+            self.assertLess(time.monotonic(), deadline, "the status page is not served again")
+            time.sleep(0.2)
         self.assert_memory()
 
 

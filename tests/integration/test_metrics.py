@@ -111,8 +111,9 @@ class Metrics(unittest.TestCase):
             # The host is a label of warden_build_info only.
             self.assertEqual([k for k in s if "host=" in k], info)
 
-            # Nothing but GET /metrics.
-            self.assertEqual(scrape(port, "/")[0], 404)
+            # Nothing but GET /metrics (and the status page: test_status_page.py).
+            self.assertEqual(scrape(port, "/")[0], 200)
+            self.assertEqual(scrape(port, "/index.html")[0], 404)
             self.assertEqual(scrape(port, "/metrics/")[0], 404)
             self.assertEqual(scrape(port, "/api/v1/query")[0], 404)
             self.assertEqual(scrape(port, method="POST")[0], 405)
@@ -178,7 +179,8 @@ class Metrics(unittest.TestCase):
                 gate = os.path.join(wd.dir, "gate")
                 wd.start(base_config("itest-metrics-job", mutex_off=True).format(**wd.paths) + """
 [metrics]
-listen = 127.0.0.1:%d
+listen      = 127.0.0.1:%d
+status_page = no
 
 [fluentd]
 address     = 127.0.0.1:%d
@@ -198,6 +200,11 @@ steps = hold, boom
 """ % (port, rx.port, gate))
                 wd.wait_event("daemon.start")
                 self.wait_sample(port, "warden_fluentd_connected", 1)
+                # status_page = no: only /metrics.
+                for path in ("/", "/status.json"):
+                    status, _, body = scrape(port, path)
+                    self.assertEqual(status, 404, path)
+                    self.assertEqual(body, "not found: wardend serves only /metrics\n")
                 self.wait_sample(port, "warden_fluentd_backlog_events", 0)
                 s = samples(scrape(port)[2])
                 self.assertGreaterEqual(s["warden_fluentd_last_ack_age_seconds"], 0)

@@ -40,19 +40,20 @@ global:
 scrape_configs:
   - job_name: warden
     static_configs:
-      - targets: ["127.0.0.1:%d"]
+      - targets: [%s]
 """
 
 
 class Prometheus:
-    """prometheus on 127.0.0.1 in a temporary directory, stopped on exit."""
+    """prometheus on 127.0.0.1 in a temporary directory, stopped on exit,
+    scraping 127.0.0.1:PORT for each of target_ports every second."""
 
-    def __init__(self, target_port):
+    def __init__(self, *target_ports):
         self.dir = tempfile.mkdtemp(prefix="warden-prom-")
         self.port = free_port()
         config = os.path.join(self.dir, "prometheus.yml")
         with open(config, "w") as f:
-            f.write(PROMETHEUS_YML % target_port)
+            f.write(PROMETHEUS_YML % ", ".join('"127.0.0.1:%d"' % p for p in target_ports))
         self.log = os.path.join(self.dir, "prometheus.log")
         with open(self.log, "w") as out:
             self.proc = subprocess.Popen(

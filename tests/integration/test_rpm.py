@@ -50,7 +50,7 @@ for path in MAN_PAGES:
     EXPECTED[path] = (0o100644, "root", "root")
 DOC_DIR = "/usr/share/doc/warden"     # the unit's Documentation= points here
 DOCS = {DOC_DIR + "/README.md", DOC_DIR + "/behaviour.md", DOC_DIR + "/metrics.md",
-        DOC_DIR + "/warden.yml"}
+        DOC_DIR + "/warden.yml", DOC_DIR + "/warden.json"}
 CONFIG_FILES = {p for p in EXPECTED if p.startswith("/etc/") and stat.S_ISREG(EXPECTED[p][0])}
 
 # Files in the package that are copies of files in the tree.

@@ -559,7 +559,8 @@ TEST_CASE("every sample config in etc/ validates", "[config]") {
       whole << in.rdbuf();
       std::string text = whole.str();
       for (auto [from, to] : {std::pair<std::string, std::string>{"@DIR@", "/tmp/demo"},
-                              {"@EXTRA_PORT@", "3307"}}) {
+                              {"@EXTRA_PORT@", "3307"},
+                              {"@METRICS_PORT@", "9187"}}) {
         for (auto at = text.find(from); at != std::string::npos; at = text.find(from, at)) {
           text.replace(at, from.size(), to);
         }
