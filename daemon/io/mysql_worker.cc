@@ -210,7 +210,7 @@ class WorkerConnections {
     }
     *reused = false;
     auto m = ConnectMysql(cfg, false);
-    if (!m) return m.status();
+    if (!m) return m.failure();
     CachedConn& c = conns_[key];
     c.mysql = *m;
     c.last_used = now;
@@ -302,7 +302,7 @@ Expected<T> WithConnection(const MysqlConnConfig& cfg, const Op<T>& op, bool* he
     auto conn = t_connections.Get(cfg, &reused);
     if (!conn) {
       *healthy = false;
-      return conn.status();
+      return conn.failure();
     }
     bool retryable = true;
     auto start = std::chrono::steady_clock::now();
@@ -334,7 +334,7 @@ Expected<std::shared_ptr<MYSQL>> WorkerConnectNonblocking(const MysqlConnConfig&
   auto m = ConnectMysql(c, true);
   if (!m) {
     *healthy = false;
-    return m.status();
+    return m.failure();
   }
   return std::shared_ptr<MYSQL>(*m, mysql_close);
 }
@@ -406,7 +406,7 @@ Expected<std::shared_ptr<const MysqlRows>> WorkerReplicaStatus(const MysqlConnCo
           stmt = "SHOW SLAVE STATUS";
           rows = RunQuery(c.mysql, stmt);
         }
-        if (!rows) return rows.status();
+        if (!rows) return rows.failure();
         c.replica_statement = stmt;
         if (rows->rows.empty())
           return Result::Error("not a replica: " + stmt + " returned no rows");
