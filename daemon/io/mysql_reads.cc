@@ -36,7 +36,7 @@ void SharedReadOf(const std::shared_ptr<ReadsState>& impl,
   auto it = table.find(name);
   if (it == table.end()) {
     if (!impl->Find(name)) {
-      done(Expected<std::shared_ptr<const T>>::Error(UnknownConnection(name)));
+      done(Status::NotFound(UnknownConnection(name)));
       return;
     }
     it = table.try_emplace(name).first;
@@ -110,12 +110,12 @@ void MysqlReads::Query(const std::string& connection, const std::string& sql,
                        std::function<void(Expected<MysqlRows>)> done) {
   auto cfg = impl_->Shared(connection);
   if (!cfg) {
-    done(Expected<MysqlRows>::Error(UnknownConnection(connection)));
+    done(Status::NotFound(UnknownConnection(connection)));
     return;
   }
   SubmitWork<MysqlRows>(
       impl_, connection, std::move(cfg),
-      [sql](const MysqlConnConfig& c, bool* healthy) { return mysql_internal::WorkerQuery(c, sql, healthy); },
+      [sql](const MysqlConnConfig& c) { return mysql_internal::WorkerQuery(c, sql); },
       std::move(done));
 }
 
@@ -123,13 +123,13 @@ void MysqlReads::Execute(const std::string& connection, std::vector<std::string>
                          std::function<void(Status)> done) {
   auto cfg = impl_->Shared(connection);
   if (!cfg) {
-    done(Status::Error(UnknownConnection(connection)));
+    done(Status::NotFound(UnknownConnection(connection)));
     return;
   }
   SubmitWork<bool>(
       impl_, connection, std::move(cfg),
-      [statements = std::move(statements)](const MysqlConnConfig& c, bool* healthy) {
-        return mysql_internal::WorkerExecute(c, statements, healthy);
+      [statements = std::move(statements)](const MysqlConnConfig& c) {
+        return mysql_internal::WorkerExecute(c, statements);
       },
       [done = std::move(done)](Expected<bool> r) { done(r.status()); });
 }
@@ -137,7 +137,7 @@ void MysqlReads::Execute(const std::string& connection, std::vector<std::string>
 void MysqlReads::Ping(const std::string& connection, std::function<void(Expected<double>)> done) {
   auto cfg = impl_->Shared(connection);
   if (!cfg) {
-    done(Expected<double>::Error(UnknownConnection(connection)));
+    done(Status::NotFound(UnknownConnection(connection)));
     return;
   }
   SubmitWork<double>(impl_, connection, std::move(cfg), mysql_internal::WorkerPing, std::move(done));
