@@ -7,24 +7,25 @@
 
 namespace warden {
 
-std::string CheckHttpUrl(std::string_view url) {
+Status CheckHttpUrl(std::string_view url) {
   std::string_view rest;
   if (url.starts_with("http://")) {
     rest = url.substr(7);
   } else if (url.starts_with("https://")) {
     rest = url.substr(8);
   } else {
-    return "'" + std::string(url) + "' is not an http:// or https:// URL";
+    return Status::Invalid("'" + std::string(url) + "' is not an http:// or https:// URL");
   }
   if (rest.empty() || rest[0] == '/' || rest[0] == ':') {
-    return "'" + std::string(url) + "' has no host";
+    return Status::Invalid("'" + std::string(url) + "' has no host");
   }
   for (char c : url) {
     if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) {
-      return "'" + std::string(url) + "' has a blank or a control character (encode it: %20)";
+      return Status::Invalid("'" + std::string(url) +
+                             "' has a blank or a control character (encode it: %20)");
     }
   }
-  return "";
+  return Status::Ok();
 }
 
 std::string ShowAnswer(std::string_view body, const std::vector<std::string>& secrets) {

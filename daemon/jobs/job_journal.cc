@@ -107,7 +107,7 @@ void JobRunner::Saved(const warden::Status& s) {
   }
 }
 
-std::string JobRunner::Start(std::shared_ptr<const Config> config) {
+Status JobRunner::Start(std::shared_ptr<const Config> config) {
   config_ = std::move(config);
   std::string problem;
   struct stat st {};
@@ -220,7 +220,8 @@ std::string JobRunner::Start(std::shared_ptr<const Config> config) {
   ReleaseSlots();   // left over from before a restart
   ArmSchedules();
   Pump();
-  return problem;
+  if (!problem.empty()) return Status::Invalid(problem);
+  return Status::Ok();
 }
 
 void JobRunner::SetHalt(Halt h) {
