@@ -83,7 +83,7 @@ class HaproxyRun : public std::enable_shared_from_this<HaproxyRun> {
   std::optional<HaproxyServer> Locate(const std::string& reply) {
     auto table = ParseServersState(reply);
     if (!table) {
-      if (table.error().find("Can't find backend") != std::string::npos) {
+      if (table.code() == StatusCode::kNotFound) {
         Fail("haproxy: no backend '" + s_.backend + "' (for server " + Target() + ") on " +
              s_.endpoint.display + ": HAProxy says " + Quoted(table.error()));
       } else {

@@ -95,8 +95,12 @@ Expected<HaproxyTable> ParseServersState(std::string_view reply) {
   const bool versioned = i < lines.size() && Unsigned(Trim(lines[i])).ok();
   if (!versioned || i + 1 >= lines.size() || lines[i + 1].substr(0, 1) != "#") {
     std::string_view text = Trim(reply);
-    if (text.empty()) return Result::Error("an empty answer to show servers state");
-    return Result::Error(std::string(text));
+    if (text.empty()) return Status::Invalid("an empty answer to show servers state");
+    // HAProxy's own words for a backend it does not have.
+    if (text.find("Can't find backend") != std::string_view::npos) {
+      return Status::NotFound(std::string(text));
+    }
+    return Status::Invalid(std::string(text));
   }
   if (Trim(lines[i]) != "1") {
     return Result::Error("show servers state format version " + std::string(Trim(lines[i])) +

@@ -42,7 +42,8 @@ struct HaproxyTable {
 // Parses the answer to `show servers state [BE]`: a format version line
 // ("1"), a "# be_id be_name ..." header and space-separated rows, then an
 // empty line. An answer without the version and header is HAProxy's error
-// text (e.g. "Can't find backend."): returned trimmed, as the error. An
+// text (e.g. "Can't find backend."): returned trimmed, as the error
+// (not_found for a backend HAProxy does not have, invalid otherwise). An
 // unknown format version is an error.
 Expected<HaproxyTable> ParseServersState(std::string_view reply);
 

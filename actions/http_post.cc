@@ -93,7 +93,8 @@ struct Poster : std::enable_shared_from_this<Poster> {
   void Answered(HttpResponse r) {
     const long status = r.http_status;
     const bool accepted = r.ok && status >= 200 && status < 300;
-    const bool retry = !r.ok || status == 408 || status == 429 || status >= 500;
+    // A failed exchange that another may not repeat, or the peer's "later".
+    const bool retry = r.status().transient() || status == 408 || status == 429 || status >= 500;
     const Duration left = Left();
     if (!accepted && retry && left > backoff + Duration(100)) {
       self = shared_from_this();

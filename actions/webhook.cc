@@ -154,8 +154,8 @@ std::unique_ptr<Action> MakeWebhook(OptionReader& opts, const ActionCommon& /*co
     const ConfigEntry& entry = *opts.Find("token_file");
     if (t->empty() || (*t)[0] != '/') {
       opts.Error(entry, "token_file: '" + *t + "' is not an absolute path");
-    } else if (Status s = CheckSecretFilePrivate(*t); !s.ok() &&
-               s.message().find("Permission denied") == std::string::npos) {
+    } else if (Status s = CheckSecretFilePrivate(*t);
+               !s.ok() && s.code() != StatusCode::kRefused) {
       // Checked again at each run; a file this user may not even look at
       // (wardenctl validate run by someone else) is left to that.
       opts.Error(entry, "token_file: " + s.message());
