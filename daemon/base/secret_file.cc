@@ -39,7 +39,9 @@ Expected<std::string> ReadSecretLine(const std::string& path) {
 Expected<std::string> ReadPrivateSecret(const std::string& path) {
   if (Status s = CheckSecretFilePrivate(path); !s.ok()) return s.failure();
   auto line = ReadSecretLine(path);
-  if (line && line->empty()) return Status::Invalid(path + " is empty: its first line is the secret");
+  if (line && line->empty()) {
+    return Status::Invalid(path + " is empty: its first line is the secret");
+  }
   return line;
 }
 

@@ -180,7 +180,9 @@ void CheckMysqlTls(OptionReader& r, MysqlConnConfig& m, const LoadOptions& optio
       ErrorAt(r, m, key, std::string(key) + ": cannot read " + *field + ": " +
                              std::strerror(errno));
     } else if (std::string(key) == "ssl_key") {
-      if (Status s = SecretFileIsPrivate(*field); !s.ok()) ErrorAt(r, m, key, "ssl_key: " + s.message());
+      if (Status s = SecretFileIsPrivate(*field); !s.ok()) {
+        ErrorAt(r, m, key, "ssl_key: " + s.message());
+      }
     }
   }
 }

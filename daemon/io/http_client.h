@@ -91,7 +91,9 @@ struct HttpResponse {
   bool sent = false;
 
   // ok, or the failure with its code and `error`.
-  Status status() const { return ok ? Status::Ok() : Status(Status::WithCode(failure_code, error)); }
+  Status status() const {
+    return ok ? Status::Ok() : Status(Status::WithCode(failure_code, error));
+  }
 };
 
 class HttpClient {

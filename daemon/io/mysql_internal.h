@@ -69,7 +69,8 @@ Expected<std::shared_ptr<MYSQL>> WorkerConnectNonblocking(const MysqlConnConfig&
 // Execute, ReplicaStatus).
 Expected<double> WorkerPing(const MysqlConnConfig& cfg);
 Expected<MysqlRows> WorkerQuery(const MysqlConnConfig& cfg, const std::string& sql);
-Expected<bool> WorkerExecute(const MysqlConnConfig& cfg, const std::vector<std::string>& statements);
+Expected<bool> WorkerExecute(const MysqlConnConfig& cfg,
+                             const std::vector<std::string>& statements);
 Expected<std::shared_ptr<const MysqlRows>> WorkerReplicaStatus(const MysqlConnConfig& cfg);
 
 // ---------------------------------------------------------------------------

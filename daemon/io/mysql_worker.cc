@@ -389,7 +389,8 @@ Expected<MysqlRows> WorkerQuery(const MysqlConnConfig& cfg, const std::string& s
       cfg, [&sql](CachedConn& c) { return RunQuery(c.mysql, sql); }, /*repeatable=*/true);
 }
 
-Expected<bool> WorkerExecute(const MysqlConnConfig& cfg, const std::vector<std::string>& statements) {
+Expected<bool> WorkerExecute(const MysqlConnConfig& cfg,
+                             const std::vector<std::string>& statements) {
   // Statements change things: never resend one (WithConnection pings a
   // cached connection before sending anything instead).
   return WithConnection<bool>(
