@@ -136,8 +136,8 @@ std::unique_ptr<Action> MakeAlertmanager(OptionReader& opts, const ActionCommon&
   const size_t errors_before = opts.diag().errors().size();
   std::string url;
   if (auto u = opts.Text("url")) {
-    if (std::string bad = CheckHttpUrl(*u); !bad.empty()) {
-      opts.Error(*opts.Find("url"), "url: " + bad);
+    if (Status bad = CheckHttpUrl(*u); !bad.ok()) {
+      opts.Error(*opts.Find("url"), "url: " + bad.message());
     } else {
       url = AlertsUrl(*u);
     }

@@ -60,21 +60,21 @@ class HaproxyRun : public std::enable_shared_from_this<HaproxyRun> {
   // Sends `command` on a worker; `next` gets HAProxy's answer on the loop.
   // A transport failure (or no free worker) fails the run.
   void Ask(std::string command, Next next) {
-    auto result = std::make_shared<HaproxyExchangeResult>();
+    auto result = std::make_shared<Expected<std::string>>(Status::Error("not run"));
     rt_.workers->Submit(
         "haproxy:" + s_.endpoint.display, WorkerPool::Clock::now() + timeout_,
         [result, ep = s_.endpoint, command, timeout = timeout_] {
           *result = HaproxyExchange(ep, command, timeout);
-          return result->peer_ok;
+          return result->code() != StatusCode::kTransient;
         },
         [self = shared_from_this(), result, command, next](bool ran) {
           if (!ran) {
             self->Fail("haproxy: no worker was free within " + FormatDuration(self->timeout_) +
                        " to send '" + command + "' to " + self->s_.endpoint.display);
-          } else if (!result->reply.ok()) {
-            self->Fail(result->reply.error());
+          } else if (!result->ok()) {
+            self->Fail(result->error());
           } else {
-            next(*self, std::move(result->reply.value()));
+            next(*self, std::move(result->value()));
           }
         });
   }
@@ -83,7 +83,7 @@ class HaproxyRun : public std::enable_shared_from_this<HaproxyRun> {
   std::optional<HaproxyServer> Locate(const std::string& reply) {
     auto table = ParseServersState(reply);
     if (!table) {
-      if (table.error().find("Can't find backend") != std::string::npos) {
+      if (table.code() == StatusCode::kNotFound) {
         Fail("haproxy: no backend '" + s_.backend + "' (for server " + Target() + ") on " +
              s_.endpoint.display + ": HAProxy says " + Quoted(table.error()));
       } else {

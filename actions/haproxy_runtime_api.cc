@@ -95,8 +95,12 @@ Expected<HaproxyTable> ParseServersState(std::string_view reply) {
   const bool versioned = i < lines.size() && Unsigned(Trim(lines[i])).ok();
   if (!versioned || i + 1 >= lines.size() || lines[i + 1].substr(0, 1) != "#") {
     std::string_view text = Trim(reply);
-    if (text.empty()) return Result::Error("an empty answer to show servers state");
-    return Result::Error(std::string(text));
+    if (text.empty()) return Status::Invalid("an empty answer to show servers state");
+    // HAProxy's own words for a backend it does not have.
+    if (text.find("Can't find backend") != std::string_view::npos) {
+      return Status::NotFound(std::string(text));
+    }
+    return Status::Invalid(std::string(text));
   }
   if (Trim(lines[i]) != "1") {
     return Result::Error("show servers state format version " + std::string(Trim(lines[i])) +
@@ -249,14 +253,25 @@ class Fd {
   int fd_;
 };
 
-// Connects a non-blocking socket to ep. Blocking (name lookup, poll):
-// worker threads only. Returns the fd or errno (>0) in *err.
-int ConnectUnix(const std::string& path, Clock::time_point deadline, int* err) {
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    *err = errno;
-    return -1;
+// The failure of a connection to `ep` that ended with `err`: transient
+// when nobody listens there (refused, no socket) or it timed out.
+Failure ConnectFailure(const HaproxyEndpoint& ep, int err, Duration timeout) {
+  if (err == ETIMEDOUT) {
+    return Status::Transient(ep.display + " did not accept the connection within " +
+                             FormatDuration(timeout));
   }
+  std::string what = "cannot connect to " + ep.display + ": " + std::strerror(err);
+  if (err == ENOENT || err == ECONNREFUSED) return Status::Transient(std::move(what));
+  return Status::WithCode(ErrnoCode(err), std::move(what));
+}
+
+// Connects a non-blocking socket to ep. Blocking (name lookup, poll):
+// worker threads only. Returns the fd, or why not (ConnectFailure).
+Expected<int> ConnectUnix(const HaproxyEndpoint& ep, Clock::time_point deadline,
+                          Duration timeout) {
+  const std::string& path = ep.path;
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return ConnectFailure(ep, errno, timeout);
   sockaddr_un sa{};
   sa.sun_family = AF_UNIX;
   std::memcpy(sa.sun_path, path.c_str(), std::min(path.size(), sizeof sa.sun_path - 1));
@@ -268,14 +283,16 @@ int ConnectUnix(const std::string& path, Clock::time_point deadline, int* err) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
       continue;
     }
-    *err = errno == EAGAIN ? ETIMEDOUT : errno;
+    int err = errno == EAGAIN ? ETIMEDOUT : errno;
     ::close(fd);
-    return -1;
+    return ConnectFailure(ep, err, timeout);
   }
 }
 
-int ConnectTcp(const std::string& host, int port, Clock::time_point deadline, int* err,
-               std::string* lookup_error) {
+Expected<int> ConnectTcp(const HaproxyEndpoint& ep, Clock::time_point deadline,
+                         Duration timeout) {
+  const std::string& host = ep.host;
+  const int port = ep.port;
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -283,16 +300,15 @@ int ConnectTcp(const std::string& host, int port, Clock::time_point deadline, in
   std::string service = std::to_string(port);
   int rc = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &list);
   if (rc != 0) {
-    *lookup_error = "cannot resolve " + host + ": " +
-                    (rc == EAI_SYSTEM ? std::strerror(errno) : gai_strerror(rc));
-    return -1;
+    return Status::Transient("cannot resolve " + host + ": " +
+                             (rc == EAI_SYSTEM ? std::strerror(errno) : gai_strerror(rc)));
   }
-  *err = EADDRNOTAVAIL;
+  int err = EADDRNOTAVAIL;
   for (addrinfo* ai = list; ai; ai = ai->ai_next) {
     int fd =
         ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
     if (fd < 0) {
-      *err = errno;
+      err = errno;
       continue;
     }
     int e = 0;
@@ -311,43 +327,29 @@ int ConnectTcp(const std::string& host, int port, Clock::time_point deadline, in
       return fd;
     }
     ::close(fd);
-    *err = e;
+    err = e;
     if (e == ETIMEDOUT) break;
   }
   ::freeaddrinfo(list);
-  return -1;
+  return ConnectFailure(ep, err, timeout);
 }
 
 }  // namespace
 
-HaproxyExchangeResult HaproxyExchange(const HaproxyEndpoint& ep, const std::string& command, Duration timeout) {
-  HaproxyExchangeResult out;
+Expected<std::string> HaproxyExchange(const HaproxyEndpoint& ep, const std::string& command,
+                                      Duration timeout) {
+  using Out = Expected<std::string>;
   const auto deadline = Clock::now() + timeout;
   const std::string prefix = "haproxy: ";
-  auto timed_out = [&](const std::string& doing) {
-    out.peer_ok = false;
-    out.reply = Status::Error(prefix + ep.display + " did not " + doing + " within " +
-                              FormatDuration(timeout));
-    return out;
+  auto timed_out = [&](const std::string& doing) -> Out {
+    return Status::Transient(prefix + ep.display + " did not " + doing + " within " +
+                             FormatDuration(timeout));
   };
 
-  int err = 0;
-  std::string lookup_error;
-  int raw = ep.path.empty() ? ConnectTcp(ep.host, ep.port, deadline, &err, &lookup_error)
-                            : ConnectUnix(ep.path, deadline, &err);
-  if (raw < 0) {
-    if (!lookup_error.empty()) {
-      out.peer_ok = false;
-      out.reply = Status::Error(prefix + lookup_error);
-      return out;
-    }
-    if (err == ETIMEDOUT) return timed_out("accept the connection");
-    out.peer_ok = err != ECONNREFUSED && err != ENOENT;
-    out.reply =
-        Status::Error(prefix + "cannot connect to " + ep.display + ": " + std::strerror(err));
-    return out;
-  }
-  Fd fd(raw);
+  auto raw = ep.path.empty() ? ConnectTcp(ep, deadline, timeout)
+                             : ConnectUnix(ep, deadline, timeout);
+  if (!raw) return raw.failure().Prefixed(prefix);
+  Fd fd(*raw);
 
   const std::string line = command + "\n";
   size_t sent = 0;
@@ -364,9 +366,7 @@ HaproxyExchangeResult HaproxyExchange(const HaproxyEndpoint& ep, const std::stri
       if (e == 0) continue;
       errno = e;
     }
-    out.reply = Status::Error(prefix + "cannot send '" + command + "' to " + ep.display + ": " +
-                              std::strerror(errno));
-    return out;
+    return Status::FromErrno(errno, prefix + "cannot send '" + command + "' to " + ep.display);
   }
 
   std::string answer;
@@ -376,9 +376,8 @@ HaproxyExchangeResult HaproxyExchange(const HaproxyEndpoint& ep, const std::stri
     if (n > 0) {
       answer.append(buf, static_cast<size_t>(n));
       if (answer.size() > kMaxReply) {
-        out.reply = Status::Error(prefix + "the answer of " + ep.display + " to '" + command +
-                                  "' is larger than 4MB");
-        return out;
+        return Status::Invalid(prefix + "the answer of " + ep.display + " to '" + command +
+                               "' is larger than 4MB");
       }
       continue;
     }
@@ -390,17 +389,14 @@ HaproxyExchangeResult HaproxyExchange(const HaproxyEndpoint& ep, const std::stri
       if (e == 0) continue;
       errno = e;
     }
-    out.reply = Status::Error(prefix + "cannot read the answer of " + ep.display + " to '" +
-                              command + "': " + std::strerror(errno));
-    return out;
+    return Status::FromErrno(errno, prefix + "cannot read the answer of " + ep.display +
+                                        " to '" + command + "'");
   }
   if (answer.empty()) {
-    out.reply = Status::Error(prefix + ep.display + " closed the connection without answering '" +
-                              command + "'");
-    return out;
+    return Status::Transient(prefix + ep.display +
+                             " closed the connection without answering '" + command + "'");
   }
-  out.reply = std::move(answer);
-  return out;
+  return answer;
 }
 
 }  // namespace warden

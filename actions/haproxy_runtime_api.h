@@ -22,16 +22,13 @@ struct HaproxyEndpoint {
   std::string display;  // the path, or HOST:PORT as configured
 };
 
-struct HaproxyExchangeResult {
-  Expected<std::string> reply = Status::Error("not run");
-  bool peer_ok = true;  // false: refused or timed out (the worker lane's health)
-};
-
 // One runtime-API exchange: connect, send `command` and a newline, read the
 // answer until HAProxy closes the connection (it does after one command on
 // a non-interactive connection). Connect, send and the whole answer are
-// bounded by `timeout`. Blocking: worker threads only.
-HaproxyExchangeResult HaproxyExchange(const HaproxyEndpoint& ep, const std::string& command,
+// bounded by `timeout`. Blocking: worker threads only. A transient failure
+// (refused, no socket, timed out, a name that does not resolve, a reset)
+// says the peer looks unhealthy (the worker lane's health).
+Expected<std::string> HaproxyExchange(const HaproxyEndpoint& ep, const std::string& command,
                                       Duration timeout);
 
 // The part of HAProxy's answer that is a table: column names and one map
@@ -45,7 +42,8 @@ struct HaproxyTable {
 // Parses the answer to `show servers state [BE]`: a format version line
 // ("1"), a "# be_id be_name ..." header and space-separated rows, then an
 // empty line. An answer without the version and header is HAProxy's error
-// text (e.g. "Can't find backend."): returned trimmed, as the error. An
+// text (e.g. "Can't find backend."): returned trimmed, as the error
+// (not_found for a backend HAProxy does not have, invalid otherwise). An
 // unknown format version is an error.
 Expected<HaproxyTable> ParseServersState(std::string_view reply);
 

@@ -7,24 +7,25 @@
 
 namespace warden {
 
-std::string CheckHttpUrl(std::string_view url) {
+Status CheckHttpUrl(std::string_view url) {
   std::string_view rest;
   if (url.starts_with("http://")) {
     rest = url.substr(7);
   } else if (url.starts_with("https://")) {
     rest = url.substr(8);
   } else {
-    return "'" + std::string(url) + "' is not an http:// or https:// URL";
+    return Status::Invalid("'" + std::string(url) + "' is not an http:// or https:// URL");
   }
   if (rest.empty() || rest[0] == '/' || rest[0] == ':') {
-    return "'" + std::string(url) + "' has no host";
+    return Status::Invalid("'" + std::string(url) + "' has no host");
   }
   for (char c : url) {
     if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) {
-      return "'" + std::string(url) + "' has a blank or a control character (encode it: %20)";
+      return Status::Invalid("'" + std::string(url) +
+                             "' has a blank or a control character (encode it: %20)");
     }
   }
-  return "";
+  return Status::Ok();
 }
 
 std::string ShowAnswer(std::string_view body, const std::vector<std::string>& secrets) {
@@ -92,7 +93,8 @@ struct Poster : std::enable_shared_from_this<Poster> {
   void Answered(HttpResponse r) {
     const long status = r.http_status;
     const bool accepted = r.ok && status >= 200 && status < 300;
-    const bool retry = !r.ok || status == 408 || status == 429 || status >= 500;
+    // A failed exchange that another may not repeat, or the peer's "later".
+    const bool retry = r.status().transient() || status == 408 || status == 429 || status >= 500;
     const Duration left = Left();
     if (!accepted && retry && left > backoff + Duration(100)) {
       self = shared_from_this();

@@ -25,8 +25,8 @@
 
 namespace warden {
 
-// http:// or https:// with a host: "" when fine, else why not.
-std::string CheckHttpUrl(std::string_view url);
+// http:// or https:// with a host: ok, or why not (invalid).
+Status CheckHttpUrl(std::string_view url);
 
 // Posts `request` (its timeout is set per attempt) within `timeout`;
 // `secrets` are cut from what the outcome reports. Loop thread; `done`

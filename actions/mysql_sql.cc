@@ -101,14 +101,14 @@ Expected<std::vector<std::string>> SplitSqlStatements(std::string_view sql) {
       }
       i = close + 2;
     } else if (c == ';') {
-      if (Status s = finish(i); !s.ok()) return s;
+      if (Status s = finish(i); !s.ok()) return s.failure();
       ++i;
     } else {
       if (!IsSpace(c)) mark(i);
       ++i;
     }
   }
-  if (Status s = finish(n); !s.ok()) return s;
+  if (Status s = finish(n); !s.ok()) return s.failure();
   if (out.empty()) return Result::Error("no SQL statement (only blanks, comments or ';')");
   return out;
 }

@@ -98,8 +98,8 @@ std::unique_ptr<Action> MakeWebhook(OptionReader& opts, const ActionCommon& /*co
   const size_t errors_before = opts.diag().errors().size();
   std::string url;
   if (auto u = opts.Text("url")) {
-    if (std::string bad = CheckHttpUrl(*u); !bad.empty()) {
-      opts.Error(*opts.Find("url"), "url: " + bad);
+    if (Status bad = CheckHttpUrl(*u); !bad.ok()) {
+      opts.Error(*opts.Find("url"), "url: " + bad.message());
     } else {
       url = *u;
     }
@@ -154,8 +154,8 @@ std::unique_ptr<Action> MakeWebhook(OptionReader& opts, const ActionCommon& /*co
     const ConfigEntry& entry = *opts.Find("token_file");
     if (t->empty() || (*t)[0] != '/') {
       opts.Error(entry, "token_file: '" + *t + "' is not an absolute path");
-    } else if (Status s = CheckSecretFilePrivate(*t); !s.ok() &&
-               s.message().find("Permission denied") == std::string::npos) {
+    } else if (Status s = CheckSecretFilePrivate(*t);
+               !s.ok() && s.code() != StatusCode::kRefused) {
       // Checked again at each run; a file this user may not even look at
       // (wardenctl validate run by someone else) is left to that.
       opts.Error(entry, "token_file: " + s.message());

@@ -260,7 +260,7 @@ std::unique_ptr<Check> Make(OptionReader& opts, const CheckCommon& common) {
 
 Expected<long long> ReplicaSourceId(const MysqlRows& rows, std::string_view channel) {
   auto row = ChannelRow(rows, channel);
-  if (!row) return row.status();
+  if (!row) return row.failure();
   Cell c = Get(rows, *row, {"Source_Server_Id", "Master_Server_Id"});
   if (!c.present) {
     return Expected<long long>::Error(

@@ -295,7 +295,7 @@ Status Daemon::Start() {
   }
   // The job journal: a job cut short is reported interrupted and halts
   // the queue; nothing of it runs again by itself.
-  journal_error_ = jobs_->Start(config_);
+  journal_error_ = jobs_->Start(config_).message();
   // Pauses that expired while wardend was down end now; those of what the
   // config no longer has end as at a reload.
   ExpirePauses();

@@ -118,7 +118,7 @@ Status ParseItem(const Field& f, std::string_view field, std::string_view item,
     }
     if (dash == std::string_view::npos) {
       auto v = ParseValue(f, range, item);
-      if (!v) return v.status();
+      if (!v) return v.failure();
       if (slash != std::string_view::npos) {
         return Status::Error(
             FieldError(f, item,
@@ -129,9 +129,9 @@ Status ParseItem(const Field& f, std::string_view field, std::string_view item,
       lo = hi = *v;
     } else {
       auto a = ParseValue(f, range.substr(0, dash), item);
-      if (!a) return a.status();
+      if (!a) return a.failure();
       auto b = ParseValue(f, range.substr(dash + 1), item);
-      if (!b) return b.status();
+      if (!b) return b.failure();
       if (*a > *b) {
         std::string problem = "is a reversed range; write the smaller value first";
         if (f.name == kDowField.name && *b == 0) problem += " (Sunday is also 7)";
@@ -154,7 +154,7 @@ Expected<std::vector<bool>> ParseField(const Field& f, std::string_view field) {
     std::string_view item = field.substr(
         start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
     Status st = ParseItem(f, field, item, &bits);
-    if (!st.ok()) return st;
+    if (!st.ok()) return st.failure();
     if (comma == std::string_view::npos) break;
     start = comma + 1;
   }
@@ -416,15 +416,15 @@ Expected<CronSchedule> ParseCron(std::string_view text) {
   }
 
   auto minutes = ParseField(kMinuteField, fields[0]);
-  if (!minutes) return minutes.status();
+  if (!minutes) return minutes.failure();
   auto hours = ParseField(kHourField, fields[1]);
-  if (!hours) return hours.status();
+  if (!hours) return hours.failure();
   auto doms = ParseField(kDomField, fields[2]);
-  if (!doms) return doms.status();
+  if (!doms) return doms.failure();
   auto months = ParseField(kMonthField, fields[3]);
-  if (!months) return months.status();
+  if (!months) return months.failure();
   auto dows = ParseField(kDowField, fields[4]);
-  if (!dows) return dows.status();
+  if (!dows) return dows.failure();
 
   s.minutes = ToBits<60>(*minutes);
   s.hours = ToBits<24>(*hours);

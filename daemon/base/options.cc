@@ -43,7 +43,7 @@ std::string DefaultText(const OptionSpec& spec) {
   return "";
 }
 
-std::optional<std::string> CheckValue(const OptionSpec& spec, std::string_view value) {
+Status CheckValue(const OptionSpec& spec, std::string_view value) {
   RawSection s;
   s.kind = "value";
   s.where = Location{"value", 1};
@@ -52,10 +52,10 @@ std::optional<std::string> CheckValue(const OptionSpec& spec, std::string_view v
   OptionReader r(s, diag);
   r.Declare(std::span<const OptionSpec>(&spec, 1), "the value");
   r.Finish("the value");
-  if (diag.ok()) return std::nullopt;
+  if (diag.ok()) return Status::Ok();
   std::string all;
   for (const auto& e : diag.errors()) all += (all.empty() ? "" : "; ") + e;
-  return all;
+  return Status::Invalid(all);
 }
 
 std::string FormatOptions(std::span<const OptionSpec> table) {

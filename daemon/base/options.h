@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "daemon/base/ini.h"
+#include "daemon/base/status.h"
 #include "daemon/base/units.h"
 
 namespace warden {
@@ -73,9 +74,10 @@ struct OptionSpec {
 std::string KindName(const OptionSpec& spec);
 // What help prints as the default: the literal, the note, or "".
 std::string DefaultText(const OptionSpec& spec);
-// Whether `value` is a valid value of `spec` (the error otherwise), as a
-// section's value would be read. Used to test the tables' defaults.
-std::optional<std::string> CheckValue(const OptionSpec& spec, std::string_view value);
+// Whether `value` is a valid value of `spec` (invalid, with the error,
+// otherwise), as a section's value would be read. Used to test the tables'
+// defaults.
+Status CheckValue(const OptionSpec& spec, std::string_view value);
 // A table as text, one key per line: key, kind, default or "required",
 // help. For `wardenctl help`.
 std::string FormatOptions(std::span<const OptionSpec> table);

@@ -13,7 +13,8 @@ namespace warden {
 
 // Ok when `path` is not readable by group or others; otherwise the reason,
 // naming the file and its mode ("... is mode 0644: a secret must not be
-// readable by group or others (chmod 600 ...)"), or why it cannot be stat'ed.
+// readable by group or others (chmod 600 ...)", invalid), or why it cannot
+// be stat'ed (refused when this user may not look at it, not_found...).
 Status CheckSecretFilePrivate(const std::string& path);
 
 // The first line of `path` (trailing CR, LF and blanks cut), whatever

@@ -39,9 +39,9 @@ class Splitter {
         cur_.append(text_.substr(i_ + 1, close - i_ - 1));
         i_ = close + 1;
       } else if (c == '"') {
-        if (Status s = DoubleQuoted(); !s.ok()) return s;
+        if (Status s = DoubleQuoted(); !s.ok()) return s.failure();
       } else if (c == '$') {
-        if (Status s = Dollar(false); !s.ok()) return s;
+        if (Status s = Dollar(false); !s.ok()) return s.failure();
         Add('$');
         ++i_;
       } else if (IsOperator(c)) {
@@ -77,7 +77,7 @@ class Splitter {
     ++i_;
     for (;;) {
       if (i_ >= text_.size()) {
-        return Status::Error("unterminated double quote (opened at character " + Pos(open) + ")");
+        return Status::Invalid("unterminated double quote (opened at character " + Pos(open) + ")");
       }
       char c = text_[i_];
       if (c == '"') {
@@ -127,11 +127,11 @@ class Splitter {
     return Status::Ok();
   }
 
-  Status NeedsShell(std::string_view what, std::string_view why) {
-    return Status::Error("'" + std::string(what) + "' needs a shell" + std::string(why) + ": " +
+  Failure NeedsShell(std::string_view what, std::string_view why) {
+    return Status::Invalid("'" + std::string(what) + "' needs a shell" + std::string(why) + ": " +
                          std::string(remedy_));
   }
-  static Status Fail(std::string message) { return Status::Error(std::move(message)); }
+  static Failure Fail(std::string message) { return Status::Invalid(std::move(message)); }
   static std::string Pos(size_t i) { return std::to_string(i + 1); }
 
   void StartWord() {

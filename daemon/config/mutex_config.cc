@@ -23,14 +23,18 @@ void LoadMutexSection(const RawSection& s, const LoadOptions& options, MutexConf
   if (auto v = r.GetDuration("cache")) c.cache = *v;
   if (auto v = r.GetDuration("poll")) c.poll = *v;
   if (const ConfigEntry* e = r.Find("token_file")) {
-    std::string error;
     if (etcd) {
       r.Error(*e, "token_file is for url = … (HTTP); with backend = etcd use cert_file and "
                   "key_file");
-    } else if (options.read_secrets &&
-               (!SecretFileIsPrivate(std::string(Trim(e->value)), &error) ||
-                !ReadSecretFile(std::string(Trim(e->value)), &c.token, &error))) {
-      r.Error(*e, "token_file: " + error);
+    } else if (options.read_secrets) {
+      const std::string path(Trim(e->value));
+      Status st = SecretFileIsPrivate(path);
+      if (st.ok()) {
+        auto token = ReadSecretFile(path);
+        if (token) c.token = std::move(*token);
+        st = token.status();
+      }
+      if (!st.ok()) r.Error(*e, "token_file: " + st.message());
     }
     if (!c.token.empty()) secrets.push_back(c.token);
   }

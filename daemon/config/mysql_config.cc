@@ -176,12 +176,13 @@ void CheckMysqlTls(OptionReader& r, MysqlConnConfig& m, const LoadOptions& optio
   if (!options.read_secrets) return;
   for (auto [key, field] : MysqlTlsFiles(m)) {
     if (field->empty()) continue;
-    std::string error;
     if (::access(field->c_str(), R_OK) != 0) {
       ErrorAt(r, m, key, std::string(key) + ": cannot read " + *field + ": " +
                              std::strerror(errno));
-    } else if (std::string(key) == "ssl_key" && !SecretFileIsPrivate(*field, &error)) {
-      ErrorAt(r, m, key, "ssl_key: " + error);
+    } else if (std::string(key) == "ssl_key") {
+      if (Status s = SecretFileIsPrivate(*field); !s.ok()) {
+        ErrorAt(r, m, key, "ssl_key: " + s.message());
+      }
     }
   }
 }
@@ -203,11 +204,15 @@ void LoadMysqlSection(const RawSection& s, const LoadOptions& options,
   if (auto v = r.GetDuration("connect_timeout")) m.connect_timeout = *v;
   if (auto v = r.GetDuration("query_timeout")) m.query_timeout = *v;
   if (const ConfigEntry* e = r.Find("password_file")) {
-    std::string error;
-    if (options.read_secrets &&
-        (!SecretFileIsPrivate(std::string(Trim(e->value)), &error) ||
-         !ReadSecretFile(std::string(Trim(e->value)), &m.password, &error))) {
-      r.Error(*e, "password_file: " + error);
+    if (options.read_secrets) {
+      const std::string path(Trim(e->value));
+      Status st = SecretFileIsPrivate(path);
+      if (st.ok()) {
+        auto password = ReadSecretFile(path);
+        if (password) m.password = std::move(*password);
+        st = password.status();
+      }
+      if (!st.ok()) r.Error(*e, "password_file: " + st.message());
     }
     if (!m.password.empty()) secrets.push_back(m.password);
   }

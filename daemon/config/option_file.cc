@@ -130,7 +130,7 @@ class Reader {
 Expected<std::map<std::string, OptionValue>> ReadOptionGroup(const std::string& path,
                                                              const std::string& group) {
   Reader r(group);
-  if (Status s = r.Read(path, 0); !s.ok()) return s;
+  if (Status s = r.Read(path, 0); !s.ok()) return s.failure();
   if (!r.found()) {
     return Expected<std::map<std::string, OptionValue>>::Error(
         path + " has no [" + group + "] group");

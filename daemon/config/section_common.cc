@@ -20,21 +20,9 @@ std::string SectionDigest(const RawSection& s) {
   return d.Hex();
 }
 
-bool ReadSecretFile(const std::string& path, std::string* out, std::string* error) {
-  auto line = ReadSecretLine(path);
-  if (!line) {
-    *error = line.error();
-    return false;
-  }
-  *out = std::move(*line);
-  return true;
-}
+Expected<std::string> ReadSecretFile(const std::string& path) { return ReadSecretLine(path); }
 
-bool SecretFileIsPrivate(const std::string& path, std::string* error) {
-  Status s = CheckSecretFilePrivate(path);
-  if (!s.ok()) *error = s.message();
-  return s.ok();
-}
+Status SecretFileIsPrivate(const std::string& path) { return CheckSecretFilePrivate(path); }
 
 bool ValidName(const std::string& name) {
   if (name.empty()) return false;

@@ -57,13 +57,13 @@ std::vector<std::string> ReadGroups(OptionReader& r);
 // `timeout`, when set, must be longer than 0; `out` keeps its default otherwise.
 void ReadTimeout(OptionReader& r, Duration& out);
 
-// The first line of `path` without trailing blanks, into `out`; false
-// with the reason in `error` when it cannot be read.
-bool ReadSecretFile(const std::string& path, std::string* out, std::string* error);
+// The first line of `path` without trailing blanks, or why it cannot be
+// read.
+Expected<std::string> ReadSecretFile(const std::string& path);
 
 // A secret (a password file, a TLS key) must not be readable by group or
-// others: false, with the reason, when it is.
-bool SecretFileIsPrivate(const std::string& path, std::string* error);
+// others: the reason when it is (or cannot be looked at).
+Status SecretFileIsPrivate(const std::string& path);
 
 // An address wardend connects to or listens on: "host:port" or
 // "[v6]:port" whose host is an IP address ("localhost" is 127.0.0.1);

@@ -73,7 +73,13 @@ EventLog::~EventLog() {
   // what is lost said.
   writer_->Drain();
   std::string error;
-  if (fd_ >= 0) held_.Drain([&](const Held& h) { return WriteLine(h.line, &error); });
+  if (fd_ >= 0) {
+    held_.Drain([&](const Held& h) {
+      Status s = WriteLine(h.line);
+      if (!s.ok()) error = s.message();
+      return s.ok();
+    });
+  }
   if (held_.size() > 0) {
     spdlog::error("events file {}: stopping with {} events never written to it (seq {} to {}): {}",
                   path_, held_.size(), held_.front().seq, held_.back().seq, error);
@@ -260,11 +266,13 @@ void EventLog::WriteOrHold(std::uint64_t seq, std::string line) {
   const bool drained = held_.clear() || DrainHeld();
   std::string error;
   if (drained && held_.clear()) {
-    if (WriteLine(line, &error)) {
+    Status s = WriteLine(line);
+    if (s.ok()) {
       PublishHealth();
       ReportDrop();
       return;
     }
+    error = s.message();
     if (held_.Fail(error, EventWallMs())) {
       spdlog::error("cannot write events to {}: {}; holding them in memory (up to {} events) and "
                     "writing them as soon as it can",
@@ -287,7 +295,11 @@ void EventLog::WriteOrHold(std::uint64_t seq, std::string line) {
 bool EventLog::DrainHeld() {
   if (held_.clear()) return true;
   std::string error;
-  if (!held_.Drain([&](const Held& h) { return WriteLine(h.line, &error); })) {
+  if (!held_.Drain([&](const Held& h) {
+        Status s = WriteLine(h.line);
+        if (!s.ok()) error = s.message();
+        return s.ok();
+      })) {
     held_.Fail(error, EventWallMs());
     return false;
   }
@@ -316,42 +328,42 @@ void EventLog::ReportDrop() {
   });
 }
 
-bool EventLog::WriteLine(const std::string& line, std::string* error) {
-  if (torn_ > 0 && !CutTorn(error)) return false;
+Status EventLog::WriteLine(const std::string& line) {
+  if (torn_ > 0) {
+    if (Status s = CutTorn(); !s.ok()) return s;
+  }
   std::size_t done = 0;
   while (done < line.size()) {
     ssize_t n = write_(fd_, line.data() + done, line.size() - done);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
-      *error = n < 0 ? std::strerror(errno) : "write took nothing";
+      Status error = n < 0 ? Status(Status::WithCode(ErrnoCode(errno), std::strerror(errno)))
+                           : Status(Status::Internal("write took nothing"));
       if (done > 0) {
         torn_ = done;
-        std::string cut_error;
-        if (!CutTorn(&cut_error)) *error += "; " + cut_error;
+        if (Status cut = CutTorn(); !cut.ok()) {
+          error = Status::WithCode(error.code(), error.message() + "; " + cut.message());
+        }
       }
-      return false;
+      return error;
     }
     done += static_cast<std::size_t>(n);
   }
-  return true;
+  return Status::Ok();
 }
 
-bool EventLog::CutTorn(std::string* error) {
+Status EventLog::CutTorn() {
   // The file is ours and appended to: the partial line is its last torn_
   // bytes (fstat, not a size kept here: logrotate's copytruncate may have
   // emptied it meanwhile).
   struct stat sb {};
-  if (::fstat(fd_, &sb) != 0) {
-    *error = std::string("cannot cut a partial line: ") + std::strerror(errno);
-    return false;
-  }
+  if (::fstat(fd_, &sb) != 0) return Status::FromErrno(errno, "cannot cut a partial line");
   const auto torn = static_cast<off_t>(torn_);
   if (sb.st_size >= torn && ::ftruncate(fd_, sb.st_size - torn) != 0) {
-    *error = std::string("cannot cut a partial line: ") + std::strerror(errno);
-    return false;
+    return Status::FromErrno(errno, "cannot cut a partial line");
   }
   torn_ = 0;
-  return true;
+  return Status::Ok();
 }
 
 std::string Rfc3339Now() {

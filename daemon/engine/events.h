@@ -103,12 +103,12 @@ class EventLog {
   // On the writer: a file deleted under us (nlink 0) is made again.
   void ReopenIfRemoved();
   void ReportDrop();      // at the end of a writer task: events.dropped
-  // Appends one line; false (with the reason) when the file did not take
-  // all of it, in which case none of it stays in the file.
-  bool WriteLine(const std::string& line, std::string* error);
+  // Appends one line; the reason when the file did not take all of it, in
+  // which case none of it stays in the file.
+  Status WriteLine(const std::string& line);
   // Cuts the last `torn_` bytes (the start of a line that a failed write
   // left) off the file.
-  bool CutTorn(std::string* error);
+  Status CutTorn();
   static void OnRetry(struct ev_loop* loop, ev_timer* w, int revents);
 
   struct Held {

@@ -358,36 +358,30 @@ BufferPos EventBuffer::Normalize(BufferPos p) const {
   return p;
 }
 
-bool EventBuffer::Fill(std::uint64_t segment, std::uint64_t offset, std::size_t want,
-                       std::string* error) {
+Status EventBuffer::Fill(std::uint64_t segment, std::uint64_t offset, std::size_t want) {
   if (read_fd_ < 0 || read_fd_seg_ != segment) {
     if (read_fd_ >= 0) ::close(read_fd_);
     read_fd_ = ::open(SegmentPath(segment).c_str(), O_RDONLY | O_CLOEXEC);
     read_fd_seg_ = segment;
-    if (read_fd_ < 0) {
-      *error = "cannot open " + SegmentPath(segment) + ": " + std::strerror(errno);
-      return false;
-    }
+    if (read_fd_ < 0) return Status::FromErrno(errno, "cannot open " + SegmentPath(segment));
   }
   cache_seg_ = segment;
   cache_off_ = offset;
   if (!ReadAll(read_fd_, offset, want, &cache_)) {
-    *error = "short read from " + SegmentPath(segment);
     cache_.clear();
-    return false;
+    return Status::Internal("short read from " + SegmentPath(segment));
   }
-  return true;
+  return Status::Ok();
 }
 
-bool EventBuffer::Read(BufferPos from, std::size_t max_bytes, std::vector<BufferedRecord>* out,
-                       std::string* error) {
+Status EventBuffer::Read(BufferPos from, std::size_t max_bytes, std::vector<BufferedRecord>* out) {
   out->clear();
   BufferPos p = Normalize(from);
   const Segment* seg = nullptr;
   for (const auto& s : segments_) {
     if (s.id == p.segment) seg = &s;
   }
-  if (!seg || p.offset >= seg->size) return true;
+  if (!seg || p.offset >= seg->size) return Status::Ok();
   std::size_t used = 0;
   std::string family;
   while (p.offset < seg->size) {
@@ -403,21 +397,20 @@ bool EventBuffer::Read(BufferPos from, std::size_t max_bytes, std::vector<Buffer
     if (!cached || n == 0) {
       std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(
           seg->size - p.offset, std::max<std::size_t>(max_bytes + 4096, 1u << 20)));
-      if (!Fill(p.segment, p.offset, want, error)) return false;
+      if (Status s = Fill(p.segment, p.offset, want); !s.ok()) return s;
       rel = 0;
       n = ParseRecord(cache_.data(), cache_.size(), &fam, &entry);
       if (n == 0 && cache_.size() >= kHeader) {  // a record longer than the read-ahead
         std::size_t whole = kHeader + GetU32(cache_.data());
         if (whole <= seg->size - p.offset) {
-          if (!Fill(p.segment, p.offset, whole, error)) return false;
+          if (Status s = Fill(p.segment, p.offset, whole); !s.ok()) return s;
           n = ParseRecord(cache_.data(), cache_.size(), &fam, &entry);
         }
       }
     }
     if (n <= 0) {
-      *error = "corrupt record in " + SegmentPath(p.segment) + " at offset " +
-               std::to_string(p.offset);
-      return false;
+      return Status::Invalid("corrupt record in " + SegmentPath(p.segment) + " at offset " +
+                             std::to_string(p.offset));
     }
     if (!out->empty() && (fam != family || used + entry.size() > max_bytes)) break;
     family = std::string(fam);
@@ -425,7 +418,7 @@ bool EventBuffer::Read(BufferPos from, std::size_t max_bytes, std::vector<Buffer
     p.offset += static_cast<std::uint64_t>(n);
     out->push_back(BufferedRecord{family, std::string(entry), p});
   }
-  return true;
+  return Status::Ok();
 }
 
 void EventBuffer::Ack(BufferPos begin, BufferPos end, std::uint64_t count) {

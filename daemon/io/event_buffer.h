@@ -87,10 +87,9 @@ class EventBuffer {
 
   // Reads records from `from` (moved forward to start() if it is behind):
   // at most `max_bytes` of payload (but at least one record), stopping at a
-  // change of family and at the end of a segment. Returns false on a read
-  // error (message in *error); an empty `out` means nothing more to read.
-  bool Read(BufferPos from, std::size_t max_bytes, std::vector<BufferedRecord>* out,
-            std::string* error);
+  // change of family and at the end of a segment. Fails on a read error
+  // (invalid: a corrupt record); an empty `out` means nothing more to read.
+  Status Read(BufferPos from, std::size_t max_bytes, std::vector<BufferedRecord>* out);
 
   // The records in [begin, end) — `count` of them — were delivered.
   // Acks at or behind start() are ignored.
@@ -125,7 +124,7 @@ class EventBuffer {
   void DropFront();
   void RemoveAckedFront();
   void PopFront();
-  bool Fill(std::uint64_t segment, std::uint64_t offset, std::size_t want, std::string* error);
+  Status Fill(std::uint64_t segment, std::uint64_t offset, std::size_t want);
 
   std::string dir_;
   std::uint64_t limit_ = 0;

@@ -507,10 +507,9 @@ void ForwardSender::Pump() {
   std::vector<BufferedRecord> records;
   while (in_flight_.size() < kMaxInFlightChunks &&
          stream_queued_ - acked_stream_ < 4 * config_.chunk_limit) {
-    std::string error;
-    if (!buffer_.Read(cursor_, max_entries, &records, &error)) {
-      SetError(error);
-      spdlog::error("fluentd: {}", error);
+    if (Status s = buffer_.Read(cursor_, max_entries, &records); !s.ok()) {
+      SetError(s.message());
+      spdlog::error("fluentd: {}", s.message());
       break;
     }
     // Only what is synced (the rest goes when its sync is done).

@@ -212,6 +212,7 @@ bool HttpClient::Cancel(RequestId id) {
 void HttpClient::FailLater(std::unique_ptr<Transfer> t, std::string error) {
   t->response = HttpResponse{};
   t->response.error = std::move(error);
+  t->response.failure_code = StatusCode::kInternal;
   RequestId id = t->id;
   transfers_.emplace(id, std::move(t));
   finished_.push_back(id);
@@ -304,6 +305,7 @@ void HttpClient::Finish(Transfer& t, int curl_code) {
   }
   r.ok = false;
   r.http_status = 0;
+  r.failure_code = StatusCode::kTransient;
   std::string detail = t.errbuf[0] != '\0' ? std::string(t.errbuf) : curl_easy_strerror(code);
   switch (code) {
     case CURLE_WRITE_ERROR:
@@ -311,6 +313,8 @@ void HttpClient::Finish(Transfer& t, int curl_code) {
       r.error = t.over_limit || code == CURLE_FILESIZE_EXCEEDED
                     ? "body over " + SizeText(t.max_body)
                     : detail;
+      r.failure_code = t.over_limit || code == CURLE_FILESIZE_EXCEEDED ? StatusCode::kInvalid
+                                                                       : StatusCode::kInternal;
       break;
     case CURLE_OPERATION_TIMEDOUT: {
       curl_off_t connected = 0;
@@ -342,9 +346,22 @@ void HttpClient::Finish(Transfer& t, int curl_code) {
     case CURLE_SSL_INVALIDCERTSTATUS:
     case CURLE_SSL_CRL_BADFILE:
     case CURLE_USE_SSL_FAILED:
+      // A certificate does not change within a timeout, but a failed
+      // handshake is a failed connection like the others (retried).
       r.error = "TLS error: " + detail;
       break;
+    case CURLE_FILE_COULDNT_READ_FILE:
+      r.error = detail;
+      r.failure_code = StatusCode::kNotFound;
+      break;
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+      r.error = detail;
+      r.failure_code = StatusCode::kInvalid;
+      break;
     default:
+      // Resolving, sending, receiving...: the exchange with the peer
+      // failed, and another may not.
       r.error = detail;
       break;
   }

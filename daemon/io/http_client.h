@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "daemon/base/status.h"
 #include "daemon/base/units.h"
 
 struct ev_loop;
@@ -77,11 +78,22 @@ struct HttpResponse {
   // "TLS error: SSL certificate problem: self-signed certificate",
   // "body over 64 KB". Empty when ok.
   std::string error;
+  // When !ok, what kind of failure: invalid for a body over max_body or a
+  // bad URL; not_found for a file:// that cannot be read; internal for a
+  // request that could not be set up; transient for every other failure
+  // of the exchange (a timeout, a refused, closed or reset connection, a
+  // name that did not resolve, a failed TLS handshake).
+  StatusCode failure_code = StatusCode::kInternal;
   // Some of the request was written to the server, which may therefore have
   // acted on it even when !ok (a timeout, a closed connection). False when
   // nothing was sent (refused, DNS, connect timeout, TLS handshake failure,
   // file://): the server saw no request.
   bool sent = false;
+
+  // ok, or the failure with its code and `error`.
+  Status status() const {
+    return ok ? Status::Ok() : Status(Status::WithCode(failure_code, error));
+  }
 };
 
 class HttpClient {

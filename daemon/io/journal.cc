@@ -77,40 +77,39 @@ JournalSender::~JournalSender() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-JournalSender::Result JournalSender::Send(JournalPriority priority, std::string_view message,
-                                          const std::vector<JournalField>& fields,
-                                          std::string* error) {
+Expected<JournalSender::Result> JournalSender::Send(JournalPriority priority,
+                                                    std::string_view message,
+                                                    const std::vector<JournalField>& fields) {
   // Drops since the last entry that got through are said first, once the
   // socket takes entries again.
   if (std::uint64_t lost = dropped_unreported_.exchange(0); lost > 0) {
     std::string note = EncodeJournalEntry(
         JournalPriority::kWarning, identifier_,
         "journald's socket was full: " + std::to_string(lost) + " log entries dropped", {});
-    if (SendEncoded(note, nullptr, /*count=*/false) != Result::kSent) dropped_unreported_ += lost;
+    if (!(SendEncoded(note, /*count=*/false) == Result::kSent)) dropped_unreported_ += lost;
   }
   std::string cut;
   if (message.size() > kMaxMessage) {
     cut = CutJournalMessage(message, kMaxMessage);
     message = cut;
   }
-  return SendEncoded(EncodeJournalEntry(priority, identifier_, message, fields), error, true);
+  return SendEncoded(EncodeJournalEntry(priority, identifier_, message, fields), true);
 }
 
-JournalSender::Result JournalSender::SendEncoded(const std::string& datagram, std::string* error,
-                                                 bool count) {
-  auto fail = [&](std::string why) {
+Expected<JournalSender::Result> JournalSender::SendEncoded(const std::string& datagram,
+                                                           bool count) {
+  auto fail = [&](Failure why) -> Expected<Result> {
     if (count) ++failed_;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      last_error_ = why;
+      last_error_ = why.message();
     }
-    if (error) *error = std::move(why);
-    return Result::kFailed;
+    return why;
   };
-  if (fd_ < 0) return fail("cannot make a unix datagram socket");
+  if (fd_ < 0) return fail(Status::Internal("cannot make a unix datagram socket"));
   struct sockaddr_un addr {};
   addr.sun_family = AF_UNIX;
-  if (path_.size() >= sizeof addr.sun_path) return fail(path_ + ": path too long");
+  if (path_.size() >= sizeof addr.sun_path) return fail(Status::Invalid(path_ + ": path too long"));
   std::memcpy(addr.sun_path, path_.data(), path_.size());
   // Unconnected: each entry is addressed, so a restarted journald (a new
   // socket at the same path) is reached without reconnecting.
@@ -129,7 +128,7 @@ JournalSender::Result JournalSender::SendEncoded(const std::string& datagram, st
       }
       return Result::kDropped;
     }
-    return fail(path_ + ": " + std::strerror(errno));
+    return fail(Status::FromErrno(errno, path_));
   }
 }
 
@@ -159,7 +158,7 @@ JournalPriority JournalSink::PriorityOf(spdlog::level::level_enum level) {
 
 void JournalSink::sink_it_(const spdlog::details::log_msg& msg) {
   std::string_view text(msg.payload.data(), msg.payload.size());
-  if (sender_->Send(PriorityOf(msg.level), text) != JournalSender::Result::kFailed) return;
+  if (sender_->Send(PriorityOf(msg.level), text).ok()) return;
   // Not taken (no journald, the path gone): the line goes to stderr, as it
   // would without the journal.
   spdlog::memory_buf_t formatted;

@@ -35,6 +35,8 @@
 #include <string_view>
 #include <vector>
 
+#include "daemon/base/status.h"
+
 namespace warden {
 
 // syslog(3) priorities, as journald's PRIORITY field wants them.
@@ -67,7 +69,9 @@ class JournalSender {
  public:
   static constexpr std::size_t kMaxMessage = 32 * 1024;
 
-  enum class Result { kSent, kDropped, kFailed };
+  // How an entry that did not fail went: kDropped when journald's socket
+  // was full.
+  enum class Result { kSent, kDropped };
   struct Stats {
     std::uint64_t sent = 0;
     std::uint64_t dropped = 0;   // journald's socket was full (EAGAIN)
@@ -81,16 +85,17 @@ class JournalSender {
   JournalSender(const JournalSender&) = delete;
   JournalSender& operator=(const JournalSender&) = delete;
 
-  // Sends one entry, never waiting. kFailed carries the reason in *error.
-  Result Send(JournalPriority priority, std::string_view message,
-              const std::vector<JournalField>& fields = {}, std::string* error = nullptr);
+  // Sends one entry, never waiting; fails (no journald, the path gone...)
+  // with the reason.
+  Expected<Result> Send(JournalPriority priority, std::string_view message,
+                        const std::vector<JournalField>& fields = {});
 
   Stats stats() const;
   const std::string& socket_path() const { return path_; }
 
  private:
   // count: in the stats (not for the note about drops).
-  Result SendEncoded(const std::string& datagram, std::string* error, bool count);
+  Expected<Result> SendEncoded(const std::string& datagram, bool count);
 
   const std::string path_;
   const std::string identifier_;

@@ -48,23 +48,32 @@ void InitLibrary();
 std::string ServerError(MYSQL* m);
 // The connection is gone (the server restarted, killed it or timed it out).
 bool IsConnectionLoss(unsigned err);
+// The code of a MySQL error number: transient when the server could not be
+// reached, stopped answering or is out of connections (every client-side
+// error, CR_*; connection loss, ER_CON_COUNT_ERROR, shutdown); refused for
+// access denied and any other no of the server's; not_found for an unknown
+// database, table, column, routine or variable; invalid for a syntax error;
+// internal for 0 (not a MySQL error).
+StatusCode MysqlErrorCode(unsigned err);
+// ServerError(m) with MysqlErrorCode(mysql_errno(m)).
+Failure MysqlFailure(MYSQL* m);
 
-// A worker's job: a new connection on which libmariadb's non-blocking API
-// may be used (LoopConn). `healthy` becomes false when it cannot be made.
-Expected<std::shared_ptr<MYSQL>> WorkerConnectNonblocking(const MysqlConnConfig& cfg,
-                                                          bool* healthy);
-// Worker jobs on the thread's cached connection for `cfg` (MysqlReads'
-// Ping, Query, Execute, ReplicaStatus). `healthy` becomes false when the
-// server could not be reached or stopped answering.
-Expected<double> WorkerPing(const MysqlConnConfig& cfg, bool* healthy);
-Expected<MysqlRows> WorkerQuery(const MysqlConnConfig& cfg, const std::string& sql, bool* healthy);
+// Worker jobs. A transient failure means the server could not be reached
+// or stopped answering: the connection was dropped (the next call makes a
+// new one) and the worker pool limits the lane (SubmitWork).
+//
+// A new connection on which libmariadb's non-blocking API may be used
+// (LoopConn).
+Expected<std::shared_ptr<MYSQL>> WorkerConnectNonblocking(const MysqlConnConfig& cfg);
+// On the thread's cached connection for `cfg` (MysqlReads' Ping, Query,
+// Execute, ReplicaStatus).
+Expected<double> WorkerPing(const MysqlConnConfig& cfg);
+Expected<MysqlRows> WorkerQuery(const MysqlConnConfig& cfg, const std::string& sql);
 Expected<bool> WorkerExecute(const MysqlConnConfig& cfg, const std::vector<std::string>& statements,
-                             bool* healthy, MysqlStatementControl* control = nullptr);
+                             MysqlStatementControl* control = nullptr);
 // KILL QUERY for the statement `control` shows running (MysqlReads::KillQuery).
-Expected<bool> WorkerKillQuery(const MysqlConnConfig& cfg, MysqlStatementControl& control,
-                               bool* healthy);
-Expected<std::shared_ptr<const MysqlRows>> WorkerReplicaStatus(const MysqlConnConfig& cfg,
-                                                               bool* healthy);
+Expected<bool> WorkerKillQuery(const MysqlConnConfig& cfg, MysqlStatementControl& control);
+Expected<std::shared_ptr<const MysqlRows>> WorkerReplicaStatus(const MysqlConnConfig& cfg);
 
 // ---------------------------------------------------------------------------
 // Loop side (mysql_reads.cc, mysql_loop_conn.cc)
@@ -125,10 +134,12 @@ struct ReadsState {
 };
 
 template <typename T>
-using WorkerFn = std::function<Expected<T>(const MysqlConnConfig&, bool* healthy)>;
+using WorkerFn = std::function<Expected<T>(const MysqlConnConfig&)>;
 
 // Submits `work` on lane mysql:<name> with the connection's timeouts as its
-// deadline. The worker reads the connection's settings, never changed.
+// deadline. The worker reads the connection's settings, never changed. A
+// transient failure, or an exception, tells the pool the lane's server
+// looks unhealthy.
 template <typename T>
 void SubmitWork(const std::shared_ptr<ReadsState>& impl, const std::string& name,
                 std::shared_ptr<const MysqlConnConfig> config, WorkerFn<T> work,
@@ -140,7 +151,8 @@ void SubmitWork(const std::shared_ptr<ReadsState>& impl, const std::string& name
       [config, work = std::move(work), result]() -> bool {
         bool healthy = true;
         try {
-          result->emplace(work(*config, &healthy));
+          result->emplace(work(*config));
+          healthy = (*result)->code() != StatusCode::kTransient;
         } catch (const std::exception& e) {
           result->emplace(Expected<T>::Error(std::string("internal error: ") + e.what()));
           healthy = false;

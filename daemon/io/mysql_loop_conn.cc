@@ -149,7 +149,7 @@ class LoopConn {
         [this, alive](Expected<std::shared_ptr<MYSQL>> m) {
           if (alive.expired()) return;   // the connection, if any, closes with `m`
           if (!m) {
-            FailAll(m.error());
+            FailAll(m.failure());
             return;
           }
           conn_ = std::move(*m);
@@ -325,7 +325,7 @@ class LoopConn {
     // Client-side errors (lost connection, read timeout): name the
     // connection, the library's text does not.
     if (err >= 2000) error = cfg_->Describe() + ": " + error;
-    Complete(Result::Error(std::move(error)));
+    Complete(Status::WithCode(MysqlErrorCode(err), std::move(error)));
   }
 
   void Complete(Result r) {
@@ -341,13 +341,13 @@ class LoopConn {
 
   // The connection could not be made: every statement waiting for it gets
   // that error.
-  void FailAll(const std::string& error) {
+  void FailAll(const Failure& error) {
     std::deque<Op> ops;
     ops.swap(queue_);
     busy_ = false;
     std::weak_ptr<bool> alive = alive_;
     for (auto& op : ops) {
-      op.done(Result::Error(error));
+      op.done(error);
       if (alive.expired()) return;
     }
     Next();

@@ -36,7 +36,7 @@ void SharedReadOf(const std::shared_ptr<ReadsState>& impl,
   auto it = table.find(name);
   if (it == table.end()) {
     if (!impl->Find(name)) {
-      done(Expected<std::shared_ptr<const T>>::Error(UnknownConnection(name)));
+      done(Status::NotFound(UnknownConnection(name)));
       return;
     }
     it = table.try_emplace(name).first;
@@ -110,12 +110,12 @@ void MysqlReads::Query(const std::string& connection, const std::string& sql,
                        std::function<void(Expected<MysqlRows>)> done) {
   auto cfg = impl_->Shared(connection);
   if (!cfg) {
-    done(Expected<MysqlRows>::Error(UnknownConnection(connection)));
+    done(Status::NotFound(UnknownConnection(connection)));
     return;
   }
   SubmitWork<MysqlRows>(
       impl_, connection, std::move(cfg),
-      [sql](const MysqlConnConfig& c, bool* healthy) { return mysql_internal::WorkerQuery(c, sql, healthy); },
+      [sql](const MysqlConnConfig& c) { return mysql_internal::WorkerQuery(c, sql); },
       std::move(done));
 }
 
@@ -124,13 +124,13 @@ void MysqlReads::Execute(const std::string& connection, std::vector<std::string>
                          std::shared_ptr<MysqlStatementControl> control) {
   auto cfg = impl_->Shared(connection);
   if (!cfg) {
-    done(Status::Error(UnknownConnection(connection)));
+    done(Status::NotFound(UnknownConnection(connection)));
     return;
   }
   SubmitWork<bool>(
       impl_, connection, std::move(cfg),
-      [statements = std::move(statements), control](const MysqlConnConfig& c, bool* healthy) {
-        return mysql_internal::WorkerExecute(c, statements, healthy, control.get());
+      [statements = std::move(statements), control](const MysqlConnConfig& c) {
+        return mysql_internal::WorkerExecute(c, statements, control.get());
       },
       [done = std::move(done)](Expected<bool> r) { done(r.status()); });
 }
@@ -141,7 +141,7 @@ void MysqlReads::KillQuery(const std::string& connection,
   control->stop = true;
   auto cfg = impl_->Shared(connection);
   if (!cfg) {
-    done(Status::Error(UnknownConnection(connection)));
+    done(Status::NotFound(UnknownConnection(connection)));
     return;
   }
   if (control->connection_id == 0) {   // not started yet, or over: stop is enough
@@ -150,8 +150,8 @@ void MysqlReads::KillQuery(const std::string& connection,
   }
   SubmitWork<bool>(
       impl_, "kill:" + connection, std::move(cfg),
-      [control](const MysqlConnConfig& c, bool* healthy) {
-        return mysql_internal::WorkerKillQuery(c, *control, healthy);
+      [control](const MysqlConnConfig& c) {
+        return mysql_internal::WorkerKillQuery(c, *control);
       },
       [done = std::move(done)](Expected<bool> r) { done(r.status()); });
 }
@@ -159,7 +159,7 @@ void MysqlReads::KillQuery(const std::string& connection,
 void MysqlReads::Ping(const std::string& connection, std::function<void(Expected<double>)> done) {
   auto cfg = impl_->Shared(connection);
   if (!cfg) {
-    done(Expected<double>::Error(UnknownConnection(connection)));
+    done(Status::NotFound(UnknownConnection(connection)));
     return;
   }
   SubmitWork<double>(impl_, connection, std::move(cfg), mysql_internal::WorkerPing, std::move(done));

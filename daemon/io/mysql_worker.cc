@@ -27,7 +27,16 @@ namespace warden::mysql_internal {
 namespace {
 
 constexpr unsigned kErConCountError = 1040;       // ER_CON_COUNT_ERROR: max_connections
+constexpr unsigned kErDbAccessDenied = 1044;      // ER_DBACCESS_DENIED_ERROR
 constexpr unsigned kErAccessDenied = 1045;        // ER_ACCESS_DENIED_ERROR
+constexpr unsigned kErBadDb = 1049;               // ER_BAD_DB_ERROR
+constexpr unsigned kErServerShutdown = 1053;      // ER_SERVER_SHUTDOWN
+constexpr unsigned kErBadField = 1054;            // ER_BAD_FIELD_ERROR
+constexpr unsigned kErNoSuchTable = 1146;         // ER_NO_SUCH_TABLE
+constexpr unsigned kErUnknownSystemVariable = 1193;  // ER_UNKNOWN_SYSTEM_VARIABLE
+constexpr unsigned kErSpDoesNotExist = 1305;      // ER_SP_DOES_NOT_EXIST
+constexpr unsigned kCrErrorFirst = 2000;          // CR_*: the client library's own errors
+constexpr unsigned kCrErrorLast = 2999;
 constexpr unsigned kCrServerGoneError = 2006;     // CR_SERVER_GONE_ERROR
 constexpr unsigned kCrServerLost = 2013;          // CR_SERVER_LOST
 constexpr unsigned kCrServerLostExtended = 2055;  // CR_SERVER_LOST_EXTENDED
@@ -61,6 +70,27 @@ std::string ServerError(MYSQL* m) {
 bool IsConnectionLoss(unsigned err) {
   return err == kCrServerGoneError || err == kCrServerLost || err == kCrServerLostExtended ||
          err == kErConnectionKilled || err == kErClientInteractionTimeout;
+}
+
+StatusCode MysqlErrorCode(unsigned err) {
+  if (err == 0) return StatusCode::kInternal;
+  // Client-side: unreachable (CR_CONNECTION_ERROR, CR_CONN_HOST_ERROR),
+  // gone (CR_SERVER_GONE_ERROR, CR_SERVER_LOST), read timeouts, handshakes.
+  if (err >= kCrErrorFirst && err <= kCrErrorLast) return StatusCode::kTransient;
+  if (IsConnectionLoss(err) || err == kErConCountError || err == kErServerShutdown) {
+    return StatusCode::kTransient;
+  }
+  switch (err) {
+    case kErParseError: return StatusCode::kInvalid;
+    case kErBadDb: case kErBadField: case kErNoSuchTable: case kErUnknownSystemVariable:
+    case kErSpDoesNotExist:
+      return StatusCode::kNotFound;
+    case kErAccessDenied: case kErDbAccessDenied: default: return StatusCode::kRefused;
+  }
+}
+
+Failure MysqlFailure(MYSQL* m) {
+  return Status::WithCode(MysqlErrorCode(mysql_errno(m)), ServerError(m));
 }
 
 namespace {
@@ -123,8 +153,8 @@ Expected<MYSQL*> RequireTls(const MysqlConnConfig& cfg, MYSQL* m) {
     return m;
   }
   mysql_close(m);
-  return Expected<MYSQL*>::Error("cannot connect to " + cfg.Describe() + ": ssl_mode = " +
-                                 SslModeName(mode) + " but the connection is not encrypted");
+  return Status::Refused("cannot connect to " + cfg.Describe() + ": ssl_mode = " +
+                         SslModeName(mode) + " but the connection is not encrypted");
 }
 
 // A new connection with `cfg`'s settings (blocking: a worker's call).
@@ -142,6 +172,7 @@ Expected<MYSQL*> ConnectMysql(const MysqlConnConfig& cfg, bool nonblocking) {
   }
   std::string error = "cannot connect to " + cfg.Describe() + ": " +
                       (mysql_errno(m) == 0 ? std::string("out of memory") : ServerError(m));
+  StatusCode code = MysqlErrorCode(mysql_errno(m));
   if (mysql_errno(m) == kErAccessDenied && !socket &&
       cfg.EffectiveSslMode() == SslMode::kDisabled) {
     // MariaDB refuses a plain connection this way too, without saying why.
@@ -150,7 +181,7 @@ Expected<MYSQL*> ConnectMysql(const MysqlConnConfig& cfg, bool nonblocking) {
   }
   if (cfg.fallback_port == 0 || !IsTooManyConnections(m)) {
     mysql_close(m);
-    return Expected<MYSQL*>::Error(std::move(error));
+    return Status::WithCode(code, std::move(error));
   }
   mysql_close(m);
   const std::string host = socket ? "127.0.0.1" : cfg.host;
@@ -165,8 +196,9 @@ Expected<MYSQL*> ConnectMysql(const MysqlConnConfig& cfg, bool nonblocking) {
   }
   error += "; and through fallback_port " + where + ": " +
            (mysql_errno(m) == 0 ? std::string("out of memory") : ServerError(m));
+  code = MysqlErrorCode(mysql_errno(m));
   mysql_close(m);
-  return Expected<MYSQL*>::Error(std::move(error));
+  return Status::WithCode(code, std::move(error));
 }
 
 struct CachedConn {
@@ -211,7 +243,7 @@ class WorkerConnections {
     }
     *reused = false;
     auto m = ConnectMysql(cfg, false);
-    if (!m) return m.status();
+    if (!m) return m.failure();
     CachedConn& c = conns_[key];
     c.mysql = *m;
     c.last_used = now;
@@ -248,7 +280,7 @@ thread_local WorkerConnections t_connections;
 // is set and the message carries the server's answer.
 Expected<MysqlRows> RunQuery(MYSQL* m, const std::string& sql) {
   if (mysql_real_query(m, sql.data(), static_cast<unsigned long>(sql.size())) != 0) {
-    return Expected<MysqlRows>::Error(ServerError(m));
+    return MysqlFailure(m);
   }
   MysqlRows out;
   bool have = false;
@@ -276,38 +308,43 @@ Expected<MysqlRows> RunQuery(MYSQL* m, const std::string& sql) {
       }
       mysql_free_result(res);
     } else if (mysql_field_count(m) != 0) {
-      return Expected<MysqlRows>::Error(ServerError(m));
+      return MysqlFailure(m);
     }
     int next = mysql_next_result(m);  // 0: more, -1: done, >0: error
-    if (next > 0) return Expected<MysqlRows>::Error(ServerError(m));
+    if (next > 0) return MysqlFailure(m);
     if (next < 0) break;
   }
   return out;
 }
 
-// What an operation on one connection does. `reused` says the connection
-// came from the cache; set `*retryable` to false once a retry could repeat
-// something that changed the server.
+// What an operation on one connection does.
 template <typename T>
-using Op = std::function<Expected<T>(CachedConn& conn, bool reused, bool* retryable)>;
+using Op = std::function<Expected<T>(CachedConn& conn)>;
 
 // Runs `op` on this thread's connection for `cfg`. After a MySQL error the
 // connection is closed so that the next call reconnects. A cached
-// connection found dead (server restarted, killed) is replaced once, if
-// the op allows it. `healthy` becomes false when the server could not be
-// reached or stopped answering (the worker pool then limits its lane).
+// connection found dead (server restarted, killed) is replaced once. An op
+// that is not `repeatable` (statements that change things) is never sent
+// twice: a cached connection is pinged before it instead, and only a
+// failed ping is retried. The failure is transient when the server could
+// not be reached or stopped answering (the worker pool then limits its
+// lane).
 template <typename T>
-Expected<T> WithConnection(const MysqlConnConfig& cfg, const Op<T>& op, bool* healthy) {
+Expected<T> WithConnection(const MysqlConnConfig& cfg, const Op<T>& op, bool repeatable) {
   for (int attempt = 0;; ++attempt) {
     bool reused = false;
     auto conn = t_connections.Get(cfg, &reused);
-    if (!conn) {
-      *healthy = false;
-      return conn.status();
-    }
-    bool retryable = true;
+    if (!conn) return conn.failure();
+    bool sent = false;
     auto start = std::chrono::steady_clock::now();
-    Expected<T> result = op(**conn, reused, &retryable);
+    auto run = [&]() -> Expected<T> {
+      if (!repeatable && reused && mysql_ping((*conn)->mysql) != 0) {
+        return MysqlFailure((*conn)->mysql);
+      }
+      sent = true;
+      return op(**conn);
+    };
+    Expected<T> result = run();
     if (result) return result;
     unsigned err = mysql_errno((*conn)->mysql);
     if (err == 0) return result;  // not a MySQL error ("not a replica"): keep the connection
@@ -316,12 +353,12 @@ Expected<T> WithConnection(const MysqlConnConfig& cfg, const Op<T>& op, bool* he
     // packet). A read timeout also says "lost connection" but only after a
     // second or more: that query is not sent again.
     bool at_once = std::chrono::steady_clock::now() - start < std::chrono::milliseconds(500);
+    const bool retryable = repeatable || !sent;
     if (IsConnectionLoss(err) && reused && retryable && at_once && attempt == 0) continue;
-    if (err >= 2000) {
+    if (err >= kCrErrorFirst) {
       // Client-side errors (lost connection, read timeout): the server is
       // not answering. Name the connection, the server's text does not.
-      *healthy = false;
-      return Expected<T>::Error(cfg.Describe() + ": " + result.error());
+      return result.failure().Prefixed(cfg.Describe() + ": ");
     }
     return result;
   }
@@ -329,43 +366,37 @@ Expected<T> WithConnection(const MysqlConnConfig& cfg, const Op<T>& op, bool* he
 
 }  // namespace
 
-Expected<std::shared_ptr<MYSQL>> WorkerConnectNonblocking(const MysqlConnConfig& c,
-                                                          bool* healthy) {
+Expected<std::shared_ptr<MYSQL>> WorkerConnectNonblocking(const MysqlConnConfig& c) {
   t_connections.Ready();
   auto m = ConnectMysql(c, true);
-  if (!m) {
-    *healthy = false;
-    return m.status();
-  }
+  if (!m) return m.failure();
   return std::shared_ptr<MYSQL>(*m, mysql_close);
 }
 
-Expected<double> WorkerPing(const MysqlConnConfig& cfg, bool* healthy) {
+Expected<double> WorkerPing(const MysqlConnConfig& cfg) {
   return WithConnection<double>(
       cfg,
-      [](CachedConn& c, bool, bool*) -> Expected<double> {
+      [](CachedConn& c) -> Expected<double> {
         auto start = Clock::now();
-        if (mysql_ping(c.mysql) != 0) return Expected<double>::Error(ServerError(c.mysql));
+        if (mysql_ping(c.mysql) != 0) return MysqlFailure(c.mysql);
         std::chrono::duration<double, std::milli> ms = Clock::now() - start;
         return ms.count();
       },
-      healthy);
+      /*repeatable=*/true);
 }
 
-Expected<MysqlRows> WorkerQuery(const MysqlConnConfig& cfg, const std::string& sql, bool* healthy) {
+Expected<MysqlRows> WorkerQuery(const MysqlConnConfig& cfg, const std::string& sql) {
   return WithConnection<MysqlRows>(
-      cfg, [&sql](CachedConn& c, bool, bool*) { return RunQuery(c.mysql, sql); }, healthy);
+      cfg, [&sql](CachedConn& c) { return RunQuery(c.mysql, sql); }, /*repeatable=*/true);
 }
 
 Expected<bool> WorkerExecute(const MysqlConnConfig& cfg, const std::vector<std::string>& statements,
-                             bool* healthy, MysqlStatementControl* control) {
+                             MysqlStatementControl* control) {
+  // Statements change things: never resend one (WithConnection pings a
+  // cached connection before sending anything instead).
   return WithConnection<bool>(
       cfg,
-      [&statements, control](CachedConn& c, bool reused, bool* retryable) -> Expected<bool> {
-        // Statements change things: never resend one. Find a dead cached
-        // connection before sending anything instead.
-        if (reused && mysql_ping(c.mysql) != 0) return Expected<bool>::Error(ServerError(c.mysql));
-        *retryable = false;
+      [&statements, control](CachedConn& c) -> Expected<bool> {
         struct Clear {   // no statement runs once this returns
           MysqlStatementControl* target;
           ~Clear() {
@@ -390,40 +421,38 @@ Expected<bool> WorkerExecute(const MysqlConnConfig& cfg, const std::vector<std::
                                     ? " (statement " + std::to_string(i + 1) + " of " +
                                           std::to_string(statements.size()) + ")"
                                     : "";
-            return Expected<bool>::Error(r.error() + where);
+            return Status::WithCode(r.code(), r.error() + where);
           }
         }
         return true;
       },
-      healthy);
+      /*repeatable=*/false);
 }
 
-Expected<bool> WorkerKillQuery(const MysqlConnConfig& cfg, MysqlStatementControl& control,
-                               bool* healthy) {
+Expected<bool> WorkerKillQuery(const MysqlConnConfig& cfg, MysqlStatementControl& control) {
   return WithConnection<bool>(
       cfg,
-      [&control](CachedConn& c, bool, bool*) -> Expected<bool> {
+      [&control](CachedConn& c) -> Expected<bool> {
         for (int attempt = 0; attempt < 3; ++attempt) {
           const unsigned long id = control.connection_id;
           const std::uint64_t seq = control.statement;
           if (id == 0) return true;   // nothing runs
           auto r = RunQuery(c.mysql, "KILL QUERY " + std::to_string(id));
           // 1094: unknown thread id (the connection is gone): nothing to kill.
-          if (!r && mysql_errno(c.mysql) != 1094) return Expected<bool>::Error(r.error());
+          if (!r && mysql_errno(c.mysql) != 1094) return r.failure();
           std::this_thread::sleep_for(std::chrono::milliseconds(200));
           if (control.connection_id != id || control.statement != seq) return true;
         }
         return true;
       },
-      healthy);
+      /*repeatable=*/true);
 }
 
-Expected<std::shared_ptr<const MysqlRows>> WorkerReplicaStatus(const MysqlConnConfig& cfg,
-                                                               bool* healthy) {
+Expected<std::shared_ptr<const MysqlRows>> WorkerReplicaStatus(const MysqlConnConfig& cfg) {
   using Result = Expected<std::shared_ptr<const MysqlRows>>;
   return WithConnection<std::shared_ptr<const MysqlRows>>(
       cfg,
-      [](CachedConn& c, bool, bool*) -> Result {
+      [](CachedConn& c) -> Result {
         // MariaDB lists all its replication connections (multi-source, with
         // Connection_name) only with SHOW ALL ...; MySQL lists every channel
         // in SHOW REPLICA STATUS. Servers older than MySQL 8.0.22 / MariaDB
@@ -444,13 +473,13 @@ Expected<std::shared_ptr<const MysqlRows>> WorkerReplicaStatus(const MysqlConnCo
           stmt = "SHOW SLAVE STATUS";
           rows = RunQuery(c.mysql, stmt);
         }
-        if (!rows) return rows.status();
+        if (!rows) return rows.failure();
         c.replica_statement = stmt;
         if (rows->rows.empty())
-          return Result::Error("not a replica: " + stmt + " returned no rows");
+          return Status::NotFound("not a replica: " + stmt + " returned no rows");
         return std::shared_ptr<const MysqlRows>(std::make_shared<MysqlRows>(std::move(*rows)));
       },
-      healthy);
+      /*repeatable=*/true);
 }
 
 }  // namespace warden::mysql_internal

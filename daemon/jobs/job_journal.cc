@@ -114,7 +114,7 @@ void JobRunner::Saved(const warden::Status& s) {
   }
 }
 
-std::string JobRunner::Start(std::shared_ptr<const Config> config) {
+Status JobRunner::Start(std::shared_ptr<const Config> config) {
   config_ = std::move(config);
   std::string problem;
   struct stat st {};
@@ -262,7 +262,8 @@ std::string JobRunner::Start(std::shared_ptr<const Config> config) {
   ArmSchedules();
   if (rollback) StartRollback(rollback->job, rollback->step, rollback->error, "interrupted");
   Pump();
-  return problem;
+  if (!problem.empty()) return Status::Invalid(problem);
+  return Status::Ok();
 }
 
 void JobRunner::SetHalt(Halt h) {

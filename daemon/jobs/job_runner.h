@@ -78,10 +78,10 @@ class JobRunner {
   JobRunner& operator=(const JobRunner&) = delete;
 
   // Reads the journal (a job cut short becomes job.interrupted and halts the
-  // queue), arms the schedules and starts the queue. Returns a description
-  // of a journal that could not be used ("" when fine); such a file is set
+  // queue), arms the schedules and starts the queue. Fails (invalid) with a
+  // description of a journal that could not be used; such a file is set
   // aside and the queue starts halted, because what ran is unknown.
-  std::string Start(std::shared_ptr<const Config> config);
+  warden::Status Start(std::shared_ptr<const Config> config);   // qualified: Status() below
   // Fleet slots (null without [fleet]): a job with `slot = GROUP` takes one
   // before its first step, waiting as job.waiting while none is free; keeps
   // it on failure or interruption until Resume, releases it on success.

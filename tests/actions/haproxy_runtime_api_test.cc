@@ -116,7 +116,9 @@ TEST_CASE("haproxy: show servers state errors and empty backends", "[actions][ha
   auto unknown = ParseServersState("Can't find backend.\n\n");
   REQUIRE_FALSE(unknown.ok());
   CHECK(unknown.error() == "Can't find backend.");
+  CHECK(unknown.code() == StatusCode::kNotFound);
   CHECK(ParseServersState("Permission denied\n\n").error() == "Permission denied");
+  CHECK(ParseServersState("Permission denied\n\n").code() == StatusCode::kInvalid);
   CHECK(ParseServersState("\n").error() == "an empty answer to show servers state");
   CHECK(ParseServersState("2\n# be_id be_name\n").error() ==
         "show servers state format version 2 (only version 1 is understood)");

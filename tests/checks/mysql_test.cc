@@ -543,6 +543,41 @@ TEST_CASE("mysql errors carry the server's answer and name the connection", "[ch
                                std::to_string(down.port) + ": ERROR 2002 (HY000): "));
 }
 
+TEST_CASE("mysql failures carry their code: the pool's lane health and callers read it",
+          "[checks][mysql]") {
+  Sandbox* sb = Sandbox::Get();
+  if (!sb) return;
+  MysqlConnConfig bad = sb->Tcp("bad");
+  bad.password = "Wr0ng-Secret";
+  MysqlConnConfig down = sb->Tcp("down");
+  down.port = FreePort();
+  struct ev_loop* loop = EV_DEFAULT;
+  warden::WorkerPool pool(loop, 2);
+  MysqlReads reads(pool, {{"ok", sb->Tcp("ok")}, {"bad", bad}, {"down", down}});
+  auto query = [&](const std::string& conn, const std::string& sql) {
+    std::optional<Expected<MysqlRows>> got;
+    reads.Query(conn, sql, [&got](Expected<MysqlRows> r) { got = std::move(r); });
+    REQUIRE(PumpUntil(loop, [&] { return got.has_value(); }));
+    return std::move(*got);
+  };
+  auto denied = query("bad", "SELECT 1");
+  REQUIRE_FALSE(denied.ok());
+  CHECK(denied.code() == warden::StatusCode::kRefused);   // ER_ACCESS_DENIED_ERROR
+  auto unreachable = query("down", "SELECT 1");
+  REQUIRE_FALSE(unreachable.ok());
+  CHECK(unreachable.code() == warden::StatusCode::kTransient);   // CR_CONNECTION_ERROR
+  auto syntax = query("ok", "SELEC 1");
+  REQUIRE_FALSE(syntax.ok());
+  CHECK(syntax.code() == warden::StatusCode::kInvalid);   // ER_PARSE_ERROR
+  auto missing = query("ok", "SELECT no_such_column_here");
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.code() == warden::StatusCode::kNotFound);   // ER_BAD_FIELD_ERROR
+  auto unknown = query("nowhere", "SELECT 1");
+  REQUIRE_FALSE(unknown.ok());
+  CHECK(unknown.code() == warden::StatusCode::kNotFound);
+  CHECK(Scalar(query("ok", "SELECT 3")) == "3");
+}
+
 TEST_CASE("a query longer than query_timeout fails once, after the timeout", "[checks][mysql]") {
   Sandbox* sb = Sandbox::Get();
   if (!sb) return;

@@ -92,8 +92,8 @@ inline std::vector<std::string> TableProblems(std::span<const OptionSpec> table,
       problems.push_back(key + ": required, yet has a default");
     }
     if (s.default_value) {
-      if (auto e = CheckValue(s, s.default_value)) {
-        problems.push_back(key + ": its default does not read: " + *e);
+      if (Status e = CheckValue(s, s.default_value); !e.ok()) {
+        problems.push_back(key + ": its default does not read: " + e.message());
       }
     }
     if (s.kind == OptionSpec::Kind::kChoice && s.choices.size() < 2) {

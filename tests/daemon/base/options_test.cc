@@ -63,8 +63,8 @@ TEST_CASE("Declare: defaults, and keys read before it stay known", "[options]") 
 }
 
 TEST_CASE("CheckValue and FormatOptions read the table", "[options]") {
-  CHECK_FALSE(CheckValue(kTable[1], "2s"));
-  CHECK(CheckValue(kTable[2], "blue"));
+  CHECK(CheckValue(kTable[1], "2s").ok());
+  CHECK(CheckValue(kTable[2], "blue").code() == StatusCode::kInvalid);
   CHECK(KindName(kTable[3]) == "integer 1-9");
   CHECK(KindName(kTable[2]) == "red | green");
   CHECK(FormatOptions(std::span<const OptionSpec>(kTable, 3)) ==

@@ -21,9 +21,8 @@ std::vector<std::string> ReadAll(EventBuffer& b, size_t max_bytes = 1 << 20) {
   std::vector<std::string> out;
   BufferPos p = b.start();
   std::vector<BufferedRecord> recs;
-  std::string error;
   for (;;) {
-    REQUIRE(b.Read(p, max_bytes, &recs, &error));
+    REQUIRE(b.Read(p, max_bytes, &recs).ok());
     if (recs.empty()) break;
     for (const auto& r : recs) out.push_back(r.family + ":" + r.entry);
     p = recs.back().end;
@@ -33,10 +32,9 @@ std::vector<std::string> ReadAll(EventBuffer& b, size_t max_bytes = 1 << 20) {
 
 void AckAll(EventBuffer& b) {
   std::vector<BufferedRecord> recs;
-  std::string error;
   for (;;) {
     BufferPos begin = b.start();
-    REQUIRE(b.Read(begin, 1 << 20, &recs, &error));
+    REQUIRE(b.Read(begin, 1 << 20, &recs).ok());
     if (recs.empty()) break;
     b.Ack(begin, recs.back().end, recs.size());
   }
@@ -55,9 +53,8 @@ TEST_CASE("event buffer: append, read in family runs, ack", "[fluentd][buffer]")
   CHECK(b.backlog_events() == 3);
 
   std::vector<BufferedRecord> recs;
-  std::string error;
   BufferPos begin = b.start();
-  REQUIRE(b.Read(begin, 1 << 20, &recs, &error));
+  REQUIRE(b.Read(begin, 1 << 20, &recs).ok());
   REQUIRE(recs.size() == 2);  // stops where the family changes
   CHECK(recs[0].family == "check");
   CHECK(recs[1].entry == Entry(2));
@@ -67,7 +64,7 @@ TEST_CASE("event buffer: append, read in family runs, ack", "[fluentd][buffer]")
 
   // max_bytes bounds a read (but one record always comes).
   REQUIRE(b.Append("action", Entry(4)).ok());
-  REQUIRE(b.Read(b.start(), 10, &recs, &error));
+  REQUIRE(b.Read(b.start(), 10, &recs).ok());
   CHECK(recs.size() == 1);
 }
 
@@ -78,9 +75,8 @@ TEST_CASE("event buffer: unacked events survive a reopen; acked ones do not", "[
     REQUIRE(b.Open(dir / "buffer", 1 << 20).ok());
     for (int i = 0; i < 10; ++i) REQUIRE(b.Append("check", Entry(i)).ok());
     std::vector<BufferedRecord> recs;
-    std::string error;
     BufferPos begin = b.start();
-    REQUIRE(b.Read(begin, 4 * 120, &recs, &error));
+    REQUIRE(b.Read(begin, 4 * 120, &recs).ok());
     REQUIRE(recs.size() == 4);
     b.Ack(begin, recs.back().end, recs.size());
     REQUIRE(b.SaveAck().ok());
@@ -164,4 +160,27 @@ TEST_CASE("event buffer: acked segments are deleted", "[fluentd][buffer]") {
   EventBuffer again;
   REQUIRE(again.Open(dir / "buffer", 1 << 20, 4096).ok());
   CHECK(again.backlog_events() == 0);
+}
+
+TEST_CASE("event buffer: a corrupt record fails the read as invalid, naming the file",
+          "[fluentd][buffer]") {
+  TempDir dir;
+  EventBuffer b;
+  REQUIRE(b.Open(dir / "buffer", 1 << 20).ok());
+  REQUIRE(b.Append("check", Entry(1)).ok());
+  REQUIRE(b.Sync().ok());
+  std::filesystem::path seg;
+  for (const auto& e : std::filesystem::directory_iterator(dir / "buffer")) {
+    if (e.path().extension() == ".seg") seg = e.path();
+  }
+  REQUIRE(!seg.empty());
+  {
+    std::fstream f(seg, std::ios::in | std::ios::out | std::ios::binary);
+    f.write("\xff\xff\xff\xff", 4);   // a length far past the end of the file
+  }
+  std::vector<BufferedRecord> recs;
+  Status s = b.Read(b.start(), 1 << 20, &recs);
+  REQUIRE_FALSE(s.ok());
+  CHECK(s.code() == StatusCode::kInvalid);
+  CHECK(s.message().find("corrupt record in " + seg.string()) != std::string::npos);
 }

@@ -189,8 +189,10 @@ TEST_CASE("journal: the sender's datagrams reach the socket", "[journal]") {
 TEST_CASE("journal: no journald is a failure that says the path", "[journal]") {
   TempDir dir;
   JournalSender s(dir / "none.sock", "wardend");
-  std::string error;
-  CHECK(s.Send(JournalPriority::kInfo, "x", {}, &error) == JournalSender::Result::kFailed);
+  auto sent = s.Send(JournalPriority::kInfo, "x", {});
+  REQUIRE_FALSE(sent.ok());
+  CHECK(sent.code() == StatusCode::kNotFound);
+  const std::string& error = sent.error();
   CHECK(error.find(dir / "none.sock") != std::string::npos);
   CHECK(error.find("No such file") != std::string::npos);
   CHECK(s.stats().failed == 1);

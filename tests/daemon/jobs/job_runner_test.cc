@@ -157,7 +157,7 @@ struct JobRig {
     config->jobs.push_back(j);
     jobs = std::make_unique<JobRunner>(rt.loop, rig->guard, *rig->executor, *rig->scheduler,
                                        rig->events, (rig->dir / "jobs.json"), time);
-    REQUIRE(jobs->Start(config).empty());
+    REQUIRE(jobs->Start(config).ok());
     REQUIRE(jobs->Enqueue("upgrade", Trigger{"ctl", "test", "", ""}).ok);
   }
   size_t Count(const std::string& event) const {
