@@ -146,7 +146,7 @@ struct JobRig {
   void Open() {
     jobs = std::make_unique<JobRunner>(rt.loop, rig->guard, *rig->executor, *rig->scheduler,
                                        rig->events, (rig->dir / "jobs.json"), time);
-    REQUIRE(jobs->Start(config).empty());
+    REQUIRE(jobs->Start(config).ok());
   }
 
   void Start(std::vector<std::string> steps, std::chrono::minutes timeout) {
