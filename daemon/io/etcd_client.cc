@@ -543,6 +543,7 @@ EtcdClient::EtcdClient(struct ev_loop* loop, EtcdConfig config)
       http_(loop),
       kick_(std::make_unique<ev_timer>()),
       alive_(std::make_shared<bool>(true)) {
+  if (!config_.endpoints.empty()) current_ = config_.first % config_.endpoints.size();
   ev_timer_init(kick_.get(), &EtcdClient::OnKick, 0., 0.);
   kick_->data = this;
 }
