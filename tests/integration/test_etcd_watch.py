@@ -46,7 +46,9 @@ class Proxy:
     .blackhole(): stops forwarding in both directions and connects nothing
     upstream, keeping every connection open (a black-holed network path);
     .forward(): forwards again (what was held back flows); .close_all():
-    closes every connection now (new ones are forwarded)."""
+    closes every connection now (new ones are forwarded); .freeze_watches():
+    stops forwarding on the connections that carry a watch (POST
+    /v3/watch) only, the others go on."""
 
     def __init__(self, upstream_port):
         self.upstream = upstream_port
@@ -60,6 +62,8 @@ class Proxy:
         self.passing = threading.Event()
         self.passing.set()
         self.pairs = []
+        self.watches = set()   # pairs whose request was a watch
+        self.frozen = False    # freeze_watches() in force
         self.accepted = 0
         self.stopped = False
         threading.Thread(target=self._accept, daemon=True).start()
@@ -86,16 +90,20 @@ class Proxy:
             self.pairs.append(pair)
         try:
             while not self.stopped:
-                if not self.passing.is_set():
+                if not self.passing.is_set() or (self.frozen and pair in self.watches):
                     time.sleep(0.05)
                     continue
                 ready, _, _ = select.select([client, up], [], [], 0.1)
                 for s in ready:
-                    if not self.passing.is_set():
+                    # Checked again: the state may have changed during select.
+                    if not self.passing.is_set() or (self.frozen and pair in self.watches):
                         break
                     data = s.recv(65536)
                     if not data:
                         return
+                    if s is client and b"POST /v3/watch" in data:
+                        with self.lock:
+                            self.watches.add(pair)
                     (up if s is client else client).sendall(data)
         except OSError:
             pass
@@ -108,12 +116,16 @@ class Proxy:
             with self.lock:
                 if pair in self.pairs:
                     self.pairs.remove(pair)
+                self.watches.discard(pair)
 
     def blackhole(self):
         self.passing.clear()
 
     def forward(self):
         self.passing.set()
+
+    def freeze_watches(self):
+        self.frozen = True
 
     def close_all(self):
         with self.lock:
@@ -222,6 +234,31 @@ class EtcdWatch(unittest.TestCase):
                                       reason="written in the dark")[0]
                 self.assertTrue(again["held"])
                 w = wait_watch(wd, self, up=True, started=lambda s: s >= 2)
+                n = len(wd.events())
+                etcd.delete("/warden/mutex")
+                wd.wait_event("mutex.state", held=False, since=n, timeout=20)
+            finally:
+                proxy.stop()
+
+    def test_a_watch_that_misses_a_change_the_poll_saw_is_replaced(self):
+        with Etcd() as etcd, Wardend() as wd:
+            etcd.put("/warden/armed", "yes")
+            proxy = Proxy(etcd.client_port)
+            try:
+                self.start(wd, proxy.endpoint, poll="2s", timeout="1s")
+                # Only the watch's connection goes silent; polls go on.
+                proxy.freeze_watches()
+                n = len(wd.events())
+                t0 = time.monotonic()
+                etcd.put("/warden/mutex", "seen by the poll")
+                held = wd.wait_event("mutex.state", held=True, since=n, timeout=20)[0]
+                self.assertEqual(held["reason"], "seen by the poll")
+                self.assertLess(time.monotonic() - t0, 2 + 1 + 3)
+                # The next poll finds the watch still behind: replaced.
+                wd.wait_for(lambda _: "mutex watch down (missed a change for a poll interval"
+                            in wd.log(), timeout=20)
+                proxy.frozen = False
+                wait_watch(wd, self, timeout=30, up=True, started=lambda s: s >= 2)
                 n = len(wd.events())
                 etcd.delete("/warden/mutex")
                 wd.wait_event("mutex.state", held=False, since=n, timeout=20)
