@@ -95,6 +95,9 @@ Expected<std::string> ParseEtcdEndpoint(std::string_view text);
 // (etcd's rule: the last byte below 0xff incremented, the rest dropped;
 // "\0" for an empty or all-0xff prefix, meaning "to the end").
 std::string EtcdPrefixEnd(std::string_view prefix);
+// A stable hash of a host id (FNV-1a, 64 bits), for EtcdConfig::first:
+// the per-host endpoint rotation.
+std::uint64_t HostHash(std::string_view host_id);
 
 struct EtcdError {
   enum class Kind {

@@ -299,15 +299,6 @@ MutexAnswer EtcdMutexAnswer(const EtcdKv* armed, const EtcdKv* mutex, const std:
   return a;
 }
 
-std::uint64_t HostHash(std::string_view host_id) {
-  std::uint64_t h = 0xcbf29ce484222325ULL;
-  for (char c : host_id) {
-    h ^= static_cast<unsigned char>(c);
-    h *= 0x100000001b3ULL;
-  }
-  return h;
-}
-
 bool MutexClient::Keys::SameState(const Keys& o) const {
   if (armed.has_value() != o.armed.has_value()) return false;
   if (mutex.has_value() != o.mutex.has_value()) return false;

@@ -116,10 +116,6 @@ MutexAnswer InterpretEtcdMutex(const EtcdResult<EtcdTxnResult>& result, const st
 // The same from the two keys as known (nullptr: absent).
 MutexAnswer EtcdMutexAnswer(const EtcdKv* armed, const EtcdKv* mutex, const std::string& prefix);
 
-// A stable hash of a host id (FNV-1a, 64 bits): the per-host endpoint
-// rotation.
-std::uint64_t HostHash(std::string_view host_id);
-
 // The state of the watch, for status and logs.
 struct MutexWatchState {
   bool enabled = false;     // backend = etcd and watch = yes
