@@ -35,6 +35,17 @@ namespace warden {
 
 namespace {
 
+// The etcd mutex watch coming up or ending: a log line (the state is in
+// `wardenctl status --json`, mutex.watch).
+void LogMutexWatch(const MutexWatchState& w) {
+  if (w.up) {
+    spdlog::info("mutex watch up on {} from revision {}", w.endpoint, w.revision + 1);
+  } else {
+    spdlog::warn("mutex watch down ({}); polling, next watch in {} ms", w.last_error,
+                 w.retry_in ? w.retry_in->count() : 0);
+  }
+}
+
 // Who did it, for events: the control socket peer's uid and pid.
 nlohmann::json WhoJson(std::int64_t uid, std::int64_t pid, const std::string& by) {
   return {{"uid", uid >= 0 ? nlohmann::json(uid) : nlohmann::json(nullptr)},
@@ -283,6 +294,7 @@ Status Daemon::Start() {
                c.daemon.host_id, c.checks.size(), c.actions.size(), c.path, c.digest);
 
   mutex_->SetOnChange([this](MutexAnswer a) { OnMutexChange(a); });
+  mutex_->SetOnWatch(LogMutexWatch);
   mutex_->Start();
   executor_->SetConfig(config_);
   scheduler_->Start(config_);
@@ -678,7 +690,7 @@ std::string WithoutUserinfo(const std::string& url) {
 bool SameMutex(const MutexConfig& a, const MutexConfig& b) {
   return a.mode == b.mode && a.url == b.url && a.timeout == b.timeout && a.cache == b.cache &&
          a.poll == b.poll && a.token == b.token && a.ca_file == b.ca_file && a.etcd == b.etcd &&
-         a.prefix == b.prefix;
+         a.prefix == b.prefix && a.watch == b.watch;
 }
 
 bool SameMysql(const std::map<std::string, MysqlConnConfig>& a,
@@ -717,6 +729,17 @@ void Daemon::AddHealth(nlohmann::json& j) const {
     for (const auto& e : c.mutex.etcd.endpoints) endpoints.push_back(WithoutUserinfo(e));
     mutex["endpoints"] = std::move(endpoints);
     mutex["prefix"] = c.mutex.prefix;
+    const MutexWatchState w = mutex_->watch_state();
+    mutex["watch"] = w.enabled ? json{{"up", w.up},
+                                      {"endpoint", w.endpoint},
+                                      {"revision", w.revision},
+                                      {"started", w.started},
+                                      {"events", w.events},
+                                      {"last_error", w.last_error.empty() ? json(nullptr)
+                                                                          : json(w.last_error)},
+                                      {"retry_in_ms", w.retry_in ? json(w.retry_in->count())
+                                                                 : json(nullptr)}}
+                               : json(nullptr);
   } else {
     mutex["url"] = WithoutUserinfo(c.mutex.url);
   }
@@ -836,6 +859,7 @@ nlohmann::json Daemon::Reload(const std::string& trigger) {
   if (!SameMutex(old->mutex, n.mutex)) {
     auto fresh = std::make_unique<MutexClient>(loop_, n.mutex, n.daemon.host_id);
     fresh->SetOnChange([this](MutexAnswer a) { OnMutexChange(a); });
+    fresh->SetOnWatch(LogMutexWatch);
     mutex_->Stop();
     guard_->SetMutex(fresh.get());
     // The old client may still owe answers to guard queries: kept until

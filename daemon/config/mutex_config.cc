@@ -39,8 +39,8 @@ void LoadMutexSection(const RawSection& s, const LoadOptions& options, MutexConf
     if (!c.token.empty()) secrets.push_back(c.token);
   }
   // backend = etcd only.
-  for (const char* key :
-       {"endpoints", "prefix", "connect_timeout", "cert_file", "key_file", "cluster_id"}) {
+  for (const char* key : {"endpoints", "prefix", "connect_timeout", "cert_file", "key_file",
+                          "cluster_id", "watch"}) {
     if (const ConfigEntry* e = r.Find(key); e && !etcd) {
       r.Error(*e, std::string(key) + " is for backend = etcd");
     }
@@ -49,6 +49,7 @@ void LoadMutexSection(const RawSection& s, const LoadOptions& options, MutexConf
     // timeout and ca_file included: [fleet]'s keys, read by the same code.
     ReadEtcdKeys(r, "backend = etcd", r.Find("backend")->where, options.read_secrets,
                  c.etcd, c.prefix);
+    if (auto v = r.GetBool("watch")) c.watch = *v;
   } else {
     ReadTimeout(r, c.timeout);
     if (auto v = r.Text("ca_file")) c.ca_file = *v;

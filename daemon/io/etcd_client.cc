@@ -432,6 +432,15 @@ std::string EtcdPrefixEnd(std::string_view prefix) {
   return std::string(1, '\0');
 }
 
+std::uint64_t HostHash(std::string_view host_id) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (char c : host_id) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
 EtcdCompare EtcdCompare::Missing(std::string key) {
   return Revision(std::move(key), Target::kCreate, Result::kEqual, 0);
 }
@@ -543,6 +552,7 @@ EtcdClient::EtcdClient(struct ev_loop* loop, EtcdConfig config)
       http_(loop),
       kick_(std::make_unique<ev_timer>()),
       alive_(std::make_shared<bool>(true)) {
+  if (!config_.endpoints.empty()) current_ = config_.first % config_.endpoints.size();
   ev_timer_init(kick_.get(), &EtcdClient::OnKick, 0., 0.);
   kick_->data = this;
 }

@@ -11,7 +11,8 @@
 // 0 / "" / false / []. Reads are always linearizable (a range never sets
 // `serializable`; a txn goes through raft).
 //
-// Endpoints: tried in order starting with the one that last worked. A
+// Endpoints: tried in order starting with the one that last worked (at first,
+// config.first: a per-host rotation). A
 // request moves on to the next endpoint when nothing was sent (refused, DNS,
 // connect timeout, TLS handshake failure). A READ (Range, or a Txn whose ops
 // are all ranges) also moves on after a timeout, a closed connection or an
@@ -69,6 +70,9 @@ struct EtcdConfig {
   // the gateway prints it); anything else is an error (a wrong cluster).
   std::string cluster_id;
   std::size_t max_body = 1024 * 1024;
+  // Index of the endpoint tried first (modulo their number): a per-host
+  // rotation, so that hosts with the same list spread over the members.
+  std::size_t first = 0;
   bool operator==(const EtcdConfig&) const = default;
 };
 
@@ -91,6 +95,9 @@ Expected<std::string> ParseEtcdEndpoint(std::string_view text);
 // (etcd's rule: the last byte below 0xff incremented, the rest dropped;
 // "\0" for an empty or all-0xff prefix, meaning "to the end").
 std::string EtcdPrefixEnd(std::string_view prefix);
+// A stable hash of a host id (FNV-1a, 64 bits), for EtcdConfig::first:
+// the per-host endpoint rotation.
+std::uint64_t HostHash(std::string_view host_id);
 
 struct EtcdError {
   enum class Kind {
@@ -233,6 +240,7 @@ class EtcdClient {
 
   // The endpoint the next request tries first (the last one that answered).
   const std::string& current_endpoint() const;
+  std::size_t current_index() const { return current_; }
   std::size_t in_flight() const { return calls_.size(); }
 
  private:

@@ -52,8 +52,18 @@ struct FleetSlots::Attempt {
   AcquireDone done;
 };
 
+namespace {
+
+// The same per-host endpoint rotation as the mutex (EtcdConfig::first).
+EtcdConfig Rotated(EtcdConfig etcd, const std::string& host) {
+  if (!etcd.endpoints.empty()) etcd.first = HostHash(host) % etcd.endpoints.size();
+  return etcd;
+}
+
+}  // namespace
+
 FleetSlots::FleetSlots(struct ev_loop* loop, const FleetConfig& config, std::string host)
-    : config_(config), host_(std::move(host)), etcd_(loop, config.etcd) {}
+    : config_(config), host_(std::move(host)), etcd_(loop, Rotated(config.etcd, host_)) {}
 
 FleetSlots::~FleetSlots() = default;
 

@@ -38,6 +38,8 @@ struct HttpClient::Transfer {
   Duration connect_timeout{0};
   std::size_t max_body = 0;
   bool over_limit = false;
+  bool aborted = false;  // on_data said stop
+  std::function<bool(long, std::string_view)> on_data;
   bool in_multi = false;
   char errbuf[CURL_ERROR_SIZE] = {};
   HttpResponse response;
@@ -50,6 +52,15 @@ struct HttpClient::Transfer {
   static size_t OnWrite(char* data, size_t size, size_t count, void* user) {
     auto* t = static_cast<Transfer*>(user);
     size_t n = size * count;
+    if (t->on_data) {
+      long status = 0;
+      curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+      if (!t->on_data(status, std::string_view(data, n))) {
+        t->aborted = true;
+        return 0;  // CURLE_WRITE_ERROR
+      }
+      return n;
+    }
     if (t->response.body.size() + n > t->max_body) {
       t->over_limit = true;
       return 0;  // aborts the transfer with CURLE_WRITE_ERROR
@@ -111,6 +122,7 @@ HttpClient::RequestId HttpClient::Start(const HttpRequest& request, Callback don
   t->connect_timeout =
       request.connect_timeout.count() > 0 ? request.connect_timeout : request.timeout;
   t->max_body = request.max_body;
+  t->on_data = request.on_data;
   RequestId id = t->id;
 
   if (multi_ == nullptr) {
@@ -161,7 +173,9 @@ HttpClient::RequestId HttpClient::Start(const HttpRequest& request, Callback don
   set(curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(t->timeout.count())));
   set(curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                        static_cast<long>(t->connect_timeout.count())));
-  set(curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(t->max_body)));
+  if (!t->on_data) {
+    set(curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(t->max_body)));
+  }
   set(curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &Transfer::OnWrite));
   set(curl_easy_setopt(e, CURLOPT_WRITEDATA, t.get()));
   set(curl_easy_setopt(e, CURLOPT_USERAGENT, agent.c_str()));
@@ -310,6 +324,10 @@ void HttpClient::Finish(Transfer& t, int curl_code) {
   switch (code) {
     case CURLE_WRITE_ERROR:
     case CURLE_FILESIZE_EXCEEDED:
+      if (t.aborted) {
+        r.error = "aborted by the receiver";
+        break;
+      }
       r.error = t.over_limit || code == CURLE_FILESIZE_EXCEEDED
                     ? "body over " + SizeText(t.max_body)
                     : detail;
@@ -320,7 +338,9 @@ void HttpClient::Finish(Transfer& t, int curl_code) {
       curl_off_t connected = 0;
       curl_easy_getinfo(t.easy, CURLINFO_CONNECT_TIME_T, &connected);
       bool is_file = detail.find("file") != std::string::npos;
-      if (connected == 0 && !is_file && t.connect_timeout < t.timeout) {
+      // A stream (timeout 0) can only time out connecting.
+      if (connected == 0 && !is_file &&
+          (t.timeout.count() == 0 || t.connect_timeout < t.timeout)) {
         r.error = "connect timed out after " + std::to_string(t.connect_timeout.count()) + " ms";
       } else {
         r.error = "timed out after " + std::to_string(t.timeout.count()) + " ms";

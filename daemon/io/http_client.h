@@ -22,6 +22,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "daemon/base/status.h"
@@ -45,7 +46,8 @@ struct HttpRequest {
   std::vector<std::string> headers;
   // Sent with kPost (Content-Type is the caller's business, via headers).
   std::string body;
-  // Whole transfer, connect included. Must be > 0.
+  // Whole transfer, connect included. Must be > 0, except for a stream
+  // (on_data set), where 0 means no limit (the receiver watches liveness).
   Duration timeout{2000};
   // Connect (TCP + TLS handshake) only; 0 means the same as `timeout`.
   Duration connect_timeout{0};
@@ -61,6 +63,13 @@ struct HttpRequest {
   // none. key_file may name the same file as cert_file.
   std::string cert_file;
   std::string key_file;
+  // Streaming (etcd's watch): when set, every piece of the body is handed
+  // to it as it arrives, with the HTTP status read so far, instead of being
+  // kept in HttpResponse::body (max_body does not apply; bounding is the
+  // receiver's business). Returning false aborts the transfer (error
+  // "aborted by the receiver"). It runs on the loop but INSIDE this client:
+  // it must not Start, Cancel or destroy the client (defer that).
+  std::function<bool(long http_status, std::string_view piece)> on_data;
 };
 
 // Redirects are never followed: a 3xx is an ordinary completed response.

@@ -27,6 +27,27 @@
 // no header, not JSON, wrong cluster_id) is held with its one-line message.
 // Cache, poll, joining and on_change work exactly as for HTTP.
 //
+// Watch (backend = etcd, watch = yes): after each successful poll at
+// revision R while no watch runs, ONE watch on <prefix>/ starts at R + 1
+// (EtcdWatch, daemon/io/etcd_watch.h) on the endpoint that answered, so
+// nothing between the poll and the watch is missed. Its PUT / DELETE events
+// of <prefix>/armed and <prefix>/mutex update the state at once (on_change
+// fires from the watch; other keys under the prefix are ignored). The poll
+// goes on at `poll` while the watch is up: it is what bounds a silent watch
+// (a black-holed connection) to `poll` + `timeout` of believing "clear".
+// Ordering: every answer carries etcd's revision; an answer older than what
+// the other source already reported never replaces it. A poll that fails
+// (held) also ends the watch; a watch that ends (closed, canceled, compacted,
+// malformed, no "created" within `timeout`), or that a poll shows missed a
+// change for a whole poll interval, is restarted after a backoff of 1 s
+// doubling to 60 s, each wait drawn from [d/2, d] (jitter), by a poll
+// that then starts it. The backoff starts over once a watch is created.
+//
+// Poll jitter: each interval is drawn from [0.8 x poll, poll] (never
+// longer than poll). Endpoints: the first one tried is chosen by a hash of
+// host_id (EtcdConfig::first), so hosts with the same list spread over the
+// members; a watch that broke moves on to the next endpoint.
+//
 // Cache: a clear answer is reused for `cache` after its request was SENT
 // (never longer), with from_cache = true. A held answer is never reused: the
 // next Query asks again. Queries made while a request is in flight join it:
@@ -51,10 +72,12 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "daemon/base/units.h"
 #include "daemon/io/etcd_client.h"
+#include "daemon/io/etcd_watch.h"
 #include "daemon/io/http_client.h"
 
 struct ev_loop;
@@ -77,6 +100,7 @@ struct MutexConfig {
   // cluster_id) and prefix are [fleet]'s keys, read by the same code.
   EtcdConfig etcd;
   std::string prefix = "/warden";
+  bool watch = true;  // kEtcd: keep a watch on <prefix>/ (above)
 };
 
 struct MutexAnswer {
@@ -96,6 +120,20 @@ MutexAnswer InterpretMutexResponse(const HttpResponse& response, bool is_file);
 // The answer of the etcd txn that reads <prefix>/armed and <prefix>/mutex,
 // in that order (the rules above; pure).
 MutexAnswer InterpretEtcdMutex(const EtcdResult<EtcdTxnResult>& result, const std::string& prefix);
+// The same from the two keys as known (nullptr: absent).
+MutexAnswer EtcdMutexAnswer(const EtcdKv* armed, const EtcdKv* mutex, const std::string& prefix);
+
+// The state of the watch, for status and logs.
+struct MutexWatchState {
+  bool enabled = false;     // backend = etcd and watch = yes
+  bool up = false;          // created, events flowing
+  std::string endpoint;     // of the current or last watch
+  std::string last_error;   // why the last one ended ("" = never ended)
+  std::int64_t revision = 0;     // the highest revision it covered
+  std::uint64_t started = 0;     // watches started so far
+  std::uint64_t events = 0;      // events of the two keys applied
+  std::optional<Duration> retry_in;  // waiting to restart: after this
+};
 
 class MutexClient {
  public:
@@ -113,6 +151,11 @@ class MutexClient {
 
   // Called on every change of held/reason (see above). Set before Start().
   void SetOnChange(Callback on_change) { on_change_ = std::move(on_change); }
+  // Called when the watch comes up (error "") or ends (error says why).
+  void SetOnWatch(std::function<void(const MutexWatchState&)> on_watch) {
+    on_watch_ = std::move(on_watch);
+  }
+  MutexWatchState watch_state() const;
 
   // Starts / stops the background poll. Start() twice restarts the period.
   // With mode = off, Start() reports the "mutex off" answer once as a change.
@@ -130,6 +173,23 @@ class MutexClient {
  private:
   void Fetch();  // sends a request unless one is in flight
   void OnResponse(const HttpResponse& response);
+  void OnEtcdPoll(const EtcdResult<EtcdTxnResult>& result);
+  // The etcd keys as the watch knows them.
+  struct Keys {
+    std::optional<EtcdKv> armed;
+    std::optional<EtcdKv> mutex;
+    bool SameState(const Keys& o) const;
+  };
+  MutexAnswer KeysAnswer(const Keys& keys) const;
+  void StartWatch(std::int64_t revision, const Keys& keys);
+  void OnWatchResponse(const EtcdWatchResponse& response);
+  void OnWatchEnd(const std::string& error);
+  // Ends the watch (if any) and arms the backoff before the next one.
+  void WatchFailed(const std::string& error);
+  void ArmPoll(bool now);
+  Duration NextPollDelay();
+  double Random01();  // [0, 1)
+  static void OnWatchRetry(struct ev_loop* loop, ev_timer* w, int revents);
   // Records a fresh answer and calls the waiters.
   void Answer(MutexAnswer answer);
   // Records a fresh answer as last_, calling on_change_ when it changed.
@@ -149,6 +209,23 @@ class MutexClient {
   std::unique_ptr<EtcdClient> etcd_;  // backend = etcd only
   std::unique_ptr<ev_timer> poll_;
   std::unique_ptr<ev_timer> deferred_timer_;  // 0 s: runs deferred_
+  bool polling_ = false;                      // between Start() and Stop()
+
+  // The watch (backend = etcd, watch = yes).
+  std::unique_ptr<EtcdWatch> watch_;
+  std::unique_ptr<ev_timer> watch_retry_;  // backoff before the next watch
+  std::function<void(const MutexWatchState&)> on_watch_;
+  Keys watch_keys_;                  // the keys as of watch_rev_
+  std::int64_t watch_rev_ = 0;       // highest revision the watch covered
+  bool watch_up_ = false;            // "created" seen
+  std::int64_t poll_rev_ = 0;        // revision of the last successful poll
+  std::int64_t suspect_rev_ = 0;     // a poll at this revision saw a change the watch had not
+  unsigned watch_failures_ = 0;      // since the last created watch: backoff and endpoint
+  std::string watch_error_;
+  std::string watch_endpoint_;
+  std::uint64_t watch_started_ = 0;
+  std::uint64_t watch_events_ = 0;
+  std::uint64_t rng_;                // poll and backoff jitter (splitmix64)
 
   Callback on_change_;
   std::optional<MutexAnswer> last_;

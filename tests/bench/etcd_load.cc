@@ -1,18 +1,21 @@
 // etcd load: N simulated hosts polling the fleet mutex with wardend's own
 // MutexClient (backend = etcd: one linearizable txn reading <prefix>/armed
-// and <prefix>/mutex per poll) on one libev loop, against a running etcd.
+// and <prefix>/mutex per poll, and with --watch 1, wardend's default, one
+// watch on <prefix>/ each: its own connection, the same code path as the
+// daemon) on one libev loop, against a running etcd.
 // Driven by tests/bench/etcd_load.py, which starts etcd (harness.Etcd) and
 // arms the mutex (<prefix>/armed must exist).
 //
 //   build-dir/etcd_load --endpoint http://127.0.0.1:P --etcd-pid PID
 //                       [--pollers 1000] [--poll-ms 15000] [--prefix /warden]
-//                       [--baseline-ms 5000] [--seed N]
+//                       [--baseline-ms 5000] [--seed N] [--watch 1]
 //
 // 1. Baseline: etcd's CPU for --baseline-ms with no client at all.
 // 2. Start: each poller's MutexClient::Start() at a uniformly random moment
 //    of the first poll interval (hosts whose daemons started at random
 //    times; the mutex poll itself is a fixed period from Start()).
-// 3. Steady state: once every poller has had a clear answer, one poll
+// 3. Steady state: once every poller has had a clear answer (and with
+//    --watch 1 has its watch up), one poll
 //    interval is measured: requests etcd handled (its /metrics,
 //    grpc_server_handled_total of etcdserverpb.KV, all methods), raft
 //    proposals committed, etcd's CPU (/proc/PID/stat utime + stime) and this
@@ -26,7 +29,8 @@
 //   requests_per_poller_poll=
 //   proposals= etcd_cpu_pct= etcd_baseline_cpu_pct= etcd_cpu_us_per_req=
 //   client_cpu_us_per_req= put_ms= saw= halt_min_ms= halt_median_ms=
-//   halt_p99_ms= halt_max_ms=
+//   halt_p99_ms= halt_max_ms= watch= watches_up= requests_per_poller_minute=
+//   etcd_rss_base_mb= etcd_rss_mb= etcd_fds_base= etcd_fds= watch_streams=
 // Exit status 1 when a poller never saw clear, or missed the halt.
 #include <ev.h>
 #include <sys/resource.h>
@@ -37,6 +41,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <memory>
@@ -83,6 +88,26 @@ std::optional<double> ProcessCpuMs(long pid) {
   return ticks * 1000.0 / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
+// VmRSS of a process in MB; 0 when it cannot be read.
+double ProcessRssMb(long pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::atof(line.c_str() + 6) / 1024.0;
+  }
+  return 0;
+}
+
+// Open descriptors of a process (sockets included).
+long ProcessFds(long pid) {
+  std::error_code ec;
+  long n = 0;
+  for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    ++n;
+  }
+  return n;
+}
+
 double SelfCpuMs() {
   rusage ru{};
   ::getrusage(RUSAGE_SELF, &ru);
@@ -97,6 +122,7 @@ double SelfCpuMs() {
 struct Counters {
   double kv = 0;
   double proposals = 0;
+  double watch_streams = 0;  // Watch streams started
 };
 
 std::optional<Counters> ParseMetrics(const std::string& text) {
@@ -111,6 +137,9 @@ std::optional<Counters> ParseMetrics(const std::string& text) {
         line.find("grpc_service=\"etcdserverpb.KV\"") != std::string::npos) {
       c.kv += value;
       seen = true;
+    } else if (line.rfind("grpc_server_started_total{", 0) == 0 &&
+               line.find("grpc_service=\"etcdserverpb.Watch\"") != std::string::npos) {
+      c.watch_streams += value;
     } else if (line.rfind("etcd_server_proposals_committed_total ", 0) == 0) {
       c.proposals = value;
     }
@@ -143,6 +172,10 @@ struct Bench {
 
   // Measurements.
   double base_cpu0 = 0, base_cpu1 = 0;
+  bool watch = true;
+  double rss_base = 0, rss = 0;
+  long fds_base = 0, fds = 0;
+  std::size_t watches_up = 0;
   Clock::time_point base_t0, base_t1;
   Counters m0, m1;
   double cpu0 = 0, cpu1 = 0, self0 = 0, self1 = 0;
@@ -206,16 +239,19 @@ void Halt(Bench& b);
 
 void Steady(Bench& b) {
   std::size_t clear = 0;
-  for (const auto& p : b.pollers) clear += p->clear_at ? 1 : 0;
+  for (const auto& p : b.pollers) {
+    clear += p->clear_at && (!b.watch || p->client->watch_state().up) ? 1 : 0;
+  }
   if (clear < b.pollers.size()) {
     if (Clock::now() < b.start_deadline) {
       b.After(0.5, [&b] { Steady(b); });
       return;
     }
     for (std::size_t i = 0; i < b.pollers.size(); ++i)
-      if (!b.pollers[i]->clear_at) {
-        b.Fail("poller " + std::to_string(i) + " never saw clear: " +
-               b.pollers[i]->last_reason);
+      if (!b.pollers[i]->clear_at || (b.watch && !b.pollers[i]->client->watch_state().up)) {
+        b.Fail("poller " + std::to_string(i) + " never saw clear with its watch up: " +
+               b.pollers[i]->last_reason + " / " +
+               b.pollers[i]->client->watch_state().last_error);
         return;
       }
   }
@@ -230,6 +266,9 @@ void Steady(Bench& b) {
       b.cpu1 = b.EtcdCpu();
       b.self1 = SelfCpuMs();
       b.sent1 = b.Sent();
+      b.rss = ProcessRssMb(b.etcd_pid);
+      b.fds = ProcessFds(b.etcd_pid);
+      for (const auto& p : b.pollers) b.watches_up += p->client->watch_state().up ? 1 : 0;
       b.Scrape([&b](Counters c1) {
         b.m1 = c1;
         Halt(b);
@@ -263,10 +302,11 @@ int main(int argc, char** argv) {
   long baseline_ms = std::atol(Arg(argc, argv, "--baseline-ms", "5000"));
   std::string prefix = Arg(argc, argv, "--prefix", "/warden");
   unsigned seed = static_cast<unsigned>(std::atol(Arg(argc, argv, "--seed", "1")));
+  bool watch = std::atol(Arg(argc, argv, "--watch", "1")) != 0;
   if (!endpoint || etcd_pid <= 0 || n <= 0 || poll_ms < 100 || baseline_ms < 0) {
     std::fprintf(stderr,
                  "usage: etcd_load --endpoint URL --etcd-pid PID [--pollers N] [--poll-ms MS >= 100]"
-                 " [--baseline-ms MS] [--prefix P] [--seed N]\n");
+                 " [--baseline-ms MS] [--prefix P] [--seed N] [--watch 0|1]\n");
     return 2;
   }
   if (!ProcessCpuMs(etcd_pid)) {
@@ -291,6 +331,7 @@ int main(int argc, char** argv) {
   b.baseline_s = static_cast<double>(baseline_ms) / 1000.0;
   b.http = &http;
   b.etcd = &etcd;
+  b.watch = watch;
   ev_timer_init(&b.step, OnStep, 0., 0.);
   b.step.data = &b;
 
@@ -299,6 +340,7 @@ int main(int argc, char** argv) {
   mc.etcd.endpoints = {endpoint};
   mc.prefix = prefix;
   mc.poll = Duration(poll_ms);  // cache and timeout: the daemon's defaults
+  mc.watch = watch;
   std::mt19937 rng(seed);
   std::uniform_real_distribution<double> offset(0.0, b.poll_s);
   for (long i = 0; i < n; ++i) {
@@ -320,6 +362,8 @@ int main(int argc, char** argv) {
 
   b.base_cpu0 = b.EtcdCpu();
   b.base_t0 = Clock::now();
+  b.rss_base = ProcessRssMb(etcd_pid);
+  b.fds_base = ProcessFds(etcd_pid);
   b.After(b.baseline_s, [&b] {
     b.base_cpu1 = b.EtcdCpu();
     b.base_t1 = Clock::now();
@@ -376,7 +420,9 @@ int main(int argc, char** argv) {
       "pollers=%ld poll_ms=%ld steady_ms=%.0f requests=%.0f sent=%llu "
       "requests_per_poller_poll=%.3f proposals=%.0f etcd_cpu_pct=%.2f etcd_baseline_cpu_pct=%.2f "
       "etcd_cpu_us_per_req=%.1f client_cpu_us_per_req=%.1f put_ms=%.1f saw=%zu "
-      "halt_min_ms=%.0f halt_median_ms=%.0f halt_p99_ms=%.0f halt_max_ms=%.0f\n",
+      "halt_min_ms=%.0f halt_median_ms=%.0f halt_p99_ms=%.0f halt_max_ms=%.0f "
+      "watch=%d watches_up=%zu requests_per_poller_minute=%.3f etcd_rss_base_mb=%.1f "
+      "etcd_rss_mb=%.1f etcd_fds_base=%ld etcd_fds=%ld watch_streams=%.0f\n",
       n, poll_ms, steady_ms, requests, static_cast<unsigned long long>(b.sent1 - b.sent0),
       requests / static_cast<double>(n) / (steady_ms / static_cast<double>(poll_ms)),
       b.m1.proposals - b.m0.proposals, 100.0 * etcd_cpu / steady_ms,
@@ -384,6 +430,8 @@ int main(int argc, char** argv) {
       requests > 0 ? 1000.0 * etcd_cpu / requests : 0.0,
       requests > 0 ? 1000.0 * (b.self1 - b.self0) / requests : 0.0,
       b.halt_acked ? Ms(*b.halt_acked - *b.halt_sent) : -1.0, lat.size(), lat.front(), pct(0.5),
-      pct(0.99), lat.back());
+      pct(0.99), lat.back(), b.watch ? 1 : 0, b.watches_up,
+      requests / static_cast<double>(n) / (steady_ms / 60000.0), b.rss_base, b.rss, b.fds_base,
+      b.fds, b.m1.watch_streams);
   return 0;
 }

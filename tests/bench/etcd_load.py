@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """etcd load of a fleet: requests per host per minute, and how long a halt
-takes to reach 1,000 pollers.
+takes to reach 1,000 hosts, over the watch (the default) and by polling alone.
 
     python3 tests/bench/etcd_load.py --build DIR [--rounds 5] [--hosts 15]
         [--poll 15] [--slot-poll 10] [--window 30] [--pollers 1000]
@@ -19,9 +19,10 @@ Starts its own etcd (harness.Etcd, one member on loopback) and arms it
    is held by another host (a key put here), so each waits (job.waiting,
    reason full) and polls its slot group; the same count again.
 3. Halt: build-dir/etcd_load (tests/bench/etcd_load.cc) runs --pollers
-   MutexClients on one loop at --poll, measures etcd's CPU in steady state
-   and the time from putting /warden/mutex to each poller's first held
-   answer.
+   MutexClients on one loop at --poll, each with its watch on <prefix>/
+   (wardend's default), measures etcd's CPU, memory and descriptors in
+   steady state and the time from putting /warden/mutex to each client's
+   first held answer; then the same with `watch = no` (polling alone).
 
 The window should be a multiple of --poll: each host then polls exactly
 window/poll times in it (the mutex poll is a fixed period). Prints one table:
@@ -158,10 +159,11 @@ def fleet_round(etcd, hosts, poll, slot_poll, window):
     return out
 
 
-def halt_round(etcd, build, pollers, poll, seed):
+def halt_round(etcd, build, pollers, poll, seed, watch):
     p = subprocess.run([os.path.join(build, "etcd_load"), "--endpoint", etcd.endpoint,
                         "--etcd-pid", str(etcd.proc.pid), "--pollers", str(pollers),
-                        "--poll-ms", str(int(poll * 1000)), "--seed", str(seed)],
+                        "--poll-ms", str(int(poll * 1000)), "--seed", str(seed),
+                        "--watch", "1" if watch else "0"],
                        capture_output=True, text=True, timeout=6 * poll + 120)
     if p.returncode != 0:
         print("etcd_load failed (%d): %s" % (p.returncode, p.stderr.strip()), file=sys.stderr)
@@ -194,7 +196,7 @@ def main():
 
     need("wardend")
     need("wardenctl")
-    fleet, halt = [], []
+    fleet, halt, polled = [], [], []
     with Etcd() as etcd:
         etcd.put("/warden/armed", "yes")
         for r in range(args.rounds):
@@ -207,16 +209,18 @@ def main():
         for r in range(args.rounds):
             print("round %d/%d: %d pollers, halt" % (r + 1, args.rounds, args.pollers),
                   file=sys.stderr, flush=True)
-            halt.append(halt_round(etcd, args.build, args.pollers, args.poll, r + 1))
-            if halt[-1]:
-                print("  " + " ".join("%s=%g" % kv for kv in halt[-1].items()), file=sys.stderr,
-                      flush=True)
+            for watch, out in ((True, halt), (False, polled)):
+                out.append(halt_round(etcd, args.build, args.pollers, args.poll, r + 1, watch))
+                if out[-1]:
+                    print("  " + " ".join("%s=%g" % kv for kv in out[-1].items()),
+                          file=sys.stderr, flush=True)
         version = subprocess.run([Etcd.BINARY, "--version"], capture_output=True,
                                  text=True).stdout.split("\n")[0]
 
     h = [x for x in halt if x]
+    hp = [x for x in polled if x]
     rows = [
-        ("idle host: etcd requests per minute (mutex poll %gs)" % args.poll,
+        ("idle host (watch up): etcd KV requests per minute (mutex poll %gs)" % args.poll,
          summary([x["idle"] for x in fleet], "%.2f")),
         ("idle host: requests per mutex poll", summary([x["idle_per_poll"] for x in fleet],
                                                        "%.2f")),
@@ -226,28 +230,46 @@ def main():
          % args.slot_poll, summary([x["waiting"] for x in fleet], "%.2f")),
         ("waiting host: raft proposals per minute",
          summary([x["waiting_proposals"] for x in fleet], "%.2f")),
-        ("%d pollers, steady: requests per poller per poll" % args.pollers,
-         summary([x["requests_per_poller_poll"] for x in h], "%.3f")),
-        ("%d pollers, steady: etcd CPU (%% of one core)" % args.pollers,
+        ("%d hosts with watches, steady: KV requests per host per minute" % args.pollers,
+         summary([x["requests_per_poller_minute"] for x in h], "%.2f")),
+        ("%d hosts polling only, steady: KV requests per host per minute" % args.pollers,
+         summary([x["requests_per_poller_minute"] for x in hp], "%.2f")),
+        ("%d hosts with watches: watches up" % args.pollers,
+         summary([x["watches_up"] for x in h], "%.0f")),
+        ("%d hosts with watches, steady: etcd CPU (%% of one core)" % args.pollers,
          summary([x["etcd_cpu_pct"] for x in h], "%.1f")),
+        ("%d hosts polling only, steady: etcd CPU (%% of one core)" % args.pollers,
+         summary([x["etcd_cpu_pct"] for x in hp], "%.1f")),
+        ("etcd RSS with no client (MB)", summary([x["etcd_rss_base_mb"] for x in h], "%.0f")),
+        ("etcd RSS with %d watching hosts (MB)" % args.pollers,
+         summary([x["etcd_rss_mb"] for x in h], "%.0f")),
+        ("etcd RSS with %d polling hosts (MB)" % args.pollers,
+         summary([x["etcd_rss_mb"] for x in hp], "%.0f")),
+        ("etcd descriptors with %d watching hosts (no client)" % args.pollers,
+         summary([x["etcd_fds"] for x in h], "%.0f") + " (" +
+         summary([x["etcd_fds_base"] for x in h], "%.0f") + ")"),
         ("etcd CPU with no client (%)", summary([x["etcd_baseline_cpu_pct"] for x in h], "%.2f")),
         ("etcd CPU per request (µs)", summary([x["etcd_cpu_us_per_req"] for x in h], "%.0f")),
         ("pollers' own CPU per request (µs)",
          summary([x["client_cpu_us_per_req"] for x in h], "%.0f")),
-        ("halt → poller sees held: median (ms)", summary([x["halt_median_ms"] for x in h],
-                                                         "%.0f")),
-        ("halt → poller sees held: p99 (ms)", summary([x["halt_p99_ms"] for x in h], "%.0f")),
-        ("halt → poller sees held: max (ms)", summary([x["halt_max_ms"] for x in h], "%.0f")),
-        ("pollers that saw the halt", summary([x["saw"] for x in h], "%.0f")),
+        ("watch: halt → host sees held: median (ms)",
+         summary([x["halt_median_ms"] for x in h], "%.0f")),
+        ("watch: halt → host sees held: p99 (ms)", summary([x["halt_p99_ms"] for x in h], "%.0f")),
+        ("watch: halt → host sees held: max (ms)", summary([x["halt_max_ms"] for x in h], "%.0f")),
+        ("watch: hosts that saw the halt", summary([x["saw"] for x in h], "%.0f")),
+        ("polling only: halt → host sees held: median (ms)",
+         summary([x["halt_median_ms"] for x in hp], "%.0f")),
+        ("polling only: halt → host sees held: max (ms)",
+         summary([x["halt_max_ms"] for x in hp], "%.0f")),
     ]
     print()
-    print("%s, one member on loopback; %d rounds (%d of the halt rounds completed)"
-          % (version, args.rounds, len(h)))
+    print("%s, one member on loopback; %d rounds (%d + %d of the halt rounds completed)"
+          % (version, args.rounds, len(h), len(hp)))
     print("| figure | median (min–max) |")
     print("|---|---|")
     for label, value in rows:
         print("| %s | %s |" % (label, value))
-    return 0 if len(h) == args.rounds else 1
+    return 0 if len(h) == len(hp) == args.rounds else 1
 
 
 if __name__ == "__main__":

@@ -86,7 +86,7 @@ TEST_CASE("mutex_etcd: config keys", "[etcd][config]") {
                     "timeout = 1500ms\ncache = 2s\npoll = 5s\n"
                     "ca_file = /etc/ssl/etcd-ca.pem\n"
                     "cert_file = " + pem + "\nkey_file = " + pem + "\n"
-                    "cluster_id = 0xcdf818194e3a8c32\n");
+                    "cluster_id = 0xcdf818194e3a8c32\nwatch = no\n");
     INFO(l.errors.size());
     REQUIRE(l.config);
     const MutexConfig& m = l.config->mutex;
@@ -101,6 +101,7 @@ TEST_CASE("mutex_etcd: config keys", "[etcd][config]") {
     CHECK(m.etcd.cert_file == pem);
     CHECK(m.etcd.key_file == pem);
     CHECK(m.etcd.cluster_id == "14841639068965178418");
+    CHECK_FALSE(m.watch);
     CHECK(m.url.empty());
   }
   SECTION("defaults") {
@@ -108,6 +109,7 @@ TEST_CASE("mutex_etcd: config keys", "[etcd][config]") {
     REQUIRE(l.config);
     CHECK(l.config->mutex.prefix == "/warden");
     CHECK(l.config->mutex.etcd.cluster_id.empty());
+    CHECK(l.config->mutex.watch);
   }
   SECTION("errors, with file:line") {
     struct Case {
@@ -127,6 +129,8 @@ TEST_CASE("mutex_etcd: config keys", "[etcd][config]") {
         {"backend = etcd\nendpoints = http://a:1\nprefix = warden\n",
          "warden.ini:6: prefix must start with '/'"},
         {"backend = etcd\nendpoints = http://a:1\nprefix = /warden/\n", "prefix must start"},
+        {"backend = etcd\nendpoints = http://a:1\nwatch = maybe\n", "warden.ini:6: watch"},
+        {"url = http://x/m\nwatch = yes\n", "warden.ini:5: watch is for backend = etcd"},
         {"backend = etcd\nendpoints = http://a:1\ncluster_id = abc\n",
          "warden.ini:6: cluster_id must be a decimal number"},
         {"backend = etcd\nendpoints = http://a:1\ncert_file = /etc/hostname\n",
