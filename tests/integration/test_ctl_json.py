@@ -120,6 +120,9 @@ class Json(unittest.TestCase):
                 (["run", "deploy", "--dry-run"], 0),
                 (["run", "deploy", "--wait"], 0),
                 (["resume"], 0),
+                (["abort"], 0),                     # nothing runs: says so
+                (["abort", "--job", "nope"], 1),
+                (["top"], 2),   # a terminal view: no --json (status --json is its form)
                 (["pause", "--reason", "json", "--for", "1h"], 0),
                 (["pause", "--reason", "json", "--group", "nope"], 1),
                 (["run", "fix", "--dry-run"], 1),   # the guard would block it
