@@ -12,6 +12,7 @@
 #include "daemon/base/atomic_file.h"
 #include "daemon/base/disk_writer.h"
 #include "daemon/commands.h"
+#include "daemon/control/command_table.h"
 #include "daemon/control/control.h"
 #include "daemon/control/metrics.h"
 #include "daemon/engine/events.h"
@@ -243,6 +244,7 @@ Status Daemon::Start() {
     metrics_->ServeStatus([this] {
       nlohmann::json j = commands_->StatusJson();
       j.erase("ok");
+      j["schema"] = kJsonSchema;
       j["recent_events"] = recent_events_.ToJson();
       return j;
     });

@@ -21,6 +21,11 @@
 
 namespace warden {
 
+// The version of the JSON shapes wardenctl prints and /status.json serves
+// (docs/control.md, "JSON output"): members may be added under the same
+// number; one changed or removed raises it.
+constexpr int kJsonSchema = 1;
+
 // One request, already checked against its command's row: every member
 // the row names has its type (a name or text is a string, a flag a bool, a
 // count a non-negative integer), and the required ones are there.

@@ -8,12 +8,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "daemon/control/command_table.h"
+
 namespace warden::ctl {
 
-// The version of wardenctl's JSON output (docs/control.md, "JSON
-// output"): members may be added under the same number; one changed or
-// removed raises it.
-constexpr int kJsonSchema = 1;
+// The version of wardenctl's JSON output (daemon/control/command_table.h).
+using warden::kJsonSchema;
 
 // Prints `out`, with "schema" added, as one JSON object on stdout:
 // indented (`pretty`), or on one line.

@@ -184,6 +184,7 @@ class StatusPageInChromium(unittest.TestCase):
                 status = r.read().decode()
             for text in (source, status):
                 self.assertNotIn("s3cret-pw", text)
+            self.assertEqual(json.loads(status)["schema"], 1)   # as status --json's
             self.assertEqual(json.loads(status)["mutex"]["url"],
                              mutex.url.replace("http://", "http://****@"))
 
