@@ -88,7 +88,8 @@ def base_config(host_id, workers=2, level="info", mysql=False, mutex_off=False, 
     str.format(**wd.paths, ...): [daemon] (every 1 s, `jitter`, `workers`
     threads), [log] at `level`, with mysql=True the default [mysql]
     connection ({socket}, {password_file}: the sandbox's), and [mutex]. A
-    test appends its own checks, actions and jobs.
+    test appends its own checks, actions and jobs. mysql may also be a str:
+    more [mysql] keys.
 
     workers=None or level=None leave the key out (wardend's default).
     mutex: the [mutex] section's keys ("url = {url}", etcd_mutex(...), a
@@ -117,7 +118,7 @@ def base_config(host_id, workers=2, level="info", mysql=False, mutex_off=False, 
 socket        = {socket}
 user          = warden
 password_file = {password_file}
-"""
+""" + _lines(mysql if isinstance(mysql, str) else "")
     if mutex is not None:
         text += "\n[mutex]\n" + _lines(mutex)
     return text
@@ -227,6 +228,26 @@ value   = stdout
 every   = 1s
 timeout = 5s
 crit    = > 127
+on_crit = note
+
+[action note]
+type     = notify
+severity = info
+message  = {{check}} is {{state}}
+"""
+
+
+# The same, faster: ten runs a second (the clock's nanoseconds), a state
+# change about every other run and an action (note) for each crit: some 15
+# events a second.
+FLIP_AND_NOTE = """
+[check flip]
+type    = program
+command = sh -c 'date +%N'
+value   = stdout
+every   = 100ms
+timeout = 2s
+crit    = > 500000000
 on_crit = note
 
 [action note]
