@@ -669,14 +669,17 @@ class Wardend:
         return json.loads(p.stdout)
 
     def wait_control(self, timeout=20):
-        """Waits until the control socket exists (wardend answers on it)."""
+        """Waits until the control socket exists (wardend answers on it).
+        Raises AssertionError with the daemon's log on timeout or when
+        wardend exits."""
         deadline = time.monotonic() + timeout
         while not os.path.exists(self.paths["control"]):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("no control socket %s after %s s (wardend %s)\n%s"
-                                     % (self.paths["control"], timeout,
-                                        "exited %s" % self.proc.returncode
-                                        if self.proc.poll() is not None else "running",
+            exited = self.proc.poll() is not None
+            if exited or time.monotonic() >= deadline:
+                why = ("wardend exited with %s" % self.proc.returncode if exited
+                       else "timeout after %ss" % timeout)
+                raise AssertionError("%s waiting for the control socket %s\n--- wardend log\n%s"
+                                     % (why, self.paths["control"],
                                         "".join(self.log().splitlines(True)[-40:])))
             time.sleep(0.05)
 
