@@ -14,24 +14,13 @@
 #include <thread>
 
 #include "tests/support/action_harness.h"
+#include "tests/support/local_socket.h"
 #include "tests/support/temp_dir.h"
 
 using namespace warden;
 using namespace warden::testing;
 
 namespace {
-
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
-  socklen_t len = sizeof sa;
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len) == 0);
-  ::close(fd);
-  return ntohs(sa.sin_port);
-}
 
 ActionOutcome RunHaproxy(ActionHarness& h, const Keys& keys, Duration timeout = Duration(5000)) {
   BuiltAction b = MakeAction("haproxy", keys);
@@ -180,7 +169,7 @@ TEST_CASE("haproxy: transport errors name the socket or address", "[actions][hap
   CHECK(stale.error ==
         "haproxy: cannot connect to " + (dir / "stale.sock") + ": Connection refused");
 
-  const std::string refused_at = "127.0.0.1:" + std::to_string(FreePort());
+  const std::string refused_at = "127.0.0.1:" + std::to_string(FreeLoopbackPort());
   auto refused = RunHaproxy(h, keys("address", refused_at));
   CHECK(refused.error == "haproxy: cannot connect to " + refused_at + ": Connection refused");
 
@@ -223,15 +212,15 @@ class RealHaproxy {
                   "defaults\n  mode tcp\n  timeout connect 1s\n  timeout client 10s\n"
                   "  timeout server 10s\n"
                   "frontend fe\n  bind 127.0.0.1:" +
-                  std::to_string(FreePort()) +
+                  std::to_string(FreeLoopbackPort()) +
                   "\n"
                   "  default_backend mysql\n"
                   "backend mysql\n"
                   "  server db1 127.0.0.1:" +
-                  std::to_string(FreePort()) +
+                  std::to_string(FreeLoopbackPort()) +
                   "\n"
                   "  server db2 127.0.0.1:" +
-                  std::to_string(FreePort()) + "\n");
+                  std::to_string(FreeLoopbackPort()) + "\n");
     std::string cmd = "/usr/sbin/haproxy -q -D -p " + (dir / "haproxy.pid") + " -f " +
                       (dir / "haproxy.cfg") + " >" + (dir / "haproxy.out") + " 2>&1";
     started_ = std::system(cmd.c_str()) == 0;

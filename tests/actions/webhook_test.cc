@@ -46,16 +46,16 @@ TEST_CASE("webhook: config errors", "[actions][webhook]") {
   CHECK(MakeAction("webhook", {{"url", "http://h/"}, {"token_file", "/nonexistent/t"}}).error() ==
         "test.ini:3: token_file: cannot read /nonexistent/t: No such file or directory");
 
-  warden::testing::ScratchDir dir;
+  warden::testing::TempDir dir;
   dir.Write("token", "s3cret\n");
-  ::chmod(dir.File("token").c_str(), 0644);
-  CHECK(MakeAction("webhook", {{"url", "http://h/"}, {"token_file", dir.File("token")}}).error() ==
-        "test.ini:3: token_file: " + dir.File("token") +
+  ::chmod((dir / "token").c_str(), 0644);
+  CHECK(MakeAction("webhook", {{"url", "http://h/"}, {"token_file", dir / "token"}}).error() ==
+        "test.ini:3: token_file: " + (dir / "token") +
             " is mode 0644: a secret must not be readable by group or others (chmod 600 " +
-            dir.File("token") + ")");
-  ::chmod(dir.File("token").c_str(), 0600);
-  CHECK(MakeAction("webhook", {{"url", "http://h/"}, {"token_file", dir.File("token")}})
-            .errors.empty());
+            (dir / "token") + ")");
+  ::chmod((dir / "token").c_str(), 0600);
+  CHECK(
+      MakeAction("webhook", {{"url", "http://h/"}, {"token_file", dir / "token"}}).errors.empty());
 }
 
 namespace {
@@ -70,11 +70,11 @@ struct HttpHarness : ActionHarness {
 TEST_CASE("webhook: posts with the token, retries a 500, reports the answer",
           "[actions][webhook]") {
   warden::testing::TestServer server;
-  warden::testing::ScratchDir dir;
+  warden::testing::TempDir dir;
   dir.Write("token", "s3cret\n");
-  ::chmod(dir.File("token").c_str(), 0600);
-  BuiltAction b = MakeAction("webhook", {{"url", server.Url("http", "/hook")},
-                                   {"token_file", dir.File("token")}});
+  ::chmod((dir / "token").c_str(), 0600);
+  BuiltAction b =
+      MakeAction("webhook", {{"url", server.Url("http", "/hook")}, {"token_file", dir / "token"}});
   INFO(b.error());
   REQUIRE(b.action);
   HttpHarness h;
@@ -113,10 +113,10 @@ TEST_CASE("webhook: posts with the token, retries a 500, reports the answer",
 
   // The token file made readable to others: refused at run time, nothing sent.
   size_t before = server.Requests().size();
-  ::chmod(dir.File("token").c_str(), 0640);
+  ::chmod((dir / "token").c_str(), 0640);
   auto refused = h.Run(*b.action, common, Trigger{"check", "lag", "crit", "712"});
   CHECK_FALSE(refused.ok);
-  CHECK(refused.error.find("token_file: " + dir.File("token") + " is mode 0640") == 0);
+  CHECK(refused.error.find("token_file: " + (dir / "token") + " is mode 0640") == 0);
   CHECK(server.Requests().size() == before);
 }
 

@@ -8,23 +8,15 @@
 #include <fstream>
 
 #include "tests/support/check_harness.h"
+#include "tests/support/temp_dir.h"
 
 using warden::Measurement;
 using warden::testing::CheckHarness;
 using warden::testing::MakeCheck;
 using warden::testing::Show;
+using warden::testing::TempDir;
 
 namespace {
-
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/warden-file-test-XXXXXX";
-    REQUIRE(mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-};
 
 Measurement RunFile(CheckHarness& h, const std::string& path, const std::string& metric) {
   auto built = MakeCheck("file", {{"path", path}, {"metric", metric}});
@@ -37,7 +29,7 @@ Measurement RunFile(CheckHarness& h, const std::string& path, const std::string&
 TEST_CASE("file exists, size and age of a real file", "[checks][file]") {
   CheckHarness h;
   TempDir dir;
-  const std::string path = dir.path + "/data";
+  const std::string path = dir.path() + "/data";
   {
     std::ofstream out(path);
     out << "hello warden";  // 12 bytes
@@ -68,11 +60,11 @@ TEST_CASE("file exists, size and age of a real file", "[checks][file]") {
 TEST_CASE("file on a missing path: exists is 0, age and size are errors", "[checks][file]") {
   CheckHarness h;
   TempDir dir;
-  const std::string path = dir.path + "/missing";
+  const std::string path = dir.path() + "/missing";
   CHECK(Show(RunFile(h, path, "exists")) == "value 0");
   CHECK(Show(RunFile(h, path, "age")) == "error no such file: " + path);
   CHECK(Show(RunFile(h, path, "size")) == "error no such file: " + path);
   // A path through a regular file (ENOTDIR) is missing too.
-  { std::ofstream out(dir.path + "/plain"); }
-  CHECK(Show(RunFile(h, dir.path + "/plain/x", "exists")) == "value 0");
+  { std::ofstream out(dir.path() + "/plain"); }
+  CHECK(Show(RunFile(h, dir.path() + "/plain/x", "exists")) == "value 0");
 }

@@ -45,6 +45,7 @@ using warden::MysqlMap;
 using warden::MysqlReads;
 using warden::MysqlRows;
 using warden::testing::CheckHarness;
+using warden::testing::FreeLoopbackPort;
 using warden::testing::LocalSocket;
 using warden::testing::MakeCheck;
 using warden::testing::PumpUntil;
@@ -60,19 +61,6 @@ constexpr int kMaxConnections = 77;  // set on the server's command line, read b
 
 bool HaveProgram(const char* name) {
   return std::system(("command -v " + std::string(name) + " >/dev/null 2>&1").c_str()) == 0;
-}
-
-// A free TCP port on 127.0.0.1 (bound then released).
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
 }
 
 std::string ReadFile(const std::string& path) {
@@ -268,7 +256,7 @@ class Sandbox {
     INFO(ReadFile(d + "/install.log"));
     REQUIRE(rc == 0);
 
-    sb->port_ = FreePort();
+    sb->port_ = FreeLoopbackPort();
     std::vector<std::string> args = {
         "mariadbd",
         "--no-defaults",
@@ -454,7 +442,7 @@ TEST_CASE("mysql checks measure a real MariaDB", "[checks][mysql]") {
   // Made a replica of a source that refuses connections: the IO thread
   // fails, lag is NULL and must be an error carrying the IO error.
   REQUIRE(h.Execute("root", {"CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=" +
-                                 std::to_string(FreePort()) +
+                                 std::to_string(FreeLoopbackPort()) +
                                  ", MASTER_USER='nobody', MASTER_CONNECT_RETRY=1",
                              "START SLAVE"})
               .ok());
@@ -525,7 +513,7 @@ TEST_CASE("mysql errors carry the server's answer and name the connection", "[ch
   MysqlConnConfig bad = sb->Tcp("bad");
   bad.password = "Wr0ng-Secret";
   MysqlConnConfig down = sb->Tcp("down");
-  down.port = FreePort();
+  down.port = FreeLoopbackPort();
   MysqlHarness h({{"bad", bad}, {"down", down}});
 
   Measurement denied = h.RunCheck("mysql_ping", {}, "bad");
@@ -550,7 +538,7 @@ TEST_CASE("mysql failures carry their code: the pool's lane health and callers r
   MysqlConnConfig bad = sb->Tcp("bad");
   bad.password = "Wr0ng-Secret";
   MysqlConnConfig down = sb->Tcp("down");
-  down.port = FreePort();
+  down.port = FreeLoopbackPort();
   struct ev_loop* loop = EV_DEFAULT;
   warden::WorkerPool pool(loop, 2);
   MysqlReads reads(pool, {{"ok", sb->Tcp("ok")}, {"bad", bad}, {"down", down}});

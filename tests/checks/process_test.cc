@@ -10,11 +10,13 @@
 #include <fstream>
 
 #include "tests/support/check_harness.h"
+#include "tests/support/temp_dir.h"
 
 using warden::Measurement;
 using warden::testing::CheckHarness;
 using warden::testing::MakeCheck;
 using warden::testing::Show;
+using warden::testing::TempDir;
 
 namespace {
 
@@ -26,16 +28,9 @@ std::string SelfName() {
 }
 
 struct Pidfile {
-  std::string dir;
+  TempDir dir;
   std::string path;
-  explicit Pidfile(const std::string& content) {
-    char tmpl[] = "/tmp/warden-process-test-XXXXXX";
-    REQUIRE(mkdtemp(tmpl) != nullptr);
-    dir = tmpl;
-    path = dir + "/x.pid";
-    std::ofstream(path) << content;
-  }
-  ~Pidfile() { std::filesystem::remove_all(dir); }
+  explicit Pidfile(const std::string& content) : path(dir.Write("x.pid", content)) {}
 };
 
 // A pid that surely does not run now: a child that exited and was reaped.
@@ -69,7 +64,7 @@ TEST_CASE("process by pidfile: alive, dead, missing, and a pid reused by another
   Pidfile dead(std::to_string(DeadPid()));
   CHECK(Show(RunProcess(h, {{"pidfile", dead.path}})) == "value 0");
 
-  CHECK(Show(RunProcess(h, {{"pidfile", mine.dir + "/none.pid"}})) == "value 0");
+  CHECK(Show(RunProcess(h, {{"pidfile", mine.dir / "none.pid"}})) == "value 0");
 
   Pidfile garbage("not a pid");
   Measurement bad = RunProcess(h, {{"pidfile", garbage.path}});
@@ -85,10 +80,8 @@ TEST_CASE("process by name finds a running program by comm or argv[0]", "[checks
   CHECK(Show(RunProcess(h, {{"name", "no-such-program-xq"}})) == "value 0");
 
   // A child with a distinctive comm (a copy of sleep under another name).
-  char tmpl[] = "/tmp/warden-process-test-XXXXXX";
-  REQUIRE(mkdtemp(tmpl) != nullptr);
-  std::string dir = tmpl;
-  std::string prog = dir + "/wdn-sleeper";
+  TempDir tmp;
+  std::string prog = tmp / "wdn-sleeper";
   std::filesystem::copy_file("/bin/sleep", prog);
   std::filesystem::permissions(prog, std::filesystem::perms::owner_all);
   pid_t child = fork();
@@ -126,5 +119,4 @@ TEST_CASE("process by name finds a running program by comm or argv[0]", "[checks
   CHECK(Show(RunProcess(h, {{"name", "wdn-sleeper"}})) == "value 0");
   int status = 0;
   waitpid(child, &status, 0);
-  std::filesystem::remove_all(dir);
 }

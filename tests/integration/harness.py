@@ -11,8 +11,13 @@ Each test starts what it needs, in its own temporary directory, on port 0:
 - HungPeer: a TCP port that accepts and never answers; .port.
 - MutexServer: tests/data/mutex_server.py; .url; .set("held:maintenance").
 - Wardend: the daemon under test; .paths, .start(config, env=), .events(),
-  .wait_for(pred), .wait_event(name, **fields), .ctl(...), .stop(), .kill();
+  .wait_for(pred), .wait_event(name, **fields), .ctl(...), .status() (the
+  parsed `status --json`), .wait_control(), .stop(), .kill();
   Wardend(wrapper=[...]) runs it under a wrapper command (strace), .pid().
+- base_config(host_id, ...): the [daemon]/[log]/[control]/[mysql]/[mutex]
+  sections a test config starts with (etcd_mutex() for an etcd [mutex]).
+- marking_action(name, ...), ran(wd): exec job steps that leave their name
+  in a file, and what they left; read_pid(path), alive_groups(pgids).
 
 Environment (set by CTest): WARDEND, WARDENCTL, WARDEN_SOURCE_DIR.
 WARDEN_KEEP_TMP=1 keeps the temporary directories for a post-mortem.
@@ -76,37 +81,64 @@ def slack(seconds):
     return seconds * (3 if SANITIZED else 1)
 
 
-def base_config(host_id, workers=2, level="info", mysql=False, mutex_off=False, jitter="0%"):
+def base_config(host_id, workers=2, level="info", mysql=False, mutex_off=False, jitter="0%",
+                mutex=None, socket=None, control="", daemon="", log="",
+                state_dir="{state_dir}"):
     """The sections most test configs start with, as a template for
-    str.format(**wd.paths, ...): [daemon] (every 1 s, `jitter`), [log],
-    with mysql=True the default [mysql] connection ({socket},
-    {password_file}: the sandbox's), with mutex_off=True `[mutex] mode = off`.
-    A test appends its own checks and actions."""
-    text = """
-[daemon]
-host_id   = %s
-state_dir = {state_dir}
-interval  = 1s
-jitter    = %s
-workers   = %d
+    str.format(**wd.paths, ...): [daemon] (every 1 s, `jitter`, `workers`
+    threads), [log] at `level`, with mysql=True the default [mysql]
+    connection ({socket}, {password_file}: the sandbox's), and [mutex]. A
+    test appends its own checks, actions and jobs. mysql may also be a str:
+    more [mysql] keys.
 
-[log]
-level  = %s
-events = {events}
-""" % (host_id, jitter, workers, level)
+    workers=None or level=None leave the key out (wardend's default).
+    mutex: the [mutex] section's keys ("url = {url}", etcd_mutex(...), a
+    {placeholder}); mutex_off=True is mutex="mode = off"; neither, no
+    section. socket: a [control] socket path; control: more [control] keys;
+    without either, Wardend.write_config gives the test its own socket.
+    daemon, log: more keys for [daemon] and [log] (one a line). state_dir:
+    another state directory than the test's own."""
+    if mutex_off:
+        assert mutex is None, "mutex_off and mutex"
+        mutex = "mode = off"
+    text = "\n[daemon]\nhost_id   = %s\nstate_dir = %s\ninterval  = 1s\njitter    = %s\n" % (
+        host_id, state_dir, jitter)
+    if workers is not None:
+        text += "workers   = %d\n" % workers
+    text += _lines(daemon)
+    text += "\n[log]\n"
+    if level is not None:
+        text += "level  = %s\n" % level
+    text += "events = {events}\n" + _lines(log)
+    if socket is not None or control:
+        text += "\n[control]\nsocket = %s\n" % (socket or "{control}") + _lines(control)
     if mysql:
         text += """
 [mysql]
 socket        = {socket}
 user          = warden
 password_file = {password_file}
-"""
-    if mutex_off:
-        text += """
-[mutex]
-mode = off
-"""
+""" + _lines(mysql if isinstance(mysql, str) else "")
+    if mutex is not None:
+        text += "\n[mutex]\n" + _lines(mutex)
     return text
+
+
+def _lines(keys):
+    """keys ("a = 1\nb = 2", or "") as whole lines."""
+    return keys.strip("\n") + "\n" if keys.strip() else ""
+
+
+def etcd_mutex(endpoints="{endpoint}", timeout="1s", cache="0s", poll="300ms"):
+    """The keys of an etcd [mutex] for base_config(mutex=...): the test's
+    etcd (default {endpoint}), prefix /warden."""
+    return """backend   = etcd
+endpoints = %s
+prefix    = /warden
+timeout   = %s
+cache     = %s
+poll      = %s
+""" % (endpoints, timeout, cache, poll)
 
 
 def mysql_peer(name, port_key, timeout="2s"):
@@ -203,6 +235,82 @@ type     = notify
 severity = info
 message  = {{check}} is {{state}}
 """
+
+
+# The same, faster: ten runs a second (the clock's nanoseconds), a state
+# change about every other run and an action (note) for each crit: some 15
+# events a second.
+FLIP_AND_NOTE = """
+[check flip]
+type    = program
+command = sh -c 'date +%N'
+value   = stdout
+every   = 100ms
+timeout = 2s
+crit    = > 500000000
+on_crit = note
+
+[action note]
+type     = notify
+severity = info
+message  = {{check}} is {{state}}
+"""
+
+
+def marking_action(name, mark=None, then=None, timeout=None):
+    """An exec `[action NAME]` for job tests (a template for the same
+    str.format): it appends `mark` (default NAME) to {dir}/ran, which
+    ran(wd) reads back, then runs the shell text `then` (its exit status is
+    the action's), e.g. then="echo disk on fire >&2; exit 4"."""
+    command = "echo %s >> {dir}/ran" % (mark or name)
+    if then:
+        command += "; " + then
+    text = "\n[action %s]\ntype    = exec\ncommand = /bin/sh -c '%s'\n" % (name, command)
+    if timeout:
+        text += "timeout = %s\n" % timeout
+    return text
+
+
+def ran(wd):
+    """The marks that marking_action steps left in wd's {dir}/ran, in order."""
+    try:
+        with open(os.path.join(wd.dir, "ran")) as f:
+            return f.read().split()
+    except FileNotFoundError:
+        return []
+
+
+def read_pid(path, timeout=30):
+    """Waits for a test's command to write its pid (`echo $$ > path`);
+    returns it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(path) as f:
+                text = f.read().strip()
+            if text:
+                return int(text)
+        except FileNotFoundError:
+            pass
+        time.sleep(0.02)
+    raise AssertionError("%s never written" % path)
+
+
+def alive_groups(pgids):
+    """The process groups of `pgids` that still have a live (not zombie)
+    process."""
+    left = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) in pgids and fields[0] != "Z":
+            left.add(int(fields[2]))
+    return left
 
 
 def match(events, event=None, **fields):
@@ -550,6 +658,30 @@ class Wardend:
         """Runs `wardenctl -c CONFIG ARGS...`; returns CompletedProcess."""
         return run([WARDENCTL, "-c", self.paths["config"]] + list(args),
                    check=check, timeout=timeout)
+
+    def status(self, *args, timeout=30):
+        """`wardenctl status --json ARGS...`, parsed; raises AssertionError
+        (with wardenctl's output) unless it exits 0."""
+        p = self.ctl("status", "--json", *args, timeout=timeout)
+        if p.returncode != 0:
+            raise AssertionError("wardenctl status --json %s: exit %d\n%s%s"
+                                 % (" ".join(args), p.returncode, p.stdout, p.stderr))
+        return json.loads(p.stdout)
+
+    def wait_control(self, timeout=20):
+        """Waits until the control socket exists (wardend answers on it).
+        Raises AssertionError with the daemon's log on timeout or when
+        wardend exits."""
+        deadline = time.monotonic() + timeout
+        while not os.path.exists(self.paths["control"]):
+            exited = self.proc.poll() is not None
+            if exited or time.monotonic() >= deadline:
+                why = ("wardend exited with %s" % self.proc.returncode if exited
+                       else "timeout after %ss" % timeout)
+                raise AssertionError("%s waiting for the control socket %s\n--- wardend log\n%s"
+                                     % (why, self.paths["control"],
+                                        "".join(self.log().splitlines(True)[-40:])))
+            time.sleep(0.05)
 
     def events(self):
         """All events so far, parsed; a partly written last line is left out."""

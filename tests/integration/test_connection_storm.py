@@ -7,26 +7,16 @@ refuses with "Too many connections", while 50 checks run every second.
 - with fallback_port (MariaDB's extra_port) it can, every check reports,
   and an action (KILL CONNECTION USER) still ends the storm."""
 
-import json
 import os
-import socket
 import subprocess
 import time
 import unittest
 
-from harness import MariaDB, Wardend
+from harness import MariaDB, Wardend, base_config, free_port
 
 MAX_CONNECTIONS = 20
 SLEEPERS = 40
 WORKERS = 4
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def config(wd, db, fallback_port):
@@ -40,21 +30,7 @@ def config(wd, db, fallback_port):
                       % (i, i))
     for i in range(15):
         checks.append("[check ping_%d]\ntype = mysql_ping\nevery = 1s\n" % i)
-    return """
-[daemon]
-host_id   = storm-test
-state_dir = {state_dir}
-interval  = 1s
-jitter    = 0%
-workers   = {workers}
-
-[log]
-level  = info
-events = {events}
-
-[mutex]
-mode = off
-
+    return (base_config("storm-test", workers=WORKERS, mutex_off=True) + """
 [mysql]
 host            = 127.0.0.1
 port            = {port}
@@ -72,9 +48,9 @@ every    = 1s
 [action end_storm]
 type = mysql_sql
 sql  = KILL CONNECTION USER app
-""".format(workers=WORKERS, port=db.port, user=db.user, password_file=db.password_file,
-           fallback="fallback_port = %d" % fallback_port if fallback_port else "",
-           **wd.paths) + "\n".join(checks)
+""").format(port=db.port, user=db.user, password_file=db.password_file,
+                fallback="fallback_port = %d" % fallback_port if fallback_port else "",
+                **wd.paths) + "\n".join(checks)
 
 
 class ConnectionStorm(unittest.TestCase):
@@ -96,11 +72,8 @@ class ConnectionStorm(unittest.TestCase):
                 p.kill()
             p.wait()
 
-    def status(self):
-        return json.loads(self.wd.ctl("status", "--json", check=True).stdout)
-
     def checks(self):
-        return {c["name"]: c for c in self.status()["checks"]}
+        return {c["name"]: c for c in self.wd.status()["checks"]}
 
     def wait_all_report(self, since_runs, more, timeout):
         """Every check has run `more` times since `since_runs` and is ok."""

@@ -11,27 +11,10 @@ import threading
 import time
 import unittest
 
-from harness import Wardend, match, rss_kb, run, WARDEND, WARDENCTL
+from harness import Wardend, base_config, match, rss_kb, run, WARDEND, WARDENCTL
 
-CONFIG = """
-[daemon]
-host_id   = ctl-test
-state_dir = {state_dir}
-interval  = 1s
-jitter    = 0%
-workers   = 2
-
-[log]
-level  = debug
-events = {events}
-
-[control]
-socket = {control}
-group  = nogroup
-
-[mutex]
-mode = off
-
+CONFIG = base_config("ctl-test", level="debug", mutex_off=True, socket="{control}",
+                     control="group  = nogroup") + """
 [check flag]
 type   = file
 path   = {dir}/flag
@@ -55,20 +38,11 @@ command = /bin/sh -c 'echo nope >&2; exit 3'
 """
 
 
-def status_json(wd):
-    p = wd.ctl("status", "--json")
-    assert p.returncode == 0, p.stderr
-    return json.loads(p.stdout)
-
-
 class Control(unittest.TestCase):
     def start(self, wd, text=CONFIG):
         wd.start(text.format(**wd.paths))
         wd.wait_event("daemon.start")
-        deadline = time.monotonic() + 20
-        while not os.path.exists(wd.paths["control"]):
-            self.assertLess(time.monotonic(), deadline, wd.log())
-            time.sleep(0.05)
+        wd.wait_control()
 
     def test_version_is_the_same_from_both_binaries_and_ends_in_a_newline(self):
         daemon = run([WARDEND, "--version"]).stdout
@@ -92,7 +66,7 @@ class Control(unittest.TestCase):
             self.assertIn("pause     no", p.stdout)
             self.assertIn("mutex     off", p.stdout)
 
-            s = status_json(wd)
+            s = wd.status()
             self.assertEqual(s["host"], "ctl-test")
             # The heap in use (malloc's count, or ASan's): more than the
             # daemon's own structures, far less than its whole RSS would
@@ -184,7 +158,7 @@ class Control(unittest.TestCase):
             wd.kill()   # kill -9: nothing gets saved at exit
             self.assertEqual(wd.ctl("status").returncode, 3)
             self.start(wd)
-            s = status_json(wd)
+            s = wd.status()
             self.assertTrue(s["pause"]["paused"])
             self.assertEqual(s["pause"]["reason"], "disk swap, ticket 42")
             self.assertIn("PAUSED: disk swap, ticket 42", wd.ctl("status").stdout)
@@ -197,7 +171,7 @@ class Control(unittest.TestCase):
             self.assertEqual(wd.ctl("unpause").returncode, 0)
             wd.kill()
             self.start(wd)
-            self.assertFalse(status_json(wd)["pause"]["paused"])
+            self.assertFalse(wd.status()["pause"]["paused"])
             p = wd.ctl("run", "fix", "--wait")
             self.assertEqual(p.returncode, 0, p.stderr)
 
@@ -209,7 +183,7 @@ class Control(unittest.TestCase):
             self.start(wd)
             p = wd.ctl("pause", "--reason", reason)
             self.assertEqual(p.returncode, 0, p.stderr)
-            s = status_json(wd)
+            s = wd.status()
             self.assertTrue(s["pause"]["paused"])
             self.assertEqual(s["pause"]["reason"], reason.encode()[:1023].decode())
             with open(os.path.join(wd.paths["state_dir"], "state.json"), encoding="utf-8") as f:
@@ -239,7 +213,7 @@ every   = 1s
             with open(os.path.join(wd.paths["state_dir"], "state.json"), "rb") as f:
                 saved = json.loads(f.read().decode("utf-8"))   # strict: valid UTF-8
             self.assertIn("A\ufffd\ufffdB", saved["checks"]["raw"]["error"])
-            raw = [c for c in status_json(wd)["checks"] if c["name"] == "raw"][0]
+            raw = [c for c in wd.status()["checks"] if c["name"] == "raw"][0]
             self.assertEqual(raw["state"], "error")
 
     def test_budget_and_check_state_survive_restart(self):
@@ -251,7 +225,7 @@ every   = 1s
                 self.assertEqual(p.returncode, 0, p.stderr)
             wd.kill()
             self.start(wd)
-            s = status_json(wd)
+            s = wd.status()
             fix = [a for a in s["actions"] if a["name"] == "fix"][0]
             self.assertEqual(fix["budget"]["used"], 2)
             p = wd.ctl("run", "fix", "--wait")
@@ -262,7 +236,7 @@ every   = 1s
             time.sleep(2.5)
             since = wd.started_at
             self.assertEqual(match(wd.events()[since:], "check.state", check="flag"), [])
-            checks = {c["name"]: c for c in status_json(wd)["checks"]}
+            checks = {c["name"]: c for c in wd.status()["checks"]}
             self.assertEqual(checks["flag"]["state"], "crit")
 
     def test_corrupt_state_is_set_aside(self):
@@ -278,7 +252,7 @@ every   = 1s
                      if n.startswith("state.json.corrupt-")]
             self.assertEqual(len(aside), 1, os.listdir(wd.paths["state_dir"]))
             self.assertIn(aside[0], start["state_error"])
-            s = status_json(wd)
+            s = wd.status()
             self.assertIn("state_error", s)
             self.assertFalse(s["pause"]["paused"])
             # A fresh state file is written and the next start is clean.
@@ -287,13 +261,13 @@ every   = 1s
             self.start(wd)
             start = wd.wait_event("daemon.start")[0]
             self.assertNotIn("state_error", start)
-            self.assertTrue(status_json(wd)["pause"]["paused"])
+            self.assertTrue(wd.status()["pause"]["paused"])
 
     def test_reload_valid_and_invalid(self):
         with Wardend() as wd:
             self.start(wd)
             wd.wait_event("check.state", check="flag", state="crit")
-            digest = status_json(wd)["config_digest"]
+            digest = wd.status()["config_digest"]
             good = CONFIG.format(**wd.paths)
             # Invalid: every problem as file:line, exit 1, old config stays.
             wd.write_config(good + "\n[check broken]\ntype = file\nevery = 10\n")
@@ -304,7 +278,7 @@ every   = 1s
             fail = wd.wait_event("daemon.reload", result="fail")[0]
             self.assertRegex(fail["error"], r"warden\.ini:\d+:")
             self.assertEqual(fail["config_digest"], digest)
-            self.assertEqual(status_json(wd)["config_digest"], digest)
+            self.assertEqual(wd.status()["config_digest"], digest)
             # SIGHUP with the same broken file: logged, event, still running.
             wd.signal(signal.SIGHUP)
             wd.wait_for(lambda ev: len(match(ev, "daemon.reload", result="fail")) >= 2)
@@ -323,7 +297,7 @@ every   = 1s
             self.assertNotEqual(ok["config_digest"], digest)
             self.assertEqual(ok["prev_config_digest"], digest)
             self.assertEqual(ok["checks_kept"], 1)    # `other`
-            s = status_json(wd)
+            s = wd.status()
             self.assertEqual(s["config_digest"], ok["config_digest"])
             names = [c["name"] for c in s["checks"]]
             self.assertEqual(names, ["flag", "other", "added"])
@@ -349,7 +323,7 @@ every   = 1s
             p = run(as_member + ["run", "fix"], check=False)
             self.assertEqual(p.returncode, 1)
             self.assertIn("permission denied", p.stderr)
-            self.assertFalse(status_json(wd)["pause"]["paused"])
+            self.assertFalse(wd.status()["pause"]["paused"])
             self.assertEqual(match(wd.events(), "action.start"), [])
             # Not in the group: the socket (0660) keeps them out.
             stranger = ["setpriv", "--reuid=nobody", "--regid=users", "--clear-groups",

@@ -6,32 +6,11 @@ import re
 import time
 import unittest
 
-from harness import MariaDB, MutexServer, Wardend, match, run, WARDENCTL
+from harness import MariaDB, MutexServer, Wardend, base_config, match, run, WARDENCTL
 
-BASE = """
-[daemon]
-host_id   = itest-db
-state_dir = {state_dir}
-interval  = 1s
-jitter    = 0%
-workers   = 3
-
-[log]
-level  = debug
-events = {events}
-
-[mysql]
-socket        = {socket}
-user          = warden
-password_file = {password_file}
-connect_timeout = 2s
-query_timeout   = 5s
-
-[mutex]
-url   = {mutex_url}
-cache = 500ms
-poll  = 1s
-"""
+BASE = base_config("itest-db", workers=3, level="debug",
+                   mysql="connect_timeout = 2s\nquery_timeout   = 5s",
+                   mutex="url   = {mutex_url}\ncache = 500ms\npoll  = 1s")
 
 
 class CoreLoop(unittest.TestCase):

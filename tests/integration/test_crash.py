@@ -18,28 +18,13 @@ import sys
 import time
 import unittest
 
-from harness import Wardend, base_config
+from harness import FLIP_AND_NOTE, Wardend, base_config
 from test_fluentd import Receiver
 
 KILLS = int(os.environ.get("WARDEN_CRASH_KILLS", "20"))
 
-CONFIG = base_config("crash-test", mutex_off=True) + """
-; a state change about every other run, ten runs a second, and an action
-; for each crit: some 15 events a second
-[check flip]
-type    = program
-command = sh -c 'date +%N'
-value   = stdout
-every   = 100ms
-timeout = 2s
-crit    = > 500000000
-on_crit = note
-
-[action note]
-type     = notify
-severity = info
-message  = {{check}} is {{state}}
-
+# FLIP_AND_NOTE: some 15 events a second.
+CONFIG = base_config("crash-test", mutex_off=True) + FLIP_AND_NOTE + """
 ; a job of three steps, each leaving "<run> <step> start|end" marks, with a
 ; short sleep inside so that kills land mid-step too
 [action step_one]
@@ -86,11 +71,6 @@ class Crash(unittest.TestCase):
     def ctl(self, *args):
         return self.wd.ctl(*args, timeout=30)
 
-    def status(self):
-        p = self.ctl("status", "--json")
-        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
-        return json.loads(p.stdout)
-
     def files_load(self):
         """What a restart reads is whole: the state file and the journal."""
         state_dir = self.wd.paths["state_dir"]
@@ -107,11 +87,11 @@ class Crash(unittest.TestCase):
     def keep_the_job_going(self):
         """After a restart: a halt left by an interrupted job is resumed, and
         a new run is queued when none is queued or running."""
-        st = self.status()
+        st = self.wd.status()
         if st["halt"]["halted"]:
             p = self.ctl("resume")
             self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
-            st = self.status()
+            st = self.wd.status()
         jobs = st["jobs"]
         if jobs["running"] is None and not jobs["queue"]:
             self.run_id += 1
@@ -135,7 +115,7 @@ class Crash(unittest.TestCase):
         self.keep_the_job_going()
         deadline = time.monotonic() + 120
         while True:
-            st = self.status()
+            st = self.wd.status()
             if st["jobs"]["running"] is None and not st["jobs"]["queue"] \
                     and st["events"]["fluentd"]["backlog_events"] == 0:
                 break

@@ -9,26 +9,9 @@ import re
 import subprocess
 import unittest
 
-from harness import Wardend, run, WARDEND, WARDENCTL
+from harness import Wardend, base_config, run, WARDEND, WARDENCTL
 
-CONFIG = """
-[daemon]
-host_id   = json-test
-state_dir = {state_dir}
-interval  = 1s
-jitter    = 0%
-workers   = 2
-
-[log]
-level  = info
-events = {events}
-
-[control]
-socket = {control}
-
-[mutex]
-mode = off
-
+CONFIG = base_config("json-test", mutex_off=True) + """
 [check flag]
 type   = file
 path   = {dir}/flag

@@ -7,27 +7,10 @@ import json
 import os
 import unittest
 
-from harness import Etcd, Wardend, match
+from harness import Etcd, Wardend, base_config, etcd_mutex, match
 
-CONFIG = """
-[daemon]
-host_id   = itest-etcd
-state_dir = {state_dir}
-interval  = 1s
-jitter    = 0%
-
-[log]
-level  = debug
-events = {events}
-
-[mutex]
-backend   = etcd
-endpoints = {endpoints}
-prefix    = /warden
-timeout   = 1s
-cache     = 200ms
-poll      = 300ms
-
+CONFIG = base_config("itest-etcd", workers=None, level="debug",
+                     mutex=etcd_mutex("{endpoints}", cache="200ms", poll="300ms")) + """
 [action fix]
 type = exec
 command = touch {marker}

@@ -6,7 +6,6 @@ connection goes silent (a TCP proxy that stops forwarding without closing)
 leaves the host held within poll + timeout; a watch whose connection is
 closed falls back to polling and is re-established."""
 
-import json
 import os
 import select
 import socket
@@ -14,27 +13,10 @@ import threading
 import time
 import unittest
 
-from harness import Etcd, Wardend, match
+from harness import Etcd, Wardend, base_config, etcd_mutex, match
 
-CONFIG = """
-[daemon]
-host_id   = itest-watch
-state_dir = {state_dir}
-interval  = 1s
-jitter    = 0%
-
-[log]
-level  = debug
-events = {events}
-
-[mutex]
-backend   = etcd
-endpoints = {endpoint}
-prefix    = /warden
-timeout   = {timeout}
-cache     = 0
-poll      = {poll}
-
+CONFIG = base_config("itest-watch", workers=None, level="debug",
+                     mutex=etcd_mutex(timeout="{timeout}", cache="0", poll="{poll}")) + """
 [action fix]
 type = exec
 command = true
@@ -145,8 +127,7 @@ class Proxy:
 
 
 def watch_status(wd):
-    status = json.loads(wd.ctl("status", "--json", check=True).stdout)
-    return status["mutex"]["watch"]
+    return wd.status()["mutex"]["watch"]
 
 
 def wait_watch(wd, test, timeout=30, **fields):

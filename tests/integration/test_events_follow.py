@@ -14,26 +14,9 @@ import time
 import unittest
 from datetime import datetime
 
-from harness import Wardend, WARDENCTL, slack
+from harness import Wardend, WARDENCTL, base_config, slack
 
-CONFIG = """
-[daemon]
-host_id   = follow-test
-state_dir = {state_dir}
-interval  = 1s
-jitter    = 0%
-workers   = 2
-
-[log]
-level  = info
-events = {events}
-
-[control]
-socket = {control}
-
-[mutex]
-mode = off
-
+CONFIG = base_config("follow-test", mutex_off=True) + """
 [check flag]
 type   = file
 path   = {dir}/flag
@@ -110,10 +93,7 @@ class Follow(unittest.TestCase):
         wd.write("flag", "")
         wd.start(CONFIG.format(**wd.paths))
         wd.wait_event("check.state", check="flag", state="ok")
-        deadline = time.monotonic() + 20
-        while not os.path.exists(wd.paths["control"]):
-            self.assertLess(time.monotonic(), deadline, wd.log())
-            time.sleep(0.05)
+        wd.wait_control()
 
     def subscribed(self, wd, n):
         """Waits until wardend has taken `n` followers (its log says so)."""

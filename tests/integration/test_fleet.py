@@ -9,23 +9,9 @@ import os
 import time
 import unittest
 
-from harness import Etcd, Wardend, free_port, match
+from harness import Etcd, Wardend, base_config, free_port, match
 
-CONFIG = """
-[daemon]
-host_id   = {host}
-state_dir = {state_dir}
-interval  = 1s
-jitter    = 0%
-workers   = 2
-
-[log]
-level  = debug
-events = {events}
-
-[mutex]
-mode = off
-
+CONFIG = base_config("{host}", level="debug", mutex_off=True) + """
 [fleet]
 endpoints = {endpoint}
 prefix    = /warden

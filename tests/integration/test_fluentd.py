@@ -10,42 +10,13 @@ import subprocess
 import time
 import unittest
 
-from harness import Wardend, WARDEND, free_port, write_file, run, WARDENCTL, _tail
+from harness import FLIP_AND_NOTE, Wardend, WARDEND, base_config, free_port, write_file, run, WARDENCTL, _tail
 from test_systemd import NotifySocket
 
 RECEIVER = os.environ.get("FLUENTD_RECEIVER") or os.path.join(
     os.path.dirname(WARDEND), "fluentd_receiver")
 
-CONFIG = """
-[daemon]
-host_id   = itest-fluentd
-state_dir = {state_dir}
-interval  = 1s
-jitter    = 0%
-workers   = 2
-
-[log]
-level  = debug
-events = {events}
-
-[mutex]
-mode = off
-
-; flips between ok and crit about every other run, 10 runs a second
-[check flip]
-type    = program
-command = sh -c 'date +%N'
-value   = stdout
-every   = 100ms
-timeout = 2s
-crit    = > 500000000
-on_crit = note
-
-[action note]
-type     = notify
-severity = info
-message  = {{check}} is {{state}}
-
+CONFIG = base_config("itest-fluentd", level="debug", mutex_off=True) + FLIP_AND_NOTE + """
 [fluentd]
 address     = {address}
 ack         = {ack}

@@ -4,34 +4,19 @@ cap, and once the receiver is back every event arrives at least once, in
 seq order on every connection, with no gap. Its own file so that CTest runs
 it beside test_fluentd rather than after it."""
 
-import json
 import os
 import re
 import time
 import unittest
 
-from harness import COIN_AND_NOTE, Wardend, _tail
+from harness import COIN_AND_NOTE, Wardend, _tail, base_config
 from test_fluentd import Receiver
 
 OUTAGE = 150          # seconds without fluentd
 BACKOFF_CAP = 30      # daemon/io/forward_sender.cc kBackoffCap
 MARGIN = 15           # scheduling slack on a loaded 2-core machine
 
-CONFIG = """
-[daemon]
-host_id   = itest-outage
-state_dir = {state_dir}
-interval  = 1s
-jitter    = 0%
-workers   = 2
-
-[log]
-level  = debug
-events = {events}
-
-[mutex]
-mode = off
-
+CONFIG = base_config("itest-outage", level="debug", mutex_off=True) + """
 ; a steady state change every 20 s
 [check clock]
 type    = program
@@ -59,8 +44,7 @@ class FluentdOutage(unittest.TestCase):
             self.rx.stop()
 
     def status(self):
-        st = self.wd.ctl("status", "--json", check=True)
-        return json.loads(st.stdout)["events"]["fluentd"]
+        return self.wd.status()["events"]["fluentd"]
 
     def received(self):
         return [r for r in self.rx.records() if r["record"].get("host") == "itest-outage"]

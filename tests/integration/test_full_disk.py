@@ -58,9 +58,6 @@ class FullDisk(unittest.TestCase):
                 subprocess.run(["umount", "-l", self.wd.paths["state_dir"]], check=False)
             self.wd.__exit__(None, None, None)
 
-    def status(self):
-        return json.loads(self.wd.ctl("status", "--json", check=True).stdout)
-
     def fill(self):
         """Fills the tmpfs to the last byte; returns the filler's path."""
         filler = os.path.join(self.wd.paths["state_dir"], "filler")
@@ -99,7 +96,7 @@ class FullDisk(unittest.TestCase):
         filler = self.fill()
         deadline = time.monotonic() + 60
         while True:
-            st = self.status()
+            st = self.wd.status()
             if st["events"]["held"] >= 5 and st["events"]["fluentd"]["held"] >= 5:
                 break
             self.assertLess(time.monotonic(), deadline,
@@ -111,7 +108,7 @@ class FullDisk(unittest.TestCase):
         # Checks and actions go on meanwhile.
         runs = {c["name"]: c["runs"] for c in st["checks"]}
         time.sleep(3)
-        st = self.status()
+        st = self.wd.status()
         self.assertGreater({c["name"]: c["runs"] for c in st["checks"]}["coin"], runs["coin"])
         # What reached the file meanwhile (a line that still fits in the
         # file's last page) is whole: no partial line at its end.
@@ -124,7 +121,7 @@ class FullDisk(unittest.TestCase):
         os.unlink(filler)
         deadline = time.monotonic() + 30
         while True:
-            st = self.status()
+            st = self.wd.status()
             if st["events"]["held"] == 0 and st["events"]["file_error"] is None \
                     and st["events"]["fluentd"]["held"] == 0:
                 break
@@ -172,7 +169,7 @@ class FullDisk(unittest.TestCase):
         # what it was (whole, if it was written at all).
         deadline = time.monotonic() + 60
         while True:
-            jobs = self.status()["jobs"]
+            jobs = self.wd.status()["jobs"]
             running = jobs.get("running") or {}
             if running.get("paused", {}).get("reason") == "journal":
                 break
@@ -194,7 +191,7 @@ class FullDisk(unittest.TestCase):
         os.unlink(filler)
         self.wd.wait_for(lambda ev: [e for e in ev if e["event"] == "job.finish"], timeout=60)
         self.assertEqual(self.ran(), ["one", "two"])   # each step once
-        self.assertNotIn("journal_error", self.status()["jobs"])
+        self.assertNotIn("journal_error", self.wd.status()["jobs"])
         self.wd.stop()
 
         with open(journal) as f:
@@ -234,7 +231,7 @@ class FullDisk(unittest.TestCase):
             self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
             deadline = time.monotonic() + 60
             while True:
-                st = self.status()
+                st = self.wd.status()
                 if st.get("state_save_error") and (st["jobs"]["running"] or {}).get(
                         "paused", {}).get("reason") == "journal":
                     break
@@ -245,7 +242,7 @@ class FullDisk(unittest.TestCase):
             self.assertEqual(self.ran(), [])
             runs = {c["name"]: c["runs"] for c in st["checks"]}
             time.sleep(2.5)
-            st = self.status()
+            st = self.wd.status()
             self.assertGreater({c["name"]: c["runs"] for c in st["checks"]}["coin"], runs["coin"])
         finally:
             if bound:
@@ -253,7 +250,7 @@ class FullDisk(unittest.TestCase):
         self.wd.wait_for(lambda ev: [e for e in ev if e["event"] == "job.finish"], timeout=60)
         self.assertEqual(self.ran(), ["one", "two"])
         deadline = time.monotonic() + 90
-        while self.status().get("state_save_error"):   # tried again every minute at most
+        while self.wd.status().get("state_save_error"):   # tried again every minute at most
             self.assertLess(time.monotonic(), deadline, "state never saved again")
             time.sleep(1)
         self.wd.stop()

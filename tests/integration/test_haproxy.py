@@ -7,23 +7,9 @@ import threading
 import time
 import unittest
 
-from harness import HAProxy, Wardend, match
+from harness import HAProxy, Wardend, base_config, match
 
-CONFIG = """
-[daemon]
-host_id   = haproxy-test
-state_dir = {state_dir}
-interval  = 1s
-jitter    = 0%
-workers   = 2
-
-[log]
-level  = debug
-events = {events}
-
-[mutex]
-mode = off
-
+CONFIG = base_config("haproxy-test", level="debug", mutex_off=True) + """
 [action drain]
 type    = haproxy
 socket  = {socket}

@@ -5,7 +5,6 @@ The daemon keeps serving everyone else, keeps its cadence, and its memory
 stays flat."""
 
 import json
-import os
 import random
 import socket
 import threading
@@ -47,10 +46,7 @@ class HostileControl(unittest.TestCase):
         self.ticks = Ticks(self.wd.dir)
         self.wd.start(CONFIG.format(**self.wd.paths) + self.ticks.check())
         self.wd.wait_event("check.state", check="tick", state="ok")
-        deadline = time.monotonic() + 20
-        while not os.path.exists(self.wd.paths["control"]):
-            self.assertLess(time.monotonic(), deadline, self.wd.log())
-            time.sleep(0.05)
+        self.wd.wait_control()
         self.since = time.time()
         self.rss_before = rss_kb(self.wd.proc.pid)
 

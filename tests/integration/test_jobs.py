@@ -11,70 +11,23 @@ import signal
 import time
 import unittest
 
-from harness import MutexServer, Wardend, match
+from harness import MutexServer, Wardend, base_config, marking_action, match, ran
 
-BASE = """
-[daemon]
-host_id   = jobs-test
-state_dir = {state_dir}
-interval  = 1s
-jitter    = 0%
-workers   = 2
-
-[log]
-level  = debug
-events = {events}
-
-[mutex]
-{mutex}
-
+BASE = base_config("jobs-test", level="debug", mutex="{mutex}") + """
 [check healthy]
 type   = file
 path   = {dir}/healthy
 metric = exists
 crit   = == 0
 every  = 500ms
-
-[action one]
-type    = exec
-command = /bin/sh -c 'echo one >> {dir}/ran'
-
-[action two]
-type    = exec
-command = /bin/sh -c 'echo two >> {dir}/ran'
-
-[action three]
-type    = exec
-command = /bin/sh -c 'echo three >> {dir}/ran'
-
-[action broken]
-type    = exec
-command = /bin/sh -c 'echo broken >> {dir}/ran; echo disk on fire >&2; exit 4'
-
-[action slow]
-type    = exec
-command = /bin/sh -c 'echo slow >> {dir}/ran; sleep {slow}; echo slow-done >> {dir}/ran'
-timeout = 5m
-
+""" + "".join(marking_action(name) for name in ("one", "two", "three")) \
+    + marking_action("broken", then="echo disk on fire >&2; exit 4") \
+    + marking_action("slow", then="sleep {slow}; echo slow-done >> {dir}/ran", timeout="5m") + """
 [wait wait_healthy]
 checks  = healthy
 for     = 1s
 timeout = 6s
 """
-
-
-def ran(wd):
-    try:
-        with open(os.path.join(wd.dir, "ran")) as f:
-            return f.read().split()
-    except FileNotFoundError:
-        return []
-
-
-def status(wd):
-    p = wd.ctl("status", "--json")
-    assert p.returncode == 0, p.stderr
-    return json.loads(p.stdout)
 
 
 class JobsTest(unittest.TestCase):
@@ -107,7 +60,7 @@ steps = one, two, wait_healthy, three
             self.assertEqual(len(match(events, "action.finish", trigger="job", job="deploy")), 3)
             finish = match(events, "job.finish", job="deploy")[0]
             self.assertEqual(finish["result"], "ok")
-            self.assertFalse(status(wd)["halt"]["halted"])
+            self.assertFalse(wd.status()["halt"]["halted"])
 
     def test_a_failing_step_stops_the_job_and_halts_until_resume(self):
         with Wardend() as wd:
@@ -129,7 +82,7 @@ steps = one, broken, two
             finish = match(wd.events(), "action.finish", action="broken")[0]
             self.assertIn("disk on fire", finish["stderr_tail"])
 
-            s = status(wd)
+            s = wd.status()
             self.assertTrue(s["halt"]["halted"])
             self.assertIn("job deploy failed at step 2/3 (broken)", s["halt"]["reason"])
             self.assertEqual(s["jobs"]["halt"]["step"], "broken")
@@ -153,7 +106,7 @@ steps = one, broken, two
             self.assertEqual(wd.stop(), 0)
             wd.start()
             wd.wait_event("daemon.start")
-            s = status(wd)
+            s = wd.status()
             self.assertTrue(s["halt"]["halted"])
             self.assertEqual([q["job"] for q in s["jobs"]["queue"]], ["deploy"])
 
@@ -189,7 +142,7 @@ steps = slow, two, three
                              ("two", 2, "mutex"))
             self.assertIn("fleet freeze", paused["detail"])
             self.assertEqual(ran(wd), ["slow", "slow-done"])
-            s = status(wd)["jobs"]["running"]
+            s = wd.status()["jobs"]["running"]
             self.assertEqual((s["phase"], s["step"]), ("paused", "two"))
             self.assertIn("PAUSED", wd.ctl("status").stdout)
             time.sleep(2)
@@ -267,7 +220,7 @@ steps = one, slow, two
             self.assertEqual((got["step"], got["step_index"], got["result"]),
                              ("slow", 2, "interrupted"))
             self.assertIn("in flight", got["error"])
-            s = status(wd)
+            s = wd.status()
             self.assertTrue(s["halt"]["halted"])
             self.assertIn("interrupted at step 2/3 (slow)", s["halt"]["reason"])
             self.assertIsNone(s["jobs"]["running"])
@@ -282,7 +235,7 @@ steps = one, slow, two
             wd.wait_event("daemon.start")
             time.sleep(1)
             self.assertEqual(len(match(wd.events(), "job.interrupted")), 1)
-            self.assertTrue(status(wd)["halt"]["halted"])
+            self.assertTrue(wd.status()["halt"]["halted"])
 
     def test_graceful_stop_during_a_wait_interrupts_and_halts(self):
         with Wardend() as wd:
@@ -300,7 +253,7 @@ steps = one, wait_healthy, two
             self.assertEqual(stop, ["job.interrupted", "daemon.stop"])
             wd.start()
             wd.wait_event("daemon.start")
-            self.assertTrue(status(wd)["halt"]["halted"])
+            self.assertTrue(wd.status()["halt"]["halted"])
             self.assertEqual(len(match(wd.events(), "job.interrupted")), 1)
 
     def test_a_wait_that_times_out_fails_naming_the_check(self):
@@ -370,7 +323,7 @@ steps = three
             p = wd.ctl("run", "first")
             self.assertEqual(p.returncode, 1)
             self.assertIn("already running", p.stdout + p.stderr)
-            s = status(wd)["jobs"]
+            s = wd.status()["jobs"]
             self.assertEqual(s["running"]["job"], "first")
             self.assertEqual((s["running"]["step"], s["running"]["phase"]), ("slow", "running"))
             self.assertGreaterEqual(s["running"]["step_elapsed_ms"], 0)
@@ -400,7 +353,7 @@ steps = one, two
 steps    = three
 schedule = * * * * *
 """)
-            s = status(wd)["jobs"]["schedules"]
+            s = wd.status()["jobs"]["schedules"]
             self.assertEqual(s[0]["job"], "nightly")
             self.assertEqual(s[0]["schedule"], "* * * * *")
             wd.write("trigger", "")
@@ -444,7 +397,7 @@ timeout  = 30m
 [job deploy]
 steps = one
 """)
-            s = status(wd)
+            s = wd.status()
             self.assertTrue(s["halt"]["halted"])
             self.assertIn("journal was unusable", s["halt"]["reason"])
             aside = [n for n in os.listdir(wd.paths["state_dir"])
@@ -480,7 +433,7 @@ steps = latin1
             wd.stop()
             wd.start()   # and it loads again
             wd.wait_event("daemon.start")
-            self.assertIn("caf\ufffd", status(wd)["halt"]["reason"])
+            self.assertIn("caf\ufffd", wd.status()["halt"]["reason"])
 
 
 if __name__ == "__main__":

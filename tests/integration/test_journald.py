@@ -15,23 +15,9 @@ import subprocess
 import time
 import unittest
 
-from harness import Wardend, match
+from harness import Wardend, base_config, match
 
-CONFIG = """
-[daemon]
-host_id   = journald-test
-state_dir = {state_dir}
-interval  = 1s
-jitter    = 0%
-
-[log]
-level  = info
-events = {events}
-{log_keys}
-
-[mutex]
-mode = off
-
+CONFIG = base_config("journald-test", workers=None, mutex_off=True, log="{log_keys}") + """
 [check flag]
 type   = file
 path   = {dir}/flag

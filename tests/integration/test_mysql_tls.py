@@ -11,7 +11,7 @@ import subprocess
 import time
 import unittest
 
-from harness import MariaDB, Wardend
+from harness import MariaDB, Wardend, base_config
 
 
 def openssl(*args, cwd):
@@ -100,20 +100,7 @@ class MysqlTls(unittest.TestCase):
             # Everything from a my.cnf, as a DBA keeps it.
             "mycnf": (None, None, None, "defaults_file = " + self.mycnf),
         }
-        text = """
-[daemon]
-host_id   = tls-test
-state_dir = {state_dir}
-interval  = 1s
-jitter    = 0%
-workers   = 2
-
-[log]
-events = {events}
-
-[mutex]
-mode = off
-""".format(**self.wd.paths)
+        text = base_config("tls-test", level=None, mutex_off=True).format(**self.wd.paths)
         for name, (port, user, pw, extra) in sections.items():
             title = "[mysql %s]" % name if name else "[mysql]"
             if port is None:

@@ -6,30 +6,11 @@ needed: a file check and exec actions."""
 
 import json
 import os
-import time
 import unittest
 
-from harness import Wardend, match
+from harness import Wardend, base_config, match
 
-CONFIG = """
-[daemon]
-host_id   = pause-test
-state_dir = {state_dir}
-interval  = 1s
-jitter    = 0%
-workers   = 2
-{extra}
-
-[log]
-level  = debug
-events = {events}
-
-[control]
-socket = {control}
-
-[mutex]
-mode = off
-
+CONFIG = base_config("pause-test", level="debug", mutex_off=True, daemon="{extra}") + """
 [check flag]
 type      = file
 path      = {dir}/flag
@@ -61,15 +42,7 @@ class Pause(unittest.TestCase):
     def start(self, wd, extra="", fix_group="replication", tail=""):
         wd.start(CONFIG.format(extra=extra, fix_group=fix_group, **wd.paths) + tail)
         wd.wait_event("daemon.start")
-        deadline = time.monotonic() + 20
-        while not os.path.exists(wd.paths["control"]):
-            self.assertLess(time.monotonic(), deadline, wd.log())
-            time.sleep(0.05)
-
-    def status(self, wd):
-        p = wd.ctl("status", "--json")
-        self.assertEqual(p.returncode, 0, p.stderr)
-        return json.loads(p.stdout)
+        wd.wait_control()
 
     def flag(self, wd, present):
         path = os.path.join(wd.paths["dir"], "flag")
@@ -92,7 +65,7 @@ class Pause(unittest.TestCase):
             self.assertRegex(start["expiry"], r"^\d{4}-\d\d-\d\dT")
             self.assertEqual(start["who"]["uid"], os.getuid())
             self.assertIsInstance(start["who"]["pid"], int)
-            s = self.status(wd)
+            s = wd.status()
             self.assertTrue(s["pause"]["paused"])
             self.assertFalse(s["pause"]["no_expiry"])
             self.assertEqual(len(s["pauses"]), 1)
@@ -109,8 +82,8 @@ class Pause(unittest.TestCase):
             self.assertEqual(end["paused_by"]["uid"], os.getuid())
             ran = wd.wait_event("action.start", action="fix", timeout=20)[0]
             self.assertGreater(ran["seq"], end["seq"])
-            self.assertFalse(self.status(wd)["pause"]["paused"])
-            self.assertEqual(self.status(wd)["pauses"], [])
+            self.assertFalse(wd.status()["pause"]["paused"])
+            self.assertEqual(wd.status()["pauses"], [])
             self.assertIn("pause     no", wd.ctl("status").stdout)
 
     def test_pause_expiry_survives_kill_9(self):
@@ -157,7 +130,7 @@ class Pause(unittest.TestCase):
             p = wd.ctl("run", "other", "--wait")
             self.assertEqual(p.returncode, 0, p.stderr)
 
-            s = self.status(wd)
+            s = wd.status()
             self.assertFalse(s["pause"]["paused"])   # the host is not paused
             self.assertEqual([(x["scope"], x["name"], x["no_expiry"]) for x in s["pauses"]],
                              [("group", "replication", True)])
@@ -167,7 +140,7 @@ class Pause(unittest.TestCase):
             # Two scopes at once; each ends on its own.
             p = wd.ctl("pause", "--action", "other", "--for", "1h", "--reason", "x")
             self.assertEqual(p.returncode, 0, p.stderr)
-            self.assertEqual(len(self.status(wd)["pauses"]), 2)
+            self.assertEqual(len(wd.status()["pauses"]), 2)
             p = wd.ctl("unpause", "--group", "replication")
             self.assertEqual(p.returncode, 0, p.stderr)
             self.assertIn("unpaused group replication", p.stdout)
@@ -187,7 +160,7 @@ class Pause(unittest.TestCase):
             self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
             end = wd.wait_event("pause.end", action="other")[0]
             self.assertEqual(end["cause"], "reload")
-            self.assertEqual(self.status(wd)["pauses"], [])
+            self.assertEqual(wd.status()["pauses"], [])
 
     def test_bad_pauses_are_refused_clearly(self):
         with Wardend() as wd:
@@ -208,7 +181,7 @@ class Pause(unittest.TestCase):
             p = wd.ctl("unpause", "--group", "nosuch")
             self.assertEqual(p.returncode, 1)
             self.assertIn("no check, action or job is in group 'nosuch'", p.stderr)
-            self.assertEqual(self.status(wd)["pauses"], [])
+            self.assertEqual(wd.status()["pauses"], [])
             self.assertEqual(match(wd.events(), "pause.start"), [])
 
     def test_max_pause_caps_every_pause(self):
@@ -218,14 +191,14 @@ class Pause(unittest.TestCase):
             p = wd.ctl("pause", "--reason", "forgot to say how long")
             self.assertEqual(p.returncode, 0, p.stderr)
             self.assertIn("max_pause = 2s", p.stderr)
-            s = self.status(wd)
+            s = wd.status()
             self.assertFalse(s["pause"]["no_expiry"])
             self.assertIsNotNone(s["pause"]["until"])
             end = wd.wait_event("pause.end", timeout=20)[0]
             self.assertEqual(end["cause"], "expired")
 
     def checks(self, wd):
-        return {c["name"]: c for c in self.status(wd)["checks"]}
+        return {c["name"]: c for c in wd.status()["checks"]}
 
     def test_disable_for_3s_then_enabled_by_itself(self):
         with Wardend() as wd:
@@ -331,7 +304,7 @@ class Pause(unittest.TestCase):
         with Wardend() as wd:
             self.flag(wd, True)
             self.start(wd, tail=window)
-            s = self.status(wd)
+            s = wd.status()
             self.assertEqual([(w["name"], w["scope"], w["for"]) for w in s["maintenance"]],
                              [("tick", "group replication", "3s")])
             self.assertRegex(s["maintenance"][0]["next"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:00")

@@ -13,7 +13,7 @@ import subprocess
 import time
 import unittest
 
-from harness import MariaDB, Wardend
+from harness import MariaDB, Wardend, base_config
 
 PT_HEARTBEAT = shutil.which("pt-heartbeat")
 
@@ -99,19 +99,7 @@ class Replica(unittest.TestCase):
             time.sleep(0.5)
 
     def test_heartbeat_lag_tells_the_truth_on_a_real_replica(self):
-        self.wd.start("""
-[daemon]
-host_id   = replica-test
-state_dir = {state_dir}
-interval  = 1s
-jitter    = 0%
-
-[log]
-events = {events}
-
-[mutex]
-mode = off
-
+        self.wd.start((base_config("replica-test", workers=None, level=None, mutex_off=True) + """
 [mysql]
 host          = 127.0.0.1
 port          = {port}
@@ -148,8 +136,8 @@ heartbeat_server_id = 99
 type            = mysql_replica
 field           = heartbeat_lag
 heartbeat_table = percona.nope
-""".format(port=self.replica.port, user=self.replica.user,
-           password_file=self.replica.password_file, **self.wd.paths))
+""").format(port=self.replica.port, user=self.replica.user,
+            password_file=self.replica.password_file, **self.wd.paths))
         self.wd.wait_event("daemon.start")
 
         # Healthy: a heartbeat under a few seconds old, SBM 0, threads Yes.

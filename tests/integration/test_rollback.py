@@ -5,58 +5,20 @@ shows both results; a failing rollback is job.rollback.fail; after
 rollback_interrupted = yes a job found interrupted at start-up (kill -9)
 is rolled back. Config errors name file:line. Exec steps only."""
 
-import json
 import os
 import time
 import unittest
 
-from harness import Wardend, match
+from harness import Wardend, base_config, marking_action, match, ran, read_pid
 
-CONFIG = """
-[daemon]
-host_id    = rollback-test
-state_dir  = {state_dir}
-interval   = 1s
-jitter     = 0%
-workers    = 2
-kill_grace = 1s
-
-[log]
-level  = debug
-events = {events}
-
-[mutex]
-mode = off
-
-[action one]
-type    = exec
-command = /bin/sh -c 'echo one >> {dir}/ran'
-
-[action broken]
-type    = exec
-command = /bin/sh -c 'echo broken >> {dir}/ran; echo disk on fire >&2; exit 4'
-
-[action hang]
-type    = exec
-command = /bin/sh -c 'echo hang >> {dir}/ran; echo $$ > {dir}/hang.pid; exec sleep 600'
-timeout = 10m
-
-[action undo_a]
-type    = exec
-command = /bin/sh -c 'echo undo_a >> {dir}/ran'
-
-[action undo_b]
-type    = exec
-command = /bin/sh -c 'echo undo_b >> {dir}/ran'
-
-[action undo_broken]
-type    = exec
-command = /bin/sh -c 'echo undo_broken >> {dir}/ran; echo no old version >&2; exit 1'
-
-[action other_step]
-type    = exec
-command = /bin/sh -c 'echo other >> {dir}/ran'
-
+CONFIG = base_config("rollback-test", level="debug", mutex_off=True,
+                     daemon="kill_grace = 1s") \
+    + marking_action("one") \
+    + marking_action("broken", then="echo disk on fire >&2; exit 4") \
+    + marking_action("hang", then="echo $$ > {dir}/hang.pid; exec sleep 600", timeout="10m") \
+    + marking_action("undo_a") + marking_action("undo_b") \
+    + marking_action("undo_broken", then="echo no old version >&2; exit 1") \
+    + marking_action("other_step", mark="other") + """
 [job undo]
 steps = undo_a, undo_b
 
@@ -66,29 +28,6 @@ steps = undo_broken
 [job other]
 steps = other_step
 """
-
-
-def ran(wd):
-    try:
-        with open(os.path.join(wd.dir, "ran")) as f:
-            return f.read().split()
-    except FileNotFoundError:
-        return []
-
-
-def status(wd):
-    p = wd.ctl("status", "--json")
-    assert p.returncode == 0, p.stderr
-    return json.loads(p.stdout)
-
-
-def wait_file(wd, name, timeout=30):
-    path = os.path.join(wd.dir, name)
-    deadline = time.monotonic() + timeout
-    while not (os.path.exists(path) and os.path.getsize(path) > 0):
-        if time.monotonic() > deadline:
-            raise AssertionError("%s never written" % name)
-        time.sleep(0.02)
 
 
 class Rollback(unittest.TestCase):
@@ -123,7 +62,7 @@ on_fail = undo
             self.assertEqual(steps, [("undo_a", "start"), ("undo_a", "ok"),
                                      ("undo_b", "start"), ("undo_b", "ok")])
             # Both results in status; the queue still halted.
-            s = status(wd)
+            s = wd.status()
             self.assertTrue(s["halt"]["halted"])
             self.assertIn("job deploy failed at step 2/3 (broken)", s["halt"]["reason"])
             self.assertEqual(s["jobs"]["halt"]["rollback"],
@@ -137,7 +76,7 @@ on_fail = undo
             self.assertNotIn("other", ran(wd))
             self.assertEqual(wd.ctl("resume").returncode, 0)
             wd.wait_event("job.finish", job="other")
-            self.assertIsNone(status(wd)["jobs"]["halt"])
+            self.assertIsNone(wd.status()["jobs"]["halt"])
 
     def test_a_failing_rollback_is_its_own_loud_event(self):
         with Wardend() as wd:
@@ -153,7 +92,7 @@ on_fail = undo_fails
             self.assertIn("exit status 1", f["error"])
             self.assertIn("no old version", f["stderr_tail"])
             self.assertFalse(match(wd.events(), "job.rollback.finish"))
-            s = status(wd)
+            s = wd.status()
             self.assertEqual(s["jobs"]["halt"]["rollback"]["result"], "fail")
             self.assertIn("rollback  undo_fails: FAILED (fail): exit status 1",
                           wd.ctl("status").stdout)
@@ -172,25 +111,25 @@ on_fail = undo
 rollback_on_terminate = yes
 """)
             self.assertEqual(wd.ctl("run", "deploy").returncode, 0)
-            wait_file(wd, "hang.pid")
+            read_pid(os.path.join(wd.dir, "hang.pid"))
             self.assertEqual(wd.ctl("abort").returncode, 0)
             wd.wait_event("job.terminated", job="deploy")
             time.sleep(1.5)
             self.assertFalse(match(wd.events(), "job.rollback.start"))
-            self.assertIsNone(status(wd)["jobs"]["halt"].get("rollback"))
+            self.assertIsNone(wd.status()["jobs"]["halt"].get("rollback"))
             self.assertIn("rollback_on_terminate = no", wd.log())
 
             os.unlink(os.path.join(wd.dir, "hang.pid"))
             self.assertEqual(wd.ctl("resume").returncode, 0)
             n = len(wd.events())
             self.assertEqual(wd.ctl("run", "deploy_eager").returncode, 0)
-            wait_file(wd, "hang.pid")
+            read_pid(os.path.join(wd.dir, "hang.pid"))
             self.assertEqual(wd.ctl("abort", "--job", "deploy_eager").returncode, 0)
             start = wd.wait_event("job.rollback.start", since=n)[0]
             self.assertEqual((start["rollback_of"], start["cause"]),
                              ("deploy_eager", "terminated"))
             wd.wait_event("job.rollback.finish", job="undo", since=n)
-            self.assertTrue(status(wd)["halt"]["halted"])
+            self.assertTrue(wd.status()["halt"]["halted"])
 
     def test_rollback_interrupted_runs_it_after_a_kill(self):
         with Wardend() as wd:
@@ -201,9 +140,7 @@ on_fail = undo
 rollback_interrupted = yes
 """)
             self.assertEqual(wd.ctl("run", "deploy").returncode, 0)
-            wait_file(wd, "hang.pid")
-            with open(os.path.join(wd.dir, "hang.pid")) as f:
-                pgid = int(f.read())
+            pgid = read_pid(os.path.join(wd.dir, "hang.pid"))
             wd.kill()
             os.killpg(pgid, 9)   # wardend's child outlives a kill -9 of wardend
             wd.start()

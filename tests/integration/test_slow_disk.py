@@ -55,7 +55,7 @@ import threading
 import time
 import unittest
 
-from harness import QUARANTINE_MB, SANITIZED, Wardend, match
+from harness import QUARANTINE_MB, SANITIZED, Wardend, base_config, match
 from test_fluentd import Receiver
 
 DELAY_MS = int(os.environ.get("WARDEN_SLOW_DISK_DELAY_MS", "2000"))
@@ -103,21 +103,7 @@ def slow_disk_env(delay_ms, log):
 
 
 def config():
-    text = """
-[daemon]
-host_id   = %s
-state_dir = {state_dir}
-interval  = 1s
-jitter    = 0%%
-workers   = 2
-
-[log]
-level  = info
-events = {events}
-
-[mutex]
-mode = off
-
+    text = base_config(HOST, mutex_off=True) + """
 [fluentd]
 address     = 127.0.0.1:{port}
 ack_timeout = 10s
@@ -138,7 +124,7 @@ command = /bin/sh -c 'echo two >> {dir}/marks'
 
 [job marks]
 steps = mark_one, mark_two
-""" % HOST
+"""
     for i in range(STEADY):
         text += """
 [check steady_%02d]

@@ -19,22 +19,9 @@ import unittest
 from unittest import mock
 
 import harness
-from harness import SOURCE_DIR, WARDEND, Wardend, match, run
+from harness import SOURCE_DIR, WARDEND, Wardend, base_config, match, run
 
-CONFIG = """
-[daemon]
-host_id   = systemd-test
-state_dir = {state_dir}
-interval  = 1s
-jitter    = 0%
-
-[log]
-level  = debug
-events = {events}
-
-[mutex]
-mode = off
-
+CONFIG = base_config("systemd-test", workers=None, level="debug", mutex_off=True) + """
 [check root_disk]
 type   = disk
 path   = /

@@ -6,33 +6,15 @@ leaves an informing action (webhook) alone. No MariaDB needed: exec steps
 that record their pid. The fleet-wide terminate over etcd, with a
 `SELECT SLEEP()`, is test_terminate_fleet.py."""
 
-import json
 import os
 import time
 import unittest
 
-from harness import HungPeer, MutexServer, Wardend, match, slack
+from harness import (HungPeer, MutexServer, Wardend, alive_groups, base_config, marking_action,
+                     match, ran, read_pid, slack)
 
-CONFIG = """
-[daemon]
-host_id    = terminate-test
-state_dir  = {state_dir}
-interval   = 1s
-jitter     = 0%
-workers    = 2
-kill_grace = 1s
-
-[log]
-level  = debug
-events = {events}
-
-[mutex]
-{mutex}
-
-[action prep]
-type    = exec
-command = /bin/sh -c 'echo prep >> {dir}/ran'
-
+CONFIG = base_config("terminate-test", level="debug", mutex="{mutex}",
+                     daemon="kill_grace = 1s") + marking_action("prep") + """
 ; Ignores SIGTERM, and so does its child: only SIGKILL ends them.
 [action stubborn]
 type    = exec
@@ -44,58 +26,10 @@ timeout = 10m
 type    = exec
 command = /bin/sh -c 'echo $$ > {dir}/sleeper.pid; exec sleep 600'
 timeout = 10m
-
-[action after]
-type    = exec
-command = /bin/sh -c 'echo after >> {dir}/ran'
-
+""" + marking_action("after") + """
 [job long]
 steps = prep, stubborn, after
 """
-
-
-def ran(wd):
-    try:
-        with open(os.path.join(wd.dir, "ran")) as f:
-            return f.read().split()
-    except FileNotFoundError:
-        return []
-
-
-def pid_file(wd, name, timeout=30):
-    path = os.path.join(wd.dir, name)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with open(path) as f:
-                text = f.read().strip()
-            if text:
-                return int(text)
-        except FileNotFoundError:
-            pass
-        time.sleep(0.02)
-    raise AssertionError("%s never written" % name)
-
-
-def group_alive(pgid):
-    """Whether any process of group pgid is alive (not a zombie)."""
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % entry) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
-
-
-def status(wd):
-    p = wd.ctl("status", "--json")
-    assert p.returncode == 0, p.stderr
-    return json.loads(p.stdout)
 
 
 class Terminate(unittest.TestCase):
@@ -114,8 +48,8 @@ class Terminate(unittest.TestCase):
             self.assertIn("job long is not running", p.stderr)
 
             self.assertEqual(wd.ctl("run", "long").returncode, 0)
-            pgid = pid_file(wd, "stubborn.pid")
-            self.assertTrue(group_alive(pgid))
+            pgid = read_pid(os.path.join(wd.dir, "stubborn.pid"))
+            self.assertTrue(alive_groups({pgid}))
             n = len(wd.events())
             began = time.monotonic()
             p = wd.ctl("abort", "--job", "long")
@@ -123,7 +57,7 @@ class Terminate(unittest.TestCase):
             self.assertIn("job long: terminating", p.stdout)
             t = wd.wait_event("job.terminated", job="long", since=n)[0]
             took = time.monotonic() - began
-            self.assertFalse(group_alive(pgid))
+            self.assertFalse(alive_groups({pgid}))
             # SIGTERM was ignored: SIGKILL came kill_grace (1s) later.
             self.assertGreaterEqual(took, 0.9)
             self.assertLess(took, slack(1.0) + 5)
@@ -142,7 +76,7 @@ class Terminate(unittest.TestCase):
             self.assertEqual(term["actions"], [])   # --job: the job's step only
             self.assertEqual(ran(wd), ["prep"])        # neither "late" nor "after"
 
-            s = status(wd)
+            s = wd.status()
             self.assertTrue(s["halt"]["halted"])
             self.assertIn("job long was terminated at step 2/3 (stubborn)", s["halt"]["reason"])
             self.assertFalse(match(wd.events(), "job.rollback.start"))
@@ -150,15 +84,15 @@ class Terminate(unittest.TestCase):
             # One action alone (the halt blocks it: resume first). SIGTERM ends it.
             self.assertEqual(wd.ctl("resume").returncode, 0)
             self.assertEqual(wd.ctl("run", "sleeper").returncode, 0)
-            pgid = pid_file(wd, "sleeper.pid")
+            pgid = read_pid(os.path.join(wd.dir, "sleeper.pid"))
             n = len(wd.events())
             p = wd.ctl("abort", "--action", "sleeper")
             self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
             self.assertIn("action sleeper: SIGTERM sent", p.stdout)
             fin = wd.wait_event("action.finish", action="sleeper", since=n)[0]
             self.assertEqual((fin["signal"], fin["terminated"]), (15, True))
-            self.assertFalse(group_alive(pgid))
-            self.assertFalse(status(wd)["halt"]["halted"])   # no job: no halt
+            self.assertFalse(alive_groups({pgid}))
+            self.assertFalse(wd.status()["halt"]["halted"])   # no job: no halt
             p = wd.ctl("abort", "--action", "sleeper")
             self.assertEqual(p.returncode, 1)
             self.assertIn("action sleeper is not running", p.stderr)
@@ -175,7 +109,7 @@ timeout = 4s
             wd.start(CONFIG.format(mutex=mutex_conf, **wd.paths) + extra)
             wd.wait_event("mutex.state", held=False)
             self.assertEqual(wd.ctl("run", "long").returncode, 0)
-            pgid = pid_file(wd, "stubborn.pid")
+            pgid = read_pid(os.path.join(wd.dir, "stubborn.pid"))
             self.assertEqual(wd.ctl("run", "tell").returncode, 0)
             wd.wait_event("action.start", action="tell")
             n = len(wd.events())
@@ -186,7 +120,7 @@ timeout = 4s
                              ("bad package in the repository", True))
             t = wd.wait_event("job.terminated", job="long", since=n)[0]
             took = time.monotonic() - began
-            self.assertFalse(group_alive(pgid))
+            self.assertFalse(alive_groups({pgid}))
             self.assertLess(took, slack(2.0) + 1 + 3)   # poll + kill_grace + margin
             self.assertEqual(t["error"],
                              "fleet halt (terminate): bad package in the repository")

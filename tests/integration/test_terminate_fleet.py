@@ -12,33 +12,14 @@ import subprocess
 import time
 import unittest
 
-from harness import WARDENCTL, Etcd, MariaDB, Wardend, match, run, slack
+from harness import (WARDENCTL, Etcd, MariaDB, Wardend, alive_groups, base_config, etcd_mutex,
+                     match, read_pid, run, slack)
 
 HOSTS = 12
 KILL_GRACE = 1.0
 POLL = "250ms"
 
-CONFIG = """
-[daemon]
-host_id    = {host}
-state_dir  = {state_dir}
-interval   = 1s
-jitter     = 0%
-workers    = 2
-kill_grace = 1s
-
-[log]
-level  = info
-events = {events}
-
-[mutex]
-backend   = etcd
-endpoints = {endpoint}
-prefix    = /warden
-timeout   = 1s
-cache     = 0s
-poll      = POLL
-""".replace("POLL", POLL)
+CONFIG = base_config("{host}", mutex=etcd_mutex(poll=POLL), daemon="kill_grace = 1s")
 
 LONG_STEP = """
 [action prep]
@@ -69,37 +50,6 @@ timeout = 10m
 [job upgrade]
 steps = sleepy
 """
-
-
-def read_pid(path, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with open(path) as f:
-                text = f.read().strip()
-            if text:
-                return int(text)
-        except FileNotFoundError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError("%s never written" % path)
-
-
-def alive(pgids):
-    """The process groups of `pgids` that still have a live (not zombie)
-    process."""
-    left = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % entry) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) in pgids and fields[0] != "Z":
-            left.add(int(fields[2]))
-    return left
 
 
 def fleet_config(etcd, wd):
@@ -133,7 +83,7 @@ class TerminateFleet(unittest.TestCase):
                 pgids = {read_pid(os.path.join(wd.dir, "long.pid"), 60): wd for wd in daemons}
                 self.assertEqual(len(pgids), HOSTS)
                 time.sleep(0.5)
-                self.assertEqual(alive(set(pgids)), set(pgids))
+                self.assertEqual(alive_groups(set(pgids)), set(pgids))
 
                 ctl_config = fleet_config(etcd, daemons[0])
                 began = time.monotonic()
@@ -146,7 +96,7 @@ class TerminateFleet(unittest.TestCase):
                 left = set(pgids)
                 deadline = written + 60
                 while left and time.monotonic() < deadline:
-                    still = alive(left)
+                    still = alive_groups(left)
                     now = time.monotonic()
                     for g in left - still:
                         gone[g] = now - began   # from before wardenctl wrote: an upper bound

@@ -16,7 +16,7 @@ import threading
 import time
 import unittest
 
-from harness import HAProxy, MariaDB, SANDBOX, Wardend, match
+from harness import HAProxy, MariaDB, SANDBOX, Wardend, base_config, match
 
 # Records, from inside the job, HAProxy's admin state of the server and
 # whether MariaDB answers, as the package step of a real upgrade would see
@@ -52,19 +52,8 @@ with open(out, "a") as f:
     f.write("admin_state=%s mysql=%s\n" % (state, up))
 '''
 
-CONFIG = """
-[daemon]
-host_id   = upgrade-test
-state_dir = {state_dir}
-interval  = 1s
-jitter    = 0%
-workers   = 3
-service_command = {sandbox} {{op}} {dbdir}
-
-[log]
-level  = debug
-events = {events}
-
+CONFIG = base_config("upgrade-test", workers=3, level="debug", mutex_off=True,
+                     daemon="service_command = {sandbox} {{op}} {dbdir}") + """
 [mysql]
 host          = 127.0.0.1
 port          = {port}
@@ -72,9 +61,6 @@ user          = warden
 password_file = {password_file}
 connect_timeout = 1s
 query_timeout   = 5s
-
-[mutex]
-mode = off
 
 [check mysql_alive]
 type  = mysql_ping

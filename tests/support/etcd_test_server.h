@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "daemon/io/etcd_client.h"
+#include "tests/support/local_socket.h"
 #include "tests/support/temp_dir.h"
 
 extern char** environ;
@@ -37,19 +38,6 @@ extern char** environ;
 namespace warden::testing {
 
 inline constexpr const char* kEtcdBinary = "/usr/bin/etcd";
-
-// A TCP port on 127.0.0.1 that was free a moment ago.
-inline int FreeLoopbackPort() {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
 
 struct BlockingAnswer {
   long status = 0;  // 0: no answer (error says why)

@@ -1,6 +1,6 @@
 // A TCP socket bound to 127.0.0.1 on a free port, for check tests that need
 // a peer: listening (a server that accepts and may never answer), or only
-// bound (connects are refused).
+// bound (connects are refused); and a free port number alone.
 #pragma once
 
 #include <arpa/inet.h>
@@ -34,5 +34,9 @@ struct LocalSocket {
   LocalSocket(const LocalSocket&) = delete;
   LocalSocket& operator=(const LocalSocket&) = delete;
 };
+
+// A TCP port on 127.0.0.1 that was free a moment ago (bound, then closed):
+// for a server about to start there, or as a port where nothing listens.
+inline int FreeLoopbackPort() { return LocalSocket(-1).port; }
 
 }  // namespace warden::testing

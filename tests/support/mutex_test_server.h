@@ -20,35 +20,12 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/local_socket.h"
+#include "tests/support/temp_dir.h"
+
 extern char** environ;
 
 namespace warden::testing {
-
-// A scratch directory removed with its contents.
-class ScratchDir {
- public:
-  ScratchDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "warden-mutex-XXXXXX").string();
-    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-    path_ = tmpl;
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string File(const std::string& name) const { return (path_ / name).string(); }
-  void Write(const std::string& name, const std::string& text) const {
-    std::string tmp = File(name + ".tmp");
-    {
-      std::ofstream out(tmp, std::ios::trunc);
-      out << text;
-    }
-    std::filesystem::rename(tmp, File(name));  // atomic for a server reading concurrently
-  }
-
- private:
-  std::filesystem::path path_;
-};
 
 // tests/data/mutex_server.py as a child process; killed on destruction.
 class TestServer {
@@ -62,8 +39,8 @@ class TestServer {
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_adddup2(&actions, out[1], 1);
     std::string script = std::string(WARDEN_TEST_DATA) + "/mutex_server.py";
-    std::string control = dir_.File("control");
-    std::string log = dir_.File("requests.log");
+    std::string control = dir_ / "control";
+    std::string log = dir_ / "requests.log";
     std::vector<char*> argv = {const_cast<char*>("python3"), script.data(), control.data(),
                                log.data()};
     std::string cert_arg = cert, key_arg = key;
@@ -102,7 +79,7 @@ class TestServer {
   }
   std::vector<nlohmann::json> Requests() const {
     std::vector<nlohmann::json> out;
-    std::ifstream in(dir_.File("requests.log"));
+    std::ifstream in(dir_ / "requests.log");
     std::string line;
     while (std::getline(in, line)) {
       if (!line.empty()) out.push_back(nlohmann::json::parse(line));
@@ -111,23 +88,12 @@ class TestServer {
   }
 
  private:
-  ScratchDir dir_;
+  TempDir dir_;
   pid_t pid_ = -1;
   int port_ = 0;
 };
 
 // A port on loopback where nothing listens (bound, then closed).
-inline int UnusedPort() {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
+inline int UnusedPort() { return FreeLoopbackPort(); }
 
 }  // namespace warden::testing

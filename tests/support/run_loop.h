@@ -22,7 +22,35 @@ inline bool RunUntil(const std::function<bool()>& done, double seconds) {
   return done();
 }
 
+// Runs libev's default loop for `seconds` (what is due in that time runs).
+inline void RunFor(double seconds) {
+  RunUntil([] { return false; }, seconds);
+}
+
 inline void IgnoreTimer(struct ev_loop*, ev_timer*, int) {}
+
+// Counts 50 ms ticks of libev's default loop from its making until Stop():
+// the proof that the loop kept running while a client waited on a peer.
+class TickCounter {
+ public:
+  TickCounter() {
+    ev_timer_init(
+        &timer_, [](struct ev_loop*, ev_timer* w, int) { ++*static_cast<int*>(w->data); }, 0.05,
+        0.05);
+    timer_.data = &ticks_;
+    ev_timer_start(EV_DEFAULT, &timer_);
+  }
+  ~TickCounter() { Stop(); }
+  TickCounter(const TickCounter&) = delete;
+  TickCounter& operator=(const TickCounter&) = delete;
+
+  void Stop() { ev_timer_stop(EV_DEFAULT, &timer_); }
+  int ticks() const { return ticks_; }
+
+ private:
+  int ticks_ = 0;
+  ev_timer timer_;
+};
 
 // Runs `loop` until `until()` holds or `limit` passes; returns until().
 inline bool PumpUntil(struct ev_loop* loop, const std::function<bool()>& until,

@@ -1,7 +1,10 @@
 // A Scheduler with what it needs (an event log in a temporary directory, a
 // guard with no mutex, an Executor) on a given Runtime: for tests that
-// drive the scheduler on their own loop and checks.
+// drive the scheduler on their own loop and checks. LoopRig: the same on a
+// private loop of its own.
 #pragma once
+
+#include <ev.h>
 
 #include <catch2/catch.hpp>
 #include <memory>
@@ -40,6 +43,24 @@ struct SchedulerRig {
     }
     FAIL("no check " << name);
     return {};
+  }
+};
+
+// A private loop and its Runtime, made before the SchedulerRig on them.
+struct LoopRuntime {
+  struct ev_loop* loop = ev_loop_new(EVFLAG_AUTO);
+  Runtime rt;
+  LoopRuntime() { rt.loop = loop; }
+  ~LoopRuntime() { ev_loop_destroy(loop); }
+  LoopRuntime(const LoopRuntime&) = delete;
+  LoopRuntime& operator=(const LoopRuntime&) = delete;
+};
+
+struct LoopRig : LoopRuntime, SchedulerRig {
+  LoopRig() : SchedulerRig(rt) {}
+  // Lets what is ready on the loop run, without waiting.
+  void Spin() {
+    for (int i = 0; i < 5; ++i) ev_run(loop, EVRUN_NOWAIT);
   }
 };
 

@@ -28,15 +28,19 @@ class TempDir {
   const std::string& path() const { return path_; }
   std::string operator/(const std::string& name) const { return path_ + "/" + name; }
 
-  // Writes `content` to `name` (creating directories) with `mode`.
+  // Writes `content` to `name` (creating directories) with `mode`; returns
+  // its path. Atomic (a temporary file renamed over it), so a server that
+  // reads the file concurrently sees the old content or the new, whole.
   std::string Write(const std::string& name, const std::string& content, unsigned mode = 0600) const {
     std::string full = *this / name;
     std::filesystem::create_directories(std::filesystem::path(full).parent_path());
+    std::string tmp = full + ".tmp";
     {
-      std::ofstream out(full, std::ios::binary | std::ios::trunc);
+      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
       out << content;
     }
-    ::chmod(full.c_str(), mode);
+    ::chmod(tmp.c_str(), mode);
+    std::filesystem::rename(tmp, full);
     return full;
   }
 

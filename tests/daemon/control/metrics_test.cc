@@ -38,28 +38,8 @@ class ManualAction : public Action {
 const ActionType kGuardedType{"manual", "test", true, false, {}, "", nullptr};
 const ActionType kNotifyType{"manual_notify", "test", false, false, {}, "", nullptr};
 
-struct LoopRuntime {
-  struct ev_loop* loop = ev_loop_new(EVFLAG_AUTO);
-  Runtime rt;
-  LoopRuntime() { rt.loop = loop; }
-  ~LoopRuntime() { ev_loop_destroy(loop); }
-};
-
-struct Rig : LoopRuntime, warden::testing::SchedulerRig {
-  Rig() : SchedulerRig(rt) {}
-  void Spin() {
-    for (int i = 0; i < 5; ++i) ev_run(loop, EVRUN_NOWAIT);
-  }
-  bool RunUntil(const std::function<bool()>& done, double seconds) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
-    ev_timer tick;
-    ev_timer_init(&tick, [](struct ev_loop*, ev_timer*, int) {}, 0.02, 0.02);
-    ev_timer_start(loop, &tick);
-    while (!done() && std::chrono::steady_clock::now() < deadline) ev_run(loop, EVRUN_ONCE);
-    ev_timer_stop(loop, &tick);
-    return done();
-  }
-};
+using warden::testing::LoopRuntime;
+using Rig = warden::testing::LoopRig;
 
 std::shared_ptr<Config> MakeConfig(std::shared_ptr<ManualCheck> check,
                                    std::shared_ptr<ManualAction> action) {

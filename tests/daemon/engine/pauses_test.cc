@@ -9,9 +9,12 @@
 
 #include "daemon/engine/guard.h"
 #include "support/fake_time.h"
+#include "tests/support/guard_ask.h"
 
 using namespace warden;
 using namespace std::chrono_literals;
+using warden::testing::AskGuard;
+using warden::testing::ExecAction;
 using warden::testing::FakeTime;
 
 namespace {
@@ -31,20 +34,6 @@ Pause Make(PauseScope scope, std::string reason, std::int64_t at, std::int64_t u
 
 const PauseScope kHost{};
 const PauseScope kRepl{PauseScope::Kind::kGroup, "replication"};
-
-GuardDecision Ask(Guard& g, const ActionCommon& a, const std::string& check = "") {
-  std::optional<GuardDecision> d;
-  g.Consult(a, [&](GuardDecision x) { d = std::move(x); }, check);
-  REQUIRE(d);
-  return *d;
-}
-
-ActionCommon Common(const char* name) {
-  ActionCommon a;
-  a.name = name;
-  a.type = "exec";
-  return a;
-}
 
 }  // namespace
 
@@ -139,38 +128,38 @@ TEST_CASE("guard: a pause with an expiry lets the action through once it has pas
   Guard g(nullptr, t);
   g.SetGroups({{"failover", {"replication"}}, {"job:rebuild", {"replication"}}});
   g.pauses().Set(Make(kRepl, "swapping disk", t.WallMs(), t.WallMs() + 3000));
-  GuardDecision d = Ask(g, Common("failover"));
+  GuardDecision d = AskGuard(g, ExecAction("failover"));
   CHECK(d.reason == "paused");
   CHECK_THAT(d.detail, Catch::StartsWith("paused (group replication, until "));
   CHECK_THAT(d.detail, Catch::EndsWith("): swapping disk"));
-  CHECK(Ask(g, Common("job:rebuild")).reason == "paused");
-  CHECK(Ask(g, Common("restart")).allowed);   // not in the group
+  CHECK(AskGuard(g, ExecAction("job:rebuild")).reason == "paused");
+  CHECK(AskGuard(g, ExecAction("restart")).allowed);  // not in the group
   // A job's own pause names the job, whose steps ask as "job:NAME".
   g.pauses().Set(Make({PauseScope::Kind::kAction, "deploy"}, "hold it", t.WallMs(), 0));
-  CHECK(Ask(g, Common("job:deploy")).reason == "paused");
-  CHECK(Ask(g, Common("deploy2")).allowed);
+  CHECK(AskGuard(g, ExecAction("job:deploy")).reason == "paused");
+  CHECK(AskGuard(g, ExecAction("deploy2")).allowed);
   g.pauses().Remove({PauseScope::Kind::kAction, "deploy"});
   t.Advance(2999ms);
-  CHECK(Ask(g, Common("failover")).reason == "paused");
+  CHECK(AskGuard(g, ExecAction("failover")).reason == "paused");
   t.Advance(1ms);
-  CHECK(Ask(g, Common("failover")).allowed);   // expired, though still in the set
+  CHECK(AskGuard(g, ExecAction("failover")).allowed);  // expired, though still in the set
   CHECK(g.pauses().all().size() == 1);
   // With a listener, the guard hands the expired pause over before it answers.
   std::vector<Pause> heard;
   g.SetOnExpired([&](std::vector<Pause> gone) { heard = std::move(gone); });
-  CHECK(Ask(g, Common("failover")).allowed);
+  CHECK(AskGuard(g, ExecAction("failover")).allowed);
   REQUIRE(heard.size() == 1);
   CHECK(heard[0].reason == "swapping disk");
   CHECK(g.pauses().empty());
 
   // A check's pause: the actions it fires, not the same action fired otherwise.
   g.pauses().Set(Make({PauseScope::Kind::kCheck, "lag"}, "noisy", t.WallMs(), 0));
-  CHECK(Ask(g, Common("restart"), "lag").reason == "paused");
-  CHECK(Ask(g, Common("restart"), "").allowed);
+  CHECK(AskGuard(g, ExecAction("restart"), "lag").reason == "paused");
+  CHECK(AskGuard(g, ExecAction("restart"), "").allowed);
   CHECK(g.host_pause() == nullptr);
   g.SetPaused(true, "all");
   REQUIRE(g.host_pause() != nullptr);
-  CHECK(Ask(g, Common("restart")).detail == "paused (host, no expiry): all");
+  CHECK(AskGuard(g, ExecAction("restart")).detail == "paused (host, no expiry): all");
 }
 
 TEST_CASE("pauses: a maintenance window is open from each firing for its length",
@@ -238,7 +227,7 @@ TEST_CASE("guard: overlapping pauses block in turn until the last one has passed
   // What blocks `failover` fired by `check`, `at` ms after the start.
   auto blocking = [&](std::int64_t at, const std::string& check = "lag") {
     t.Advance(std::chrono::milliseconds(start + at - t.WallMs()));
-    GuardDecision d = Ask(g, Common("failover"), check);
+    GuardDecision d = AskGuard(g, ExecAction("failover"), check);
     if (d.allowed) return std::string("allowed");
     return d.detail.substr(d.detail.rfind(": ") + 2);
   };

@@ -32,20 +32,7 @@ CheckConfig MakeCheck(const std::string& name, const std::string& digest,
   return c;
 }
 
-// A private loop and its Runtime, made before the SchedulerRig on them.
-struct LoopRuntime {
-  struct ev_loop* loop = ev_loop_new(EVFLAG_AUTO);
-  Runtime rt;
-  LoopRuntime() { rt.loop = loop; }
-  ~LoopRuntime() { ev_loop_destroy(loop); }
-};
-
-struct Rig : LoopRuntime, warden::testing::SchedulerRig {
-  Rig() : SchedulerRig(rt) {}
-  void Spin() {
-    for (int i = 0; i < 5; ++i) ev_run(loop, EVRUN_NOWAIT);
-  }
-};
+using Rig = warden::testing::LoopRig;
 
 std::shared_ptr<Config> OneCheck(const std::string& name, const std::string& digest,
                                  std::shared_ptr<ManualCheck> impl) {

@@ -25,6 +25,7 @@ using testing::FreeLoopbackPort;
 using Kind = EtcdError::Kind;
 
 using warden::testing::RunUntil;
+using warden::testing::TickCounter;
 
 // Starts a call with a callback, checks it is not called inside the call,
 // and runs the loop until it is.
@@ -462,23 +463,17 @@ TEST_CASE("etcd_client: refused and timeout", "[etcd]") {
     CannedHttpServer hung;
     hung.Set(CannedHttpServer::Mode::kHang);
     EtcdClient client(EV_DEFAULT, Config({hung.endpoint()}, 700));
-    int ticks = 0;
-    ev_timer ticker;
-    ev_timer_init(
-        &ticker, [](struct ev_loop*, ev_timer* w, int) { ++*static_cast<int*>(w->data); }, 0.05,
-        0.05);
-    ticker.data = &ticks;
-    ev_timer_start(EV_DEFAULT, &ticker);
+    TickCounter ticker;
     auto start = std::chrono::steady_clock::now();
     auto w = Put(client, "/a", "b");
     auto took = std::chrono::steady_clock::now() - start;
-    ev_timer_stop(EV_DEFAULT, &ticker);
+    ticker.Stop();
     REQUIRE_FALSE(w.ok());
     CHECK(w.error().kind == Kind::kNoAnswer);
     CHECK(w.error().maybe_applied);
     CHECK(w.error().message == "etcd " + hung.endpoint() + ": timed out after 700 ms");
     CHECK(took < std::chrono::seconds(3));
-    CHECK(ticks >= 5);
+    CHECK(ticker.ticks() >= 5);
   }
   SECTION("no endpoints: an error from the loop") {
     EtcdClient client(EV_DEFAULT, Config({}));

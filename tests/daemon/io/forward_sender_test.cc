@@ -26,10 +26,12 @@
 #include <spdlog/spdlog.h>
 
 #include "daemon/base/disk_writer.h"
+#include "tests/support/local_socket.h"
 #include "tests/support/log_capture.h"
 #include "tests/support/temp_dir.h"
 
 using namespace warden;
+using warden::testing::FreeLoopbackPort;
 using warden::testing::TempDir;
 
 namespace {
@@ -96,19 +98,6 @@ bool RunUntil(struct ev_loop* loop, const std::function<bool()>& pred, double ti
   ev_run(loop, 0);
   ev_timer_stop(loop, &t);
   return pred();
-}
-
-// A TCP port on 127.0.0.1 that was free a moment ago.
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
 }
 
 FluentdConfig ConfigFor(int port) {
@@ -531,7 +520,7 @@ TEST_CASE("forward: Drain with nothing to wait for answers at once", "[fluentd][
 
 TEST_CASE("forward: Drain in a long backoff connects at once", "[fluentd][stop]") {
   TempDir dir;
-  int port = FreePort();
+  int port = FreeLoopbackPort();
   struct ev_loop* loop = ev_loop_new(0);
   {
     ForwardSender s(loop, ConfigFor(port));
@@ -563,7 +552,7 @@ TEST_CASE("forward: Drain gives up at once when the next retry is past the deadl
   TempDir dir;
   struct ev_loop* loop = ev_loop_new(0);
   {
-    ForwardSender s(loop, ConfigFor(FreePort()));   // nothing listens
+    ForwardSender s(loop, ConfigFor(FreeLoopbackPort()));   // nothing listens
     REQUIRE(s.Open(dir / "buffer").ok());
     s.Start();
     s.OnEvent(Event(1, "check.state"));

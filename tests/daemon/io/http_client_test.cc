@@ -3,6 +3,7 @@
 #include "daemon/io/http_client.h"
 
 #include "tests/support/mutex_test_server.h"
+#include "tests/support/run_loop.h"
 
 #include <ev.h>
 #include <fcntl.h>
@@ -31,29 +32,14 @@ extern char** environ;
 namespace warden {
 namespace {
 
-using testing::ScratchDir;
+using testing::RunFor;
+using testing::RunUntil;
+using testing::TempDir;
 using testing::TestServer;
+using testing::TickCounter;
 using testing::UnusedPort;
 
 namespace fs = std::filesystem;
-
-// Runs the loop until `done` or `seconds` pass; a 20 ms ticker keeps each
-// iteration short.
-bool RunUntil(struct ev_loop* loop, const std::function<bool()>& done, double seconds) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
-  ev_timer tick;
-  ev_timer_init(
-      &tick, [](struct ev_loop*, ev_timer*, int) {}, 0.02, 0.02);
-  ev_timer_start(loop, &tick);
-  while (!done() && std::chrono::steady_clock::now() < deadline) ev_run(loop, EVRUN_ONCE);
-  ev_timer_stop(loop, &tick);
-  return done();
-}
-
-void RunFor(struct ev_loop* loop, double seconds) {
-  RunUntil(
-      loop, [] { return false; }, seconds);
-}
 
 // Starts one request and waits for its response.
 HttpResponse Fetch(HttpClient& client, const HttpRequest& req) {
@@ -66,8 +52,7 @@ HttpResponse Fetch(HttpClient& client, const HttpRequest& req) {
   });
   returned = true;
   CHECK_FALSE(called_inside_start);
-  REQUIRE(RunUntil(
-      EV_DEFAULT, [&] { return got.has_value(); }, 30));
+  REQUIRE(RunUntil([&] { return got.has_value(); }, 30));
   return *got;
 }
 
@@ -136,21 +121,15 @@ TEST_CASE("http_client: timeout, and the loop keeps running meanwhile", "[http]"
   TestServer server;
   server.SetMode("slow:5");
   HttpClient client(EV_DEFAULT);
-  int ticks = 0;
-  ev_timer ticker;
-  ev_timer_init(
-      &ticker, [](struct ev_loop*, ev_timer* w, int) { ++*static_cast<int*>(w->data); }, 0.05,
-      0.05);
-  ticker.data = &ticks;
-  ev_timer_start(EV_DEFAULT, &ticker);
+  TickCounter ticker;
   HttpRequest req = Get(server.Url());
   req.timeout = Duration(700);
   HttpResponse r = Fetch(client, req);
-  ev_timer_stop(EV_DEFAULT, &ticker);
+  ticker.Stop();
   CHECK_FALSE(r.ok);
   CHECK(r.http_status == 0);
   CHECK(r.error == "timed out after 700 ms");
-  CHECK(ticks >= 5);
+  CHECK(ticker.ticks() >= 5);
 }
 
 TEST_CASE("http_client: connection refused", "[http]") {
@@ -180,21 +159,21 @@ TEST_CASE("http_client: a body over max_body aborts the transfer", "[http]") {
 }
 
 TEST_CASE("http_client: file:// URLs", "[http]") {
-  ScratchDir dir;
+  TempDir dir;
   dir.Write("answer.json", "{\"held\": true}");
   HttpClient client(EV_DEFAULT);
 
-  HttpResponse r = Fetch(client, Get("file://" + dir.File("answer.json")));
+  HttpResponse r = Fetch(client, Get("file://" + (dir / "answer.json")));
   CHECK(r.ok);
   CHECK(r.http_status == 0);
   CHECK(r.body == "{\"held\": true}");
 
-  r = Fetch(client, Get("file://" + dir.File("missing.json")));
+  r = Fetch(client, Get("file://" + (dir / "missing.json")));
   CHECK_FALSE(r.ok);
   CHECK_FALSE(r.error.empty());
 
   dir.Write("big.json", std::string(70 * 1024, ' '));
-  r = Fetch(client, Get("file://" + dir.File("big.json")));
+  r = Fetch(client, Get("file://" + (dir / "big.json")));
   CHECK_FALSE(r.ok);
   CHECK(r.error == "body over 64 KB");
 }
@@ -221,8 +200,7 @@ TEST_CASE("http_client: many requests at once", "[http]") {
     });
   }
   CHECK(client.in_flight() == 8);
-  REQUIRE(RunUntil(
-      EV_DEFAULT, [&] { return done == 8; }, 30));
+  REQUIRE(RunUntil([&] { return done == 8; }, 30));
   CHECK(good == 8);
   CHECK(server.Requests().size() == 8);
 }
@@ -235,20 +213,19 @@ TEST_CASE("http_client: Cancel and destruction drop callbacks", "[http]") {
     HttpClient client(EV_DEFAULT);
     auto id = client.Start(Get(server.Url()), [&](HttpResponse) { ++calls; });
     client.Start(Get(server.Url()), [&](HttpResponse) { ++calls; });
-    RunUntil(
-        EV_DEFAULT, [&] { return server.Requests().size() == 2; }, 20);
+    RunUntil([&] { return server.Requests().size() == 2; }, 20);
     CHECK(client.Cancel(id));
     CHECK_FALSE(client.Cancel(id));
     CHECK(client.in_flight() == 1);
   }  // destroyed with one request in flight
-  RunFor(EV_DEFAULT, 1.5);
+  RunFor(1.5);
   CHECK(calls == 0);
 }
 
 TEST_CASE("http_client: a callback may start a request or destroy the client", "[http]") {
-  ScratchDir dir;
+  TempDir dir;
   dir.Write("a.json", "{}");
-  std::string url = "file://" + dir.File("a.json");
+  std::string url = "file://" + (dir / "a.json");
 
   SECTION("start from a callback") {
     HttpClient client(EV_DEFAULT);
@@ -261,8 +238,7 @@ TEST_CASE("http_client: a callback may start a request or destroy the client", "
         CHECK(r2.ok);
       });
     });
-    REQUIRE(RunUntil(
-        EV_DEFAULT, [&] { return calls == 2; }, 10));
+    REQUIRE(RunUntil([&] { return calls == 2; }, 10));
   }
   SECTION("destroy from a callback") {
     auto client = std::make_unique<HttpClient>(EV_DEFAULT);
@@ -273,9 +249,8 @@ TEST_CASE("http_client: a callback may start a request or destroy the client", "
         client.reset();
       });
     }
-    REQUIRE(RunUntil(
-        EV_DEFAULT, [&] { return calls > 0; }, 10));
-    RunFor(EV_DEFAULT, 0.2);
+    REQUIRE(RunUntil([&] { return calls > 0; }, 10));
+    RunFor(0.2);
     CHECK(calls == 1);
   }
 }

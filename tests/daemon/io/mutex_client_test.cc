@@ -2,6 +2,7 @@
 // loopback and against file:// answers, driven on EV_DEFAULT.
 #include "daemon/io/mutex_client.h"
 
+#include "tests/support/mutex_ask.h"
 #include "tests/support/mutex_test_server.h"
 #include "tests/support/run_loop.h"
 
@@ -31,31 +32,16 @@ extern char** environ;
 namespace warden {
 namespace {
 
-using testing::ScratchDir;
+using testing::TempDir;
 using testing::TestServer;
 using testing::UnusedPort;
 
 namespace fs = std::filesystem;
 
+using warden::testing::AskMutex;
+using warden::testing::RunFor;
 using warden::testing::RunUntil;
-
-void RunFor(double seconds) {
-  RunUntil([] { return false; }, seconds);
-}
-
-MutexAnswer Ask(MutexClient& client) {
-  std::optional<MutexAnswer> got;
-  bool returned = false;
-  bool inside = false;
-  client.Query([&](MutexAnswer a) {
-    if (!returned) inside = true;
-    got = std::move(a);
-  });
-  returned = true;
-  CHECK_FALSE(inside);
-  REQUIRE(RunUntil([&] { return got.has_value(); }, 30));
-  return *got;
-}
+using warden::testing::TickCounter;
 
 MutexConfig HttpConfig(const std::string& url) {
   MutexConfig c;
@@ -68,10 +54,10 @@ MutexConfig HttpConfig(const std::string& url) {
 }
 
 MutexAnswer AskFile(const std::string& content) {
-  ScratchDir dir;
+  TempDir dir;
   dir.Write("mutex.json", content);
-  MutexClient client(EV_DEFAULT, HttpConfig("file://" + dir.File("mutex.json")), "db-17");
-  return Ask(client);
+  MutexClient client(EV_DEFAULT, HttpConfig("file://" + (dir / "mutex.json")), "db-17");
+  return AskMutex(client);
 }
 
 }  // namespace
@@ -101,7 +87,7 @@ TEST_CASE("mutex_client: HTTP answers", "[mutex]") {
   for (const auto& c : cases) {
     INFO("mode " << c.mode);
     server.SetMode(c.mode);
-    MutexAnswer a = Ask(client);
+    MutexAnswer a = AskMutex(client);
     CHECK(a.held == c.held);
     if (c.reason.ends_with("...")) {
       CHECK_THAT(a.reason, Catch::StartsWith(c.reason.substr(0, c.reason.size() - 3)));
@@ -117,7 +103,7 @@ TEST_CASE("mutex_client: HTTP answers", "[mutex]") {
 TEST_CASE("mutex_client: connection refused is held", "[mutex]") {
   MutexClient client(
       EV_DEFAULT, HttpConfig("http://127.0.0.1:" + std::to_string(UnusedPort()) + "/m"), "db-17");
-  MutexAnswer a = Ask(client);
+  MutexAnswer a = AskMutex(client);
   CHECK(a.held);
   CHECK_THAT(a.reason, Catch::StartsWith("connection refused"));
 }
@@ -128,18 +114,12 @@ TEST_CASE("mutex_client: a slow server is held at the timeout; the loop keeps ru
   MutexConfig cfg = HttpConfig(server.Url());
   cfg.timeout = Duration(800);
   MutexClient client(EV_DEFAULT, cfg, "db-17");
-  int ticks = 0;
-  ev_timer ticker;
-  ev_timer_init(
-      &ticker, [](struct ev_loop*, ev_timer* w, int) { ++*static_cast<int*>(w->data); }, 0.05,
-      0.05);
-  ticker.data = &ticks;
-  ev_timer_start(EV_DEFAULT, &ticker);
-  MutexAnswer a = Ask(client);
-  ev_timer_stop(EV_DEFAULT, &ticker);
+  TickCounter ticker;
+  MutexAnswer a = AskMutex(client);
+  ticker.Stop();
   CHECK(a.held);
   CHECK(a.reason == "timed out after 800 ms");
-  CHECK(ticks >= 5);
+  CHECK(ticker.ticks() >= 5);
 }
 
 TEST_CASE("mutex_client: file:// answers", "[mutex]") {
@@ -179,9 +159,9 @@ TEST_CASE("mutex_client: file:// answers", "[mutex]") {
     CHECK(a.reason == "body over 64 KB");
   }
   SECTION("missing file") {
-    ScratchDir dir;
-    MutexClient client(EV_DEFAULT, HttpConfig("file://" + dir.File("nope.json")), "db-17");
-    MutexAnswer a = Ask(client);
+    TempDir dir;
+    MutexClient client(EV_DEFAULT, HttpConfig("file://" + (dir / "nope.json")), "db-17");
+    MutexAnswer a = AskMutex(client);
     CHECK(a.held);
     CHECK_FALSE(a.reason.empty());
     CHECK(a.reason != "clear");
@@ -197,9 +177,9 @@ TEST_CASE("mutex_client: a long or binary reason is bounded and printable", "[mu
 }
 
 TEST_CASE("mutex_client: TLS is verified; ca_file trusts a private CA", "[mutex]") {
-  ScratchDir dir;
-  std::string cert = dir.File("cert.pem");
-  std::string key = dir.File("key.pem");
+  TempDir dir;
+  std::string cert = dir / "cert.pem";
+  std::string key = dir / "key.pem";
   std::string cmd =
       "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1"
       " -addext subjectAltName=IP:127.0.0.1 -keyout " +
@@ -210,7 +190,7 @@ TEST_CASE("mutex_client: TLS is verified; ca_file trusts a private CA", "[mutex]
 
   SECTION("an unknown CA is held") {
     MutexClient client(EV_DEFAULT, cfg, "db-17");
-    MutexAnswer a = Ask(client);
+    MutexAnswer a = AskMutex(client);
     CHECK(a.held);
     CHECK_THAT(a.reason, Catch::StartsWith("TLS error: "));
     CHECK(server.Requests().empty());
@@ -218,21 +198,21 @@ TEST_CASE("mutex_client: TLS is verified; ca_file trusts a private CA", "[mutex]
   SECTION("ca_file makes it trusted") {
     cfg.ca_file = cert;
     MutexClient client(EV_DEFAULT, cfg, "db-17");
-    MutexAnswer a = Ask(client);
+    MutexAnswer a = AskMutex(client);
     CHECK_FALSE(a.held);
     CHECK(a.reason == "clear");
     CHECK(server.Requests().size() == 1);
   }
   SECTION("plain HTTP to the TLS port is held") {
     MutexClient client(EV_DEFAULT, HttpConfig(server.Url("http")), "db-17");
-    MutexAnswer a = Ask(client);
+    MutexAnswer a = AskMutex(client);
     CHECK(a.held);
     CHECK(a.reason != "clear");
   }
   SECTION("HTTPS to a plain HTTP port is held") {
     TestServer plain;
     MutexClient client(EV_DEFAULT, HttpConfig(plain.Url("https")), "db-17");
-    MutexAnswer a = Ask(client);
+    MutexAnswer a = AskMutex(client);
     CHECK(a.held);
     CHECK_THAT(a.reason, Catch::StartsWith("TLS error: "));
   }
@@ -243,12 +223,12 @@ TEST_CASE("mutex_client: sends X-Warden-Host and the bearer token", "[mutex]") {
   MutexConfig cfg = HttpConfig(server.Url());
   {
     MutexClient client(EV_DEFAULT, cfg, "db-17");
-    Ask(client);
+    AskMutex(client);
   }
   cfg.token = "s3cret-token";
   {
     MutexClient client(EV_DEFAULT, cfg, "db-18");
-    Ask(client);
+    AskMutex(client);
   }
   auto log = server.Requests();
   REQUIRE(log.size() == 2);
@@ -266,10 +246,10 @@ TEST_CASE("mutex_client: a clear answer is cached, a held one never", "[mutex]")
   cfg.cache = Duration(1500);
   MutexClient client(EV_DEFAULT, cfg, "db-17");
 
-  MutexAnswer first = Ask(client);
+  MutexAnswer first = AskMutex(client);
   CHECK_FALSE(first.held);
   CHECK_FALSE(first.from_cache);
-  MutexAnswer second = Ask(client);
+  MutexAnswer second = AskMutex(client);
   CHECK_FALSE(second.held);
   CHECK(second.from_cache);
   CHECK(second.at == first.at);
@@ -277,15 +257,15 @@ TEST_CASE("mutex_client: a clear answer is cached, a held one never", "[mutex]")
   CHECK(client.requests() == 1);
 
   RunFor(2.0);  // past the cache
-  MutexAnswer third = Ask(client);
+  MutexAnswer third = AskMutex(client);
   CHECK_FALSE(third.held);
   CHECK_FALSE(third.from_cache);
   CHECK(server.Requests().size() == 2);
 
   server.SetMode("held:maintenance");
   RunFor(2.0);
-  CHECK(Ask(client).held);
-  MutexAnswer again = Ask(client);
+  CHECK(AskMutex(client).held);
+  MutexAnswer again = AskMutex(client);
   CHECK(again.held);
   CHECK_FALSE(again.from_cache);
   CHECK(server.Requests().size() == 4);
@@ -320,10 +300,10 @@ TEST_CASE("mutex_client: mode = off is always clear without I/O", "[mutex]") {
   client.Start();
   CHECK(changes == 0);  // never inside Start()
   REQUIRE(RunUntil([&] { return changes == 1; }, 10));
-  MutexAnswer a = Ask(client);
+  MutexAnswer a = AskMutex(client);
   CHECK_FALSE(a.held);
   CHECK(a.reason == "mutex off");
-  Ask(client);
+  AskMutex(client);
   CHECK(changes == 1);
   CHECK(client.requests() == 0);
   REQUIRE(client.last().has_value());
@@ -362,7 +342,7 @@ TEST_CASE("mutex_client: poll reports changes only", "[mutex]") {
   CHECK(changes[2].reason == "other reason");
 
   // A Query sees the poll's answer state: held is never served from cache.
-  MutexAnswer q = Ask(client);
+  MutexAnswer q = AskMutex(client);
   CHECK(q.held);
   CHECK_FALSE(q.from_cache);
 

@@ -12,7 +12,9 @@
 
 #include "daemon/config/config.h"
 #include "daemon/io/mutex_client.h"
+#include "tests/support/config_loader.h"
 #include "tests/support/etcd_test_server.h"
+#include "tests/support/mutex_ask.h"
 #include "tests/support/run_loop.h"
 #include "tests/support/temp_dir.h"
 
@@ -24,21 +26,8 @@ using testing::EtcdTestServer;
 using testing::FreeLoopbackPort;
 using testing::TempDir;
 
+using warden::testing::AskMutex;
 using warden::testing::RunUntil;
-
-MutexAnswer Ask(MutexClient& client) {
-  std::optional<MutexAnswer> got;
-  bool returned = false;
-  bool inside = false;
-  client.Query([&](MutexAnswer a) {
-    if (!returned) inside = true;
-    got = std::move(a);
-  });
-  returned = true;
-  CHECK_FALSE(inside);
-  REQUIRE(RunUntil([&] { return got.has_value(); }, 30));
-  return *got;
-}
 
 MutexConfig EtcdMutex(std::vector<std::string> endpoints, const std::string& prefix = "/warden") {
   MutexConfig c;
@@ -54,23 +43,10 @@ MutexConfig EtcdMutex(std::vector<std::string> endpoints, const std::string& pre
 const std::string kNotArmed =
     "etcd mutex not armed: /warden/armed is missing (etcdctl put /warden/armed yes)";
 
-struct Loaded {
-  std::shared_ptr<const Config> config;
-  std::vector<std::string> errors;
-  bool Has(const std::string& needle) const {
-    return std::any_of(errors.begin(), errors.end(),
-                       [&](const std::string& e) { return e.find(needle) != std::string::npos; });
-  }
-};
+using Loaded = testing::LoadedConfig;
 
 Loaded Load(const TempDir& dir, const std::string& mutex_section) {
-  std::string path = dir.Write("warden.ini", "[daemon]\nhost_id = db-test\n[mutex]\n" +
-                                                 mutex_section);
-  Diagnostics diag;
-  Loaded l;
-  l.config = LoadConfig(path, LoadOptions{}, diag);
-  l.errors = diag.errors();
-  return l;
+  return testing::LoadConfigText(dir, "[daemon]\nhost_id = db-test\n[mutex]\n" + mutex_section);
 }
 
 }  // namespace
@@ -160,42 +136,42 @@ TEST_CASE("mutex_etcd: armed, held, not armed", "[etcd][mutex]") {
   EtcdTestServer etcd;
   MutexClient client(EV_DEFAULT, EtcdMutex({etcd.endpoint()}), "db-17");
 
-  MutexAnswer unarmed = Ask(client);
+  MutexAnswer unarmed = AskMutex(client);
   CHECK(unarmed.held);
   CHECK(unarmed.reason == kNotArmed);
 
   etcd.Put("/warden/armed", "yes");
-  MutexAnswer clear = Ask(client);
+  MutexAnswer clear = AskMutex(client);
   CHECK_FALSE(clear.held);
   CHECK(clear.reason == "clear");
 
   etcd.Put("/warden/mutex", "fleet freeze: INC-4711 (alice)");
-  MutexAnswer held = Ask(client);
+  MutexAnswer held = AskMutex(client);
   CHECK(held.held);
   CHECK(held.reason == "fleet freeze: INC-4711 (alice)");
 
   // The mutex wins even without the sentinel; an empty value still holds.
   etcd.Delete("/warden/armed");
   etcd.Put("/warden/mutex", "");
-  MutexAnswer empty = Ask(client);
+  MutexAnswer empty = AskMutex(client);
   CHECK(empty.held);
   CHECK(empty.reason == "/warden/mutex is set");
 
   // A reason with control characters or raw bytes stays one printable line.
   etcd.Put("/warden/mutex", std::string("line1\nline2 \xff\xfe", 14));
-  MutexAnswer odd = Ask(client);
+  MutexAnswer odd = AskMutex(client);
   CHECK(odd.held);
   CHECK(odd.reason == "line1 line2 ??");
 
   etcd.Delete("/warden/mutex");
-  CHECK(Ask(client).reason == kNotArmed);
+  CHECK(AskMutex(client).reason == kNotArmed);
   etcd.Put("/warden/armed", "yes");
-  CHECK_FALSE(Ask(client).held);
+  CHECK_FALSE(AskMutex(client).held);
 
   // Keys that only share the prefix's characters do not count.
   etcd.Put("/warden/mutex2", "x");
   etcd.Put("/warden/mutex/sub", "x");
-  CHECK_FALSE(Ask(client).held);
+  CHECK_FALSE(AskMutex(client).held);
   CHECK(client.requests() == 8);
 }
 
@@ -205,9 +181,9 @@ TEST_CASE("mutex_etcd: another prefix is another switch", "[etcd][mutex]") {
   etcd.Put("/warden/mutex", "global");
   etcd.Put("/eu/armed", "yes");
   MutexClient eu(EV_DEFAULT, EtcdMutex({etcd.endpoint()}, "/eu"), "db-17");
-  CHECK_FALSE(Ask(eu).held);
+  CHECK_FALSE(AskMutex(eu).held);
   etcd.Delete("/eu/armed");
-  CHECK(Ask(eu).reason ==
+  CHECK(AskMutex(eu).reason ==
         "etcd mutex not armed: /eu/armed is missing (etcdctl put /eu/armed yes)");
 }
 
@@ -230,7 +206,7 @@ TEST_CASE("mutex_etcd: etcd stopped mid-run is held, clear again after restart",
   CHECK(changes[1].held);
   CHECK(changes[1].reason == "etcd " + etcd.endpoint() + ": connection refused");
   // Held is never served from the cache.
-  MutexAnswer q = Ask(client);
+  MutexAnswer q = AskMutex(client);
   CHECK(q.held);
   CHECK_FALSE(q.from_cache);
 
@@ -252,8 +228,8 @@ TEST_CASE("mutex_etcd: a clear answer is cached like HTTP's", "[etcd][mutex]") {
   MutexConfig cfg = EtcdMutex({etcd.endpoint()});
   cfg.cache = Duration(5000);
   MutexClient client(EV_DEFAULT, cfg, "db-17");
-  CHECK_FALSE(Ask(client).from_cache);
-  MutexAnswer second = Ask(client);
+  CHECK_FALSE(AskMutex(client).from_cache);
+  MutexAnswer second = AskMutex(client);
   CHECK_FALSE(second.held);
   CHECK(second.from_cache);
   CHECK(client.requests() == 1);
@@ -268,7 +244,7 @@ TEST_CASE("mutex_etcd: wrong cluster_id, failover, and etcd's errors are held",
     MutexConfig cfg = EtcdMutex({etcd.endpoint()});
     cfg.etcd.cluster_id = "42";
     MutexClient client(EV_DEFAULT, cfg, "db-17");
-    MutexAnswer a = Ask(client);
+    MutexAnswer a = AskMutex(client);
     CHECK(a.held);
     CHECK(a.reason == "etcd " + etcd.endpoint() + ": cluster_id " + etcd.ClusterId() +
                           " is not the configured 42");
@@ -277,27 +253,28 @@ TEST_CASE("mutex_etcd: wrong cluster_id, failover, and etcd's errors are held",
     MutexConfig cfg = EtcdMutex({etcd.endpoint()});
     cfg.etcd.cluster_id = etcd.ClusterId();
     MutexClient client(EV_DEFAULT, cfg, "db-17");
-    CHECK_FALSE(Ask(client).held);
+    CHECK_FALSE(AskMutex(client).held);
   }
   SECTION("a dead endpoint first") {
     std::string dead = "http://127.0.0.1:" + std::to_string(FreeLoopbackPort());
     MutexClient client(EV_DEFAULT, EtcdMutex({dead, etcd.endpoint()}), "db-17");
-    CHECK_FALSE(Ask(client).held);
+    CHECK_FALSE(AskMutex(client).held);
   }
   SECTION("canned answers") {
     CannedHttpServer canned;
     MutexClient client(EV_DEFAULT, EtcdMutex({canned.endpoint()}), "db-17");
     canned.Answer(503, R"({"error":"etcdserver: no leader","code":14,"message":"etcdserver: no leader"})");
-    MutexAnswer a = Ask(client);
+    MutexAnswer a = AskMutex(client);
     CHECK(a.held);
     CHECK(a.reason == "etcd " + canned.endpoint() + ": HTTP 503: etcdserver: no leader (code 14)");
     canned.Answer(200, R"({"responses":[]})");
-    CHECK(Ask(client).reason == "etcd " + canned.endpoint() + ": malformed answer: no \"header\"");
+    CHECK(AskMutex(client).reason ==
+          "etcd " + canned.endpoint() + ": malformed answer: no \"header\"");
     canned.Answer(200, "not json");
-    CHECK_THAT(Ask(client).reason,
+    CHECK_THAT(AskMutex(client).reason,
                Catch::StartsWith("etcd " + canned.endpoint() + ": malformed answer: not JSON"));
     canned.Set(CannedHttpServer::Mode::kHang);
-    CHECK(Ask(client).reason == "etcd " + canned.endpoint() + ": timed out after 1000 ms");
+    CHECK(AskMutex(client).reason == "etcd " + canned.endpoint() + ": timed out after 1000 ms");
     // The request is one txn with two reads, never "serializable".
     auto body = nlohmann::json::parse(canned.bodies().at(0));
     CHECK(body["compare"].empty());

@@ -16,9 +16,12 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/temp_dir.h"
+
 using warden::ProcessResult;
 using warden::ProcessRunner;
 using warden::ProcessSpec;
+using warden::testing::TempDir;
 using namespace std::chrono_literals;
 
 namespace {
@@ -216,10 +219,9 @@ TEST_CASE("process: environment is ours plus spec.env", "[process]") {
 }
 
 TEST_CASE("process: PATH lookup uses the child's PATH", "[process]") {
-  char dir_template[] = "/tmp/warden-proc-XXXXXX";
-  REQUIRE(mkdtemp(dir_template) != nullptr);
-  std::string dir = dir_template;
-  std::string script = dir + "/warden-hello";
+  TempDir tmp;
+  const std::string& dir = tmp.path();
+  std::string script = tmp / "warden-hello";
   {
     std::ofstream f(script);
     f << "#!/bin/sh\necho hello from \"$0\"\n";
@@ -239,8 +241,6 @@ TEST_CASE("process: PATH lookup uses the child's PATH", "[process]") {
   auto direct = RunOne(runner, Argv({script}));
   CHECK_FALSE(direct.started);
   CHECK(direct.error == "cannot run " + script + ": Permission denied");
-  unlink(script.c_str());
-  rmdir(dir.c_str());
 }
 
 TEST_CASE("process: command not found is reported on the next iteration", "[process]") {
