@@ -25,9 +25,10 @@ Starts its own etcd (harness.Etcd, one member on loopback) and arms it
    steady state and the time from putting /warden/mutex to each client's
    first held answer; then the same with `watch = no` (polling alone).
    etcd is restarted (same data) before each of these runs. With
-   several --pollers sizes, each size in turn, in every round. Above about
-   2,400 clients etcd_load splits them over child processes (8 descriptors
-   each, a hard RLIMIT_NOFILE of 20,000 here); etcd holds 2 per host (its
+   several --pollers sizes, each size in turn, in every round. etcd_load
+   runs the clients in child processes, as many as its descriptor limit
+   needs (8 a client: about 2,400 a process with a hard RLIMIT_NOFILE of
+   20,000, as here); etcd holds 2 per host (its
    poll and watch connections), so this process raises its soft limit to
    the hard one before starting etcd, and refuses a size etcd could not
    hold.
