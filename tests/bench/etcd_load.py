@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """etcd load of a fleet: requests per host per minute, and how long a halt
-takes to reach 1,000 hosts, over the watch (the default) and by polling alone.
+takes to reach 1,000 hosts (or 2,500, 5,000: --pollers 1000,2500,5000), over
+the watch (the default) and by polling alone.
 
     python3 tests/bench/etcd_load.py --build DIR [--rounds 5] [--hosts 15]
-        [--poll 15] [--slot-poll 10] [--window 30] [--pollers 1000]
+        [--poll 15] [--slot-poll 10] [--window 30] [--pollers 1000[,N...]]
 
 Starts its own etcd (harness.Etcd, one member on loopback) and arms it
 (/warden/armed). Each round:
@@ -23,6 +24,14 @@ Starts its own etcd (harness.Etcd, one member on loopback) and arms it
    (wardend's default), measures etcd's CPU, memory and descriptors in
    steady state and the time from putting /warden/mutex to each client's
    first held answer; then the same with `watch = no` (polling alone).
+   etcd is restarted (same data) before each of these runs. With
+   several --pollers sizes, each size in turn, in every round. etcd_load
+   runs the clients in child processes, as many as its descriptor limit
+   needs (8 a client: about 2,400 a process with a hard RLIMIT_NOFILE of
+   20,000, as here); etcd holds 2 per host (its
+   poll and watch connections), so this process raises its soft limit to
+   the hard one before starting etcd, and refuses a size etcd could not
+   hold.
 
 The window should be a multiple of --poll: each host then polls exactly
 window/poll times in it (the mutex poll is a fixed period). Prints one table:
@@ -31,6 +40,7 @@ median and min-max over the rounds."""
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -159,6 +169,11 @@ def fleet_round(etcd, hosts, poll, slot_poll, window):
     return out
 
 
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
 def halt_round(etcd, build, pollers, poll, seed, watch):
     p = subprocess.run([os.path.join(build, "etcd_load"), "--endpoint", etcd.endpoint,
                         "--etcd-pid", str(etcd.proc.pid), "--pollers", str(pollers),
@@ -169,7 +184,9 @@ def halt_round(etcd, build, pollers, poll, seed, watch):
         print("etcd_load failed (%d): %s" % (p.returncode, p.stderr.strip()), file=sys.stderr)
         return None
     last = [line for line in p.stdout.splitlines() if "=" in line][-1]
-    return {k: float(v) for k, v in (x.split("=") for x in last.split())}
+    out = {k: float(v) for k, v in (x.split("=") for x in last.split())}
+    out["load1"] = float(loadavg().split()[0])
+    return out
 
 
 
@@ -181,12 +198,28 @@ def main():
     ap.add_argument("--poll", type=float, default=15, help="[mutex] poll, s (default 15)")
     ap.add_argument("--slot-poll", type=float, default=10, help="[fleet] poll, s (default 10)")
     ap.add_argument("--window", type=float, default=30, help="seconds counted per phase")
-    ap.add_argument("--pollers", type=int, default=1000)
+    ap.add_argument("--pollers", default="1000",
+                    help="simulated hosts of the halt rounds; a comma list runs each size")
     args = ap.parse_args()
-    if args.rounds < 1 or args.hosts < 1 or args.pollers < 1 or args.poll < 1 or \
+    try:
+        sizes = [int(x) for x in args.pollers.split(",")]
+    except ValueError:
+        ap.error("--pollers: %r is not a comma list of numbers" % args.pollers)
+    if args.rounds < 1 or args.hosts < 1 or min(sizes) < 1 or args.poll < 1 or \
             args.slot_poll < 1 or args.window <= 0:
         ap.error("--rounds, --hosts, --pollers must be >= 1; --poll, --slot-poll >= 1 s; "
                  "--window > 0")
+    # etcd (a child: it inherits the limit) holds two connections per host.
+    # Go 1.19 and later raise their soft limit to the hard one; older etcd
+    # builds do not, so raise it here.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        soft = hard
+    need = 2 * max(sizes) + 256
+    if soft != resource.RLIM_INFINITY and soft < need:
+        ap.error("--pollers %d: etcd needs about %d descriptors (2 a host), RLIMIT_NOFILE "
+                 "allows %d (hard limit)" % (max(sizes), need, soft))
     harness.WARDEND = os.path.join(args.build, "wardend")
     harness.WARDENCTL = os.path.join(args.build, "wardenctl")
     def need(name):
@@ -196,7 +229,9 @@ def main():
 
     need("wardend")
     need("wardenctl")
-    fleet, halt, polled = [], [], []
+    fleet = []
+    halt = {n: [] for n in sizes}
+    polled = {n: [] for n in sizes}
     with Etcd() as etcd:
         etcd.put("/warden/armed", "yes")
         for r in range(args.rounds):
@@ -207,18 +242,21 @@ def main():
                   flush=True)
         need("etcd_load")
         for r in range(args.rounds):
-            print("round %d/%d: %d pollers, halt" % (r + 1, args.rounds, args.pollers),
-                  file=sys.stderr, flush=True)
-            for watch, out in ((True, halt), (False, polled)):
-                out.append(halt_round(etcd, args.build, args.pollers, args.poll, r + 1, watch))
-                if out[-1]:
-                    print("  " + " ".join("%s=%g" % kv for kv in out[-1].items()),
-                          file=sys.stderr, flush=True)
+            for n in sizes:
+                print("round %d/%d: %d pollers, halt (load average %s)"
+                      % (r + 1, args.rounds, n, loadavg()), file=sys.stderr, flush=True)
+                for watch, out in ((True, halt[n]), (False, polled[n])):
+                    # A fresh etcd process (same data): its RSS and
+                    # descriptors then owe nothing to the run before.
+                    etcd.stop()
+                    etcd.start()
+                    out.append(halt_round(etcd, args.build, n, args.poll, r + 1, watch))
+                    if out[-1]:
+                        print("  " + " ".join("%s=%g" % kv for kv in out[-1].items()),
+                              file=sys.stderr, flush=True)
         version = subprocess.run([Etcd.BINARY, "--version"], capture_output=True,
                                  text=True).stdout.split("\n")[0]
 
-    h = [x for x in halt if x]
-    hp = [x for x in polled if x]
     rows = [
         ("idle host (watch up): etcd KV requests per minute (mutex poll %gs)" % args.poll,
          summary([x["idle"] for x in fleet], "%.2f")),
@@ -230,47 +268,69 @@ def main():
          % args.slot_poll, summary([x["waiting"] for x in fleet], "%.2f")),
         ("waiting host: raft proposals per minute",
          summary([x["waiting_proposals"] for x in fleet], "%.2f")),
-        ("%d hosts with watches, steady: KV requests per host per minute" % args.pollers,
-         summary([x["requests_per_poller_minute"] for x in h], "%.2f")),
-        ("%d hosts polling only, steady: KV requests per host per minute" % args.pollers,
-         summary([x["requests_per_poller_minute"] for x in hp], "%.2f")),
-        ("%d hosts with watches: watches up" % args.pollers,
-         summary([x["watches_up"] for x in h], "%.0f")),
-        ("%d hosts with watches, steady: etcd CPU (%% of one core)" % args.pollers,
-         summary([x["etcd_cpu_pct"] for x in h], "%.1f")),
-        ("%d hosts polling only, steady: etcd CPU (%% of one core)" % args.pollers,
-         summary([x["etcd_cpu_pct"] for x in hp], "%.1f")),
-        ("etcd RSS with no client (MB)", summary([x["etcd_rss_base_mb"] for x in h], "%.0f")),
-        ("etcd RSS with %d watching hosts (MB)" % args.pollers,
-         summary([x["etcd_rss_mb"] for x in h], "%.0f")),
-        ("etcd RSS with %d polling hosts (MB)" % args.pollers,
-         summary([x["etcd_rss_mb"] for x in hp], "%.0f")),
-        ("etcd descriptors with %d watching hosts (no client)" % args.pollers,
-         summary([x["etcd_fds"] for x in h], "%.0f") + " (" +
-         summary([x["etcd_fds_base"] for x in h], "%.0f") + ")"),
-        ("etcd CPU with no client (%)", summary([x["etcd_baseline_cpu_pct"] for x in h], "%.2f")),
-        ("etcd CPU per request (µs)", summary([x["etcd_cpu_us_per_req"] for x in h], "%.0f")),
-        ("pollers' own CPU per request (µs)",
-         summary([x["client_cpu_us_per_req"] for x in h], "%.0f")),
-        ("watch: halt → host sees held: median (ms)",
-         summary([x["halt_median_ms"] for x in h], "%.0f")),
-        ("watch: halt → host sees held: p99 (ms)", summary([x["halt_p99_ms"] for x in h], "%.0f")),
-        ("watch: halt → host sees held: max (ms)", summary([x["halt_max_ms"] for x in h], "%.0f")),
-        ("watch: hosts that saw the halt", summary([x["saw"] for x in h], "%.0f")),
-        ("polling only: halt → host sees held: median (ms)",
-         summary([x["halt_median_ms"] for x in hp], "%.0f")),
-        ("polling only: halt → host sees held: max (ms)",
-         summary([x["halt_max_ms"] for x in hp], "%.0f")),
     ]
+    done = 0
+    for n in sizes:
+        h = [x for x in halt[n] if x]
+        hp = [x for x in polled[n] if x]
+        done += len(h) + len(hp)
+        rows += [
+            ("%d hosts with watches, steady: KV requests per host per minute" % n,
+             summary([x["requests_per_poller_minute"] for x in h], "%.2f")),
+            ("%d hosts polling only, steady: KV requests per host per minute" % n,
+             summary([x["requests_per_poller_minute"] for x in hp], "%.2f")),
+            ("%d hosts with watches: watches up" % n,
+             summary([x["watches_up"] for x in h], "%.0f")),
+            ("%d hosts with watches: client processes" % n,
+             summary([x.get("procs") for x in h], "%.0f")),
+            ("%d hosts with watches, steady: etcd CPU (%% of one core)" % n,
+             summary([x["etcd_cpu_pct"] for x in h], "%.1f")),
+            ("%d hosts polling only, steady: etcd CPU (%% of one core)" % n,
+             summary([x["etcd_cpu_pct"] for x in hp], "%.1f")),
+            ("etcd RSS before the %d hosts (MB)" % n,
+             summary([x["etcd_rss_base_mb"] for x in h], "%.0f")),
+            ("etcd RSS with %d watching hosts (MB)" % n,
+             summary([x["etcd_rss_mb"] for x in h], "%.0f")),
+            ("etcd RSS with %d polling hosts (MB)" % n,
+             summary([x["etcd_rss_mb"] for x in hp], "%.0f")),
+            ("etcd client connections with %d watching hosts (no client)" % n,
+             summary([x.get("etcd_conns") for x in h], "%.0f") + " (" +
+             summary([x.get("etcd_conns_base") for x in h], "%.0f") + ")"),
+            ("etcd client connections with %d polling hosts" % n,
+             summary([x.get("etcd_conns") for x in hp], "%.0f")),
+            ("etcd descriptors with %d watching hosts (no client)" % n,
+             summary([x["etcd_fds"] for x in h], "%.0f") + " (" +
+             summary([x["etcd_fds_base"] for x in h], "%.0f") + ")"),
+            ("etcd CPU with no client (%)" + (" (before the %d hosts)" % n),
+             summary([x["etcd_baseline_cpu_pct"] for x in h], "%.2f")),
+            ("%d hosts: etcd CPU per request (µs)" % n,
+             summary([x["etcd_cpu_us_per_req"] for x in h], "%.0f")),
+            ("%d hosts: pollers' own CPU per request (µs)" % n,
+             summary([x["client_cpu_us_per_req"] for x in h], "%.0f")),
+            ("%d hosts, watch: halt → host sees held: median (ms)" % n,
+             summary([x["halt_median_ms"] for x in h], "%.0f")),
+            ("%d hosts, watch: halt → host sees held: p99 (ms)" % n,
+             summary([x["halt_p99_ms"] for x in h], "%.0f")),
+            ("%d hosts, watch: halt → host sees held: max (ms)" % n,
+             summary([x["halt_max_ms"] for x in h], "%.0f")),
+            ("%d hosts, watch: hosts that saw the halt" % n,
+             summary([x["saw"] for x in h], "%.0f")),
+            ("%d hosts, polling only: halt → host sees held: median (ms)" % n,
+             summary([x["halt_median_ms"] for x in hp], "%.0f")),
+            ("%d hosts, polling only: halt → host sees held: max (ms)" % n,
+             summary([x["halt_max_ms"] for x in hp], "%.0f")),
+            ("%d hosts: load average (1 min) at the end of each run" % n,
+             summary([x["load1"] for x in h + hp], "%.1f")),
+        ]
     print()
-    print("%s, one member on loopback; %d rounds (%d + %d of the halt rounds completed)"
-          % (version, args.rounds, len(h), len(hp)))
+    print("%s, one member on loopback; %d rounds (%d of %d halt rounds completed); "
+          "load average at the end: %s" % (version, args.rounds, done,
+                                            2 * args.rounds * len(sizes), loadavg()))
     print("| figure | median (min–max) |")
     print("|---|---|")
     for label, value in rows:
         print("| %s | %s |" % (label, value))
-    return 0 if len(h) == len(hp) == args.rounds else 1
-
+    return 0 if done == 2 * args.rounds * len(sizes) else 1
 
 if __name__ == "__main__":
     sys.exit(main())
