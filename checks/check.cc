@@ -18,7 +18,7 @@ std::optional<std::string_view> Check::ReadFrom(const NamedValues&, Measurement&
 Measurement MeasureSnapshot(
     const Check::Snapshot& snapshot,
     const std::function<std::optional<std::string_view>(const NamedValues&, Measurement&)>& read) {
-  if (!snapshot) return Measurement::Error(snapshot.error());
+  if (!snapshot) return Measurement::Error(snapshot.failure());
   Measurement m;
   if (auto value = read(**snapshot, m)) m = Measurement::Value(*value);
   m.at = (*snapshot)->taken;
@@ -79,8 +79,9 @@ void RunBlocking(Runtime& rt, std::string lane, Duration timeout,
       },
       [out, timeout, done = std::move(done)](bool ran) {
         if (!ran) {
-          done(Measurement::Error("not started within " + FormatDuration(timeout) +
-                                  ": all workers busy"));
+          done(Measurement::Error(Status::Transient("not started within " +
+                                                    FormatDuration(timeout) +
+                                                    ": all workers busy")));
         } else if (!*out) {
           done(Measurement::Error("internal error: check ended without a result"));
         } else {

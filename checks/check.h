@@ -46,12 +46,30 @@ struct Measurement {
   // The value's unit when the check knows it ("MB", "%", "s"; a plugin's
   // perfdata UOM); usually empty.
   std::string unit{};
+  // kError: what a caller may do about the error (status.h's codes; an
+  // error the check made itself is internal) and the peer's own number for
+  // it (a MySQL error number: 1227), -1 when none; Error(Failure) copies
+  // both from the failure. Callers decide on these, never on `error`'s text
+  // (wardenctl validate --grants tells a missing privilege by the number).
+  StatusCode code = StatusCode::kOk;
+  int peer_code = -1;
 
   static Measurement Value(std::string v) { return {Kind::kValue, std::move(v), {}}; }
   static Measurement Value(std::string_view v) { return Value(std::string(v)); }
   static Measurement Value(const char* v) { return Value(std::string(v)); }
   static Measurement Number(double v);   // formatted without needless digits
-  static Measurement Error(std::string e) { return {Kind::kError, {}, std::move(e)}; }
+  static Measurement Error(std::string e) {
+    Measurement m{Kind::kError, {}, std::move(e)};
+    m.code = StatusCode::kInternal;
+    return m;
+  }
+  // The failure's message, code and peer code.
+  static Measurement Error(const Failure& f) {
+    Measurement m = Error(f.message());
+    m.code = f.code();
+    m.peer_code = f.peer_code();
+    return m;
+  }
   // No value yet (a rate needs two samples); the state does not change.
   static Measurement NotYet(std::string why) { return {Kind::kNotYet, {}, std::move(why)}; }
 };

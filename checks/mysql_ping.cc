@@ -18,7 +18,7 @@ class MysqlPingCheck final : public Check {
     }
     rt.mysql->Ping(connection_, [done = std::move(done)](Expected<double> ms) {
       if (!ms) {
-        done(Measurement::Error(ms.error()));
+        done(Measurement::Error(ms.failure()));
         return;
       }
       done(Measurement::Number(std::round(*ms * 1000) / 1000));  // microseconds are enough

@@ -17,7 +17,7 @@ class MysqlQueryCheck final : public Check {
     }
     rt.mysql->Query(connection_, sql_, [done = std::move(done)](Expected<MysqlRows> rows) {
       if (!rows) {
-        done(Measurement::Error(rows.error()));
+        done(Measurement::Error(rows.failure()));
       } else if (rows->columns.empty()) {
         done(Measurement::Error("query returned no result set"));
       } else if (rows->rows.empty()) {

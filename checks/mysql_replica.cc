@@ -150,12 +150,12 @@ class HeartbeatCheck final : public Check {
     auto shared = std::make_shared<Done>(std::move(done));
     mysql->ReplicaStatus(connection_, [channel = channel_, query, shared](const Rows& rows) {
       if (!rows) {
-        (*shared)(Measurement::Error(rows.error()));
+        (*shared)(Measurement::Error(rows.failure()));
         return;
       }
       auto id = ReplicaSourceId(**rows, channel);
       if (!id) {
-        (*shared)(Measurement::Error(id.error()));
+        (*shared)(Measurement::Error(id.failure()));
         return;
       }
       query(*id, std::move(*shared));
@@ -183,7 +183,7 @@ class MysqlReplicaCheck final : public Check {
     rt.mysql->ReplicaStatus(connection_, [field = field_, channel = channel_,
                                           done = std::move(done)](const Rows& rows) {
       if (!rows) {
-        done(Measurement::Error(rows.error()));
+        done(Measurement::Error(rows.failure()));
         return;
       }
       done(ReplicaField(**rows, field, channel));
@@ -287,7 +287,7 @@ std::string HeartbeatSql(const std::string& table, long long server_id, bool utc
 
 Measurement HeartbeatLag(const Expected<MysqlRows>& rows, const std::string& table,
                          long long server_id) {
-  if (!rows) return Measurement::Error("heartbeat table " + table + ": " + rows.error());
+  if (!rows) return Measurement::Error(rows.failure().Prefixed("heartbeat table " + table + ": "));
   if (rows->rows.empty() || rows->rows[0].empty()) {
     return Measurement::Error("no heartbeat in " + table + " for server_id " +
                               std::to_string(server_id) +

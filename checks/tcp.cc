@@ -171,11 +171,11 @@ class TcpCheck final : public Check {
           double ms = 0;
           if (mysql) {
             auto greeting = MysqlGreetingTime(host, port, timeout);
-            if (!greeting) return Measurement::Error(greeting.error());
+            if (!greeting) return Measurement::Error(greeting.failure());
             ms = greeting->ms;
           } else {
             auto connect = TcpConnectTime(host, port, timeout);
-            if (!connect) return Measurement::Error(connect.error());
+            if (!connect) return Measurement::Error(connect.failure());
             ms = *connect;
           }
           return Measurement::Number(std::round(ms * 1000) / 1000);
@@ -220,7 +220,7 @@ std::unique_ptr<Check> Make(OptionReader& opts, const CheckCommon& common) {
 
 Expected<double> TcpConnectTime(const std::string& host, int port, Duration timeout) {
   auto c = Connect(host, port, timeout, Clock::now() + timeout);
-  if (!c) return Expected<double>::Error(c.error());
+  if (!c) return c.failure();
   std::chrono::duration<double, std::milli> elapsed = Clock::now() - c->start;
   close(c->fd);
   return elapsed.count();
@@ -266,14 +266,14 @@ Expected<MysqlGreeting> MysqlGreetingTime(const std::string& host, int port, Dur
   using E = Expected<MysqlGreeting>;
   auto deadline = Clock::now() + timeout;
   auto c = Connect(host, port, timeout, deadline);
-  if (!c) return E::Error(c.error());
+  if (!c) return c.failure();
   const std::string where = HostPort(host, port);
   auto packet = ReadFirstPacket(c->fd, where, timeout, deadline);
   std::chrono::duration<double, std::milli> elapsed = Clock::now() - c->start;
   // Nothing to say: the server counts the connection as aborted whatever a
   // client without credentials sends (docs/behaviour.md).
   close(c->fd);
-  if (!packet) return E::Error(packet.error());
+  if (!packet) return packet.failure();
   auto greeting = ParseMysqlGreeting(*packet);
   if (!greeting) {
     bool refused = !packet->empty() && static_cast<unsigned char>((*packet)[0]) == 0xff;

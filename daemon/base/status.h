@@ -13,6 +13,11 @@
 //   not_found  what was named does not exist (a file, a backend, a key).
 //   internal   none of those, or a bug: a caller can only report it.
 //
+// A failure may also carry the peer's own number for it (peer_code): a
+// MySQL error number, etcd's gRPC code. Callers decide on the code; the
+// peer code is for the rare one that must tell one refusal from another
+// (which MySQL refusals are missing privileges), never parsed from text.
+//
 // An Expected<T> is made from a T or a Failure, never from a Status: a
 // Failure comes only from the named constructors below (never ok) or from
 // failure() of a Status or Expected that failed, so an ok Status cannot be
@@ -69,22 +74,32 @@ class [[nodiscard]] Failure {
   StatusCode code() const { return code_; }
   const char* code_name() const { return StatusCodeName(code_); }
   const std::string& message() const { return message_; }
-  // The same failure with "`prefix`" before its message (the code kept):
+  // The peer's own number for the failure when it gave one (a MySQL error
+  // number, the server's or its client library's: 1045, 2003; etcd's gRPC
+  // code: 14); -1 when none.
+  int peer_code() const { return peer_code_; }
+  // The same failure with "`prefix`" before its message (the codes kept):
   // Failure::Prefixed("reading x: ").
-  Failure Prefixed(const std::string& prefix) const { return Failure(code_, prefix + message_); }
+  Failure Prefixed(const std::string& prefix) const {
+    return Failure(code_, prefix + message_, peer_code_);
+  }
+  // The same failure carrying the peer's number `peer_code` (-1: none).
+  Failure WithPeerCode(int peer_code) const { return Failure(code_, message_, peer_code); }
 
  private:
   friend class Status;
-  Failure(StatusCode code, std::string message) : code_(code), message_(std::move(message)) {}
+  Failure(StatusCode code, std::string message, int peer_code = -1)
+      : code_(code), message_(std::move(message)), peer_code_(peer_code) {}
   StatusCode code_;
   std::string message_;
+  int peer_code_;
 };
 
 class [[nodiscard]] Status {
  public:
   Status() = default;
   Status(Failure failure)  // NOLINT: implicit on purpose, a failure is a status
-      : code_(failure.code_), message_(std::move(failure.message_)) {}
+      : code_(failure.code_), message_(std::move(failure.message_)), peer_code_(failure.peer_code_) {}
 
   static Status Ok() { return Status(); }
   static Failure Transient(std::string message) {
@@ -121,6 +136,8 @@ class [[nodiscard]] Status {
   const char* code_name() const { return StatusCodeName(code_); }
   bool transient() const { return code_ == StatusCode::kTransient; }
   const std::string& message() const { return message_; }
+  // The peer's own number for the failure (Failure::peer_code); -1 when ok or none.
+  int peer_code() const { return peer_code_; }
 
   // This status as a Failure, to return it from a function that returns an
   // Expected. Only for a status that failed: on an ok one it is a bug, which
@@ -128,12 +145,13 @@ class [[nodiscard]] Status {
   Failure failure() const {
     assert(!ok() && "failure() of an ok Status");
     if (ok()) return Failure(StatusCode::kInternal, "internal error: an ok status taken for a failure");
-    return Failure(code_, message_);
+    return Failure(code_, message_, peer_code_);
   }
 
  private:
   StatusCode code_ = StatusCode::kOk;
   std::string message_;
+  int peer_code_ = -1;
 };
 
 template <typename T>
@@ -157,6 +175,8 @@ class [[nodiscard]] Expected {
   const std::string& error() const { return std::get<1>(v_).message(); }
   // The failure's code; kOk when ok().
   StatusCode code() const { return ok() ? StatusCode::kOk : std::get<1>(v_).code(); }
+  // The failure's peer code (Failure::peer_code); -1 when ok or none.
+  int peer_code() const { return ok() ? -1 : std::get<1>(v_).peer_code(); }
   // The failure, to pass it on. Only when !ok(): as Status::failure().
   Failure failure() const { return status().failure(); }
   Status status() const { return ok() ? Status::Ok() : Status(std::get<1>(v_)); }

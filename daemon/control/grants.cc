@@ -361,19 +361,8 @@ StatementNeed NeedOfStatement(std::string_view sql, const ServerVersion& server)
   return need;
 }
 
-unsigned ServerErrorNumber(std::string_view error) {
-  size_t at = error.find("ERROR ");
-  if (at == std::string_view::npos) return 0;
-  unsigned n = 0;
-  for (size_t i = at + 6; i < error.size() && std::isdigit(static_cast<unsigned char>(error[i]));
-       ++i) {
-    n = n * 10 + static_cast<unsigned>(error[i] - '0');
-  }
-  return n;
-}
-
-bool IsPrivilegeError(unsigned number) {
-  switch (number) {
+bool IsPrivilegeError(int peer_code) {
+  switch (peer_code) {
     case 1044:  // ER_DBACCESS_DENIED_ERROR
     case 1045:  // ER_ACCESS_DENIED_ERROR
     case 1095:  // ER_KILL_DENIED_ERROR
@@ -451,7 +440,7 @@ class Client {
     while (!*out && !expired) ev_run(loop_, EVRUN_ONCE);
     ev_timer_stop(loop_, &timer);
     if (!*out) {
-      return Measurement::Error("no answer within " + FormatDuration(limit));
+      return Measurement::Error(Status::Transient("no answer within " + FormatDuration(limit)));
     }
     return std::move(**out);
   }
@@ -564,7 +553,7 @@ class Reporter {
 
     auto who = client_.Query(connection, "SELECT VERSION(), CURRENT_USER(), CURRENT_ROLE()");
     bool have_role_function = true;
-    unsigned who_error = who ? 0 : ServerErrorNumber(who.error());
+    const int who_error = who.peer_code();
     if (who_error == 1305 || who_error == 1064) {
       // MySQL 5.7 has no CURRENT_ROLE() (1305: FUNCTION does not exist).
       have_role_function = false;
@@ -638,13 +627,13 @@ class Reporter {
     Measurement m = check.impl ? client_.RunCheck(*check.impl, limit)
                                : Measurement::Error("internal error: the check was not built");
     if (m.kind == Measurement::Kind::kError) {
-      unsigned number = ServerErrorNumber(m.error);
-      if (IsPrivilegeError(number)) {
+      if (IsPrivilegeError(m.peer_code)) {
         std::string missing = needs.empty() ? DeniedPrivilege(m.error) : AnyOf(needs);
         Problem(head + "missing " + missing + hint + " — server said: " + m.error);
         return;
       }
-      if (number == 0 && m.error.find(" within ") != std::string::npos) {
+      // Not run in time (no worker free, no answer): no MySQL error to judge.
+      if (m.peer_code < 0 && m.code == StatusCode::kTransient) {
         Problem(head + "could not be tried — " + m.error);
         return;
       }

@@ -89,10 +89,9 @@ struct StatementNeed {
 };
 StatementNeed NeedOfStatement(std::string_view sql, const ServerVersion& server);
 
-// The MySQL error number at the start of "ERROR 1227 (42000): ...", else 0.
-unsigned ServerErrorNumber(std::string_view error);
-// Errors that mean "not allowed" (1044, 1045, 1095, 1142, 1143, 1227, 1370, ...).
-bool IsPrivilegeError(unsigned number);
+// MySQL error numbers (a failure's peer code) that mean "not allowed"
+// (1044, 1045, 1095, 1142, 1143, 1227, 1370, ...).
+bool IsPrivilegeError(int peer_code);
 
 // Connects with every [mysql] section that checks or actions use and
 // prints one line per check and action that uses MySQL to stdout, each

@@ -599,7 +599,7 @@ void Scheduler::FinishShared(const std::vector<Entry*>& entries, const Check::Sn
     Scheduler* owner = e->owner;
     if (!owner) continue;
     if (!snapshot) {
-      owner->Finish(*e, Measurement::Error(snapshot.error()));
+      owner->Finish(*e, Measurement::Error(snapshot.failure()));
       continue;
     }
     // The name's value, looked up here with the entry's own hint; the

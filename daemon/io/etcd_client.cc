@@ -7,6 +7,8 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "daemon/io/etcd_json.h"
+
 namespace warden {
 namespace {
 
@@ -14,7 +16,6 @@ using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-constexpr std::size_t kMaxDetail = 200;
 
 int Base64Value(char c) {
   if (c >= 'A' && c <= 'Z') return c - 'A';
@@ -25,98 +26,23 @@ int Base64Value(char c) {
   return -1;
 }
 
-// Printable ASCII only, one line, bounded: text from a peer.
-std::string Printable(std::string_view in) {
-  std::string out;
-  for (char ch : in) {
-    auto c = static_cast<unsigned char>(ch);
-    out.push_back(c < 0x20 || c >= 0x7f ? ' ' : ch);
-    if (out.size() >= kMaxDetail) {
-      out += "...";
-      break;
-    }
-  }
-  while (!out.empty() && out.back() == ' ') out.pop_back();
-  return out;
-}
-
-// Drops nlohmann's "[json.exception.parse_error.101] " prefix.
-std::string JsonErrorText(const char* what) {
-  std::string_view s(what);
-  if (!s.empty() && s.front() == '[') {
-    auto end = s.find("] ");
-    if (end != std::string_view::npos) s.remove_prefix(end + 2);
-  }
-  return Printable(s);
-}
-
-// Reads an int64 field that the gateway prints as a string; absent is 0.
-bool GetInt64(const json& obj, const char* name, std::int64_t* out, std::string* error) {
-  *out = 0;
-  auto it = obj.find(name);
-  if (it == obj.end() || it->is_null()) return true;
-  if (it->is_string()) {
-    if (auto v = ParseEtcdInt64(it->get_ref<const std::string&>())) {
-      *out = *v;
-      return true;
-    }
-  } else if (it->is_number_integer()) {
-    if (it->is_number_unsigned() &&
-        it->get<std::uint64_t>() >
-            static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
-      *error = std::string("\"") + name + "\" is out of range";
-      return false;
-    }
-    *out = it->get<std::int64_t>();
-    return true;
-  }
-  *error = std::string("\"") + name + "\" is not an int64";
-  return false;
-}
-
-// A base64 bytes field; absent is "".
-bool GetBytes(const json& obj, const char* name, std::string* out, std::string* error) {
-  out->clear();
-  auto it = obj.find(name);
-  if (it == obj.end() || it->is_null()) return true;
-  if (it->is_string()) {
-    if (auto v = Base64Decode(it->get_ref<const std::string&>())) {
-      *out = std::move(*v);
-      return true;
-    }
-  }
-  *error = std::string("\"") + name + "\" is not base64";
-  return false;
-}
-
-bool GetKvs(const json& obj, std::vector<EtcdKv>* out, std::string* error) {
-  out->clear();
+// A range's "kvs" and "count" (a range answer, or a txn's response_range).
+Status ReadRange(const json& obj, std::vector<EtcdKv>& kvs, std::int64_t& count) {
+  kvs.clear();
   auto it = obj.find("kvs");
-  if (it == obj.end() || it->is_null()) return true;
-  if (!it->is_array()) {
-    *error = "\"kvs\" is not an array";
-    return false;
-  }
-  for (const auto& item : *it) {
-    if (!item.is_object()) {
-      *error = "a \"kvs\" entry is not an object";
-      return false;
+  if (it != obj.end() && !it->is_null()) {
+    if (!it->is_array()) return Status::Invalid("\"kvs\" is not an array");
+    for (const auto& item : *it) {
+      if (!item.is_object()) return Status::Invalid("a \"kvs\" entry is not an object");
+      auto kv = etcd_json::Kv(item);
+      if (!kv) return kv.failure();
+      kvs.push_back(std::move(*kv));
     }
-    EtcdKv kv;
-    if (!GetBytes(item, "key", &kv.key, error) || !GetBytes(item, "value", &kv.value, error) ||
-        !GetInt64(item, "create_revision", &kv.create_revision, error) ||
-        !GetInt64(item, "mod_revision", &kv.mod_revision, error) ||
-        !GetInt64(item, "version", &kv.version, error)) {
-      return false;
-    }
-    out->push_back(std::move(kv));
   }
-  return true;
-}
-
-bool ParseRangeBody(const json& obj, std::vector<EtcdKv>* kvs, std::int64_t* count,
-                    std::string* error) {
-  return GetKvs(obj, kvs, error) && GetInt64(obj, "count", count, error);
+  auto n = etcd_json::Int64(obj, "count");
+  if (!n) return n.failure();
+  count = *n;
+  return Status::Ok();
 }
 
 const char* TargetName(EtcdCompare::Target t) {
@@ -183,45 +109,23 @@ const char* ResponseField(EtcdOp::Kind kind) {
   return "";
 }
 
-// A 200 answer's "header" (doc must be an object): revision and
-// cluster_id. Returns what is wrong with it, "" when it is fine.
-std::string ParseHeader(const json& doc, EtcdHeader* header) {
-  std::string problem;
-  auto h = doc.find("header");
-  if (h == doc.end() || !h->is_object()) return "no \"header\"";
-  if (!GetInt64(*h, "revision", &header->revision, &problem)) return problem;
-  auto cid = h->find("cluster_id");
-  if (cid != h->end() && !cid->is_null()) {
-    if (cid->is_string()) header->cluster_id = cid->get<std::string>();
-    else if (cid->is_number_unsigned()) header->cluster_id = std::to_string(cid->get<std::uint64_t>());
-    else if (cid->is_number_integer()) header->cluster_id = std::to_string(cid->get<std::int64_t>());
-    if (header->cluster_id.empty() ||
-        header->cluster_id.find_first_not_of("0123456789") != std::string::npos) {
-      return "\"cluster_id\" is not a number";
-    }
-  }
-  return "";
-}
-
 // The rest of a txn's 200 answer: "succeeded" and the responses of the
 // branch that ran, whose ops are `success` or `failure`.
-std::string ParseTxnBody(const json& doc, const std::vector<EtcdOp::Kind>& success_kinds,
-                         const std::vector<EtcdOp::Kind>& failure_kinds, EtcdTxnResult& r) {
-  auto s = doc.find("succeeded");
-  if (s != doc.end() && !s->is_null()) {
-    if (!s->is_boolean()) return "\"succeeded\" is not a boolean";
-    r.succeeded = s->get<bool>();
-  }
+Status ReadTxnBody(const json& doc, const std::vector<EtcdOp::Kind>& success_kinds,
+                   const std::vector<EtcdOp::Kind>& failure_kinds, EtcdTxnResult& r) {
+  auto succeeded = etcd_json::Bool(doc, "succeeded");
+  if (!succeeded) return succeeded.failure();
+  r.succeeded = *succeeded;
   const auto& kinds = r.succeeded ? success_kinds : failure_kinds;
   json responses = json::array();
   auto it = doc.find("responses");
   if (it != doc.end() && !it->is_null()) {
-    if (!it->is_array()) return "\"responses\" is not an array";
+    if (!it->is_array()) return Status::Invalid("\"responses\" is not an array");
     responses = *it;
   }
   if (responses.size() != kinds.size()) {
-    return std::to_string(responses.size()) + " responses for " + std::to_string(kinds.size()) +
-           " operations";
+    return Status::Invalid(std::to_string(responses.size()) + " responses for " +
+                           std::to_string(kinds.size()) + " operations");
   }
   for (std::size_t i = 0; i < kinds.size(); ++i) {
     EtcdOpResult op;
@@ -229,19 +133,20 @@ std::string ParseTxnBody(const json& doc, const std::vector<EtcdOp::Kind>& succe
     const json& item = responses[i];
     auto field = item.is_object() ? item.find(ResponseField(kinds[i])) : item.end();
     if (!item.is_object() || field == item.end() || !field->is_object()) {
-      return std::string("response ") + std::to_string(i) + " has no \"" +
-             ResponseField(kinds[i]) + "\"";
+      return Status::Invalid(std::string("response ") + std::to_string(i) + " has no \"" +
+                             ResponseField(kinds[i]) + "\"");
     }
-    std::string error;
-    if (kinds[i] == EtcdOp::Kind::kRange && !ParseRangeBody(*field, &op.kvs, &op.count, &error)) {
-      return error;
+    if (kinds[i] == EtcdOp::Kind::kRange) {
+      if (Status read = ReadRange(*field, op.kvs, op.count); !read.ok()) return read;
     }
-    if (kinds[i] == EtcdOp::Kind::kDelete && !GetInt64(*field, "deleted", &op.deleted, &error)) {
-      return error;
+    if (kinds[i] == EtcdOp::Kind::kDelete) {
+      auto deleted = etcd_json::Int64(*field, "deleted");
+      if (!deleted) return deleted.failure();
+      op.deleted = *deleted;
     }
     r.responses.push_back(std::move(op));
   }
-  return "";
+  return Status::Ok();
 }
 
 std::string Endpoint(const std::string& e) {
@@ -253,33 +158,37 @@ std::string Endpoint(const std::string& e) {
 // HttpClient's text, shortened where it repeats curl's wording.
 std::string TransportError(const std::string& error) {
   if (error.rfind("connection refused", 0) == 0) return "connection refused";
-  return Printable(error);
+  return etcd_json::Printable(error);
 }
 
-// etcd's error body: {"error": "...", "message": "...", "code": N}.
-std::string HttpErrorText(long status, const std::string& body, int* code) {
-  std::string text = "HTTP " + std::to_string(status);
-  *code = -1;
-  json doc = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (doc.is_object()) {
-    std::string message;
-    for (const char* key : {"message", "error"}) {
-      auto it = doc.find(key);
-      if (it != doc.end() && it->is_string() && !it->get_ref<const std::string&>().empty()) {
-        message = it->get<std::string>();
-        break;
-      }
-    }
-    auto c = doc.find("code");
-    if (c != doc.end() && c->is_number_integer()) *code = c->get<int>();
-    if (!message.empty()) text += ": " + Printable(message);
-    if (*code >= 0) text += " (code " + std::to_string(*code) + ")";
-    return text;
+// What a caller may do about a non-200 answer: transient for 408, 429 and
+// 5xx (a member that lost quorum answers 503), not_found for 404, refused
+// for the other 4xx, internal for anything else.
+StatusCode HttpStatusCode(long status) {
+  if (status == 408 || status == 429 || (status >= 500 && status < 600)) {
+    return StatusCode::kTransient;
   }
-  std::string first = body.substr(0, body.find('\n'));
-  first = Printable(first);
-  if (!first.empty()) text += ": " + first;
-  return text;
+  if (status == 404) return StatusCode::kNotFound;
+  if (status >= 400 && status < 500) return StatusCode::kRefused;
+  return StatusCode::kInternal;
+}
+
+// A non-200 answer: "HTTP <status>" and etcd's error body ({"error": "...",
+// "message": "...", "code": N}: ": <message> (code N)") or the first line
+// of another body; its code by the status, its peer code etcd's (gRPC)
+// code, -1 if the body has none.
+Failure HttpFailure(long status, const std::string& body) {
+  std::string text = "HTTP " + std::to_string(status);
+  json doc = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (!doc.is_object()) {
+    std::string first = etcd_json::Printable(body.substr(0, body.find('\n')));
+    if (!first.empty()) text += ": " + first;
+    return Status::WithCode(HttpStatusCode(status), std::move(text));
+  }
+  etcd_json::ErrorBody error = etcd_json::ReadErrorBody(doc);
+  if (!error.message.empty()) text += ": " + error.message;
+  if (error.code >= 0) text += " (code " + std::to_string(error.code) + ")";
+  return Status::WithCode(HttpStatusCode(status), std::move(text)).WithPeerCode(error.code);
 }
 
 }  // namespace
@@ -390,7 +299,7 @@ Expected<std::string> ParseEtcdClusterId(std::string_view text) {
 
 Expected<std::string> ParseEtcdEndpoint(std::string_view text) {
   const std::string why =
-      "'" + Printable(text) + "' is not http://HOST:PORT or https://HOST:PORT";
+      "'" + etcd_json::Printable(text) + "' is not http://HOST:PORT or https://HOST:PORT";
   std::string_view rest = text;
   if (rest.rfind("http://", 0) == 0) rest.remove_prefix(7);
   else if (rest.rfind("https://", 0) == 0) rest.remove_prefix(8);
@@ -504,8 +413,8 @@ struct EtcdClient::Call {
   HttpClient::RequestId http = 0;
   std::vector<EtcdError> errors;  // one per failed attempt
   // Reads a 200 answer (header already checked) into the call's result;
-  // returns what is wrong with it, "" when it is fine.
-  std::function<std::string(const json& doc, const EtcdHeader& header)> parse;
+  // an invalid failure says what is wrong with it.
+  std::function<Status(const json& doc, const EtcdHeader& header)> parse;
   // Runs the user's callback with the result, or with *error.
   std::function<void(const EtcdError* error)> finish;
 };
@@ -514,7 +423,7 @@ namespace {
 
 // Binds a result of type T to a call: parse fills it, finish hands it over.
 template <typename T, typename Parse>
-void Bind(std::function<std::string(const json&, const EtcdHeader&)>& parse_out,
+void Bind(std::function<Status(const json&, const EtcdHeader&)>& parse_out,
           std::function<void(const EtcdError*)>& finish_out, Parse parse,
           EtcdClient::Callback<T> done) {
   auto result = std::make_shared<T>();
@@ -531,18 +440,17 @@ void Bind(std::function<std::string(const json&, const EtcdHeader&)>& parse_out,
 
 }  // namespace
 
-std::string ParseEtcdTxnAnswer(std::string_view body, const std::vector<EtcdOp::Kind>& success,
-                               const std::vector<EtcdOp::Kind>& failure, EtcdTxnResult* out) {
-  json doc;
-  try {
-    doc = json::parse(body);
-  } catch (const json::exception& ex) {
-    return "not JSON (" + JsonErrorText(ex.what()) + ")";
-  }
-  if (!doc.is_object()) return "not a JSON object";
-  *out = EtcdTxnResult();
-  if (std::string problem = ParseHeader(doc, &out->header); !problem.empty()) return problem;
-  return ParseTxnBody(doc, success, failure, *out);
+Expected<EtcdTxnResult> ParseEtcdTxnAnswer(std::string_view body,
+                                           const std::vector<EtcdOp::Kind>& success,
+                                           const std::vector<EtcdOp::Kind>& failure) {
+  auto doc = etcd_json::ParseObject(body);
+  if (!doc) return doc.failure();
+  auto header = etcd_json::Header(*doc);
+  if (!header) return header.failure();
+  EtcdTxnResult out;
+  out.header = std::move(*header);
+  if (Status read = ReadTxnBody(*doc, success, failure, out); !read.ok()) return read.failure();
+  return out;
 }
 
 EtcdClient::EtcdClient(struct ev_loop* loop, EtcdConfig config)
@@ -578,11 +486,7 @@ EtcdClient::RequestId EtcdClient::Range(std::string key, std::string range_end,
   call->read_only = true;
   Bind<EtcdRange>(
       call->parse, call->finish,
-      [](const json& doc, EtcdRange& r) {
-        std::string error;
-        ParseRangeBody(doc, &r.kvs, &r.count, &error);
-        return error;
-      },
+      [](const json& doc, EtcdRange& r) { return ReadRange(doc, r.kvs, r.count); },
       std::move(done));
   return Begin(std::move(call));
 }
@@ -612,7 +516,7 @@ EtcdClient::RequestId EtcdClient::Txn(std::vector<EtcdCompare> compares,
   Bind<EtcdTxnResult>(
       call->parse, call->finish,
       [success_kinds, failure_kinds](const json& doc, EtcdTxnResult& r) {
-        return ParseTxnBody(doc, success_kinds, failure_kinds, r);
+        return ReadTxnBody(doc, success_kinds, failure_kinds, r);
       },
       std::move(done));
   return Begin(std::move(call));
@@ -625,7 +529,7 @@ EtcdClient::RequestId EtcdClient::Put(std::string key, std::string value,
   call->body = json{{"key", Base64Encode(key)}, {"value", Base64Encode(value)}}.dump();
   call->read_only = false;
   Bind<EtcdPutResult>(
-      call->parse, call->finish, [](const json&, EtcdPutResult&) { return std::string(); },
+      call->parse, call->finish, [](const json&, EtcdPutResult&) { return Status::Ok(); },
       std::move(done));
   return Begin(std::move(call));
 }
@@ -640,10 +544,11 @@ EtcdClient::RequestId EtcdClient::Delete(std::string key, std::string range_end,
   call->read_only = false;
   Bind<EtcdDeleteResult>(
       call->parse, call->finish,
-      [](const json& doc, EtcdDeleteResult& r) {
-        std::string error;
-        GetInt64(doc, "deleted", &r.deleted, &error);
-        return error;
+      [](const json& doc, EtcdDeleteResult& r) -> Status {
+        auto deleted = etcd_json::Int64(doc, "deleted");
+        if (!deleted) return deleted.failure();
+        r.deleted = *deleted;
+        return Status::Ok();
       },
       std::move(done));
   return Begin(std::move(call));
@@ -747,45 +652,31 @@ void EtcdClient::OnHttp(RequestId id, std::size_t index, const HttpResponse& r) 
   } else if (r.http_status != 200) {
     e.kind = EtcdError::Kind::kHttp;
     e.http_status = r.http_status;
-    e.message = where + HttpErrorText(r.http_status, r.body, &e.code);
+    Failure failure = HttpFailure(r.http_status, r.body);
+    e.message = where + failure.message();
+    e.code = failure.peer_code();
     bool server_error = r.http_status >= 500;
     e.maybe_applied = !(r.http_status >= 400 && r.http_status < 500);
     retry = server_error && c.read_only;
   } else {
-    e.kind = EtcdError::Kind::kMalformed;
     e.maybe_applied = true;
-    std::string problem;
-    json doc;
-    bool parsed = false;
-    try {
-      doc = json::parse(r.body);
-      parsed = true;
-    } catch (const json::exception& ex) {
-      problem = "not JSON (" + JsonErrorText(ex.what()) + ")";
-    }
-    EtcdHeader header;
-    if (!parsed) {
-      // problem set
-    } else if (!doc.is_object()) {
-      problem = "not a JSON object";
+    auto doc = etcd_json::ParseObject(r.body);
+    auto header = doc ? etcd_json::Header(*doc) : Expected<EtcdHeader>(doc.failure());
+    if (header && !config_.cluster_id.empty() && header->cluster_id != config_.cluster_id) {
+      e.kind = EtcdError::Kind::kWrongCluster;
+      e.message = where + "cluster_id " +
+                  (header->cluster_id.empty() ? std::string("(none)") : header->cluster_id) +
+                  " is not the configured " + config_.cluster_id;
     } else {
-      problem = ParseHeader(doc, &header);
-      if (problem.empty() && !config_.cluster_id.empty() &&
-          header.cluster_id != config_.cluster_id) {
-        e.kind = EtcdError::Kind::kWrongCluster;
-        e.message = where + "cluster_id " +
-                    (header.cluster_id.empty() ? std::string("(none)") : header.cluster_id) +
-                    " is not the configured " + config_.cluster_id;
-      } else if (problem.empty()) {
-        problem = c.parse(doc, header);
+      Status read = header ? c.parse(*doc, *header) : header.status();
+      if (read.ok()) {
+        current_ = index;
+        Finish(id, nullptr);
+        return;
       }
+      e.kind = EtcdError::Kind::kMalformed;
+      e.message = where + "malformed answer: " + read.message();
     }
-    if (e.kind == EtcdError::Kind::kMalformed && problem.empty()) {
-      current_ = index;
-      Finish(id, nullptr);
-      return;
-    }
-    if (e.kind == EtcdError::Kind::kMalformed) e.message = where + "malformed answer: " + problem;
   }
   c.errors.push_back(std::move(e));
   if (retry) {

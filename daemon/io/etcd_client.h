@@ -209,11 +209,12 @@ struct EtcdDeleteResult {
 };
 
 // Reads the body of a 200 answer to a txn whose branches have these ops:
-// its header and the results of the branch that ran. Returns what is wrong
-// with it ("" when it is fine), as EtcdClient reports it after "malformed
+// its header and the results of the branch that ran, or an invalid failure
+// saying what is wrong with it, as EtcdClient reports it after "malformed
 // answer: ". Pure (tests, fuzzer); the cluster_id is not compared here.
-std::string ParseEtcdTxnAnswer(std::string_view body, const std::vector<EtcdOp::Kind>& success,
-                               const std::vector<EtcdOp::Kind>& failure, EtcdTxnResult* out);
+Expected<EtcdTxnResult> ParseEtcdTxnAnswer(std::string_view body,
+                                           const std::vector<EtcdOp::Kind>& success,
+                                           const std::vector<EtcdOp::Kind>& failure);
 
 class EtcdClient {
  public:

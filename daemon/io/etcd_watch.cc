@@ -2,205 +2,109 @@
 
 #include <ev.h>
 
-#include <limits>
 #include <nlohmann/json.hpp>
 #include <utility>
+
+#include "daemon/io/etcd_json.h"
 
 namespace warden {
 namespace {
 
 using json = nlohmann::json;
+using etcd_json::Printable;
 
-constexpr std::size_t kMaxDetail = 200;
 constexpr std::size_t kMaxErrorBody = 4096;
 
-// Printable ASCII only, one line, bounded: text from a peer.
-std::string Printable(std::string_view in) {
-  std::string out;
-  for (char ch : in) {
-    auto c = static_cast<unsigned char>(ch);
-    out.push_back(c < 0x20 || c >= 0x7f ? ' ' : ch);
-    if (out.size() >= kMaxDetail) {
-      out += "...";
-      break;
-    }
+// etcd's error as one line: "<message> (code N)", "<message>", "code N" or "".
+std::string ErrorDetail(const etcd_json::ErrorBody& error) {
+  if (error.code < 0) return error.message;
+  if (error.message.empty()) return "code " + std::to_string(error.code);
+  return error.message + " (code " + std::to_string(error.code) + ")";
+}
+
+// An error etcd sent in the stream ({"error": ...}): "etcd error: <detail>",
+// with the code of its gRPC code and that code as the peer code.
+Failure StreamFailure(const json& doc) {
+  etcd_json::ErrorBody error = etcd_json::ReadErrorBody(doc);
+  std::string detail = ErrorDetail(error);
+  return Status::WithCode(etcd_json::GrpcStatusCode(error.code),
+                          detail.empty() ? "etcd error" : "etcd error: " + detail)
+      .WithPeerCode(error.code);
+}
+
+// `read`'s value into `to`, or its failure.
+template <typename T>
+Status Into(Expected<T> read, T& to) {
+  if (!read) return read.status();
+  to = std::move(*read);
+  return Status::Ok();
+}
+
+// The fields of a response that are neither its header nor its events;
+// the first that cannot be read, in this order, is the failure.
+Status ReadResponseFields(const json& r, EtcdWatchResponse& out) {
+  const Status fields[] = {Into(etcd_json::Int64(r, "watch_id"), out.watch_id),
+                           Into(etcd_json::Bool(r, "created"), out.created),
+                           Into(etcd_json::Bool(r, "canceled"), out.canceled),
+                           Into(etcd_json::Text(r, "cancel_reason"), out.cancel_reason),
+                           Into(etcd_json::Int64(r, "compact_revision"), out.compact_revision),
+                           Into(etcd_json::Bool(r, "fragment"), out.fragment)};
+  for (const Status& field : fields) {
+    if (!field.ok()) return field;
   }
-  while (!out.empty() && out.back() == ' ') out.pop_back();
-  return out;
+  return Status::Ok();
 }
 
-std::string JsonErrorText(const char* what) {
-  std::string_view s(what);
-  if (!s.empty() && s.front() == '[') {
-    auto end = s.find("] ");
-    if (end != std::string_view::npos) s.remove_prefix(end + 2);
-  }
-  return Printable(s);
-}
-
-// An int64 field that the gateway prints as a string; absent is 0.
-bool Int64(const json& obj, const char* name, std::int64_t* out, std::string* error) {
-  *out = 0;
-  auto it = obj.find(name);
-  if (it == obj.end() || it->is_null()) return true;
-  if (it->is_string()) {
-    if (auto v = ParseEtcdInt64(it->get_ref<const std::string&>())) {
-      *out = *v;
-      return true;
-    }
-  } else if (it->is_number_integer() &&
-             !(it->is_number_unsigned() &&
-               it->get<std::uint64_t>() >
-                   static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))) {
-    *out = it->get<std::int64_t>();
-    return true;
-  }
-  *error = std::string("\"") + name + "\" is not an int64";
-  return false;
-}
-
-bool Bytes(const json& obj, const char* name, std::string* out, std::string* error) {
-  out->clear();
-  auto it = obj.find(name);
-  if (it == obj.end() || it->is_null()) return true;
-  if (it->is_string()) {
-    if (auto v = Base64Decode(it->get_ref<const std::string&>())) {
-      *out = std::move(*v);
-      return true;
-    }
-  }
-  *error = std::string("\"") + name + "\" is not base64";
-  return false;
-}
-
-bool Bool(const json& obj, const char* name, bool* out, std::string* error) {
-  *out = false;
-  auto it = obj.find(name);
-  if (it == obj.end() || it->is_null()) return true;
-  if (!it->is_boolean()) {
-    *error = std::string("\"") + name + "\" is not a boolean";
-    return false;
-  }
-  *out = it->get<bool>();
-  return true;
-}
-
-bool Text(const json& obj, const char* name, std::string* out, std::string* error) {
-  out->clear();
-  auto it = obj.find(name);
-  if (it == obj.end() || it->is_null()) return true;
-  if (!it->is_string()) {
-    *error = std::string("\"") + name + "\" is not a string";
-    return false;
-  }
-  *out = it->get<std::string>();
-  return true;
-}
-
-// {"error": "text", "code": N} (the gateway's own) or {"error": {"message":
-// ..., "grpc_code": N, ...}} (an error in the stream).
-std::string StreamErrorDetail(const json& doc) {
-  std::string message;
-  int code = -1;
-  auto read = [&](const json& obj) {
-    for (const char* key : {"message", "error"}) {
-      auto it = obj.find(key);
-      if (it != obj.end() && it->is_string() && !it->get_ref<const std::string&>().empty()) {
-        message = it->get<std::string>();
-        break;
-      }
-    }
-    for (const char* key : {"code", "grpc_code"}) {
-      auto it = obj.find(key);
-      if (it != obj.end() && it->is_number_integer() && it->get<std::int64_t>() >= 0 &&
-          it->get<std::int64_t>() < 1000) {
-        code = static_cast<int>(it->get<std::int64_t>());
-        break;
-      }
-    }
-  };
-  auto e = doc.find("error");
-  if (e != doc.end() && e->is_object()) read(*e);
-  else read(doc);
-  std::string text = Printable(message);
-  if (code >= 0) text += (text.empty() ? "code " : " (code ") + std::to_string(code) + (text.empty() ? "" : ")");
-  return text;
-}
-
-std::string StreamError(const json& doc) {
-  std::string detail = StreamErrorDetail(doc);
-  return detail.empty() ? "etcd error" : "etcd error: " + detail;
+Expected<EtcdWatchEvent> ReadEvent(const json& item) {
+  if (!item.is_object()) return Status::Invalid("an event is not an object");
+  EtcdWatchEvent ev;
+  auto type = etcd_json::Text(item, "type");
+  if (!type) return type.failure();
+  if (type->empty() || *type == "PUT") ev.type = EtcdWatchEvent::Type::kPut;
+  else if (*type == "DELETE") ev.type = EtcdWatchEvent::Type::kDelete;
+  else return Status::Invalid("event type '" + Printable(*type) + "' is not PUT or DELETE");
+  auto kv = item.find("kv");
+  if (kv == item.end() || !kv->is_object()) return Status::Invalid("an event has no \"kv\"");
+  auto read = etcd_json::Kv(*kv);
+  if (!read) return read.failure();
+  ev.kv = std::move(*read);
+  if (ev.kv.key.empty()) return Status::Invalid("an event has no key");
+  if (ev.kv.mod_revision <= 0) return Status::Invalid("an event has no \"mod_revision\"");
+  return ev;
 }
 
 }  // namespace
 
-std::string ParseEtcdWatchLine(std::string_view line, EtcdWatchResponse* out) {
-  *out = EtcdWatchResponse();
-  json doc;
-  try {
-    doc = json::parse(line);
-  } catch (const json::exception& ex) {
-    return "not JSON (" + JsonErrorText(ex.what()) + ")";
-  }
-  if (!doc.is_object()) return "not a JSON object";
-  if (doc.contains("error")) return StreamError(doc);
-  auto r = doc.find("result");
-  if (r == doc.end() || !r->is_object()) return "no \"result\"";
-  std::string error;
-  auto h = r->find("header");
-  if (h == r->end() || !h->is_object()) return "no \"header\"";
-  if (!Int64(*h, "revision", &out->header.revision, &error)) return error;
-  auto cid = h->find("cluster_id");
-  if (cid != h->end() && !cid->is_null()) {
-    if (cid->is_string()) out->header.cluster_id = cid->get<std::string>();
-    else if (cid->is_number_unsigned()) out->header.cluster_id = std::to_string(cid->get<std::uint64_t>());
-    if (out->header.cluster_id.empty() ||
-        out->header.cluster_id.find_first_not_of("0123456789") != std::string::npos) {
-      return "\"cluster_id\" is not a number";
-    }
-  }
-  if (!Int64(*r, "watch_id", &out->watch_id, &error) ||
-      !Bool(*r, "created", &out->created, &error) ||
-      !Bool(*r, "canceled", &out->canceled, &error) ||
-      !Text(*r, "cancel_reason", &out->cancel_reason, &error) ||
-      !Int64(*r, "compact_revision", &out->compact_revision, &error) ||
-      !Bool(*r, "fragment", &out->fragment, &error)) {
-    return error;
-  }
+Expected<EtcdWatchResponse> ParseEtcdWatchLine(std::string_view line) {
+  auto doc = etcd_json::ParseObject(line);
+  if (!doc) return doc.failure();
+  if (doc->contains("error")) return StreamFailure(*doc);
+  auto r = doc->find("result");
+  if (r == doc->end() || !r->is_object()) return Status::Invalid("no \"result\"");
+  EtcdWatchResponse out;
+  auto header = etcd_json::Header(*r);
+  if (!header) return header.failure();
+  out.header = std::move(*header);
+  if (Status fields = ReadResponseFields(*r, out); !fields.ok()) return fields.failure();
   auto events = r->find("events");
   if (events != r->end() && !events->is_null()) {
-    if (!events->is_array()) return "\"events\" is not an array";
+    if (!events->is_array()) return Status::Invalid("\"events\" is not an array");
     for (const auto& item : *events) {
-      if (!item.is_object()) return "an event is not an object";
-      EtcdWatchEvent ev;
-      std::string type;
-      if (!Text(item, "type", &type, &error)) return error;
-      if (type.empty() || type == "PUT") ev.type = EtcdWatchEvent::Type::kPut;
-      else if (type == "DELETE") ev.type = EtcdWatchEvent::Type::kDelete;
-      else return "event type '" + Printable(type) + "' is not PUT or DELETE";
-      auto kv = item.find("kv");
-      if (kv == item.end() || !kv->is_object()) return "an event has no \"kv\"";
-      if (!Bytes(*kv, "key", &ev.kv.key, &error) || !Bytes(*kv, "value", &ev.kv.value, &error) ||
-          !Int64(*kv, "create_revision", &ev.kv.create_revision, &error) ||
-          !Int64(*kv, "mod_revision", &ev.kv.mod_revision, &error) ||
-          !Int64(*kv, "version", &ev.kv.version, &error)) {
-        return error;
-      }
-      if (ev.kv.key.empty()) return "an event has no key";
-      if (ev.kv.mod_revision <= 0) return "an event has no \"mod_revision\"";
-      out->events.push_back(std::move(ev));
+      auto ev = ReadEvent(item);
+      if (!ev) return ev.failure();
+      out.events.push_back(std::move(*ev));
     }
   }
-  return "";
+  return out;
 }
 
-std::string EtcdWatchDecoder::Feed(std::string_view piece, std::vector<EtcdWatchResponse>* out) {
-  if (!error_.empty()) return error_;
+Status EtcdWatchDecoder::Feed(std::string_view piece, std::vector<EtcdWatchResponse>* out) {
+  if (!error_.ok()) return error_;
   while (!piece.empty()) {
     auto nl = piece.find('\n');
     std::string_view part = piece.substr(0, nl);
     if (buffer_.size() + part.size() > max_line_) {
-      error_ = "a line over " + std::to_string(max_line_ / 1024) + " KB";
+      error_ = Status::Invalid("a line over " + std::to_string(max_line_ / 1024) + " KB");
       buffer_.clear();
       return error_;
     }
@@ -211,14 +115,14 @@ std::string EtcdWatchDecoder::Feed(std::string_view piece, std::vector<EtcdWatch
     line.swap(buffer_);
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
-    EtcdWatchResponse r;
-    if (std::string problem = ParseEtcdWatchLine(line, &r); !problem.empty()) {
-      error_ = std::move(problem);
+    auto r = ParseEtcdWatchLine(line);
+    if (!r) {
+      error_ = r.status();
       return error_;
     }
-    out->push_back(std::move(r));
+    out->push_back(std::move(*r));
   }
-  return "";
+  return Status::Ok();
 }
 
 // --- the watch --------------------------------------------------------------
@@ -305,7 +209,7 @@ bool EtcdWatch::OnData(long status, std::string_view piece) {
     return true;
   }
   std::size_t before = queue_.size();
-  const std::string decode_error = decoder_.Feed(piece, &queue_);
+  const Status decoded = decoder_.Feed(piece, &queue_);
   std::string problem;
   for (std::size_t i = before; i < queue_.size() && problem.empty(); ++i) {
     const auto& r = queue_[i];
@@ -331,9 +235,10 @@ bool EtcdWatch::OnData(long status, std::string_view piece) {
       created_ = true;
     }
   }
-  if (problem.empty() && !decode_error.empty()) {
-    problem = decode_error.rfind("etcd error", 0) == 0 ? decode_error
-                                                       : "malformed stream: " + decode_error;
+  if (problem.empty() && !decoded.ok()) {
+    // What the stream held cannot be read, or etcd sent an error in it.
+    problem = decoded.code() == StatusCode::kInvalid ? "malformed stream: " + decoded.message()
+                                                     : decoded.message();
   }
   if (!problem.empty() && pending_end_.empty()) pending_end_ = problem;
   if ((!queue_.empty() || !pending_end_.empty()) && !ev_is_active(kick_.get())) {
@@ -357,7 +262,7 @@ void EtcdWatch::OnDone(const HttpResponse& r) {
       long status = r.http_status != 0 ? r.http_status : status_;
       std::string text = "HTTP " + std::to_string(status);
       json doc = json::parse(error_body_, nullptr, /*allow_exceptions=*/false);
-      std::string detail = doc.is_object() ? StreamErrorDetail(doc)
+      std::string detail = doc.is_object() ? ErrorDetail(etcd_json::ReadErrorBody(doc))
                                            : Printable(error_body_.substr(0, error_body_.find('\n')));
       if (!detail.empty()) text += ": " + detail;
       pending_end_ = text;

@@ -32,6 +32,7 @@
 #include <string_view>
 #include <vector>
 
+#include "daemon/base/status.h"
 #include "daemon/io/etcd_client.h"
 #include "daemon/io/http_client.h"
 
@@ -59,26 +60,30 @@ struct EtcdWatchResponse {
   bool progress() const { return !created && !canceled && events.empty(); }
 };
 
-// One line of the stream (without its '\n'). Returns what is wrong with it
-// ("" when it is fine): "not JSON (...)", "no \"result\"", an error that etcd
-// sent in the stream ("etcd error: <message> (code N)"), a bad field. Pure.
-std::string ParseEtcdWatchLine(std::string_view line, EtcdWatchResponse* out);
+// One line of the stream (without its '\n'): the response, or what is wrong
+// with it. What cannot be read is invalid: "not JSON (...)", "no
+// \"result\"", a bad field. An error that etcd sent in the stream ("etcd
+// error: <message> (code N)") has the code of its gRPC code (transient for
+// Unavailable, refused for most: etcd_json.h's GrpcStatusCode), never
+// invalid, and that gRPC code as its peer code. Pure.
+Expected<EtcdWatchResponse> ParseEtcdWatchLine(std::string_view line);
 
 // Splits the stream into lines and parses them. Pure (tests, fuzzer).
 class EtcdWatchDecoder {
  public:
   static constexpr std::size_t kMaxLine = 1024 * 1024;
   explicit EtcdWatchDecoder(std::size_t max_line = kMaxLine) : max_line_(max_line) {}
-  // Appends the responses completed by `piece` to *out. Returns "" or what
-  // is wrong; after an error the stream is dead and every Feed returns it.
-  // Empty lines (and a '\r' before '\n') are skipped.
-  std::string Feed(std::string_view piece, std::vector<EtcdWatchResponse>* out);
+  // Appends the responses completed by `piece` to *out. Returns ok, or the
+  // failure of the first line that failed (ParseEtcdWatchLine; a line over
+  // the limit is invalid); after a failure the stream is dead and every
+  // Feed returns it. Empty lines (and a '\r' before '\n') are skipped.
+  Status Feed(std::string_view piece, std::vector<EtcdWatchResponse>* out);
   std::size_t buffered() const { return buffer_.size(); }
 
  private:
   std::size_t max_line_;
   std::string buffer_;  // an incomplete line
-  std::string error_;
+  Status error_;  // the stream's failure, once it failed
 };
 
 class EtcdWatch {

@@ -7,6 +7,8 @@
 #include <string_view>
 #include <utility>
 
+#include "daemon/io/etcd_json.h"
+
 namespace warden {
 namespace {
 
@@ -48,15 +50,6 @@ std::string BoundReason(std::string_view in, bool ascii_only) {
   return out;
 }
 
-// Drops nlohmann's "[json.exception.parse_error.101] " prefix.
-std::string ParseErrorText(const char* what) {
-  std::string_view s(what);
-  if (!s.empty() && s.front() == '[') {
-    auto end = s.find("] ");
-    if (end != std::string_view::npos) s.remove_prefix(end + 2);
-  }
-  return std::string(s);
-}
 
 std::string StripLineBreaks(std::string s) {
   std::erase_if(s, [](char c) { return c == '\r' || c == '\n'; });
@@ -259,7 +252,7 @@ MutexAnswer InterpretMutexResponse(const HttpResponse& r, bool is_file) {
   try {
     doc = nlohmann::json::parse(r.body);
   } catch (const nlohmann::json::exception& e) {
-    return Held(BoundReason("malformed answer: " + ParseErrorText(e.what()), true));
+    return Held(BoundReason("malformed answer: " + std::string(etcd_json::JsonExceptionText(e.what())), true));
   }
   if (!doc.is_object()) return Held("malformed answer: not a JSON object");
   auto it = doc.find("held");

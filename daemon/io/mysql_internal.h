@@ -55,7 +55,9 @@ bool IsConnectionLoss(unsigned err);
 // database, table, column, routine or variable; invalid for a syntax error;
 // internal for 0 (not a MySQL error).
 StatusCode MysqlErrorCode(unsigned err);
-// ServerError(m) with MysqlErrorCode(mysql_errno(m)).
+// `message` with MysqlErrorCode(err), and err as its peer code (none when 0).
+Failure MysqlFailure(unsigned err, std::string message);
+// ServerError(m) with MysqlErrorCode(mysql_errno(m)), mysql_errno(m) its peer code.
 Failure MysqlFailure(MYSQL* m);
 
 // Worker jobs. A transient failure means the server could not be reached
@@ -164,8 +166,8 @@ void SubmitWork(const std::shared_ptr<ReadsState>& impl, const std::string& name
       },
       [impl, result, budget, done = std::move(done)](bool ran) {
         if (!ran) {
-          done(Expected<T>::Error("not started within " + FormatDuration(budget) +
-                                  ": all workers busy"));
+          done(Status::Transient("not started within " + FormatDuration(budget) +
+                                 ": all workers busy"));
         } else if (!*result) {
           done(Expected<T>::Error("internal error: MySQL call ended without a result"));
         } else {

@@ -325,7 +325,7 @@ class LoopConn {
     // Client-side errors (lost connection, read timeout): name the
     // connection, the library's text does not.
     if (err >= 2000) error = cfg_->Describe() + ": " + error;
-    Complete(Status::WithCode(MysqlErrorCode(err), std::move(error)));
+    Complete(MysqlFailure(err, std::move(error)));
   }
 
   void Complete(Result r) {

@@ -89,9 +89,12 @@ StatusCode MysqlErrorCode(unsigned err) {
   }
 }
 
-Failure MysqlFailure(MYSQL* m) {
-  return Status::WithCode(MysqlErrorCode(mysql_errno(m)), ServerError(m));
+Failure MysqlFailure(unsigned err, std::string message) {
+  return Status::WithCode(MysqlErrorCode(err), std::move(message))
+      .WithPeerCode(err == 0 ? -1 : static_cast<int>(err));
 }
+
+Failure MysqlFailure(MYSQL* m) { return MysqlFailure(mysql_errno(m), ServerError(m)); }
 
 namespace {
 
@@ -172,8 +175,8 @@ Expected<MYSQL*> ConnectMysql(const MysqlConnConfig& cfg, bool nonblocking) {
   }
   std::string error = "cannot connect to " + cfg.Describe() + ": " +
                       (mysql_errno(m) == 0 ? std::string("out of memory") : ServerError(m));
-  StatusCode code = MysqlErrorCode(mysql_errno(m));
-  if (mysql_errno(m) == kErAccessDenied && !socket &&
+  unsigned err = mysql_errno(m);
+  if (err == kErAccessDenied && !socket &&
       cfg.EffectiveSslMode() == SslMode::kDisabled) {
     // MariaDB refuses a plain connection this way too, without saying why.
     error += " (ssl_mode = disabled: a server with require_secure_transport = ON, or a user "
@@ -181,7 +184,7 @@ Expected<MYSQL*> ConnectMysql(const MysqlConnConfig& cfg, bool nonblocking) {
   }
   if (cfg.fallback_port == 0 || !IsTooManyConnections(m)) {
     mysql_close(m);
-    return Status::WithCode(code, std::move(error));
+    return MysqlFailure(err, std::move(error));
   }
   mysql_close(m);
   const std::string host = socket ? "127.0.0.1" : cfg.host;
@@ -196,9 +199,9 @@ Expected<MYSQL*> ConnectMysql(const MysqlConnConfig& cfg, bool nonblocking) {
   }
   error += "; and through fallback_port " + where + ": " +
            (mysql_errno(m) == 0 ? std::string("out of memory") : ServerError(m));
-  code = MysqlErrorCode(mysql_errno(m));
+  err = mysql_errno(m);
   mysql_close(m);
-  return Status::WithCode(code, std::move(error));
+  return MysqlFailure(err, std::move(error));
 }
 
 struct CachedConn {
@@ -421,7 +424,7 @@ Expected<bool> WorkerExecute(const MysqlConnConfig& cfg, const std::vector<std::
                                     ? " (statement " + std::to_string(i + 1) + " of " +
                                           std::to_string(statements.size()) + ")"
                                     : "";
-            return Status::WithCode(r.code(), r.error() + where);
+            return Status::WithCode(r.code(), r.error() + where).WithPeerCode(r.peer_code());
           }
         }
         return true;

@@ -294,22 +294,22 @@ struct ProcessRunner::Child {
     static_cast<Child*>(w->data)->Complete();
   }
 
-  // Reports `message` as a spawn failure on the next loop iteration.
-  void Fail(std::string message) {
+  // Reports `failure` as a spawn failure on the next loop iteration.
+  void Fail(const Status& failure) {
     result.started = false;
-    result.error = std::move(message);
+    result.error = failure.message();
     ev_timer_init(&fail_w, &Child::OnFail, 0., 0.);
     fail_w.data = this;
     ev_timer_start(loop(), &fail_w);
   }
 
-  // Returns an error message, or "" once the child runs.
-  std::string Start() {
-    if (spec.argv.empty()) return "empty command";
+  // Ok once the child runs, or why it could not be started.
+  Status Start() {
+    if (spec.argv.empty()) return Status::Invalid("empty command");
     auto env = MergeEnvironment(spec.env);
-    if (!env) return env.error();
+    if (!env) return env.status();
     auto program = ResolveProgram(spec.argv[0], *env);
-    if (!program) return program.error();
+    if (!program) return program.status();
 
     int out_pipe[2] = {-1, -1};
     int err_pipe[2] = {-1, -1};
@@ -317,19 +317,19 @@ struct ProcessRunner::Child {
       for (int* fd : {&out_pipe[0], &out_pipe[1], &err_pipe[0], &err_pipe[1]}) CloseFd(*fd);
     };
     if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0) {
-      std::string e = std::string("cannot create a pipe: ") + std::strerror(errno);
+      Status e = Status::FromErrno(errno, "cannot create a pipe");
       close_all();
       return e;
     }
     for (int* fd : {&out_pipe[0], &out_pipe[1], &err_pipe[0], &err_pipe[1]}) {
       if (!RaiseFd(*fd)) {
-        std::string e = std::string("cannot move a pipe: ") + std::strerror(errno);
+        Status e = Status::FromErrno(errno, "cannot move a pipe");
         close_all();
         return e;
       }
     }
     if (!SetNonBlocking(out_pipe[0]) || !SetNonBlocking(err_pipe[0])) {
-      std::string e = std::string("cannot set O_NONBLOCK: ") + std::strerror(errno);
+      Status e = Status::FromErrno(errno, "cannot set O_NONBLOCK");
       close_all();
       return e;
     }
@@ -365,25 +365,26 @@ struct ProcessRunner::Child {
     for (auto& kv : *env) envp.push_back(kv.data());
     envp.push_back(nullptr);
 
-    std::string error;
+    Status error;
     if (rc != 0) {
-      error = std::string("cannot prepare to spawn: ") + std::strerror(rc);
+      error = Status::FromErrno(rc, "cannot prepare to spawn");
     } else {
       start = Clock::now();
       rc = ::posix_spawn(&pid, program->c_str(), &fa, &attr, argv.data(), envp.data());
       if (rc == ENOENT) {
-        error = "command not found: " + *program;
+        error = Status::NotFound("command not found: " + *program);
       } else if (rc == ENOEXEC) {
-        error = "cannot run " + *program + ": " + std::strerror(rc) + " (a script needs a #! line)";
+        error = Status::WithCode(ErrnoCode(rc), "cannot run " + *program + ": " +
+                                                    std::strerror(rc) + " (a script needs a #! line)");
       } else if (rc != 0) {
-        error = "cannot run " + *program + ": " + std::strerror(rc);
+        error = Status::FromErrno(rc, "cannot run " + *program);
       }
     }
     ::posix_spawn_file_actions_destroy(&fa);
     ::posix_spawnattr_destroy(&attr);
     CloseFd(out_pipe[1]);
     CloseFd(err_pipe[1]);
-    if (!error.empty()) {
+    if (!error.ok()) {
       pid = -1;
       close_all();
       return error;
@@ -446,8 +447,7 @@ std::uint64_t ProcessRunner::Spawn(ProcessSpec spec, Done done) {
   c->start = Clock::now();
   if (c->spec.capture_limit == 0) c->spec.capture_limit = 1;
   children_.emplace(c, std::move(owned));
-  std::string error = c->Start();
-  if (!error.empty()) c->Fail(std::move(error));
+  if (Status started = c->Start(); !started.ok()) c->Fail(started);
   return id;
 }
 

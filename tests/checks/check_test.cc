@@ -88,4 +88,24 @@ TEST_CASE("RunBlocking reports a job that could not start in time", "[checks]") 
   CHECK(third->value == "quick");
   CHECK(second->kind == Measurement::Kind::kError);
   CHECK(second->error == "not started within 100ms: all workers busy");
+  CHECK(second->code == warden::StatusCode::kTransient);
+  CHECK(second->peer_code == -1);
+}
+
+TEST_CASE("Measurement::Error keeps a failure's code and peer code", "[checks]") {
+  Measurement plain = Measurement::Error("made by the check");
+  CHECK(plain.kind == Measurement::Kind::kError);
+  CHECK(plain.error == "made by the check");
+  CHECK(plain.code == warden::StatusCode::kInternal);
+  CHECK(plain.peer_code == -1);
+
+  auto denied = warden::Status::Refused("ERROR 1227 (42000): Access denied").WithPeerCode(1227);
+  Measurement m = Measurement::Error(denied.Prefixed("heartbeat table t: "));
+  CHECK(m.kind == Measurement::Kind::kError);
+  CHECK(m.error == "heartbeat table t: ERROR 1227 (42000): Access denied");
+  CHECK(m.code == warden::StatusCode::kRefused);
+  CHECK(m.peer_code == 1227);
+
+  CHECK(Measurement::Value("1").code == warden::StatusCode::kOk);
+  CHECK(Measurement::NotYet("first sample").peer_code == -1);
 }

@@ -430,6 +430,13 @@ TEST_CASE("mysql checks measure a real MariaDB", "[checks][mysql]") {
   CHECK(Show(h.RunCheck("mysql_query", {{"sql", "SELECT NULL"}})) == "error query returned NULL");
   Measurement sql_error = h.RunCheck("mysql_query", {{"sql", "SELECT * FROM mysql.no_such_table"}});
   CHECK(Show(sql_error) == "error ERROR 1146 (42S02): Table 'mysql.no_such_table' doesn't exist");
+  // The error's number and code travel as fields (ER_NO_SUCH_TABLE).
+  CHECK(sql_error.peer_code == 1146);
+  CHECK(sql_error.code == warden::StatusCode::kNotFound);
+  // An error the check makes itself has no number.
+  Measurement no_rows = h.RunCheck("mysql_query", {{"sql", "SELECT 1 FROM DUAL WHERE 1 = 0"}});
+  CHECK(no_rows.peer_code == -1);
+  CHECK(no_rows.code == warden::StatusCode::kInternal);
   // The connection is usable after the error.
   CHECK(Show(h.RunCheck("mysql_query", {{"sql", "SELECT CURRENT_USER()"}})) ==
         std::string("value ") + kUser + "@%");
@@ -523,12 +530,17 @@ TEST_CASE("mysql errors carry the server's answer and name the connection", "[ch
       Catch::StartsWith("cannot connect to [mysql bad] 127.0.0.1:" + std::to_string(sb->port()) +
                         ": ERROR 1045 (28000): Access denied for user '" + kUser + "'@"));
   CHECK_THAT(denied.error, !Catch::Contains("Wr0ng-Secret"));
+  CHECK(denied.peer_code == 1045);   // ER_ACCESS_DENIED_ERROR, through the connect
+  CHECK(denied.code == warden::StatusCode::kRefused);
 
   Measurement refused = h.RunCheck("mysql_status", {{"variable", "Uptime"}}, "down");
   CHECK(refused.kind == Measurement::Kind::kError);
   CHECK_THAT(refused.error,
              Catch::StartsWith("cannot connect to [mysql down] 127.0.0.1:" +
                                std::to_string(down.port) + ": ERROR 2002 (HY000): "));
+  // A shared read's failure (the loop connection) carries its number too.
+  CHECK(refused.peer_code == 2002);
+  CHECK(refused.code == warden::StatusCode::kTransient);
 }
 
 TEST_CASE("mysql failures carry their code: the pool's lane health and callers read it",
@@ -551,18 +563,21 @@ TEST_CASE("mysql failures carry their code: the pool's lane health and callers r
   auto denied = query("bad", "SELECT 1");
   REQUIRE_FALSE(denied.ok());
   CHECK(denied.code() == warden::StatusCode::kRefused);   // ER_ACCESS_DENIED_ERROR
+  CHECK(denied.peer_code() == 1045);
   auto unreachable = query("down", "SELECT 1");
   REQUIRE_FALSE(unreachable.ok());
   CHECK(unreachable.code() == warden::StatusCode::kTransient);   // CR_CONNECTION_ERROR
   auto syntax = query("ok", "SELEC 1");
   REQUIRE_FALSE(syntax.ok());
   CHECK(syntax.code() == warden::StatusCode::kInvalid);   // ER_PARSE_ERROR
+  CHECK(syntax.peer_code() == 1064);
   auto missing = query("ok", "SELECT no_such_column_here");
   REQUIRE_FALSE(missing.ok());
   CHECK(missing.code() == warden::StatusCode::kNotFound);   // ER_BAD_FIELD_ERROR
   auto unknown = query("nowhere", "SELECT 1");
   REQUIRE_FALSE(unknown.ok());
   CHECK(unknown.code() == warden::StatusCode::kNotFound);
+  CHECK(unknown.peer_code() == -1);   // warden's own: no MySQL number
   CHECK(Scalar(query("ok", "SELECT 3")) == "3");
 }
 
@@ -1027,6 +1042,8 @@ TEST_CASE("a read that cannot start before its deadline says the workers are bus
       loop, [&] { return stuck_result && quick_result; }, 15s));
   REQUIRE_FALSE(quick_result->ok());
   CHECK(quick_result->error() == "not started within 200ms: all workers busy");
+  CHECK(quick_result->code() == warden::StatusCode::kTransient);   // a retry may find a worker
+  CHECK(quick_result->peer_code() == -1);
 }
 
 // ---------------------------------------------------------------------------

@@ -21,16 +21,16 @@ namespace {
 const std::string kPrefix = "/warden";
 
 void MutexTxn(std::string_view body) {
-  EtcdTxnResult txn;
-  std::string problem = ParseEtcdTxnAnswer(body, {EtcdOp::Kind::kRange, EtcdOp::Kind::kRange}, {},
-                                           &txn);
+  auto parsed = ParseEtcdTxnAnswer(body, {EtcdOp::Kind::kRange, EtcdOp::Kind::kRange}, {});
+  FUZZ_CHECK(parsed.ok() || parsed.code() == StatusCode::kInvalid, parsed.error());
   EtcdError error;
   error.kind = EtcdError::Kind::kMalformed;
-  error.message = "etcd http://127.0.0.1:2379: malformed answer: " + problem;
-  MutexAnswer a = problem.empty() ? InterpretEtcdMutex(txn, kPrefix)
-                                  : InterpretEtcdMutex(EtcdResult<EtcdTxnResult>(error), kPrefix);
+  if (!parsed) error.message = "etcd http://127.0.0.1:2379: malformed answer: " + parsed.error();
+  MutexAnswer a = parsed ? InterpretEtcdMutex(*parsed, kPrefix)
+                         : InterpretEtcdMutex(EtcdResult<EtcdTxnResult>(error), kPrefix);
   bool clear = false;
-  if (problem.empty()) {
+  if (parsed) {
+    const EtcdTxnResult& txn = *parsed;
     for (const auto& op : txn.responses) FUZZ_CHECK(op.kind == EtcdOp::Kind::kRange, body);
     FUZZ_CHECK(txn.responses.size() == (txn.succeeded ? 2u : 0u), body);
     if (txn.responses.size() == 2) {

@@ -24,11 +24,11 @@ Run Feed(std::string_view stream, std::size_t piece) {
   EtcdWatchDecoder d(4096);
   Run r;
   for (std::size_t i = 0; i < stream.size() && r.error.empty(); i += piece) {
-    r.error = d.Feed(stream.substr(i, piece), &r.responses);
+    r.error = d.Feed(stream.substr(i, piece), &r.responses).message();
   }
   if (!r.error.empty()) {
     std::vector<EtcdWatchResponse> more;
-    FUZZ_CHECK(d.Feed("{}\n", &more) == r.error, r.error);
+    FUZZ_CHECK(d.Feed("{}\n", &more).message() == r.error, r.error);
     FUZZ_CHECK(more.empty(), r.error);
   }
   return r;

@@ -79,6 +79,32 @@ TEST_CASE("Status: WithCode keeps the code, and Prefixed keeps it too") {
   CHECK(p.message() == "db1: timed out");
 }
 
+TEST_CASE("Status: a peer code travels with the failure, -1 when none") {
+  CHECK(Status::Ok().peer_code() == -1);
+  Status plain = Status::Refused("no");
+  CHECK(plain.peer_code() == -1);
+
+  Failure denied = Status::Refused("ERROR 1045 (28000): Access denied").WithPeerCode(1045);
+  CHECK(denied.peer_code() == 1045);
+  CHECK(denied.code() == StatusCode::kRefused);
+  CHECK(denied.message() == "ERROR 1045 (28000): Access denied");
+  // Kept through Prefixed, a Status, its failure() and an Expected.
+  Failure prefixed = denied.Prefixed("cannot connect to [mysql]: ");
+  CHECK(prefixed.peer_code() == 1045);
+  Status status = prefixed;
+  CHECK(status.peer_code() == 1045);
+  CHECK(status.failure().peer_code() == 1045);
+  Expected<int> e = status.failure();
+  CHECK(e.peer_code() == 1045);
+  CHECK(e.failure().peer_code() == 1045);
+  CHECK(e.status().peer_code() == 1045);
+  CHECK(Expected<int>(3).peer_code() == -1);
+  // WithPeerCode(-1) drops it; the code stays.
+  Failure dropped = denied.WithPeerCode(-1);
+  CHECK(dropped.peer_code() == -1);
+  CHECK(dropped.code() == StatusCode::kRefused);
+}
+
 TEST_CASE("Status: errno values map to codes, and FromErrno names the call") {
   CHECK(ErrnoCode(ENOENT) == StatusCode::kNotFound);
   CHECK(ErrnoCode(EACCES) == StatusCode::kRefused);

@@ -139,6 +139,71 @@ TEST_CASE("etcd_client: int64, cluster id, endpoint and prefix helpers", "[etcd]
   CHECK(EtcdPrefixEnd("") == std::string(1, '\0'));
 }
 
+TEST_CASE("etcd_client: a txn answer is read whole, or fails invalid naming why", "[etcd]") {
+  using K = EtcdOp::Kind;
+  const std::string header = R"("header":{"cluster_id":"7","revision":"9"})";
+  auto ok = ParseEtcdTxnAnswer(
+      "{" + header + R"(,"succeeded":true,"responses":[{"response_range":{"kvs":[{"key":"YQ==",)"
+          R"("value":"Yg==","mod_revision":"4"}],"count":"1"}},{"response_delete_range":)"
+          R"({"deleted":"2"}},{"response_put":{}}]})",
+      {K::kRange, K::kDelete, K::kPut}, {});
+  REQUIRE(ok.ok());
+  CHECK(ok->header.revision == 9);
+  CHECK(ok->header.cluster_id == "7");
+  CHECK(ok->succeeded);
+  REQUIRE(ok->responses.size() == 3);
+  REQUIRE(ok->responses[0].kvs.size() == 1);
+  CHECK(ok->responses[0].kvs[0].key == "a");
+  CHECK(ok->responses[0].kvs[0].mod_revision == 4);
+  CHECK(ok->responses[0].count == 1);
+  CHECK(ok->responses[1].deleted == 2);
+  // The failure branch ran: its (no) ops.
+  auto failed = ParseEtcdTxnAnswer("{" + header + "}", {K::kRange}, {});
+  REQUIRE(failed.ok());
+  CHECK_FALSE(failed->succeeded);
+  CHECK(failed->responses.empty());
+
+  struct Case {
+    std::string body;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {"{\"header\":", "not JSON ("},
+      {"[1]", "not a JSON object"},
+      {R"({"succeeded":true})", "no \"header\""},
+      {"{" + header + R"(,"succeeded":"yes"})", "\"succeeded\" is not a boolean"},
+      {"{" + header + R"(,"succeeded":true,"responses":{}})", "\"responses\" is not an array"},
+      {"{" + header + R"(,"succeeded":true})", "0 responses for 1 operations"},
+      {"{" + header + R"(,"succeeded":true,"responses":[7]})",
+       "response 0 has no \"response_range\""},
+      {"{" + header + R"(,"succeeded":true,"responses":[{"response_range":{"kvs":{}}}]})",
+       "\"kvs\" is not an array"},
+      {"{" + header + R"(,"succeeded":true,"responses":[{"response_range":{"kvs":[1]}}]})",
+       "a \"kvs\" entry is not an object"},
+      {"{" + header + R"(,"succeeded":true,"responses":[{"response_range":{"kvs":[{"key":"!"}]}}]})",
+       "\"key\" is not base64"},
+      {"{" + header + R"(,"succeeded":true,"responses":[{"response_range":{"count":"x"}}]})",
+       "\"count\" is not an int64"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.body);
+    auto r = ParseEtcdTxnAnswer(c.body, {K::kRange}, {});
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.code() == StatusCode::kInvalid);
+    if (c.message.ends_with("(")) {
+      CHECK_THAT(r.error(), Catch::StartsWith(c.message));
+    } else {
+      CHECK(r.error() == c.message);
+    }
+  }
+  auto deleted = ParseEtcdTxnAnswer(
+      "{" + header + R"(,"succeeded":true,"responses":[{"response_delete_range":{"deleted":1.5}}]})",
+      {K::kDelete}, {});
+  REQUIRE_FALSE(deleted.ok());
+  CHECK(deleted.code() == StatusCode::kInvalid);
+  CHECK(deleted.error() == "\"deleted\" is not an int64");
+}
+
 TEST_CASE("etcd_client: put, range, txn and delete round trips on a real etcd", "[etcd]") {
   EtcdTestServer etcd;
   EtcdClient client(EV_DEFAULT, Config({etcd.endpoint()}));

@@ -40,18 +40,22 @@ std::vector<EtcdWatchResponse> FeedAll(const std::string& stream, std::size_t pi
   EtcdWatchDecoder d;
   std::vector<EtcdWatchResponse> out;
   for (std::size_t i = 0; i < stream.size(); i += piece) {
-    std::string e = d.Feed(std::string_view(stream).substr(i, piece), &out);
-    if (!e.empty()) {
-      *error = e;
+    Status e = d.Feed(std::string_view(stream).substr(i, piece), &out);
+    if (!e.ok()) {
+      *error = e.message();
       return out;
     }
   }
   return out;
 }
 
+// What is wrong with `line`, "" when nothing is; a line that cannot be
+// read must fail invalid.
 std::string LineError(const std::string& line) {
-  EtcdWatchResponse r;
-  return ParseEtcdWatchLine(line, &r);
+  auto r = ParseEtcdWatchLine(line);
+  if (r) return "";
+  if (r.error().rfind("etcd error", 0) != 0) CHECK(r.code() == StatusCode::kInvalid);
+  return r.error();
 }
 
 }  // namespace
@@ -87,10 +91,10 @@ TEST_CASE("etcd_watch: decoder reads etcd's lines", "[etcd][watch]") {
   // A line in the buffer is not a response yet.
   EtcdWatchDecoder d;
   std::vector<EtcdWatchResponse> out;
-  CHECK(d.Feed(kPut.substr(0, 30), &out) == "");
+  CHECK(d.Feed(kPut.substr(0, 30), &out).ok());
   CHECK(out.empty());
   CHECK(d.buffered() == 30);
-  CHECK(d.Feed(kPut.substr(30) + "\n" + kDelete.substr(0, 5), &out) == "");
+  CHECK(d.Feed(kPut.substr(30) + "\n" + kDelete.substr(0, 5), &out).ok());
   CHECK(out.size() == 1);
   CHECK(d.buffered() == 5);
 }
@@ -125,24 +129,44 @@ TEST_CASE("etcd_watch: hostile lines end the stream with a clear error", "[etcd]
   CHECK(LineError(R"({"error":"invalid character","message":"invalid character","code":2})") ==
         "etcd error: invalid character (code 2)");
   CHECK(LineError(R"({"error":{"message":"\u0001bad\nline"}})") == "etcd error:  bad line");
+  // etcd's errors have the code of their gRPC code, never invalid, and
+  // carry it as the peer code.
+  auto unavailable = ParseEtcdWatchLine(R"({"error":{"grpc_code":14,"message":"no leader"}})");
+  REQUIRE_FALSE(unavailable);
+  CHECK(unavailable.code() == StatusCode::kTransient);
+  CHECK(unavailable.peer_code() == 14);
+  auto unknown = ParseEtcdWatchLine(R"({"error":"invalid character","code":2})");
+  REQUIRE_FALSE(unknown);
+  CHECK(unknown.code() == StatusCode::kRefused);
+  CHECK(unknown.peer_code() == 2);
+  auto bare = ParseEtcdWatchLine(R"({"error":{}})");
+  REQUIRE_FALSE(bare);
+  CHECK(bare.error() == "etcd error");
+  CHECK(bare.code() == StatusCode::kRefused);
+  CHECK(bare.peer_code() == -1);
 
   // The decoder: the first bad line kills the stream, for good.
   EtcdWatchDecoder d;
   std::vector<EtcdWatchResponse> out;
-  CHECK(d.Feed(kCreated + "\nnot json\n" + kPut + "\n", &out).rfind("not JSON", 0) == 0);
+  Status dead = d.Feed(kCreated + "\nnot json\n" + kPut + "\n", &out);
+  CHECK(dead.message().rfind("not JSON", 0) == 0);
+  CHECK(dead.code() == StatusCode::kInvalid);
   CHECK(out.size() == 1);
-  CHECK(d.Feed(kPut + "\n", &out).rfind("not JSON", 0) == 0);
+  CHECK(d.Feed(kPut + "\n", &out).message().rfind("not JSON", 0) == 0);
   CHECK(out.size() == 1);
 
   // A line over the bound, even without its end.
   EtcdWatchDecoder small(64);
-  CHECK(small.Feed(std::string(40, ' '), &out) == "");
-  CHECK(small.Feed(std::string(40, ' '), &out) == "a line over 0 KB");
+  CHECK(small.Feed(std::string(40, ' '), &out).ok());
+  Status over = small.Feed(std::string(40, ' '), &out);
+  CHECK(over.message() == "a line over 0 KB");
+  CHECK(over.code() == StatusCode::kInvalid);
   EtcdWatchDecoder big;
-  CHECK(big.Feed(std::string(EtcdWatchDecoder::kMaxLine + 1, 'x'), &out) == "a line over 1024 KB");
+  CHECK(big.Feed(std::string(EtcdWatchDecoder::kMaxLine + 1, 'x'), &out).message() ==
+        "a line over 1024 KB");
   // Blank lines are fine.
   EtcdWatchDecoder blank;
-  CHECK(blank.Feed("\n\r\n  \n", &out) == "");
+  CHECK(blank.Feed("\n\r\n  \n", &out).ok());
 }
 
 TEST_CASE("etcd_watch: against a real etcd", "[etcd][watch]") {

@@ -241,6 +241,16 @@ TEST_CASE("process: PATH lookup uses the child's PATH", "[process]") {
   auto direct = RunOne(runner, Argv({script}));
   CHECK_FALSE(direct.started);
   CHECK(direct.error == "cannot run " + script + ": Permission denied");
+  // Executable, but neither a program nor a script with a #! line.
+  {
+    std::ofstream f(script);
+    f << "echo no interpreter named\n";
+  }
+  REQUIRE(chmod(script.c_str(), 0755) == 0);
+  auto no_interpreter = RunOne(runner, Argv({script}));
+  CHECK_FALSE(no_interpreter.started);
+  CHECK(no_interpreter.error ==
+        "cannot run " + script + ": Exec format error (a script needs a #! line)");
 }
 
 TEST_CASE("process: command not found is reported on the next iteration", "[process]") {
