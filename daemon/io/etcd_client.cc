@@ -163,8 +163,11 @@ json OpJson(const EtcdOp& op) {
   switch (op.kind) {
     case EtcdOp::Kind::kRange:
       return {{"request_range", RangeJson(op.key, op.range_end)}};
-    case EtcdOp::Kind::kPut:
-      return {{"request_put", {{"key", Base64Encode(op.key)}, {"value", Base64Encode(op.value)}}}};
+    case EtcdOp::Kind::kPut: {
+      json p = {{"key", Base64Encode(op.key)}, {"value", Base64Encode(op.value)}};
+      if (op.lease != 0) p["lease"] = std::to_string(op.lease);
+      return {{"request_put", p}};
+    }
     case EtcdOp::Kind::kDelete: {
       json d = {{"key", Base64Encode(op.key)}};
       if (!op.range_end.empty()) d["range_end"] = Base64Encode(op.range_end);
@@ -476,11 +479,12 @@ EtcdOp EtcdOp::RangePrefix(std::string prefix) {
   return Range(std::move(prefix), std::move(end));
 }
 
-EtcdOp EtcdOp::Put(std::string key, std::string value) {
+EtcdOp EtcdOp::Put(std::string key, std::string value, std::int64_t lease) {
   EtcdOp op;
   op.kind = Kind::kPut;
   op.key = std::move(key);
   op.value = std::move(value);
+  op.lease = lease;
   return op;
 }
 
@@ -503,6 +507,7 @@ struct EtcdClient::Call {
   std::size_t next = 0;  // endpoint index of the next attempt
   HttpClient::RequestId http = 0;
   std::vector<EtcdError> errors;  // one per failed attempt
+  bool wrapped = false;  // a stream's answer: the object is under "result"
   // Reads a 200 answer (header already checked) into the call's result;
   // returns what is wrong with it, "" when it is fine.
   std::function<std::string(const json& doc, const EtcdHeader& header)> parse;
@@ -649,6 +654,49 @@ EtcdClient::RequestId EtcdClient::Delete(std::string key, std::string range_end,
   return Begin(std::move(call));
 }
 
+EtcdClient::RequestId EtcdClient::LeaseGrant(std::int64_t ttl_seconds,
+                                             Callback<EtcdLeaseResult> done) {
+  auto call = std::make_unique<Call>();
+  call->path = "/v3/lease/grant";
+  call->body = json{{"TTL", std::to_string(ttl_seconds)}}.dump();
+  call->read_only = false;
+  Bind<EtcdLeaseResult>(
+      call->parse, call->finish,
+      [](const json& doc, EtcdLeaseResult& r) {
+        std::string error;
+        if (!GetInt64(doc, "ID", &r.id, &error) || !GetInt64(doc, "TTL", &r.ttl, &error)) {
+          return error;
+        }
+        if (doc.contains("error") && doc["error"].is_string() &&
+            !doc["error"].get<std::string>().empty()) {
+          return "lease not granted: " + doc["error"].get<std::string>();
+        }
+        return r.id == 0 ? std::string("no lease \"ID\"") : std::string();
+      },
+      std::move(done));
+  return Begin(std::move(call));
+}
+
+EtcdClient::RequestId EtcdClient::LeaseKeepAlive(std::int64_t id,
+                                                 Callback<EtcdLeaseResult> done) {
+  auto call = std::make_unique<Call>();
+  call->path = "/v3/lease/keepalive";
+  call->body = json{{"ID", std::to_string(id)}}.dump();
+  call->read_only = false;
+  call->wrapped = true;
+  Bind<EtcdLeaseResult>(
+      call->parse, call->finish,
+      [](const json& doc, EtcdLeaseResult& r) {
+        std::string error;
+        if (!GetInt64(doc, "ID", &r.id, &error) || !GetInt64(doc, "TTL", &r.ttl, &error)) {
+          return error;
+        }
+        return std::string();
+      },
+      std::move(done));
+  return Begin(std::move(call));
+}
+
 bool EtcdClient::Cancel(RequestId id) {
   auto it = calls_.find(id);
   if (it == calls_.end()) return false;
@@ -768,7 +816,10 @@ void EtcdClient::OnHttp(RequestId id, std::size_t index, const HttpResponse& r) 
       // problem set
     } else if (!doc.is_object()) {
       problem = "not a JSON object";
+    } else if (c.wrapped && (!doc.contains("result") || !doc["result"].is_object())) {
+      problem = doc.contains("error") ? "etcd error: " + doc["error"].dump() : "no \"result\"";
     } else {
+      if (c.wrapped) doc = json(doc["result"]);
       problem = ParseHeader(doc, &header);
       if (problem.empty() && !config_.cluster_id.empty() &&
           header.cluster_id != config_.cluster_id) {
