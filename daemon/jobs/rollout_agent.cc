@@ -230,13 +230,16 @@ void RolloutAgent::Handle(const RolloutView& v) {
   if (d.kind == K::kStarted) {
     if (mine_now || unsent_.count(ro.id)) return;
     const RolloutHostState s = HostStateOf(v, host_);
-    if (s == RolloutHostState::kRunning || s == RolloutHostState::kDied) {
+    // Started by this wardend: its result is on its way (or written).
+    const bool here = started_here_.count(ro.id) != 0;
+    if (!here && (s == RolloutHostState::kRunning || s == RolloutHostState::kDied)) {
       // Started here by an earlier wardend that did not see its job end.
       RolloutHost rec = s == RolloutHostState::kRunning ? v.hosts.at(host_) : RolloutHost{};
       rec.state = "failed";
       rec.error = "interrupted: wardend stopped while the job ran (see job.interrupted); not "
                   "run again";
       rec.ended = Rfc3339FromMs(WallMsNow());
+      started_here_.insert(ro.id);   // said once
       Finished(ro.id, rec);
       return;
     }
@@ -259,7 +262,7 @@ void RolloutAgent::Handle(const RolloutView& v) {
     if (ro.state == "running" && !FirstFailure(v, &why).empty()) SetState(ro.id, "stopped", why);
     return;
   }
-  if (d.kind != K::kStart) return;
+  if (d.kind != K::kStart || started_here_.count(ro.id)) return;
   if (std::find(queued_.begin(), queued_.end(), ro.id) != queued_.end()) {
     // Our record says it was queued here, etcd says not started (etcd's
     // data restored from an older backup?): never twice.
@@ -267,6 +270,7 @@ void RolloutAgent::Handle(const RolloutView& v) {
     rec.state = "failed";
     rec.error = "already queued here once (" + record_path_ + "); not run again";
     rec.ended = Rfc3339FromMs(WallMsNow());
+    started_here_.insert(ro.id);
     Finished(ro.id, rec);
     return;
   }
@@ -277,6 +281,9 @@ void RolloutAgent::TakePlace(const RolloutView& v) {
   const Rollout& ro = v.rollout;
   if (current_ || taking_) return;   // one rollout at a time here; the next scan looks again
   taking_ = true;
+  // From now on a read that shows this host started is this txn's doing
+  // (a read can be answered before the txn is), not an earlier wardend's.
+  started_here_.insert(ro.id);
   const std::string base = RolloutKey(ro.id);
   RolloutHost rec;
   rec.state = "running";
@@ -296,12 +303,13 @@ void RolloutAgent::TakePlace(const RolloutView& v) {
       {}, [this, alive, ro, rec, job](EtcdResult<EtcdTxnResult> r) {
         if (alive.expired()) return;
         taking_ = false;
-        if (!r) {
-          spdlog::warn("rollouts: {}: cannot take a place: {}", ro.id, r.error().message);
-          return;   // the next scan re-reads: started/<host> says whether it was taken
-        }
-        if (!r->succeeded) {
-          ArmScan(0.02);   // someone else moved: read again
+        if (!r || !r->succeeded) {
+          // Not taken, or unknown: the next read decides (a place taken by a
+          // txn whose answer was lost reads as started and not finished: it
+          // is reported failed, never run).
+          started_here_.erase(ro.id);
+          if (!r) spdlog::warn("rollouts: {}: cannot take a place: {}", ro.id, r.error().message);
+          ArmScan(r ? 0.02 : 1.0);
           return;
         }
         current_ = Current{ro.id, ro.job, rec};

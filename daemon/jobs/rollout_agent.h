@@ -110,6 +110,7 @@ class RolloutAgent {
   bool taking_ = false;                    // a TakePlace txn is in flight
   std::vector<std::string> queued_;        // rollout ids queued here, oldest first (the record)
   std::set<std::string> seen_;             // rollout.start emitted (this process)
+  std::set<std::string> started_here_;     // places taken by this process
   std::set<std::string> stopped_seen_;     // rollout.stopped emitted (this process)
   std::set<std::string> bad_seen_;         // malformed keys logged
   std::optional<Current> current_;

@@ -87,6 +87,14 @@ def count_prefix(etcd, prefix):
     return int(got.get("count", 0))
 
 
+def read(path):
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except FileNotFoundError:
+        return ""
+
+
 def wait_until(what, predicate, timeout):
     deadline = time.monotonic() + timeout
     while True:
@@ -158,7 +166,12 @@ class Fleet:
     def wait_state(self, rollout, states, timeout=60):
         def ended():
             s = self.status(rollout)
-            return s if s["rollout"]["state"] in states else None
+            if s["rollout"]["state"] in states:
+                return s
+            if s["rollout"]["state"] != "running":
+                raise AssertionError("rollout %s is %s, not %s: %s"
+                                     % (rollout, s["rollout"]["state"], states, s))
+            return None
         return wait_until("rollout %s in %s" % (rollout, states), ended, timeout)
 
 
@@ -184,18 +197,18 @@ class Rollouts(unittest.TestCase):
             etcd.put("/warden/armed", "yes")
             with Fleet(etcd, specs) as fleet:
                 in_order = [h for _, h, _ in sorted((o, h, g) for h, g, o, _ in specs)]
+                # Only the members of chain-b run a rollout of chain-b.
+                chain_b = self.run_chain(fleet, "chain-b", specs)
+
                 third = fleet.by_host(in_order[2])
                 with open(os.path.join(third.dir, "fail"), "w"):
                     pass
-
-                # Only the members of chain-b run a rollout of chain-b.
-                chain_b = self.run_chain(fleet, "chain-b", specs)
 
                 rollout = fleet.run_rollout("--group", "all", "--reason", "MariaDB 10.11.9")
                 s = fleet.wait_state(rollout, ("stopped",))
                 states = {h["host"]: h for h in s["hosts"]}
                 self.assertEqual([h["host"] for h in s["hosts"]], in_order)
-                self.assertEqual(states[in_order[0]]["state"], "done")
+                self.assertEqual(states[in_order[0]]["state"], "done", s)
                 self.assertEqual(states[in_order[1]]["state"], "done")
                 failed = states[in_order[2]]
                 self.assertEqual((failed["state"], failed["step"], failed["steps"]),
@@ -262,9 +275,7 @@ class Rollouts(unittest.TestCase):
                 rollout = fleet.run_rollout("--group", "g")
                 k2.wait_event("rollout.host.start", rollout=rollout, timeout=30)
                 pid_file = os.path.join(k2.dir, "step.pid")
-                wait_until("k2's step", lambda: os.path.exists(pid_file) and
-                           open(pid_file).read().strip(), 30)
-                step_pid = int(open(pid_file).read())
+                step_pid = int(wait_until("k2's step", lambda: read(pid_file), 30))
                 killed_at = time.monotonic()
                 k2.kill()
                 try:
