@@ -266,8 +266,15 @@ RolloutHostState HostStateOf(const RolloutView& v, const std::string& host) {
   }
   // Took its place, and its running record (under its lease) is gone.
   if (v.started.count(host)) return RolloutHostState::kDied;
-  return v.rollout.state == "running" ? RolloutHostState::kWaiting
-                                      : RolloutHostState::kNotStarted;
+  if (v.rollout.state != "running") return RolloutHostState::kNotStarted;
+  // A failed or dead host stops the rollout before anyone marks it stopped.
+  for (const auto& m : v.rollout.hosts) {
+    auto r = v.hosts.find(m.host);
+    if (r != v.hosts.end() ? r->second.state == "failed" : v.started.count(m.host) != 0) {
+      return RolloutHostState::kNotStarted;
+    }
+  }
+  return RolloutHostState::kWaiting;
 }
 
 std::string DescribeHost(const RolloutView& v, const std::string& host) {

@@ -164,15 +164,25 @@ class Fleet:
         return json.loads(p.stdout)["rollout"]
 
     def wait_state(self, rollout, states, timeout=60):
+        last = [None]
+
         def ended():
             s = self.status(rollout)
+            last[0] = s
             if s["rollout"]["state"] in states:
                 return s
             if s["rollout"]["state"] != "running":
                 raise AssertionError("rollout %s is %s, not %s: %s"
                                      % (rollout, s["rollout"]["state"], states, s))
             return None
-        return wait_until("rollout %s in %s" % (rollout, states), ended, timeout)
+        try:
+            return wait_until("rollout %s in %s" % (rollout, states), ended, timeout)
+        except AssertionError as e:
+            logs = "".join("\n--- %s\n%s" % (h, wd.log()[-3000:]) for (h, _, _, _), wd
+                           in zip(self.specs, self.daemons)
+                           if h in [x["host"] for x in (last[0] or {}).get("hosts", [])
+                                    if x["state"] in ("waiting", "running")][:2])
+            raise AssertionError("%s; last status %s%s" % (e, last[0], logs))
 
 
 def job_span(wd, rollout):

@@ -165,6 +165,8 @@ TEST_CASE("may I start: order first, then at most parallel, and never after a fa
   CHECK(DecideStart(v, "db-3").kind == K::kWait);
   CHECK(DecideStart(v, "db-3").why == "waiting for db-1 (order 1)");
   CHECK(DecideStart(v, "db-9").kind == K::kNotMember);
+  CHECK(HostStateOf(v, "db-3") == RolloutHostState::kWaiting);
+  CHECK(DescribeHost(v, "db-3") == "waiting");
   Set(v, "db-1", "running", 1);
   CHECK(DecideStart(v, "db-1").kind == K::kStarted);
   CHECK(DecideStart(v, "db-2").kind == K::kWait);
@@ -188,7 +190,8 @@ TEST_CASE("a failure, a dead host, a cancel: no host that has not started starts
   auto d = DecideStart(v, "db-2");
   CHECK(d.kind == K::kNever);
   CHECK(d.why == "stopped: db-1 failed at step 2/2: job.fail: exit status 1");
-  CHECK(HostStateOf(v, "db-3") == RolloutHostState::kWaiting);
+  // Not marked stopped yet, but no host will start: not started.
+  CHECK(HostStateOf(v, "db-3") == RolloutHostState::kNotStarted);
   v.rollout.state = "stopped";
   CHECK(HostStateOf(v, "db-3") == RolloutHostState::kNotStarted);
   CHECK(std::string(RolloutHostStateName(HostStateOf(v, "db-3"))) == "not started");
