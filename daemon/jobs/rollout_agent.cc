@@ -124,10 +124,7 @@ void RolloutAgent::Register() {
     puts.push_back(EtcdOp::Put(fleet_.prefix + "/members/" + g + "/" + host_, m.Serialize(), lease_));
   }
   // A running record belongs under the lease too (a new lease after an expiry).
-  if (current_) {
-    puts.push_back(EtcdOp::Put(RolloutKey(current_->id) + "/hosts/" + host_,
-                               current_->record.Serialize(), lease_));
-  }
+  if (current_) PutRecord(current_->id, current_->record);
   std::weak_ptr<bool> alive = alive_;
   etcd_.Txn({}, std::move(puts), {}, [alive](EtcdResult<EtcdTxnResult> r) {
     if (alive.expired()) return;
@@ -370,36 +367,60 @@ void RolloutAgent::OnEvent(const json& event) {
 }
 
 void RolloutAgent::PutRecord(const std::string& id, const RolloutHost& record) {
-  const std::int64_t lease = record.state == "running" ? lease_ : 0;
-  std::weak_ptr<bool> alive = alive_;
-  etcd_.Txn({}, {EtcdOp::Put(RolloutKey(id) + "/hosts/" + host_, record.Serialize(), lease)}, {},
-            [alive, id](EtcdResult<EtcdTxnResult> r) {
-              if (alive.expired()) return;
-              if (!r) spdlog::warn("rollouts: {}: progress not written: {}", id, r.error().message);
-            });
+  Write(RecordWrite{id, record, false});
 }
 
 void RolloutAgent::Finished(const std::string& id, RolloutHost record) {
+  Write(RecordWrite{id, std::move(record), true});
+}
+
+// One write of hosts/<host> at a time, in order: two in flight could be
+// applied in either order, and a step's progress landing after the result
+// would leave the host "running" for good.
+void RolloutAgent::Write(RecordWrite w) {
+  // Progress not yet sent is replaced by what follows it for the same rollout.
+  std::erase_if(pending_, [&](const RecordWrite& p) { return !p.final && p.id == w.id; });
+  pending_.push_back(std::move(w));
+  if (!writing_) SendNext();
+}
+
+void RolloutAgent::SendNext() {
+  if (pending_.empty()) {
+    writing_ = false;
+    return;
+  }
+  writing_ = true;
+  RecordWrite w = std::move(pending_.front());
+  pending_.pop_front();
+  const std::string base = RolloutKey(w.id);
+  std::vector<EtcdOp> ops;
+  if (w.final) {
+    ops = {EtcdOp::Put(base + "/hosts/" + host_, w.record.Serialize()),
+           EtcdOp::Put(base + "/started/" + host_, "1")};
+  } else {
+    ops = {EtcdOp::Put(base + "/hosts/" + host_, w.record.Serialize(), lease_)};
+  }
   std::weak_ptr<bool> alive = alive_;
-  etcd_.Txn({}, {EtcdOp::Put(RolloutKey(id) + "/hosts/" + host_, record.Serialize()),
-                 EtcdOp::Put(RolloutKey(id) + "/started/" + host_, "1")},
-            {}, [this, alive, id, record](EtcdResult<EtcdTxnResult> r) {
-              if (alive.expired()) return;
-              if (!r) {
-                spdlog::warn("rollouts: {}: result not written (again at the next read): {}", id,
-                             r.error().message);
-                unsent_[id] = record;
-                return;
-              }
-              json f = {{"rollout", id}, {"result", record.state}, {"order", record.order}};
-              if (!record.error.empty()) f["error"] = record.error;
-              events_.Emit("rollout.host.finish", std::move(f));
-              if (record.state == "failed") {
-                SetState(id, "stopped", host_ + " failed: " + record.error);
-              } else {
-                ArmScan(0.02);   // perhaps the last one: done
-              }
-            });
+  etcd_.Txn({}, std::move(ops), {}, [this, alive, w](EtcdResult<EtcdTxnResult> r) {
+    if (alive.expired()) return;
+    if (!w.final) {
+      if (!r) spdlog::warn("rollouts: {}: progress not written: {}", w.id, r.error().message);
+    } else if (!r) {
+      spdlog::warn("rollouts: {}: result not written (again at the next read): {}", w.id,
+                   r.error().message);
+      unsent_[w.id] = w.record;
+    } else {
+      json f = {{"rollout", w.id}, {"result", w.record.state}, {"order", w.record.order}};
+      if (!w.record.error.empty()) f["error"] = w.record.error;
+      events_.Emit("rollout.host.finish", std::move(f));
+      if (w.record.state == "failed") {
+        SetState(w.id, "stopped", host_ + " failed: " + w.record.error);
+      } else {
+        ArmScan(0.02);   // perhaps the last one: done
+      }
+    }
+    SendNext();
+  });
 }
 
 void RolloutAgent::SetState(const std::string& id, const std::string& state,

@@ -23,6 +23,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -79,6 +80,13 @@ class RolloutAgent {
   void TakePlace(const RolloutView& v);
   // Writes hosts/<host> = record (under the lease while running).
   void PutRecord(const std::string& id, const RolloutHost& record);
+  struct RecordWrite {
+    std::string id;
+    RolloutHost record;
+    bool final = false;   // done / failed: no lease, started/<host> too, then the event
+  };
+  void Write(RecordWrite w);
+  void SendNext();
   // Our job ended: the final record, and the rollout stopped on failure.
   void Finished(const std::string& id, RolloutHost record);
   // Marks the rollout stopped / done with a txn on its mod_revision,
@@ -115,6 +123,8 @@ class RolloutAgent {
   std::set<std::string> bad_seen_;         // malformed keys logged
   std::optional<Current> current_;
   std::map<std::string, RolloutHost> unsent_;   // final records etcd has not confirmed
+  std::deque<RecordWrite> pending_;        // writes of hosts/<host>, in order
+  bool writing_ = false;                   // one of them is in flight
   std::string last_error_;
   std::mt19937_64 rng_{std::random_device{}()};
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

@@ -376,6 +376,21 @@ class Rollouts(unittest.TestCase):
                 self.assertIn("no rollout nosuch (/warden/rollouts/nosuch does not exist)",
                               p.stderr)
 
+                # The job goes through the guard: a fleet halt holds it.
+                os.unlink(c1_sleep)
+                p = fleet.ctl("halt", "--reason", "freeze")
+                self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+                c1.wait_event("mutex.state", held=True, timeout=30)
+                n = len(c1.events())
+                held = fleet.run_rollout("--group", "g")
+                c1.wait_event("job.paused", job="upgrade", since=n, timeout=30)
+                host = {h["host"]: h for h in fleet.status(held)["hosts"]}["c1"]
+                self.assertEqual(host["text"], "running (queued, no step yet)")
+                self.assertEqual(match(c1.events()[n:], "job.step"), [])
+                p = fleet.ctl("clear")
+                self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+                fleet.wait_state(held, ("done",))
+
 
 if __name__ == "__main__":
     unittest.main()
