@@ -78,7 +78,7 @@ const std::vector<CommandSpec>& CommandTable() {
        {{Kind::kWords, "", "args",
          "status [ROLLOUT] [--json] | halt --reason TEXT [--terminate] [--json] | clear [--json] | "
          "release GROUP HOST [--json] | run JOB --group G [--parallel N] [--reason TEXT] [--json] | "
-         "cancel ROLLOUT [--json]",
+         "cancel ROLLOUT [--reason TEXT] [--json]",
          true, ""},
         {Kind::kText, "--reason", "reason", "TEXT", false, ""},
         {Kind::kFlag, "--terminate", "terminate", "", false, ""},

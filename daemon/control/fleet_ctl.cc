@@ -270,7 +270,7 @@ int RunFleetCommand(const Config& config, const std::vector<std::string>& args,
       ((options.group || options.parallel) && sub != "run")) {
     const char* usage = "usage: wardenctl fleet status [ROLLOUT] | halt --reason TEXT [--terminate] | "
                         "clear | release GROUP HOST | run JOB --group G [--parallel N] "
-                        "[--reason TEXT] | cancel ROLLOUT";
+                        "[--reason TEXT] | cancel ROLLOUT [--reason TEXT]";
     if (out) *out = {{"ok", false}, {"error", usage}, {"usage", true}};
     std::fprintf(stderr, "%s\n", usage);
     return 2;
