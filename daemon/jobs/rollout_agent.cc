@@ -297,7 +297,9 @@ void RolloutAgent::TakePlace(const RolloutView& v) {
        EtcdCompare::Missing(base + "/started/" + host_)},
       {EtcdOp::Put(base, ro.Serialize()), EtcdOp::Put(base + "/started/" + host_, "1"),
        EtcdOp::Put(base + "/hosts/" + host_, rec.Serialize(), lease_)},
-      {}, [this, alive, ro, rec, job](EtcdResult<EtcdTxnResult> r) {
+      // The config is held with `job` in it: a reload meanwhile must not free it.
+      {}, [this, alive, ro, rec, job, config = config_](EtcdResult<EtcdTxnResult> r) {
+        (void)config;
         if (alive.expired()) return;
         taking_ = false;
         if (!r || !r->succeeded) {
