@@ -21,6 +21,7 @@
 #include "daemon/engine/scheduler.h"
 #include "daemon/engine/state.h"
 #include "daemon/io/fleet.h"
+#include "daemon/jobs/rollout_agent.h"
 #include "daemon/io/http_client.h"
 #include "daemon/io/forward_sender.h"
 #include "daemon/io/journal.h"
@@ -115,6 +116,7 @@ Daemon::~Daemon() {
   // Threads and children first: nothing may call back into what follows.
   workers_.reset();
   processes_.reset();
+  rollouts_.reset();
   jobs_.reset();
   fleet_.reset();
   scheduler_.reset();
@@ -193,6 +195,10 @@ Status Daemon::Start() {
   if (c.fleet.enabled) {
     fleet_ = std::make_unique<FleetSlots>(loop_, c.fleet, c.daemon.host_id);
     jobs_->SetFleet(fleet_.get());
+    if (!c.fleet.groups.empty()) {
+      rollouts_ = std::make_unique<RolloutAgent>(loop_, c.fleet, c.daemon.host_id, *jobs_,
+                                                 *events_, c.daemon.state_dir + "/rollouts.json");
+    }
   }
   JobRunner* jobs = jobs_.get();
   executor_->SetJobQueue(
@@ -257,6 +263,7 @@ Status Daemon::Start() {
   }
   events_->Subscribe([this](const nlohmann::json& e) {
     const std::string name = e.value("event", "");
+    if (rollouts_) rollouts_->OnEvent(e);
     if (commands_) commands_->OnEvent(e);
     recent_events_.Add(e);
     if (metrics_) metrics_->Changed();
@@ -297,6 +304,7 @@ Status Daemon::Start() {
 
   mutex_->SetOnChange([this](MutexAnswer a) { OnMutexChange(a); });
   mutex_->SetOnWatch(LogMutexWatch);
+  if (rollouts_) mutex_->SetOnKey([r = rollouts_.get()](const std::string& k) { r->OnKey(k); });
   mutex_->Start();
   executor_->SetConfig(config_);
   scheduler_->Start(config_);
@@ -310,6 +318,7 @@ Status Daemon::Start() {
   // The job journal: a job cut short is reported interrupted and halts
   // the queue; nothing of it runs again by itself.
   journal_error_ = jobs_->Start(config_).message();
+  if (rollouts_) rollouts_->Start(config_);
   // Pauses that expired while wardend was down end now; those of what the
   // config no longer has end as at a reload.
   ExpirePauses();
@@ -844,7 +853,9 @@ nlohmann::json Daemon::Reload(const std::string& trigger) {
     restart.push_back("[metrics]");
   }
   if (n.fleet.enabled != old->fleet.enabled || n.fleet.prefix != old->fleet.prefix ||
-      n.fleet.etcd.endpoints != old->fleet.etcd.endpoints || n.fleet.poll != old->fleet.poll) {
+      n.fleet.etcd.endpoints != old->fleet.etcd.endpoints || n.fleet.poll != old->fleet.poll ||
+      n.fleet.groups != old->fleet.groups || n.fleet.order != old->fleet.order ||
+      n.fleet.lease != old->fleet.lease) {
     restart.push_back("[fleet]");
   }
   size_t kept = 0;
@@ -862,6 +873,7 @@ nlohmann::json Daemon::Reload(const std::string& trigger) {
     auto fresh = std::make_unique<MutexClient>(loop_, n.mutex, n.daemon.host_id);
     fresh->SetOnChange([this](MutexAnswer a) { OnMutexChange(a); });
     fresh->SetOnWatch(LogMutexWatch);
+    if (rollouts_) fresh->SetOnKey([r = rollouts_.get()](const std::string& k) { r->OnKey(k); });
     mutex_->Stop();
     guard_->SetMutex(fresh.get());
     // The old client may still owe answers to guard queries: kept until
@@ -877,6 +889,7 @@ nlohmann::json Daemon::Reload(const std::string& trigger) {
   ReconcilePauses();
   OpenWindows();
   jobs_->Reload(config_);
+  if (rollouts_) rollouts_->Reload(config_);
   nlohmann::json f = {{"version", kVersion},
                       {"config_digest", n.digest},
                       {"prev_config_digest", old->digest},

@@ -37,6 +37,7 @@ class Executor;
 class Scheduler;
 class JobRunner;
 class FleetSlots;
+class RolloutAgent;
 class EventLog;
 class DiskWriter;
 class ForwardSender;
@@ -143,6 +144,7 @@ class Daemon final : private DaemonControl {
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<JobRunner> jobs_;
   std::unique_ptr<FleetSlots> fleet_;        // null without [fleet]; outlives jobs_
+  std::unique_ptr<RolloutAgent> rollouts_;   // null without [fleet] groups; dies before jobs_
   std::unique_ptr<Runtime> runtime_;
   std::unique_ptr<ev_signal> sigterm_, sigint_, sighup_;
   std::unique_ptr<ev_timer> stop_poll_, watchdog_;

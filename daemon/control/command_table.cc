@@ -74,13 +74,16 @@ const std::vector<CommandSpec>& CommandTable() {
         {Kind::kText, "--action", "action", "NAME", false, "only this action"},
         kJson},
        &CommandTarget::Abort, 60'000, "(a job ends job.terminated and halts the queue)"},
-      {"fleet", Access::kRead, "the fleet mutex and slots on etcd",
+      {"fleet", Access::kRead, "the fleet mutex, slots and rollouts on etcd",
        {{Kind::kWords, "", "args",
-         "status [--json] | halt --reason TEXT [--terminate] [--json] | clear [--json] | "
-         "release GROUP HOST [--json]",
+         "status [ROLLOUT] [--json] | halt --reason TEXT [--terminate] [--json] | clear [--json] | "
+         "release GROUP HOST [--json] | run JOB --group G [--parallel N] [--reason TEXT] [--json] | "
+         "cancel ROLLOUT [--reason TEXT] [--json]",
          true, ""},
         {Kind::kText, "--reason", "reason", "TEXT", false, ""},
         {Kind::kFlag, "--terminate", "terminate", "", false, ""},
+        {Kind::kText, "--group", "group", "G", false, ""},
+        {Kind::kCount, "--parallel", "parallel", "N", false, ""},
         {Kind::kFlag, "--json", "json", "", false, "", true}},   // shown in the words' metavar
        nullptr, 0, ""},
       {"pause", Access::kAdmin, "stop actions: the host's, a group's, one action or one check's",

@@ -12,11 +12,18 @@
 //                                 <prefix>/armed is missing: still held)
 //   fleet release GROUP HOST      deletes HOST's slot in GROUP, only if it
 //                                 still holds the value just read
+//   fleet run JOB --group G       writes a rollout of JOB over G's members
+//     [--parallel N] [--reason T] (docs/mutex.md, "Rollouts")
+//   fleet status ROLLOUT          each host of a rollout: waiting, running
+//                                 step k/n, done, failed, died, not started
+//   fleet cancel ROLLOUT          sets the rollout cancelled: no host that
+//                                 has not started starts
 //
 // The etcd settings come from [fleet], else from [mutex] backend = etcd.
 // Runs its own libev loop; blocks until etcd answered or timed out.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -31,9 +38,15 @@ namespace warden {
 // (errors); with `out`, fills it instead (a JSON object: `ok`, and the
 // result's members or `error`; docs/control.md). Returns the exit code: 0
 // done, 1 etcd said no or failed, 2 usage.
+struct FleetOptions {
+  std::optional<std::string> reason;
+  bool terminate = false;
+  std::optional<std::string> group;       // run
+  std::optional<std::int64_t> parallel;   // run
+  std::string by;                         // run: who (user@host)
+};
 int RunFleetCommand(const Config& config, const std::vector<std::string>& args,
-                    const std::optional<std::string>& reason, bool terminate = false,
-                    nlohmann::json* out = nullptr);
+                    const FleetOptions& options, nlohmann::json* out = nullptr);
 
 // The value `fleet halt --terminate` writes to <prefix>/mutex.
 std::string TerminateHaltRecord(const std::string& reason);

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <unistd.h>
 #include <optional>
 #include <span>
 #include <type_traits>
@@ -215,16 +217,20 @@ int Fleet(const std::string& config_path, const nlohmann::json& request, bool as
                  diag.errors().size());
     return kExitNo;
   }
-  std::optional<std::string> reason;
-  if (request.contains("reason")) reason = request["reason"].get<std::string>();
-  const bool terminate = request.value("terminate", false);
-  if (!as_json) {
-    return RunFleetCommand(*config, request["args"].get<std::vector<std::string>>(), reason,
-                           terminate);
-  }
+  FleetOptions o;
+  if (request.contains("reason")) o.reason = request["reason"].get<std::string>();
+  o.terminate = request.value("terminate", false);
+  if (request.contains("group")) o.group = request["group"].get<std::string>();
+  if (request.contains("parallel")) o.parallel = request["parallel"].get<std::int64_t>();
+  const char* user = std::getenv("SUDO_USER");
+  if (!user) user = std::getenv("USER");
+  char hostname[256] = "";
+  gethostname(hostname, sizeof hostname - 1);
+  o.by = std::string(user ? user : "?") + "@" + hostname;
+  const auto args = request["args"].get<std::vector<std::string>>();
+  if (!as_json) return RunFleetCommand(*config, args, o);
   nlohmann::json out;
-  const int code = RunFleetCommand(*config, request["args"].get<std::vector<std::string>>(),
-                                   reason, terminate, &out);
+  const int code = RunFleetCommand(*config, args, o, &out);
   PrintJson(std::move(out));
   return code;
 }

@@ -89,8 +89,11 @@ json OpJson(const EtcdOp& op) {
   switch (op.kind) {
     case EtcdOp::Kind::kRange:
       return {{"request_range", RangeJson(op.key, op.range_end)}};
-    case EtcdOp::Kind::kPut:
-      return {{"request_put", {{"key", Base64Encode(op.key)}, {"value", Base64Encode(op.value)}}}};
+    case EtcdOp::Kind::kPut: {
+      json p = {{"key", Base64Encode(op.key)}, {"value", Base64Encode(op.value)}};
+      if (op.lease != 0) p["lease"] = std::to_string(op.lease);
+      return {{"request_put", p}};
+    }
     case EtcdOp::Kind::kDelete: {
       json d = {{"key", Base64Encode(op.key)}};
       if (!op.range_end.empty()) d["range_end"] = Base64Encode(op.range_end);
@@ -385,11 +388,12 @@ EtcdOp EtcdOp::RangePrefix(std::string prefix) {
   return Range(std::move(prefix), std::move(end));
 }
 
-EtcdOp EtcdOp::Put(std::string key, std::string value) {
+EtcdOp EtcdOp::Put(std::string key, std::string value, std::int64_t lease) {
   EtcdOp op;
   op.kind = Kind::kPut;
   op.key = std::move(key);
   op.value = std::move(value);
+  op.lease = lease;
   return op;
 }
 
@@ -412,6 +416,7 @@ struct EtcdClient::Call {
   std::size_t next = 0;  // endpoint index of the next attempt
   HttpClient::RequestId http = 0;
   std::vector<EtcdError> errors;  // one per failed attempt
+  bool wrapped = false;  // a stream's answer: the object is under "result"
   // Reads a 200 answer (header already checked) into the call's result;
   // an invalid failure says what is wrong with it.
   std::function<Status(const json& doc, const EtcdHeader& header)> parse;
@@ -436,6 +441,17 @@ void Bind(std::function<Status(const json&, const EtcdHeader&)>& parse_out,
     if (error != nullptr) done(EtcdResult<T>(*error));
     else done(EtcdResult<T>(std::move(*result)));
   };
+}
+
+// A lease's "ID" and "TTL" (grant and keepalive answers).
+Status ReadLease(const json& doc, EtcdLeaseResult& r) {
+  auto id = etcd_json::Int64(doc, "ID");
+  if (!id) return id.failure();
+  auto ttl = etcd_json::Int64(doc, "TTL");
+  if (!ttl) return ttl.failure();
+  r.id = *id;
+  r.ttl = *ttl;
+  return Status::Ok();
 }
 
 }  // namespace
@@ -554,6 +570,42 @@ EtcdClient::RequestId EtcdClient::Delete(std::string key, std::string range_end,
   return Begin(std::move(call));
 }
 
+EtcdClient::RequestId EtcdClient::LeaseGrant(std::int64_t ttl_seconds,
+                                             Callback<EtcdLeaseResult> done) {
+  auto call = std::make_unique<Call>();
+  call->path = "/v3/lease/grant";
+  call->body = json{{"TTL", std::to_string(ttl_seconds)}}.dump();
+  call->read_only = false;
+  Bind<EtcdLeaseResult>(
+      call->parse, call->finish,
+      [](const json& doc, EtcdLeaseResult& r) -> Status {
+        Status read = ReadLease(doc, r);
+        if (!read.ok()) return read;
+        auto err = doc.find("error");
+        if (err != doc.end() && err->is_string() && !err->get<std::string>().empty()) {
+          return Status::Refused("lease not granted: " + err->get<std::string>());
+        }
+        if (r.id == 0) return Status::Invalid("no lease \"ID\"");
+        return Status::Ok();
+      },
+      std::move(done));
+  return Begin(std::move(call));
+}
+
+EtcdClient::RequestId EtcdClient::LeaseKeepAlive(std::int64_t id,
+                                                 Callback<EtcdLeaseResult> done) {
+  auto call = std::make_unique<Call>();
+  call->path = "/v3/lease/keepalive";
+  call->body = json{{"ID", std::to_string(id)}}.dump();
+  call->read_only = false;
+  call->wrapped = true;
+  Bind<EtcdLeaseResult>(
+      call->parse, call->finish,
+      [](const json& doc, EtcdLeaseResult& r) -> Status { return ReadLease(doc, r); },
+      std::move(done));
+  return Begin(std::move(call));
+}
+
 bool EtcdClient::Cancel(RequestId id) {
   auto it = calls_.find(id);
   if (it == calls_.end()) return false;
@@ -661,6 +713,17 @@ void EtcdClient::OnHttp(RequestId id, std::size_t index, const HttpResponse& r) 
   } else {
     e.maybe_applied = true;
     auto doc = etcd_json::ParseObject(r.body);
+    if (doc && c.wrapped) {
+      // A stream's answer (lease keepalive): the object is under "result".
+      auto result_field = doc->find("result");
+      if (result_field != doc->end() && result_field->is_object()) {
+        doc = json(*result_field);
+      } else {
+        auto error_field = doc->find("error");
+        doc = Status::Invalid(error_field != doc->end() ? "etcd error: " + error_field->dump()
+                                                : std::string("no \"result\""));
+      }
+    }
     auto header = doc ? etcd_json::Header(*doc) : Expected<EtcdHeader>(doc.failure());
     if (header && !config_.cluster_id.empty() && header->cluster_id != config_.cluster_id) {
       e.kind = EtcdError::Kind::kWrongCluster;

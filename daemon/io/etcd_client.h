@@ -178,10 +178,11 @@ struct EtcdOp {
   std::string key;
   std::string range_end;  // kRange, kDelete: "" = the key alone
   std::string value;      // kPut
+  std::int64_t lease = 0; // kPut: the lease the key is attached to (0: none)
 
   static EtcdOp Range(std::string key, std::string range_end = "");
   static EtcdOp RangePrefix(std::string prefix);
-  static EtcdOp Put(std::string key, std::string value);
+  static EtcdOp Put(std::string key, std::string value, std::int64_t lease = 0);
   static EtcdOp Delete(std::string key, std::string range_end = "");
 };
 
@@ -201,6 +202,14 @@ struct EtcdTxnResult {
 
 struct EtcdPutResult {
   EtcdHeader header;
+};
+
+// A lease (POST /v3/lease/grant, /v3/lease/keepalive): keys put with it
+// are deleted by etcd when it is not kept alive within its TTL.
+struct EtcdLeaseResult {
+  EtcdHeader header;
+  std::int64_t id = 0;
+  std::int64_t ttl = 0;  // seconds left; 0 from a keepalive: the lease has expired
 };
 
 struct EtcdDeleteResult {
@@ -234,6 +243,11 @@ class EtcdClient {
                 std::vector<EtcdOp> failure, Callback<EtcdTxnResult> done);
   RequestId Put(std::string key, std::string value, Callback<EtcdPutResult> done);
   RequestId Delete(std::string key, std::string range_end, Callback<EtcdDeleteResult> done);
+  // A new lease of `ttl_seconds` (etcd's id). A write: never retried once sent.
+  RequestId LeaseGrant(std::int64_t ttl_seconds, Callback<EtcdLeaseResult> done);
+  // One keepalive of lease `id` (the gateway's stream, one request and its
+  // one answer): ttl 0 when the lease no longer exists.
+  RequestId LeaseKeepAlive(std::int64_t id, Callback<EtcdLeaseResult> done);
 
   // Drops a request: its callback will not run (an HTTP request already
   // sent may still take effect). False when unknown or already called back.

@@ -43,6 +43,11 @@ struct FleetConfig {
   std::string prefix = "/warden";
   int slots = 1;                // default capacity of every group
   Duration poll{10'000};        // while waiting for a slot, ask again this often (±20%)
+  // Rollouts (daemon/io/rollout.h): the groups this host is a member of,
+  // its place in them (lower first), and the TTL of its etcd lease.
+  std::vector<std::string> groups;
+  int order = 0;
+  Duration lease{10'000};       // whole seconds, >= 2s
 };
 
 struct SlotHolder {

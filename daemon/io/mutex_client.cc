@@ -407,7 +407,10 @@ void MutexClient::OnWatchResponse(const EtcdWatchResponse& r) {
     std::optional<EtcdKv>* slot = ev.kv.key == armed_key   ? &watch_keys_.armed
                                   : ev.kv.key == mutex_key ? &watch_keys_.mutex
                                                            : nullptr;
-    if (slot == nullptr) continue;
+    if (slot == nullptr) {
+      if (on_key_) on_key_(ev.kv.key);  // rollouts: must not destroy us (it arms a timer)
+      continue;
+    }
     touched = true;
     ++watch_events_;
     if (ev.type == EtcdWatchEvent::Type::kDelete) slot->reset();

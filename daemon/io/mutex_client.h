@@ -156,6 +156,10 @@ class MutexClient {
     on_watch_ = std::move(on_watch);
   }
   MutexWatchState watch_state() const;
+  // Called with the key of every other key's change the watch sees under
+  // the prefix (the rollouts listen: daemon/jobs/rollout_agent.h). It must
+  // not destroy this client.
+  void SetOnKey(std::function<void(const std::string& key)> on_key) { on_key_ = std::move(on_key); }
 
   // Starts / stops the background poll. Start() twice restarts the period.
   // With mode = off, Start() reports the "mutex off" answer once as a change.
@@ -215,6 +219,7 @@ class MutexClient {
   std::unique_ptr<EtcdWatch> watch_;
   std::unique_ptr<ev_timer> watch_retry_;  // backoff before the next watch
   std::function<void(const MutexWatchState&)> on_watch_;
+  std::function<void(const std::string&)> on_key_;
   Keys watch_keys_;                  // the keys as of watch_rev_
   std::int64_t watch_rev_ = 0;       // highest revision the watch covered
   bool watch_up_ = false;            // "created" seen

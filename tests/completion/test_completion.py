@@ -186,7 +186,7 @@ class WithoutDaemon(unittest.TestCase):
 
     def test_fleet_subcommands(self):
         subs = sorted(sub for (command, sub) in self.options if command == "fleet")
-        self.assertEqual(["clear", "halt", "release", "status"], subs)
+        self.assertEqual(["cancel", "clear", "halt", "release", "run", "status"], subs)
         self.assertEqual(subs, complete(["wardenctl", "fleet", ""]))
 
     def test_names_from_the_config_and_its_includes(self):

@@ -237,7 +237,7 @@ TEST_CASE("commands: wardenctl's usage errors say what is wrong", "[control][com
            {{"events", "-n", "-3"}, "-n needs a number >= 0"},
            {{"pause"}, "pause needs --reason TEXT"},
            {{"pause", "--reason", ""}, "pause needs --reason TEXT"},
-           {{"fleet"}, "usage: wardenctl fleet status [--json] |"},
+           {{"fleet"}, "usage: wardenctl fleet status [ROLLOUT] [--json] |"},
            {{"events", "--event"}, "--event needs TYPE"},
            {{"events", "-f", "--event", "a,,b"}, "--event needs TYPE (an empty name in 'a,,b')"},
            {{"events", "-f", "--check", ""}, "--check needs NAME"},

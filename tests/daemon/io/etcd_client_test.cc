@@ -631,3 +631,56 @@ TEST_CASE("etcd_client: TLS with a private CA and a client certificate", "[etcd]
 }
 
 }  // namespace warden
+
+namespace warden {
+
+TEST_CASE("etcd_client: a lease keeps its keys while kept alive, and they go with it", "[etcd]") {
+  EtcdTestServer etcd;
+  EtcdClient client(EV_DEFAULT, Config({etcd.endpoint()}));
+  auto lease = Wait<EtcdLeaseResult>([&](auto cb) { client.LeaseGrant(2, cb); });
+  REQUIRE(lease.ok());
+  CHECK(lease->id != 0);
+  CHECK(lease->ttl >= 2);
+  auto put = Txn(client, {}, {EtcdOp::Put("/l/k", "v", lease->id)}, {});
+  REQUIRE(put.ok());
+  CHECK(etcd.Get("/l/k") == std::optional<std::string>("v"));
+  auto alive = Wait<EtcdLeaseResult>([&](auto cb) { client.LeaseKeepAlive(lease->id, cb); });
+  REQUIRE(alive.ok());
+  CHECK(alive->id == lease->id);
+  CHECK(alive->ttl >= 1);
+  // Not kept alive: the key goes when the TTL runs out (etcd checks leases
+  // about every 500 ms), and a keepalive then says ttl 0.
+  REQUIRE(RunUntil([&] { return !etcd.Get("/l/k").has_value(); }, 15));
+  auto gone = Wait<EtcdLeaseResult>([&](auto cb) { client.LeaseKeepAlive(lease->id, cb); });
+  REQUIRE(gone.ok());
+  CHECK(gone->ttl == 0);
+}
+
+TEST_CASE("etcd_client: lease answers are checked", "[etcd]") {
+  CannedHttpServer canned;
+  EtcdClient client(EV_DEFAULT, Config({canned.endpoint()}));
+  const std::string where = "etcd " + canned.endpoint() + ": malformed answer: ";
+  canned.Answer(200, std::string("{") + kHeader + R"(,"TTL":"2"})");
+  auto no_id = Wait<EtcdLeaseResult>([&](auto cb) { client.LeaseGrant(2, cb); });
+  REQUIRE_FALSE(no_id.ok());
+  CHECK(no_id.error().message == where + "no lease \"ID\"");
+  canned.Answer(200, std::string("{") + kHeader + R"(,"ID":"x1","TTL":"2"})");
+  auto bad = Wait<EtcdLeaseResult>([&](auto cb) { client.LeaseGrant(2, cb); });
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error().message == where + "\"ID\" is not an int64");
+  // A keepalive's answer is one object of a stream, under "result".
+  canned.Answer(200, std::string("{") + kHeader + R"(,"ID":"5","TTL":"2"})");
+  auto unwrapped = Wait<EtcdLeaseResult>([&](auto cb) { client.LeaseKeepAlive(5, cb); });
+  REQUIRE_FALSE(unwrapped.ok());
+  CHECK(unwrapped.error().message == where + "no \"result\"");
+  canned.Answer(200, R"({"error":{"grpc_code":5,"message":"lease not found"}})");
+  auto error = Wait<EtcdLeaseResult>([&](auto cb) { client.LeaseKeepAlive(5, cb); });
+  REQUIRE_FALSE(error.ok());
+  CHECK_THAT(error.error().message, Catch::StartsWith(where + "etcd error: "));
+  canned.Answer(200, std::string(R"({"result":{)") + kHeader + R"(,"ID":"5","TTL":"3"}})");
+  auto ok = Wait<EtcdLeaseResult>([&](auto cb) { client.LeaseKeepAlive(5, cb); });
+  REQUIRE(ok.ok());
+  CHECK(ok->ttl == 3);
+}
+
+}  // namespace warden
