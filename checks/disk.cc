@@ -11,6 +11,20 @@ namespace {
 
 double Round2(double v) { return std::round(v * 100) / 100; }
 
+}  // namespace
+
+std::optional<double> DiskFreePct(const struct statvfs& fs) {
+  // Blocks in use, and the space the file system offers to whom is not
+  // root: df's and check_disk's whole, which leaves out the reserve.
+  const double used = static_cast<double>(fs.f_blocks) - static_cast<double>(fs.f_bfree);
+  const double offered = used + static_cast<double>(fs.f_bavail);
+  if (fs.f_blocks == 0) return std::nullopt;
+  if (offered <= 0) return 0.0;   // all of it reserved: nothing for mysqld
+  return Round2(100.0 * static_cast<double>(fs.f_bavail) / offered);
+}
+
+namespace {
+
 Measurement MeasureDisk(const std::string& path, const std::string& metric) {
   struct statvfs fs {};
   if (statvfs(path.c_str(), &fs) != 0) {
@@ -26,10 +40,9 @@ Measurement MeasureDisk(const std::string& path, const std::string& metric) {
     return Measurement::Number(
         Round2(100.0 * static_cast<double>(fs.f_favail) / static_cast<double>(fs.f_files)));
   }
-  if (fs.f_blocks == 0)
-    return Measurement::Error("the file system of " + path + " reports no size");
-  return Measurement::Number(
-      Round2(100.0 * static_cast<double>(fs.f_bavail) / static_cast<double>(fs.f_blocks)));
+  auto pct = DiskFreePct(fs);
+  if (!pct) return Measurement::Error("the file system of " + path + " reports no size");
+  return Measurement::Number(*pct);
 }
 
 class DiskCheck final : public Check {

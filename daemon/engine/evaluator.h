@@ -80,15 +80,17 @@ class Evaluator {
   Verdict SetDisabled(bool disabled, Clock::time_point now);
   // Restores a state persisted before a restart (daemon/engine/state.h): no hook
   // fires for it; `repeat` counts from `now`, and the return to ok needs
-  // `recover` ok results and fires on_recover as usual.
+  // `recover` ok results and fires on_recover as usual. `detail` and `unit`
+  // are the last result's (a nagios plugin's text): status shows them until
+  // the next run.
   void Restore(CheckState state, Clock::time_point since, std::string value, std::string error,
-               Clock::time_point now) {
+               Clock::time_point now, std::string detail = {}, std::string unit = {}) {
     state_ = state;
     since_ = since;
     last_value_ = std::move(value);
     last_error_ = std::move(error);
-    last_detail_.clear();
-    last_unit_.clear();
+    last_detail_ = std::move(detail);
+    last_unit_ = std::move(unit);
     ClearWindow();
     ok_streak_ = 0;
     if (state == CheckState::kWarn || state == CheckState::kCrit || state == CheckState::kError) {

@@ -402,6 +402,8 @@ void Scheduler::Capture(PersistedState& state) const {
     CheckRecord r;
     r.state = StateName(e->eval.state());
     r.value = e->eval.last_value();
+    r.unit = e->eval.last_unit();
+    r.detail = Redact(e->eval.last_detail(), config_->secrets);
     r.error = Redact(e->eval.last_error(), config_->secrets);
     r.since_ms = e->eval.since() == Clock::time_point{} ? 0 : SteadyToWallMs(e->eval.since());
     r.last_run_ms = e->last_run ? SteadyToWallMs(*e->last_run) : 0;
@@ -425,7 +427,8 @@ void Scheduler::Restore(const PersistedState& state) {
     if (!st || !(*st == CheckState::kWarn || *st == CheckState::kCrit || *st == CheckState::kError)) {
       continue;
     }
-    e->eval.Restore(*st, r.since_ms > 0 ? WallMsToSteady(r.since_ms) : now, r.value, r.error, now);
+    e->eval.Restore(*st, r.since_ms > 0 ? WallMsToSteady(r.since_ms) : now, r.value, r.error, now,
+                    r.detail, r.unit);
   }
 }
 

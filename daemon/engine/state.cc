@@ -139,6 +139,7 @@ std::string StateText(const PersistedState& s, std::int64_t saved_ms) {
   for (const auto& [name, c] : s.checks) {
     w.Key(name);
     w.Open();
+    w.Member("detail", c.detail);
     w.Member("digest", c.digest);
     w.Member("error", c.error);
     w.Member("last_run_ms", c.last_run_ms);
@@ -146,6 +147,7 @@ std::string StateText(const PersistedState& s, std::int64_t saved_ms) {
     w.Member("runs", c.runs);
     w.Member("since_ms", c.since_ms);
     w.Member("state", c.state);
+    w.Member("unit", c.unit);
     w.Member("value", c.value);
     w.Close();
   }
@@ -300,6 +302,10 @@ Expected<PersistedState> StateFromJson(std::string_view text) {
       r.runs = Field<std::uint64_t>(c, "runs", where);
       r.overruns = Field<std::uint64_t>(c, "overruns", where);
       r.digest = Field<std::string>(c, "digest", where);
+      // Written since the detail is kept: a file of an earlier version
+      // has neither, and its checks come back with none, as they did.
+      if (c.contains("unit")) r.unit = Field<std::string>(c, "unit", where);
+      if (c.contains("detail")) r.detail = Field<std::string>(c, "detail", where);
       s.checks[name] = std::move(r);
     }
     for (const auto& [name, a] : Object(j, "actions", "state").items()) {

@@ -5,9 +5,9 @@
 //  * the pauses in force, each with its scope, reason, who set it and its
 //    expiry as wall-clock time (wardenctl pause / unpause), and the checks
 //    disabled (wardenctl disable / enable), kept the same way,
-//  * per check: state, value, last error, since, last run, run counters and
-//    the definition's digest (a state is restored only into an unchanged
-//    definition),
+//  * per check: state, value with its unit and detail (a nagios plugin's
+//    text), last error, since, last run, run counters and the definition's
+//    digest (a state is restored only into an unchanged definition),
 //  * per guarded action: the end of its last run (cooldown) and the starts
 //    still inside its budget window (budget).
 //
@@ -45,6 +45,8 @@ class Guard;
 struct CheckRecord {
   std::string state = "pending";
   std::string value;
+  std::string unit;     // "" when none; absent from files of earlier versions
+  std::string detail;   // Measurement::detail, redacted; absent likewise
   std::string error;
   std::int64_t since_ms = 0;      // 0: unknown
   std::int64_t last_run_ms = 0;   // 0: never

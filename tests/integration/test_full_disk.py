@@ -8,6 +8,7 @@ its end once.
 
 Needs root (mount); skipped otherwise."""
 
+import errno
 import json
 import os
 import shutil
@@ -262,6 +263,27 @@ class FullDisk(unittest.TestCase):
                 json.load(f)
 
 
+def remove_tree(path, timeout=10):
+    """rm -rf of a directory a running wardend writes in. The daemon makes
+    and renames files there (state.json.tmp.<pid>, a buffer segment) while
+    the tree is walked: an entry listed may be gone when it is unlinked
+    (ENOENT, which rm -f ignores) and one made after the listing leaves the
+    directory not empty at its rmdir (ENOTEMPTY: rm -rf fails too, and is
+    run again). Both are the race of any removal beside a writer, not
+    wardend's doing; the removal is done again until it succeeds."""
+    def gone_already(func, entry, exc_info):
+        if not (isinstance(exc_info[1], FileNotFoundError) and entry != path):
+            raise exc_info[1]
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            shutil.rmtree(path, onerror=gone_already)
+            return
+        except OSError as e:
+            if e.errno != errno.ENOTEMPTY or time.monotonic() > deadline:
+                raise
+
+
 class DeletedStateDir(unittest.TestCase):
     """rm -rf of the state dir under a running wardend: it says so, makes
     the directory and its files again, and goes on (seq included)."""
@@ -276,7 +298,7 @@ class DeletedStateDir(unittest.TestCase):
         wd.wait_for(lambda ev: len(ev) >= 4, timeout=60)
         state = wd.paths["state_dir"]
         last_before = wd.events()[-1]["seq"]
-        shutil.rmtree(state)
+        remove_tree(state)
         # Within a few seconds: the events file, the state file and the
         # fluentd buffer are there again.
         deadline = time.monotonic() + 30

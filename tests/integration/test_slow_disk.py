@@ -42,7 +42,17 @@ reads the loop thread's run_delay (time spent runnable, waiting for a CPU)
 after each answer, and each gap is judged less that thread's wait around
 it, at most 0.8 s: a busy machine does not fail the test, a loop that waits
 on one 2 s sync still does. Each status round trip is judged the same way,
-less the waits of the loop thread and of the poller's own thread during it.
+less the waits of the loop thread and of the poller's own thread during it,
+and less the loop thread's own time on a CPU during it: after a wait for a
+CPU the loop runs what piled up meanwhile (check results, timers) before it
+gets to the request, so a round trip that waited 0.5 s for a CPU also holds
+up to ~0.1 s of the loop running (15% of it), none of it a wait on the disk.
+What is left is the time the loop slept (neither running nor waiting to
+run) while the request was pending: what a sync on the loop shows, and all
+of it, so that credit needs no bound (the poller waits for a CPU only
+before it sends and after its answer came, never while the request is
+pending). That the status itself stays cheap is held apart: the median
+round trip, less the CPU waits alone, must be under the 100 ms too.
 """
 
 import calendar
@@ -194,7 +204,8 @@ class Poller(threading.Thread):
         self.path = path
         self.stopping = threading.Event()
         # (monotonic at send, seconds, seconds the daemon's loop thread and
-        # this poller's thread waited for a CPU meanwhile, when known)
+        # this poller's thread waited for a CPU meanwhile, seconds the loop
+        # thread ran on a CPU meanwhile; 0.0 when not known)
         self.latencies = []
         self.errors = []        # (monotonic at send, what)
         self.runs = {}          # check -> {run number: last_run ms}
@@ -208,20 +219,22 @@ class Poller(threading.Thread):
         pid = None                        # the daemon's, from its first answer
         own = (os.getpid(), threading.get_native_id())
         while not self.stopping.is_set():
-            before = cpu_waits(pid, own)
+            # The schedstat readings inside the timed span: what they
+            # credit is time the round trip took, never time around it.
             t0 = time.monotonic()
+            before = cpu_waits(pid, own)
             try:
                 raw = ask_raw(self.path, {"cmd": "status"}, timeout=STATUS_TIMEOUT_S)
-                took = time.monotonic() - t0     # the answer, not our parsing
                 after = cpu_waits(pid, own)
+                took = time.monotonic() - t0     # the answer, not our parsing
                 st = json.loads(raw)
             except (OSError, ValueError) as e:
                 took = time.monotonic() - t0
                 self.errors.append((t0, "%.1f s: %s" % (took, e)))
-                self.latencies.append((t0, took, 0.0))
+                self.latencies.append((t0, took, 0.0, 0.0))
                 self.stopping.wait(POLL_S)
                 continue
-            self.latencies.append((t0, took, waited_s(before, after)))
+            self.latencies.append((t0, took, waited_s(before, after), ran_s(before, after)))
             pid = st.get("pid", pid)
             self.last = (t0 + took, st)
             if self.first is None:
@@ -244,22 +257,33 @@ class Poller(threading.Thread):
 
 
 def cpu_waits(pid, own):
-    """(the loop thread's, this thread's) run_delay in ns, from schedstat:
-    time runnable but waiting for a CPU. None for what cannot be read (the
-    daemon's pid before its first answer)."""
+    """[the loop thread's run_delay, this thread's run_delay, the loop
+    thread's time on a CPU] in ns, from schedstat (run_delay: time runnable
+    but waiting for a CPU). None for what cannot be read (the daemon's pid
+    before its first answer)."""
     out = []
-    for p, tid in (((pid, pid) if pid else (None, None)), own):
+    loop = (pid, pid) if pid else (None, None)
+    for (p, tid), field in ((loop, 1), (own, 1), (loop, 0)):
         try:
             with open("/proc/%d/task/%d/schedstat" % (p, tid)) as f:
-                out.append(int(f.read().split()[1]))
+                out.append(int(f.read().split()[field]))
         except (TypeError, OSError, ValueError, IndexError):
             out.append(None)
     return out
 
 
+def _delta_s(b, a):
+    return (a - b) / 1e9 if a is not None and b is not None else 0.0
+
+
 def waited_s(before, after):
     """Seconds both threads waited for a CPU between two cpu_waits()."""
-    return sum((a - b) / 1e9 for b, a in zip(before, after) if a is not None and b is not None)
+    return _delta_s(before[0], after[0]) + _delta_s(before[1], after[1])
+
+
+def ran_s(before, after):
+    """Seconds the loop thread ran on a CPU between two cpu_waits()."""
+    return _delta_s(before[2], after[2])
 
 
 class JobRunner(threading.Thread):
@@ -433,15 +457,22 @@ class SlowDisk(unittest.TestCase):
                                             if f["name"] == c["name"])
                        for c in st_last["checks"])
         # (b) status latency, of the requests sent in the window.
-        # Each round trip is judged, like a gap, less the time the daemon's
-        # loop thread and the poller's thread waited for a CPU during it
-        # (at most MAX_CPU_WAIT_CREDIT_S: a loop that waits on a 2 s sync
-        # still fails).
-        in_window = [(s, w) for t, s, w in self.poller.latencies if t >= window_start]
-        lat = sorted((s for s, _ in in_window), reverse=True)
-        judged = sorted((s - min(w, MAX_CPU_WAIT_CREDIT_S) for s, w in in_window), reverse=True)
+        # Each round trip is judged less the time the daemon's loop thread
+        # and the poller's thread waited for a CPU during it and the time
+        # the loop thread ran: the time the loop slept with the request
+        # pending. A loop that waits on a 2 s sync sleeps, neither running
+        # nor waiting to run, and still fails; unlike a gap's (an upper
+        # bound, from samples around it), this credit is measured inside
+        # the round trip and needs no cap. The median, less the CPU waits
+        # alone (capped), holds the status's own cost to the figure.
+        in_window = [(s, w, r) for t, s, w, r in self.poller.latencies if t >= window_start]
+        lat = sorted((s for s, _, _ in in_window), reverse=True)
+        judged = sorted((s - (w + r) for s, w, r in in_window), reverse=True)
         over = [s for s in judged if s >= MAX_STATUS_S]
-        cpu_wait = sum(w for _, w in in_window)
+        less_waits = sorted(s - min(w, MAX_CPU_WAIT_CREDIT_S) for s, w, _ in in_window)
+        median_less_waits = less_waits[len(less_waits) // 2]
+        cpu_wait = sum(w for _, w, _ in in_window)
+        loop_ran = sum(r for _, _, r in in_window)
         errors = [e for t, e in self.poller.errors if t >= window_start]
 
         def pct(p):
@@ -455,8 +486,11 @@ class SlowDisk(unittest.TestCase):
                  sum(1 for g in gaps if g[0] >= MAX_GAP_S), len(gaps), MAX_GAP_S,
                  len(gaps) - exact, span, fewest[0], fewest[1], overruns))
         print("slow disk: status: %d requests in the window, max %.3f s, p99 %.3f s, p50 %.3f s; "
-              "less the CPU waits (%.3f s in all): max %.3f s, %d >= %.0f ms; %d errors%s"
-              % (len(lat), lat[0], pct(0.99), pct(0.5), cpu_wait, judged[0], len(over),
+              "less the CPU waits (%.3f s in all): max %.3f s, p50 %.3f s; less those and the "
+              "loop's own run (%.3f s in all), the loop blocked: max %.3f s, %d >= %.0f ms; "
+              "%d errors%s"
+              % (len(lat), lat[0], pct(0.99), pct(0.5), cpu_wait, less_waits[-1],
+                 median_less_waits, loop_ran, judged[0], len(over),
                  MAX_STATUS_S * 1000, len(errors),
                  (": " + "; ".join(errors[:3])) if errors else ""))
 
@@ -588,10 +622,13 @@ class SlowDisk(unittest.TestCase):
         if overruns:
             problems.append("cadence: %d overruns (a file check never takes 1 s)" % overruns)
         if over or errors:
-            problems.append("status: %d of %d round trips >= %.0f ms less the CPU waits (largest "
-                            "%.3f s, %.3f s as measured), %d errors"
+            problems.append("status: %d of %d round trips >= %.0f ms less the CPU waits and the "
+                            "loop's run (largest %.3f s, %.3f s as measured), %d errors"
                             % (len(over), len(lat), MAX_STATUS_S * 1000, judged[0], lat[0],
                                len(errors)))
+        if median_less_waits >= MAX_STATUS_S:
+            problems.append("status: the median round trip less the CPU waits is %.3f s (must "
+                            "be < %.0f ms)" % (median_less_waits, MAX_STATUS_S * 1000))
         if self.jobs.error or any(rc_ != 0 for rc_, _, _ in self.jobs.requests):
             problems.append("wardenctl run marks: %s %s"
                             % (self.jobs.error or "", [o for _, _, o in self.jobs.requests]))

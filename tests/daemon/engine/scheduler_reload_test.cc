@@ -111,11 +111,16 @@ TEST_CASE("check states are captured and restored by digest, bad states only",
     rig.scheduler->Start(c);
     rig.Spin();
     REQUIRE(impl->pending.size() == 2);
-    impl->pending[0](Measurement::Value("50"));
+    Measurement m = Measurement::Value("50");
+    m.detail = "CRITICAL: lag 50 s";   // a nagios plugin's text
+    m.unit = "s";
+    impl->pending[0](m);
     impl->pending[1](Measurement::Value("1"));
     rig.scheduler->Capture(saved);
   }
   REQUIRE(saved.checks.at("lag").state == "crit");
+  CHECK(saved.checks.at("lag").detail == "CRITICAL: lag 50 s");
+  CHECK(saved.checks.at("lag").unit == "s");
   REQUIRE(saved.checks.at("okay").state == "ok");
   CHECK(saved.checks.at("lag").runs == 1);
 
@@ -129,6 +134,9 @@ TEST_CASE("check states are captured and restored by digest, bad states only",
   rig.scheduler->Restore(saved);
   CHECK(rig.Get("lag").state == CheckState::kCrit);
   CHECK(rig.Get("lag").value == "50");
+  // Its detail and unit too: status shows them before the next run.
+  CHECK(rig.Get("lag").detail == "CRITICAL: lag 50 s");
+  CHECK(rig.Get("lag").unit == "s");
   CHECK(rig.Get("lag").runs == 1);
   CHECK(rig.Get("okay").state == CheckState::kPending);     // ok is measured afresh
   CHECK(rig.Get("changed").state == CheckState::kPending);  // other definition

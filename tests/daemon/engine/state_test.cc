@@ -51,6 +51,8 @@ PersistedState Sample() {
   CheckRecord c;
   c.state = "crit";
   c.value = "27";
+  c.unit = "%";
+  c.detail = "CRITICAL: 27 connections free";
   c.error = "";
   c.since_ms = 1'700'000'000'000;
   c.last_run_ms = 1'700'000'001'000;
@@ -95,6 +97,7 @@ nlohmann::json Tree(const PersistedState& s, std::int64_t saved_ms) {
   nlohmann::json checks = nlohmann::json::object();
   for (const auto& [name, c] : s.checks) {
     checks[name] = {{"state", c.state},       {"value", c.value},
+                    {"unit", c.unit},         {"detail", c.detail},
                     {"error", c.error},       {"since_ms", c.since_ms},
                     {"last_run_ms", c.last_run_ms}, {"runs", c.runs},
                     {"overruns", c.overruns}, {"digest", c.digest}};
@@ -165,6 +168,8 @@ TEST_CASE("state round-trips through JSON", "[state]") {
   const CheckRecord& c = back->checks["connections"];
   CHECK(c.state == "crit");
   CHECK(c.value == "27");
+  CHECK(c.unit == "%");
+  CHECK(c.detail == "CRITICAL: 27 connections free");
   CHECK(c.runs == 17);
   CHECK(c.overruns == 2);
   CHECK(c.digest == "00112233aabbccdd");
@@ -398,4 +403,22 @@ TEST_CASE("state: a pause with a wrong scope or field is refused by name", "[sta
     REQUIRE_FALSE(r.ok());
     CHECK_THAT(r.error(), Catch::Contains("disabled.connections.until_ms"));
   }
+}
+
+TEST_CASE("a state file of an earlier version: checks without detail or unit load with none",
+          "[state]") {
+  auto j = nlohmann::json::parse(StateText(Sample(), kSaved));
+  j["checks"]["connections"].erase("detail");
+  j["checks"]["connections"].erase("unit");
+  auto r = StateFromJson(j.dump());
+  REQUIRE(r.ok());
+  const CheckRecord& c = r->checks.at("connections");
+  CHECK(c.value == "27");
+  CHECK(c.detail.empty());
+  CHECK(c.unit.empty());
+  // Present, they must be strings.
+  j["checks"]["connections"]["detail"] = 5;
+  auto bad = StateFromJson(j.dump());
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error() == "checks.connections.detail is not a string");
 }
