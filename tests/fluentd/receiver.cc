@@ -319,8 +319,13 @@ int main(int argc, char** argv) {
     ::getsockname(lfd, reinterpret_cast<sockaddr*>(&in), &len);
     std::printf("%d\n", ntohs(in.sin_port));
   }
+  // Listen before the port is told: a client that reads it and connects at
+  // once must not be refused (it was, now and then, under load).
+  if (::listen(lfd, 64) != 0) {
+    std::perror("receiver: listen");
+    return 1;
+  }
   std::fflush(stdout);
-  ::listen(lfd, 64);
 
   std::map<int, std::unique_ptr<Conn>> conns;
   int next_id = 1;
