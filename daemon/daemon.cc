@@ -787,6 +787,7 @@ std::string Daemon::RenderMetricsPage() const {
   s.host = events_->host();
   s.version = kVersion;
   s.started_ms = started_ms_;
+  s.cache = &metrics_cache_;
   return RenderMetrics(s, WallMsNow());
 }
 

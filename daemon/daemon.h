@@ -18,12 +18,14 @@
 #include "daemon/base/status.h"
 #include "daemon/commands.h"
 #include "daemon/config/config.h"
+#include "daemon/control/metrics.h"
 #include "daemon/control/status_page.h"
 #include "daemon/engine/pauses.h"
 
 struct ev_loop;
 struct ev_signal;
 struct ev_timer;
+struct ev_periodic;
 
 namespace warden {
 
@@ -158,6 +160,8 @@ class Daemon final : private DaemonControl {
   std::string control_error_;                  // the socket could not be served
   // [metrics]: the Prometheus endpoint and textfile (daemon/control/metrics.h).
   std::unique_ptr<MetricsExporter> metrics_;   // null without [metrics]
+  // The checks' series of the last page (RenderMetricsPage's, on the loop).
+  mutable MetricsCache metrics_cache_;
   std::string metrics_error_;                  // the endpoint could not be served
   RecentEvents recent_events_;                 // the status page's last events
   std::unique_ptr<StateFile> state_file_;
