@@ -111,7 +111,7 @@ class Daemon final : private DaemonControl {
 
   static void OnStateTimer(struct ev_loop* loop, ev_timer* w, int revents);
   // Every second: pauses past their expiry end (pause.end, cause expired).
-  static void OnPauseTimer(struct ev_loop* loop, ev_timer* w, int revents);
+  static void OnPauseTimer(struct ev_loop* loop, ev_periodic* w, int revents);
   void ExpirePauses();
   // pause.end (cause expired) for pauses already removed, and a save.
   void PausesExpired(const std::vector<Pause>& gone);
@@ -175,7 +175,9 @@ class Daemon final : private DaemonControl {
   nlohmann::json last_reload_;                 // null before the first reload
   std::unique_ptr<ev_timer> state_timer_;
   std::unique_ptr<ev_timer> state_soon_;       // SaveStateSoon's one-shot
-  std::unique_ptr<ev_timer> pause_timer_;      // OnPauseTimer
+  // OnPauseTimer, every whole second of the wall clock: with the events
+  // file's retry and the shared reads' ticks, one wake-up a second.
+  std::unique_ptr<ev_periodic> pause_timer_;
   PauseSet disabled_;                          // checks disabled (scope: the check)
   // Replaced by a reload while still answering (kept until !busy()), and
   // MySQL readers replaced by a reload (kept: calls may be in flight).
