@@ -108,7 +108,7 @@ Daemon::~Daemon() {
   status_.reset();
   if (scheduler_) scheduler_->Stop();
   if (state_timer_) ev_timer_stop(loop_, state_timer_.get());
-  if (pause_timer_) ev_timer_stop(loop_, pause_timer_.get());
+  if (pause_timer_) ev_periodic_stop(loop_, pause_timer_.get());
   if (state_soon_) ev_timer_stop(loop_, state_soon_.get());
   control_.reset();   // no request may reach commands_ any more
   metrics_.reset();   // nor a scrape what follows
@@ -307,6 +307,11 @@ Status Daemon::Start() {
   if (rollouts_) mutex_->SetOnKey([r = rollouts_.get()](const std::string& k) { r->OnKey(k); });
   mutex_->Start();
   executor_->SetConfig(config_);
+  // The loop's time brought up to date (start-up took a while since it
+  // was last read): the shared reads' ticks then fall on whole seconds of
+  // the wall clock, with the once-a-second periodics (OnPauseTimer, the
+  // events file's retry), in one wake-up of the loop.
+  ev_now_update(loop_);
   scheduler_->Start(config_);
   scheduler_->Restore(*state_);
   for (const Pause& d : state_->disabled) {
@@ -328,10 +333,10 @@ Status Daemon::Start() {
   // expiry comes after its pause.end.
   guard_->SetOnExpired([this](std::vector<Pause> gone) { PausesExpired(gone); });
   SaveState();
-  pause_timer_ = std::make_unique<ev_timer>();
-  ev_timer_init(pause_timer_.get(), &Daemon::OnPauseTimer, 1, 1);
+  pause_timer_ = std::make_unique<ev_periodic>();
+  ev_periodic_init(pause_timer_.get(), &Daemon::OnPauseTimer, 0, 1, nullptr);
   pause_timer_->data = this;
-  ev_timer_start(loop_, pause_timer_.get());
+  ev_periodic_start(loop_, pause_timer_.get());
   // Counters (runs) change too often to save on each; every minute will do.
   state_timer_ = std::make_unique<ev_timer>();
   ev_timer_init(state_timer_.get(), &Daemon::OnStateTimer, 60, 60);
@@ -640,7 +645,7 @@ void Daemon::ReconcilePauses() {
   if (!gone.empty() || !dropped.empty() || !gone_windows.empty()) SaveState();
 }
 
-void Daemon::OnPauseTimer(struct ev_loop*, ev_timer* w, int) {
+void Daemon::OnPauseTimer(struct ev_loop*, ev_periodic* w, int) {
   auto* d = static_cast<Daemon*>(w->data);
   d->ExpirePauses();
   d->OpenWindows();
@@ -796,6 +801,7 @@ std::string Daemon::RenderMetricsPage() const {
   s.host = events_->host();
   s.version = kVersion;
   s.started_ms = started_ms_;
+  s.cache = &metrics_cache_;
   return RenderMetrics(s, WallMsNow());
 }
 

@@ -18,12 +18,14 @@
 #include "daemon/base/status.h"
 #include "daemon/commands.h"
 #include "daemon/config/config.h"
+#include "daemon/control/metrics.h"
 #include "daemon/control/status_page.h"
 #include "daemon/engine/pauses.h"
 
 struct ev_loop;
 struct ev_signal;
 struct ev_timer;
+struct ev_periodic;
 
 namespace warden {
 
@@ -110,7 +112,7 @@ class Daemon final : private DaemonControl {
 
   static void OnStateTimer(struct ev_loop* loop, ev_timer* w, int revents);
   // Every second: pauses past their expiry end (pause.end, cause expired).
-  static void OnPauseTimer(struct ev_loop* loop, ev_timer* w, int revents);
+  static void OnPauseTimer(struct ev_loop* loop, ev_periodic* w, int revents);
   void ExpirePauses();
   // pause.end (cause expired) for pauses already removed, and a save.
   void PausesExpired(const std::vector<Pause>& gone);
@@ -160,6 +162,8 @@ class Daemon final : private DaemonControl {
   std::string control_error_;                  // the socket could not be served
   // [metrics]: the Prometheus endpoint and textfile (daemon/control/metrics.h).
   std::unique_ptr<MetricsExporter> metrics_;   // null without [metrics]
+  // The checks' series of the last page (RenderMetricsPage's, on the loop).
+  mutable MetricsCache metrics_cache_;
   std::string metrics_error_;                  // the endpoint could not be served
   RecentEvents recent_events_;                 // the status page's last events
   std::unique_ptr<StateFile> state_file_;
@@ -173,7 +177,9 @@ class Daemon final : private DaemonControl {
   nlohmann::json last_reload_;                 // null before the first reload
   std::unique_ptr<ev_timer> state_timer_;
   std::unique_ptr<ev_timer> state_soon_;       // SaveStateSoon's one-shot
-  std::unique_ptr<ev_timer> pause_timer_;      // OnPauseTimer
+  // OnPauseTimer, every whole second of the wall clock: with the events
+  // file's retry and the shared reads' ticks, one wake-up a second.
+  std::unique_ptr<ev_periodic> pause_timer_;
   PauseSet disabled_;                          // checks disabled (scope: the check)
   // Replaced by a reload while still answering (kept until !busy()), and
   // MySQL readers replaced by a reload (kept: calls may be in flight).

@@ -95,6 +95,7 @@ class Loader {
       diag_.Error(path + ": no [mutex] section: set url=…, backend=etcd or mode=off "
                          "(automation without a kill switch must be a decision)");
     }
+    c.IndexChecks();
     CrossCheck(c);
     if (!diag_.ok()) return nullptr;
     return config;
@@ -283,7 +284,19 @@ class Loader {
 
 }  // namespace
 
+void Config::IndexChecks() {
+  check_index.clear();
+  check_index.reserve(checks.size());
+  for (size_t i = 0; i < checks.size(); ++i) check_index.try_emplace(checks[i].common.name, i);
+}
+
 const CheckConfig* Config::FindCheck(const std::string& name) const {
+  // The status page looks every check up by name: at 1,000 checks the
+  // walk below was half of its cost.
+  if (auto it = check_index.find(name);
+      it != check_index.end() && it->second < checks.size() && checks[it->second].common.name == name) {
+    return &checks[it->second];
+  }
   for (const auto& c : checks) {
     if (c.common.name == name) return &c;
   }

@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "actions/action.h"
@@ -134,7 +135,13 @@ struct Config {
   std::string digest;                             // of all files' bytes, for events
   std::vector<std::string> secrets;               // passwords, tokens: redacted from tails
 
+  // By name: through check_index when it is built (IndexChecks, by
+  // LoadConfig), else (a Config put together by hand) by going through
+  // them all; a name the index does not have is looked for the same way.
   const CheckConfig* FindCheck(const std::string& name) const;
+  void IndexChecks();
+  // Each check's name to its place in `checks` (the first of a name).
+  std::unordered_map<std::string, size_t> check_index;
   const ActionConfig* FindAction(const std::string& name) const;
   const WaitConfig* FindWait(const std::string& name) const;
   const JobConfig* FindJob(const std::string& name) const;

@@ -151,14 +151,6 @@ namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 
-// Wall-clock seconds of a steady time point, seen from now, to the
-// millisecond (the precision of now_ms).
-double WallSeconds(SteadyClock::time_point t, SteadyClock::time_point steady_now,
-                   std::int64_t now_ms) {
-  const auto ago = std::chrono::duration_cast<std::chrono::milliseconds>(steady_now - t).count();
-  return static_cast<double>(now_ms - ago) / 1000.0;
-}
-
 // The guard's reasons (daemon/engine/guard.h), listed at 0 for every
 // guarded action so that a rate() has a series before the first block.
 constexpr std::array<const char*, 7> kBlockReasons = {"paused",   "halted", "mutex", "running",
@@ -168,48 +160,60 @@ constexpr std::array<CheckState, 7> kStates = {CheckState::kPending, CheckState:
                                                CheckState::kError,   CheckState::kSkipped,
                                                CheckState::kDisabled};
 
+}  // namespace
+
+// MetricsCache's renderer: each check's series, copied from the last page
+// where what they show did not change.
+struct MetricsCacheAccess {
+  using Cache = MetricsCache;
+
+  // A series whose key is `key`, appended to `out`: the kept text when
+  // the key is the same, else `render(text)` into it (text cleared first).
+  template <class Key, class Render>
+  static void Series(Cache& cache, Cache::Series<Key>& series, const Key& key, std::string& out,
+                     Render&& render) {
+    if (!series.set || !(series.key == key)) {
+      series.text.clear();
+      render(series.text);
+      series.key = key;
+      series.set = true;
+      ++cache.rendered_;
+    } else {
+      ++cache.reused_;
+    }
+    out.append(series.text);
+  }
+
+  // name{check="label"} value
+  static void CheckSample(std::string& out, std::string_view name, const std::string& label,
+                          double value) {
+    out += name;
+    out += "{check=\"";
+    out += label;
+    out += "\"} ";
+    AppendSampleValue(out, value);
+    out += '\n';
+  }
+
+  // A value that is a plain whole number (digits, no sign, no leading
+  // zero, fewer than 16) is its own sample text: no conversion either way.
+  static bool PlainWhole(const std::string& v) {
+    if (v.empty() || v.size() > 15 || (v[0] == '0' && v.size() > 1)) return false;
+    for (char c : v) {
+      if (c < '0' || c > '9') return false;
+    }
+    return true;
+  }
+
+  static void RenderChecks(Cache& cache, const Scheduler* scheduler, std::int64_t now_ms,
+                           Exposition& x);
+};
+
+namespace {
+
 void RenderChecks(const MetricsSources& s, std::int64_t now_ms, Exposition& x) {
-  std::vector<Scheduler::CheckStatus> checks;
-  if (s.scheduler) checks = s.scheduler->Status();
-  // Some 600 bytes a check (7 state series and 5 more): one allocation.
-  x.Reserve(checks.size() * 640 + 8192);
-  const auto steady_now = SteadyClock::now();
-  x.Family("warden_check_state", "gauge",
-           "The check's state: 1 for the current one, 0 for the others.");
-  for (const auto& c : checks) {
-    for (CheckState st : kStates) {
-      x.Sample("warden_check_state", {{"check", c.name}, {"state", StateName(st)}},
-               c.state == st ? 1 : 0);
-    }
-  }
-  x.Family("warden_check_value", "gauge", "The check's last value, when it is a number.");
-  for (const auto& c : checks) {
-    if (auto v = NumericValue(c.value)) x.Sample("warden_check_value", {{"check", c.name}}, *v);
-  }
-  x.Family("warden_check_last_run_timestamp_seconds", "gauge",
-           "When the check's last run ended (Unix time).");
-  for (const auto& c : checks) {
-    if (c.last_run) {
-      x.Sample("warden_check_last_run_timestamp_seconds", {{"check", c.name}},
-               WallSeconds(*c.last_run, steady_now, now_ms));
-    }
-  }
-  x.Family("warden_check_last_change_timestamp_seconds", "gauge",
-           "When the check entered its current state (Unix time).");
-  for (const auto& c : checks) {
-    if (c.since == SteadyClock::time_point{}) continue;   // pending since start: no change yet
-    x.Sample("warden_check_last_change_timestamp_seconds", {{"check", c.name}},
-             WallSeconds(c.since, steady_now, now_ms));
-  }
-  x.Family("warden_check_runs_total", "counter", "Runs of the check.");
-  for (const auto& c : checks) {
-    x.Sample("warden_check_runs_total", {{"check", c.name}}, static_cast<double>(c.runs));
-  }
-  x.Family("warden_check_errors_total", "counter",
-           "Runs of the check whose result was an error (it could not measure).");
-  for (const auto& c : checks) {
-    x.Sample("warden_check_errors_total", {{"check", c.name}}, static_cast<double>(c.errors));
-  }
+  MetricsCache fresh;
+  MetricsCacheAccess::RenderChecks(s.cache ? *s.cache : fresh, s.scheduler, now_ms, x);
 }
 
 void RenderActions(const MetricsSources& s, Exposition& x) {
@@ -335,8 +339,145 @@ void RenderHost(const MetricsSources& s, std::int64_t now_ms, Exposition& x) {
 
 }  // namespace
 
+void MetricsCacheAccess::RenderChecks(Cache& cache, const Scheduler* scheduler,
+                                      std::int64_t now_ms, Exposition& x) {
+  static thread_local std::vector<Scheduler::CheckView> checks;
+  checks.clear();
+  if (scheduler) scheduler->Views(checks);
+  if (cache.last_size_ == 0) x.Reserve(checks.size() * 640 + 8192);   // some 600 bytes a check
+  const std::uint64_t changes = scheduler ? scheduler->state_changes() : 0;
+  const std::int64_t size = static_cast<std::int64_t>(checks.size());
+  // The same checks as the last page (no Start or Reload since): the
+  // per-check entries still match them, name for name.
+  if (!cache.states_.Same(scheduler, changes, size)) {
+    if (cache.checks_.size() > checks.size()) cache.checks_.resize(checks.size());
+    while (cache.checks_.size() < checks.size()) cache.checks_.emplace_back();
+    for (size_t i = 0; i < checks.size(); ++i) {
+      Cache::OneCheck& one = cache.checks_[i];
+      if (one.name != *checks[i].name) {   // another check at this place: nothing of it holds
+        one = Cache::OneCheck{};
+        one.name = *checks[i].name;
+        AppendEscapedLabelValue(one.label, one.name);
+      }
+    }
+  }
+  // Steady times as Unix times: one offset for the whole page, kept while
+  // the clocks agree with it (so that a time not changed renders the same).
+  const std::int64_t steady_now_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now().time_since_epoch())
+          .count();
+  const std::int64_t offset = now_ms - steady_now_ms;
+  if (!cache.has_offset_ || std::llabs(offset - cache.offset_ms_) > MetricsCache::kOffsetSlackMs) {
+    cache.offset_ms_ = offset;
+    cache.has_offset_ = true;
+  }
+  auto wall = [&cache](SteadyClock::time_point t) {
+    const std::int64_t ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+    return std::pair<std::int64_t, std::int64_t>(ms, cache.offset_ms_);
+  };
+  x.Family("warden_check_state", "gauge",
+           "The check's state: 1 for the current one, 0 for the others.");
+  if (!cache.states_.Same(scheduler, changes, size)) {
+    std::string& out = cache.states_.text;
+    out.clear();
+    for (size_t i = 0; i < checks.size(); ++i) {
+      const Scheduler::CheckView& c = checks[i];
+      Cache::OneCheck& one = cache.checks_[i];
+      Series(cache, one.states, static_cast<int>(c.state), out, [&](std::string& text) {
+        for (CheckState st : kStates) {
+          text += "warden_check_state{check=\"";
+          text += one.label;
+          text += "\",state=\"";
+          text += StateName(st);
+          text += c.state == st ? "\"} 1\n" : "\"} 0\n";
+        }
+      });
+    }
+    cache.states_.Mark(scheduler, changes, size);
+  } else {
+    ++cache.reused_;
+  }
+  x.Lines(cache.states_.text);
+  x.Family("warden_check_value", "gauge", "The check's last value, when it is a number.");
+  std::string& page = x.out_;
+  for (size_t i = 0; i < checks.size(); ++i) {
+    const Scheduler::CheckView& c = checks[i];
+    Cache::OneCheck& one = cache.checks_[i];
+    Series(cache, one.value, *c.value, page, [&](std::string& text) {
+      if (PlainWhole(*c.value)) {
+        text += "warden_check_value{check=\"";
+        text += one.label;
+        text += "\"} ";
+        text += *c.value;
+        text += '\n';
+      } else if (auto v = NumericValue(*c.value)) {
+        CheckSample(text, "warden_check_value", one.label, *v);
+      }
+    });
+  }
+  // The last run and the runs change at every run (at a scrape a second
+  // and checks every second, at every page): rendered each time, straight
+  // into the page.
+  x.Family("warden_check_last_run_timestamp_seconds", "gauge",
+           "When the check's last run ended (Unix time).");
+  for (size_t i = 0; i < checks.size(); ++i) {
+    const Scheduler::CheckView& c = checks[i];
+    if (!c.last_run) continue;
+    const auto key = wall(*c.last_run);
+    CheckSample(page, "warden_check_last_run_timestamp_seconds", cache.checks_[i].label,
+                static_cast<double>(key.first + key.second) / 1000.0);
+  }
+  x.Family("warden_check_last_change_timestamp_seconds", "gauge",
+           "When the check entered its current state (Unix time).");
+  if (!cache.since_.Same(scheduler, changes, cache.offset_ms_)) {
+    std::string& out = cache.since_.text;
+    out.clear();
+    for (size_t i = 0; i < checks.size(); ++i) {
+      const Scheduler::CheckView& c = checks[i];
+      if (c.since == SteadyClock::time_point{}) continue;   // pending since start: no change yet
+      Cache::OneCheck& one = cache.checks_[i];
+      const auto key = wall(c.since);
+      Series(cache, one.since, key, out, [&](std::string& text) {
+        CheckSample(text, "warden_check_last_change_timestamp_seconds", one.label,
+                    static_cast<double>(key.first + key.second) / 1000.0);
+      });
+    }
+    cache.since_.Mark(scheduler, changes, cache.offset_ms_);
+  } else {
+    ++cache.reused_;
+  }
+  x.Lines(cache.since_.text);
+  x.Family("warden_check_runs_total", "counter", "Runs of the check.");
+  for (size_t i = 0; i < checks.size(); ++i) {
+    CheckSample(page, "warden_check_runs_total", cache.checks_[i].label,
+                static_cast<double>(checks[i].runs));
+  }
+  x.Family("warden_check_errors_total", "counter",
+           "Runs of the check whose result was an error (it could not measure).");
+  const std::int64_t errors =
+      static_cast<std::int64_t>(scheduler ? scheduler->error_results() : 0);
+  if (!cache.errors_.Same(scheduler, changes, errors)) {
+    std::string& out = cache.errors_.text;
+    out.clear();
+    for (size_t i = 0; i < checks.size(); ++i) {
+      Cache::OneCheck& one = cache.checks_[i];
+      Series(cache, one.errors, checks[i].errors, out, [&](std::string& text) {
+        CheckSample(text, "warden_check_errors_total", one.label,
+                    static_cast<double>(checks[i].errors));
+      });
+    }
+    cache.errors_.Mark(scheduler, changes, errors);
+  } else {
+    ++cache.reused_;
+  }
+  x.Lines(cache.errors_.text);
+}
+
 std::string RenderMetrics(const MetricsSources& s, std::int64_t now_ms) {
   Exposition x;
+  // The last page's size (one allocation), or some 600 bytes a check.
+  if (s.cache && s.cache->last_size_ > 0) x.Reserve(s.cache->last_size_ + s.cache->last_size_ / 8);
   x.Family("warden_build_info", "gauge", "wardend's version and host; always 1.");
   x.Sample("warden_build_info", {{"version", s.version}, {"host", s.host}}, 1);
   x.Family("warden_start_time_seconds", "gauge", "When wardend started (Unix time).");
@@ -344,6 +485,7 @@ std::string RenderMetrics(const MetricsSources& s, std::int64_t now_ms) {
   RenderChecks(s, now_ms, x);
   RenderActions(s, x);
   RenderHost(s, now_ms, x);
+  if (s.cache) s.cache->last_size_ = x.text().size();
   return x.Take();
 }
 

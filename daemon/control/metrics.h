@@ -24,6 +24,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -44,6 +45,8 @@ class JobRunner;
 class MutexClient;
 class ForwardSender;
 
+class MetricsCache;
+
 // What a render reads; each pointer may be null (that part is left out).
 struct MetricsSources {
   const Config* config = nullptr;
@@ -56,10 +59,80 @@ struct MetricsSources {
   std::string host;
   std::string version;
   std::int64_t started_ms = 0;   // wall clock
+  // What the last page rendered of each check, reused where the check did
+  // not change (null: everything rendered afresh, the same page).
+  MetricsCache* cache = nullptr;
 };
 
 // The whole page, at wall-clock `now_ms`.
 std::string RenderMetrics(const MetricsSources& sources, std::int64_t now_ms);
+
+// The checks' series of the last page, kept for the next (one per
+// exporter, on the loop). At a scrape a second most of a check's twelve
+// series show what they showed a second ago (its seven state series, its
+// last change, its errors, often its value): each series is copied from
+// the last page when what it shows is the same (the check's name, state,
+// since, value, errors), and rendered only when it changed (its last run
+// and runs, which change at every run, are rendered at every page); a check renamed, added or removed by a reload is just
+// different. The families of states, last changes and errors are kept
+// whole too, and copied as one while the scheduler's counts of state
+// changes and error results (Scheduler::state_changes, error_results) are
+// those they were rendered at. Timestamps are rendered with one
+// steady-to-wall offset, kept while the two clocks agree with it within
+// kOffsetSlackMs (a step of the wall clock renders them all again).
+class MetricsCache {
+ public:
+  static constexpr std::int64_t kOffsetSlackMs = 10;
+  // Series rendered afresh and copied from the last page (a family kept
+  // whole counts one), since the cache was made (for tests).
+  std::uint64_t rendered() const { return rendered_; }
+  std::uint64_t reused() const { return reused_; }
+
+ private:
+  friend struct MetricsCacheAccess;   // metrics.cc's renderer
+  friend std::string RenderMetrics(const MetricsSources& sources, std::int64_t now_ms);
+  template <class Key>
+  struct Series {
+    Key key{};
+    bool set = false;
+    std::string text;   // whole lines; "" when the series is absent
+  };
+  // A check's series that do not change at every run (its last run and
+  // runs do: they are rendered at each page).
+  struct OneCheck {
+    std::string label;   // the escaped name
+    Series<std::string> value;
+    std::string name;
+    Series<int> states;                                     // key: CheckState
+    Series<std::pair<std::int64_t, std::int64_t>> since;   // key: steady ms, offset
+    Series<std::uint64_t> errors;
+  };
+  std::vector<OneCheck> checks_;
+  // A family's samples, whole, and what they were rendered at: the
+  // scheduler, its state changes and a second count (the offset, the
+  // error results).
+  struct Block {
+    const void* scheduler = nullptr;
+    std::uint64_t changes = 0;
+    std::int64_t second = 0;
+    bool set = false;
+    std::string text;
+    bool Same(const void* s, std::uint64_t c, std::int64_t x) const {
+      return set && scheduler == s && changes == c && second == x;
+    }
+    void Mark(const void* s, std::uint64_t c, std::int64_t x) {
+      scheduler = s;
+      changes = c;
+      second = x;
+      set = true;
+    }
+  };
+  Block states_, since_, errors_;
+  std::int64_t offset_ms_ = 0;   // wall ms - steady ms of the timestamps
+  bool has_offset_ = false;
+  std::size_t last_size_ = 0;    // the last page's bytes, reserved for the next
+  std::uint64_t rendered_ = 0, reused_ = 0;
+};
 
 // The exposition format's escaping (label values: backslash, double
 // quote, newline; HELP text: backslash, newline).
@@ -79,10 +152,13 @@ class Exposition {
   void Family(std::string_view name, std::string_view type, std::string_view help);
   void Sample(std::string_view name, Labels labels, double value);
   void Reserve(size_t bytes) { out_.reserve(out_.size() + bytes); }
+  // Lines rendered before (MetricsCache), appended as they are.
+  void Lines(std::string_view lines) { out_.append(lines); }
   const std::string& text() const { return out_; }
   std::string Take() { return std::move(out_); }
 
  private:
+  friend struct MetricsCacheAccess;   // appends series to the page in place
   std::string out_;
 };
 

@@ -86,21 +86,21 @@ EventLog::~EventLog() {
   }
   if (retry_ && loop_) {
     ev_ref(loop_);
-    ev_timer_stop(loop_, retry_.get());
+    ev_periodic_stop(loop_, retry_.get());
   }
   if (fd_ >= 0) ::close(fd_);
 }
 
 void EventLog::SetLoop(struct ev_loop* loop) {
   loop_ = loop;
-  retry_ = std::make_unique<ev_timer>();
-  ev_timer_init(retry_.get(), &EventLog::OnRetry, 1, 1);
+  retry_ = std::make_unique<ev_periodic>();
+  ev_periodic_init(retry_.get(), &EventLog::OnRetry, 0, 1, nullptr);
   retry_->data = this;
-  ev_timer_start(loop_, retry_.get());
+  ev_periodic_start(loop_, retry_.get());
   ev_unref(loop_);   // held events alone do not keep the loop running
 }
 
-void EventLog::OnRetry(struct ev_loop*, ev_timer* w, int) {
+void EventLog::OnRetry(struct ev_loop*, ev_periodic* w, int) {
   auto* self = static_cast<EventLog*>(w->data);
   if (self->write_health().held > 0) self->Flush();
 }

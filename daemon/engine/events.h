@@ -40,7 +40,7 @@
 #include "daemon/base/status.h"
 
 struct ev_loop;
-struct ev_timer;
+struct ev_periodic;
 
 namespace warden {
 
@@ -109,7 +109,7 @@ class EventLog {
   // Cuts the last `torn_` bytes (the start of a line that a failed write
   // left) off the file.
   Status CutTorn();
-  static void OnRetry(struct ev_loop* loop, ev_timer* w, int revents);
+  static void OnRetry(struct ev_loop* loop, ev_periodic* w, int revents);
 
   struct Held {
     std::uint64_t seq;
@@ -130,7 +130,9 @@ class EventLog {
   DiskWriter* writer_ = &own_writer_;
   WriteFn write_;
   struct ev_loop* loop_ = nullptr;
-  std::unique_ptr<ev_timer> retry_;
+  // Every whole second of the wall clock, so that it wakes the loop
+  // together with the daemon's other once-a-second timers (one wake-up).
+  std::unique_ptr<ev_periodic> retry_;
   int fd_ = -1;
   std::string path_;
   std::string seq_path_;

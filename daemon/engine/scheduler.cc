@@ -105,6 +105,7 @@ void Scheduler::Start(std::shared_ptr<const Config> config) {
   config_ = std::move(config);
   stopped_ = false;
   ++generation_;
+  ++state_changes_;
   launched_.clear();
   // A run still in flight keeps its entry until it ends, as on Reload.
   Retired retired{config_, {}};
@@ -303,6 +304,7 @@ void Scheduler::Warm() {
 
 void Scheduler::Reload(std::shared_ptr<const Config> config) {
   ++generation_;
+  ++state_changes_;
   launched_.clear();
   const double base = NowMs();
   // Remaining time of each old cadence, to keep an unchanged check's.
@@ -381,6 +383,7 @@ bool Scheduler::SetDisabled(const std::string& name, bool disabled) {
   } else {
     Arm(e, 0, NowMs());   // runs on the next pass, then at its cadence
   }
+  ++state_changes_;
   Apply(e, e.eval.SetDisabled(disabled, Clock::now()));
   RearmWheel();
   return true;
@@ -415,6 +418,7 @@ void Scheduler::Capture(PersistedState& state) const {
 }
 
 void Scheduler::Restore(const PersistedState& state) {
+  ++state_changes_;
   auto now = Clock::now();
   for (auto& e : entries_) {
     auto it = state.checks.find(e->cfg->common.name);
@@ -649,6 +653,7 @@ void Scheduler::Finish(Entry& e, const Measurement& m) {
   }
   if (m.kind == Measurement::Kind::kError) {
     ++e.errors;
+    ++error_results_;
     spdlog::debug("check {}: error: {}", e.cfg->common.name, m.error);
   }
   Verdict v = e.eval.Observe(m, now);
@@ -659,6 +664,7 @@ void Scheduler::Finish(Entry& e, const Measurement& m) {
 void Scheduler::Apply(Entry& e, const Verdict& v) {
   const CheckConfig& c = *e.cfg;
   if (v.changed) {
+    ++state_changes_;
     nlohmann::json f = nlohmann::json::object();
     f["check"] = c.common.name;
     f["type"] = c.common.type;
@@ -701,6 +707,15 @@ std::vector<Scheduler::CheckStatus> Scheduler::Status() const {
                               e->eval.last_detail(), e->eval.last_unit()});
   }
   return out;
+}
+
+void Scheduler::Views(std::vector<CheckView>& out) const {
+  out.clear();
+  out.reserve(entries_.size());
+  for (const auto& e : entries_) {
+    out.push_back(CheckView{&e->cfg->common.name, &e->eval.last_value(), e->eval.state(),
+                            e->eval.since(), e->runs, e->errors, e->last_run});
+  }
 }
 
 }  // namespace warden

@@ -105,6 +105,25 @@ class Scheduler {
     std::string unit;           // the last value's unit
   };
   std::vector<CheckStatus> Status() const;
+  // What the metrics page reads of each check, in config order, without
+  // copying its strings (Status copies five per check): the pointers are
+  // the entries' own, valid until the next Start, Reload or result.
+  struct CheckView {
+    const std::string* name;
+    const std::string* value;
+    CheckState state;
+    Clock::time_point since;
+    std::uint64_t runs;
+    std::uint64_t errors;
+    std::optional<Clock::time_point> last_run;
+  };
+  void Views(std::vector<CheckView>& out) const;
+  // Counted up whenever a check's state, since or name may have changed
+  // (a state change, Start, Reload, Restore, disable/enable), and
+  // whenever a run's result is an error: equal counts, the same states
+  // and error counters (the metrics page reuses their text).
+  std::uint64_t state_changes() const { return state_changes_; }
+  std::uint64_t error_results() const { return error_results_; }
   std::uint64_t runs() const { return runs_; }
   int in_flight() const;
 
@@ -200,6 +219,8 @@ class Scheduler {
   std::mt19937_64 rng_{std::random_device{}()};
   bool stopped_ = false;
   std::uint64_t runs_ = 0;
+  std::uint64_t state_changes_ = 0;
+  std::uint64_t error_results_ = 0;
 };
 
 }  // namespace warden

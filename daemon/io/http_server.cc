@@ -18,9 +18,24 @@ namespace warden {
 struct HttpServerAccess {
   static MHD_Result OnRequest(void* cls, struct MHD_Connection* connection, const char* url,
                               const char* method, const char* /*version*/,
-                              const char* /*upload_data*/, size_t* /*upload_data_size*/,
-                              void** /*req_cls*/) {
+                              const char* /*upload_data*/, size_t* upload_data_size,
+                              void** req_cls) {
     auto* self = static_cast<HttpServer*>(cls);
+    // A request without a body (a scrape) is answered at MHD's second call,
+    // once the request is complete: answered at the first, at its headers,
+    // MHD takes it as answered early and closes the connection after it
+    // (Connection: close), so that every scrape paid for a new connection
+    // (accept, setsockopt, shutdown, close: most of a 100-check scrape's
+    // cost). A request with a body is still answered at its headers, the
+    // body never read, and that connection closed.
+    static char kHeadersSeen;
+    if (*req_cls == nullptr && !HasBody(connection)) {
+      *req_cls = &kHeadersSeen;
+      return MHD_YES;
+    }
+    if (*req_cls == &kHeadersSeen && *upload_data_size != 0) {
+      *upload_data_size = 0;   // (a body after all: not read)
+    }
     ++self->requests_;
     HttpServer::Reply reply = self->handler_(method ? method : "", url ? url : "");
     // The body is shared, not copied: the response keeps a reference until
@@ -41,6 +56,16 @@ struct HttpServerAccess {
     MHD_Result queued = MHD_queue_response(connection, reply.status, response);
     MHD_destroy_response(response);
     return queued;
+  }
+
+  // Whether the request says a body follows (a length other than 0, or a
+  // transfer coding).
+  static bool HasBody(struct MHD_Connection* connection) {
+    const char* length =
+        MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (length && std::strcmp(length, "0") != 0) return true;
+    return MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
+                                       MHD_HTTP_HEADER_TRANSFER_ENCODING) != nullptr;
   }
 
   static void Log(void* /*cls*/, const char* fmt, va_list ap) {
@@ -113,6 +138,11 @@ Status HttpServer::Start() {
   return Status::Ok();
 }
 
+unsigned HttpServer::Connections() const {
+  const MHD_DaemonInfo* info = MHD_get_daemon_info(mhd_, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+  return info ? info->num_connections : 0;
+}
+
 void HttpServer::OnIo(struct ev_loop*, ev_io* w, int) { static_cast<HttpServer*>(w->data)->Run(); }
 
 void HttpServer::OnTimer(struct ev_loop*, ev_timer* w, int) {
@@ -120,7 +150,16 @@ void HttpServer::OnTimer(struct ev_loop*, ev_timer* w, int) {
 }
 
 void HttpServer::Run() {
-  (void)MHD_run(mhd_);   // epoll_wait with no wait: what is ready, nothing more
+  // epoll_wait with no wait: what is ready, nothing more. At the connection
+  // limit MHD takes its listening socket out of its epoll set and puts it
+  // back at the start of a run once below it: a run that closed connections
+  // is followed by another, so that connections waiting in the backlog are
+  // taken then, not never (no event of the set would come for them).
+  for (int i = 0; i < 4; ++i) {
+    const unsigned before = Connections();
+    (void)MHD_run(mhd_);
+    if (Connections() >= before) break;
+  }
   ev_timer_stop(loop_, timer_.get());
   MHD_UNSIGNED_LONG_LONG ms = 0;
   if (MHD_get_timeout(mhd_, &ms) == MHD_YES) {

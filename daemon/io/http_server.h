@@ -11,7 +11,10 @@
 // progress (a slow reader, a half-sent request), each with at most
 // `memory_limit` bytes for its request (an oversized request line or
 // header block gets MHD's 431/414 answer and the connection is closed);
-// a request body is never read (every answer is queued at the headers).
+// a request body is never read (a request that has one is answered at its
+// headers and its connection closed). A request without one is answered
+// once complete and its connection kept alive, as Prometheus expects: a
+// scrape a second costs no new connection.
 // A body shared between answers (Reply::body) is not copied per client.
 //
 // Threads: every method and the handler run on the loop's thread.
@@ -71,6 +74,7 @@ class HttpServer {
   static void OnTimer(struct ev_loop* loop, ev_timer* w, int revents);
   // MHD_run, then the timer re-armed from MHD_get_timeout.
   void Run();
+  unsigned Connections() const;   // MHD's, now
 
   struct ev_loop* loop_;
   Options options_;

@@ -116,6 +116,11 @@ def main():
         rows.append(("%d checks, default jitter: wardend daemon CPU per check, surfaces off / on "
                      "(metrics scraped 1/s, textfile, journald) (µs)" % n, None, " / ".join(
                          summary([us(x) for x in xs], "%.2f").split("  ")[0] for xs in (off, on))))
+        for label, xs in (("off", off), ("on", on)):
+            add("%d checks, default jitter, surfaces %s: wardend daemon CPU per check (µs)"
+                % (n, label), [us(x) for x in xs], "%.2f")
+            add("%d checks, default jitter, surfaces %s: wardend host CPU per check (µs)"
+                % (n, label), [us(x, "host") for x in xs], "%.2f")
         add("%d checks: surfaces on ÷ off, wardend daemon CPU" % n,
             [us(a) / us(b) for a, b in zip(on, off)], "%.2f×")
         add("%d checks: floor (one read of the names a second) host CPU per check (µs)" % n,

@@ -363,29 +363,59 @@ def per_check_us(r, key="cpu"):
     return 1e6 * r[key] / r["checks"]
 
 
-def compare(db, counts, seconds, rounds, binaries):
+# The phases --compare can run: (label, base config, surfaces on).
+COMPARE_PHASES = {
+    "jitter": ("jitter 100%", BASE, False),
+    "default": ("default jitter", BASE_DEFAULT, False),
+    "surfaces": ("surfaces on", BASE_DEFAULT, True),
+}
+
+
+def compare(db, counts, seconds, rounds, binaries, phases=("jitter", "default")):
     """A change's before and after from one run: each round runs the same
-    phases with each binary, one after the other, and prints per check the
-    daemon's, the server's and the host's CPU, and after ÷ before."""
+    phases with each binary, one after the other (which goes first
+    alternates from round to round), and prints per check the daemon's,
+    the server's and the host's CPU, and after ÷ before; then, per phase,
+    the median and min–max over the rounds."""
     import harness
+    import statistics
     names = status_names(db)
     results = {}
     for r in range(rounds):
+        harness.WARDEND = binaries[0]
         run_wardend(db, 0, seconds, names)   # the server's own CPU (SERVER_IDLE_PER_S)
         for n in counts:
-            for label, base in (("jitter 100%", BASE), ("default jitter", BASE_DEFAULT)):
-                got = []
-                for binary in binaries:
-                    harness.WARDEND = binary
-                    got.append(run_wardend(db, n, seconds, names, base))
+            for phase in phases:
+                label, base, surfaces = COMPARE_PHASES[phase]
+                got = [None, None]
+                order = (0, 1) if r % 2 == 0 else (1, 0)
+                for i in order:
+                    harness.WARDEND = binaries[i]
+                    got[i] = run_wardend(db, n, seconds, names, base, surfaces=surfaces)
                 results.setdefault((n, label), []).append(got)
                 b, a = got
                 print("round %d  %5d checks, %-14s  daemon %7.2f -> %7.2f us  server %7.2f -> "
-                      "%7.2f us  host %7.2f -> %7.2f us  (after/before host %.2f)"
+                      "%7.2f us  host %7.2f -> %7.2f us  (after/before daemon %.2f, host %.2f)"
                       % (r + 1, n, label, per_check_us(b), per_check_us(a),
                          per_check_us(b, "server"), per_check_us(a, "server"),
                          per_check_us(b, "host"), per_check_us(a, "host"),
+                         per_check_us(a) / per_check_us(b),
                          per_check_us(a, "host") / per_check_us(b, "host")), flush=True)
+
+    def summary(values, fmt):
+        values = sorted(values)
+        return (fmt % statistics.median(values)) + " (" + (fmt % values[0]) + "–" + \
+            (fmt % values[-1]) + ")"
+
+    print("summary over %d rounds: median (min–max)" % rounds)
+    for (n, label), got in results.items():
+        print("%5d checks, %-14s  daemon before %s us, after %s us, after/before %s;  "
+              "host before %s us, after %s us"
+              % (n, label, summary([per_check_us(b) for b, _ in got], "%.2f"),
+                 summary([per_check_us(a) for _, a in got], "%.2f"),
+                 summary([per_check_us(a) / per_check_us(b) for b, a in got], "%.2f"),
+                 summary([per_check_us(b, "host") for b, _ in got], "%.2f"),
+                 summary([per_check_us(a, "host") for _, a in got], "%.2f")), flush=True)
     return results
 
 
@@ -399,11 +429,16 @@ def main():
     ap.add_argument("--sandbox", default=None, help="a running scripts/mariadb-sandbox DIR")
     ap.add_argument("--compare", nargs=2, metavar=("BEFORE", "AFTER"),
                     help="two wardend binaries: only their phases, alternating in each round")
+    ap.add_argument("--phases", default="jitter,default",
+                    help="with --compare: of " + ", ".join(COMPARE_PHASES) +
+                    " (surfaces: the default jitter with the metrics endpoint scraped every "
+                    "second, the textfile and journald on)")
     args = ap.parse_args()
     counts = [int(x) for x in args.checks.split(",")]
     if args.compare:
         with (Sandbox(args.sandbox) if args.sandbox else MariaDB()) as db:
-            compare(db, counts, args.seconds, args.rounds, args.compare)
+            compare(db, counts, args.seconds, args.rounds, args.compare,
+                    [p for p in args.phases.split(",") if p])
         return
     with (Sandbox(args.sandbox) if args.sandbox else MariaDB()) as db:
         for _ in range(args.rounds):

@@ -8,6 +8,16 @@
 #include <catch2/catch.hpp>
 
 #include <sstream>
+#include <thread>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
 
 #include "daemon/base/atomic_file.h"
 #include "daemon/base/disk_writer.h"
@@ -230,6 +240,216 @@ TEST_CASE("metrics: a page from the scheduler, executor and guard", "[metrics]")
   CHECK(Contains(again, "warden_check_value{" + lag + "} 50.5"));
   CHECK(Contains(again, "warden_check_state{" + lag + ",state=\"crit\"} 1"));
   CHECK(Contains(again, "warden_paused 0"));
+}
+
+namespace {
+
+// The page without its timestamp lines (which a cached page renders with
+// the offset of the clocks it kept, within MetricsCache::kOffsetSlackMs).
+std::string WithoutTimes(const std::string& page) {
+  std::istringstream in(page);
+  std::string l, out;
+  while (std::getline(in, l)) {
+    if (l.find("_timestamp_seconds{") == std::string::npos) out += l + "\n";
+  }
+  return out;
+}
+
+double TimeOf(const std::string& page, const std::string& head) {
+  const size_t at = page.find(head);
+  REQUIRE(at != std::string::npos);
+  return std::stod(page.substr(at + head.size(), 30));
+}
+
+}  // namespace
+
+TEST_CASE("metrics: a cached page shows what changed since the last one", "[metrics]") {
+  Rig rig;
+  auto check = std::make_shared<ManualCheck>();
+  auto config = MakeConfig(check, std::make_shared<ManualAction>());
+  rig.scheduler->Start(config);
+  rig.Spin();
+  REQUIRE(check->pending.size() == 1);
+  MetricsCache cache;
+  MetricsSources s;
+  s.config = config.get();
+  s.scheduler = rig.scheduler.get();
+  s.cache = &cache;
+  MetricsSources fresh = s;
+  fresh.cache = nullptr;
+  // A wall clock that moves with the steady one, as wardend's does.
+  const auto t0 = std::chrono::steady_clock::now();
+  auto now = [t0](std::int64_t step_ms = 0) {
+    return 1'700'000'100'000 + step_ms +
+           std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                 t0)
+               .count();
+  };
+  const std::string lag = "check=\"lag \\\"main\\\"\"";
+  auto state_is = [&](const std::string& page, const char* state) {
+    for (const char* st : {"pending", "ok", "warn", "crit", "error", "skipped", "disabled"}) {
+      const std::string line = "warden_check_state{" + lag + ",state=\"" + st + "\"} " +
+                               (std::string(st) == state ? "1" : "0");
+      if (!Contains(page, line)) return false;
+    }
+    return true;
+  };
+
+  std::string page = RenderMetrics(s, now());
+  CHECK(state_is(page, "pending"));
+  CHECK(Contains(page, "warden_check_runs_total{" + lag + "} 1"));
+  CHECK(page.find("warden_check_value{") == std::string::npos);
+  CHECK(cache.reused() == 0);
+
+  // ok, with a value: the next page says so, through the same cache.
+  check->pending[0](Measurement::Value("5"));
+  check->pending.clear();
+  page = RenderMetrics(s, now());
+  INFO(page);
+  CHECK(state_is(page, "ok"));
+  CHECK(Contains(page, "warden_check_value{" + lag + "} 5"));
+  CHECK(Contains(page, "warden_check_errors_total{" + lag + "} 0"));
+  const double ok_since =
+      TimeOf(page, "warden_check_last_change_timestamp_seconds{" + lag + "} ");
+  CHECK(WithoutTimes(page) == WithoutTimes(RenderMetrics(fresh, now())));
+
+  // Nothing changed: every series of the check is the last page's.
+  const std::uint64_t reused = cache.reused(), rendered = cache.rendered();
+  CHECK(RenderMetrics(s, now()) == page);
+  // (its value, and three families whole: states, last changes, errors)
+  CHECK(cache.reused() == reused + 4);
+  CHECK(cache.rendered() == rendered);
+
+  // crit, then an error: state, value, runs, errors and the last change
+  // move; a page rendered afresh says the same.
+  REQUIRE(rig.scheduler->RunNow("lag \"main\"", [](const Measurement&, const Verdict&) {}));
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));   // a later change
+  check->pending[0](Measurement::Value("50.5"));
+  check->pending.clear();
+  page = RenderMetrics(s, now());
+  CHECK(state_is(page, "crit"));
+  CHECK(Contains(page, "warden_check_value{" + lag + "} 50.5"));
+  CHECK(Contains(page, "warden_check_runs_total{" + lag + "} 2"));
+  CHECK(TimeOf(page, "warden_check_last_change_timestamp_seconds{" + lag + "} ") > ok_since);
+  CHECK(WithoutTimes(page) == WithoutTimes(RenderMetrics(fresh, now())));
+  REQUIRE(rig.scheduler->RunNow("lag \"main\"", [](const Measurement&, const Verdict&) {}));
+  check->pending[0](Measurement::Error("access denied"));
+  check->pending.clear();
+  page = RenderMetrics(s, now());
+  CHECK(state_is(page, "error"));
+  CHECK(Contains(page, "warden_check_errors_total{" + lag + "} 1"));
+  CHECK(WithoutTimes(page) == WithoutTimes(RenderMetrics(fresh, now())));
+
+  // The wall clock stepped (a day on): the times are rendered again.
+  const double before = TimeOf(page, "warden_check_last_run_timestamp_seconds{" + lag + "} ");
+  page = RenderMetrics(s, now(86'400'000));
+  CHECK(TimeOf(page, "warden_check_last_run_timestamp_seconds{" + lag + "} ") ==
+        Approx(before + 86'400).margin(1));
+
+  // A reload that puts another check in its place: the page names the new
+  // one only, in its own state.
+  auto other = std::make_shared<Config>(*config);
+  other->checks[0].common.name = "replica";
+  other->checks[0].digest = "d2";
+  other->IndexChecks();
+  rig.scheduler->Reload(other);
+  s.config = fresh.config = other.get();
+  page = RenderMetrics(s, now());
+  CHECK(page.find("lag") == std::string::npos);
+  CHECK(Contains(page, "warden_check_state{check=\"replica\",state=\"pending\"} 1"));
+  CHECK(Contains(page, "warden_check_runs_total{check=\"replica\"} 0"));
+  CHECK(WithoutTimes(page) == WithoutTimes(RenderMetrics(fresh, now())));
+}
+
+TEST_CASE("metrics: a scrape keeps its connection, a request with a body closes it",
+          "[metrics][http]") {
+  LoopRuntime lr;
+  int renders = 0;
+  MetricsConfig mc;
+  mc.enabled = true;
+  mc.listen = "127.0.0.1:0";
+  mc.host = "127.0.0.1";
+  mc.port = 0;
+  DiskWriter writer(lr.loop);
+  MetricsExporter exporter(lr.loop, mc, &writer, [&renders] {
+    ++renders;
+    return std::string("warden_up 1\n");
+  });
+  REQUIRE(exporter.Start().ok());
+  const int port = exporter.port();
+  // A client of plain sockets on a thread of its own, the loop on this one.
+  struct Got {
+    std::vector<std::string> answers;   // each answer's head and body
+    bool closed_after_body = false;
+    std::string error;
+  } got;
+  std::atomic<bool> done{false};
+  std::thread client([&] {
+    auto fail = [&](const std::string& what) {
+      got.error = what + ": " + std::strerror(errno);
+      done = true;
+    };
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    timeval tv{10, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return fail("connect");
+    // One answer: its head, then Content-Length bytes of body.
+    auto answer = [&](const std::string& request) -> bool {
+      if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
+          static_cast<ssize_t>(request.size())) {
+        fail("send");
+        return false;
+      }
+      std::string in;
+      char buf[4096];
+      size_t head_end = std::string::npos;
+      size_t want = 0;
+      while (head_end == std::string::npos || in.size() < head_end + 4 + want) {
+        const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) {
+          fail("recv (" + std::to_string(in.size()) + " bytes so far)");
+          return false;
+        }
+        in.append(buf, static_cast<size_t>(n));
+        if (head_end == std::string::npos && (head_end = in.find("\r\n\r\n")) != std::string::npos) {
+          const size_t cl = in.find("Content-Length: ");
+          if (cl != std::string::npos) want = std::stoul(in.substr(cl + 16));
+        }
+      }
+      got.answers.push_back(in);
+      return true;
+    };
+    const std::string scrape = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+    if (answer(scrape) && answer(scrape) &&
+        answer("POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")) {
+      char c;
+      got.closed_after_body = ::recv(fd, &c, 1, 0) == 0;
+    }
+    ::close(fd);
+    done = true;
+  });
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  ev_timer tick;
+  ev_timer_init(&tick, [](struct ev_loop*, ev_timer*, int) {}, 0.01, 0.01);
+  ev_timer_start(lr.loop, &tick);
+  while (!done && std::chrono::steady_clock::now() < deadline) ev_run(lr.loop, EVRUN_ONCE);
+  ev_timer_stop(lr.loop, &tick);
+  client.join();
+  INFO(got.error);
+  REQUIRE(got.error.empty());
+  REQUIRE(got.answers.size() == 3);
+  // Both scrapes answered on the one connection, neither closing it.
+  for (int i : {0, 1}) {
+    CHECK(got.answers[i].rfind("HTTP/1.1 200", 0) == 0);
+    CHECK(got.answers[i].find("warden_up 1\n") != std::string::npos);
+    CHECK(got.answers[i].find("Connection: close") == std::string::npos);
+  }
+  CHECK(got.answers[2].rfind("HTTP/1.1 405", 0) == 0);
+  CHECK(got.closed_after_body);
 }
 
 TEST_CASE("metrics: the exporter serves GET /metrics and nothing else", "[metrics][http]") {
