@@ -71,6 +71,37 @@ JobRunner::Queued JobRunner::Enqueue(const std::string& job, const Trigger& trig
   return q;
 }
 
+size_t JobRunner::DropQueued(const std::string& trigger_kind, const std::string& trigger_name,
+                             const std::string& why) {
+  std::vector<Entry> dropped;
+  for (auto it = queue_.begin(); it != queue_.end();) {
+    if (it->trigger == trigger_kind && it->trigger_name == trigger_name) {
+      dropped.push_back(*it);
+      it = queue_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (dropped.empty()) return 0;
+  Save();
+  for (const Entry& e : dropped) {
+    json f = {{"job", e.job},
+              {"result", "fail"},
+              {"trigger", e.trigger},
+              {"trigger_name", e.trigger_name},
+              {"error", why + "; dropped from the queue without running"}};
+    events_.Emit("job.fail", f);
+    spdlog::warn("queued job {} ({} {}) dropped without running: {}", e.job, e.trigger,
+                 e.trigger_name, why);
+    auto w = waiters_.find(e.job);
+    if (w != waiters_.end()) {
+      for (auto& done : w->second) done(f);
+      waiters_.erase(w);
+    }
+  }
+  return dropped.size();
+}
+
 void JobRunner::Pump() {
   while (!run_ && !halt_ && !stopping_ && !queue_.empty()) {
     Entry e = queue_.front();

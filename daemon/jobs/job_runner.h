@@ -105,8 +105,15 @@ class JobRunner {
     std::string error;   // why not: unknown job, already queued or running, stopping
     size_t position = 0; // 1: next to run (or running now)
   };
-  // trigger.kind: "ctl", "check" or "schedule".
+  // trigger.kind: "ctl", "check", "schedule" or "rollout".
   Queued Enqueue(const std::string& job, const Trigger& trigger, Done done = nullptr);
+  // Removes from the queue, without running them, the jobs queued by
+  // `trigger_kind` `trigger_name` (a rollout an earlier wardend queued and
+  // that is now reported failed): each gets a job.fail saying `why`; the
+  // queue is not halted for it (nothing ran). Returns how many. A running
+  // job is not touched.
+  size_t DropQueued(const std::string& trigger_kind, const std::string& trigger_name,
+                    const std::string& why);
 
   // wardenctl resume: releases the slot the halted job kept, clears the halt
   // and starts the queue again. A slot that cannot be released (etcd

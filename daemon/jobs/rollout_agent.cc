@@ -237,6 +237,13 @@ void RolloutAgent::Handle(const RolloutView& v) {
                   "run again";
       rec.ended = Rfc3339FromMs(WallMsNow());
       started_here_.insert(ro.id);   // said once
+      // Queued by that wardend and not begun (the queue was halted or busy):
+      // it is reported failed, so it must not run later either.
+      if (jobs_.DropQueued("rollout", ro.id, "rollout " + ro.id + " was interrupted: wardend "
+                                             "stopped before the job began") > 0) {
+        rec.error = "interrupted: wardend stopped before the job began; dropped from the "
+                    "queue, not run";
+      }
       Finished(ro.id, rec);
       return;
     }

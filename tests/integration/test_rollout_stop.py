@@ -1,6 +1,7 @@
 """Rollouts that stop, on a real etcd (helpers in test_rollout.py): kill -9
 of a host mid-rollout stops the rollout when its lease expires, and the
-restarted host does not run the rollout again; `fleet cancel` stops the
+restarted host does not run the rollout again, nor a rollout's job that
+was still queued when it stopped; `fleet cancel` stops the
 hosts that have not started while the running one finishes; a fleet halt
 holds a rollout's job at the guard. Bad input: an unknown group, a job a
 member lacks, a malformed member, --parallel 0, a malformed rollout in
@@ -57,6 +58,46 @@ class RolloutsThatStop(unittest.TestCase):
                 self.assertEqual(host["state"], "failed")
         print("\nkill -9: stopped %.1f s after the kill (lease 2s); whole test %.1f s"
               % (seen, time.monotonic() - began))
+
+    def test_a_rollout_job_still_queued_at_a_restart_is_reported_failed_and_never_runs(self):
+        specs = [("q1", "g", 1, ""), ("q2", "g", 2, "")]
+        with Etcd() as etcd:
+            etcd.put("/warden/armed", "yes")
+            with Fleet(etcd, specs) as fleet:
+                q1 = fleet.by_host("q1")
+                # q1's queue halted by a failed job: the rollout's job waits in it.
+                fail = os.path.join(q1.dir, "fail")
+                with open(fail, "w") as f:
+                    f.write("1")
+                p = q1.ctl("run", "upgrade", "--wait")
+                self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+                os.unlink(fail)
+                rollout = fleet.run_rollout("--group", "g")
+                q1.wait_event("job.queued", trigger="rollout", trigger_name=rollout, timeout=30)
+                host = {h["host"]: h for h in fleet.status(rollout)["hosts"]}["q1"]
+                self.assertEqual(host["state"], "running")
+                starts = len(match(q1.events(), "job.start", job="upgrade"))
+
+                # Restarted with the job still queued: reported failed, dropped.
+                self.assertEqual(q1.stop(), 0)
+                n = len(q1.events())
+                q1.start()
+                fin = q1.wait_event("rollout.host.finish", rollout=rollout, since=n, timeout=30)[0]
+                self.assertEqual(fin["result"], "failed")
+                self.assertIn("dropped from the queue, not run", fin["error"])
+                dropped = q1.wait_event("job.fail", trigger="rollout", trigger_name=rollout,
+                                        since=n, timeout=30)[0]
+                self.assertIn("dropped from the queue without running", dropped["error"])
+                s = fleet.wait_state(rollout, ("stopped",), timeout=30)
+                self.assertEqual({h["host"]: h["state"] for h in s["hosts"]},
+                                 {"q1": "failed", "q2": "not started"})
+
+                # Resumed, the queue has nothing of the rollout's left to run.
+                p = q1.ctl("resume")
+                self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+                time.sleep(2)
+                self.assertEqual(len(match(q1.events(), "job.start", job="upgrade")), starts)
+                self.assertEqual(match(fleet.by_host("q2").events(), "job.queued"), [])
 
     def test_cancel_and_bad_input(self):
         specs = [("c1", "g", 1, OTHER_JOB), ("c2", "g", 2, OTHER_JOB), ("c3", "h", 1, "")]
