@@ -83,23 +83,24 @@ size_t JobRunner::DropQueued(const std::string& trigger_kind, const std::string&
     }
   }
   if (dropped.empty()) return 0;
-  Save();
   for (const Entry& e : dropped) {
-    json f = {{"job", e.job},
-              {"result", "fail"},
-              {"trigger", e.trigger},
-              {"trigger_name", e.trigger_name},
-              {"error", why + "; dropped from the queue without running"}};
-    events_.Emit("job.fail", f);
-    spdlog::warn("queued job {} ({} {}) dropped without running: {}", e.job, e.trigger,
-                 e.trigger_name, why);
-    auto w = waiters_.find(e.job);
-    if (w != waiters_.end()) {
-      for (auto& done : w->second) done(f);
-      waiters_.erase(w);
-    }
+    FailUnrun(e.job, why + "; dropped from the queue without running",
+              {{"trigger", e.trigger}, {"trigger_name", e.trigger_name}});
   }
   return dropped.size();
+}
+
+void JobRunner::FailUnrun(const std::string& job, const std::string& error, json extra) {
+  json f = {{"job", job}, {"result", "fail"}, {"error", error}};
+  f.update(extra);
+  Save();
+  events_.Emit("job.fail", f);
+  spdlog::warn("queued job {} dropped without running: {}", job, error);
+  auto w = waiters_.find(job);
+  if (w != waiters_.end()) {
+    for (auto& done : w->second) done(f);
+    waiters_.erase(w);
+  }
 }
 
 void JobRunner::Pump() {
@@ -109,14 +110,8 @@ void JobRunner::Pump() {
     const JobConfig* job = config_->FindJob(e.job);
     if (!job) {
       // Removed by a reload while queued: nothing ran, nothing to halt for.
-      json f = {{"job", e.job}, {"result", "fail"},
-                {"error", "job " + e.job + " is no longer in the configuration; dropped from "
-                          "the queue without running"}};
-      Save();
-      events_.Emit("job.fail", f);
-      spdlog::warn("queued job {} is no longer configured: dropped", e.job);
-      for (auto& w : waiters_[e.job]) w(f);
-      waiters_.erase(e.job);
+      FailUnrun(e.job, "job " + e.job + " is no longer in the configuration; dropped from the "
+                       "queue without running");
       continue;
     }
     run_ = std::make_unique<Run>();

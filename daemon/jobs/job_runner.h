@@ -168,6 +168,10 @@ class JobRunner {
   struct Run;
 
   void Pump();
+  // A queued job that will never run: job.fail with `error` (and `extra`
+  // fields), its waiters answered; the queue is not halted (nothing ran).
+  void FailUnrun(const std::string& job, const std::string& error,
+                 nlohmann::json extra = nlohmann::json::object());
   void NextStep();
   void OnGuard(bool allowed, const std::string& reason, const std::string& detail);
   void EnterPaused(const std::string& reason, const std::string& detail);
