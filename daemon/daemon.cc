@@ -787,6 +787,7 @@ void Daemon::AddHealth(nlohmann::json& j) const {
     j["metrics_textfile_error"] = metrics_->textfile_error();
   }
   if (!last_reload_.is_null()) j["last_reload"] = last_reload_;
+  if (rollouts_) j["rollout"] = rollouts_->Status();
 }
 
 std::string Daemon::RenderMetricsPage() const {

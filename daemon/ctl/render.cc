@@ -110,6 +110,30 @@ void PrintJobs(const json& jobs) {
   }
 }
 
+// [fleet] groups: the rollout this host runs its part of, else its
+// membership; a problem with etcd or the record after it.
+void PrintRollout(const json& ro) {
+  if (!ro.is_object()) return;
+  std::string groups;
+  for (const auto& g : ro.value("groups", json::array())) {
+    groups += (groups.empty() ? "" : ", ") + (g.is_string() ? g.get<std::string>() : g.dump());
+  }
+  const json& cur = ro.value("current", json());
+  if (cur.is_object()) {
+    std::string where = "waiting to start";
+    if (cur.value("step", 0) > 0) {
+      where = "step " + Str(cur, "step") + "/" + Str(cur, "steps") + " " + Str(cur, "step_name");
+    }
+    std::printf("rollout   %s: %s here, %s (since %s)\n", Str(cur, "id").c_str(),
+                Str(cur, "job").c_str(), where.c_str(), ShortTime(Str(cur, "since")).c_str());
+  } else {
+    std::printf("rollout   none here; %s of %s, order %s\n",
+                ro.value("member", false) ? "member" : "NOT YET A MEMBER", groups.c_str(),
+                Str(ro, "order").c_str());
+  }
+  if (!Str(ro, "error").empty()) std::printf("          last problem: %s\n", Str(ro, "error").c_str());
+}
+
 void PrintStatus(const json& s) {
   std::printf("host      %s  (wardend %s, pid %s, since %s)\n", Str(s, "host").c_str(),
               Str(s, "version").c_str(), Str(s, "pid").c_str(),
@@ -192,6 +216,7 @@ void PrintStatus(const json& s) {
                                               : ("; last error: " + Str(f, "last_error")).c_str());
   }
   PrintJobs(s.value("jobs", json::object()));
+  PrintRollout(s.value("rollout", json()));
   if (s.contains("state_error")) std::printf("STATE     %s\n", Str(s, "state_error").c_str());
   if (s.contains("control_error")) std::printf("CONTROL   %s\n", Str(s, "control_error").c_str());
   std::printf("\n%-20s %-14s %-8s %-12s %-20s %-20s %s\n", "CHECK", "TYPE", "STATE", "VALUE",

@@ -86,6 +86,28 @@ warden::Status RolloutAgent::SaveRecord() {
   return WriteFileAtomically(record_path_, json{{"queued", queued_}}.dump() + "\n", 0640);
 }
 
+nlohmann::json RolloutAgent::Status() const {
+  using nlohmann::json;
+  json current = nullptr;
+  if (current_) {
+    const RolloutHost& r = current_->record;
+    current = {{"id", current_->id},
+               {"job", current_->job},
+               {"state", r.state},
+               {"step", r.step},
+               {"steps", r.steps},
+               {"step_name", r.step_name},
+               {"since", r.since}};
+  }
+  const std::string& error = lease_error_.empty() ? last_error_ : lease_error_;
+  return {{"groups", fleet_.groups},
+          {"order", fleet_.order},
+          {"member", lease_ != 0},
+          {"current", std::move(current)},
+          {"queued", queued_},
+          {"error", error.empty() ? json(nullptr) : json(error)}};
+}
+
 // --- the lease and the memberships ------------------------------------------
 
 void RolloutAgent::GrantLease() {
@@ -93,10 +115,10 @@ void RolloutAgent::GrantLease() {
   etcd_.LeaseGrant(fleet_.lease.count() / 1000, [this, alive](EtcdResult<EtcdLeaseResult> r) {
     if (alive.expired()) return;
     if (!r) {
-      if (lease_error_ != r.error().message) {
+      if (lease_error_ != "no etcd lease: " + r.error().message) {
         spdlog::warn("rollouts: no etcd lease: {}", r.error().message);
       }
-      lease_error_ = r.error().message;
+      lease_error_ = "no etcd lease: " + r.error().message;
       ev_timer_set(lease_timer_.get(), 1.0, 0.);
       ev_timer_start(loop_, lease_timer_.get());
       return;
@@ -126,9 +148,12 @@ void RolloutAgent::Register() {
   // A running record belongs under the lease too (a new lease after an expiry).
   if (current_) PutRecord(current_->id, current_->record);
   std::weak_ptr<bool> alive = alive_;
-  etcd_.Txn({}, std::move(puts), {}, [alive](EtcdResult<EtcdTxnResult> r) {
+  etcd_.Txn({}, std::move(puts), {}, [this, alive](EtcdResult<EtcdTxnResult> r) {
     if (alive.expired()) return;
-    if (!r) spdlog::warn("rollouts: cannot register as a member: {}", r.error().message);
+    if (!r) {
+      spdlog::warn("rollouts: cannot register as a member: {}", r.error().message);
+      last_error_ = "cannot register as a member: " + r.error().message;
+    }
   });
 }
 
@@ -149,7 +174,12 @@ void RolloutAgent::OnLeaseTimer(struct ev_loop*, ev_timer* w, int) {
       self->GrantLease();
       return;
     }
-    if (!r) spdlog::warn("rollouts: lease keepalive: {}", r.error().message);
+    if (!r) {
+      spdlog::warn("rollouts: lease keepalive: {}", r.error().message);
+      self->lease_error_ = "lease keepalive: " + r.error().message;
+    } else {
+      self->lease_error_.clear();
+    }
     const double every = static_cast<double>(self->fleet_.lease.count()) / 3000.;
     ev_timer_set(self->lease_timer_.get(), r ? every : std::min(every, 1.0), 0.);
     ev_timer_start(self->loop_, self->lease_timer_.get());
@@ -328,7 +358,7 @@ void RolloutAgent::TakePlace(const RolloutView& v) {
           return;
         }
         queued_.push_back(ro.id);
-        if (Status s = SaveRecord(); !s.ok()) {
+        if (warden::Status s = SaveRecord(); !s.ok()) {
           RolloutHost failed = rec;
           failed.state = "failed";
           failed.error = "cannot record the rollout in " + record_path_ + ": " + s.message();

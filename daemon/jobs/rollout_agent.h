@@ -65,6 +65,12 @@ class RolloutAgent {
   // Every event wardend emits: job.step start of the rollout's job moves
   // its record to step k/n.
   void OnEvent(const nlohmann::json& event);
+  // What `wardenctl status` shows (its `rollout`): the groups this host is
+  // a member of and its order, whether it holds its lease, the rollout
+  // whose job it runs now (id, job, the host's record) or null, the
+  // rollouts it queued, and the last problem with etcd or the record (null
+  // when none).
+  nlohmann::json Status() const;
 
  private:
   struct Current {

@@ -76,6 +76,19 @@ class RolloutsThatStop(unittest.TestCase):
                 q1.wait_event("job.queued", trigger="rollout", trigger_name=rollout, timeout=30)
                 host = {h["host"]: h for h in fleet.status(rollout)["hosts"]}["q1"]
                 self.assertEqual(host["state"], "running")
+                # wardenctl status on each host: q1 holds the rollout's job, q2 waits.
+                mine = q1.status()["rollout"]
+                self.assertEqual((mine["current"]["id"], mine["current"]["job"],
+                                  mine["current"]["step"], mine["groups"], mine["member"]),
+                                 (rollout, "upgrade", 0, ["g"], True), mine)
+                self.assertEqual(mine["queued"][-1], rollout)
+                self.assertIn("rollout   %s: upgrade here, waiting to start" % rollout,
+                              q1.ctl("status").stdout)
+                other = fleet.by_host("q2").status()["rollout"]
+                self.assertEqual((other["current"], other["order"], other["error"]),
+                                 (None, 2, None), other)
+                self.assertIn("rollout   none here; member of g, order 2",
+                              fleet.by_host("q2").ctl("status").stdout)
                 starts = len(match(q1.events(), "job.start", job="upgrade"))
 
                 # Restarted with the job still queued: reported failed, dropped.
@@ -98,6 +111,19 @@ class RolloutsThatStop(unittest.TestCase):
                 time.sleep(2)
                 self.assertEqual(len(match(q1.events(), "job.start", job="upgrade")), starts)
                 self.assertEqual(match(fleet.by_host("q2").events(), "job.queued"), [])
+
+                # etcd out of reach: status says so, and stops saying it once back.
+                q2 = fleet.by_host("q2")
+                etcd.stop()
+
+                def lease_error():
+                    e = q2.status()["rollout"]["error"] or ""
+                    return e if e.startswith(("lease keepalive: ", "no etcd lease: ")) else None
+                down = wait_until("q2's lease error in its status", lease_error, 30)
+                self.assertIn("          last problem: " + down.split(":")[0], q2.ctl("status").stdout)
+                etcd.start()
+                wait_until("q2's rollout error gone",
+                           lambda: q2.status()["rollout"]["error"] is None, 30)
 
     def test_cancel_and_bad_input(self):
         specs = [("c1", "g", 1, OTHER_JOB), ("c2", "g", 2, OTHER_JOB), ("c3", "h", 1, "")]
