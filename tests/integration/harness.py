@@ -168,13 +168,29 @@ def free_port():
         return s.getsockname()[1]
 
 
-def run(cmd, check=True, timeout=60, **kwargs):
+def run(cmd, check=True, timeout=60, own_group=False, **kwargs):
     """Runs cmd (a list), returns CompletedProcess with text stdout/stderr.
 
-    check=True raises AssertionError showing the command and its output."""
+    check=True raises AssertionError showing the command and its output.
+    own_group=True runs it in a process group of its own and kills the whole
+    group at the timeout: a build (rpmbuild, cmake, the compilers) would
+    otherwise go on orphaned, eating the CPU of the tests after it. (Not the
+    default: ctest's own timeout kills its test's group, which a command in
+    a group of its own would escape.)"""
     kwargs.setdefault("stdin", subprocess.DEVNULL)
-    p = subprocess.run([str(c) for c in cmd], capture_output=True, text=True,
-                       timeout=timeout, **kwargs)
+    args = [str(c) for c in cmd]
+    if own_group:
+        with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True, **kwargs) as proc:
+            try:
+                out, err = proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                out, err = proc.communicate()
+                raise subprocess.TimeoutExpired(args, timeout, out, err) from None
+        p = subprocess.CompletedProcess(args, proc.returncode, out, err)
+    else:
+        p = subprocess.run(args, capture_output=True, text=True, timeout=timeout, **kwargs)
     _check_no_report(" ".join(map(str, cmd)), p.stderr)
     if check and p.returncode != 0:
         raise AssertionError("command failed (exit %d): %s\n--- stdout\n%s--- stderr\n%s"
@@ -708,6 +724,25 @@ class Wardend:
                 with open(path, errors="replace") as f:
                     text += f.read()
         return text
+
+    def mark(self, timeout=15):
+        """len(events()) once every event wardend has emitted so far is in
+        the file, for `since=`: what comes after it happened after this
+        call. The events file is written off wardend's loop, so an event of
+        a command that has just answered may reach the file a moment later;
+        counting the lines alone would take that one as new. Needs a running
+        wardend whose events file takes its writes."""
+        last = self.status()["events"]["last_seq"]
+        deadline = time.monotonic() + timeout
+        while True:
+            events = self.events()
+            if not last or (events and events[-1]["seq"] >= last):
+                return len(events)
+            if time.monotonic() >= deadline:
+                raise AssertionError("events file stuck before seq %d (last there: %s)\n%s"
+                                     % (last, events[-1]["seq"] if events else None,
+                                        self.log()[-2000:]))
+            time.sleep(0.02)
 
     def wait_for(self, predicate, timeout=30, since=0):
         """Polls until predicate(events[since:]) is truthy and returns it (or

@@ -200,7 +200,7 @@ cooldown = 1h
             wd.wait_event("check.state", check="flag", state="ok")
 
             def trip():
-                n = len(wd.events())
+                n = wd.mark()
                 wd.write("flag", "1\n")
                 wd.wait_event("check.state", check="flag", state="crit", since=n)
                 wd.write("flag", "0\n")

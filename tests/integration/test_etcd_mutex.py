@@ -25,7 +25,7 @@ class EtcdMutex(unittest.TestCase):
 
     def blocked_run(self, wd, detail):
         """wardenctl run fix is refused by the mutex; returns the event."""
-        n = len(wd.events())
+        n = wd.mark()
         p = wd.ctl("run", "fix", "--wait")
         self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
         self.assertIn("blocked (mutex)", p.stderr)
@@ -50,7 +50,7 @@ class EtcdMutex(unittest.TestCase):
             self.assertEqual(status["prefix"], "/warden")
 
             # The switch: one key, its value the reason.
-            n = len(wd.events())
+            n = wd.mark()
             etcd.put("/warden/mutex", "fleet freeze")
             held = wd.wait_event("mutex.state", held=True, since=n)[0]
             self.assertEqual(held["reason"], "fleet freeze")
@@ -60,7 +60,7 @@ class EtcdMutex(unittest.TestCase):
             text_status = wd.ctl("status", check=True).stdout
             self.assertIn("held: fleet freeze", text_status)
 
-            n = len(wd.events())
+            n = wd.mark()
             self.assertEqual(etcd.delete("/warden/mutex"), 1)
             clear = wd.wait_event("mutex.state", held=False, since=n)[0]
             self.assertEqual(clear["reason"], "clear")
@@ -70,18 +70,18 @@ class EtcdMutex(unittest.TestCase):
             self.assertTrue(os.path.exists(marker))
 
             # etcd gone: held (fail-closed), with etcd's error as the reason.
-            n = len(wd.events())
+            n = wd.mark()
             etcd.stop()
             down = wd.wait_event("mutex.state", held=True, since=n)[0]
             self.assertIn("etcd " + etcd.endpoint, down["reason"])
             self.blocked_run(wd, "etcd " + etcd.endpoint)
 
-            n = len(wd.events())
+            n = wd.mark()
             etcd.start()
             wd.wait_event("mutex.state", held=False, since=n)
 
             # The sentinel gone: held, saying how to arm it.
-            n = len(wd.events())
+            n = wd.mark()
             etcd.delete("/warden/armed")
             unarmed = wd.wait_event("mutex.state", held=True, since=n)[0]
             self.assertEqual(unarmed["reason"], "etcd mutex not armed: /warden/armed is "

@@ -158,7 +158,7 @@ class EtcdWatch(unittest.TestCase):
             self.assertIn("mutex watch up on " + etcd.endpoint, wd.log())
 
             # wardenctl fleet halt: the next poll is 24 s or more away.
-            n = len(wd.events())
+            n = wd.mark()
             t0 = time.monotonic()
             p = wd.ctl("fleet", "halt", "--reason", "INC-1 freeze")
             self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
@@ -171,7 +171,7 @@ class EtcdWatch(unittest.TestCase):
             self.assertIn("blocked (mutex)", run.stderr)
 
             # Cleared straight in etcd: just as fast.
-            n = len(wd.events())
+            n = wd.mark()
             t0 = time.monotonic()
             self.assertEqual(etcd.delete("/warden/mutex"), 1)
             wd.wait_event("mutex.state", held=False, since=n, timeout=20)
@@ -194,7 +194,7 @@ class EtcdWatch(unittest.TestCase):
             proxy = Proxy(etcd.client_port)
             try:
                 self.start(wd, proxy.endpoint, poll="3s", timeout="1s")
-                n = len(wd.events())
+                n = wd.mark()
                 proxy.blackhole()
                 t0 = time.monotonic()
                 held = wd.wait_event("mutex.state", held=True, since=n, timeout=30)[0]
@@ -209,13 +209,13 @@ class EtcdWatch(unittest.TestCase):
 
                 # A halt written meanwhile is there once the path is back.
                 etcd.put("/warden/mutex", "written in the dark")
-                n = len(wd.events())
+                n = wd.mark()
                 proxy.forward()
                 again = wd.wait_event("mutex.state", since=n, timeout=30,
                                       reason="written in the dark")[0]
                 self.assertTrue(again["held"])
                 w = wait_watch(wd, self, up=True, started=lambda s: s >= 2)
-                n = len(wd.events())
+                n = wd.mark()
                 etcd.delete("/warden/mutex")
                 wd.wait_event("mutex.state", held=False, since=n, timeout=20)
             finally:
@@ -229,7 +229,7 @@ class EtcdWatch(unittest.TestCase):
                 self.start(wd, proxy.endpoint, poll="2s", timeout="1s")
                 # Only the watch's connection goes silent; polls go on.
                 proxy.freeze_watches()
-                n = len(wd.events())
+                n = wd.mark()
                 t0 = time.monotonic()
                 etcd.put("/warden/mutex", "seen by the poll")
                 held = wd.wait_event("mutex.state", held=True, since=n, timeout=20)[0]
@@ -240,7 +240,7 @@ class EtcdWatch(unittest.TestCase):
                             in wd.log(), timeout=20)
                 proxy.frozen = False
                 wait_watch(wd, self, timeout=30, up=True, started=lambda s: s >= 2)
-                n = len(wd.events())
+                n = wd.mark()
                 etcd.delete("/warden/mutex")
                 wd.wait_event("mutex.state", held=False, since=n, timeout=20)
             finally:
@@ -265,7 +265,7 @@ class EtcdWatch(unittest.TestCase):
                 self.assertEqual([s["held"] for s in states], [False])
 
                 # And it works: a halt arrives through the new watch.
-                n = len(wd.events())
+                n = wd.mark()
                 t0 = time.monotonic()
                 etcd.put("/warden/mutex", "after the break")
                 wd.wait_event("mutex.state", held=True, since=n, timeout=20)

@@ -112,7 +112,7 @@ class HAProxyAction(unittest.TestCase):
 
     def run_action(self, name, expect_ok, timeout=60):
         """wardenctl run NAME --wait; returns (its output, the action.finish)."""
-        since = len(self.wd.events())
+        since = self.wd.mark()
         p = self.wd.ctl("run", name, "--wait", timeout=timeout)
         output = p.stdout + p.stderr
         self.assertEqual(p.returncode, 0 if expect_ok else 1, output)
@@ -156,13 +156,24 @@ class HAProxyAction(unittest.TestCase):
     def test_drain_wait_until_the_session_ends(self):
         client = self.haproxy.connect()
         self.assertEqual(self.haproxy.sessions(), 1)
-        closer = threading.Timer(1.5, client.close)
+        # The session ends 1.5 s after the server is seen drained, however
+        # long wardenctl and the action take to get there (a fixed timer
+        # from here raced them on a loaded machine).
+        done = threading.Event()
+
+        def close_once_drained():
+            while not done.is_set() and self.haproxy.admin_state() != DRAIN:
+                time.sleep(0.05)
+            if not done.wait(1.5):
+                client.close()
+        closer = threading.Thread(target=close_once_drained)
         started = time.monotonic()
         closer.start()
         try:
             _, fin = self.run_action("drain_wait", True)
         finally:
-            closer.cancel()
+            done.set()
+            closer.join()
             client.close()
         took = time.monotonic() - started
         self.assert_target(fin, "drain")

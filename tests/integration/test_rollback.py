@@ -121,7 +121,7 @@ rollback_on_terminate = yes
 
             os.unlink(os.path.join(wd.dir, "hang.pid"))
             self.assertEqual(wd.ctl("resume").returncode, 0)
-            n = len(wd.events())
+            n = wd.mark()
             self.assertEqual(wd.ctl("run", "deploy_eager").returncode, 0)
             read_pid(os.path.join(wd.dir, "hang.pid"))
             self.assertEqual(wd.ctl("abort", "--job", "deploy_eager").returncode, 0)

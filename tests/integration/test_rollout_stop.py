@@ -192,7 +192,7 @@ class RolloutsThatStop(unittest.TestCase):
                 p = fleet.ctl("halt", "--reason", "freeze")
                 self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
                 c1.wait_event("mutex.state", held=True, timeout=30)
-                n = len(c1.events())
+                n = c1.mark()
                 held = fleet.run_rollout("--group", "g")
                 c1.wait_event("job.paused", job="upgrade", since=n, timeout=30)
                 host = {h["host"]: h for h in fleet.status(held)["hosts"]}["c1"]

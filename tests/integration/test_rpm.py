@@ -102,7 +102,7 @@ class RpmPackage(unittest.TestCase):
             else:
                 # --werror: in CI this is the one gcc build (scripts/test
                 # builds with clang), so gcc's warnings fail here.
-                p = run([SCRIPT, "--topdir", cls.dir, "--werror"], timeout=1500)
+                p = run([SCRIPT, "--topdir", cls.dir, "--werror"], timeout=1500, own_group=True)
                 cls.rpm = p.stdout.strip().splitlines()[-1]
             cls.dump = {}
             for line in run(["rpm", "-qp", "--dump", cls.rpm]).stdout.splitlines():

@@ -139,7 +139,7 @@ class TerminateFleet(unittest.TestCase):
             while db.sql(query)[0][0] != "1":
                 self.assertLess(time.monotonic(), deadline, "the statement never ran")
                 time.sleep(0.1)
-            n = len(wd.events())
+            n = wd.mark()
             p = run([WARDENCTL, "-c", fleet_config(etcd, wd), "fleet", "halt", "--terminate",
                      "--reason", "stop the SQL"], check=False)
             self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
