@@ -592,7 +592,7 @@ void MetricsExporter::WriteTextfile() {
   writer_->Post(
       "metrics",
       [path = config_.textfile, text = render_()] {
-        return WriteFileAtomically(path, text, 0644);
+        return ReplaceFile(path, text, 0644);
       },
       [this, alive](const Status& s) {
         if (alive.expired()) return;   // the exporter is gone
