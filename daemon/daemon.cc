@@ -789,7 +789,7 @@ void Daemon::AddHealth(nlohmann::json& j) const {
   if (!last_reload_.is_null()) j["last_reload"] = last_reload_;
 }
 
-std::string Daemon::RenderMetricsPage() const {
+MetricsPage Daemon::RenderMetricsPage() const {
   MetricsSources s;
   s.config = config_.get();
   s.scheduler = scheduler_.get();
@@ -802,7 +802,7 @@ std::string Daemon::RenderMetricsPage() const {
   s.version = kVersion;
   s.started_ms = started_ms_;
   s.cache = &metrics_cache_;
-  return RenderMetrics(s, WallMsNow());
+  return RenderMetricsPieces(s, WallMsNow());
 }
 
 nlohmann::json Daemon::Reload(const std::string& trigger) {
