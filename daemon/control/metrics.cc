@@ -649,10 +649,12 @@ HttpServer::Reply MetricsExporter::Serve(std::string_view method, std::string_vi
                : "not found: wardend serves only /metrics\n");
     return r;
   }
-  if (method != "GET") {
+  // HEAD is GET without the body (HTTP's rule; MHD leaves the body out):
+  // the same status and headers, for a `curl -I` or an uptime probe.
+  if (method != "GET" && method != "HEAD") {
     r.status = 405;
-    r.headers.emplace_back("Allow", "GET");
-    r.body = std::make_shared<const std::string>("method not allowed: only GET " +
+    r.headers.emplace_back("Allow", "GET, HEAD");
+    r.body = std::make_shared<const std::string>("method not allowed: only GET or HEAD " +
                                                  std::string(path) + "\n");
     return r;
   }

@@ -60,7 +60,9 @@ class HttpServer {
     std::vector<std::pair<std::string, std::string>> headers;
   };
   // Called once per request, when its headers are in. `path` is without
-  // the query string. HEAD is answered like GET without the body (MHD).
+  // the query string. For a HEAD, MHD sends the Reply's status and
+  // headers (Content-Length too) without its body: a handler that answers
+  // HEAD like GET makes HEAD what HTTP wants.
   using Handler = std::function<Reply(std::string_view method, std::string_view path)>;
 
   HttpServer(struct ev_loop* loop, Options options, Handler handler);

@@ -463,7 +463,8 @@ TEST_CASE("metrics: a scrape keeps its connection, a request with a body closes 
     ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return fail("connect");
     // One answer: its head, then Content-Length bytes of body.
-    auto answer = [&](const std::string& request) -> bool {
+    // (head: a HEAD's answer, a head with a Content-Length and no body)
+    auto answer = [&](const std::string& request, bool head = false) -> bool {
       if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
           static_cast<ssize_t>(request.size())) {
         fail("send");
@@ -482,7 +483,7 @@ TEST_CASE("metrics: a scrape keeps its connection, a request with a body closes 
         in.append(buf, static_cast<size_t>(n));
         if (head_end == std::string::npos && (head_end = in.find("\r\n\r\n")) != std::string::npos) {
           const size_t cl = in.find("Content-Length: ");
-          if (cl != std::string::npos) want = std::stoul(in.substr(cl + 16));
+          if (cl != std::string::npos && !head) want = std::stoul(in.substr(cl + 16));
         }
       }
       got.answers.push_back(in);
@@ -490,6 +491,7 @@ TEST_CASE("metrics: a scrape keeps its connection, a request with a body closes 
     };
     const std::string scrape = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
     if (answer(scrape) && answer(scrape) &&
+        answer("HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n", true) &&
         answer("POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")) {
       char c;
       got.closed_after_body = ::recv(fd, &c, 1, 0) == 0;
@@ -506,7 +508,7 @@ TEST_CASE("metrics: a scrape keeps its connection, a request with a body closes 
   client.join();
   INFO(got.error);
   REQUIRE(got.error.empty());
-  REQUIRE(got.answers.size() == 3);
+  REQUIRE(got.answers.size() == 4);
   // Both scrapes answered on the one connection, neither closing it.
   for (int i : {0, 1}) {
     CHECK(got.answers[i].rfind("HTTP/1.1 200", 0) == 0);
@@ -514,7 +516,13 @@ TEST_CASE("metrics: a scrape keeps its connection, a request with a body closes 
     CHECK(got.answers[i].find("Content-Length: 12\r\n") != std::string::npos);
     CHECK(got.answers[i].find("Connection: close") == std::string::npos);
   }
-  CHECK(got.answers[2].rfind("HTTP/1.1 405", 0) == 0);
+  // HEAD: GET's status and length, no body (else the next answer would
+  // start with it), the connection kept.
+  CHECK(got.answers[2].rfind("HTTP/1.1 200", 0) == 0);
+  CHECK(got.answers[2].find("Content-Length: 12\r\n") != std::string::npos);
+  CHECK(got.answers[2].size() == got.answers[2].find("\r\n\r\n") + 4);
+  CHECK(got.answers[3].rfind("HTTP/1.1 405", 0) == 0);
+  CHECK(got.answers[3].find("Allow: GET, HEAD\r\n") != std::string::npos);
   CHECK(got.closed_after_body);
 }
 
