@@ -26,8 +26,8 @@ bool RemakeParentDir(const std::string& path, unsigned dir_mode) {
 
 namespace {
 
-Status WriteThenRename(const std::string& path, const std::string& content, unsigned mode,
-                       unsigned dir_mode, bool sync) {
+Status WriteThenRename(const std::string& path, const std::vector<std::string_view>& parts,
+                       unsigned mode, unsigned dir_mode, bool sync) {
   std::string tmp = path + ".tmp." + std::to_string(::getpid());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0 && errno == ENOENT && dir_mode != 0 && RemakeParentDir(path, dir_mode)) {
@@ -40,19 +40,21 @@ Status WriteThenRename(const std::string& path, const std::string& content, unsi
     ::unlink(tmp.c_str());
     return Status::Error("cannot chmod " + tmp + ": " + err);
   }
-  const char* p = content.data();
-  size_t left = content.size();
-  while (left > 0) {
-    ssize_t n = ::write(fd, p, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      std::string err = std::strerror(errno);
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return Status::Error("cannot write " + tmp + ": " + err);
+  for (std::string_view part : parts) {
+    const char* p = part.data();
+    size_t left = part.size();
+    while (left > 0) {
+      ssize_t n = ::write(fd, p, left);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        std::string err = std::strerror(errno);
+        ::close(fd);
+        ::unlink(tmp.c_str());
+        return Status::Error("cannot write " + tmp + ": " + err);
+      }
+      p += n;
+      left -= static_cast<size_t>(n);
     }
-    p += n;
-    left -= static_cast<size_t>(n);
   }
   if ((sync && ::fsync(fd) != 0) || ::close(fd) != 0) {
     std::string err = std::strerror(errno);
@@ -79,11 +81,12 @@ Status WriteThenRename(const std::string& path, const std::string& content, unsi
 
 Status WriteFileAtomically(const std::string& path, const std::string& content, unsigned mode,
                            unsigned dir_mode) {
-  return WriteThenRename(path, content, mode, dir_mode, true);
+  return WriteThenRename(path, {content}, mode, dir_mode, true);
 }
 
-Status ReplaceFile(const std::string& path, const std::string& content, unsigned mode) {
-  return WriteThenRename(path, content, mode, 0, false);
+Status ReplaceFile(const std::string& path, const std::vector<std::string_view>& parts,
+                   unsigned mode) {
+  return WriteThenRename(path, parts, mode, 0, false);
 }
 
 Status MakeDirectories(const std::string& path, unsigned mode, unsigned parent_mode) {

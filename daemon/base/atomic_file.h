@@ -6,6 +6,8 @@
 #pragma once
 
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "daemon/base/status.h"
 
@@ -17,7 +19,9 @@ namespace warden {
 // in the log, and the write goes on.
 Status WriteFileAtomically(const std::string& path, const std::string& content, unsigned mode,
                            unsigned dir_mode = 0);
-Status ReplaceFile(const std::string& path, const std::string& content, unsigned mode);
+// `parts` written one after the other (a page in pieces, not joined first).
+Status ReplaceFile(const std::string& path, const std::vector<std::string_view>& parts,
+                   unsigned mode);
 // The parent directory of `path` made again (exactly `dir_mode`) when it is
 // gone; true when it had to be (and it was), logged.
 bool RemakeParentDir(const std::string& path, unsigned dir_mode);

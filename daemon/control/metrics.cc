@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <array>
+#include <atomic>
 #include <charconv>
 #include <chrono>
 #include <cmath>
@@ -159,7 +160,11 @@ std::optional<double> NumericValue(std::string_view text) {
 std::string& Exposition::out() {
   if (!out_) {
     if (spare_ && next_spare_ < spare_->size() && (*spare_)[next_spare_].use_count() == 1) {
-      out_ = (*spare_)[next_spare_];   // no page holds it any more: its memory again
+      // No page holds it any more: its memory again. (The disk thread may
+      // have let go of it last, writing the textfile: its reads come
+      // before these writes.)
+      std::atomic_thread_fence(std::memory_order_acquire);
+      out_ = (*spare_)[next_spare_];
       out_->clear();
     } else {
       out_ = std::make_shared<std::string>();
@@ -684,13 +689,17 @@ void MetricsExporter::OnTextfileTimer(struct ev_loop*, ev_timer* w, int) {
 
 void MetricsExporter::WriteTextfile() {
   // Rendered now (or the page a scrape rendered less than kReuse ago), on
-  // the loop; written on the disk thread. A write not yet started is
+  // the loop; written on the disk thread from its pieces, which no render
+  // writes into while this holds them. A write not yet started is
   // replaced by this newer one (the "metrics" key).
   std::weak_ptr<bool> alive = alive_;
   writer_->Post(
       "metrics",
-      [path = config_.textfile, text = Page().Join()] {
-        return ReplaceFile(path, text, 0644);
+      [path = config_.textfile, page = Page()] {
+        std::vector<std::string_view> parts;
+        parts.reserve(page.pieces.size());
+        for (const auto& p : page.pieces) parts.emplace_back(*p);
+        return ReplaceFile(path, parts, 0644);
       },
       [this, alive](const Status& s) {
         if (alive.expired()) return;   // the exporter is gone

@@ -15,6 +15,7 @@
 // the new file, never half of one).
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -139,6 +140,7 @@ class MetricsCache {
     // holds the old one).
     std::string& Fresh() {
       if (text.use_count() > 1) text = std::make_shared<std::string>();
+      else std::atomic_thread_fence(std::memory_order_acquire);   // (as Exposition's spares)
       text->clear();
       return *text;
     }
