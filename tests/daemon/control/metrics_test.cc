@@ -7,6 +7,7 @@
 #include <charconv>
 #include <catch2/catch.hpp>
 
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -420,6 +421,11 @@ TEST_CASE("metrics: a page's pieces are the cache's, and a page kept is never wr
   fresh.cache = nullptr;
   const std::string fourth = RenderMetrics(s, now + 2000);
   CHECK(WithoutTimes(fourth) == WithoutTimes(RenderMetrics(fresh, now + 2000)));
+  std::set<const std::string*> before;
+  for (const auto& p : RenderMetricsPieces(s, now + 3000).pieces) before.insert(p.get());
+  size_t again = 0;
+  for (const auto& p : RenderMetricsPieces(s, now + 4000).pieces) again += before.count(p.get());
+  CHECK(again == before.size());
 }
 
 TEST_CASE("metrics: a scrape keeps its connection, a request with a body closes it",
