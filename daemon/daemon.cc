@@ -790,7 +790,7 @@ void Daemon::AddHealth(nlohmann::json& j) const {
   if (rollouts_) j["rollout"] = rollouts_->Status();
 }
 
-std::string Daemon::RenderMetricsPage() const {
+MetricsPage Daemon::RenderMetricsPage() const {
   MetricsSources s;
   s.config = config_.get();
   s.scheduler = scheduler_.get();
@@ -803,7 +803,7 @@ std::string Daemon::RenderMetricsPage() const {
   s.version = kVersion;
   s.started_ms = started_ms_;
   s.cache = &metrics_cache_;
-  return RenderMetrics(s, WallMsNow());
+  return RenderMetricsPieces(s, WallMsNow());
 }
 
 nlohmann::json Daemon::Reload(const std::string& trigger) {

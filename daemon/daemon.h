@@ -108,7 +108,7 @@ class Daemon final : private DaemonControl {
   void OnMutexChange(const MutexAnswer& a);
   bool terminated_by_mutex_ = false;           // the halt in force has been acted on
   // The metrics page of this daemon now (RenderMetrics over its objects).
-  std::string RenderMetricsPage() const;
+  MetricsPage RenderMetricsPage() const;
 
   static void OnStateTimer(struct ev_loop* loop, ev_timer* w, int revents);
   // Every second: pauses past their expiry end (pause.end, cause expired).

@@ -24,8 +24,10 @@ bool RemakeParentDir(const std::string& path, unsigned dir_mode) {
   return made.ok();
 }
 
-Status WriteFileAtomically(const std::string& path, const std::string& content, unsigned mode,
-                           unsigned dir_mode) {
+namespace {
+
+Status WriteThenRename(const std::string& path, const std::vector<std::string_view>& parts,
+                       unsigned mode, unsigned dir_mode, bool sync) {
   std::string tmp = path + ".tmp." + std::to_string(::getpid());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0 && errno == ENOENT && dir_mode != 0 && RemakeParentDir(path, dir_mode)) {
@@ -38,30 +40,33 @@ Status WriteFileAtomically(const std::string& path, const std::string& content, 
     ::unlink(tmp.c_str());
     return Status::Error("cannot chmod " + tmp + ": " + err);
   }
-  const char* p = content.data();
-  size_t left = content.size();
-  while (left > 0) {
-    ssize_t n = ::write(fd, p, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      std::string err = std::strerror(errno);
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return Status::Error("cannot write " + tmp + ": " + err);
+  for (std::string_view part : parts) {
+    const char* p = part.data();
+    size_t left = part.size();
+    while (left > 0) {
+      ssize_t n = ::write(fd, p, left);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        std::string err = std::strerror(errno);
+        ::close(fd);
+        ::unlink(tmp.c_str());
+        return Status::Error("cannot write " + tmp + ": " + err);
+      }
+      p += n;
+      left -= static_cast<size_t>(n);
     }
-    p += n;
-    left -= static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+  if ((sync && ::fsync(fd) != 0) || ::close(fd) != 0) {
     std::string err = std::strerror(errno);
     ::unlink(tmp.c_str());
-    return Status::Error("cannot sync " + tmp + ": " + err);
+    return Status::Error(std::string(sync ? "cannot sync " : "cannot close ") + tmp + ": " + err);
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     std::string err = std::strerror(errno);
     ::unlink(tmp.c_str());
     return Status::Error("cannot rename " + tmp + " to " + path + ": " + err);
   }
+  if (!sync) return Status::Ok();
   std::string dir = std::filesystem::path(path).parent_path().string();
   if (dir.empty()) dir = ".";
   int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -70,6 +75,18 @@ Status WriteFileAtomically(const std::string& path, const std::string& content, 
     ::close(dfd);
   }
   return Status::Ok();
+}
+
+}  // namespace
+
+Status WriteFileAtomically(const std::string& path, const std::string& content, unsigned mode,
+                           unsigned dir_mode) {
+  return WriteThenRename(path, {content}, mode, dir_mode, true);
+}
+
+Status ReplaceFile(const std::string& path, const std::vector<std::string_view>& parts,
+                   unsigned mode) {
+  return WriteThenRename(path, parts, mode, 0, false);
 }
 
 Status MakeDirectories(const std::string& path, unsigned mode, unsigned parent_mode) {

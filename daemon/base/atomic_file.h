@@ -1,9 +1,13 @@
 // Durable small-file writes: temp file in the same directory, fsync, rename,
 // fsync of the directory. A reader sees the old or the new content, never a
-// mix, even after a crash.
+// mix, even after a crash. ReplaceFile is the same without the two fsyncs:
+// atomic for readers, not durable (after a power loss the file may be the
+// old one, or empty), for a file rewritten at a short interval anyway.
 #pragma once
 
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "daemon/base/status.h"
 
@@ -15,6 +19,9 @@ namespace warden {
 // in the log, and the write goes on.
 Status WriteFileAtomically(const std::string& path, const std::string& content, unsigned mode,
                            unsigned dir_mode = 0);
+// `parts` written one after the other (a page in pieces, not joined first).
+Status ReplaceFile(const std::string& path, const std::vector<std::string_view>& parts,
+                   unsigned mode);
 // The parent directory of `path` made again (exactly `dir_mode`) when it is
 // gone; true when it had to be (and it was), logged.
 bool RemakeParentDir(const std::string& path, unsigned dir_mode);

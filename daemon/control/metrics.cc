@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <array>
+#include <atomic>
 #include <charconv>
 #include <chrono>
 #include <cmath>
@@ -78,7 +79,48 @@ void AppendSampleValue(std::string& out, double value) {
   else out.append(buf, end);
 }
 
+// A whole number of milliseconds as seconds, as AppendSampleValue writes
+// ms / 1000.0 (1700000000.25, 1700000000), without going through a double:
+// every check's last run at every page.
+void AppendMillis(std::string& out, std::int64_t ms) {
+  if (ms <= -1'000'000'000'000'000 || ms >= 1'000'000'000'000'000) {
+    AppendSampleValue(out, static_cast<double>(ms) / 1000.0);
+    return;
+  }
+  if (ms < 0) {
+    out += '-';
+    ms = -ms;
+  }
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, ms / 1000);
+  const auto frac = static_cast<int>(ms % 1000);
+  if (frac != 0) {
+    *end++ = '.';
+    *end++ = static_cast<char>('0' + frac / 100);
+    if (frac % 100 != 0) *end++ = static_cast<char>('0' + frac / 10 % 10);
+    if (frac % 10 != 0) *end++ = static_cast<char>('0' + frac % 10);
+  }
+  out.append(buf, end);
+}
+
+// A counter as AppendSampleValue writes it (in full below 1e15).
+void AppendCount(std::string& out, std::uint64_t n) {
+  if (n >= 1'000'000'000'000'000) {
+    AppendSampleValue(out, static_cast<double>(n));
+    return;
+  }
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, n);
+  out.append(buf, end);
+}
+
 }  // namespace
+
+std::string FormatMillis(std::int64_t ms) {
+  std::string out;
+  AppendMillis(out, ms);
+  return out;
+}
 
 std::string EscapeLabelValue(std::string_view value) {
   std::string out;
@@ -115,36 +157,89 @@ std::optional<double> NumericValue(std::string_view text) {
   return v;
 }
 
+std::string& Exposition::out() {
+  if (!out_) {
+    if (spare_ && next_spare_ < spare_->size() && (*spare_)[next_spare_].use_count() == 1) {
+      // No page holds it any more: its memory again. (The disk thread may
+      // have let go of it last, writing the textfile: its reads come
+      // before these writes.)
+      std::atomic_thread_fence(std::memory_order_acquire);
+      out_ = (*spare_)[next_spare_];
+      out_->clear();
+    } else {
+      out_ = std::make_shared<std::string>();
+      if (spare_ && next_spare_ < spare_->size()) (*spare_)[next_spare_] = out_;
+      else if (spare_) spare_->push_back(out_);
+    }
+    ++next_spare_;
+  }
+  return *out_;
+}
+
+void Exposition::Piece(std::shared_ptr<const std::string> lines) {
+  if (out_ && !out_->empty()) pieces_.push_back(out_);
+  out_.reset();
+  if (lines && !lines->empty()) pieces_.push_back(std::move(lines));
+}
+
+std::vector<std::shared_ptr<const std::string>> Exposition::TakePieces() {
+  if (out_ && !out_->empty()) pieces_.push_back(out_);
+  out_.reset();
+  return std::move(pieces_);
+}
+
+std::string Exposition::text() const {
+  std::string all;
+  for (const auto& p : pieces_) all += *p;
+  if (out_) all += *out_;
+  return all;
+}
+
 void Exposition::Family(std::string_view name, std::string_view type, std::string_view help) {
-  out_ += "# HELP ";
-  out_ += name;
-  out_ += ' ';
-  out_ += EscapeHelp(help);
-  out_ += "\n# TYPE ";
-  out_ += name;
-  out_ += ' ';
-  out_ += type;
-  out_ += '\n';
+  std::string& out = this->out();
+  out += "# HELP ";
+  out += name;
+  out += ' ';
+  out += EscapeHelp(help);
+  out += "\n# TYPE ";
+  out += name;
+  out += ' ';
+  out += type;
+  out += '\n';
 }
 
 void Exposition::Sample(std::string_view name, Labels labels, double value) {
-  out_ += name;
+  std::string& out = this->out();
+  out += name;
   if (labels.size() > 0) {
-    out_ += '{';
+    out += '{';
     bool first = true;
     for (const auto& [k, v] : labels) {
-      if (!first) out_ += ',';
+      if (!first) out += ',';
       first = false;
-      out_ += k;
-      out_ += "=\"";
-      AppendEscapedLabelValue(out_, v);
-      out_ += '"';
+      out += k;
+      out += "=\"";
+      AppendEscapedLabelValue(out, v);
+      out += '"';
     }
-    out_ += '}';
+    out += '}';
   }
-  out_ += ' ';
-  AppendSampleValue(out_, value);
-  out_ += '\n';
+  out += ' ';
+  AppendSampleValue(out, value);
+  out += '\n';
+}
+
+std::size_t MetricsPage::size() const {
+  std::size_t n = 0;
+  for (const auto& p : pieces) n += p->size();
+  return n;
+}
+
+std::string MetricsPage::Join() const {
+  std::string all;
+  all.reserve(size());
+  for (const auto& p : pieces) all += *p;
+  return all;
 }
 
 namespace {
@@ -344,7 +439,6 @@ void MetricsCacheAccess::RenderChecks(Cache& cache, const Scheduler* scheduler,
   static thread_local std::vector<Scheduler::CheckView> checks;
   checks.clear();
   if (scheduler) scheduler->Views(checks);
-  if (cache.last_size_ == 0) x.Reserve(checks.size() * 640 + 8192);   // some 600 bytes a check
   const std::uint64_t changes = scheduler ? scheduler->state_changes() : 0;
   const std::int64_t size = static_cast<std::int64_t>(checks.size());
   // The same checks as the last page (no Start or Reload since): the
@@ -358,6 +452,8 @@ void MetricsCacheAccess::RenderChecks(Cache& cache, const Scheduler* scheduler,
         one = Cache::OneCheck{};
         one.name = *checks[i].name;
         AppendEscapedLabelValue(one.label, one.name);
+        one.last_run_prefix = "warden_check_last_run_timestamp_seconds{check=\"" + one.label + "\"} ";
+        one.runs_prefix = "warden_check_runs_total{check=\"" + one.label + "\"} ";
       }
     }
   }
@@ -379,8 +475,7 @@ void MetricsCacheAccess::RenderChecks(Cache& cache, const Scheduler* scheduler,
   x.Family("warden_check_state", "gauge",
            "The check's state: 1 for the current one, 0 for the others.");
   if (!cache.states_.Same(scheduler, changes, size)) {
-    std::string& out = cache.states_.text;
-    out.clear();
+    std::string& out = cache.states_.Fresh();
     for (size_t i = 0; i < checks.size(); ++i) {
       const Scheduler::CheckView& c = checks[i];
       Cache::OneCheck& one = cache.checks_[i];
@@ -398,9 +493,9 @@ void MetricsCacheAccess::RenderChecks(Cache& cache, const Scheduler* scheduler,
   } else {
     ++cache.reused_;
   }
-  x.Lines(cache.states_.text);
+  x.Piece(cache.states_.text);
   x.Family("warden_check_value", "gauge", "The check's last value, when it is a number.");
-  std::string& page = x.out_;
+  std::string& page = x.out();
   for (size_t i = 0; i < checks.size(); ++i) {
     const Scheduler::CheckView& c = checks[i];
     Cache::OneCheck& one = cache.checks_[i];
@@ -425,14 +520,14 @@ void MetricsCacheAccess::RenderChecks(Cache& cache, const Scheduler* scheduler,
     const Scheduler::CheckView& c = checks[i];
     if (!c.last_run) continue;
     const auto key = wall(*c.last_run);
-    CheckSample(page, "warden_check_last_run_timestamp_seconds", cache.checks_[i].label,
-                static_cast<double>(key.first + key.second) / 1000.0);
+    page += cache.checks_[i].last_run_prefix;
+    AppendMillis(page, key.first + key.second);
+    page += '\n';
   }
   x.Family("warden_check_last_change_timestamp_seconds", "gauge",
            "When the check entered its current state (Unix time).");
   if (!cache.since_.Same(scheduler, changes, cache.offset_ms_)) {
-    std::string& out = cache.since_.text;
-    out.clear();
+    std::string& out = cache.since_.Fresh();
     for (size_t i = 0; i < checks.size(); ++i) {
       const Scheduler::CheckView& c = checks[i];
       if (c.since == SteadyClock::time_point{}) continue;   // pending since start: no change yet
@@ -447,19 +542,20 @@ void MetricsCacheAccess::RenderChecks(Cache& cache, const Scheduler* scheduler,
   } else {
     ++cache.reused_;
   }
-  x.Lines(cache.since_.text);
+  x.Piece(cache.since_.text);
   x.Family("warden_check_runs_total", "counter", "Runs of the check.");
+  std::string& runs = x.out();   // (a new piece after last changes)
   for (size_t i = 0; i < checks.size(); ++i) {
-    CheckSample(page, "warden_check_runs_total", cache.checks_[i].label,
-                static_cast<double>(checks[i].runs));
+    runs += cache.checks_[i].runs_prefix;
+    AppendCount(runs, checks[i].runs);
+    runs += '\n';
   }
   x.Family("warden_check_errors_total", "counter",
            "Runs of the check whose result was an error (it could not measure).");
   const std::int64_t errors =
       static_cast<std::int64_t>(scheduler ? scheduler->error_results() : 0);
   if (!cache.errors_.Same(scheduler, changes, errors)) {
-    std::string& out = cache.errors_.text;
-    out.clear();
+    std::string& out = cache.errors_.Fresh();
     for (size_t i = 0; i < checks.size(); ++i) {
       Cache::OneCheck& one = cache.checks_[i];
       Series(cache, one.errors, checks[i].errors, out, [&](std::string& text) {
@@ -471,13 +567,11 @@ void MetricsCacheAccess::RenderChecks(Cache& cache, const Scheduler* scheduler,
   } else {
     ++cache.reused_;
   }
-  x.Lines(cache.errors_.text);
+  x.Piece(cache.errors_.text);
 }
 
-std::string RenderMetrics(const MetricsSources& s, std::int64_t now_ms) {
-  Exposition x;
-  // The last page's size (one allocation), or some 600 bytes a check.
-  if (s.cache && s.cache->last_size_ > 0) x.Reserve(s.cache->last_size_ + s.cache->last_size_ / 8);
+MetricsPage RenderMetricsPieces(const MetricsSources& s, std::int64_t now_ms) {
+  Exposition x(s.cache ? &s.cache->spare_ : nullptr);
   x.Family("warden_build_info", "gauge", "wardend's version and host; always 1.");
   x.Sample("warden_build_info", {{"version", s.version}, {"host", s.host}}, 1);
   x.Family("warden_start_time_seconds", "gauge", "When wardend started (Unix time).");
@@ -485,8 +579,13 @@ std::string RenderMetrics(const MetricsSources& s, std::int64_t now_ms) {
   RenderChecks(s, now_ms, x);
   RenderActions(s, x);
   RenderHost(s, now_ms, x);
-  if (s.cache) s.cache->last_size_ = x.text().size();
-  return x.Take();
+  MetricsPage page;
+  page.pieces = x.TakePieces();
+  return page;
+}
+
+std::string RenderMetrics(const MetricsSources& s, std::int64_t now_ms) {
+  return RenderMetricsPieces(s, now_ms).Join();
 }
 
 // --- the endpoint and the textfile ---
@@ -522,13 +621,14 @@ Status MetricsExporter::Start() {
   return s;
 }
 
-std::shared_ptr<const std::string> MetricsExporter::Page() {
+const MetricsPage& MetricsExporter::Page() {
   const double now = ev_now(loop_);
   if (!page_ || now - page_at_ >= kReuse || now < page_at_) {
-    page_ = std::make_shared<const std::string>(render_());
+    page_.reset();   // its pieces free to be rendered into again, unless still being sent
+    page_ = render_();
     page_at_ = now;
   }
-  return page_;
+  return *page_;
 }
 
 void MetricsExporter::StatusPages() {
@@ -554,16 +654,18 @@ HttpServer::Reply MetricsExporter::Serve(std::string_view method, std::string_vi
                : "not found: wardend serves only /metrics\n");
     return r;
   }
-  if (method != "GET") {
+  // HEAD is GET without the body (HTTP's rule; MHD leaves the body out):
+  // the same status and headers, for a `curl -I` or an uptime probe.
+  if (method != "GET" && method != "HEAD") {
     r.status = 405;
-    r.headers.emplace_back("Allow", "GET");
-    r.body = std::make_shared<const std::string>("method not allowed: only GET " +
+    r.headers.emplace_back("Allow", "GET, HEAD");
+    r.body = std::make_shared<const std::string>("method not allowed: only GET or HEAD " +
                                                  std::string(path) + "\n");
     return r;
   }
   if (path == "/metrics") {
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-    r.body = Page();
+    r.pieces = Page().pieces;
     return r;
   }
   StatusPages();
@@ -586,13 +688,18 @@ void MetricsExporter::OnTextfileTimer(struct ev_loop*, ev_timer* w, int) {
 }
 
 void MetricsExporter::WriteTextfile() {
-  // Rendered now, on the loop; written on the disk thread. A write not yet
-  // started is replaced by this newer one (the "metrics" key).
+  // Rendered now (or the page a scrape rendered less than kReuse ago), on
+  // the loop; written on the disk thread from its pieces, which no render
+  // writes into while this holds them. A write not yet started is
+  // replaced by this newer one (the "metrics" key).
   std::weak_ptr<bool> alive = alive_;
   writer_->Post(
       "metrics",
-      [path = config_.textfile, text = render_()] {
-        return WriteFileAtomically(path, text, 0644);
+      [path = config_.textfile, page = Page()] {
+        std::vector<std::string_view> parts;
+        parts.reserve(page.pieces.size());
+        for (const auto& p : page.pieces) parts.emplace_back(*p);
+        return ReplaceFile(path, parts, 0644);
       },
       [this, alive](const Status& s) {
         if (alive.expired()) return;   // the exporter is gone

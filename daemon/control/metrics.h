@@ -15,6 +15,7 @@
 // the new file, never half of one).
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -64,7 +65,20 @@ struct MetricsSources {
   MetricsCache* cache = nullptr;
 };
 
-// The whole page, at wall-clock `now_ms`.
+// A page as pieces sent one after the other: the families a MetricsCache
+// kept whole are pieces of their own, shared with the cache (and with an
+// answer still being sent), not copied into the page at each scrape.
+struct MetricsPage {
+  std::vector<std::shared_ptr<const std::string>> pieces;
+  MetricsPage() = default;
+  MetricsPage(std::string text)   // NOLINT: one piece (a page made elsewhere, tests)
+      : pieces{std::make_shared<const std::string>(std::move(text))} {}
+  std::size_t size() const;
+  std::string Join() const;
+};
+
+// The whole page, at wall-clock `now_ms`: as pieces, and joined.
+MetricsPage RenderMetricsPieces(const MetricsSources& sources, std::int64_t now_ms);
 std::string RenderMetrics(const MetricsSources& sources, std::int64_t now_ms);
 
 // The checks' series of the last page, kept for the next (one per
@@ -75,9 +89,11 @@ std::string RenderMetrics(const MetricsSources& sources, std::int64_t now_ms);
 // since, value, errors), and rendered only when it changed (its last run
 // and runs, which change at every run, are rendered at every page); a check renamed, added or removed by a reload is just
 // different. The families of states, last changes and errors are kept
-// whole too, and copied as one while the scheduler's counts of state
-// changes and error results (Scheduler::state_changes, error_results) are
-// those they were rendered at. Timestamps are rendered with one
+// whole too, and are pieces of the page as they are (MetricsPage, sent
+// without a copy) while the scheduler's counts of state changes and error
+// results (Scheduler::state_changes, error_results) are those they were
+// rendered at. What is rendered afresh goes into the memory of the last
+// page's pieces once no answer holds them. Timestamps are rendered with one
 // steady-to-wall offset, kept while the two clocks agree with it within
 // kOffsetSlackMs (a step of the wall clock renders them all again).
 class MetricsCache {
@@ -90,7 +106,7 @@ class MetricsCache {
 
  private:
   friend struct MetricsCacheAccess;   // metrics.cc's renderer
-  friend std::string RenderMetrics(const MetricsSources& sources, std::int64_t now_ms);
+  friend MetricsPage RenderMetricsPieces(const MetricsSources& sources, std::int64_t now_ms);
   template <class Key>
   struct Series {
     Key key{};
@@ -101,6 +117,8 @@ class MetricsCache {
   // runs do: they are rendered at each page).
   struct OneCheck {
     std::string label;   // the escaped name
+    // The start of its last-run and runs lines, up to the value.
+    std::string last_run_prefix, runs_prefix;
     Series<std::string> value;
     std::string name;
     Series<int> states;                                     // key: CheckState
@@ -110,13 +128,22 @@ class MetricsCache {
   std::vector<OneCheck> checks_;
   // A family's samples, whole, and what they were rendered at: the
   // scheduler, its state changes and a second count (the offset, the
-  // error results).
+  // error results). The text is a piece of the pages that show it: while
+  // one is still being sent, a new rendering goes into a new string.
   struct Block {
     const void* scheduler = nullptr;
     std::uint64_t changes = 0;
     std::int64_t second = 0;
     bool set = false;
-    std::string text;
+    std::shared_ptr<std::string> text = std::make_shared<std::string>();
+    // The text emptied to be rendered again (a new string while a page
+    // holds the old one).
+    std::string& Fresh() {
+      if (text.use_count() > 1) text = std::make_shared<std::string>();
+      else std::atomic_thread_fence(std::memory_order_acquire);   // (as Exposition's spares)
+      text->clear();
+      return *text;
+    }
     bool Same(const void* s, std::uint64_t c, std::int64_t x) const {
       return set && scheduler == s && changes == c && second == x;
     }
@@ -130,7 +157,10 @@ class MetricsCache {
   Block states_, since_, errors_;
   std::int64_t offset_ms_ = 0;   // wall ms - steady ms of the timestamps
   bool has_offset_ = false;
-  std::size_t last_size_ = 0;    // the last page's bytes, reserved for the next
+  // The pieces rendered afresh for the last page (not the blocks), by
+  // place: one no page holds any more is rendered into again, its memory
+  // kept (a fresh 600 KB a scrape cost page faults at each).
+  std::vector<std::shared_ptr<std::string>> spare_;
   std::uint64_t rendered_ = 0, reused_ = 0;
 };
 
@@ -141,6 +171,8 @@ std::string EscapeHelp(std::string_view text);
 // A sample value as the format writes it: shortest round-trip decimal,
 // NaN, +Inf, -Inf.
 std::string FormatSampleValue(double value);
+// Milliseconds as seconds, exactly as FormatSampleValue(ms / 1000.0).
+std::string FormatMillis(std::int64_t ms);
 // A check's value when it is a number (the whole text, finite or not).
 std::optional<double> NumericValue(std::string_view text);
 
@@ -149,17 +181,28 @@ std::optional<double> NumericValue(std::string_view text);
 class Exposition {
  public:
   using Labels = std::initializer_list<std::pair<std::string_view, std::string_view>>;
+  Exposition() = default;
+  // Rendering into `spare` strings (cleared, their memory kept), one per
+  // piece, and into new ones when they run out (MetricsCache's).
+  explicit Exposition(std::vector<std::shared_ptr<std::string>>* spare) : spare_(spare) {}
   void Family(std::string_view name, std::string_view type, std::string_view help);
   void Sample(std::string_view name, Labels labels, double value);
-  void Reserve(size_t bytes) { out_.reserve(out_.size() + bytes); }
   // Lines rendered before (MetricsCache), appended as they are.
-  void Lines(std::string_view lines) { out_.append(lines); }
-  const std::string& text() const { return out_; }
-  std::string Take() { return std::move(out_); }
+  void Lines(std::string_view lines) { out().append(lines); }
+  // Lines rendered before, a piece of the page as they are (not copied).
+  void Piece(std::shared_ptr<const std::string> lines);
+  // The page so far (tests).
+  std::string text() const;
+  std::string Take() { return text(); }
+  std::vector<std::shared_ptr<const std::string>> TakePieces();
 
  private:
   friend struct MetricsCacheAccess;   // appends series to the page in place
-  std::string out_;
+  std::string& out();                 // the piece being rendered
+  std::vector<std::shared_ptr<std::string>>* spare_ = nullptr;
+  std::size_t next_spare_ = 0;
+  std::vector<std::shared_ptr<const std::string>> pieces_;
+  std::shared_ptr<std::string> out_;   // null until something is rendered after the last piece
 };
 
 // The endpoint and the textfile. `render` makes the page (the daemon's
@@ -169,7 +212,7 @@ class Exposition {
 // /status.json, each rendered at most every kReuse like /metrics.
 class MetricsExporter {
  public:
-  using Render = std::function<std::string()>;
+  using Render = std::function<MetricsPage()>;
   MetricsExporter(struct ev_loop* loop, MetricsConfig config, DiskWriter* writer, Render render);
   ~MetricsExporter();
   MetricsExporter(const MetricsExporter&) = delete;
@@ -205,7 +248,7 @@ class MetricsExporter {
 
  private:
   HttpServer::Reply Serve(std::string_view method, std::string_view path);
-  std::shared_ptr<const std::string> Page();
+  const MetricsPage& Page();
   // The status page's two renderings, made together from one status.
   void StatusPages();
   void WriteTextfile();
@@ -217,7 +260,7 @@ class MetricsExporter {
   Render render_;
   std::unique_ptr<HttpServer> server_;
   std::unique_ptr<ev_timer> textfile_timer_;
-  std::shared_ptr<const std::string> page_;
+  std::optional<MetricsPage> page_;
   double page_at_ = -1;   // ev_now of page_
   StatusSource status_source_;
   std::shared_ptr<const std::string> status_json_, status_html_;

@@ -38,17 +38,8 @@ struct HttpServerAccess {
     }
     ++self->requests_;
     HttpServer::Reply reply = self->handler_(method ? method : "", url ? url : "");
-    // The body is shared, not copied: the response keeps a reference until
-    // MHD is done with it (the last client that was sent it).
-    auto* keep = new std::shared_ptr<const std::string>(std::move(reply.body));
-    const std::string* text = keep->get();
-    struct MHD_Response* response = MHD_create_response_from_buffer_with_free_callback_cls(
-        text ? text->size() : 0, text ? const_cast<char*>(text->data()) : nullptr,
-        [](void* p) { delete static_cast<std::shared_ptr<const std::string>*>(p); }, keep);
-    if (!response) {
-      delete keep;
-      return MHD_NO;   // MHD closes the connection
-    }
+    struct MHD_Response* response = Response(reply);
+    if (!response) return MHD_NO;   // MHD closes the connection
     MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, reply.content_type.c_str());
     for (const auto& [name, value] : reply.headers) {
       MHD_add_response_header(response, name.c_str(), value.c_str());
@@ -56,6 +47,32 @@ struct HttpServerAccess {
     MHD_Result queued = MHD_queue_response(connection, reply.status, response);
     MHD_destroy_response(response);
     return queued;
+  }
+
+  // The body is shared, not copied: the response keeps a reference until
+  // MHD is done with it (the last client that was sent it).
+  static struct MHD_Response* Response(HttpServer::Reply& reply) {
+    using Pieces = std::vector<std::shared_ptr<const std::string>>;
+    if (!reply.pieces.empty()) {
+      auto* keep = new Pieces(std::move(reply.pieces));
+      std::vector<MHD_IoVec> iov;
+      iov.reserve(keep->size());
+      for (const auto& p : *keep) {
+        if (p && !p->empty()) iov.push_back(MHD_IoVec{p->data(), p->size()});
+      }
+      struct MHD_Response* response = MHD_create_response_from_iovec(
+          iov.data(), static_cast<unsigned>(iov.size()),
+          [](void* p) { delete static_cast<Pieces*>(p); }, keep);   // (MHD copies iov)
+      if (!response) delete keep;
+      return response;
+    }
+    auto* keep = new std::shared_ptr<const std::string>(std::move(reply.body));
+    const std::string* text = keep->get();
+    struct MHD_Response* response = MHD_create_response_from_buffer_with_free_callback_cls(
+        text ? text->size() : 0, text ? const_cast<char*>(text->data()) : nullptr,
+        [](void* p) { delete static_cast<std::shared_ptr<const std::string>*>(p); }, keep);
+    if (!response) delete keep;
+    return response;
   }
 
   // Whether the request says a body follows (a length other than 0, or a

@@ -15,7 +15,8 @@
 // headers and its connection closed). A request without one is answered
 // once complete and its connection kept alive, as Prometheus expects: a
 // scrape a second costs no new connection.
-// A body shared between answers (Reply::body) is not copied per client.
+// A body shared between answers (Reply::body) is not copied per client,
+// nor are a body's pieces joined (Reply::pieces: one writev).
 //
 // Threads: every method and the handler run on the loop's thread.
 // Ownership: the server must be destroyed on the loop's thread; the
@@ -53,10 +54,15 @@ class HttpServer {
     unsigned status = 200;
     std::string content_type = "text/plain; charset=utf-8";
     std::shared_ptr<const std::string> body;   // null: empty
+    // When not empty, the body instead: these one after the other, sent
+    // as they are (one writev), not joined.
+    std::vector<std::shared_ptr<const std::string>> pieces;
     std::vector<std::pair<std::string, std::string>> headers;
   };
   // Called once per request, when its headers are in. `path` is without
-  // the query string. HEAD is answered like GET without the body (MHD).
+  // the query string. For a HEAD, MHD sends the Reply's status and
+  // headers (Content-Length too) without its body: a handler that answers
+  // HEAD like GET makes HEAD what HTTP wants.
   using Handler = std::function<Reply(std::string_view method, std::string_view path)>;
 
   HttpServer(struct ev_loop* loop, Options options, Handler handler);

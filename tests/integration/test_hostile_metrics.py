@@ -274,11 +274,17 @@ class HostileMetrics(unittest.TestCase):
         self.assertEqual([c["name"] for c in data["checks"]], ["tick"])
         self.assertNotIn("ok", data)
         self.assertTrue(any(e["event"] == "daemon.start" for e in data["recent_events"]))
-        for method in ("POST", "PUT", "DELETE", "HEAD"):
+        for method in ("POST", "PUT", "DELETE"):
             for path in ("/", "/status.json"):
                 status, headers, _ = self.get(method, path)
                 self.assertEqual(status, 405, (method, path))
-                self.assertEqual(headers["allow"], "GET")
+                self.assertEqual(headers["allow"], "GET, HEAD")
+        # HEAD: GET's status and headers, no body.
+        for path in ("/", "/status.json"):
+            status, headers, body = self.get("HEAD", path)
+            self.assertEqual((status, body), (200, b""), path)
+            self.assertIn("default-src 'none'", headers["content-security-policy"])
+            self.assertGreater(int(headers["content-length"]), 0)
         for path in ("//", "/status.json/x", "/status", "/../metrics", "/index.html", "/%2e"):
             status, headers, body = self.get("GET", path)
             self.assertEqual(status, 404, path)

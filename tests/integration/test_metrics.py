@@ -116,11 +116,16 @@ class Metrics(unittest.TestCase):
             self.assertEqual(scrape(port, "/index.html")[0], 404)
             self.assertEqual(scrape(port, "/metrics/")[0], 404)
             self.assertEqual(scrape(port, "/api/v1/query")[0], 404)
-            self.assertEqual(scrape(port, method="POST")[0], 405)
-            self.assertEqual(scrape(port, method="DELETE")[0], 405)
-            status, headers, body = scrape(port, method="HEAD")
+            status, headers, _ = scrape(port, method="POST")
             self.assertEqual(status, 405)
-            self.assertEqual(headers.get("allow"), "GET")
+            self.assertEqual(headers.get("allow"), "GET, HEAD")
+            self.assertEqual(scrape(port, method="DELETE")[0], 405)
+            # HEAD: GET's answer without the body.
+            status, headers, body = scrape(port, method="HEAD")
+            self.assertEqual(status, 200)
+            self.assertEqual(body, "")
+            self.assertTrue(headers.get("content-type", "").startswith("text/plain; version=0.0.4"))
+            self.assertGreater(int(headers.get("content-length", "0")), 1000)
 
             # Crit: the state moves, the action runs and is counted.
             wd.write("flag", "50\n")

@@ -7,6 +7,7 @@
 #include <charconv>
 #include <catch2/catch.hpp>
 
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -110,6 +111,19 @@ TEST_CASE("metrics: sample values and numeric check values", "[metrics]") {
   CHECK(FormatSampleValue(1e21) == "1e+21");
   CHECK(FormatSampleValue(1'700'000'000) == "1700000000");   // whole numbers in full
   CHECK(FormatSampleValue(1'700'000'000.25) == "1700000000.25");
+  // Milliseconds (every check's last run) as the double of them is written.
+  for (std::int64_t ms : {0LL, 1LL, 10LL, 100LL, 999LL, 1000LL, 1001LL, 1010LL, 1100LL, -1LL, -1500LL,
+                          1'700'000'000'000LL, 1'700'000'000'250LL, 1'700'000'000'205LL,
+                          1'700'000'000'999LL, 999'999'999'999'999LL, 1'000'000'000'000'000LL,
+                          -1'000'000'000'000'001LL}) {
+    INFO(ms);
+    CHECK(FormatMillis(ms) == FormatSampleValue(static_cast<double>(ms) / 1000.0));
+  }
+  for (std::int64_t ms = 1'765'000'000'000; ms < 1'765'000'020'000; ms += 7) {
+    if (FormatMillis(ms) != FormatSampleValue(static_cast<double>(ms) / 1000.0)) {
+      FAIL("FormatMillis(" << ms << ") is " << FormatMillis(ms));
+    }
+  }
   CHECK(FormatSampleValue(-3) == "-3");
   // Thousandths (times to the millisecond) take a shorter path: the same text.
   CHECK(FormatSampleValue(1'733'561'234.567) == "1733561234.567");
@@ -361,6 +375,59 @@ TEST_CASE("metrics: a cached page shows what changed since the last one", "[metr
   CHECK(WithoutTimes(page) == WithoutTimes(RenderMetrics(fresh, now())));
 }
 
+TEST_CASE("metrics: a page's pieces are the cache's, and a page kept is never written over",
+          "[metrics]") {
+  Rig rig;
+  auto check = std::make_shared<ManualCheck>();
+  auto config = MakeConfig(check, std::make_shared<ManualAction>());
+  rig.scheduler->Start(config);
+  rig.Spin();
+  REQUIRE(check->pending.size() == 1);
+  check->pending[0](Measurement::Value("5"));
+  check->pending.clear();
+  MetricsCache cache;
+  MetricsSources s;
+  s.config = config.get();
+  s.scheduler = rig.scheduler.get();
+  s.cache = &cache;
+  const std::int64_t now = 1'700'000'100'000;
+  const MetricsPage first = RenderMetricsPieces(s, now);
+  const std::string first_text = first.Join();
+  CHECK(first.size() == first_text.size());
+  CHECK(first.pieces.size() > 3);
+  // Nothing changed: the families kept whole are the same strings, shared
+  // by both pages, not copies.
+  const MetricsPage second = RenderMetricsPieces(s, now);
+  size_t shared = 0;
+  for (const auto& p : second.pieces) {
+    for (const auto& q : first.pieces) shared += p.get() == q.get();
+  }
+  CHECK(shared == 3);   // states, last changes, errors
+  // A run, a crit: the next page is rendered while both pages are still
+  // held (an answer being sent): neither changes under it.
+  REQUIRE(rig.scheduler->RunNow("lag \"main\"", [](const Measurement&, const Verdict&) {}));
+  check->pending[0](Measurement::Value("50"));
+  check->pending.clear();
+  const std::string second_text = second.Join();
+  const MetricsPage third = RenderMetricsPieces(s, now + 1000);
+  CHECK(first.Join() == first_text);
+  CHECK(second.Join() == second_text);
+  CHECK(Contains(first_text, "warden_check_value{check=\"lag \\\"main\\\"\"} 5"));
+  CHECK(Contains(third.Join(), "warden_check_value{check=\"lag \\\"main\\\"\"} 50"));
+  CHECK(Contains(third.Join(), "warden_check_state{check=\"lag \\\"main\\\"\",state=\"crit\"} 1"));
+  // Pages let go of: the next one is rendered into their memory, and says
+  // what a page rendered afresh says.
+  MetricsSources fresh = s;
+  fresh.cache = nullptr;
+  const std::string fourth = RenderMetrics(s, now + 2000);
+  CHECK(WithoutTimes(fourth) == WithoutTimes(RenderMetrics(fresh, now + 2000)));
+  std::set<const std::string*> before;
+  for (const auto& p : RenderMetricsPieces(s, now + 3000).pieces) before.insert(p.get());
+  size_t again = 0;
+  for (const auto& p : RenderMetricsPieces(s, now + 4000).pieces) again += before.count(p.get());
+  CHECK(again == before.size());
+}
+
 TEST_CASE("metrics: a scrape keeps its connection, a request with a body closes it",
           "[metrics][http]") {
   LoopRuntime lr;
@@ -373,7 +440,11 @@ TEST_CASE("metrics: a scrape keeps its connection, a request with a body closes 
   DiskWriter writer(lr.loop);
   MetricsExporter exporter(lr.loop, mc, &writer, [&renders] {
     ++renders;
-    return std::string("warden_up 1\n");
+    // In two pieces: sent one after the other (one writev), not joined.
+    MetricsPage page;
+    page.pieces = {std::make_shared<const std::string>("warden_up"),
+                   std::make_shared<const std::string>(" 1\n")};
+    return page;
   });
   REQUIRE(exporter.Start().ok());
   const int port = exporter.port();
@@ -398,7 +469,8 @@ TEST_CASE("metrics: a scrape keeps its connection, a request with a body closes 
     ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return fail("connect");
     // One answer: its head, then Content-Length bytes of body.
-    auto answer = [&](const std::string& request) -> bool {
+    // (head: a HEAD's answer, a head with a Content-Length and no body)
+    auto answer = [&](const std::string& request, bool head = false) -> bool {
       if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
           static_cast<ssize_t>(request.size())) {
         fail("send");
@@ -417,7 +489,7 @@ TEST_CASE("metrics: a scrape keeps its connection, a request with a body closes 
         in.append(buf, static_cast<size_t>(n));
         if (head_end == std::string::npos && (head_end = in.find("\r\n\r\n")) != std::string::npos) {
           const size_t cl = in.find("Content-Length: ");
-          if (cl != std::string::npos) want = std::stoul(in.substr(cl + 16));
+          if (cl != std::string::npos && !head) want = std::stoul(in.substr(cl + 16));
         }
       }
       got.answers.push_back(in);
@@ -425,6 +497,7 @@ TEST_CASE("metrics: a scrape keeps its connection, a request with a body closes 
     };
     const std::string scrape = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
     if (answer(scrape) && answer(scrape) &&
+        answer("HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n", true) &&
         answer("POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")) {
       char c;
       got.closed_after_body = ::recv(fd, &c, 1, 0) == 0;
@@ -441,14 +514,21 @@ TEST_CASE("metrics: a scrape keeps its connection, a request with a body closes 
   client.join();
   INFO(got.error);
   REQUIRE(got.error.empty());
-  REQUIRE(got.answers.size() == 3);
+  REQUIRE(got.answers.size() == 4);
   // Both scrapes answered on the one connection, neither closing it.
   for (int i : {0, 1}) {
     CHECK(got.answers[i].rfind("HTTP/1.1 200", 0) == 0);
-    CHECK(got.answers[i].find("warden_up 1\n") != std::string::npos);
+    CHECK(got.answers[i].find("\r\n\r\nwarden_up 1\n") != std::string::npos);
+    CHECK(got.answers[i].find("Content-Length: 12\r\n") != std::string::npos);
     CHECK(got.answers[i].find("Connection: close") == std::string::npos);
   }
-  CHECK(got.answers[2].rfind("HTTP/1.1 405", 0) == 0);
+  // HEAD: GET's status and length, no body (else the next answer would
+  // start with it), the connection kept.
+  CHECK(got.answers[2].rfind("HTTP/1.1 200", 0) == 0);
+  CHECK(got.answers[2].find("Content-Length: 12\r\n") != std::string::npos);
+  CHECK(got.answers[2].size() == got.answers[2].find("\r\n\r\n") + 4);
+  CHECK(got.answers[3].rfind("HTTP/1.1 405", 0) == 0);
+  CHECK(got.answers[3].find("Allow: GET, HEAD\r\n") != std::string::npos);
   CHECK(got.closed_after_body);
 }
 
