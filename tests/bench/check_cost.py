@@ -7,6 +7,8 @@ the floor reports its own getrusage).
 
     python3 tests/bench/check_cost.py [--checks 100,1000] [--seconds 6] [--rounds 1]
         [--floor build-bench/floor] [--sandbox DIR]
+    python3 tests/bench/check_cost.py --compare BEFORE AFTER [--phases jitter,default]
+        [--floor build-bench/floor] ...   (two wardend binaries, alternating)
 
 One round, for each N: wardend with N mysql_status checks (distinct
 variables over one connection, every 1 s, jitter 100%), then the floor in
@@ -371,20 +373,31 @@ COMPARE_PHASES = {
 }
 
 
-def compare(db, counts, seconds, rounds, binaries, phases=("jitter", "default")):
+def compare(db, counts, seconds, rounds, binaries, phases=("jitter", "default"), floor=None):
     """A change's before and after from one run: each round runs the same
     phases with each binary, one after the other (which goes first
     alternates from round to round), and prints per check the daemon's,
     the server's and the host's CPU, and after ÷ before; then, per phase,
-    the median and min–max over the rounds."""
+    the median and min–max over the rounds. With `floor` (its binary),
+    each round also runs the floor (one read of the names a second,
+    blocking and on libev) for each N, and the summary gives each
+    binary's daemon CPU ÷ the floor's of the same round."""
     import harness
     import statistics
     names = status_names(db)
     results = {}
+    floors = {}
     for r in range(rounds):
         harness.WARDEND = binaries[0]
         run_wardend(db, 0, seconds, names)   # the server's own CPU (SERVER_IDLE_PER_S)
         for n in counts:
+            if floor:
+                got = {mode: run_floor(db, n, seconds, floor, mode, 1000)
+                       for mode in ("filtered", "filtered-loop")}
+                floors.setdefault(n, []).append(got)
+                print("round %d  %5d checks, floor           daemon %7.2f us, on libev %7.2f us"
+                      % (r + 1, n, per_check_us(got["filtered"]),
+                         per_check_us(got["filtered-loop"])), flush=True)
             for phase in phases:
                 label, base, surfaces = COMPARE_PHASES[phase]
                 got = [None, None]
@@ -416,6 +429,16 @@ def compare(db, counts, seconds, rounds, binaries, phases=("jitter", "default"))
                  summary([per_check_us(a) / per_check_us(b) for b, a in got], "%.2f"),
                  summary([per_check_us(b, "host") for b, _ in got], "%.2f"),
                  summary([per_check_us(a, "host") for _, a in got], "%.2f")), flush=True)
+        if n in floors:
+            fl = floors[n]
+            for key, what in (("filtered", "floor"), ("filtered-loop", "floor on libev")):
+                f = [per_check_us(x[key]) for x in fl]
+                print("%5d checks, %-14s  %s: daemon %s us;  before ÷ it %s, after ÷ it %s"
+                      % (n, label, what, summary(f, "%.2f"),
+                         summary([per_check_us(b) / f[i] for i, (b, _) in enumerate(got)],
+                                 "%.2f"),
+                         summary([per_check_us(a) / f[i] for i, (_, a) in enumerate(got)],
+                                 "%.2f")), flush=True)
     return results
 
 
@@ -424,7 +447,8 @@ def main():
     ap.add_argument("--checks", default="100,1000")
     ap.add_argument("--seconds", type=float, default=6)
     ap.add_argument("--rounds", type=int, default=1)
-    ap.add_argument("--floor", default=None, help="the floor binary (tests/bench/floor.c)")
+    ap.add_argument("--floor", default=None,
+                    help="the floor binary (tests/bench/floor.c); with --compare, run it too")
     ap.add_argument("--monit", default="monit")
     ap.add_argument("--sandbox", default=None, help="a running scripts/mariadb-sandbox DIR")
     ap.add_argument("--compare", nargs=2, metavar=("BEFORE", "AFTER"),
@@ -437,8 +461,10 @@ def main():
     counts = [int(x) for x in args.checks.split(",")]
     if args.compare:
         with (Sandbox(args.sandbox) if args.sandbox else MariaDB()) as db:
+            print("load average at start: %s" % " ".join(open("/proc/loadavg").read().split()[:3]),
+                  flush=True)
             compare(db, counts, args.seconds, args.rounds, args.compare,
-                    [p for p in args.phases.split(",") if p])
+                    [p for p in args.phases.split(",") if p], args.floor)
         return
     with (Sandbox(args.sandbox) if args.sandbox else MariaDB()) as db:
         for _ in range(args.rounds):
