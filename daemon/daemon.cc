@@ -336,7 +336,7 @@ Status Daemon::Start() {
   pause_timer_ = std::make_unique<ev_periodic>();
   ev_periodic_init(pause_timer_.get(), &Daemon::OnPauseTimer, 0, 1, nullptr);
   pause_timer_->data = this;
-  ev_periodic_start(loop_, pause_timer_.get());
+  ArmPauseTimer();
   // Counters (runs) change too often to save on each; every minute will do.
   state_timer_ = std::make_unique<ev_timer>();
   ev_timer_init(state_timer_.get(), &Daemon::OnStateTimer, 60, 60);
@@ -514,6 +514,7 @@ void Daemon::SaveState(std::function<void(bool saved)> saved) {
 void Daemon::StartPause(Pause p) {
   nlohmann::json f = PauseFields(p);
   std::optional<Pause> replaced = guard_->pauses().Set(p);
+  ArmPauseTimer();
   f["replaced"] = replaced.has_value();
   events_->Emit("pause.start", std::move(f));
   spdlog::warn("{} paused by {} ({}): {}", p.scope.Describe(), p.by,
@@ -563,6 +564,7 @@ void Daemon::DisableCheck(Pause d) {
   nlohmann::json f = PauseFields(d);
   f.erase("scope");
   std::optional<Pause> replaced = disabled_.Set(d);
+  ArmPauseTimer();
   f["replaced"] = replaced.has_value();
   events_->Emit("check.disabled", std::move(f));   // then check.state (disabled)
   scheduler_->SetDisabled(d.scope.name, true);
@@ -649,6 +651,21 @@ void Daemon::OnPauseTimer(struct ev_loop*, ev_periodic* w, int) {
   auto* d = static_cast<Daemon*>(w->data);
   d->ExpirePauses();
   d->OpenWindows();
+  d->ArmPauseTimer();
+}
+
+void Daemon::ArmPauseTimer() {
+  if (!pause_timer_) return;   // before Run: it arms it
+  // Only while there is something to look at: usually nothing is paused,
+  // disabled or scheduled, and then the loop's once-a-second pass (the
+  // shared reads') does not run this too.
+  const bool needed =
+      !guard_->pauses().empty() || !disabled_.empty() || !config_->maintenance.empty();
+  if (needed && !ev_is_active(pause_timer_.get())) {
+    ev_periodic_start(loop_, pause_timer_.get());
+  } else if (!needed && ev_is_active(pause_timer_.get())) {
+    ev_periodic_stop(loop_, pause_timer_.get());
+  }
 }
 
 void Daemon::OpenWindows() {
@@ -895,6 +912,7 @@ nlohmann::json Daemon::Reload(const std::string& trigger) {
   scheduler_->Reload(config_);
   ReconcilePauses();
   OpenWindows();
+  ArmPauseTimer();
   jobs_->Reload(config_);
   if (rollouts_) rollouts_->Reload(config_);
   nlohmann::json f = {{"version", kVersion},

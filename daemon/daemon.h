@@ -111,8 +111,11 @@ class Daemon final : private DaemonControl {
   MetricsPage RenderMetricsPage() const;
 
   static void OnStateTimer(struct ev_loop* loop, ev_timer* w, int revents);
-  // Every second: pauses past their expiry end (pause.end, cause expired).
+  // Every second while anything is paused or disabled or a maintenance
+  // window is configured (ArmPauseTimer): pauses past their expiry end
+  // (pause.end, cause expired), windows open.
   static void OnPauseTimer(struct ev_loop* loop, ev_periodic* w, int revents);
+  void ArmPauseTimer();
   void ExpirePauses();
   // pause.end (cause expired) for pauses already removed, and a save.
   void PausesExpired(const std::vector<Pause>& gone);
@@ -177,8 +180,9 @@ class Daemon final : private DaemonControl {
   nlohmann::json last_reload_;                 // null before the first reload
   std::unique_ptr<ev_timer> state_timer_;
   std::unique_ptr<ev_timer> state_soon_;       // SaveStateSoon's one-shot
-  // OnPauseTimer, every whole second of the wall clock: with the events
-  // file's retry and the shared reads' ticks, one wake-up a second.
+  // OnPauseTimer, every whole second of the wall clock while armed: with
+  // the events file's retry and the shared reads' ticks, one wake-up a
+  // second.
   std::unique_ptr<ev_periodic> pause_timer_;
   PauseSet disabled_;                          // checks disabled (scope: the check)
   // Replaced by a reload while still answering (kept until !busy()), and

@@ -102,7 +102,9 @@ void EventLog::SetLoop(struct ev_loop* loop) {
 
 void EventLog::OnRetry(struct ev_loop*, ev_periodic* w, int) {
   auto* self = static_cast<EventLog*>(w->data);
-  if (self->write_health().held > 0) self->Flush();
+  // Nearly always nothing is held: one load, not the lock and a copy of
+  // the health (its error text) a second.
+  if (self->held_any_.load(std::memory_order_acquire)) self->Flush();
 }
 
 EventLog::WriteHealth EventLog::write_health() const {
@@ -113,6 +115,7 @@ EventLog::WriteHealth EventLog::write_health() const {
 void EventLog::PublishHealth() {
   std::lock_guard<std::mutex> lock(mu_);
   health_ = WriteHealth{held_.error(), held_.since_ms(), held_.size(), held_.dropped_total()};
+  held_any_.store(health_.held > 0, std::memory_order_release);
 }
 
 Status EventLog::Open(const std::string& events_path, const std::string& state_dir,

@@ -24,6 +24,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -126,6 +127,7 @@ class EventLog {
   // What write_health() reads from the loop.
   mutable std::mutex mu_;
   WriteHealth health_;
+  std::atomic<bool> held_any_{false};   // health_.held > 0, read without mu_
   DiskWriter own_writer_{nullptr};
   DiskWriter* writer_ = &own_writer_;
   WriteFn write_;

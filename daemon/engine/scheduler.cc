@@ -201,6 +201,7 @@ void Scheduler::RunDue() {
   // Due now: the keys are whole milliseconds, the timer's wait is not.
   const auto limit = static_cast<std::int64_t>(std::floor(now)) + 1;
   std::vector<decltype(due_)::node_type> ready;
+  ready.swap(ready_);   // its capacity, from the last pass
   while (!due_.empty() && due_.begin()->first <= limit) ready.push_back(due_.extract(due_.begin()));
   // Every entry's first line, last touched a run ago, is read below: asked
   // for all at once, their misses overlap.
@@ -210,6 +211,10 @@ void Scheduler::RunDue() {
   // Each one's next time: `every` after this one; one that fell behind
   // by more (a stalled loop) is due again at once, on the next pass, as
   // libev does with a late repeating timer.
+  //
+  // At 1,000 checks every pass over the entries costs (their first lines
+  // do not all stay in the nearest cache): the usual node is walked once
+  // here, and once below to launch them.
   const std::int64_t now_ms = std::llround(now);
   std::vector<Entry*> batch;
   batch.swap(batch_);   // its capacity, from the last pass
@@ -220,11 +225,17 @@ void Scheduler::RunDue() {
     batch.insert(batch.end(), entries.begin(), entries.end());
     const std::int64_t every = entries.front()->every_ms;
     bool same = at + every >= now_ms;
-    for (Entry* e : entries) same = same && e->every_ms == every;
     if (same) {
       // The usual case: all of them are due together again (the node
-      // and its vector are reused).
-      for (Entry* e : entries) e->due_ms = at + every;
+      // and its vector are reused). A check that runs on its own is
+      // touched beyond its first line when launched: asked for now.
+      for (Entry* e : entries) {
+        same = same && e->every_ms == every;
+        e->due_ms = at + every;
+        if (e->shared_id < 0) __builtin_prefetch(e->impl);
+      }
+    }
+    if (same) {
       node.key() = at + every;
       auto put = due_.insert(std::move(node));
       if (!put.inserted) {
@@ -238,14 +249,16 @@ void Scheduler::RunDue() {
       due_[e->due_ms].push_back(e);
     }
   }
-  // The checks that run on their own were last touched a run ago too.
-  Prefetch(batch, true);
+  ready.clear();
+  ready_.swap(ready);
   const std::uint64_t generation = generation_;
   // Checks that only read a shared snapshot are launched together, one
   // read and one completion per snapshot (LaunchShared); the others one by
   // one.
   for (auto& g : groups_) g.entries->clear();
   ReapRetired();
+  launched_.clear();       // (the last pass's: their results are in or near)
+  launched_warm_ = true;
   for (Entry* e : batch) {
     // The usual entry (idle, no dependencies) is ready: Ready's other
     // tests are for the rest, and its ReapRetired is done above.
@@ -261,32 +274,22 @@ void Scheduler::RunDue() {
     Launch(*e);
     // Start, Reload or Stop from inside a run: the rest of the batch may be gone.
     if (generation_ != generation) return;
+    launched_.push_back(e);
   }
   for (auto& g : groups_) {
     if (g.entries->empty()) continue;
     LaunchShared(g);
     if (generation_ != generation) return;
   }
-  // (A shared read's completion prefetches its own: FinishShared.)
-  launched_.clear();
-  for (Entry* e : batch) {
-    if (e->in_flight && e->shared_id < 0) launched_.push_back(e);
-  }
+  // (A shared read's completion prefetches its own: FinishShared.) Those
+  // launched on their own that are still in flight are Warm's.
+  std::erase_if(launched_, [](const Entry* e) { return !e->in_flight; });
   launched_warm_ = launched_.empty();
   batch_.swap(batch);
   RearmWheel();
 }
 
-void Scheduler::Prefetch(const std::vector<Entry*>& entries, bool launch) {
-  if (launch) {
-    // What RunDue reads of every entry is its first line (asked for
-    // already); only a check that runs on its own (not in a shared read)
-    // is touched beyond it.
-    for (Entry* e : entries) {
-      if (e->shared_id < 0) __builtin_prefetch(e->impl);
-    }
-    return;
-  }
+void Scheduler::Prefetch(const std::vector<Entry*>& entries) {
   // A result: the entry's hot part and its evaluator's span its first
   // four lines; and its check, whose run completes.
   for (Entry* e : entries) {
@@ -298,7 +301,7 @@ void Scheduler::Prefetch(const std::vector<Entry*>& entries, bool launch) {
 
 void Scheduler::Warm() {
   launched_warm_ = true;
-  Prefetch(launched_, false);   // some may have finished already: a wasted prefetch
+  Prefetch(launched_);   // some may have finished already: a wasted prefetch
   launched_.clear();
 }
 

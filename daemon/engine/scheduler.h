@@ -204,6 +204,7 @@ class Scheduler {
   std::unique_ptr<ev_timer> wheel_;
   std::uint64_t generation_ = 0;   // bumped when entries may have been destroyed
   std::vector<Entry*> batch_;      // RunDue's, kept for its capacity
+  std::vector<decltype(due_)::node_type> ready_;   // the same
   // The checks the last RunDue left in flight on their own (not in a
   // shared read). Their results come back close together, a run after
   // their state was last touched: the first one to finish prefetches the
@@ -211,11 +212,10 @@ class Scheduler {
   std::vector<Entry*> launched_;
   bool launched_warm_ = true;
   void Warm();
-  // Asks for the checks of entries that run on their own (`launch`: for
-  // RunDue, what launching them reads), or (else) for what their results
-  // touch: the entries, then their checks, so that the misses overlap. A
-  // shared read's entries are FinishShared's.
-  static void Prefetch(const std::vector<Entry*>& entries, bool launch);
+  // Asks for what the results of `entries` touch: the entries, then their
+  // checks, so that the misses overlap. A shared read's entries are
+  // FinishShared's.
+  static void Prefetch(const std::vector<Entry*>& entries);
   std::mt19937_64 rng_{std::random_device{}()};
   bool stopped_ = false;
   std::uint64_t runs_ = 0;

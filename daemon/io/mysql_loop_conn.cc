@@ -4,6 +4,7 @@
 #include <mysql.h>
 
 #include <algorithm>
+#include <cstring>
 #include <deque>
 #include <string>
 #include <utility>
@@ -99,7 +100,10 @@ class LoopConn {
   // `done` runs on the loop, later. When the server refuses `sql` as a
   // syntax error and there is a `fallback`, that runs instead, and
   // filters() is false from then on.
-  void Read(std::string sql, std::string fallback, Done done) {
+  // The statements are shared, not copied: a filtered one is a few kB,
+  // made once per set of names and sent every second.
+  using Sql = std::shared_ptr<const std::string>;
+  void Read(Sql sql, Sql fallback, Done done) {
     queue_.push_back(Op{std::move(sql), std::move(fallback), std::move(done)});
     Next();
   }
@@ -112,8 +116,8 @@ class LoopConn {
  private:
   enum class Stage { kQuery, kStore, kNext };
   struct Op {
-    std::string sql;
-    std::string fallback;
+    Sql sql;
+    Sql fallback;   // null: none
     Done done;
     int attempt = 0;
   };
@@ -127,7 +131,7 @@ class LoopConn {
   // Runs the first queued statement, connecting first if needed.
   void Start() {
     Op& first = queue_.front();
-    if (!filters_ && !first.fallback.empty()) first.sql = std::exchange(first.fallback, {});
+    if (!filters_ && first.fallback) first.sql = std::exchange(first.fallback, nullptr);
     if (!conn_) {
       Connect();
       return;
@@ -163,7 +167,7 @@ class LoopConn {
   // the last wait saw (MYSQL_WAIT_*), 0 to start a stage.
   void Advance(int ready) {
     MYSQL* m = conn_.get();
-    const std::string& sql = queue_.front().sql;
+    const std::string& sql = *queue_.front().sql;
     for (;;) {
       int status = 0;
       switch (stage_) {
@@ -290,7 +294,7 @@ class LoopConn {
     reused_ = true;
     ArmIdle();
     // Not a MySQL error when it fails (too few columns): the connection stays.
-    Complete(builder_.Finish(op.sql));
+    Complete(builder_.Finish(*op.sql));
   }
 
   void Fail() {
@@ -314,11 +318,11 @@ class LoopConn {
       Start();
       return;
     }
-    if (err == kErParseError && !op.fallback.empty()) {
+    if (err == kErParseError && op.fallback) {
       spdlog::info("{}: the server refuses '{:.60}...': reading every row from now on ({})",
-                   cfg_->Describe(), op.sql, error);
+                   cfg_->Describe(), *op.sql, error);
       filters_ = false;
-      op.sql = std::exchange(op.fallback, std::string());
+      op.sql = std::exchange(op.fallback, nullptr);
       Start();
       return;
     }
@@ -437,15 +441,26 @@ LoopConn& LoopConnOf(const std::shared_ptr<ReadsState>& impl, const std::string&
   return *slot;
 }
 
-// What a filtered read asks for: `('a','b',...)` for SQL's IN, from the
-// names a status or variable name can be (letters, digits, _); empty when
-// a full read is the better one (no names, or so many that the server
-// spends less on every row than on the filter: docs/performance.md).
-const std::string& InList(const NameSet& names) {
+// The filtered statement for `names`, `full` WHERE Variable_name IN
+// ('a','b',...), from the names a status or variable name can be
+// (letters, digits, _); null when a full read is the better one (no
+// names, or so many that the server spends less on every row than on
+// the filter: docs/performance.md). Made once per set and kept in it
+// (NameSet::prepared; a set is made for one kind of read, and one asked
+// for by another kind gets its own statement each time): a read a second
+// neither builds nor copies a statement of a few kB.
+LoopConn::Sql FilteredSql(const std::shared_ptr<const NameSet>& names, const std::string& full) {
   constexpr size_t kMaxFiltered = 128;
-  if (!names.prepared.empty() || names.names.size() > kMaxFiltered) return names.prepared;
+  if (names->names.size() > kMaxFiltered) return nullptr;
+  std::string& kept = names->prepared;
+  const auto ours = [&full](const std::string& sql) {
+    return sql.size() > full.size() && sql.compare(0, full.size(), full) == 0 &&
+           sql[full.size()] == ' ';
+  };
+  // Aliasing: the statement lives as long as the set.
+  if (ours(kept)) return LoopConn::Sql(names, &kept);
   std::string list;
-  for (const auto& n : names.names) {
+  for (const auto& n : names->names) {
     const bool plain = !n.empty() && std::all_of(n.begin(), n.end(), [](char c) {
       return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
     });
@@ -454,9 +469,11 @@ const std::string& InList(const NameSet& names) {
     list += n;
     list += '\'';
   }
-  if (!list.empty()) list += ')';
-  names.prepared = std::move(list);
-  return names.prepared;
+  if (list.empty()) return nullptr;
+  std::string sql = full + " WHERE Variable_name IN " + list + ")";
+  if (!kept.empty()) return std::make_shared<const std::string>(std::move(sql));
+  kept = std::move(sql);
+  return LoopConn::Sql(names, &kept);
 }
 
 }  // namespace
@@ -464,15 +481,22 @@ const std::string& InList(const NameSet& names) {
 // SHOW GLOBAL STATUS or VARIABLES (`what`) of `names` on `connection`'s
 // loop connection: filtered where it pays and the server takes it.
 void ReadNamed(const std::shared_ptr<ReadsState>& impl, const std::string& connection,
-               const char* what, const NameSet* names, LoopConn::Done cb) {
+               const char* what, const std::shared_ptr<const NameSet>& names, LoopConn::Done cb) {
   LoopConn& conn = LoopConnOf(impl, connection);
-  std::string full = std::string("SHOW GLOBAL ") + what;
-  const std::string* in = names && conn.filters() ? &InList(*names) : nullptr;
-  if (!in || in->empty()) {
-    conn.Read(std::move(full), {}, std::move(cb));
+  static const auto kStatus = std::make_shared<const std::string>("SHOW GLOBAL STATUS");
+  static const auto kVariables = std::make_shared<const std::string>("SHOW GLOBAL VARIABLES");
+  LoopConn::Sql full = kStatus;
+  if (std::strcmp(what, "VARIABLES") == 0) {
+    full = kVariables;
+  } else if (std::strcmp(what, "STATUS") != 0) {
+    full = std::make_shared<const std::string>(std::string("SHOW GLOBAL ") + what);
+  }
+  LoopConn::Sql sql = names && conn.filters() ? FilteredSql(names, *full) : nullptr;
+  if (!sql) {
+    conn.Read(std::move(full), nullptr, std::move(cb));
     return;
   }
-  conn.Read(full + " WHERE Variable_name IN " + *in, full, std::move(cb));
+  conn.Read(std::move(sql), std::move(full), std::move(cb));
 }
 
 }  // namespace warden::mysql_internal

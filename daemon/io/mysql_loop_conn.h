@@ -20,6 +20,6 @@ using LoopDone = std::function<void(Expected<std::shared_ptr<const MysqlMap>>)>;
 // loop connection (made on first use): filtered where it pays and the
 // server takes it. `cb` runs on the loop, later.
 void ReadNamed(const std::shared_ptr<ReadsState>& impl, const std::string& connection,
-               const char* what, const NameSet* names, LoopDone cb);
+               const char* what, const std::shared_ptr<const NameSet>& names, LoopDone cb);
 
 }  // namespace warden::mysql_internal

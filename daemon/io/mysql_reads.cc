@@ -172,7 +172,7 @@ void MysqlReads::GlobalStatus(const std::string& connection,
   SharedReadOf<MysqlMap>(
       impl_, impl_->status, connection, share_window, names,
       [this, &connection](const std::shared_ptr<const NameSet>& n, LoopDone cb) {
-        ReadNamed(impl_, connection, "STATUS", n.get(), std::move(cb));
+        ReadNamed(impl_, connection, "STATUS", n, std::move(cb));
       },
       std::move(done));
 }
@@ -182,7 +182,7 @@ void MysqlReads::GlobalVariables(const std::string& connection,
   SharedReadOf<MysqlMap>(
       impl_, impl_->variables, connection, share_window, names,
       [this, &connection](const std::shared_ptr<const NameSet>& n, LoopDone cb) {
-        ReadNamed(impl_, connection, "VARIABLES", n.get(), std::move(cb));
+        ReadNamed(impl_, connection, "VARIABLES", n, std::move(cb));
       },
       std::move(done));
 }

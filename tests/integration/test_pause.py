@@ -298,12 +298,18 @@ class Pause(unittest.TestCase):
 
     def test_scheduled_window_opens_and_closes(self):
         # Every minute for 3 s: opens at the next minute (at most a minute
-        # away), blocks fix, closes by itself.
+        # away), blocks fix, closes by itself. Added by a reload: the
+        # once-a-second look at windows runs only while there is something
+        # to look at, and a reload that brings a window starts it.
         window = ("\n[maintenance tick]\nschedule = * * * * *\nfor = 3s\n"
                   "scope = group replication\nreason = nightly backup\n")
         with Wardend() as wd:
             self.flag(wd, True)
-            self.start(wd, tail=window)
+            self.start(wd)
+            self.assertEqual(wd.status()["maintenance"], [])
+            wd.write_config(CONFIG.format(extra="", fix_group="replication", **wd.paths) + window)
+            p = wd.ctl("reload")
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
             s = wd.status()
             self.assertEqual([(w["name"], w["scope"], w["for"]) for w in s["maintenance"]],
                              [("tick", "group replication", "3s")])
