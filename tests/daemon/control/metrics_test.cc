@@ -275,20 +275,33 @@ double TimeOf(const std::string& page, const std::string& head) {
   return std::stod(page.substr(at + head.size(), 30));
 }
 
+// A scheduler started on one manual check whose first run is in flight,
+// and the sources of a cached page over it.
+struct CachedRig {
+  Rig rig;
+  std::shared_ptr<ManualCheck> check = std::make_shared<ManualCheck>();
+  std::shared_ptr<Config> config = MakeConfig(check, std::make_shared<ManualAction>());
+  MetricsCache cache;
+  MetricsSources sources;
+  CachedRig() {
+    rig.scheduler->Start(config);
+    rig.Spin();
+    REQUIRE(check->pending.size() == 1);
+    sources.config = config.get();
+    sources.scheduler = rig.scheduler.get();
+    sources.cache = &cache;
+  }
+};
+
 }  // namespace
 
 TEST_CASE("metrics: a cached page shows what changed since the last one", "[metrics]") {
-  Rig rig;
-  auto check = std::make_shared<ManualCheck>();
-  auto config = MakeConfig(check, std::make_shared<ManualAction>());
-  rig.scheduler->Start(config);
-  rig.Spin();
-  REQUIRE(check->pending.size() == 1);
-  MetricsCache cache;
-  MetricsSources s;
-  s.config = config.get();
-  s.scheduler = rig.scheduler.get();
-  s.cache = &cache;
+  CachedRig c;
+  Rig& rig = c.rig;
+  auto& check = c.check;
+  auto& config = c.config;
+  MetricsCache& cache = c.cache;
+  MetricsSources& s = c.sources;
   MetricsSources fresh = s;
   fresh.cache = nullptr;
   // A wall clock that moves with the steady one, as wardend's does.
@@ -377,19 +390,12 @@ TEST_CASE("metrics: a cached page shows what changed since the last one", "[metr
 
 TEST_CASE("metrics: a page's pieces are the cache's, and a page kept is never written over",
           "[metrics]") {
-  Rig rig;
-  auto check = std::make_shared<ManualCheck>();
-  auto config = MakeConfig(check, std::make_shared<ManualAction>());
-  rig.scheduler->Start(config);
-  rig.Spin();
-  REQUIRE(check->pending.size() == 1);
+  CachedRig c;
+  Rig& rig = c.rig;
+  auto& check = c.check;
+  MetricsSources& s = c.sources;
   check->pending[0](Measurement::Value("5"));
   check->pending.clear();
-  MetricsCache cache;
-  MetricsSources s;
-  s.config = config.get();
-  s.scheduler = rig.scheduler.get();
-  s.cache = &cache;
   const std::int64_t now = 1'700'000'100'000;
   const MetricsPage first = RenderMetricsPieces(s, now);
   const std::string first_text = first.Join();
